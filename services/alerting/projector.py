@@ -1,0 +1,194 @@
+"""Project the cases table's changelog into the database, in batches.
+
+One consumer group reads the changelog (and the dead-letter topic); each batch is
+written in one transaction (latest state per case, alerts inserted once by id), then
+offsets are committed. Replays and redeliveries rewrite the same rows, so the database
+converges on the table's state with no synchronous write per event on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.alerting.settings import WorkerSettings
+from services.ingest.service import dead_letter
+from services.storage.engine import insert_ignoring, upsert
+from services.storage.models import AlertRecord, CaseRecord, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+CASE_COLUMNS = [
+    "status", "department", "drg_code", "drg_name", "insurance_scheme", "standard_cost",
+    "total_cost", "ratio", "level", "ratio_flag", "cost_by_category", "top_contributors",
+    "admitted_at", "discharged_at", "avg_los_days", "events_applied", "last_event_at",
+    "updated_at",
+]
+
+
+def case_row(state: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A table state (plain data) -> the `cases` row."""
+    from services.casecost.state import CaseState
+
+    case = CaseState.from_dict(state)
+    return {
+        "hospital_id": case.hospital_id,
+        "case_id": case.case_id,
+        "status": case.status,
+        "department": case.department,
+        "drg_code": case.drg_code,
+        "drg_name": case.drg_name,
+        "insurance_scheme": case.insurance_scheme,
+        "standard_cost": case.standard_cost,
+        "total_cost": case.total_cost,
+        "ratio": case.ratio,
+        "level": case.level,
+        "ratio_flag": case.ratio_flag,
+        "cost_by_category": {k: str(v) for k, v in case.cost_by_category.items()},
+        "top_contributors": case.top_contributors(),
+        "admitted_at": case.admitted_at,
+        "discharged_at": case.discharged_at,
+        "avg_los_days": case.avg_los_days,
+        "events_applied": case.events_applied,
+        "last_event_at": case.last_event_at,
+        "updated_at": now,
+    }
+
+
+def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "alert_id": alert["alert_id"],
+        "hospital_id": alert["hospital_id"],
+        "case_id": alert["case_id"],
+        "department": alert["department"],
+        "drg_code": alert["drg_code"],
+        "level": alert["level"],
+        "previous_level": alert["previous_level"],
+        "transition": alert["transition"],
+        "total_cost": Decimal(alert["total_cost"]),
+        "standard_cost": Decimal(alert["standard_cost"]),
+        "ratio": Decimal(alert["ratio"]),
+        "event_id": alert["event_id"],
+        "occurred_at": datetime.fromisoformat(alert["occurred_at"]),
+        "raised_at": datetime.fromisoformat(alert["raised_at"]),
+        "top_contributors": alert["top_contributors"],
+    }
+
+
+async def write_batch(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    states: list[dict[str, Any]],
+    dead: list[dict[str, Any]],
+) -> None:
+    """One transaction: upsert case rows, insert new alerts (by id), keep dead letters."""
+    now = datetime.now(UTC)
+    alerts = {
+        alert["alert_id"]: alert_row(alert) for state in states for alert in state["alerts"]
+    }
+    # alert inserts in raise order, so that alert sequence numbers follow time
+    ordered_alerts = sorted(alerts.values(), key=lambda a: (a["raised_at"], a["alert_id"]))
+    async with sessions() as db_session:
+        if states:
+            await db_session.execute(
+                upsert(engine, CaseRecord, ["hospital_id", "case_id"], CASE_COLUMNS),
+                [case_row(state, now) for state in states],
+            )
+        if ordered_alerts:
+            await db_session.execute(insert_ignoring(engine, AlertRecord), ordered_alerts)
+        for letter in dead:
+            db_session.add(
+                dead_letter(
+                    stage="stream", raw=_maybe_json(letter.get("payload", "")),
+                    reason=str(letter.get("reason", "unprocessable")), errors=[], now=now,
+                )
+            )
+        await db_session.commit()
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+async def run(
+    settings: WorkerSettings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Forever: consume changelog and dead letters, write batches, commit offsets."""
+    consumer = AIOKafkaConsumer(
+        settings.case_changelog_topic,
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.topic_prefix}-projector",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.projector_batch,
+        rebalance_timeout_ms=int(settings.rebalance_timeout * 1000),
+        session_timeout_ms=int(settings.session_timeout * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
+        metadata_max_age_ms=5000,
+    )
+    while True:
+        try:
+            await consumer.start()
+            break
+        except KafkaError as error:
+            log.warning("projector cannot reach the broker yet: %s", error)
+            await asyncio.sleep(1)
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=settings.projector_wait_ms)
+            if not batches:
+                continue
+            latest: dict[bytes, dict[str, Any]] = {}
+            dead: list[dict[str, Any]] = []
+            for tp, records in batches.items():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    if tp.topic == settings.dead_letter_topic:
+                        dead.append(orjson.loads(record.value))
+                    else:
+                        latest[record.key or b""] = orjson.loads(record.value)
+            while True:
+                try:
+                    await write_batch(engine, sessions, list(latest.values()), dead)
+                    break
+                except SQLAlchemyError as error:
+                    log.warning("projector cannot write (%s); retrying", type(error).__name__)
+                    await asyncio.sleep(1)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def beat(
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    *,
+    worker_id: str,
+    ready: bool,
+    partitions: int,
+) -> None:
+    """Record that this worker is alive (and whether it holds partitions)."""
+    try:
+        async with sessions() as db_session:
+            await db_session.execute(
+                upsert(engine, WorkerHeartbeat, ["worker_id"], ["ready", "partitions", "updated_at"]),
+                [{"worker_id": worker_id, "ready": ready, "partitions": partitions,
+                  "updated_at": datetime.now(UTC)}],
+            )
+            await db_session.commit()
+    except SQLAlchemyError as error:
+        log.warning("heartbeat not written: %s", type(error).__name__)

@@ -1,0 +1,23 @@
+"""Settings of the Faust worker."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.settings import StackSettings
+
+
+class WorkerSettings(StackSettings):
+    # tansu (and a small cluster) join a group in seconds with these; see README
+    rebalance_timeout: float = Field(default=3.0, gt=0)
+    session_timeout: float = Field(default=10.0, gt=0)
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    commit_every: int = Field(default=10_000, ge=1)
+    commit_interval: float = Field(default=1.0, gt=0)
+    stream_buffer_maxsize: int = Field(default=4096, ge=1)
+    web_enabled: bool = False
+    web_port: int = 6066
+    reference_poll_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    projector_batch: int = Field(default=2000, ge=1)
+    projector_wait_ms: int = Field(default=100, ge=1)

@@ -1,0 +1,212 @@
+"""The Faust worker: keeps every case's running cost in a changelog-backed table.
+
+The agent decodes each event, hands it to `apply_event` and stores the new state.
+The table's changelog is the single source of truth: the projector (projector.py)
+reads it into the database, so whatever state the table holds is what the API shows,
+and a SIGKILLed worker resumes from the changelog without losing or doubling a charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.alerting import projector
+from services.alerting.settings import WorkerSettings
+from services.api.catalogue import service as catalogue_service
+from services.casecost.apply import Reprice, apply_event, new_case
+from services.casecost.events import Event, parse_event
+from services.casecost.pricing import PriceBook
+from services.casecost.state import CaseState
+from services.storage.engine import create_schema, make_engine, session_factory
+
+log = logging.getLogger(__name__)
+REPRICE_TYPE = "_reprice"
+
+
+class UnprocessableEvent(Exception):
+    """A message on the events topic that is not a valid event."""
+
+
+@dataclass
+class ReferenceData:
+    """The price book in use, reloaded when the database's reference version moves."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    price_book: PriceBook = field(default_factory=PriceBook)
+    loaded: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def refresh(self) -> bool:
+        """Reload if the database has newer reference data; True if it changed."""
+        async with self.lock:
+            async with self.sessions() as db_session:
+                version = await catalogue_service.reference_version(db_session=db_session)
+                if self.loaded and version <= self.price_book.version:
+                    return False
+                self.price_book = await catalogue_service.load_price_book(db_session=db_session)
+            changed = self.loaded
+            self.loaded = True
+            log.info("price book version %d loaded (%d catalogues)",
+                     self.price_book.version, len(self.price_book.catalogues))
+            return changed
+
+
+def decode(raw: bytes) -> tuple[Event | Reprice, int]:
+    """Bytes from the events topic -> (event, reference version it needs)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise UnprocessableEvent(f"not JSON: {error}") from None
+    if isinstance(data, dict) and data.get("type") == REPRICE_TYPE:
+        try:
+            return (
+                Reprice(
+                    event_id=str(data["event_id"]),
+                    hospital_id=str(data["hospital_id"]),
+                    case_id=str(data["case_id"]),
+                    occurred_at=datetime.fromisoformat(data["occurred_at"]),
+                ),
+                int(data.get("reference_version", 0)),
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            raise UnprocessableEvent(f"bad reprice command: {error}") from None
+    try:
+        return parse_event(data), 0
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise UnprocessableEvent(reasons) from None
+
+
+@dataclass(frozen=True)
+class WorkerApp:
+    app: faust.App
+    agent: Any
+    cases: Any
+    reference: ReferenceData
+
+
+def create_worker(settings: WorkerSettings) -> WorkerApp:
+    """Build the Faust app: the events agent, the cases table, projector and heartbeat."""
+    stack = settings
+    app = faust.App(
+        stack.worker_app_id,
+        broker=[f"kafka://{host}" for host in stack.kafka_bootstrap.split(",")],
+        store="memory://",
+        topic_partitions=stack.topic_partitions,
+        topic_replication_factor=stack.topic_replication,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_commit_every=settings.commit_every,
+        broker_commit_interval=settings.commit_interval,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        web_enabled=settings.web_enabled,
+        web_bind="127.0.0.1" if stack.mode == "embedded" else "0.0.0.0",
+        web_port=settings.web_port,
+        table_cleanup_interval=3600.0,
+        producer_acks=-1,
+    )
+    engine: AsyncEngine = make_engine(stack.resolved_database_url)
+    sessions = session_factory(engine)
+    reference = ReferenceData(sessions)
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    events = app.topic(
+        stack.events_topic, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw", partitions=stack.topic_partitions,
+    )
+    alerts_out = app.topic(
+        stack.alerts_topic, key_serializer="raw", value_serializer="raw",
+        partitions=stack.topic_partitions,
+    )
+    dead_letters = app.topic(
+        stack.dead_letter_topic, key_serializer="raw", value_serializer="raw", partitions=1
+    )
+    cases = app.Table(
+        # keys raw bytes ("hospital/case"), values JSON: the app's default serializers
+        "cases", default=None, key_type=bytes, partitions=stack.topic_partitions,
+    )
+
+    @app.agent(events)
+    async def apply_events(stream: faust.StreamT[bytes]) -> None:
+        async for message in stream.events():
+            key: bytes = message.key or b""
+            source = f"{message.message.partition}:{message.message.offset}"
+            try:
+                event, needs_version = decode(message.value)
+            except UnprocessableEvent as error:
+                await dead_letters.send(
+                    key=key,
+                    value=orjson.dumps({"source": source, "reason": str(error),
+                                        "payload": message.value.decode("utf-8", "replace")}),
+                )
+                continue
+            if needs_version > reference.price_book.version or not reference.loaded:
+                await reference.refresh()
+            case_key = f"{event.hospital_id}/{event.case_id}".encode()
+            stored = cases.get(case_key)
+            state = (
+                CaseState.from_dict(stored) if stored
+                else new_case(event.hospital_id, event.case_id)
+            )
+            outcome = apply_event(state, event, reference.price_book, datetime.now(UTC))
+            if not outcome.duplicate:
+                cases[case_key] = outcome.state.to_dict()
+            for alert in outcome.alerts:
+                await alerts_out.send(key=case_key, value=orjson.dumps(alert))
+
+    @app.task
+    async def _prepare() -> None:
+        await create_schema(engine)
+        await reference.refresh()
+
+    @app.timer(settings.reference_poll_seconds)
+    async def _reload_reference() -> None:
+        if not await reference.refresh():
+            return
+        # New catalogue or thresholds: price this worker's open and unpriced cases again,
+        # through the events topic so that each runs inside the agent like any event.
+        version = reference.price_book.version
+        now = datetime.now(UTC).isoformat()
+        for case_key, state in list(cases.items()):
+            if state is None or (state.get("discharged_at") and state["level"] != "unpriced"):
+                continue
+            await events.send(
+                key=case_key,
+                value=orjson.dumps({
+                    "type": REPRICE_TYPE, "event_id": f"reprice-{version}",
+                    "hospital_id": state["hospital_id"], "case_id": state["case_id"],
+                    "occurred_at": now, "reference_version": version,
+                }),
+            )
+
+    @app.timer(settings.heartbeat_seconds)
+    async def _heartbeat() -> None:
+        ready = (
+            not app.rebalancing
+            and app.tables.recovery.completed.is_set()
+            and bool(app.consumer.assignment())
+        )
+        await projector.beat(
+            sessions, engine, worker_id=worker_id, ready=ready,
+            partitions=len(app.consumer.assignment()),
+        )
+
+    @app.task
+    async def _project() -> None:
+        await projector.run(settings, engine, sessions)
+
+    return WorkerApp(app=app, agent=apply_events, cases=cases, reference=reference)

@@ -1,0 +1,87 @@
+"""Alert history and the live server-sent-event feed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from services.api.alerts import service as alert_service
+from services.api.alerts.schemas import AlertList
+from services.api.deps import SessionDep
+
+router = APIRouter(tags=["alerts"])
+LevelList = Annotated[
+    str | None, Query(pattern=r"^(none|blue|yellow|red)(,(none|blue|yellow|red))*$")
+]
+HEARTBEAT_SECONDS = 15.0
+POLL_SECONDS = 0.2
+
+
+@router.get("/v1/alerts", response_model=AlertList)
+async def list_alerts(
+    db_session: SessionDep,
+    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
+    case_id: Annotated[str | None, Query(max_length=64)] = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    level: LevelList = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AlertList:
+    """Alert history, newest first."""
+    return await alert_service.list_alerts(
+        db_session=db_session, hospital_id=hospital_id, case_id=case_id,
+        department=department, level=level, since=since, limit=limit, cursor=cursor,
+    )
+
+
+@router.get(
+    "/v1/alerts/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_alerts(
+    request: Request,
+    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    min_level: Literal["none", "blue", "yellow", "red"] | None = None,
+    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+) -> StreamingResponse:
+    """Live alerts as server-sent events; `id:` resumes through Last-Event-ID."""
+    sessions = request.app.state.sessions
+    if last_event_id is not None and last_event_id.isdigit():
+        cursor = int(last_event_id)
+    else:
+        async with sessions() as db_session:
+            cursor = await alert_service.last_seq(db_session=db_session)
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal cursor
+        yield "retry: 2000\n\n"
+        quiet_since = time.monotonic()
+        while not await request.is_disconnected():
+            async with sessions() as db_session:
+                batch = await alert_service.alerts_after(
+                    db_session=db_session, after_seq=cursor, hospital_id=hospital_id,
+                    department=department, min_level=min_level,
+                )
+            for seq, alert in batch:
+                cursor = seq
+                yield f"id: {seq}\nevent: alert\ndata: {alert.model_dump_json()}\n\n"
+            if batch:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                quiet_since = time.monotonic()
+                yield ": heartbeat\n\n"
+            await asyncio.sleep(POLL_SECONDS)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,138 @@
+"""The HTTP service: ingest and query on one origin (production may split them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+from sqlalchemy.exc import OperationalError
+
+from services.api.alerts.router import router as alerts_router
+from services.api.cases.router import router as cases_router
+from services.api.catalogue.router import router as catalogue_router
+from services.api.deadletters.router import router as dead_letters_router
+from services.api.exceptions import DrgwatchApiError, Unavailable
+from services.api.health import router as health_router
+from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
+from services.ingest.publisher import EventPublisher, run_relay
+from services.ingest.router import router as ingest_router
+from services.metrics import REQUEST_SECONDS
+from services.settings import StackSettings
+from services.storage.engine import create_schema, make_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastAPI:
+    """Wire settings, database, publisher and routers into one FastAPI app."""
+    engine = make_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await create_schema(engine)
+        relay: asyncio.Task[None] | None = None
+        if connect_broker:
+            await _start_publisher(publisher)
+            relay = asyncio.create_task(run_relay(sessions, publisher))
+        if settings.mode == "embedded":
+            log.warning("embedded mode: the API is open (no credentials) and bound to loopback")
+        try:
+            yield
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            await publisher.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="drgwatch",
+        version="1.0",
+        summary="Real-time inpatient case cost against DRG payment standards",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.publisher = publisher
+    for router in (ingest_router, cases_router, alerts_router, catalogue_router,
+                   dead_letters_router, health_router):
+        app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
+    _install_error_handlers(app)
+    _install_timing(app)
+    return app
+
+
+async def _start_publisher(publisher: EventPublisher) -> None:
+    for attempt in range(30):
+        try:
+            await publisher.start()
+            return
+        except Exception as error:  # noqa: BLE001 - the broker may still be starting
+            log.warning("broker not reachable yet (%s), attempt %d", error, attempt + 1)
+            await asyncio.sleep(1)
+    log.error("broker unreachable: events are ledgered and relayed once it is back")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PayloadRejected)
+    async def _payload_rejected(_: Request, error: PayloadRejected) -> JSONResponse:
+        body: dict[str, object] = {
+            "detail": error.message,
+            "errors": [e.model_dump() for e in error.errors],
+        }
+        if error.results:
+            body["results"] = [r.model_dump() for r in error.results]
+        return JSONResponse(body, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+             "reason": str(e["msg"]).removeprefix("Value error, ")}
+            for e in error.errors()
+        ]
+        return JSONResponse(
+            {"detail": "the request is invalid", "errors": jsonable_encoder(errors)},
+            status_code=422,
+        )
+
+    @app.exception_handler(DrgwatchApiError)
+    async def _api_error(_: Request, error: DrgwatchApiError) -> JSONResponse:
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, Unavailable) else None
+        return JSONResponse({"detail": error.message}, status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(LedgerUnavailable)
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, error: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(error).__name__)
+        return JSONResponse(
+            {"detail": "the database is unavailable; nothing was recorded, retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+
+def _install_timing(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response

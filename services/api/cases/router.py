@@ -1,0 +1,37 @@
+"""Case state endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from services.api.cases import service as case_service
+from services.api.cases.schemas import CaseList, CaseOut
+from services.api.deps import SessionDep
+from services.casecost.events import Identifier
+
+router = APIRouter(tags=["cases"])
+
+
+@router.get("/v1/hospitals/{hospital_id}/cases/{case_id}", response_model=CaseOut)
+async def get_case(hospital_id: Identifier, case_id: Identifier, db_session: SessionDep) -> CaseOut:
+    """Live state of one case: DRG, standard, total, ratio, level, cost by category."""
+    return await case_service.get(db_session=db_session, hospital_id=hospital_id, case_id=case_id)
+
+
+@router.get("/v1/hospitals/{hospital_id}/cases", response_model=CaseList)
+async def list_cases(
+    hospital_id: Identifier,
+    db_session: SessionDep,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    level: Annotated[str | None, Query(pattern=r"^(unpriced|none|blue|yellow|red)(,(unpriced|none|blue|yellow|red))*$")] = None,
+    status: Literal["open", "discharged"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> CaseList:
+    """Cases of a hospital, by case id, filtered by department, level (comma list), status."""
+    return await case_service.list_cases(
+        db_session=db_session, hospital_id=hospital_id, department=department, level=level,
+        status=status, limit=limit, cursor=cursor,
+    )

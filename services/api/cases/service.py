@@ -1,0 +1,89 @@
+"""Read the case projection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.cases.schemas import CaseList, CaseOut, Contributor
+from services.api.exceptions import NotFound
+from services.api.pagination import decode_cursor, encode_cursor
+from services.storage.models import CaseRecord
+
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(CENT))
+
+
+def los_days(admitted_at: datetime | None, discharged_at: datetime | None, now: datetime) -> int | None:
+    """Inpatient days as hospitals count them: calendar days, a same-day stay counts one."""
+    if admitted_at is None:
+        return None
+    end = discharged_at or now
+    return max(1, (end.date() - admitted_at.date()).days)
+
+
+def to_out(record: CaseRecord, now: datetime) -> CaseOut:
+    return CaseOut(
+        hospital_id=record.hospital_id,
+        case_id=record.case_id,
+        status=record.status,  # type: ignore[arg-type]
+        department=record.department,
+        drg_code=record.drg_code,
+        drg_name=record.drg_name,
+        insurance_scheme=record.insurance_scheme,
+        standard_cost=money(record.standard_cost),
+        total_cost=money(record.total_cost) or "0.00",
+        ratio=None if record.ratio is None else str(record.ratio),
+        level=record.level,  # type: ignore[arg-type]
+        ratio_flag=record.ratio_flag,  # type: ignore[arg-type]
+        cost_by_category={k: str(Decimal(v).quantize(CENT)) for k, v in record.cost_by_category.items()},
+        top_contributors=[Contributor(**item) for item in record.top_contributors],
+        admitted_at=record.admitted_at,
+        discharged_at=record.discharged_at,
+        los_days=los_days(record.admitted_at, record.discharged_at, now),
+        avg_los_days=None if record.avg_los_days is None else str(record.avg_los_days),
+        events_applied=record.events_applied,
+        last_event_at=record.last_event_at,
+    )
+
+
+async def get(*, db_session: AsyncSession, hospital_id: str, case_id: str) -> CaseOut:
+    record = await db_session.get(CaseRecord, (hospital_id, case_id))
+    if record is None:
+        raise NotFound(f"no case {case_id} in hospital {hospital_id}")
+    return to_out(record, datetime.now(UTC))
+
+
+async def list_cases(
+    *,
+    db_session: AsyncSession,
+    hospital_id: str,
+    department: str | None,
+    level: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> CaseList:
+    query = select(CaseRecord).where(CaseRecord.hospital_id == hospital_id)
+    if department:
+        query = query.where(CaseRecord.department == department)
+    if level:
+        query = query.where(CaseRecord.level.in_(level.split(",")))
+    if status:
+        query = query.where(CaseRecord.status == status)
+    after = decode_cursor(cursor, 1)
+    if after is not None:
+        query = query.where(CaseRecord.case_id > str(after[0]))
+    rows = (await db_session.scalars(query.order_by(CaseRecord.case_id).limit(limit + 1))).all()
+    now = datetime.now(UTC)
+    items = [to_out(row, now) for row in rows[:limit]]
+    next_cursor = encode_cursor([rows[limit - 1].case_id]) if len(rows) > limit else None
+    return CaseList(items=items, next_cursor=next_cursor)
+
+

@@ -1,0 +1,75 @@
+"""DRG catalogues and alert thresholds (reference data)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from services.api.catalogue import service as catalogue_service
+from services.api.catalogue.schemas import CatalogueIn, CatalogueOut, GroupOut
+from services.api.deps import SessionDep
+from services.casecost.events import _decimal_text
+from services.storage.engine import upsert
+from services.storage.models import ThresholdRecord
+
+router = APIRouter(tags=["reference data"])
+Fraction = Annotated[Decimal, BeforeValidator(_decimal_text), Field(gt=0, le=10)]
+
+
+@router.post("/v1/drg-catalogues", status_code=201, response_model=CatalogueOut)
+async def create_catalogue(catalogue_in: CatalogueIn, db_session: SessionDep) -> CatalogueOut:
+    """Load a catalogue version; workers price open cases again against it."""
+    created = await catalogue_service.create(db_session=db_session, catalogue_in=catalogue_in)
+    await db_session.commit()
+    return created
+
+
+@router.get("/v1/drg-catalogues/current/groups/{drg_code}", response_model=GroupOut)
+async def get_current_group(
+    drg_code: str,
+    db_session: SessionDep,
+    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
+    on: date | None = None,
+) -> GroupOut:
+    """A DRG group in the catalogue in force today (or `on`), with its standard costs."""
+    return await catalogue_service.get_current_group(
+        db_session=db_session, drg_code=drg_code, hospital_id=hospital_id, on=on
+    )
+
+
+class ThresholdsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hospital_id: Annotated[str, Field(min_length=1, max_length=64)] = "*"
+    drg_code: Annotated[str, Field(min_length=1, max_length=32)] = "*"
+    blue: Fraction
+    yellow: Fraction
+    red: Fraction
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdsIn:
+        if not self.blue <= self.yellow <= self.red:
+            raise ValueError("thresholds must satisfy blue <= yellow <= red")
+        return self
+
+
+@router.put("/v1/alert-thresholds", response_model=ThresholdsIn)
+async def put_thresholds(
+    thresholds: ThresholdsIn, db_session: SessionDep, request: Request
+) -> ThresholdsIn:
+    """Set level thresholds for a hospital and/or DRG ('*' for any); open cases re-level."""
+    engine = request.app.state.engine
+    statement = upsert(
+        engine, ThresholdRecord, ["hospital_id", "drg_code"], ["blue", "yellow", "red", "updated_at"]
+    ).values(
+        hospital_id=thresholds.hospital_id, drg_code=thresholds.drg_code, blue=thresholds.blue,
+        yellow=thresholds.yellow, red=thresholds.red, updated_at=datetime.now(UTC),
+    )
+    await db_session.execute(statement)
+    await catalogue_service.bump_reference_version(db_session=db_session)
+    await db_session.commit()
+    return thresholds

@@ -1,0 +1,63 @@
+"""GET /v1/dead-letters: every event that could not be processed, with its reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from services.api.deps import SessionDep
+from services.api.pagination import decode_cursor, encode_cursor
+from services.storage.models import DeadLetter
+
+router = APIRouter(tags=["dead letters"])
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    stage: Literal["ingest", "stream"]
+    hospital_id: str | None
+    case_id: str | None
+    event_id: str | None
+    reason: str
+    errors: list[dict[str, Any]]
+    payload: str
+    received_at: datetime
+
+
+class DeadLetterList(BaseModel):
+    items: list[DeadLetterOut]
+    next_cursor: str | None
+
+
+@router.get("/v1/dead-letters", response_model=DeadLetterList)
+async def list_dead_letters(
+    db_session: SessionDep,
+    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
+    stage: Literal["ingest", "stream"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> DeadLetterList:
+    """Refused and unprocessable events, newest first."""
+    query = select(DeadLetter)
+    if hospital_id:
+        query = query.where(DeadLetter.hospital_id == hospital_id)
+    if stage:
+        query = query.where(DeadLetter.stage == stage)
+    before = decode_cursor(cursor, 1)
+    if before is not None:
+        query = query.where(DeadLetter.id < int(before[0]))
+    rows = (await db_session.scalars(query.order_by(DeadLetter.id.desc()).limit(limit + 1))).all()
+    items = [
+        DeadLetterOut(
+            id=row.id, stage=row.stage, hospital_id=row.hospital_id,  # type: ignore[arg-type]
+            case_id=row.case_id, event_id=row.event_id, reason=row.reason, errors=row.errors,
+            payload=row.payload, received_at=row.received_at,
+        )
+        for row in rows[:limit]
+    ]
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return DeadLetterList(items=items, next_cursor=next_cursor)

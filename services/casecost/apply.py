@@ -1,0 +1,200 @@
+"""Apply one event to a case: the pure heart of drgwatch.
+
+`apply_event(state, event, price_book, now)` returns the new state and the alerts the
+event raised. It never touches a broker or a database, so every rule here is tested
+directly, and the Faust agent only decodes, calls it and stores the result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.casecost.events import (
+    Admitted,
+    Charge,
+    Credit,
+    Discharged,
+    DrgAssigned,
+    Event,
+    Transferred,
+)
+from services.casecost.pricing import LEVEL_RANK, AlertLevel, PriceBook, ratio_of
+from services.casecost.state import MAX_ALERTS_KEPT, CaseState, ItemCost, Stamp, event_digest
+
+ALERT_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8e-9a57-4f0b3c2d1e10")
+HIGH_RATIO = Decimal("2")
+LOW_RATIO = Decimal("0.4")
+
+
+@dataclass(frozen=True, slots=True)
+class Reprice:
+    """Internal command: price the case again against newer reference data."""
+
+    event_id: str
+    hospital_id: str
+    case_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: CaseState
+    alerts: list[dict[str, Any]]
+    duplicate: bool = False
+
+
+def new_case(hospital_id: str, case_id: str) -> CaseState:
+    return CaseState(hospital_id=hospital_id, case_id=case_id)
+
+
+def apply_event(
+    state: CaseState, event: Event | Reprice, price_book: PriceBook, now: datetime
+) -> Outcome:
+    """Fold one event into the case; idempotent per event_id."""
+    digest = event_digest(event.event_id)
+    if digest in state.seen:
+        # Redelivered or duplicated: change nothing, hand back what it raised before
+        # so that an alert lost between state and sink can still be delivered.
+        earlier = [alert for alert in state.alerts if alert["event_id"] == event.event_id]
+        return Outcome(state, earlier, duplicate=True)
+    state.seen.add(digest)
+    if not isinstance(event, Reprice):
+        _fold(state, event)
+        state.events_applied += 1
+    _price(state, price_book)
+    alert = _alert_for(state, event, now)
+    return Outcome(state, [alert] if alert else [])
+
+
+def _fold(state: CaseState, event: Event) -> None:
+    occurred = event.occurred_at
+    if state.first_event_at is None or occurred < state.first_event_at:
+        state.first_event_at = occurred
+    if state.last_event_at is None or occurred > state.last_event_at:
+        state.last_event_at = occurred
+    if isinstance(event, Admitted):
+        stamp = _stamp(2, event)
+        if _newer(stamp, state.admitted_stamp):
+            state.admitted_at, state.admitted_stamp = event.admitted_at, stamp
+        if _newer(stamp, state.scheme_stamp):
+            state.insurance_scheme, state.scheme_stamp = event.insurance_scheme, stamp
+        if _newer(stamp, state.department_stamp):
+            state.department, state.department_stamp = event.department, stamp
+        if event.drg_code is not None and _newer(stamp, state.drg_stamp):
+            state.drg_code, state.drg_stamp = event.drg_code, stamp
+    elif isinstance(event, DrgAssigned):
+        stamp = _stamp(2, event)
+        if _newer(stamp, state.drg_stamp):
+            state.drg_code, state.drg_stamp = event.drg_code, stamp
+    elif isinstance(event, Transferred):
+        stamp = _stamp(2, event)
+        if _newer(stamp, state.department_stamp):
+            state.department, state.department_stamp = event.department, stamp
+    elif isinstance(event, Discharged):
+        stamp = _stamp(2, event)
+        if _newer(stamp, state.discharged_stamp):
+            state.discharged_at, state.discharged_stamp = event.discharged_at, stamp
+    elif isinstance(event, Charge | Credit):
+        # A cost line names its department; it only stands in until the case's own
+        # admission or transfer says where the patient is.
+        stamp = _stamp(1, event)
+        if _newer(stamp, state.department_stamp):
+            state.department, state.department_stamp = event.department, stamp
+        sign = Decimal(1) if isinstance(event, Charge) else Decimal(-1)
+        amount = sign * event.amount
+        state.total_cost += amount
+        category = event.category.value
+        state.cost_by_category[category] = state.cost_by_category.get(category, Decimal(0)) + amount
+        item = state.items.get(event.item_code)
+        if item is None:
+            item = ItemCost(event.item_code, event.item_name, category, Decimal(0), Decimal(0))
+            state.items[event.item_code] = item
+        item.quantity += sign * event.quantity
+        item.amount += amount
+
+
+def _price(state: CaseState, price_book: PriceBook) -> None:
+    on = _pricing_date(state)
+    standard = (
+        None
+        if on is None
+        else price_book.standard(state.hospital_id, state.drg_code, state.insurance_scheme, on)
+    )
+    group = (
+        None
+        if on is None or state.drg_code is None
+        else price_book.group(state.hospital_id, state.drg_code, on)
+    )
+    state.drg_name = group.name if group else None
+    state.avg_los_days = group.avg_los_days if group else None
+    if standard is None:
+        state.standard_cost = None
+        state.ratio = None
+        state.level = "unpriced"
+        state.ratio_flag = None
+        return
+    state.standard_cost = standard.standard_cost
+    state.ratio = ratio_of(state.total_cost, standard.standard_cost)
+    thresholds = price_book.thresholds_for(state.hospital_id, state.drg_code)
+    state.level = thresholds.level_for(state.total_cost, standard.standard_cost)
+    state.ratio_flag = None
+    if state.discharged_at is not None:
+        if state.total_cost > HIGH_RATIO * standard.standard_cost:
+            state.ratio_flag = "high"
+        elif state.total_cost < LOW_RATIO * standard.standard_cost:
+            state.ratio_flag = "low"
+
+
+def _pricing_date(state: CaseState) -> date | None:
+    """Standards in force on the day of admission (or of the first event until then)."""
+    moment = state.admitted_at or state.first_event_at
+    return None if moment is None else moment.date()
+
+
+def _alert_for(state: CaseState, event: Event | Reprice, now: datetime) -> dict[str, Any] | None:
+    if state.level == "unpriced" or state.level == state.alert_level:
+        return None
+    previous: AlertLevel = state.alert_level
+    level: AlertLevel = state.level
+    if level == "none":
+        transition = "resolved"
+    elif LEVEL_RANK[level] > LEVEL_RANK[previous]:
+        transition = "escalated"
+    else:
+        transition = "de-escalated"
+    state.alert_seq += 1
+    alert = {
+        "alert_id": str(
+            uuid.uuid5(ALERT_NAMESPACE, f"{state.hospital_id}/{state.case_id}/{state.alert_seq}")
+        ),
+        "hospital_id": state.hospital_id,
+        "case_id": state.case_id,
+        "department": state.department,
+        "drg_code": state.drg_code,
+        "level": level,
+        "previous_level": previous,
+        "transition": transition,
+        "total_cost": str(state.total_cost),
+        "standard_cost": str(state.standard_cost),
+        "ratio": str(state.ratio),
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at.isoformat(),
+        "raised_at": now.astimezone(UTC).isoformat(),
+        "top_contributors": state.top_contributors(),
+        "sequence": state.alert_seq,
+    }
+    state.alert_level = level
+    state.alerts = [*state.alerts, alert][-MAX_ALERTS_KEPT:]
+    return alert
+
+
+def _stamp(priority: int, event: Event) -> Stamp:
+    return (priority, event.occurred_at.astimezone(UTC).isoformat(), event.event_id)
+
+
+def _newer(stamp: Stamp, current: Stamp | None) -> bool:
+    return current is None or stamp > current

@@ -1,0 +1,208 @@
+"""Event contract v1: the events hospital systems post, validated exactly.
+
+Money and quantities are decimal strings on the wire and `Decimal` here; a JSON number
+for money is refused, because a binary float cannot carry a price to the cent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+
+CENT = Decimal("0.01")
+MAX_MONEY = Decimal("1000000000")  # one billion per line: anything larger is a typo
+MAX_QUANTITY = Decimal("100000")
+
+
+class Category(StrEnum):
+    DRUG = "drug"
+    CONSUMABLE = "consumable"
+    EXAM = "exam"
+    LAB = "lab"
+    PROCEDURE = "procedure"
+    BED = "bed"
+    NURSING = "nursing"
+    OTHER = "other"
+
+
+def _decimal_text(value: Any) -> Decimal:
+    """Accept a decimal string (or an int) and refuse floats, NaN, Infinity and exponents."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("must be a decimal string such as \"12.50\", not a JSON number")
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, Decimal):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a decimal string")
+    text = value.strip()
+    if not text or len(text) > 24:
+        raise ValueError("must be a decimal string of at most 24 characters")
+    if any(ch not in "0123456789.-" for ch in text):
+        raise ValueError("must be a plain decimal string (digits, one '.', optional '-')")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("is not a valid decimal number") from None
+    if not number.is_finite():
+        raise ValueError("must be finite")
+    return number
+
+
+def _bounded(value: Decimal, places: int) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    if value > MAX_MONEY:
+        raise ValueError(f"must not exceed {MAX_MONEY}")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -places:
+        raise ValueError(f"has more than {places} decimal places")
+    return value
+
+
+def _price(value: Decimal) -> Decimal:
+    return _bounded(value, 4)
+
+
+def _amount(value: Decimal) -> Decimal:
+    return _bounded(value, 2)
+
+
+def _quantity(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    if value > MAX_QUANTITY:
+        raise ValueError(f"must not exceed {MAX_QUANTITY}")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        raise ValueError("has more than 4 decimal places")
+    return value
+
+
+def _printable(value: str) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must be ISO-8601 with a UTC offset, e.g. 2026-11-23T08:15:00+08:00")
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("year must be between 2000 and 2100")
+    return value
+
+
+UnitPrice = Annotated[Decimal, BeforeValidator(_decimal_text), AfterValidator(_price)]
+Amount = Annotated[Decimal, BeforeValidator(_decimal_text), AfterValidator(_amount)]
+Quantity = Annotated[Decimal, BeforeValidator(_decimal_text), AfterValidator(_quantity)]
+Identifier = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-/]*$"),
+]
+Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    event_id: Identifier
+    hospital_id: Identifier
+    case_id: Identifier
+    occurred_at: Timestamp
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.hospital_id}/{self.case_id}"
+
+
+class Admitted(_EventBase):
+    type: Literal["admitted"]
+    department: Code
+    drg_code: Code | None = None
+    insurance_scheme: Code
+    admitted_at: Timestamp
+
+
+class DrgAssigned(_EventBase):
+    type: Literal["drg_assigned"]
+    drg_code: Code
+
+
+class Transferred(_EventBase):
+    type: Literal["transferred"]
+    department: Code
+
+
+class Discharged(_EventBase):
+    type: Literal["discharged"]
+    discharged_at: Timestamp
+
+
+class _CostLine(_EventBase):
+    department: Code
+    item_code: Code
+    item_name: Label
+    category: Category
+    quantity: Quantity
+    unit_price: UnitPrice
+    amount: Amount
+    ordered_by: Identifier | None = None
+    order_id: Identifier | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_is_quantity_times_price(cls, amount: Decimal, info: ValidationInfo) -> Decimal:
+        quantity, unit_price = info.data.get("quantity"), info.data.get("unit_price")
+        if quantity is None or unit_price is None:
+            return amount  # their own errors are reported
+        expected = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount != expected:
+            raise ValueError(
+                f"{amount} != quantity x unit_price ({quantity} x {unit_price} = {expected})"
+            )
+        return amount
+
+
+class Charge(_CostLine):
+    type: Literal["charge"]
+
+
+class Credit(_CostLine):
+    """Reverses all or part of an earlier charge; amounts are positive and subtracted."""
+
+    type: Literal["credit"]
+    reverses_event_id: Identifier | None = None
+
+
+Event = Annotated[
+    Admitted | DrgAssigned | Transferred | Discharged | Charge | Credit,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES = ("admitted", "drg_assigned", "transferred", "discharged", "charge", "credit")
+
+
+def parse_event(raw: object) -> Event:
+    """Validate one decoded JSON object as an event (raises pydantic.ValidationError)."""
+    return EVENT_ADAPTER.validate_python(raw)
+
+
+def event_to_wire(event: Event) -> dict[str, Any]:
+    """The event as JSON-ready data: decimals and timestamps as strings, nulls dropped."""
+    return event.model_dump(mode="json", exclude_none=True)

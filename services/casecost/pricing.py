@@ -1,0 +1,135 @@
+"""DRG standards and alert thresholds: reference data the cost core prices against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+AlertLevel = Literal["none", "blue", "yellow", "red"]
+CaseLevel = Literal["unpriced", "none", "blue", "yellow", "red"]
+LEVEL_RANK: dict[str, int] = {"none": 0, "blue": 1, "yellow": 2, "red": 3}
+CENT = Decimal("0.01")
+RATIO_PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Level boundaries as fractions of the standard: blue >= , yellow >= , red > ."""
+
+    blue: Decimal = Decimal("0.90")
+    yellow: Decimal = Decimal("0.95")
+    red: Decimal = Decimal("1.00")
+
+    def __post_init__(self) -> None:
+        if not (Decimal(0) < self.blue <= self.yellow <= self.red):
+            raise ValueError("thresholds must satisfy 0 < blue <= yellow <= red")
+
+    def level_for(self, total: Decimal, standard: Decimal) -> AlertLevel:
+        """Compare exactly (total against threshold x standard), never a rounded ratio."""
+        if total > self.red * standard:
+            return "red"
+        if total >= self.yellow * standard:
+            return "yellow"
+        if total >= self.blue * standard:
+            return "blue"
+        return "none"
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class DrgGroup:
+    drg_code: str
+    name: str
+    weight: Decimal
+    avg_los_days: Decimal | None = None
+    standard_cost: Decimal | None = None  # explicit override of weight x base rate
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    catalogue_id: int
+    name: str
+    effective_from: date
+    base_rates: dict[str, Decimal]
+    groups: dict[str, DrgGroup]
+    hospital_id: str | None = None  # None: applies to every hospital
+
+
+@dataclass(frozen=True, slots=True)
+class Standard:
+    drg_code: str
+    drg_name: str
+    standard_cost: Decimal
+    avg_los_days: Decimal | None
+    catalogue_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceBook:
+    """Every catalogue version and threshold override, as one immutable snapshot."""
+
+    version: int = 0
+    catalogues: tuple[Catalogue, ...] = ()
+    # keys: (hospital_id, drg_code) with "*" as wildcard for either part
+    thresholds: dict[tuple[str, str], Thresholds] = field(default_factory=dict)
+
+    def catalogue_for(self, hospital_id: str, on: date) -> Catalogue | None:
+        """The newest catalogue in force on `on`, preferring one specific to the hospital."""
+        best: Catalogue | None = None
+        for catalogue in self.catalogues:
+            if catalogue.effective_from > on:
+                continue
+            if catalogue.hospital_id not in (None, hospital_id):
+                continue
+            if best is None or _precedence(catalogue) > _precedence(best):
+                best = catalogue
+        return best
+
+    def group(self, hospital_id: str, drg_code: str, on: date) -> DrgGroup | None:
+        catalogue = self.catalogue_for(hospital_id, on)
+        return None if catalogue is None else catalogue.groups.get(drg_code)
+
+    def standard(
+        self, hospital_id: str, drg_code: str | None, scheme: str | None, on: date
+    ) -> Standard | None:
+        """The payment standard of a DRG for a scheme on a date, or None when unknown."""
+        if drg_code is None:
+            return None
+        catalogue = self.catalogue_for(hospital_id, on)
+        if catalogue is None:
+            return None
+        group = catalogue.groups.get(drg_code)
+        if group is None:
+            return None
+        if group.standard_cost is not None:
+            cost = group.standard_cost
+        else:
+            if scheme is None or scheme not in catalogue.base_rates:
+                return None
+            cost = (group.weight * catalogue.base_rates[scheme]).quantize(
+                CENT, rounding=ROUND_HALF_UP
+            )
+        if cost <= 0:
+            return None
+        return Standard(drg_code, group.name, cost, group.avg_los_days, catalogue.catalogue_id)
+
+    def thresholds_for(self, hospital_id: str, drg_code: str | None) -> Thresholds:
+        code = drg_code or "*"
+        for key in ((hospital_id, code), ("*", code), (hospital_id, "*"), ("*", "*")):
+            if key in self.thresholds:
+                return self.thresholds[key]
+        return DEFAULT_THRESHOLDS
+
+
+def _precedence(catalogue: Catalogue) -> tuple[date, int, int]:
+    return (catalogue.effective_from, catalogue.hospital_id is not None, catalogue.catalogue_id)
+
+
+def ratio_of(total: Decimal, standard: Decimal) -> Decimal:
+    """total / standard to four places, for display; levels never use the rounded value."""
+    exact = total / standard
+    return exact.quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)

@@ -1,0 +1,176 @@
+"""The running state of one inpatient case, and its plain-data (JSON-ready) form."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from services.casecost.pricing import AlertLevel, CaseLevel
+
+MAX_ALERTS_KEPT = 20  # older alerts are already projected; these are kept for redelivery
+TOP_CONTRIBUTORS = 5
+
+# (priority, occurred_at as UTC ISO, event_id): the newest attribute wins whatever
+# the arrival order, so that late and out-of-order events give one final state.
+Stamp = tuple[int, str, str]
+
+
+def event_digest(event_id: str) -> str:
+    """A short, stable fingerprint of an event id, kept per case to refuse duplicates."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class ItemCost:
+    item_code: str
+    item_name: str
+    category: str
+    quantity: Decimal
+    amount: Decimal
+
+
+@dataclass(slots=True)
+class CaseState:
+    hospital_id: str
+    case_id: str
+    department: str | None = None
+    department_stamp: Stamp | None = None
+    drg_code: str | None = None
+    drg_stamp: Stamp | None = None
+    insurance_scheme: str | None = None
+    scheme_stamp: Stamp | None = None
+    admitted_at: datetime | None = None
+    admitted_stamp: Stamp | None = None
+    discharged_at: datetime | None = None
+    discharged_stamp: Stamp | None = None
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
+    total_cost: Decimal = Decimal("0")
+    cost_by_category: dict[str, Decimal] = field(default_factory=dict)
+    items: dict[str, ItemCost] = field(default_factory=dict)
+    events_applied: int = 0
+    seen: set[str] = field(default_factory=set)
+    # priced view, recomputed after every event
+    drg_name: str | None = None
+    standard_cost: Decimal | None = None
+    avg_los_days: Decimal | None = None
+    ratio: Decimal | None = None
+    level: CaseLevel = "unpriced"
+    ratio_flag: str | None = None
+    # alerting memory
+    alert_level: AlertLevel = "none"
+    alert_seq: int = 0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "discharged" if self.discharged_at is not None else "open"
+
+    def top_contributors(self, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, str]]:
+        """The items that cost the most, largest first: the 'why' of an alert."""
+        ranked = sorted(self.items.values(), key=lambda item: (-item.amount, item.item_code))
+        return [
+            {
+                "item_code": item.item_code,
+                "item_name": item.item_name,
+                "category": item.category,
+                "quantity": str(item.quantity),
+                "amount": str(item.amount),
+            }
+            for item in ranked[:limit]
+            if item.amount > 0
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hospital_id": self.hospital_id,
+            "case_id": self.case_id,
+            "department": self.department,
+            "department_stamp": self.department_stamp,
+            "drg_code": self.drg_code,
+            "drg_stamp": self.drg_stamp,
+            "insurance_scheme": self.insurance_scheme,
+            "scheme_stamp": self.scheme_stamp,
+            "admitted_at": _iso(self.admitted_at),
+            "admitted_stamp": self.admitted_stamp,
+            "discharged_at": _iso(self.discharged_at),
+            "discharged_stamp": self.discharged_stamp,
+            "first_event_at": _iso(self.first_event_at),
+            "last_event_at": _iso(self.last_event_at),
+            "total_cost": str(self.total_cost),
+            "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
+            "items": {
+                code: [item.item_name, item.category, str(item.quantity), str(item.amount)]
+                for code, item in self.items.items()
+            },
+            "events_applied": self.events_applied,
+            "seen": sorted(self.seen),
+            "drg_name": self.drg_name,
+            "standard_cost": _str(self.standard_cost),
+            "avg_los_days": _str(self.avg_los_days),
+            "ratio": _str(self.ratio),
+            "level": self.level,
+            "ratio_flag": self.ratio_flag,
+            "alert_level": self.alert_level,
+            "alert_seq": self.alert_seq,
+            "alerts": self.alerts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseState:
+        return cls(
+            hospital_id=data["hospital_id"],
+            case_id=data["case_id"],
+            department=data.get("department"),
+            department_stamp=_stamp(data.get("department_stamp")),
+            drg_code=data.get("drg_code"),
+            drg_stamp=_stamp(data.get("drg_stamp")),
+            insurance_scheme=data.get("insurance_scheme"),
+            scheme_stamp=_stamp(data.get("scheme_stamp")),
+            admitted_at=_dt(data.get("admitted_at")),
+            admitted_stamp=_stamp(data.get("admitted_stamp")),
+            discharged_at=_dt(data.get("discharged_at")),
+            discharged_stamp=_stamp(data.get("discharged_stamp")),
+            first_event_at=_dt(data.get("first_event_at")),
+            last_event_at=_dt(data.get("last_event_at")),
+            total_cost=Decimal(data["total_cost"]),
+            cost_by_category={k: Decimal(v) for k, v in data["cost_by_category"].items()},
+            items={
+                code: ItemCost(code, name, category, Decimal(quantity), Decimal(amount))
+                for code, (name, category, quantity, amount) in data["items"].items()
+            },
+            events_applied=data["events_applied"],
+            seen=set(data["seen"]),
+            drg_name=data.get("drg_name"),
+            standard_cost=_dec(data.get("standard_cost")),
+            avg_los_days=_dec(data.get("avg_los_days")),
+            ratio=_dec(data.get("ratio")),
+            level=data["level"],
+            ratio_flag=data.get("ratio_flag"),
+            alert_level=data["alert_level"],
+            alert_seq=data["alert_seq"],
+            alerts=list(data["alerts"]),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _str(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _stamp(value: Any) -> Stamp | None:
+    return None if value is None else (int(value[0]), str(value[1]), str(value[2]))

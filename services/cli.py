@@ -1,0 +1,169 @@
+"""The `drgwatch` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from services.settings import StackSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="drgwatch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start the whole embedded stack (Ctrl-C stops it)")
+    up.add_argument("--port", type=int, default=8000, help="HTTP origin port (default 8000)")
+    up.add_argument("--broker-port", type=int, default=9092, help="Kafka port (default 9092)")
+    up.add_argument("--data-dir", type=Path, default=Path("./var"), help="default ./var")
+    up.add_argument("--partitions", type=int, default=8, help="event topic partitions")
+    up.add_argument("--demo", action="store_true", help="also replay a simulated hospital day")
+
+    api = commands.add_parser("api", help="serve ingest and query HTTP API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+
+    commands.add_parser("worker", help="run the Faust worker")
+
+    db = commands.add_parser("db", help="database administration")
+    db.add_argument("action", choices=["init"])
+
+    topics = commands.add_parser("topics", help="Kafka topics")
+    topics.add_argument("action", choices=["create"])
+
+    drg = commands.add_parser("drg", help="DRG reference data")
+    drg_commands = drg.add_subparsers(dest="drg_command", required=True)
+    drg_import = drg_commands.add_parser(
+        "import", help="load a catalogue CSV: drg_code,name,weight,avg_los_days,standard_cost"
+    )
+    drg_import.add_argument("file", type=Path)
+    drg_import.add_argument("--name", help="catalogue name (default: the file name)")
+    drg_import.add_argument("--effective-from", type=date.fromisoformat, default=date.today())
+    drg_import.add_argument(
+        "--base-rate", action="append", default=[], metavar="SCHEME=AMOUNT",
+        help="base rate per insurance scheme, e.g. employee=12252.70 (repeatable)",
+    )
+    drg_import.add_argument("--hospital-id", help="catalogue for one hospital only")
+    drg_import.add_argument("--url", help="post to a running service instead of the database")
+
+    demo = commands.add_parser("demo", help="post a simulated hospital day to a running service")
+    demo.add_argument("--url", default="http://127.0.0.1:8000")
+    demo.add_argument("--seconds", type=float, default=45.0, help="how long the day takes")
+    demo.add_argument("--cases", type=int, default=40)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("DRGWATCH_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "up":
+        from services.stack import up as start_stack
+
+        return start_stack(
+            port=args.port, broker_port=args.broker_port, data_dir=args.data_dir,
+            demo=args.demo, partitions=args.partitions,
+        )
+    if args.command == "api":
+        return _serve_api(args.host, args.port)
+    if args.command == "worker":
+        return _run_worker()
+    if args.command == "db":
+        from services.stack import prepare_database
+
+        asyncio.run(prepare_database(StackSettings(), replay_ledger=False))
+        print("database ready")
+        return 0
+    if args.command == "topics":
+        from services.stack import create_topics
+
+        asyncio.run(create_topics(StackSettings()))
+        print("topics ready")
+        return 0
+    if args.command == "drg":
+        return _import_catalogue(args)
+    if args.command == "demo":
+        from services.demo import run_demo
+
+        return asyncio.run(run_demo(args.url, seconds=args.seconds, cases=args.cases))
+    return 2
+
+
+def _serve_api(host: str, port: int) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    settings = StackSettings()
+    if settings.mode == "embedded" and host not in {"127.0.0.1", "localhost", "::1"}:
+        print("embedded mode serves loopback only; use DRGWATCH_MODE=production", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    return 0
+
+
+def _run_worker() -> int:
+    from faust.worker import Worker
+
+    from services.alerting.settings import WorkerSettings
+    from services.alerting.worker import create_worker
+
+    worker_app = create_worker(WorkerSettings())
+    worker = Worker(worker_app.app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _import_catalogue(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from services.api.catalogue import service as catalogue_service
+    from services.api.catalogue.schemas import CatalogueIn
+
+    try:
+        rates = dict(item.split("=", 1) for item in args.base_rate)
+        groups = catalogue_service.groups_from_csv(args.file.read_text(encoding="utf-8-sig"))
+        catalogue_in = CatalogueIn(
+            name=args.name or args.file.stem, effective_from=args.effective_from,
+            hospital_id=args.hospital_id, base_rates=rates,  # type: ignore[arg-type]
+            groups=groups,
+        )
+    except (OSError, ValueError, ValidationError) as error:
+        print(f"drgwatch drg import: {error}", file=sys.stderr)
+        return 2
+    if args.url:
+        import httpx
+
+        response = httpx.post(
+            f"{args.url.rstrip('/')}/v1/drg-catalogues",
+            content=catalogue_in.model_dump_json(), headers={"content-type": "application/json"},
+            timeout=60,
+        )
+        print(response.text)
+        return 0 if response.status_code == 201 else 1
+
+    async def store() -> None:
+        from services.storage.engine import create_schema, make_engine, session_factory
+
+        engine = make_engine(StackSettings().resolved_database_url)
+        try:
+            await create_schema(engine)
+            async with session_factory(engine)() as db_session:
+                created = await catalogue_service.create(
+                    db_session=db_session, catalogue_in=catalogue_in
+                )
+                await db_session.commit()
+            print(created.model_dump_json())
+        finally:
+            await engine.dispose()
+
+    asyncio.run(store())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

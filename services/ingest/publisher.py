@@ -1,0 +1,122 @@
+"""Publish ledgered events to Kafka, keyed by case, and relay whatever is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.service import Accepted
+from services.storage.models import LedgerEntry
+
+log = logging.getLogger(__name__)
+RELAY_BATCH = 2000
+
+
+class EventPublisher:
+    """One producer per process; sends a batch and waits for the broker's acks."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=10_000,
+            client_id="drgwatch-ingest",
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        self.started = True
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+        self._producer = None
+        self.started = False
+
+    async def publish(self, accepted: Sequence[Accepted]) -> list[int]:
+        """Send every event; return the ledger seqs the broker acknowledged."""
+        if not accepted or self._producer is None:
+            return []
+        futures = [
+            await self._producer.send(self.topic, value=item.value, key=item.key)
+            for item in accepted
+        ]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        done = [item.seq for item, result in zip(accepted, results, strict=True)
+                if not isinstance(result, BaseException)]
+        failed = len(accepted) - len(done)
+        if failed:
+            log.warning("broker refused %d of %d events; the relay will retry", failed, len(accepted))
+        return done
+
+
+async def mark_published(db_session: AsyncSession, seqs: Sequence[int]) -> None:
+    for start in range(0, len(seqs), 500):
+        chunk = list(seqs[start : start + 500])
+        await db_session.execute(
+            update(LedgerEntry).where(LedgerEntry.seq.in_(chunk)).values(published=True)
+        )
+
+
+async def relay_once(
+    sessions: async_sessionmaker[AsyncSession], publisher: EventPublisher, min_age: timedelta
+) -> int:
+    """Publish the oldest unpublished ledger entries; return how many went out."""
+    cutoff = datetime.now(UTC) - min_age
+    async with sessions() as db_session:
+        rows = (
+            await db_session.execute(
+                select(LedgerEntry.seq, LedgerEntry.hospital_id, LedgerEntry.case_id,
+                       LedgerEntry.payload)
+                .where(LedgerEntry.published.is_(False), LedgerEntry.received_at <= cutoff)
+                .order_by(LedgerEntry.seq)
+                .limit(RELAY_BATCH)
+            )
+        ).all()
+        if not rows:
+            return 0
+        pending = [
+            Accepted(seq=row.seq, key=f"{row.hospital_id}/{row.case_id}".encode(),
+                     value=row.payload.encode())
+            for row in rows
+        ]
+        done = await publisher.publish(pending)
+        await mark_published(db_session, done)
+        await db_session.commit()
+        return len(done)
+
+
+async def run_relay(
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: EventPublisher,
+    *,
+    interval: float = 1.0,
+    min_age: timedelta = timedelta(seconds=3),
+) -> None:
+    """Forever: hand the broker what the request path could not (crash, broker down)."""
+    while True:
+        try:
+            while await relay_once(sessions, publisher, min_age) == RELAY_BATCH:
+                pass
+        except (KafkaError, SQLAlchemyError, OSError) as error:
+            log.warning("relay pass failed, retrying: %s", error)
+        await asyncio.sleep(interval)

@@ -1,0 +1,26 @@
+"""What POST /v1/events answers: one result per submitted event."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ItemResult(BaseModel):
+    index: int
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    errors: list[FieldError] = []
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[ItemResult]

@@ -1,0 +1,259 @@
+"""Accept events: validate each, make the accepted ones durable in the ledger, publish.
+
+An event is acknowledged (202) only after the ledger transaction commits; publishing
+to Kafka follows, and anything not yet published is picked up by the relay, so an
+acknowledged event reaches the stream even if the broker was down at that moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.casecost.events import Event, event_to_wire, parse_event
+from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
+from services.ingest.schemas import FieldError, IngestResult, ItemResult
+from services.storage.engine import insert_ignoring
+from services.storage.models import DeadLetter, LedgerEntry
+
+MAX_BATCH = 1000
+MAX_DEAD_LETTER_PAYLOAD = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An event made durable, ready to publish."""
+
+    seq: int
+    key: bytes
+    value: bytes
+
+
+def field_errors(error: ValidationError) -> list[FieldError]:
+    """Pydantic errors as `field: reason`, with the union branch name removed."""
+    result = []
+    for item in error.errors(include_url=False):
+        location = [str(part) for part in item["loc"]]
+        # discriminated unions prefix the location with the event type
+        if location and location[0] in {
+            "admitted", "drg_assigned", "transferred", "discharged", "charge", "credit"
+        }:
+            location = location[1:]
+        field = ".".join(location) or "body"
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        result.append(FieldError(field=field, reason=reason))
+    return result
+
+
+def split_body(body: Any) -> tuple[list[Any], bool]:
+    """Return (items, is_batch) from a decoded body, or raise PayloadRejected."""
+    if isinstance(body, dict) and "events" in body:
+        extra = sorted(set(body) - {"events"})
+        if extra:
+            raise PayloadRejected(
+                "a batch has only an 'events' list",
+                errors=[FieldError(field=name, reason="unexpected field") for name in extra],
+            )
+        items = body["events"]
+        if not isinstance(items, list):
+            raise PayloadRejected(
+                "events must be a list", errors=[FieldError(field="events", reason="must be a list")]
+            )
+        if not items:
+            raise PayloadRejected(
+                "empty batch", errors=[FieldError(field="events", reason="must not be empty")]
+            )
+        if len(items) > MAX_BATCH:
+            raise PayloadRejected(
+                f"a batch holds at most {MAX_BATCH} events",
+                status_code=413,
+                errors=[FieldError(field="events", reason=f"more than {MAX_BATCH} events")],
+            )
+        return items, True
+    if isinstance(body, dict):
+        return [body], False
+    raise PayloadRejected(
+        "the body must be one event object or {\"events\": [...]}",
+        errors=[FieldError(field="body", reason="must be a JSON object")],
+    )
+
+
+def validate_items(items: list[Any]) -> tuple[list[tuple[int, Event]], list[ItemResult]]:
+    """Validate each item; return the valid events with their index, and the rejections."""
+    valid: list[tuple[int, Event]] = []
+    rejected: list[ItemResult] = []
+    for index, raw in enumerate(items):
+        try:
+            valid.append((index, parse_event(raw)))
+        except ValidationError as error:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            rejected.append(
+                ItemResult(
+                    index=index,
+                    event_id=event_id if isinstance(event_id, str) else None,
+                    status="rejected",
+                    errors=field_errors(error),
+                )
+            )
+    return valid, rejected
+
+
+def payload_hash(wire: bytes) -> str:
+    return hashlib.sha256(wire).hexdigest()
+
+
+async def record(
+    *, db_session: AsyncSession, items: list[Any], is_batch: bool
+) -> tuple[IngestResult, list[Accepted]]:
+    """Validate and durably record a submission; the caller commits, then publishes."""
+    valid, rejected = validate_items(items)
+    if not is_batch and rejected:
+        raise PayloadRejected("the event is invalid", errors=rejected[0].errors)
+    if not valid:
+        raise PayloadRejected("no event in the batch is valid", results=rejected)
+    results: dict[int, ItemResult] = {result.index: result for result in rejected}
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    wires: dict[tuple[str, str], bytes] = {}
+    first_index: dict[tuple[str, str], int] = {}
+    for index, event in valid:
+        identity = (event.hospital_id, event.event_id)
+        wire = orjson.dumps(event_to_wire(event))
+        if identity in first_index:
+            same = wires[identity] == wire
+            results[index] = _repeat(index, event.event_id, same)
+            continue
+        first_index[identity] = index
+        wires[identity] = wire
+        rows.append(
+            {
+                "hospital_id": event.hospital_id,
+                "event_id": event.event_id,
+                "case_id": event.case_id,
+                "event_type": event.type,
+                "payload": wire.decode(),
+                "payload_hash": payload_hash(wire),
+                "received_at": now,
+                "published": False,
+            }
+        )
+    accepted: list[Accepted] = []
+    try:
+        statement = insert_ignoring(db_session.bind.dialect.name, LedgerEntry).returning(  # type: ignore[union-attr]
+            LedgerEntry.seq, LedgerEntry.hospital_id, LedgerEntry.event_id
+        )
+        inserted = {
+            (row.hospital_id, row.event_id): row.seq
+            for row in (await db_session.execute(statement, rows)).all()
+        } if rows else {}
+        existing = [identity for identity in first_index if identity not in inserted]
+        earlier_hashes = await _hashes(db_session, existing)
+        for identity, index in first_index.items():
+            event_id = identity[1]
+            if identity in inserted:
+                results[index] = ItemResult(index=index, event_id=event_id, status="accepted")
+                hospital_id, _ = identity
+                case_id = orjson.loads(wires[identity])["case_id"]
+                accepted.append(
+                    Accepted(
+                        seq=inserted[identity],
+                        key=f"{hospital_id}/{case_id}".encode(),
+                        value=wires[identity],
+                    )
+                )
+            else:
+                same = earlier_hashes.get(identity) == payload_hash(wires[identity])
+                results[index] = _repeat(index, event_id, same)
+        _keep_rejections(db_session, items, [r for r in results.values() if r.status == "rejected"], now)
+        await db_session.flush()
+    except OperationalError as error:
+        raise LedgerUnavailable(str(error.orig)) from error
+    ordered = [results[index] for index in sorted(results)]
+    return (
+        IngestResult(
+            accepted=sum(r.status == "accepted" for r in ordered),
+            duplicates=sum(r.status == "duplicate" for r in ordered),
+            rejected=sum(r.status == "rejected" for r in ordered),
+            results=ordered,
+        ),
+        accepted,
+    )
+
+
+def _repeat(index: int, event_id: str, same_content: bool) -> ItemResult:
+    if same_content:
+        return ItemResult(index=index, event_id=event_id, status="duplicate")
+    return ItemResult(
+        index=index,
+        event_id=event_id,
+        status="rejected",
+        errors=[
+            FieldError(
+                field="event_id",
+                reason="already used for a different event of this hospital",
+            )
+        ],
+    )
+
+
+async def _hashes(
+    db_session: AsyncSession, identities: list[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    found: dict[tuple[str, str], str] = {}
+    for hospital_id in {hospital for hospital, _ in identities}:
+        event_ids = [event_id for hospital, event_id in identities if hospital == hospital_id]
+        rows = await db_session.execute(
+            select(LedgerEntry.event_id, LedgerEntry.payload_hash).where(
+                LedgerEntry.hospital_id == hospital_id, LedgerEntry.event_id.in_(event_ids)
+            )
+        )
+        found.update({(hospital_id, row.event_id): row.payload_hash for row in rows})
+    return found
+
+
+def _keep_rejections(
+    db_session: AsyncSession, items: list[Any], rejected: list[ItemResult], now: datetime
+) -> None:
+    """Every refused event is kept with its reason, listable at /v1/dead-letters."""
+    for result in rejected:
+        raw = items[result.index]
+        db_session.add(
+            dead_letter(
+                stage="ingest",
+                raw=raw,
+                reason="; ".join(f"{e.field}: {e.reason}" for e in result.errors),
+                errors=[e.model_dump() for e in result.errors],
+                now=now,
+            )
+        )
+
+
+def dead_letter(
+    *, stage: str, raw: Any, reason: str, errors: list[dict[str, Any]], now: datetime
+) -> DeadLetter:
+    def text(name: str) -> str | None:
+        value = raw.get(name) if isinstance(raw, dict) else None
+        return value[:64] if isinstance(value, str) else None
+
+    try:
+        payload = orjson.dumps(raw).decode()
+    except TypeError:
+        payload = repr(raw)
+    return DeadLetter(
+        stage=stage,
+        hospital_id=text("hospital_id"),
+        case_id=text("case_id"),
+        event_id=text("event_id"),
+        reason=reason[:2000],
+        errors=errors,
+        payload=payload[:MAX_DEAD_LETTER_PAYLOAD],
+        received_at=now,
+    )

@@ -1,0 +1,12 @@
+"""Prometheus metrics exported at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_INGESTED = Counter(
+    "drgwatch_events_ingested_total", "Events submitted to POST /v1/events", ["status"]
+)
+REQUEST_SECONDS = Histogram(
+    "drgwatch_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
+)

@@ -1,0 +1,69 @@
+"""Settings shared by every drgwatch service, read from DRGWATCH_* environment variables.
+
+Each entrypoint builds its settings once and passes them on; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "default", "drgwatch"}
+
+
+class StackSettings(BaseSettings):
+    """Where the database and the broker are, and how topics are named."""
+
+    model_config = SettingsConfigDict(env_prefix="DRGWATCH_", frozen=True, extra="ignore")
+
+    mode: Literal["embedded", "production"] = "embedded"
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "drgwatch"
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=5)
+    api_keys: str = ""  # comma-separated; required in production mode
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> StackSettings:
+        if self.mode == "production":
+            keys = [key.strip() for key in self.api_keys.split(",")]
+            if not keys or any(key.lower() in PLACEHOLDER_SECRETS or len(key) < 16 for key in keys):
+                raise ValueError(
+                    "production mode needs DRGWATCH_API_KEYS: comma-separated keys of at "
+                    "least 16 characters, none of them a placeholder"
+                )
+            if not self.database_url:
+                raise ValueError("production mode needs DRGWATCH_DATABASE_URL")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'drgwatch.db').resolve()}"
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}-events"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}-alerts"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}-dead-letters"
+
+    @property
+    def worker_app_id(self) -> str:
+        return f"{self.topic_prefix}-worker"
+
+    @property
+    def case_changelog_topic(self) -> str:
+        return f"{self.worker_app_id}-cases-changelog"

@@ -1,0 +1,227 @@
+"""Database tables shared by ingest, the worker's projector and the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """NUMERIC on PostgreSQL; text on SQLite, which would otherwise store a float."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 20, scale: int = 4) -> None:
+        super().__init__()
+        self.precision = precision
+        self.scale = scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(48))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware on every backend: stored in UTC, read back with tzinfo=UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LedgerEntry(Base):
+    """Every accepted event, durable before 202; the log can be replayed from here."""
+
+    __tablename__ = "ingest_ledger"
+    __table_args__ = (
+        UniqueConstraint("hospital_id", "event_id", name="uq_ledger_event"),
+        Index("ix_ledger_unpublished", "published", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hospital_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeadLetter(Base):
+    """An event that could not be processed, kept with its reason."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_hospital", "hospital_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stage: Mapped[str] = mapped_column(String(16))  # ingest | stream
+    hospital_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CaseRecord(Base):
+    """The queryable projection of a case's live state (written in batches by the worker)."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_department", "hospital_id", "department", "case_id"),
+        Index("ix_cases_level", "hospital_id", "level", "case_id"),
+    )
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    drg_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    drg_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    insurance_scheme: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    standard_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    total_cost: Mapped[Decimal] = mapped_column(ExactDecimal(18, 2))
+    ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(12, 4), nullable=True)
+    level: Mapped[str] = mapped_column(String(16))
+    ratio_flag: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    cost_by_category: Mapped[dict[str, str]] = mapped_column(JSON)
+    top_contributors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    admitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    discharged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    avg_los_days: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 1), nullable=True)
+    events_applied: Mapped[int] = mapped_column(Integer)
+    last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AlertRecord(Base):
+    """One record per level change of a case; alert_id makes replays idempotent."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_case", "hospital_id", "case_id", "seq"),
+        Index("ix_alerts_department", "hospital_id", "department", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(36), unique=True)
+    hospital_id: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    drg_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    level: Mapped[str] = mapped_column(String(16))
+    previous_level: Mapped[str] = mapped_column(String(16))
+    transition: Mapped[str] = mapped_column(String(16))
+    total_cost: Mapped[Decimal] = mapped_column(ExactDecimal(18, 2))
+    standard_cost: Mapped[Decimal] = mapped_column(ExactDecimal(18, 2))
+    ratio: Mapped[Decimal] = mapped_column(ExactDecimal(12, 4))
+    event_id: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    top_contributors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+
+
+class CatalogueRecord(Base):
+    __tablename__ = "drg_catalogues"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    effective_from: Mapped[date] = mapped_column(Date)
+    hospital_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    base_rates: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DrgGroupRecord(Base):
+    __tablename__ = "drg_groups"
+
+    catalogue_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("drg_catalogues.id", ondelete="CASCADE"), primary_key=True
+    )
+    drg_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    weight: Mapped[Decimal] = mapped_column(ExactDecimal(10, 4))
+    avg_los_days: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 1), nullable=True)
+    standard_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+
+
+class ThresholdRecord(Base):
+    """Level thresholds for a hospital and DRG; '*' stands for any."""
+
+    __tablename__ = "alert_thresholds"
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    drg_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    blue: Mapped[Decimal] = mapped_column(ExactDecimal(6, 4))
+    yellow: Mapped[Decimal] = mapped_column(ExactDecimal(6, 4))
+    red: Mapped[Decimal] = mapped_column(ExactDecimal(6, 4))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ReferenceVersion(Base):
+    """Bumped whenever catalogues or thresholds change, so workers know to reload."""
+
+    __tablename__ = "reference_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class WorkerHeartbeat(Base):
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ready: Mapped[bool] = mapped_column(Boolean)
+    partitions: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
