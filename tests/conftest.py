@@ -1,0 +1,70 @@
+"""Shared fixtures: a fresh PostgreSQL database per test session (the real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.storage.engine import create_schema, make_engine
+
+PG_HOST = os.environ.get("DRGWATCH_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("DRGWATCH_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("DRGWATCH_TEST_PG_USER", "postgres")
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def _postgres_reachable() -> bool:
+    try:
+        asyncio.run(_admin("SELECT 1"))
+        return True
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a new, empty database on the local PostgreSQL, dropped afterwards."""
+    if not _postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but {PG_HOST}:{PG_PORT} does not answer")
+        pytest.skip(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}")
+    name = f"drgwatch_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the session database with the schema created and every table emptied."""
+    engine = make_engine(postgres_url)
+    await create_schema(engine)
+    from sqlalchemy import text
+
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "TRUNCATE ingest_ledger, dead_letters, cases, alerts, drg_groups, drg_catalogues,"
+                " alert_thresholds, worker_heartbeats RESTART IDENTITY CASCADE"
+            )
+        )
+        await connection.execute(text("UPDATE reference_version SET version = 0"))
+    yield engine
+    await engine.dispose()

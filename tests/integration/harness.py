@@ -1,0 +1,146 @@
+"""Run the real stack for tests: tansu broker, Faust worker and API as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.settings import StackSettings
+from services.stack import create_topics, prepare_database, start_broker, start_child, stop_child
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """A running drgwatch: each part can be killed and started again."""
+
+    workdir: Path
+    database_url: str
+    partitions: int = 4
+    broker_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+    broker: subprocess.Popen[bytes] | None = None
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def settings(self) -> StackSettings:
+        return StackSettings(
+            database_url=self.database_url, kafka_bootstrap=f"127.0.0.1:{self.broker_port}",
+            topic_prefix=self.prefix, topic_partitions=self.partitions, data_dir=self.workdir,
+        )
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DRGWATCH_MODE="embedded",
+            DRGWATCH_DATABASE_URL=self.database_url,
+            DRGWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{self.broker_port}",
+            DRGWATCH_TOPIC_PREFIX=self.prefix,
+            DRGWATCH_TOPIC_PARTITIONS=str(self.partitions),
+            DRGWATCH_DATA_DIR=str(self.workdir),
+        )
+        return env
+
+    def start_broker(self, *, replay: bool) -> None:
+        self.broker = start_broker(self.broker_port, self.workdir / "broker.log")
+        asyncio.run(create_topics(self.settings))
+        asyncio.run(prepare_database(self.settings, replay_ledger=replay))
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = start_child(
+            [sys.executable, "-m", "services.cli", "worker"], self.env(),
+            self.workdir / f"worker{len(self.workers)}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
+    def start_api(self) -> None:
+        self.api = start_child(
+            [sys.executable, "-m", "services.cli", "api", "--port", str(self.api_port)],
+            self.env(), self.workdir / "api.log",
+        )
+
+    def start(self) -> None:
+        self.start_broker(replay=False)
+        self.start_worker()
+        self.start_api()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 90) -> float:
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"stack not ready in {timeout}s; logs in {self.workdir}")
+
+    @staticmethod
+    def kill(process: subprocess.Popen[bytes] | None) -> None:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def stop(self) -> None:
+        for process in [self.api, *self.workers, self.broker]:
+            if process is not None:
+                stop_child(process, timeout=5)
+
+    def post(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        response = httpx.post(f"{self.url}/v1/events", json={"events": events}, timeout=30)
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def case(self, hospital_id: str, case_id: str) -> dict[str, Any] | None:
+        response = httpx.get(f"{self.url}/v1/hospitals/{hospital_id}/cases/{case_id}", timeout=10)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def all_alerts(self, **params: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": "500", **({"cursor": cursor} if cursor else {})}
+            page = httpx.get(f"{self.url}/v1/alerts", params=query, timeout=10).json()
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+    def wait_for(self, check: Any, timeout: float = 30, interval: float = 0.1) -> float:
+        """Poll until check() is truthy; return the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if check():
+                return time.monotonic() - started
+            time.sleep(interval)
+        raise AssertionError(f"condition not met within {timeout}s; logs in {self.workdir}")
