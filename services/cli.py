@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     drg_import.add_argument("--hospital-id", help="catalogue for one hospital only")
     drg_import.add_argument("--url", help="post to a running service instead of the database")
 
+    schemas = commands.add_parser("schemas", help="contracts in schemas/")
+    schemas.add_argument("action", choices=["export"])
+
     demo = commands.add_parser("demo", help="post a simulated hospital day to a running service")
     demo.add_argument("--url", default="http://127.0.0.1:8000")
     demo.add_argument("--seconds", type=float, default=45.0, help="how long the day takes")
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("DRGWATCH_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "up":
         from services.stack import up as start_stack
 
@@ -86,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "drg":
         return _import_catalogue(args)
+    if args.command == "schemas":
+        from services.contracts import export
+
+        for path in export():
+            print(path)
+        return 0
     if args.command == "demo":
         from services.demo import run_demo
 

@@ -150,7 +150,6 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
         DRGWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
         DRGWATCH_TOPIC_PARTITIONS=str(partitions),
     )
-    env.pop("DRGWATCH_DATABASE_URL", None) if "DRGWATCH_DATABASE_URL" not in os.environ else None
     settings = StackSettings(
         mode="embedded", data_dir=data_dir.resolve(), kafka_bootstrap=f"127.0.0.1:{broker_port}",
         topic_partitions=partitions, database_url=os.environ.get("DRGWATCH_DATABASE_URL", ""),
@@ -191,14 +190,11 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
             flush=True,
         )
         if demo:
-            from services import demo as demo_module
-
             children.append(start_child(
                 [python, "-m", "services.cli", "demo", "--url", base_url], env, logs / "demo.log"
             ))
             print(f"drgwatch: replaying a simulated hospital day (log: {logs / 'demo.log'})",
                   flush=True)
-            _ = demo_module
         while not stopping:
             for child in children[:3]:
                 if child.poll() is not None:

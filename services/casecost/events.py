@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -38,7 +39,7 @@ class Category(StrEnum):
     OTHER = "other"
 
 
-def _decimal_text(value: Any) -> Decimal:
+def decimal_text(value: Any) -> Decimal:
     """Accept a decimal string (or an int) and refuse floats, NaN, Infinity and exponents."""
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("must be a decimal string such as \"12.50\", not a JSON number")
@@ -106,9 +107,28 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-UnitPrice = Annotated[Decimal, BeforeValidator(_decimal_text), AfterValidator(_price)]
-Amount = Annotated[Decimal, BeforeValidator(_decimal_text), AfterValidator(_amount)]
-Quantity = Annotated[Decimal, BeforeValidator(_decimal_text), AfterValidator(_quantity)]
+def _decimal_schema(places: int, description: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^[0-9]{{1,10}}(\.[0-9]{{1,{places}}})?$",
+            "description": description,
+        }
+    )
+
+
+UnitPrice = Annotated[
+    Decimal, BeforeValidator(decimal_text), AfterValidator(_price),
+    _decimal_schema(4, "decimal string, up to 4 places"),
+]
+Amount = Annotated[
+    Decimal, BeforeValidator(decimal_text), AfterValidator(_amount),
+    _decimal_schema(2, "decimal string to the cent; must equal quantity x unit_price"),
+]
+Quantity = Annotated[
+    Decimal, BeforeValidator(decimal_text), AfterValidator(_quantity),
+    _decimal_schema(4, "decimal string (an integer is accepted), greater than zero"),
+]
 Identifier = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-/]*$"),

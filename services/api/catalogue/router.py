@@ -12,12 +12,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from services.api.catalogue import service as catalogue_service
 from services.api.catalogue.schemas import CatalogueIn, CatalogueOut, GroupOut
 from services.api.deps import SessionDep
-from services.casecost.events import _decimal_text
+from services.casecost.events import decimal_text
 from services.storage.engine import upsert
 from services.storage.models import ThresholdRecord
 
 router = APIRouter(tags=["reference data"])
-Fraction = Annotated[Decimal, BeforeValidator(_decimal_text), Field(gt=0, le=10)]
+Fraction = Annotated[Decimal, BeforeValidator(decimal_text), Field(gt=0, le=10)]
 
 
 @router.post("/v1/drg-catalogues", status_code=201, response_model=CatalogueOut)

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from services.casecost.events import Code, Identifier, Label, _decimal_text
+from services.casecost.events import Code, Identifier, Label, decimal_text
 
-PositiveDecimal = Annotated[Decimal, BeforeValidator(_decimal_text), Field(gt=0)]
+PositiveDecimal = Annotated[Decimal, BeforeValidator(decimal_text), Field(gt=0)]
 
 
 class GroupIn(BaseModel):

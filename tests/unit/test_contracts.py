@@ -1,0 +1,19 @@
+"""schemas/ holds the contracts exactly as the code validates them."""
+
+from __future__ import annotations
+
+from services.contracts import SCHEMA_DIR, contracts, render
+
+
+def test_schema_files_match_the_models() -> None:
+    for name, schema in contracts().items():
+        on_disk = (SCHEMA_DIR / name).read_text(encoding="utf-8")
+        assert on_disk == render(schema), f"schemas/{name} is stale: run drgwatch schemas export"
+
+
+def test_event_schema_names_every_event_type_and_money_as_strings() -> None:
+    event = contracts()["event.v1.json"]
+    mapping = event["discriminator"]["mapping"]
+    assert set(mapping) == {"admitted", "drg_assigned", "transferred", "discharged", "charge",
+                            "credit"}
+    assert "amount" in event["$defs"]["Charge"]["required"]
