@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     db = commands.add_parser("db", help="database administration")
     db.add_argument("action", choices=["init"])
+    db.add_argument("--sample", action="store_true", help="load the sample DRG catalogue if empty")
 
     topics = commands.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"])
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "db":
         from services.stack import prepare_database
 
-        asyncio.run(prepare_database(StackSettings(), replay_ledger=False))
+        asyncio.run(prepare_database(StackSettings(), replay_ledger=False, load_sample=args.sample))
         print("database ready")
         return 0
     if args.command == "topics":
@@ -123,7 +124,8 @@ def _run_worker() -> int:
     from services.alerting.worker import create_worker
 
     worker_app = create_worker(WorkerSettings())
-    worker = Worker(worker_app.app, loglevel="WARNING", quiet=True)
+    level = os.environ.get("DRGWATCH_WORKER_LOG_LEVEL", "WARNING")
+    worker = Worker(worker_app.app, loglevel=level, quiet=True)
     worker.execute_from_commandline()
     return 0
 

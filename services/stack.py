@@ -103,14 +103,16 @@ async def create_topics(settings: StackSettings) -> None:
         await admin.close()
 
 
-async def prepare_database(settings: StackSettings, *, replay_ledger: bool) -> int:
+async def prepare_database(
+    settings: StackSettings, *, replay_ledger: bool, load_sample: bool = True
+) -> int:
     """Create tables, load the sample catalogue into an empty database, queue a replay."""
     engine = make_engine(settings.resolved_database_url)
     try:
         await create_schema(engine)
         sessions = session_factory(engine)
         async with sessions() as db_session:
-            if not await catalogue_service.has_any(db_session=db_session):
+            if load_sample and not await catalogue_service.has_any(db_session=db_session):
                 await catalogue_service.create(
                     db_session=db_session, catalogue_in=catalogue_service.sample_catalogue()
                 )

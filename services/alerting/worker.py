@@ -119,6 +119,10 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         table_cleanup_interval=3600.0,
         producer_acks=-1,
     )
+    if settings.web_enabled:
+        from faust.sensors.prometheus import setup_prometheus_sensors
+
+        setup_prometheus_sensors(app, name_prefix="drgwatch_worker")
     engine: AsyncEngine = make_engine(stack.resolved_database_url)
     sessions = session_factory(engine)
     reference = ReferenceData(sessions)

@@ -60,6 +60,7 @@ class Stack:
             DRGWATCH_TOPIC_PREFIX=self.prefix,
             DRGWATCH_TOPIC_PARTITIONS=str(self.partitions),
             DRGWATCH_DATA_DIR=str(self.workdir),
+            DRGWATCH_WORKER_LOG_LEVEL="INFO",
         )
         return env
 

@@ -233,7 +233,11 @@ def test_worker_sigkill_resumes_from_changelog(stack: Stack, tmp_path: Path) -> 
     def reconciled() -> bool:
         return all((stack.case(h, c) or {}).get("total_cost") == str(expected[c]) for c in cases)
 
-    stack.wait_for(reconciled, timeout=90, interval=0.5)
+    try:
+        stack.wait_for(reconciled, timeout=90, interval=0.5)
+    except AssertionError:
+        actual = {c: (stack.case(h, c) or {}).get("total_cost") for c in cases}
+        raise AssertionError(f"expected {expected}, got {actual}") from None
     for c in cases:
         case = stack.case(h, c)
         assert case is not None and case["events_applied"] == 16

@@ -1,0 +1,210 @@
+"""The real Faust agent, run with `agent.test_context()`: no broker, no database.
+
+test_context feeds the agent from an in-memory channel and gives every message a
+current event, so table writes work (their changelog records go to the producer's
+buffer, never sent). Topic sends (alerts, dead letters) would start a Kafka producer,
+so `Topic.send` is replaced by a recorder. The database is only used by the worker's
+tasks and timers, which test_context does not start: the tests check that no database
+file appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+import pytest
+
+from services.alerting.settings import WorkerSettings
+from services.alerting.worker import WorkerApp, create_worker
+from services.casecost.pricing import Thresholds
+from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
+
+KEY = b"H1/C1"
+
+
+class SentRecorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def on(self, topic: str) -> list[tuple[bytes | None, bytes]]:
+        return [(key, value) for name, key, value in self.sent if name == topic]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
+    recorder = SentRecorder()
+
+    async def record(self: faust.Topic, *, key: Any = None, value: Any = None,
+                     **_: Any) -> None:
+        recorder.sent.append((self.get_topic_name(), key, value))
+
+    monkeypatch.setattr(faust.Topic, "send", record)
+    return recorder
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> WorkerSettings:
+    return WorkerSettings(data_dir=tmp_path, topic_prefix="agenttest", topic_partitions=1)
+
+
+@pytest.fixture
+def worker(settings: WorkerSettings) -> WorkerApp:
+    worker_app = create_worker(settings)
+    worker_app.app.finalize()
+    worker_app.reference.price_book = book(
+        thresholds={("H1", "D2"): Thresholds(Decimal("0.5"), Decimal("0.6"), Decimal("0.7"))}
+    )
+    worker_app.reference.loaded = True
+    return worker_app
+
+
+@pytest.fixture
+async def agent(worker: WorkerApp, sent: SentRecorder) -> AsyncIterator[Any]:
+    async with worker.agent.test_context() as test_agent:
+        yield test_agent
+
+
+async def put(agent: Any, event: dict[str, Any] | bytes, key: bytes = KEY) -> None:
+    value = event if isinstance(event, bytes) else orjson.dumps(event)
+    await agent.put(value, key=key)
+    # put() returns once the agent has taken the message; let its body finish
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def case(worker: WorkerApp, key: bytes = KEY) -> dict[str, Any]:
+    stored = worker.cases.get(key)
+    assert stored is not None, f"no state for {key!r}"
+    return dict(stored)
+
+
+async def test_events_build_the_case_state_in_the_table(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    assert worker.cases.get(KEY) is None
+    await put(agent, admitted_raw())
+    state = case(worker)
+    assert state["level"] == "none" and state["standard_cost"] == "10000.00"
+    assert state["total_cost"] == "0" and state["events_applied"] == 1
+    await put(agent, cost_raw("c1", "4000.00", category="drug"))
+    await put(agent, cost_raw("c2", "5000.00", category="consumable", item_code="STENT"))
+    state = case(worker)
+    assert state["total_cost"] == "9000.00"
+    assert state["cost_by_category"] == {"consumable": "5000.00", "drug": "4000.00"}
+    assert state["level"] == "blue" and state["ratio"] == "0.9000"
+    assert state["department"] == "CARD" and state["drg_code"] == "D1"
+    assert state["events_applied"] == 3
+    (alert_message,) = sent.on(settings.alerts_topic)
+    assert alert_message[0] == KEY
+    alert = orjson.loads(alert_message[1])
+    assert (alert["level"], alert["previous_level"], alert["event_id"]) == ("blue", "none", "c2")
+    assert sent.on(settings.dead_letter_topic) == []
+
+
+async def test_a_duplicate_is_not_counted_twice(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    await put(agent, admitted_raw())
+    charge = cost_raw("c1", "9600.00")
+    for _ in range(3):
+        await put(agent, charge)
+    state = case(worker)
+    assert state["total_cost"] == "9600.00" and state["events_applied"] == 2
+    assert state["level"] == "yellow" and state["alert_seq"] == 1
+    # the earlier alert is handed back on redelivery (same alert_id), never a new one
+    alert_ids = {orjson.loads(value)["alert_id"] for _, value in sent.on(settings.alerts_topic)}
+    assert len(alert_ids) == 1 and len(sent.on(settings.alerts_topic)) == 3
+
+
+async def test_level_changes_raise_one_alert_each(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    for event in [
+        admitted_raw(drg_code="D2"),  # 20000.00, thresholds for H1/D2: 50% / 60% / 70%
+        cost_raw("c1", "10000.00"),  # blue
+        cost_raw("c2", "100.00", item_code="B"),  # still blue
+        cost_raw("c3", "4000.01", item_code="C"),  # red
+        raw("drg_assigned", "g1", at(5), drg_code="D1"),  # 14100.01 of 10000.00: red again
+        raw("credit", "r1", at(6), department="CARD", item_code="C", item_name="c",
+            category="drug", quantity="1", unit_price="4000.01", amount="4000.01"),  # 10100.00
+        cost_raw("c4", "0.01", item_code="D"),
+    ]:
+        await put(agent, event)
+    levels = [
+        (alert["previous_level"], alert["level"], alert["transition"])
+        for alert in (orjson.loads(value) for _, value in sent.on(settings.alerts_topic))
+    ]
+    assert levels == [("none", "blue", "escalated"), ("blue", "red", "escalated")]
+    state = case(worker)
+    assert state["total_cost"] == "10100.01" and state["level"] == "red"
+    assert state["standard_cost"] == "10000.00"
+
+
+async def test_invalid_payloads_go_to_dead_letters_and_the_agent_carries_on(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    await put(agent, admitted_raw())
+    await put(agent, b"not json at all")
+    await put(agent, orjson.dumps([1, 2, 3]))
+    await put(agent, cost_raw("bad", "10.00") | {"amount": "10.01"})
+    await put(agent, cost_raw("float", "10.00") | {"amount": 10.0})
+    await put(agent, orjson.dumps({"type": "_reprice", "event_id": "x"}))
+    await put(agent, cost_raw("good", "9500.00"))
+    state = case(worker)
+    assert state["total_cost"] == "9500.00" and state["events_applied"] == 2
+    assert state["level"] == "yellow"
+    dead = [orjson.loads(value) for _, value in sent.on(settings.dead_letter_topic)]
+    assert len(dead) == 5
+    assert dead[0]["payload"] == "not json at all" and dead[0]["reason"].startswith("not JSON")
+    assert "amount" in dead[2]["reason"] and "quantity x unit_price" in dead[2]["reason"]
+    assert "decimal string" in dead[3]["reason"]
+    assert dead[4]["reason"].startswith("bad reprice command")
+    assert all(key == KEY for key, _ in sent.on(settings.dead_letter_topic))
+
+
+async def test_cases_are_kept_apart(worker: WorkerApp, agent: Any) -> None:
+    await put(agent, admitted_raw())
+    await put(agent, admitted_raw(hospital_id="H1", case_id="C2", drg_code="D2"), key=b"H1/C2")
+    await put(agent, cost_raw("c1", "100.00"))
+    await put(agent, cost_raw("c1", "200.00", case_id="C2"), key=b"H1/C2")
+    assert case(worker)["total_cost"] == "100.00"
+    other = case(worker, b"H1/C2")
+    assert other["total_cost"] == "200.00" and other["standard_cost"] == "20000.00"
+
+
+async def test_charge_before_admission_is_priced_once_admitted(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    await put(agent, cost_raw("c1", "9600.00"))
+    assert case(worker)["level"] == "unpriced" and sent.on(settings.alerts_topic) == []
+    await put(agent, admitted_raw())
+    state = case(worker)
+    assert state["level"] == "yellow" and state["total_cost"] == "9600.00"
+    assert len(sent.on(settings.alerts_topic)) == 1
+
+
+async def test_the_table_value_is_what_the_changelog_carries(worker: WorkerApp, agent: Any) -> None:
+    await put(agent, admitted_raw())
+    await put(agent, cost_raw("c1", "9600.00"))
+    stored = case(worker)
+    # the changelog serializes the dict as JSON; it must come back as the same state
+    from services.casecost.state import CaseState
+
+    restored = CaseState.from_dict(orjson.loads(orjson.dumps(stored)))
+    assert orjson.loads(orjson.dumps(restored.to_dict())) == orjson.loads(orjson.dumps(stored))
+
+
+async def test_test_context_does_not_touch_the_database(
+    worker: WorkerApp, agent: Any, settings: WorkerSettings
+) -> None:
+    await put(agent, admitted_raw())
+    await put(agent, cost_raw("c1", "9600.00"))
+    assert case(worker)["level"] == "yellow"
+    assert not (settings.data_dir / "drgwatch.db").exists()
+    assert list(settings.data_dir.iterdir()) == []

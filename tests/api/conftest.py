@@ -1,0 +1,48 @@
+"""Fixtures for the HTTP contract tests: the real app on the session PostgreSQL.
+
+The app is built with connect_broker=False (nothing is published to Kafka) and its
+lifespan is entered by hand, so the schema creation and shutdown run as in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.api.app import create_app
+from services.settings import StackSettings
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    client: httpx.AsyncClient
+    engine: AsyncEngine  # the app's own engine
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(text(sql), params)).all())
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with self.engine.connect() as connection:
+            return (await connection.execute(text(sql), params)).scalar()
+
+
+@pytest.fixture
+async def api(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
+    """The app with its lifespan running, over an emptied database."""
+    settings = StackSettings(database_url=postgres_url, topic_prefix="drgwatch-test")
+    app = create_app(settings, connect_broker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(app=app, client=client, engine=app.state.engine,
+                      sessions=app.state.sessions)

@@ -1,0 +1,502 @@
+"""apply_event: cost arithmetic, levels, thresholds, alerts, pricing and state round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from services.casecost.apply import Outcome, Reprice, apply_event, new_case
+from services.casecost.events import Event
+from services.casecost.pricing import PriceBook, Thresholds
+from services.casecost.state import CaseState
+from tests.unit.case_events import (
+    CASE,
+    HOSPITAL,
+    NOW,
+    admitted,
+    at,
+    book,
+    catalogue,
+    charge,
+    credit,
+    discharged,
+    drg_assigned,
+    transferred,
+)
+
+
+def run(events: list[Event], price_book: PriceBook | None = None,
+        state: CaseState | None = None) -> tuple[CaseState, list[dict[str, Any]]]:
+    """Apply events in order; return the final state and every alert raised."""
+    price_book = price_book or book()
+    state = state or new_case(HOSPITAL, CASE)
+    alerts: list[dict[str, Any]] = []
+    for event in events:
+        outcome = apply_event(state, event, price_book, NOW)
+        state = outcome.state
+        alerts.extend(outcome.alerts)
+    return state, alerts
+
+
+def one(state: CaseState, event: Event, price_book: PriceBook | None = None) -> Outcome:
+    return apply_event(state, event, price_book or book(), NOW)
+
+
+# --- cost and ratio -----------------------------------------------------------------------
+
+
+def test_ratio_is_total_over_standard() -> None:
+    state, alerts = run([admitted(), charge("c1", "1234.56"), charge("c2", "100.00")])
+    assert state.total_cost == Decimal("1334.56")
+    assert state.standard_cost == Decimal("10000.00")
+    assert state.ratio == Decimal("0.1335")  # 0.133456 to four places
+    assert state.level == "none" and alerts == []
+    assert state.drg_name == "group D1" and state.avg_los_days == Decimal("7.5")
+
+
+def test_credit_lowers_total_and_category() -> None:
+    state, _ = run([
+        admitted(), charge("c1", "300.00", category="drug"), charge("c2", "50.25", category="lab"),
+        credit("r1", "100.10", category="drug"),
+    ])
+    assert state.total_cost == Decimal("250.15")
+    assert state.cost_by_category == {"drug": Decimal("199.90"), "lab": Decimal("50.25")}
+    assert state.items["ITEM"].amount == Decimal("250.15")
+    assert state.items["ITEM"].quantity == Decimal("1")  # 1 + 1 - 1
+
+
+def test_events_applied_counts_each_event_once() -> None:
+    state, _ = run(
+        [admitted(), charge("c1", "1.00"), charge("c1", "1.00"), transferred("t", "ICU")]
+    )
+    assert state.events_applied == 3
+
+
+# --- levels at the exact boundaries ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "level"),
+    [
+        ("8999.99", "none"),  # ratio rounds to 0.9000, yet below blue
+        ("9000.00", "blue"),
+        ("9499.99", "blue"),
+        ("9500.00", "yellow"),
+        ("10000.00", "yellow"),
+        ("10000.01", "red"),  # ratio rounds to 1.0000, yet above the standard
+        ("25000.00", "red"),
+        ("0.00", "none"),
+    ],
+)
+def test_default_levels_at_exact_boundaries(total: str, level: str) -> None:
+    state, alerts = run([admitted(), charge("c1", total)])
+    assert state.level == level
+    assert [alert["level"] for alert in alerts] == ([] if level == "none" else [level])
+
+
+def test_levels_compare_exact_totals_not_the_rounded_ratio() -> None:
+    state, _ = run([admitted(), charge("c1", "8999.99")])
+    assert state.ratio == Decimal("0.9000") and state.level == "none"
+    state, _ = run([admitted(), charge("c1", "10000.01")])
+    assert state.ratio == Decimal("1.0000") and state.level == "red"
+
+
+# --- thresholds per hospital and DRG --------------------------------------------------------
+
+T_HD = Thresholds(Decimal("0.10"), Decimal("0.20"), Decimal("0.30"))
+T_STAR_D = Thresholds(Decimal("0.40"), Decimal("0.50"), Decimal("0.60"))
+T_H_STAR = Thresholds(Decimal("0.70"), Decimal("0.75"), Decimal("0.80"))
+T_ALL = Thresholds(Decimal("0.85"), Decimal("0.86"), Decimal("0.87"))
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({("H1", "D1"), ("*", "D1"), ("H1", "*"), ("*", "*")}, T_HD),
+        ({("*", "D1"), ("H1", "*"), ("*", "*")}, T_STAR_D),
+        ({("H1", "*"), ("*", "*")}, T_H_STAR),
+        ({("*", "*")}, T_ALL),
+        ({("H2", "D1"), ("H1", "D2"), ("H2", "*"), ("*", "D2")}, Thresholds()),
+    ],
+)
+def test_threshold_precedence(keys: set[tuple[str, str]], expected: Thresholds) -> None:
+    by_key = {("H1", "D1"): T_HD, ("*", "D1"): T_STAR_D, ("H1", "*"): T_H_STAR,
+              ("*", "*"): T_ALL, ("H2", "D1"): T_HD, ("H1", "D2"): T_HD, ("H2", "*"): T_HD,
+              ("*", "D2"): T_HD}
+    price_book = book(thresholds={key: by_key[key] for key in keys})
+    assert price_book.thresholds_for("H1", "D1") == expected
+
+
+@pytest.mark.parametrize(
+    ("hospital", "drg", "total", "level"),
+    [
+        ("H1", "D1", "1000.00", "blue"),     # H1+D1: blue at 10% of 10000
+        ("H1", "D1", "3000.01", "red"),
+        ("H2", "D1", "3999.99", "none"),     # *+D1: blue at 40%
+        ("H2", "D1", "5000.00", "yellow"),
+        ("H1", "D2", "14000.00", "blue"),    # H1+*: blue at 70% of 20000
+        ("H1", "D2", "16000.01", "red"),
+        ("H2", "D2", "18000.00", "blue"),    # default
+    ],
+)
+def test_apply_uses_the_thresholds_of_hospital_and_drg(
+    hospital: str, drg: str, total: str, level: str
+) -> None:
+    price_book = book(thresholds={("H1", "D1"): T_HD, ("*", "D1"): T_STAR_D, ("H1", "*"): T_H_STAR})
+    state, alerts = run(
+        [admitted(drg_code=drg, hospital_id=hospital), charge("c1", total, hospital_id=hospital)],
+        price_book, new_case(hospital, CASE),
+    )
+    assert state.level == level
+    assert [alert["level"] for alert in alerts] == ([] if level == "none" else [level])
+
+
+def test_thresholds_must_be_ordered() -> None:
+    with pytest.raises(ValueError):
+        Thresholds(Decimal("0.95"), Decimal("0.90"), Decimal("1.00"))
+    with pytest.raises(ValueError):
+        Thresholds(Decimal("0"), Decimal("0.90"), Decimal("1.00"))
+
+
+# --- alerts -------------------------------------------------------------------------------
+
+
+def test_one_alert_per_level_change_with_transition() -> None:
+    state = new_case(HOSPITAL, CASE)
+    steps = [
+        (admitted(), None),
+        (charge("c1", "9000.00", item_code="A"), ("blue", "none", "escalated")),
+        (charge("c2", "100.00", item_code="B"), None),  # still blue: no alert
+        (charge("c3", "1000.01", item_code="C"), ("red", "blue", "escalated")),
+        (charge("c4", "5.00", item_code="D"), None),  # still red
+        (credit("r1", "605.01", item_code="C"), ("yellow", "red", "de-escalated")),
+        (credit("r2", "400.00", item_code="C"), ("blue", "yellow", "de-escalated")),
+        (credit("r3", "9000.00", item_code="A"), ("none", "blue", "resolved")),
+        (charge("c5", "9600.00", item_code="A"), ("yellow", "none", "escalated")),
+    ]
+    seen_ids = set()
+    for event, expected in steps:
+        outcome = one(state, event)
+        state = outcome.state
+        assert not outcome.duplicate
+        if expected is None:
+            assert outcome.alerts == [], event.event_id
+            continue
+        (alert,) = outcome.alerts
+        assert (alert["level"], alert["previous_level"], alert["transition"]) == expected
+        assert alert["event_id"] == event.event_id
+        assert alert["total_cost"] == str(state.total_cost)
+        assert alert["standard_cost"] == "10000.00"
+        assert alert["ratio"] == str(state.ratio)
+        assert alert["hospital_id"] == HOSPITAL and alert["case_id"] == CASE
+        assert alert["department"] == "CARD" and alert["drg_code"] == "D1"
+        assert alert["occurred_at"] == event.occurred_at.isoformat()
+        assert alert["raised_at"] == NOW.isoformat()
+        assert alert["alert_id"] not in seen_ids
+        seen_ids.add(alert["alert_id"])
+        assert state.alert_level == expected[0]
+    assert len(state.alerts) == 6
+    assert [a["sequence"] for a in state.alerts] == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_alert_can_jump_levels() -> None:
+    _, alerts = run([admitted(), charge("c1", "12000.00")])
+    assert [(a["previous_level"], a["level"], a["transition"]) for a in alerts] == [
+        ("none", "red", "escalated")
+    ]
+    _, alerts = run([admitted(), charge("c1", "12000.00"), credit("r1", "11000.00")])
+    assert alerts[-1]["transition"] == "resolved" and alerts[-1]["previous_level"] == "red"
+
+
+def test_alert_carries_top_contributors() -> None:
+    _, alerts = run([admitted(), charge("c1", "4000.00", item_code="A"),
+                     charge("c2", "5000.00", item_code="B")])
+    (alert,) = alerts
+    assert [c["item_code"] for c in alert["top_contributors"]] == ["B", "A"]
+    assert alert["top_contributors"][0] == {
+        "item_code": "B", "item_name": "name of B", "category": "drug", "quantity": "1",
+        "amount": "5000.00",
+    }
+
+
+def test_alert_ids_are_stable_for_the_case_and_sequence() -> None:
+    _, first = run([admitted(), charge("c1", "9500.00")])
+    _, again = run([admitted(), charge("c1", "9500.00")])
+    assert first[0]["alert_id"] == again[0]["alert_id"]
+    _, other = run([admitted(case_id="C2"), charge("c1", "9500.00", case_id="C2")],
+                   state=new_case(HOSPITAL, "C2"))
+    assert other[0]["alert_id"] != first[0]["alert_id"]
+
+
+# --- regrouping and pricing ---------------------------------------------------------------
+
+
+def test_drg_assigned_reprices_against_the_new_standard() -> None:
+    state, alerts = run([admitted(drg_code="D2"), charge("c1", "9600.00")])
+    assert state.standard_cost == Decimal("20000.00") and state.level == "none" and not alerts
+    outcome = one(state, drg_assigned("g1", "D1", occurred_at=at(3)))
+    assert outcome.state.standard_cost == Decimal("10000.00")
+    assert outcome.state.drg_code == "D1" and outcome.state.level == "yellow"
+    assert [(a["level"], a["transition"], a["event_id"]) for a in outcome.alerts] == [
+        ("yellow", "escalated", "g1")
+    ]
+    outcome = one(outcome.state, drg_assigned("g2", "D2", occurred_at=at(4)))
+    assert outcome.state.level == "none"
+    assert [(a["level"], a["transition"]) for a in outcome.alerts] == [("none", "resolved")]
+
+
+def test_an_older_drg_assignment_does_not_override_a_newer_one() -> None:
+    state, _ = run([admitted(drg_code="D2"), drg_assigned("g2", "D1", occurred_at=at(5)),
+                    drg_assigned("g1", "D2", occurred_at=at(4))])
+    assert state.drg_code == "D1"
+
+
+def test_charge_before_admitted_is_kept_and_priced_once_admitted() -> None:
+    state, alerts = run([charge("c1", "9600.00", department="LAB")])
+    assert state.total_cost == Decimal("9600.00")
+    assert state.level == "unpriced" and state.standard_cost is None and state.ratio is None
+    assert alerts == [] and state.department == "LAB"
+    state, alerts = run([admitted()], state=state)
+    assert state.total_cost == Decimal("9600.00") and state.level == "yellow"
+    assert state.department == "CARD"  # the admission says where the patient is
+    assert [a["level"] for a in alerts] == ["yellow"]
+
+
+def test_charge_before_drg_is_priced_when_drg_arrives() -> None:
+    state, alerts = run([admitted(drg_code=None), charge("c1", "9100.00")])
+    assert state.level == "unpriced" and alerts == []
+    state, alerts = run([drg_assigned("g1", "D1")], state=state)
+    assert state.level == "blue" and [a["level"] for a in alerts] == ["blue"]
+
+
+@pytest.mark.parametrize(
+    "first", [{"drg_code": "NOPE"}, {"scheme": "unknown-scheme"}],
+)
+def test_unknown_drg_or_scheme_is_unpriced_without_alert(first: dict[str, str]) -> None:
+    state, alerts = run([admitted(**first), charge("c1", "50000.00")])
+    assert state.level == "unpriced" and alerts == []
+    assert state.standard_cost is None and state.ratio is None
+    assert state.alert_level == "none"
+
+
+def test_regroup_to_unknown_drg_goes_unpriced_without_alert() -> None:
+    state, alerts = run([admitted(), charge("c1", "9600.00"), drg_assigned("g1", "NOPE")])
+    assert state.level == "unpriced" and [a["level"] for a in alerts] == ["yellow"]
+    assert state.alert_level == "yellow"
+
+
+def test_no_catalogue_in_force_is_unpriced() -> None:
+    price_book = book(catalogue(effective_from=date(2027, 1, 1)))
+    state, alerts = run([admitted(), charge("c1", "50000.00")], price_book)
+    assert state.level == "unpriced" and alerts == []
+
+
+def test_standard_is_weight_times_base_rate_rounded_half_up_to_the_cent() -> None:
+    price_book = book(catalogue(base_rates={"employee": "100.10", "resident": "12252.70"},
+                                groups={"D1": ("0.05", None), "FM15": ("3.2973", None)}))
+    state, _ = run([admitted()], price_book)
+    assert state.standard_cost == Decimal("5.01")  # 5.005: half-up, not half-even
+    state, _ = run([admitted(drg_code="FM15", scheme="resident")], price_book)
+    assert state.standard_cost == Decimal("40400.83")  # 40400.82771
+
+
+def test_resident_scheme_uses_its_own_base_rate() -> None:
+    state, _ = run([admitted(scheme="resident")])
+    assert state.standard_cost == Decimal("8000.00")
+
+
+def test_explicit_standard_cost_overrides_weight_and_scheme() -> None:
+    for scheme in ("employee", "resident", "not-in-catalogue"):
+        state, _ = run([admitted(drg_code="OVR", scheme=scheme), charge("c1", "4750.00")])
+        assert state.standard_cost == Decimal("5000.00") and state.level == "yellow"
+
+
+def _dated_book() -> PriceBook:
+    return book(
+        catalogue(1, date(2026, 1, 1), groups={"D1": ("1", None)}),
+        catalogue(2, date(2026, 7, 1), groups={"D1": ("2", None)}),
+        catalogue(3, date(2026, 1, 1), hospital_id="H1", groups={"D1": ("1.5", None)}),
+        catalogue(4, date(2026, 1, 1), hospital_id="H9", groups={"D1": ("3", None)}),
+        catalogue(5, date(2027, 1, 1), groups={"D1": ("4", None)}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("hospital", "admitted_at", "standard"),
+    [
+        ("H1", at(1, 8, month=3), "15000.00"),  # hospital-specific preferred on the same date
+        ("H2", at(1, 8, month=3), "10000.00"),  # other hospitals' catalogues ignored
+        ("H2", at(1, 8, month=7), "20000.00"),  # newest in force
+        ("H2", at(30, 23, month=6), "10000.00"),  # the admission day in its own offset
+        ("H9", at(1, 8, month=3), "30000.00"),
+    ],
+)
+def test_catalogue_is_chosen_by_admission_date(
+    hospital: str, admitted_at: str, standard: str
+) -> None:
+    state, _ = run(
+        [admitted(hospital_id=hospital, admitted_at=admitted_at),
+         charge("c1", "1.00", hospital_id=hospital, occurred_at=at(2, month=8))],
+        _dated_book(), new_case(hospital, CASE),
+    )
+    assert state.standard_cost == Decimal(standard)
+
+
+def test_catalogue_follows_admission_date_not_event_dates() -> None:
+    # a late admission (occurred in August) admits on June 30: the January catalogue applies
+    state, _ = run(
+        [charge("c1", "1.00", hospital_id="H2", occurred_at=at(2, month=8)),
+         admitted(hospital_id="H2", admitted_at=at(30, 9, month=6), occurred_at=at(3, month=8))],
+        _dated_book(), new_case("H2", CASE),
+    )
+    assert state.standard_cost == Decimal("10000.00")
+
+
+def test_reprice_prices_again_with_a_newer_book_without_counting_an_event() -> None:
+    without_d1 = book(catalogue(groups={"OTHER": ("1", None)}))
+    state, alerts = run([admitted(), charge("c1", "9600.00")], without_d1)
+    assert state.level == "unpriced" and alerts == []
+    reprice = Reprice("reprice-2", HOSPITAL, CASE, NOW)
+    outcome = one(state, reprice, book())
+    assert outcome.state.level == "yellow" and outcome.state.events_applied == 2
+    assert [(a["level"], a["event_id"]) for a in outcome.alerts] == [("yellow", "reprice-2")]
+    assert one(outcome.state, reprice, book()).duplicate
+
+
+# --- duplicates ---------------------------------------------------------------------------
+
+
+def test_duplicate_changes_nothing_and_returns_the_earlier_alerts() -> None:
+    state, _ = run([admitted()])
+    first = one(state, charge("c1", "9500.00"))
+    before = orjson.dumps(first.state.to_dict())
+    again = one(first.state, charge("c1", "9500.00"))
+    assert again.duplicate is True
+    assert again.alerts == first.alerts and len(again.alerts) == 1
+    assert orjson.dumps(again.state.to_dict()) == before
+    assert again.state.total_cost == Decimal("9500.00") and again.state.alert_seq == 1
+
+
+def test_duplicate_of_an_event_without_alert_returns_none() -> None:
+    state, _ = run([admitted(), charge("c1", "10.00")])
+    outcome = one(state, charge("c1", "10.00"))
+    assert outcome.duplicate is True and outcome.alerts == []
+    assert outcome.state.total_cost == Decimal("10.00")
+
+
+def test_duplicate_event_id_with_other_content_is_still_a_duplicate() -> None:
+    state, _ = run([admitted(), charge("c1", "10.00"), charge("c1", "99.00")])
+    assert state.total_cost == Decimal("10.00")
+
+
+def test_duplicate_after_later_alerts_returns_only_its_own() -> None:
+    state, alerts = run([admitted(), charge("c1", "9000.00"), charge("c2", "1000.01")])
+    assert [a["event_id"] for a in alerts] == ["c1", "c2"]
+    outcome = one(state, charge("c1", "9000.00"))
+    assert [a["level"] for a in outcome.alerts] == ["blue"]
+
+
+# --- discharge -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "flag"),
+    [("20000.01", "high"), ("20000.00", None), ("3999.99", "low"), ("4000.00", None),
+     ("0.00", "low")],
+)
+def test_discharge_sets_the_ratio_flag(total: str, flag: str | None) -> None:
+    state, _ = run([admitted(), charge("c1", total)])
+    assert state.ratio_flag is None and state.status == "open"
+    state, _ = run([discharged()], state=state)
+    assert state.status == "discharged" and state.ratio_flag == flag
+    assert state.discharged_at is not None
+
+
+def test_discharge_before_admission_arrives_is_still_discharged() -> None:
+    state, _ = run([discharged(), admitted(), charge("c1", "30000.00")])
+    assert state.status == "discharged" and state.ratio_flag == "high"
+
+
+# --- departments -------------------------------------------------------------------------
+
+
+def test_transfer_moves_the_case_and_charges_do_not() -> None:
+    state, _ = run([admitted(department="CARD"), transferred("t1", "ICU", occurred_at=at(4)),
+                    charge("c1", "1.00", department="LAB", occurred_at=at(5))])
+    assert state.department == "ICU"
+    state, _ = run([transferred("t1", "ICU", occurred_at=at(4)), admitted(department="CARD")])
+    assert state.department == "ICU"  # the admission is older than the transfer
+
+
+# --- top contributors ---------------------------------------------------------------------
+
+
+def test_top_contributors_ordered_by_amount_largest_first() -> None:
+    state, _ = run([
+        admitted(),
+        charge("a", "10.00", item_code="SMALL"),
+        charge("b", "900.00", item_code="BIG"),
+        charge("c", "50.00", item_code="MID"),
+        charge("d", "60.00", item_code="MID"),
+        charge("e", "110.00", item_code="TIE"),
+        charge("f", "5.00", item_code="GONE"),
+        credit("g", "5.00", item_code="GONE"),
+        charge("h", "1.00", item_code="X1"),
+        charge("i", "2.00", item_code="X2"),
+    ])
+    top = state.top_contributors()
+    assert [(c["item_code"], c["amount"]) for c in top] == [
+        ("BIG", "900.00"), ("MID", "110.00"), ("TIE", "110.00"), ("SMALL", "10.00"),
+        ("X2", "2.00"),
+    ]
+    assert all(c["item_code"] != "GONE" for c in state.top_contributors(limit=20))
+
+
+# --- state round trip ---------------------------------------------------------------------
+
+
+def _rich_state() -> CaseState:
+    state, alerts = run([
+        charge("c0", "100.00", department="LAB", category="lab", item_code="L1",
+               occurred_at=at(1, 7)),
+        admitted(),
+        charge("c1", "9000.00", item_code="A"),
+        transferred("t1", "ICU", occurred_at=at(4)),
+        charge("c2", "1000.01", category="consumable", item_code="B"),
+        credit("r1", "500.00", category="consumable", item_code="B"),
+        drg_assigned("g1", "D1", occurred_at=at(5)),
+        discharged(),
+    ])
+    assert len(alerts) >= 2 and state.discharged_at is not None
+    return state
+
+
+def test_state_round_trips_through_json() -> None:
+    state = _rich_state()
+    data = orjson.loads(orjson.dumps(state.to_dict()))
+    restored = CaseState.from_dict(data)
+    for spec in dataclasses.fields(CaseState):
+        assert getattr(restored, spec.name) == getattr(state, spec.name), spec.name
+    assert orjson.loads(orjson.dumps(restored.to_dict())) == data
+    assert restored.status == state.status
+    assert restored.top_contributors() == state.top_contributors()
+
+
+def test_round_tripped_state_behaves_the_same() -> None:
+    state = _rich_state()
+    restored = CaseState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
+    follow = [charge("c9", "7000.00", item_code="Z"), charge("c1", "9000.00", item_code="A")]
+    direct, direct_alerts = run(follow, state=state)
+    replayed, replayed_alerts = run(follow, state=restored)
+    assert orjson.dumps(direct.to_dict()) == orjson.dumps(replayed.to_dict())
+    assert direct_alerts == replayed_alerts
+
+
+def test_new_case_round_trips() -> None:
+    state = new_case(HOSPITAL, CASE)
+    assert CaseState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state

@@ -1,0 +1,299 @@
+"""The event contract v1: what parse_event accepts and refuses, and which field it names."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.casecost.events import (
+    Admitted,
+    Charge,
+    Credit,
+    Discharged,
+    DrgAssigned,
+    Transferred,
+    event_to_wire,
+    parse_event,
+)
+from services.ingest.service import field_errors
+
+BASE = {
+    "event_id": "e-1",
+    "hospital_id": "H1",
+    "case_id": "C1",
+    "occurred_at": "2026-11-23T08:15:00+08:00",
+}
+
+
+def admitted(**changes: Any) -> dict[str, Any]:
+    return {**BASE, "type": "admitted", "department": "CARD", "drg_code": "FM15",
+            "insurance_scheme": "employee", "admitted_at": "2026-11-23T08:00:00+08:00",
+            **changes}
+
+
+def charge(**changes: Any) -> dict[str, Any]:
+    return {**BASE, "type": "charge", "department": "CARD", "item_code": "STENT-01",
+            "item_name": "Coronary stent", "category": "consumable", "quantity": "2",
+            "unit_price": "1250.50", "amount": "2501.00", **changes}
+
+
+VALID = {
+    "admitted": (admitted(), Admitted),
+    "admitted_without_drg": ({k: v for k, v in admitted().items() if k != "drg_code"}, Admitted),
+    "drg_assigned": ({**BASE, "type": "drg_assigned", "drg_code": "FM15"}, DrgAssigned),
+    "transferred": ({**BASE, "type": "transferred", "department": "ICU"}, Transferred),
+    "discharged": (
+        {**BASE, "type": "discharged", "discharged_at": "2026-11-30T10:00:00+08:00"}, Discharged
+    ),
+    "charge": (charge(), Charge),
+    "charge_with_order": (charge(ordered_by="dr.li", order_id="ORD-7"), Charge),
+    "credit": ({**charge(), "type": "credit", "reverses_event_id": "e-0"}, Credit),
+}
+
+
+def errors_of(raw: Any) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        parse_event(raw)
+    return {error.field: error.reason for error in field_errors(caught.value)}
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_every_event_type_has_a_valid_example(name: str) -> None:
+    raw, model = VALID[name]
+    event = parse_event(raw)
+    assert type(event) is model
+    assert event.event_id == "e-1" and event.case_key == "H1/C1"
+    assert event.occurred_at.utcoffset() == timedelta(hours=8)
+    # the wire form parses back to the same event
+    assert parse_event(event_to_wire(event)) == event
+
+
+def test_charge_money_is_decimal() -> None:
+    event = parse_event(charge())
+    assert isinstance(event, Charge)
+    assert event.amount == Decimal("2501.00") and isinstance(event.amount, Decimal)
+    assert event.unit_price == Decimal("1250.50")
+    assert event.quantity == Decimal("2")
+    assert event_to_wire(event)["amount"] == "2501.00"
+
+
+@pytest.mark.parametrize("field", ["amount", "unit_price", "quantity"])
+def test_json_float_is_refused_with_a_message(field: str) -> None:
+    errors = errors_of(charge(**{field: 2501.0 if field == "amount" else 2.0}))
+    assert field in errors
+    assert "decimal string" in errors[field] and "JSON number" in errors[field]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["NaN", "nan", "Infinity", "-Infinity", "inf", "2.501E+3", "2501e0", "1_000", "0x10",
+     "1.2.3", "", " ", "+5.00", "1" * 40, "0." + "0" * 38 + "1"],
+)
+def test_non_plain_decimal_text_is_refused(text: str) -> None:
+    errors = errors_of(charge(amount=text))
+    assert "amount" in errors
+
+
+def test_forty_digit_unit_price_is_refused() -> None:
+    errors = errors_of(charge(unit_price="9" * 40, amount="1.00"))
+    assert "unit_price" in errors
+
+
+@pytest.mark.parametrize("field", ["amount", "unit_price"])
+def test_negative_money_is_refused(field: str) -> None:
+    if field == "amount":
+        errors = errors_of(charge(amount="-2501.00"))
+    else:
+        errors = errors_of(charge(unit_price="-1250.50", amount="2501.00"))
+    assert errors[field] == "must not be negative"
+
+
+def test_negative_credit_amount_is_refused() -> None:
+    raw = {**charge(amount="-2501.00"), "type": "credit"}
+    assert errors_of(raw)["amount"] == "must not be negative"
+
+
+def test_amount_must_equal_quantity_times_unit_price() -> None:
+    errors = errors_of(charge(amount="2501.01"))
+    assert set(errors) == {"amount"}
+    assert "quantity x unit_price" in errors["amount"]
+    assert "2501.00" in errors["amount"]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "unit_price", "right", "wrong"),
+    [
+        ("3", "0.3350", "1.01", "1.00"),  # 1.0050 rounds half-up, not to even
+        ("1", "0.0050", "0.01", "0.00"),
+        ("1", "0.0049", "0.00", "0.01"),
+        ("2.5", "3.3333", "8.33", "8.34"),  # 8.33325
+        ("0.5", "0.0300", "0.02", "0.01"),  # 0.015
+        ("7", "12.0000", "84", "84.01"),
+    ],
+)
+def test_amount_is_rounded_half_up_to_the_cent(
+    quantity: str, unit_price: str, right: str, wrong: str
+) -> None:
+    event = parse_event(charge(quantity=quantity, unit_price=unit_price, amount=right))
+    assert isinstance(event, Charge) and event.amount == Decimal(right)
+    assert set(errors_of(charge(quantity=quantity, unit_price=unit_price, amount=wrong))) == {
+        "amount"
+    }
+
+
+def test_amount_with_more_than_two_decimals_is_refused() -> None:
+    errors = errors_of(charge(quantity="1", unit_price="1.005", amount="1.005"))
+    assert errors == {"amount": "has more than 2 decimal places"}
+
+
+def test_unit_price_up_to_four_decimals_is_accepted_and_five_refused() -> None:
+    event = parse_event(charge(quantity="1", unit_price="0.1234", amount="0.12"))
+    assert isinstance(event, Charge) and event.unit_price == Decimal("0.1234")
+    errors = errors_of(charge(quantity="1", unit_price="0.12345", amount="0.12"))
+    assert errors == {"unit_price": "has more than 4 decimal places"}
+
+
+@pytest.mark.parametrize("quantity", ["0", "0.0000", "-1"])
+def test_quantity_must_be_greater_than_zero(quantity: str) -> None:
+    errors = errors_of(charge(quantity=quantity, amount="0.00"))
+    assert errors["quantity"] == "must be greater than zero"
+
+
+def test_quantity_above_the_limit_is_refused() -> None:
+    assert "quantity" in errors_of(charge(quantity="100001", unit_price="1", amount="100001.00"))
+
+
+def test_a_fractional_quantity_is_accepted() -> None:
+    event = parse_event(charge(quantity="0.5", unit_price="10.00", amount="5.00"))
+    assert isinstance(event, Charge) and event.quantity == Decimal("0.5")
+
+
+@pytest.mark.parametrize("field", ["occurred_at"])
+@pytest.mark.parametrize("value", ["2026-11-23T08:15:00", "2026-11-23T08:15:00.123"])
+def test_occurred_at_must_have_an_offset(field: str, value: str) -> None:
+    errors = errors_of(charge(**{field: value}))
+    assert "UTC offset" in errors[field]
+
+
+def test_admitted_at_must_have_an_offset() -> None:
+    assert "UTC offset" in errors_of(admitted(admitted_at="2026-11-23T08:00:00"))["admitted_at"]
+
+
+def test_discharged_at_must_have_an_offset() -> None:
+    raw = {**BASE, "type": "discharged", "discharged_at": "2026-11-30T10:00:00"}
+    assert "UTC offset" in errors_of(raw)["discharged_at"]
+
+
+def test_a_z_offset_is_accepted() -> None:
+    event = parse_event(charge(occurred_at="2026-11-23T00:15:00Z"))
+    assert event.occurred_at.utcoffset() == timedelta(0)
+
+
+def test_unknown_category_is_refused() -> None:
+    errors = errors_of(charge(category="food"))
+    assert set(errors) == {"category"}
+
+
+@pytest.mark.parametrize(
+    "category", ["drug", "consumable", "exam", "lab", "procedure", "bed", "nursing", "other"]
+)
+def test_every_listed_category_is_accepted(category: str) -> None:
+    event = parse_event(charge(category=category))
+    assert isinstance(event, Charge) and event.category.value == category
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_extra_fields_are_refused(name: str) -> None:
+    raw, _ = VALID[name]
+    errors = errors_of({**raw, "surprise": "x"})
+    assert set(errors) == {"surprise"}
+
+
+def test_reverses_event_id_is_only_for_credits() -> None:
+    assert set(errors_of(charge(reverses_event_id="e-0"))) == {"reverses_event_id"}
+
+
+@pytest.mark.parametrize("bad", ["Stent\x00X", "Ste\x07nt", "St\x1bent", "Sten\x7ft", "a\nb"])
+def test_control_characters_in_item_name_are_refused(bad: str) -> None:
+    errors = errors_of(charge(item_name=bad))
+    assert errors == {"item_name": "must not contain control characters"}
+
+
+def test_a_non_ascii_item_name_is_accepted() -> None:
+    event = parse_event(charge(item_name="药物洗脱支架 (进口)"))
+    assert isinstance(event, Charge) and event.item_name == "药物洗脱支架 (进口)"
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("event_id", 64), ("hospital_id", 64), ("case_id", 64), ("order_id", 64),
+     ("ordered_by", 64), ("department", 32), ("item_code", 32)],
+)
+def test_over_long_identifiers_are_refused(field: str, limit: int) -> None:
+    parse_event(charge(**{field: "A" * limit}))
+    errors = errors_of(charge(**{field: "A" * (limit + 1)}))
+    assert set(errors) == {field}
+
+
+def test_over_long_item_name_is_refused() -> None:
+    parse_event(charge(item_name="x" * 200))
+    assert set(errors_of(charge(item_name="x" * 201))) == {"item_name"}
+
+
+@pytest.mark.parametrize("value", ["H 1", "-H1", "H1;drop", ""])
+def test_identifiers_follow_the_pattern(value: str) -> None:
+    assert set(errors_of(charge(hospital_id=value))) == {"hospital_id"}
+
+
+def test_unknown_type_is_refused() -> None:
+    (reason,) = errors_of({**BASE, "type": "teleported"}).values()
+    assert "'type'" in reason and "'charge'" in reason and "'teleported'" in reason
+
+
+def test_missing_type_is_refused() -> None:
+    (reason,) = errors_of(dict(BASE)).values()
+    assert "'type'" in reason
+
+
+@pytest.mark.parametrize("missing", ["event_id", "hospital_id", "case_id", "occurred_at",
+                                     "quantity", "unit_price", "amount", "category"])
+def test_missing_required_fields_are_named(missing: str) -> None:
+    raw = charge()
+    del raw[missing]
+    assert missing in errors_of(raw)
+
+
+def test_several_errors_are_reported_together() -> None:
+    errors = errors_of(charge(category="food", quantity="0", item_name="a\x00"))
+    assert {"category", "quantity", "item_name"} <= set(errors)
+
+
+def test_not_an_object_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        parse_event(["not", "an", "event"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: events.decimal_text accepts a JSON integer for money (amount/unit_price); "
+    "the contract (module docstring, schemas/event.v1.json type string) says money is a "
+    "decimal string and a JSON number is refused",
+)
+def test_json_integer_for_money_is_refused() -> None:
+    errors = errors_of(charge(quantity="1", unit_price=12, amount=12))
+    assert {"unit_price", "amount"} <= set(errors)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: events.Timestamp is a lax pydantic datetime, so a Unix-epoch number "
+    "(1790000000 or \"1790000000\") is accepted as occurred_at and silently taken as UTC; "
+    "the contract says ISO-8601 with an offset (schema: string, format date-time)",
+)
+@pytest.mark.parametrize("epoch", [1790000000, "1790000000"])
+def test_epoch_number_for_occurred_at_is_refused(epoch: object) -> None:
+    assert "occurred_at" in errors_of(charge(occurred_at=epoch))
