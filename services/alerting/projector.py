@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 CASE_COLUMNS = [
     "status", "department", "drg_code", "drg_name", "insurance_scheme", "standard_cost",
     "total_cost", "ratio", "level", "ratio_flag", "cost_by_category", "top_contributors",
-    "admitted_at", "discharged_at", "avg_los_days", "events_applied", "last_event_at",
+    "admitted_at", "discharged_at", "utc_offset_minutes", "avg_los_days", "events_applied", "last_event_at",
     "updated_at",
 ]
 
@@ -57,11 +57,17 @@ def case_row(state: dict[str, Any], now: datetime) -> dict[str, Any]:
         "top_contributors": case.top_contributors(),
         "admitted_at": case.admitted_at,
         "discharged_at": case.discharged_at,
+        "utc_offset_minutes": _offset_minutes(case.admitted_at or case.first_event_at),
         "avg_los_days": case.avg_los_days,
         "events_applied": case.events_applied,
         "last_event_at": case.last_event_at,
         "updated_at": now,
     }
+
+
+def _offset_minutes(moment: datetime | None) -> int:
+    offset = None if moment is None else moment.utcoffset()
+    return 0 if offset is None else int(offset.total_seconds() // 60)
 
 
 def alert_row(alert: dict[str, Any]) -> dict[str, Any]:

@@ -7,20 +7,24 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
 from services.api.alerts.router import router as alerts_router
+from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.catalogue.router import router as catalogue_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.exceptions import DrgwatchApiError, Unavailable
 from services.api.health import router as health_router
+from services.casecost.events import EVENT_ADAPTER
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.publisher import EventPublisher, run_relay
 from services.ingest.router import router as ingest_router
@@ -66,10 +70,11 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.publisher = publisher
-    for router in (ingest_router, cases_router, alerts_router, catalogue_router,
+    for router in (ingest_router, cases_router, precheck_router, alerts_router, catalogue_router,
                    dead_letters_router, health_router):
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
+    _install_metrics(app)
+    _install_event_schema(app)
     _install_error_handlers(app)
     _install_timing(app)
     return app
@@ -123,6 +128,32 @@ def _install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "5"},
         )
+
+
+def _install_metrics(app: FastAPI) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text exposition."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _install_event_schema(app: FastAPI) -> None:
+    """Put the event contract into the OpenAPI components that POST /v1/events refers to."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        event = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(event.pop("$defs", {}))
+        components["Event"] = event
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_timing(app: FastAPI) -> None:

@@ -18,6 +18,17 @@ def encode_cursor(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
 
 
+def decode_int_cursor(cursor: str | None) -> int | None:
+    """A cursor holding one sequence number (alerts, dead letters)."""
+    key = decode_cursor(cursor, 1)
+    if key is None:
+        return None
+    value = key[0]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise BadCursor("cursor: not a cursor this service issued")
+    return value
+
+
 def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
     if not cursor:
         return None
@@ -26,5 +37,7 @@ def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
     except (ValueError, orjson.JSONDecodeError):
         raise BadCursor("cursor: not a cursor this service issued") from None
     if not isinstance(key, list) or len(key) != length:
+        raise BadCursor("cursor: not a cursor this service issued")
+    if not all(isinstance(part, str | int) and not isinstance(part, bool) for part in key):
         raise BadCursor("cursor: not a cursor this service issued")
     return key

@@ -43,9 +43,7 @@ def decimal_text(value: Any) -> Decimal:
     """Accept a decimal string (or an int) and refuse floats, NaN, Infinity and exponents."""
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("must be a decimal string such as \"12.50\", not a JSON number")
-    if isinstance(value, int):
-        value = str(value)
-    if isinstance(value, Decimal):
+    if isinstance(value, int | Decimal):
         value = str(value)
     if not isinstance(value, str):
         raise ValueError("must be a decimal string")
@@ -61,6 +59,22 @@ def decimal_text(value: Any) -> Decimal:
     if not number.is_finite():
         raise ValueError("must be finite")
     return number
+
+
+def money_text(value: Any) -> Decimal:
+    """Money only as a decimal string: a JSON number of any kind is refused."""
+    if not isinstance(value, str):
+        raise ValueError("must be a decimal string such as \"12.50\", not a JSON number")
+    if value.strip().startswith("-"):
+        raise ValueError("must not be negative")
+    return decimal_text(value)
+
+
+def iso_text(value: Any) -> Any:
+    """Timestamps only as ISO-8601 text: epoch numbers are ambiguous and refused."""
+    if not isinstance(value, str) or not value[:4].isdigit() or "-" not in value[:8]:
+        raise ValueError("must be an ISO-8601 string with a UTC offset, e.g. 2026-11-23T08:15:00+08:00")
+    return value
 
 
 def _bounded(value: Decimal, places: int) -> Decimal:
@@ -118,11 +132,11 @@ def _decimal_schema(places: int, description: str) -> WithJsonSchema:
 
 
 UnitPrice = Annotated[
-    Decimal, BeforeValidator(decimal_text), AfterValidator(_price),
+    Decimal, BeforeValidator(money_text), AfterValidator(_price),
     _decimal_schema(4, "decimal string, up to 4 places"),
 ]
 Amount = Annotated[
-    Decimal, BeforeValidator(decimal_text), AfterValidator(_amount),
+    Decimal, BeforeValidator(money_text), AfterValidator(_amount),
     _decimal_schema(2, "decimal string to the cent; must equal quantity x unit_price"),
 ]
 Quantity = Annotated[
@@ -135,7 +149,7 @@ Identifier = Annotated[
 ]
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
-Timestamp = Annotated[datetime, AfterValidator(_aware)]
+Timestamp = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(_aware)]
 
 
 class _EventBase(BaseModel):

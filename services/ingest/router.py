@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import PublisherDep, SessionDep
-from services.casecost.events import EVENT_ADAPTER
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.publisher import mark_published
@@ -21,7 +20,6 @@ from services.metrics import EVENTS_INGESTED
 router = APIRouter(tags=["ingest"])
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
-_event_schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
 _request_body: dict[str, Any] = {
     "required": True,
     "content": {

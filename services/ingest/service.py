@@ -47,6 +47,8 @@ def field_errors(error: ValidationError) -> list[FieldError]:
             "admitted", "drg_assigned", "transferred", "discharged", "charge", "credit"
         }:
             location = location[1:]
+        if item["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            location = [*location, "type"]
         field = ".".join(location) or "body"
         reason = str(item["msg"]).removeprefix("Value error, ")
         result.append(FieldError(field=field, reason=reason))
@@ -177,6 +179,13 @@ async def record(
     except OperationalError as error:
         raise LedgerUnavailable(str(error.orig)) from error
     ordered = [results[index] for index in sorted(results)]
+    if not accepted and all(r.status == "rejected" for r in ordered):
+        # e.g. an event_id reused for different content: nothing was recorded
+        raise PayloadRejected(
+            "no event was accepted",
+            errors=ordered[0].errors if not is_batch else [],
+            results=ordered if is_batch else [],
+        )
     return (
         IngestResult(
             accepted=sum(r.status == "accepted" for r in ordered),

@@ -139,6 +139,8 @@ class CaseRecord(Base):
     top_contributors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     admitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     discharged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # the hospital's UTC offset as the admission carried it: days are counted locally
+    utc_offset_minutes: Mapped[int] = mapped_column(Integer, default=0)
     avg_los_days: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 1), nullable=True)
     events_applied: Mapped[int] = mapped_column(Integer)
     last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

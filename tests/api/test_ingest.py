@@ -173,7 +173,6 @@ async def test_reused_event_id_single_event_is_refused_and_not_ledgered(api: Api
     assert [(letter["event_id"], letter["stage"]) for letter in letters] == [("e-1", "ingest")]
 
 
-@pytest.mark.xfail(strict=True, reason=SINGLE_CONFLICT_IS_202)
 async def test_reused_event_id_single_event_is_a_4xx(api: Api) -> None:
     assert (await api.client.post("/v1/events", json=charge("e-1"))).status_code == 202
     response = await api.client.post("/v1/events", json=charge("e-1", item_name="Other"))
@@ -232,7 +231,6 @@ TYPE_NOT_NAMED = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=TYPE_NOT_NAMED)
 @pytest.mark.parametrize("type_", ["refund", None])
 async def test_unknown_or_missing_type_is_named(api: Api, type_: str | None) -> None:
     event = charge("bad", type=type_)

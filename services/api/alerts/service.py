@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.alerts.schemas import AlertList, AlertOut
 from services.api.cases.schemas import Contributor
 from services.api.cases.service import money
-from services.api.pagination import decode_cursor, encode_cursor
+from services.api.pagination import decode_int_cursor, encode_cursor
 from services.casecost.pricing import LEVEL_RANK
 from services.storage.models import AlertRecord
 
@@ -77,9 +77,9 @@ async def list_alerts(
         select(AlertRecord), hospital_id=hospital_id, case_id=case_id,
         department=department, level=level, since=since,
     )
-    before = decode_cursor(cursor, 1)
+    before = decode_int_cursor(cursor)
     if before is not None:
-        query = query.where(AlertRecord.seq < int(before[0]))
+        query = query.where(AlertRecord.seq < before)
     rows = (await db_session.scalars(query.order_by(AlertRecord.seq.desc()).limit(limit + 1))).all()
     next_cursor = encode_cursor([rows[limit - 1].seq]) if len(rows) > limit else None
     return AlertList(items=[to_out(row) for row in rows[:limit]], next_cursor=next_cursor)

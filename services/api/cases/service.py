@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -20,15 +20,23 @@ def money(value: Decimal | None) -> str | None:
     return None if value is None else str(value.quantize(CENT))
 
 
-def los_days(admitted_at: datetime | None, discharged_at: datetime | None, now: datetime) -> int | None:
-    """Inpatient days as hospitals count them: calendar days, a same-day stay counts one."""
+def los_days(
+    admitted_at: datetime | None, discharged_at: datetime | None, now: datetime,
+    local: tzinfo = UTC,
+) -> int | None:
+    """Inpatient days as hospitals count them: local calendar days, a same-day stay is one."""
     if admitted_at is None:
         return None
     end = discharged_at or now
-    return max(1, (end.date() - admitted_at.date()).days)
+    return max(1, (end.astimezone(local).date() - admitted_at.astimezone(local).date()).days)
+
+
+def _local(moment: datetime | None, local: tzinfo) -> datetime | None:
+    return None if moment is None else moment.astimezone(local)
 
 
 def to_out(record: CaseRecord, now: datetime) -> CaseOut:
+    local = timezone(timedelta(minutes=record.utc_offset_minutes or 0))
     return CaseOut(
         hospital_id=record.hospital_id,
         case_id=record.case_id,
@@ -44,12 +52,12 @@ def to_out(record: CaseRecord, now: datetime) -> CaseOut:
         ratio_flag=record.ratio_flag,  # type: ignore[arg-type]
         cost_by_category={k: str(Decimal(v).quantize(CENT)) for k, v in record.cost_by_category.items()},
         top_contributors=[Contributor(**item) for item in record.top_contributors],
-        admitted_at=record.admitted_at,
-        discharged_at=record.discharged_at,
-        los_days=los_days(record.admitted_at, record.discharged_at, now),
+        admitted_at=_local(record.admitted_at, local),
+        discharged_at=_local(record.discharged_at, local),
+        los_days=los_days(record.admitted_at, record.discharged_at, now, local),
         avg_los_days=None if record.avg_los_days is None else str(record.avg_los_days),
         events_applied=record.events_applied,
-        last_event_at=record.last_event_at,
+        last_event_at=_local(record.last_event_at, local),
     )
 
 

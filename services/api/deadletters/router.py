@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from services.api.deps import SessionDep
-from services.api.pagination import decode_cursor, encode_cursor
+from services.api.pagination import decode_int_cursor, encode_cursor
 from services.storage.models import DeadLetter
 
 router = APIRouter(tags=["dead letters"])
@@ -47,9 +47,9 @@ async def list_dead_letters(
         query = query.where(DeadLetter.hospital_id == hospital_id)
     if stage:
         query = query.where(DeadLetter.stage == stage)
-    before = decode_cursor(cursor, 1)
+    before = decode_int_cursor(cursor)
     if before is not None:
-        query = query.where(DeadLetter.id < int(before[0]))
+        query = query.where(DeadLetter.id < before)
     rows = (await db_session.scalars(query.order_by(DeadLetter.id.desc()).limit(limit + 1))).all()
     items = [
         DeadLetterOut(

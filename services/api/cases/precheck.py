@@ -1,0 +1,99 @@
+"""POST /v1/hospitals/{h}/cases/{c}/precheck: "if I order this, where does the case land?"."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.api.catalogue import service as catalogue_service
+from services.api.deps import SessionDep
+from services.api.exceptions import NotFound
+from services.casecost.events import Category, Code, Identifier, Label, Quantity, UnitPrice
+from services.casecost.forecast import Landing, ProposedItem, forecast
+from services.casecost.pricing import PriceBook
+from services.storage.models import CaseRecord
+
+router = APIRouter(tags=["cases"])
+
+
+class ProposedItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    item_code: Code
+    item_name: Label | None = None
+    category: Category | None = None
+    quantity: Quantity
+    unit_price: UnitPrice
+
+
+class PrecheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[ProposedItemIn], Field(min_length=1, max_length=200)]
+
+
+class LandingOut(BaseModel):
+    total_cost: str
+    ratio: str | None
+    level: str
+
+
+class PrecheckOut(BaseModel):
+    hospital_id: str
+    case_id: str
+    drg_code: str | None
+    standard_cost: str | None
+    added_cost: str
+    current: LandingOut
+    projected: LandingOut
+    crosses_level: bool
+    headroom: dict[str, str] | None
+
+
+def _out(landing: Landing) -> LandingOut:
+    return LandingOut(
+        total_cost=str(landing.total_cost),
+        ratio=None if landing.ratio is None else str(landing.ratio),
+        level=landing.level,
+    )
+
+
+async def _price_book(request: Request, db_session: SessionDep) -> PriceBook:
+    """The price book, cached per process until the reference version moves."""
+    version = await catalogue_service.reference_version(db_session=db_session)
+    cached: PriceBook | None = getattr(request.app.state, "price_book", None)
+    if cached is None or cached.version != version:
+        cached = await catalogue_service.load_price_book(db_session=db_session)
+        request.app.state.price_book = cached
+    return cached
+
+
+@router.post("/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", response_model=PrecheckOut)
+async def precheck(
+    hospital_id: Identifier, case_id: Identifier, proposal: PrecheckIn,
+    db_session: SessionDep, request: Request,
+) -> PrecheckOut:
+    """Project the case's total, ratio and level with the proposed items added."""
+    record = await db_session.get(CaseRecord, (hospital_id, case_id))
+    if record is None:
+        raise NotFound(f"no case {case_id} in hospital {hospital_id}")
+    price_book = await _price_book(request, db_session)
+    thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
+    result = forecast(
+        record.total_cost, record.standard_cost, thresholds,
+        [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items],
+    )
+    return PrecheckOut(
+        hospital_id=hospital_id,
+        case_id=case_id,
+        drg_code=record.drg_code,
+        standard_cost=None if record.standard_cost is None else str(record.standard_cost),
+        added_cost=str(result.added_cost),
+        current=_out(result.current),
+        projected=_out(result.projected),
+        crosses_level=result.current.level != result.projected.level,
+        headroom=None if result.headroom is None
+        else {level: str(amount) for level, amount in result.headroom.items()},
+    )
