@@ -19,10 +19,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-services
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
 	$(BIN)/mypy
 
 clean:

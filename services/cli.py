@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     drg_import.add_argument("--name", help="catalogue name (default: the file name)")
     drg_import.add_argument("--effective-from", type=date.fromisoformat, default=date.today())
     drg_import.add_argument(
-        "--base-rate", action="append", default=[], metavar="SCHEME=AMOUNT",
+        "--base-rate",
+        action="append",
+        default=[],
+        metavar="SCHEME=AMOUNT",
         help="base rate per insurance scheme, e.g. employee=12252.70 (repeatable)",
     )
     drg_import.add_argument("--hospital-id", help="catalogue for one hospital only")
@@ -70,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         from services.stack import up as start_stack
 
         return start_stack(
-            port=args.port, broker_port=args.broker_port, data_dir=args.data_dir,
-            demo=args.demo, partitions=args.partitions,
+            port=args.port,
+            broker_port=args.broker_port,
+            data_dir=args.data_dir,
+            demo=args.demo,
+            partitions=args.partitions,
         )
     if args.command == "api":
         return _serve_api(args.host, args.port)
@@ -140,8 +146,10 @@ def _import_catalogue(args: argparse.Namespace) -> int:
         rates = dict(item.split("=", 1) for item in args.base_rate)
         groups = catalogue_service.groups_from_csv(args.file.read_text(encoding="utf-8-sig"))
         catalogue_in = CatalogueIn(
-            name=args.name or args.file.stem, effective_from=args.effective_from,
-            hospital_id=args.hospital_id, base_rates=rates,  # type: ignore[arg-type]
+            name=args.name or args.file.stem,
+            effective_from=args.effective_from,
+            hospital_id=args.hospital_id,
+            base_rates=rates,
             groups=groups,
         )
     except (OSError, ValueError, ValidationError) as error:
@@ -152,7 +160,8 @@ def _import_catalogue(args: argparse.Namespace) -> int:
 
         response = httpx.post(
             f"{args.url.rstrip('/')}/v1/drg-catalogues",
-            content=catalogue_in.model_dump_json(), headers={"content-type": "application/json"},
+            content=catalogue_in.model_dump_json(),
+            headers={"content-type": "application/json"},
             timeout=60,
         )
         print(response.text)

@@ -20,7 +20,12 @@ from services.api.catalogue import service as catalogue_service
 
 CENT = Decimal("0.01")
 DEPARTMENTS = {
-    "F": "CARDIO", "I": "ORTHO", "G": "GENSURG", "E": "RESP", "R": "ONCO", "B": "NEURO",
+    "F": "CARDIO",
+    "I": "ORTHO",
+    "G": "GENSURG",
+    "E": "RESP",
+    "R": "ONCO",
+    "B": "NEURO",
 }
 ITEMS = [
     ("D-CEFTRIAXONE", "Ceftriaxone 1 g injection", "drug", Decimal("38.50")),
@@ -66,10 +71,19 @@ def simulated_day(
     def event(kind: str, case: PlannedCase, at: datetime, **fields: Any) -> None:
         nonlocal serial
         serial += 1
-        events.append((at, {
-            "event_id": f"demo-{seed}-{serial:06d}", "type": kind, "hospital_id": hospital_id,
-            "case_id": case.case_id, "occurred_at": at.isoformat(), **fields,
-        }))
+        events.append(
+            (
+                at,
+                {
+                    "event_id": f"demo-{seed}-{serial:06d}",
+                    "type": kind,
+                    "hospital_id": hospital_id,
+                    "case_id": case.case_id,
+                    "occurred_at": at.isoformat(),
+                    **fields,
+                },
+            )
+        )
 
     for number in range(cases):
         group = rng.choice(groups)
@@ -77,13 +91,23 @@ def simulated_day(
         standard = (group.weight * rates[scheme]).quantize(CENT, ROUND_HALF_UP)
         target = Decimal(str(rng.choice([0.6, 0.8, 0.91, 0.93, 0.96, 0.98, 1.05, 1.2, 1.5, 2.3])))
         case = PlannedCase(
-            f"C{number + 1:05d}", group.drg_code, DEPARTMENTS[group.drg_code[0]], scheme,
-            standard, target,
+            f"C{number + 1:05d}",
+            group.drg_code,
+            DEPARTMENTS[group.drg_code[0]],
+            scheme,
+            standard,
+            target,
         )
         admitted = start + timedelta(minutes=rng.randint(0, 240))
-        event("admitted", case, admitted, department=case.department,
-              drg_code=case.drg_code if rng.random() > 0.15 else None,
-              insurance_scheme=scheme, admitted_at=admitted.isoformat())
+        event(
+            "admitted",
+            case,
+            admitted,
+            department=case.department,
+            drg_code=case.drg_code if rng.random() > 0.15 else None,
+            insurance_scheme=scheme,
+            admitted_at=admitted.isoformat(),
+        )
         if rng.random() < 0.15:  # working DRG arrives later
             event("drg_assigned", case, admitted + timedelta(hours=2), drg_code=case.drg_code)
         spent = Decimal(0)
@@ -94,15 +118,34 @@ def simulated_day(
             code, name, category, price = rng.choice(ITEMS)
             quantity = Decimal(rng.choice([1, 1, 1, 2, 3]))
             amount = (quantity * price).quantize(CENT, ROUND_HALF_UP)
-            event("charge", case, at, department=case.department, item_code=code, item_name=name,
-                  category=category, quantity=str(quantity), unit_price=str(price),
-                  amount=str(amount), order_id=f"O{serial}")
+            event(
+                "charge",
+                case,
+                at,
+                department=case.department,
+                item_code=code,
+                item_name=name,
+                category=category,
+                quantity=str(quantity),
+                unit_price=str(price),
+                amount=str(amount),
+                order_id=f"O{serial}",
+            )
             spent += amount
         if target > 1 and rng.random() < 0.3:  # a billing correction brings it back down
             code, name, category, price = ITEMS[3]
-            event("credit", case, at + timedelta(minutes=30), department=case.department,
-                  item_code=code, item_name=name, category=category, quantity="1",
-                  unit_price=str(price), amount=str(price))
+            event(
+                "credit",
+                case,
+                at + timedelta(minutes=30),
+                department=case.department,
+                item_code=code,
+                item_name=name,
+                category=category,
+                quantity="1",
+                unit_price=str(price),
+                amount=str(price),
+            )
         if rng.random() < 0.4:
             discharged = at + timedelta(hours=1)
             event("discharged", case, discharged, discharged_at=discharged.isoformat())

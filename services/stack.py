@@ -39,11 +39,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_child(argv: Sequence[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_child(
+    argv: Sequence[str], env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
     return subprocess.Popen(
-        list(argv), env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=_die_with_parent,
+        list(argv),
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
 
 
@@ -79,7 +85,8 @@ def start_broker(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     url = f"tcp://127.0.0.1:{port}"
     process = start_child(
         [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-        dict(os.environ), log_path,
+        dict(os.environ),
+        log_path,
     )
     wait_for_port(port, 15)
     return process
@@ -119,7 +126,9 @@ async def prepare_database(
             replayed = 0
             if replay_ledger:
                 result = await db_session.execute(
-                    update(LedgerEntry).where(LedgerEntry.published.is_(True)).values(published=False)
+                    update(LedgerEntry)
+                    .where(LedgerEntry.published.is_(True))
+                    .values(published=False)
                 )
                 replayed = int(getattr(result, "rowcount", 0) or 0)
             await db_session.commit()
@@ -153,8 +162,11 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
         DRGWATCH_TOPIC_PARTITIONS=str(partitions),
     )
     settings = StackSettings(
-        mode="embedded", data_dir=data_dir.resolve(), kafka_bootstrap=f"127.0.0.1:{broker_port}",
-        topic_partitions=partitions, database_url=os.environ.get("DRGWATCH_DATABASE_URL", ""),
+        mode="embedded",
+        data_dir=data_dir.resolve(),
+        kafka_bootstrap=f"127.0.0.1:{broker_port}",
+        topic_partitions=partitions,
+        database_url=os.environ.get("DRGWATCH_DATABASE_URL", ""),
     )
     base_url = f"http://127.0.0.1:{port}"
     children: list[subprocess.Popen[bytes]] = []
@@ -173,12 +185,19 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
         asyncio.run(create_topics(settings))
         replayed = asyncio.run(prepare_database(settings, replay_ledger=True))
         if replayed:
-            print(f"drgwatch: replaying {replayed} ledgered events into the fresh broker", flush=True)
-        children.append(start_child([python, "-m", "services.cli", "worker"], env, logs / "worker.log"))
-        children.append(start_child(
-            [python, "-m", "services.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env, logs / "api.log",
-        ))
+            print(
+                f"drgwatch: replaying {replayed} ledgered events into the fresh broker", flush=True
+            )
+        children.append(
+            start_child([python, "-m", "services.cli", "worker"], env, logs / "worker.log")
+        )
+        children.append(
+            start_child(
+                [python, "-m", "services.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+                env,
+                logs / "api.log",
+            )
+        )
         wait_ready(base_url, 120, children)
         print(
             "drgwatch is up (embedded mode: open API on loopback, no credentials)\n"
@@ -192,16 +211,24 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
             flush=True,
         )
         if demo:
-            children.append(start_child(
-                [python, "-m", "services.cli", "demo", "--url", base_url], env, logs / "demo.log"
-            ))
-            print(f"drgwatch: replaying a simulated hospital day (log: {logs / 'demo.log'})",
-                  flush=True)
+            children.append(
+                start_child(
+                    [python, "-m", "services.cli", "demo", "--url", base_url],
+                    env,
+                    logs / "demo.log",
+                )
+            )
+            print(
+                f"drgwatch: replaying a simulated hospital day (log: {logs / 'demo.log'})",
+                flush=True,
+            )
         while not stopping:
             for child in children[:3]:
                 if child.poll() is not None:
-                    print(f"drgwatch: a component exited (code {child.returncode}); stopping",
-                          flush=True)
+                    print(
+                        f"drgwatch: a component exited (code {child.returncode}); stopping",
+                        flush=True,
+                    )
                     stopping = True
             time.sleep(0.3)
         return 0

@@ -28,9 +28,24 @@ from services.storage.models import AlertRecord, CaseRecord, WorkerHeartbeat
 log = logging.getLogger(__name__)
 
 CASE_COLUMNS = [
-    "status", "department", "drg_code", "drg_name", "insurance_scheme", "standard_cost",
-    "total_cost", "ratio", "level", "ratio_flag", "cost_by_category", "top_contributors",
-    "admitted_at", "discharged_at", "utc_offset_minutes", "avg_los_days", "events_applied", "last_event_at",
+    "status",
+    "department",
+    "drg_code",
+    "drg_name",
+    "insurance_scheme",
+    "standard_cost",
+    "total_cost",
+    "ratio",
+    "level",
+    "ratio_flag",
+    "cost_by_category",
+    "top_contributors",
+    "admitted_at",
+    "discharged_at",
+    "utc_offset_minutes",
+    "avg_los_days",
+    "events_applied",
+    "last_event_at",
     "updated_at",
 ]
 
@@ -98,9 +113,7 @@ async def write_batch(
 ) -> None:
     """One transaction: upsert case rows, insert new alerts (by id), keep dead letters."""
     now = datetime.now(UTC)
-    alerts = {
-        alert["alert_id"]: alert_row(alert) for state in states for alert in state["alerts"]
-    }
+    alerts = {alert["alert_id"]: alert_row(alert) for state in states for alert in state["alerts"]}
     # alert inserts in raise order, so that alert sequence numbers follow time
     ordered_alerts = sorted(alerts.values(), key=lambda a: (a["raised_at"], a["alert_id"]))
     async with sessions() as db_session:
@@ -114,8 +127,11 @@ async def write_batch(
         for letter in dead:
             db_session.add(
                 dead_letter(
-                    stage="stream", raw=_maybe_json(letter.get("payload", "")),
-                    reason=str(letter.get("reason", "unprocessable")), errors=[], now=now,
+                    stage="stream",
+                    raw=_maybe_json(letter.get("payload", "")),
+                    reason=str(letter.get("reason", "unprocessable")),
+                    errors=[],
+                    now=now,
                 )
             )
         await db_session.commit()
@@ -191,9 +207,17 @@ async def beat(
     try:
         async with sessions() as db_session:
             await db_session.execute(
-                upsert(engine, WorkerHeartbeat, ["worker_id"], ["ready", "partitions", "updated_at"]),
-                [{"worker_id": worker_id, "ready": ready, "partitions": partitions,
-                  "updated_at": datetime.now(UTC)}],
+                upsert(
+                    engine, WorkerHeartbeat, ["worker_id"], ["ready", "partitions", "updated_at"]
+                ),
+                [
+                    {
+                        "worker_id": worker_id,
+                        "ready": ready,
+                        "partitions": partitions,
+                        "updated_at": datetime.now(UTC),
+                    }
+                ],
             )
             await db_session.commit()
     except SQLAlchemyError as error:

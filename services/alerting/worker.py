@@ -57,8 +57,11 @@ class ReferenceData:
                 self.price_book = await catalogue_service.load_price_book(db_session=db_session)
             changed = self.loaded
             self.loaded = True
-            log.info("price book version %d loaded (%d catalogues)",
-                     self.price_book.version, len(self.price_book.catalogues))
+            log.info(
+                "price book version %d loaded (%d catalogues)",
+                self.price_book.version,
+                len(self.price_book.catalogues),
+            )
             return changed
 
 
@@ -88,6 +91,12 @@ def decode(raw: bytes) -> tuple[Event | Reprice, int]:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         raise UnprocessableEvent(reasons) from None
+
+
+async def _delivered(topic: Any, *, key: bytes, value: Any, partition: int) -> None:
+    """Send and wait for the broker's acknowledgement (acks=all)."""
+    pending = await topic.send(key=key, value=value, partition=partition)
+    await pending
 
 
 @dataclass(frozen=True)
@@ -129,11 +138,17 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     events = app.topic(
-        stack.events_topic, key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw", partitions=stack.topic_partitions,
+        stack.events_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=stack.topic_partitions,
     )
     alerts_out = app.topic(
-        stack.alerts_topic, key_serializer="raw", value_serializer="raw",
+        stack.alerts_topic,
+        key_serializer="raw",
+        value_serializer="raw",
         partitions=stack.topic_partitions,
     )
     dead_letters = app.topic(
@@ -141,7 +156,10 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     )
     cases = app.Table(
         # keys raw bytes ("hospital/case"), values JSON: the app's default serializers
-        "cases", default=None, key_type=bytes, partitions=stack.topic_partitions,
+        "cases",
+        default=None,
+        key_type=bytes,
+        partitions=stack.topic_partitions,
     )
 
     @app.agent(events)
@@ -152,10 +170,17 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             try:
                 event, needs_version = decode(message.value)
             except UnprocessableEvent as error:
-                await dead_letters.send(
+                await _delivered(
+                    dead_letters,
                     key=key,
-                    value=orjson.dumps({"source": source, "reason": str(error),
-                                        "payload": message.value.decode("utf-8", "replace")}),
+                    value=orjson.dumps(
+                        {
+                            "source": source,
+                            "reason": str(error),
+                            "payload": message.value.decode("utf-8", "replace"),
+                        }
+                    ),
+                    partition=0,
                 )
                 continue
             if needs_version > reference.price_book.version or not reference.loaded:
@@ -163,12 +188,24 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             case_key = f"{event.hospital_id}/{event.case_id}".encode()
             stored = cases.get(case_key)
             state = (
-                CaseState.from_dict(stored) if stored
+                CaseState.from_dict(stored)
+                if stored
                 else new_case(event.hospital_id, event.case_id)
             )
             outcome = apply_event(state, event, reference.price_book, datetime.now(UTC))
             if not outcome.duplicate:
-                cases[case_key] = outcome.state.to_dict()
+                # Store locally and wait for the broker to hold the changelog record
+                # before this event is acknowledged. Faust's own buffered changelog
+                # write can still be in memory when offsets commit (its flush gives up
+                # after 100 ms), and a SIGKILL then loses a charge.
+                new_state = outcome.state.to_dict()
+                cases.data[case_key] = new_state
+                await _delivered(
+                    cases.changelog_topic,
+                    key=case_key,
+                    value=new_state,
+                    partition=message.message.partition,
+                )
             for alert in outcome.alerts:
                 await alerts_out.send(key=case_key, value=orjson.dumps(alert))
 
@@ -190,22 +227,30 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 continue
             await events.send(
                 key=case_key,
-                value=orjson.dumps({
-                    "type": REPRICE_TYPE, "event_id": f"reprice-{version}",
-                    "hospital_id": state["hospital_id"], "case_id": state["case_id"],
-                    "occurred_at": now, "reference_version": version,
-                }),
+                value=orjson.dumps(
+                    {
+                        "type": REPRICE_TYPE,
+                        "event_id": f"reprice-{version}",
+                        "hospital_id": state["hospital_id"],
+                        "case_id": state["case_id"],
+                        "occurred_at": now,
+                        "reference_version": version,
+                    }
+                ),
             )
 
     @app.timer(settings.heartbeat_seconds)
     async def _heartbeat() -> None:
         ready = (
             not app.rebalancing
-            and app.tables.recovery.completed.is_set()
+            and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
             and bool(app.consumer.assignment())
         )
         await projector.beat(
-            sessions, engine, worker_id=worker_id, ready=ready,
+            sessions,
+            engine,
+            worker_id=worker_id,
+            ready=ready,
             partitions=len(app.consumer.assignment()),
         )
 

@@ -70,8 +70,15 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.publisher = publisher
-    for router in (ingest_router, cases_router, precheck_router, alerts_router, catalogue_router,
-                   dead_letters_router, health_router):
+    for router in (
+        ingest_router,
+        cases_router,
+        precheck_router,
+        alerts_router,
+        catalogue_router,
+        dead_letters_router,
+        health_router,
+    ):
         app.include_router(router)
     _install_metrics(app)
     _install_event_schema(app)
@@ -105,8 +112,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-             "reason": str(e["msg"]).removeprefix("Value error, ")}
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+                "reason": str(e["msg"]).removeprefix("Value error, "),
+            }
             for e in error.errors()
         ]
         return JSONResponse(
@@ -116,8 +125,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DrgwatchApiError)
     async def _api_error(_: Request, error: DrgwatchApiError) -> JSONResponse:
-        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, Unavailable) else None
-        return JSONResponse({"detail": error.message}, status_code=error.status_code, headers=headers)
+        headers = (
+            {"Retry-After": str(error.retry_after)} if isinstance(error, Unavailable) else None
+        )
+        return JSONResponse(
+            {"detail": error.message}, status_code=error.status_code, headers=headers
+        )
 
     @app.exception_handler(LedgerUnavailable)
     @app.exception_handler(OperationalError)
@@ -158,7 +171,9 @@ def _install_event_schema(app: FastAPI) -> None:
 
 def _install_timing(app: FastAPI) -> None:
     @app.middleware("http")
-    async def _timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def _timed(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -41,8 +41,8 @@ class Category(StrEnum):
 
 def decimal_text(value: Any) -> Decimal:
     """Accept a decimal string (or an int) and refuse floats, NaN, Infinity and exponents."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("must be a decimal string such as \"12.50\", not a JSON number")
+    if isinstance(value, (bool, float)):
+        raise ValueError('must be a decimal string such as "12.50", not a JSON number')
     if isinstance(value, int | Decimal):
         value = str(value)
     if not isinstance(value, str):
@@ -64,7 +64,7 @@ def decimal_text(value: Any) -> Decimal:
 def money_text(value: Any) -> Decimal:
     """Money only as a decimal string: a JSON number of any kind is refused."""
     if not isinstance(value, str):
-        raise ValueError("must be a decimal string such as \"12.50\", not a JSON number")
+        raise ValueError('must be a decimal string such as "12.50", not a JSON number')
     if value.strip().startswith("-"):
         raise ValueError("must not be negative")
     return decimal_text(value)
@@ -73,7 +73,9 @@ def money_text(value: Any) -> Decimal:
 def iso_text(value: Any) -> Any:
     """Timestamps only as ISO-8601 text: epoch numbers are ambiguous and refused."""
     if not isinstance(value, str) or not value[:4].isdigit() or "-" not in value[:8]:
-        raise ValueError("must be an ISO-8601 string with a UTC offset, e.g. 2026-11-23T08:15:00+08:00")
+        raise ValueError(
+            "must be an ISO-8601 string with a UTC offset, e.g. 2026-11-23T08:15:00+08:00"
+        )
     return value
 
 
@@ -132,15 +134,21 @@ def _decimal_schema(places: int, description: str) -> WithJsonSchema:
 
 
 UnitPrice = Annotated[
-    Decimal, BeforeValidator(money_text), AfterValidator(_price),
+    Decimal,
+    BeforeValidator(money_text),
+    AfterValidator(_price),
     _decimal_schema(4, "decimal string, up to 4 places"),
 ]
 Amount = Annotated[
-    Decimal, BeforeValidator(money_text), AfterValidator(_amount),
+    Decimal,
+    BeforeValidator(money_text),
+    AfterValidator(_amount),
     _decimal_schema(2, "decimal string to the cent; must equal quantity x unit_price"),
 ]
 Quantity = Annotated[
-    Decimal, BeforeValidator(decimal_text), AfterValidator(_quantity),
+    Decimal,
+    BeforeValidator(decimal_text),
+    AfterValidator(_quantity),
     _decimal_schema(4, "decimal string (an integer is accepted), greater than zero"),
 ]
 Identifier = Annotated[

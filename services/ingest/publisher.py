@@ -61,11 +61,16 @@ class EventPublisher:
             for item in accepted
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
-        done = [item.seq for item, result in zip(accepted, results, strict=True)
-                if not isinstance(result, BaseException)]
+        done = [
+            item.seq
+            for item, result in zip(accepted, results, strict=True)
+            if not isinstance(result, BaseException)
+        ]
         failed = len(accepted) - len(done)
         if failed:
-            log.warning("broker refused %d of %d events; the relay will retry", failed, len(accepted))
+            log.warning(
+                "broker refused %d of %d events; the relay will retry", failed, len(accepted)
+            )
         return done
 
 
@@ -85,8 +90,12 @@ async def relay_once(
     async with sessions() as db_session:
         rows = (
             await db_session.execute(
-                select(LedgerEntry.seq, LedgerEntry.hospital_id, LedgerEntry.case_id,
-                       LedgerEntry.payload)
+                select(
+                    LedgerEntry.seq,
+                    LedgerEntry.hospital_id,
+                    LedgerEntry.case_id,
+                    LedgerEntry.payload,
+                )
                 .where(LedgerEntry.published.is_(False), LedgerEntry.received_at <= cutoff)
                 .order_by(LedgerEntry.seq)
                 .limit(RELAY_BATCH)
@@ -95,8 +104,11 @@ async def relay_once(
         if not rows:
             return 0
         pending = [
-            Accepted(seq=row.seq, key=f"{row.hospital_id}/{row.case_id}".encode(),
-                     value=row.payload.encode())
+            Accepted(
+                seq=row.seq,
+                key=f"{row.hospital_id}/{row.case_id}".encode(),
+                value=row.payload.encode(),
+            )
             for row in rows
         ]
         done = await publisher.publish(pending)

@@ -52,9 +52,11 @@ _request_body: dict[str, Any] = {
     status_code=202,
     response_model=IngestResult,
     openapi_extra={"requestBody": _request_body},
-    responses={413: {"description": "body or batch too large"},
-               422: {"description": "invalid event, naming each field"},
-               503: {"description": "cannot make events durable now; retry"}},
+    responses={
+        413: {"description": "body or batch too large"},
+        422: {"description": "invalid event, naming each field"},
+        503: {"description": "cannot make events durable now; retry"},
+    },
 )
 async def post_events(
     request: Request, db_session: SessionDep, publisher: PublisherDep
@@ -89,7 +91,8 @@ async def _read_body(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadRejected(
-            f"body larger than {MAX_BODY_BYTES} bytes", status_code=413,
+            f"body larger than {MAX_BODY_BYTES} bytes",
+            status_code=413,
             errors=[FieldError(field="body", reason="too large")],
         )
     chunks = []
@@ -98,7 +101,8 @@ async def _read_body(request: Request) -> Any:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise PayloadRejected(
-                f"body larger than {MAX_BODY_BYTES} bytes", status_code=413,
+                f"body larger than {MAX_BODY_BYTES} bytes",
+                status_code=413,
                 errors=[FieldError(field="body", reason="too large")],
             )
         chunks.append(chunk)
@@ -112,7 +116,9 @@ async def _read_body(request: Request) -> Any:
         ) from None
 
 
-async def _keep_refused(db_session: AsyncSession, items: list[Any], rejection: PayloadRejected) -> None:
+async def _keep_refused(
+    db_session: AsyncSession, items: list[Any], rejection: PayloadRejected
+) -> None:
     """A refused event is not silently dropped: keep it, with why, in the dead letters."""
     now = datetime.now(UTC)
     refused = [(r.index, r.errors) for r in rejection.results] or [(0, rejection.errors)]

@@ -44,7 +44,12 @@ def field_errors(error: ValidationError) -> list[FieldError]:
         location = [str(part) for part in item["loc"]]
         # discriminated unions prefix the location with the event type
         if location and location[0] in {
-            "admitted", "drg_assigned", "transferred", "discharged", "charge", "credit"
+            "admitted",
+            "drg_assigned",
+            "transferred",
+            "discharged",
+            "charge",
+            "credit",
         }:
             location = location[1:]
         if item["type"] in {"union_tag_invalid", "union_tag_not_found"}:
@@ -67,7 +72,8 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
         items = body["events"]
         if not isinstance(items, list):
             raise PayloadRejected(
-                "events must be a list", errors=[FieldError(field="events", reason="must be a list")]
+                "events must be a list",
+                errors=[FieldError(field="events", reason="must be a list")],
             )
         if not items:
             raise PayloadRejected(
@@ -83,7 +89,7 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
     if isinstance(body, dict):
         return [body], False
     raise PayloadRejected(
-        "the body must be one event object or {\"events\": [...]}",
+        'the body must be one event object or {"events": [...]}',
         errors=[FieldError(field="body", reason="must be a JSON object")],
     )
 
@@ -152,10 +158,14 @@ async def record(
         statement = insert_ignoring(db_session.bind.dialect.name, LedgerEntry).returning(  # type: ignore[union-attr]
             LedgerEntry.seq, LedgerEntry.hospital_id, LedgerEntry.event_id
         )
-        inserted = {
-            (row.hospital_id, row.event_id): row.seq
-            for row in (await db_session.execute(statement, rows)).all()
-        } if rows else {}
+        inserted = (
+            {
+                (row.hospital_id, row.event_id): row.seq
+                for row in (await db_session.execute(statement, rows)).all()
+            }
+            if rows
+            else {}
+        )
         existing = [identity for identity in first_index if identity not in inserted]
         earlier_hashes = await _hashes(db_session, existing)
         for identity, index in first_index.items():
@@ -174,7 +184,9 @@ async def record(
             else:
                 same = earlier_hashes.get(identity) == payload_hash(wires[identity])
                 results[index] = _repeat(index, event_id, same)
-        _keep_rejections(db_session, items, [r for r in results.values() if r.status == "rejected"], now)
+        _keep_rejections(
+            db_session, items, [r for r in results.values() if r.status == "rejected"], now
+        )
         await db_session.flush()
     except OperationalError as error:
         raise LedgerUnavailable(str(error.orig)) from error

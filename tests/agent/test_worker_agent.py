@@ -40,9 +40,13 @@ class SentRecorder:
 def sent(monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
     recorder = SentRecorder()
 
-    async def record(self: faust.Topic, *, key: Any = None, value: Any = None,
-                     **_: Any) -> None:
+    async def record(
+        self: faust.Topic, *, key: Any = None, value: Any = None, **_: Any
+    ) -> asyncio.Future[None]:
         recorder.sent.append((self.get_topic_name(), key, value))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)  # the broker's acknowledgement, at once
+        return delivered
 
     monkeypatch.setattr(faust.Topic, "send", record)
     return recorder
@@ -131,8 +135,18 @@ async def test_level_changes_raise_one_alert_each(
         cost_raw("c2", "100.00", item_code="B"),  # still blue
         cost_raw("c3", "4000.01", item_code="C"),  # red
         raw("drg_assigned", "g1", at(5), drg_code="D1"),  # 14100.01 of 10000.00: red again
-        raw("credit", "r1", at(6), department="CARD", item_code="C", item_name="c",
-            category="drug", quantity="1", unit_price="4000.01", amount="4000.01"),  # 10100.00
+        raw(
+            "credit",
+            "r1",
+            at(6),
+            department="CARD",
+            item_code="C",
+            item_name="c",
+            category="drug",
+            quantity="1",
+            unit_price="4000.01",
+            amount="4000.01",
+        ),  # 10100.00
         cost_raw("c4", "0.01", item_code="D"),
     ]:
         await put(agent, event)

@@ -44,5 +44,4 @@ async def api(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine,
-                      sessions=app.state.sessions)
+            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)

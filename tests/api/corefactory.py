@@ -27,8 +27,13 @@ PRICE_BOOK = PriceBook(
             base_rates=BASE_RATES,
             groups={
                 "FM15": DrgGroup("FM15", "Coronary stent, no MCC", FM15_WEIGHT, Decimal("7.5")),
-                "GB21": DrgGroup("GB21", "Appendectomy", Decimal("1"), Decimal("4.0"),
-                                 standard_cost=Decimal("1000.00")),
+                "GB21": DrgGroup(
+                    "GB21",
+                    "Appendectomy",
+                    Decimal("1"),
+                    Decimal("4.0"),
+                    standard_cost=Decimal("1000.00"),
+                ),
             },
         ),
     ),
@@ -58,27 +63,51 @@ class CaseBuilder:
 
     def _base(self, kind: str, occurred_at: str) -> dict[str, Any]:
         return {
-            "event_id": f"{self.case_id}-ev{self.counter + 1}", "type": kind,
-            "hospital_id": self.hospital_id, "case_id": self.case_id, "occurred_at": occurred_at,
+            "event_id": f"{self.case_id}-ev{self.counter + 1}",
+            "type": kind,
+            "hospital_id": self.hospital_id,
+            "case_id": self.case_id,
+            "occurred_at": occurred_at,
         }
 
-    def admit(self, department: str = "CARD", drg_code: str | None = "FM15",
-              scheme: str = "employee", at: str = "2026-03-02T08:00:00+08:00") -> CaseBuilder:
+    def admit(
+        self,
+        department: str = "CARD",
+        drg_code: str | None = "FM15",
+        scheme: str = "employee",
+        at: str = "2026-03-02T08:00:00+08:00",
+    ) -> CaseBuilder:
         event = self._base("admitted", at) | {
-            "department": department, "insurance_scheme": scheme, "admitted_at": at,
+            "department": department,
+            "insurance_scheme": scheme,
+            "admitted_at": at,
         }
         if drg_code:
             event["drg_code"] = drg_code
         self._apply(event)
         return self
 
-    def cost(self, amount: str, category: str = "drug", item_code: str = "D001",
-             kind: str = "charge", department: str = "CARD",
-             at: str = "2026-03-02T09:00:00+08:00") -> CaseBuilder:
-        self._apply(self._base(kind, at) | {
-            "department": department, "item_code": item_code, "item_name": f"item {item_code}",
-            "category": category, "quantity": "1", "unit_price": amount, "amount": amount,
-        })
+    def cost(
+        self,
+        amount: str,
+        category: str = "drug",
+        item_code: str = "D001",
+        kind: str = "charge",
+        department: str = "CARD",
+        at: str = "2026-03-02T09:00:00+08:00",
+    ) -> CaseBuilder:
+        self._apply(
+            self._base(kind, at)
+            | {
+                "department": department,
+                "item_code": item_code,
+                "item_name": f"item {item_code}",
+                "category": category,
+                "quantity": "1",
+                "unit_price": amount,
+                "amount": amount,
+            }
+        )
         return self
 
     def discharge(self, at: str = "2026-03-06T10:00:00+08:00") -> CaseBuilder:

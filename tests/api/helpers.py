@@ -9,9 +9,14 @@ HOSPITAL = "H001"
 
 def admitted(event_id: str, case_id: str = "C1", **over: Any) -> dict[str, Any]:
     event = {
-        "event_id": event_id, "type": "admitted", "hospital_id": HOSPITAL, "case_id": case_id,
-        "occurred_at": "2026-03-02T08:00:00+08:00", "department": "CARD",
-        "drg_code": "FM15", "insurance_scheme": "employee",
+        "event_id": event_id,
+        "type": "admitted",
+        "hospital_id": HOSPITAL,
+        "case_id": case_id,
+        "occurred_at": "2026-03-02T08:00:00+08:00",
+        "department": "CARD",
+        "drg_code": "FM15",
+        "insurance_scheme": "employee",
         "admitted_at": "2026-03-02T08:00:00+08:00",
     }
     event.update(over)
@@ -20,10 +25,18 @@ def admitted(event_id: str, case_id: str = "C1", **over: Any) -> dict[str, Any]:
 
 def charge(event_id: str, case_id: str = "C1", **over: Any) -> dict[str, Any]:
     event = {
-        "event_id": event_id, "type": "charge", "hospital_id": HOSPITAL, "case_id": case_id,
-        "occurred_at": "2026-03-02T09:00:00+08:00", "department": "CARD",
-        "item_code": "LAB001", "item_name": "Blood panel", "category": "lab",
-        "quantity": "1", "unit_price": "0.10", "amount": "0.10",
+        "event_id": event_id,
+        "type": "charge",
+        "hospital_id": HOSPITAL,
+        "case_id": case_id,
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+        "department": "CARD",
+        "item_code": "LAB001",
+        "item_name": "Blood panel",
+        "category": "lab",
+        "quantity": "1",
+        "unit_price": "0.10",
+        "amount": "0.10",
     }
     event.update(over)
     return event

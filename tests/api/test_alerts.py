@@ -14,9 +14,21 @@ from tests.api.conftest import Api
 from tests.api.corefactory import CaseBuilder
 
 ALERT_FIELDS = {
-    "alert_id", "hospital_id", "case_id", "department", "drg_code", "level", "previous_level",
-    "transition", "total_cost", "standard_cost", "ratio", "event_id", "occurred_at",
-    "raised_at", "top_contributors",
+    "alert_id",
+    "hospital_id",
+    "case_id",
+    "department",
+    "drg_code",
+    "level",
+    "previous_level",
+    "transition",
+    "total_cost",
+    "standard_cost",
+    "ratio",
+    "event_id",
+    "occurred_at",
+    "raised_at",
+    "top_contributors",
 }
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 
@@ -27,8 +39,9 @@ def journey(hospital: str, case_id: str, department: str, start: datetime) -> Ca
     case.cost("37000.00", item_code="STENT", category="consumable", department=department)
     case.cost("2000.00", item_code="D1", department=department)
     case.cost("2000.00", item_code="D2", department=department)
-    case.cost("30000.00", item_code="STENT", category="consumable", kind="credit",
-              department=department)
+    case.cost(
+        "30000.00", item_code="STENT", category="consumable", kind="credit", department=department
+    )
     return case
 
 
@@ -73,8 +86,9 @@ async def test_alert_records_carry_the_design_fields(api: Api) -> None:
     cases = build()
     await write(api, cases)
 
-    items = (await api.client.get("/v1/alerts", params={"case_id": "C1",
-                                                        "hospital_id": "H001"})).json()["items"]
+    items = (
+        await api.client.get("/v1/alerts", params={"case_id": "C1", "hospital_id": "H001"})
+    ).json()["items"]
 
     assert [(a["previous_level"], a["level"], a["transition"]) for a in reversed(items)] == [
         ("none", "blue", "escalated"),
@@ -91,8 +105,11 @@ async def test_alert_records_carry_the_design_fields(api: Api) -> None:
     assert red["department"] == "CARD" and red["drg_code"] == "FM15"
     assert red["event_id"] == "C1-ev4"
     assert red["top_contributors"][0] == {
-        "item_code": "STENT", "item_name": "item STENT", "category": "consumable",
-        "quantity": "1", "amount": "37000.00",
+        "item_code": "STENT",
+        "item_name": "item STENT",
+        "category": "consumable",
+        "quantity": "1",
+        "amount": "37000.00",
     }
     resolved = items[0]
     assert resolved["total_cost"] == "11000.00"
@@ -100,7 +117,8 @@ async def test_alert_records_carry_the_design_fields(api: Api) -> None:
     source = {a["alert_id"]: a for a in all_alerts(cases)}
     for item in items:
         assert datetime.fromisoformat(item["raised_at"]) == datetime.fromisoformat(
-            source[item["alert_id"]]["raised_at"])
+            source[item["alert_id"]]["raised_at"]
+        )
 
 
 async def test_pages_newest_first_without_gaps_or_duplicates(api: Api) -> None:
@@ -153,7 +171,8 @@ async def test_filters(api: Api, filters: dict[str, str]) -> None:
     cases = build()
     await write(api, cases)
     want = [
-        a["alert_id"] for a in all_alerts(cases)
+        a["alert_id"]
+        for a in all_alerts(cases)
         if all(a[k] in v.split(",") if k == "level" else a[k] == v for k, v in filters.items())
     ]
     assert 0 < len(want) < 12
@@ -180,8 +199,14 @@ async def test_since_filter(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "params", [{"level": "unpriced"}, {"level": "crimson"}, {"since": "last tuesday"},
-               {"limit": 0}, {"limit": 501}],
+    "params",
+    [
+        {"level": "unpriced"},
+        {"level": "crimson"},
+        {"since": "last tuesday"},
+        {"limit": 0},
+        {"limit": 501},
+    ],
 )
 async def test_bad_query_is_422(api: Api, params: dict[str, Any]) -> None:
     response = await api.client.get("/v1/alerts", params=params)

@@ -15,9 +15,23 @@ from tests.api.conftest import Api
 from tests.api.corefactory import FM15_EMPLOYEE, CaseBuilder
 
 CASE_FIELDS = {
-    "hospital_id", "case_id", "status", "department", "drg_code", "drg_name",
-    "insurance_scheme", "standard_cost", "total_cost", "ratio", "level", "cost_by_category",
-    "admitted_at", "discharged_at", "los_days", "avg_los_days", "events_applied",
+    "hospital_id",
+    "case_id",
+    "status",
+    "department",
+    "drg_code",
+    "drg_name",
+    "insurance_scheme",
+    "standard_cost",
+    "total_cost",
+    "ratio",
+    "level",
+    "cost_by_category",
+    "admitted_at",
+    "discharged_at",
+    "los_days",
+    "avg_los_days",
+    "events_applied",
     "last_event_at",
 }
 
@@ -36,7 +50,8 @@ async def write(api: Api, *builders: CaseBuilder) -> None:
 
 async def test_open_case_has_the_design_fields_and_exact_money(api: Api) -> None:
     case = (
-        CaseBuilder("H001", "C1").admit()
+        CaseBuilder("H001", "C1")
+        .admit()
         .cost("15000", category="drug", item_code="D001")
         .cost("0.10", category="lab", item_code="L001")
         .cost("22000.5", category="consumable", item_code="S001")
@@ -60,8 +75,10 @@ async def test_open_case_has_the_design_fields_and_exact_money(api: Api) -> None
     assert body["ratio"] == str(ratio_of(total, FM15_EMPLOYEE)) == "0.9158"
     assert body["level"] == "blue"
     assert body["cost_by_category"] == {"drug": "15000.00", "lab": "0.10", "consumable": "22000.50"}
-    assert all(is_money(v) for v in [body["standard_cost"], body["total_cost"],
-                                     *body["cost_by_category"].values()])
+    assert all(
+        is_money(v)
+        for v in [body["standard_cost"], body["total_cost"], *body["cost_by_category"].values()]
+    )
     # the parts reconcile to the total, to the cent
     assert sum(Decimal(v) for v in body["cost_by_category"].values()) == Decimal(body["total_cost"])
     assert ts(body["admitted_at"]) == datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -74,8 +91,12 @@ async def test_open_case_has_the_design_fields_and_exact_money(api: Api) -> None
 
 
 async def test_discharged_unpriced_and_override_cases(api: Api) -> None:
-    discharged = (CaseBuilder("H001", "C2").admit(department="SURG", drg_code="GB21")
-                  .cost("2500.00", category="procedure").discharge())
+    discharged = (
+        CaseBuilder("H001", "C2")
+        .admit(department="SURG", drg_code="GB21")
+        .cost("2500.00", category="procedure")
+        .discharge()
+    )
     # a charge before any admission: no DRG known yet
     unpriced = CaseBuilder("H001", "C3").cost("12.00", category="bed", item_code="B1")
     await write(api, discharged, unpriced)
@@ -108,8 +129,11 @@ LOS_IN_UTC = (
 
 
 async def test_los_days_counts_the_hospitals_calendar_days(api: Api) -> None:
-    case = (CaseBuilder("H001", "C9").admit(at="2026-03-02T07:00:00+08:00")
-            .discharge(at="2026-03-05T10:00:00+08:00"))
+    case = (
+        CaseBuilder("H001", "C9")
+        .admit(at="2026-03-02T07:00:00+08:00")
+        .discharge(at="2026-03-05T10:00:00+08:00")
+    )
     await write(api, case)
     body = (await api.client.get("/v1/hospitals/H001/cases/C9")).json()
     assert body["los_days"] == 3
@@ -212,8 +236,9 @@ async def test_cursor_is_stable_while_rows_change(api: Api) -> None:
     rest = []
     cursor = page["next_cursor"]
     while cursor:
-        body = (await api.client.get("/v1/hospitals/H001/cases",
-                                     params={"limit": 7, "cursor": cursor})).json()
+        body = (
+            await api.client.get("/v1/hospitals/H001/cases", params={"limit": 7, "cursor": cursor})
+        ).json()
         rest += [item["case_id"] for item in body["items"]]
         cursor = body["next_cursor"]
     seen = [item["case_id"] for item in page["items"]] + rest

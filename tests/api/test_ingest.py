@@ -37,15 +37,18 @@ async def test_single_valid_event_is_accepted_and_ledgered(api: Api) -> None:
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["accepted"] == 1 and body["duplicates"] == 0 and body["rejected"] == 0
-    assert body["results"] == [
-        {"index": 0, "event_id": "e-1", "status": "accepted", "errors": []}]
+    assert body["results"] == [{"index": 0, "event_id": "e-1", "status": "accepted", "errors": []}]
     rows = await api.rows(
         "SELECT hospital_id, event_id, case_id, event_type, payload, published FROM ingest_ledger"
     )
     assert len(rows) == 1
     row = rows[0]
     assert (row.hospital_id, row.event_id, row.case_id, row.event_type) == (
-        HOSPITAL, "e-1", "C1", "charge")
+        HOSPITAL,
+        "e-1",
+        "C1",
+        "charge",
+    )
     assert row.published is False  # no broker: the relay publishes later
     payload = json.loads(row.payload)
     # money stays an exact decimal string in the durable payload
@@ -60,7 +63,8 @@ async def test_money_strings_are_kept_exactly(api: Api) -> None:
     response = await api.client.post("/v1/events", json=event)
     assert response.status_code == 202, response.text
     payload = json.loads(
-        await api.scalar("SELECT payload FROM ingest_ledger WHERE event_id = 'e-money'"))
+        await api.scalar("SELECT payload FROM ingest_ledger WHERE event_id = 'e-money'")
+    )
     assert payload["unit_price"] == "0.1000"
     assert payload["amount"] == "0.30"
     assert payload["quantity"] == "3"
@@ -73,8 +77,9 @@ async def test_batch_mixes_accepted_duplicate_and_rejected(api: Api) -> None:
     bad_time = charge("bad-time", occurred_at="2026-03-02T09:00:00")  # no offset
     bad_category = charge("bad-cat", category="food")
     ok_charge = charge("c-1")
-    batch = {"events": [first, bad_amount, dict(first), bad_price, bad_time, bad_category,
-                        ok_charge]}
+    batch = {
+        "events": [first, bad_amount, dict(first), bad_price, bad_time, bad_category, ok_charge]
+    }
 
     response = await api.client.post("/v1/events", json=batch)
 
@@ -111,8 +116,12 @@ async def test_batch_mixes_accepted_duplicate_and_rejected(api: Api) -> None:
     letters = await dead_letters(api)
     by_id = {letter["event_id"]: letter for letter in letters}
     assert set(by_id) == {"bad-amount", "bad-price", "bad-time", "bad-cat"}
-    for event_id, field in [("bad-amount", "amount"), ("bad-price", "unit_price"),
-                            ("bad-time", "occurred_at"), ("bad-cat", "category")]:
+    for event_id, field in [
+        ("bad-amount", "amount"),
+        ("bad-price", "unit_price"),
+        ("bad-time", "occurred_at"),
+        ("bad-cat", "category"),
+    ]:
         letter = by_id[event_id]
         assert letter["stage"] == "ingest"
         assert letter["hospital_id"] == HOSPITAL
@@ -259,8 +268,9 @@ async def test_invalid_json_is_422(api: Api) -> None:
 
 @pytest.mark.parametrize("body", [[charge("e-1")], "charge", 42, None])
 async def test_body_not_an_object_is_422(api: Api, body: Any) -> None:
-    response = await api.client.post("/v1/events", content=orjson.dumps(body),
-                                      headers={"content-type": "application/json"})
+    response = await api.client.post(
+        "/v1/events", content=orjson.dumps(body), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422, response.text
     assert fields(response.json()["errors"]) == {"body"}
     assert await ledger_ids(api) == []
@@ -304,8 +314,9 @@ async def test_batch_at_limit_is_accepted(api: Api) -> None:
 async def test_body_over_5_mb_is_413(api: Api) -> None:
     big = charge("e-big", item_name="x" * 100)
     body = orjson.dumps({"events": [big], "pad": "y" * (5 * 1024 * 1024)})
-    response = await api.client.post("/v1/events", content=body,
-                                      headers={"content-type": "application/json"})
+    response = await api.client.post(
+        "/v1/events", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413, response.text
     assert fields(response.json()["errors"]) == {"body"}
     assert await ledger_ids(api) == []
@@ -318,8 +329,9 @@ async def test_streamed_body_over_5_mb_without_length_is_413(api: Api) -> None:
             yield b" " * (1024 * 1024)
         yield b"]}"
 
-    response = await api.client.post("/v1/events", content=chunks(),
-                                      headers={"content-type": "application/json"})
+    response = await api.client.post(
+        "/v1/events", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413, response.text
     assert await ledger_ids(api) == []
 
@@ -331,7 +343,9 @@ async def test_batch_where_all_are_invalid_is_422_and_all_dead_lettered(api: Api
     assert response.status_code == 422, response.text
     results = response.json()["results"]
     assert [(r["event_id"], r["status"]) for r in results] == [
-        ("b-1", "rejected"), ("b-2", "rejected")]
+        ("b-1", "rejected"),
+        ("b-2", "rejected"),
+    ]
     assert fields(results[0]["errors"]) == {"amount"}
     assert fields(results[1]["errors"]) == {"category"}
     assert await ledger_ids(api) == []
@@ -343,11 +357,13 @@ async def test_batch_where_all_are_invalid_is_422_and_all_dead_lettered(api: Api
 async def test_rejected_events_never_reach_the_ledger(api: Api) -> None:
     """Nothing half-applied across every way an event can be refused."""
     await api.client.post("/v1/events", json=charge("x-single", amount="1.00"))
-    await api.client.post("/v1/events", json={"events": [charge("x-b1", unit_price="-1"),
-                                                         charge("ok-1")]})
+    await api.client.post(
+        "/v1/events", json={"events": [charge("x-b1", unit_price="-1"), charge("ok-1")]}
+    )
     await api.client.post("/v1/events", json={"events": [charge("x-b2", quantity=1.5)]})
-    await api.client.post("/v1/events", json={"events": [charge("ok-1", amount="0.10",
-                                                                item_code="OTHER")]})
+    await api.client.post(
+        "/v1/events", json={"events": [charge("ok-1", amount="0.10", item_code="OTHER")]}
+    )
     assert await ledger_ids(api) == ["ok-1"]
     letters = await dead_letters(api)
     assert {letter["event_id"] for letter in letters} == {"x-single", "x-b1", "x-b2", "ok-1"}

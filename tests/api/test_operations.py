@@ -54,8 +54,10 @@ async def test_readyz_is_200_when_every_check_passes(
     monkeypatch.setattr(api.app.state.publisher, "started", True)
     response = await api.client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"ready": True,
-                               "checks": {"database": "ok", "worker": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "ready": True,
+        "checks": {"database": "ok", "worker": "ok", "broker": "ok"},
+    }
 
 
 @pytest.mark.parametrize("stale", ["not ready", "old"])
@@ -79,15 +81,17 @@ async def test_readyz_ignores_unready_or_stale_heartbeats(
 def ingested(metrics_text: str) -> dict[str, float]:
     for family in text_string_to_metric_families(metrics_text):
         if family.name == "drgwatch_events_ingested":
-            return {s.labels["status"]: s.value for s in family.samples
-                    if s.name == "drgwatch_events_ingested_total"}
+            return {
+                s.labels["status"]: s.value
+                for s in family.samples
+                if s.name == "drgwatch_events_ingested_total"
+            }
     return {}
 
 
 async def test_metrics_count_ingested_events(api: Api) -> None:
     before = ingested((await api.client.get("/metrics")).text)
-    events = {"events": [charge("m-1"), charge("m-1"), charge("m-2", amount="9.99"),
-                         charge("m-3")]}
+    events = {"events": [charge("m-1"), charge("m-1"), charge("m-2", amount="9.99"), charge("m-3")]}
     assert (await api.client.post("/v1/events", json=events)).status_code == 202
 
     response = await api.client.get("/metrics", follow_redirects=True)
@@ -134,8 +138,11 @@ OUTSIDE_OPENAPI = {"/metrics", "/docs"}
 
 
 def concrete(path: str) -> str:
-    return (path.replace("{hospital_id}", "H001").replace("{case_id}", "C1")
-            .replace("{drg_code}", "FM15"))
+    return (
+        path.replace("{hospital_id}", "H001")
+        .replace("{case_id}", "C1")
+        .replace("{drg_code}", "FM15")
+    )
 
 
 async def served_methods(api: Api, path: str) -> set[str] | None:
@@ -170,7 +177,8 @@ async def test_openapi_lists_every_design_path_the_app_serves(api: Api) -> None:
     present = {path: methods for path, methods in DESIGN_SURFACE.items() if path in served}
     # everything but the precheck is served today (see the report)
     assert set(DESIGN_SURFACE) - set(present) <= {
-        "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck"}
+        "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck"
+    }
     for path, methods in present.items():
         assert methods <= served[path], (path, served[path])
         assert path in paths, f"{path} missing from /openapi.json"
@@ -223,5 +231,6 @@ PRECHECK_MISSING = (
 
 
 async def test_precheck_path_exists(api: Api) -> None:
-    assert await served_methods(
-        api, "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck") == {"post"}
+    assert await served_methods(api, "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck") == {
+        "post"
+    }

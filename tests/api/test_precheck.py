@@ -16,8 +16,10 @@ async def _case_at(api: Api, amount: str) -> None:
 
 async def test_an_imported_stent_would_turn_the_case_red(api: Api) -> None:
     await _case_at(api, "30000.00")
-    response = await api.client.post("/v1/hospitals/H001/cases/C1/precheck", json={
-        "items": [{"item_code": "C-STENT-IMP", "quantity": "1", "unit_price": "12000.00"}]})
+    response = await api.client.post(
+        "/v1/hospitals/H001/cases/C1/precheck",
+        json={"items": [{"item_code": "C-STENT-IMP", "quantity": "1", "unit_price": "12000.00"}]},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["added_cost"] == "12000.00"
@@ -30,8 +32,10 @@ async def test_an_imported_stent_would_turn_the_case_red(api: Api) -> None:
 
 async def test_headroom_says_how_much_is_left_before_each_level(api: Api) -> None:
     await _case_at(api, "10000.00")
-    response = await api.client.post("/v1/hospitals/H001/cases/C1/precheck", json={
-        "items": [{"item_code": "C-STENT-DOM", "quantity": "2", "unit_price": "770.00"}]})
+    response = await api.client.post(
+        "/v1/hospitals/H001/cases/C1/precheck",
+        json={"items": [{"item_code": "C-STENT-DOM", "quantity": "2", "unit_price": "770.00"}]},
+    )
     body = response.json()
     projected = Decimal("11540.00")
     assert body["projected"]["total_cost"] == str(projected)
@@ -43,9 +47,13 @@ async def test_headroom_says_how_much_is_left_before_each_level(api: Api) -> Non
 
 async def test_precheck_refuses_bad_items_and_unknown_cases(api: Api) -> None:
     await _case_at(api, "1.00")
-    bad = await api.client.post("/v1/hospitals/H001/cases/C1/precheck", json={
-        "items": [{"item_code": "X", "quantity": "1", "unit_price": 5.5}]})
+    bad = await api.client.post(
+        "/v1/hospitals/H001/cases/C1/precheck",
+        json={"items": [{"item_code": "X", "quantity": "1", "unit_price": 5.5}]},
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"].endswith("unit_price")
-    missing = await api.client.post("/v1/hospitals/H001/cases/NOPE/precheck", json={
-        "items": [{"item_code": "X", "quantity": "1", "unit_price": "5.50"}]})
+    missing = await api.client.post(
+        "/v1/hospitals/H001/cases/NOPE/precheck",
+        json={"items": [{"item_code": "X", "quantity": "1", "unit_price": "5.50"}]},
+    )
     assert missing.status_code == 404

@@ -19,10 +19,18 @@ PAYLOAD: dict[str, Any] = {
     "effective_from": IN_FORCE,
     "base_rates": {"employee": "12252.70", "resident": "9649.24"},
     "groups": [
-        {"drg_code": "FM15", "name": "Coronary stent, no MCC", "weight": "3.2973",
-         "avg_los_days": "7.5"},
-        {"drg_code": "GB21", "name": "Appendectomy", "weight": "1.1000",
-         "standard_cost": "15000.00"},
+        {
+            "drg_code": "FM15",
+            "name": "Coronary stent, no MCC",
+            "weight": "3.2973",
+            "avg_los_days": "7.5",
+        },
+        {
+            "drg_code": "GB21",
+            "name": "Appendectomy",
+            "weight": "1.1000",
+            "standard_cost": "15000.00",
+        },
         {"drg_code": "HALF", "name": "Rounding probe", "weight": "1.0005"},
     ],
 }
@@ -77,9 +85,15 @@ async def test_standard_cost_override_and_half_up_rounding(api: Api) -> None:
 
 
 async def test_half_cent_rounds_up(api: Api) -> None:
-    payload = {"name": "half", "effective_from": IN_FORCE, "base_rates": {"employee": "10.00"},
-               "groups": [{"drg_code": "X1", "name": "x", "weight": "1.0005"},
-                          {"drg_code": "X2", "name": "x", "weight": "1.0025"}]}
+    payload = {
+        "name": "half",
+        "effective_from": IN_FORCE,
+        "base_rates": {"employee": "10.00"},
+        "groups": [
+            {"drg_code": "X1", "name": "x", "weight": "1.0005"},
+            {"drg_code": "X2", "name": "x", "weight": "1.0025"},
+        ],
+    }
     assert (await api.client.post("/v1/drg-catalogues", json=payload)).status_code == 201
     # 10.005 and 10.025: half-up, not banker's rounding (which gives 10.00 and 10.02)
     x1 = (await api.client.get("/v1/drg-catalogues/current/groups/X1")).json()
@@ -106,8 +120,11 @@ async def test_newest_catalogue_in_force_wins_and_future_one_waits(api: Api) -> 
     assert group["catalogue_name"] == "newer"
     assert group["weight"] == "2.0000"
     assert group["standard_costs"]["employee"] == "24505.40"
-    later = (await api.client.get("/v1/drg-catalogues/current/groups/FM15",
-                                  params={"on": future["effective_from"]})).json()
+    later = (
+        await api.client.get(
+            "/v1/drg-catalogues/current/groups/FM15", params={"on": future["effective_from"]}
+        )
+    ).json()
     assert later["catalogue_name"] == "future"
 
 
@@ -190,19 +207,27 @@ async def test_invalid_thresholds_are_422_naming_the_field(
 
 
 async def test_valid_thresholds_are_stored_and_bump_the_version(api: Api) -> None:
-    body = {"hospital_id": "H001", "drg_code": "FM15", "blue": "0.85", "yellow": "0.92",
-            "red": "1.05"}
+    body = {
+        "hospital_id": "H001",
+        "drg_code": "FM15",
+        "blue": "0.85",
+        "yellow": "0.92",
+        "red": "1.05",
+    }
     response = await api.client.put("/v1/alert-thresholds", json=body)
 
     assert response.status_code == 200, response.text
     echoed = response.json()
-    assert {k: echoed[k] for k in ("hospital_id", "drg_code")} == {"hospital_id": "H001",
-                                                                  "drg_code": "FM15"}
+    assert {k: echoed[k] for k in ("hospital_id", "drg_code")} == {
+        "hospital_id": "H001",
+        "drg_code": "FM15",
+    }
     assert Decimal(echoed["blue"]) == Decimal("0.85")
     assert await version(api) == 1
     rows = await api.rows("SELECT hospital_id, drg_code, blue, yellow, red FROM alert_thresholds")
     assert [tuple(r) for r in rows] == [
-        ("H001", "FM15", Decimal("0.8500"), Decimal("0.9200"), Decimal("1.0500"))]
+        ("H001", "FM15", Decimal("0.8500"), Decimal("0.9200"), Decimal("1.0500"))
+    ]
 
     # setting them again replaces the row and bumps again; defaults go to '*'
     body["red"] = "1.10"
@@ -210,7 +235,10 @@ async def test_valid_thresholds_are_stored_and_bump_the_version(api: Api) -> Non
     default = {"blue": "0.90", "yellow": "0.95", "red": "1.00"}
     assert (await api.client.put("/v1/alert-thresholds", json=default)).status_code == 200
     assert await version(api) == 3
-    rows = await api.rows("SELECT hospital_id, drg_code, red FROM alert_thresholds "
-                          "ORDER BY hospital_id")
-    assert [tuple(r) for r in rows] == [("*", "*", Decimal("1.0000")),
-                                        ("H001", "FM15", Decimal("1.1000"))]
+    rows = await api.rows(
+        "SELECT hospital_id, drg_code, red FROM alert_thresholds ORDER BY hospital_id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("*", "*", Decimal("1.0000")),
+        ("H001", "FM15", Decimal("1.1000")),
+    ]

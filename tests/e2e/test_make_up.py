@@ -45,7 +45,10 @@ def test_make_up_demo_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path) -
     args = f"--port {port} --broker-port {broker_port} --data-dir {data_dir} --demo"
     with open(output, "wb") as sink:
         up = subprocess.Popen(
-            ["make", "-s", "up", f"ARGS={args}"], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+            ["make", "-s", "up", f"ARGS={args}"],
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
@@ -70,8 +73,9 @@ def test_make_up_demo_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path) -
         assert len(alerts) >= 3, "the demo should raise alerts within a minute"
         assert {"blue", "yellow", "red"} & {a["level"] for a in alerts}
         cases = httpx.get(f"{base}/v1/hospitals/H001/cases", params={"limit": 100}).json()
-        assert cases["items"] and all(case["standard_cost"] for case in cases["items"]
-                                       if case["level"] != "unpriced")
+        assert cases["items"] and all(
+            case["standard_cost"] for case in cases["items"] if case["level"] != "unpriced"
+        )
     finally:
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         up.wait(60)

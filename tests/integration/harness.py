@@ -47,8 +47,11 @@ class Stack:
     @property
     def settings(self) -> StackSettings:
         return StackSettings(
-            database_url=self.database_url, kafka_bootstrap=f"127.0.0.1:{self.broker_port}",
-            topic_prefix=self.prefix, topic_partitions=self.partitions, data_dir=self.workdir,
+            database_url=self.database_url,
+            kafka_bootstrap=f"127.0.0.1:{self.broker_port}",
+            topic_prefix=self.prefix,
+            topic_partitions=self.partitions,
+            data_dir=self.workdir,
         )
 
     def env(self) -> dict[str, str]:
@@ -71,7 +74,8 @@ class Stack:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         worker = start_child(
-            [sys.executable, "-m", "services.cli", "worker"], self.env(),
+            [sys.executable, "-m", "services.cli", "worker"],
+            self.env(),
             self.workdir / f"worker{len(self.workers)}.log",
         )
         self.workers.append(worker)
@@ -80,7 +84,8 @@ class Stack:
     def start_api(self) -> None:
         self.api = start_child(
             [sys.executable, "-m", "services.cli", "api", "--port", str(self.api_port)],
-            self.env(), self.workdir / "api.log",
+            self.env(),
+            self.workdir / "api.log",
         )
 
     def start(self) -> None:

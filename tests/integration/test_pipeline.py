@@ -36,23 +36,55 @@ def ids() -> tuple[str, str]:
     return f"H{uuid.uuid4().hex[:6]}", "C1"
 
 
-def admitted(h: str, c: str, n: str, *, drg: str | None = "FM15", at: str = "2026-11-20T08:00:00+08:00",
-             scheme: str = "employee", department: str = "CARDIO") -> dict[str, Any]:
+def admitted(
+    h: str,
+    c: str,
+    n: str,
+    *,
+    drg: str | None = "FM15",
+    at: str = "2026-11-20T08:00:00+08:00",
+    scheme: str = "employee",
+    department: str = "CARDIO",
+) -> dict[str, Any]:
     event: dict[str, Any] = {
-        "event_id": n, "type": "admitted", "hospital_id": h, "case_id": c, "occurred_at": at,
-        "department": department, "insurance_scheme": scheme, "admitted_at": at,
+        "event_id": n,
+        "type": "admitted",
+        "hospital_id": h,
+        "case_id": c,
+        "occurred_at": at,
+        "department": department,
+        "insurance_scheme": scheme,
+        "admitted_at": at,
     }
     if drg:
         event["drg_code"] = drg
     return event
 
 
-def line(h: str, c: str, n: str, amount: str, *, kind: str = "charge", item: str = "STENT",
-         category: str = "consumable", at: str = "2026-11-20T10:00:00+08:00") -> dict[str, Any]:
+def line(
+    h: str,
+    c: str,
+    n: str,
+    amount: str,
+    *,
+    kind: str = "charge",
+    item: str = "STENT",
+    category: str = "consumable",
+    at: str = "2026-11-20T10:00:00+08:00",
+) -> dict[str, Any]:
     return {
-        "event_id": n, "type": kind, "hospital_id": h, "case_id": c, "occurred_at": at,
-        "department": "CARDIO", "item_code": item, "item_name": f"item {item}",
-        "category": category, "quantity": "1", "unit_price": amount, "amount": amount,
+        "event_id": n,
+        "type": kind,
+        "hospital_id": h,
+        "case_id": c,
+        "occurred_at": at,
+        "department": "CARDIO",
+        "item_code": item,
+        "item_name": f"item {item}",
+        "category": category,
+        "quantity": "1",
+        "unit_price": amount,
+        "amount": amount,
     }
 
 
@@ -62,12 +94,15 @@ def of_standard(fraction: str) -> str:
 
 def test_case_state_is_visible_within_a_second(stack: Stack) -> None:
     delays = []
-    for attempt in range(5):
+    for _attempt in range(5):
         h, c = ids()
         stack.post([admitted(h, c, "a"), line(h, c, "b", "1234.56")])
         accepted = time.monotonic()
-        stack.wait_for(lambda h=h, c=c: (stack.case(h, c) or {}).get("total_cost") == "1234.56", 10,
-                       interval=0.02)
+        stack.wait_for(
+            lambda h=h, c=c: (stack.case(h, c) or {}).get("total_cost") == "1234.56",
+            10,
+            interval=0.02,
+        )
         delays.append(time.monotonic() - accepted)
     median = statistics.median(delays)
     print(f"\n202 -> case visible: median {median * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms")
@@ -77,7 +112,7 @@ def test_case_state_is_visible_within_a_second(stack: Stack) -> None:
 def test_levels_escalate_de_escalate_and_resolve_once_each(stack: Stack) -> None:
     h, c = ids()
     stack.post([admitted(h, c, "a")])
-    stack.post([line(h, c, "c1", of_standard("0.91"), item="STENT")])       # blue
+    stack.post([line(h, c, "c1", of_standard("0.91"), item="STENT")])  # blue
     stack.post([line(h, c, "c2", of_standard("0.05"), item="PCI", category="procedure")])  # yellow
     stack.post([line(h, c, "c3", of_standard("0.05"), item="ICU", category="bed")])  # red
     stack.post([line(h, c, "c3", of_standard("0.05"), item="ICU", category="bed")])  # duplicate
@@ -144,7 +179,11 @@ def test_unprocessable_message_is_kept_as_a_dead_letter(stack: Stack) -> None:
 
     def listed() -> list[dict[str, Any]]:
         page = httpx.get(f"{stack.url}/v1/dead-letters", params={"stage": "stream", "limit": 500})
-        return [item for item in page.json()["items"] if h in item["payload"] or "not JSON" in item["reason"]]
+        return [
+            item
+            for item in page.json()["items"]
+            if h in item["payload"] or "not JSON" in item["reason"]
+        ]
 
     stack.wait_for(lambda: len(listed()) >= 2)
     reasons = " ".join(item["reason"] for item in listed())
@@ -158,8 +197,18 @@ def test_charge_before_admission_and_unknown_drg(stack: Stack) -> None:
     stack.post([admitted(h, c, "late-admit", drg=None)])
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("events_applied") == 2)
     assert (stack.case(h, c) or {})["level"] == "unpriced"
-    stack.post([{"event_id": "g1", "type": "drg_assigned", "hospital_id": h, "case_id": c,
-                 "occurred_at": "2026-11-20T12:00:00+08:00", "drg_code": "FM15"}])
+    stack.post(
+        [
+            {
+                "event_id": "g1",
+                "type": "drg_assigned",
+                "hospital_id": h,
+                "case_id": c,
+                "occurred_at": "2026-11-20T12:00:00+08:00",
+                "drg_code": "FM15",
+            }
+        ]
+    )
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("standard_cost") == str(FM15_EMPLOYEE))
     case = stack.case(h, c)
     assert case is not None and case["total_cost"] == "800.00" and case["level"] == "none"
@@ -171,20 +220,41 @@ def test_regroup_reprices_and_discharge_flags(stack: Stack) -> None:
     stack.post([admitted(h, c, "a"), line(h, c, "b", of_standard("0.99"))])
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("level") == "yellow")
     cheap = httpx.get(f"{stack.url}/v1/drg-catalogues/current/groups/ES35").json()
-    stack.post([{"event_id": "g", "type": "drg_assigned", "hospital_id": h, "case_id": c,
-                 "occurred_at": "2026-11-20T12:00:00+08:00", "drg_code": "ES35"}])
+    stack.post(
+        [
+            {
+                "event_id": "g",
+                "type": "drg_assigned",
+                "hospital_id": h,
+                "case_id": c,
+                "occurred_at": "2026-11-20T12:00:00+08:00",
+                "drg_code": "ES35",
+            }
+        ]
+    )
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("drg_code") == "ES35")
     case = stack.case(h, c)
     assert case is not None
     assert case["standard_cost"] == cheap["standard_costs"]["employee"]
     assert case["level"] == "red"
-    stack.post([{"event_id": "d", "type": "discharged", "hospital_id": h, "case_id": c,
-                 "occurred_at": "2026-11-22T12:00:00+08:00",
-                 "discharged_at": "2026-11-22T12:00:00+08:00"}])
+    stack.post(
+        [
+            {
+                "event_id": "d",
+                "type": "discharged",
+                "hospital_id": h,
+                "case_id": c,
+                "occurred_at": "2026-11-22T12:00:00+08:00",
+                "discharged_at": "2026-11-22T12:00:00+08:00",
+            }
+        ]
+    )
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("status") == "discharged")
     case = stack.case(h, c)
     assert case is not None and case["los_days"] == 2
-    expected_flag = "high" if Decimal(case["total_cost"]) > 2 * Decimal(case["standard_cost"]) else None
+    expected_flag = (
+        "high" if Decimal(case["total_cost"]) > 2 * Decimal(case["standard_cost"]) else None
+    )
     assert case["ratio_flag"] == expected_flag
     alerts = stack.all_alerts(hospital_id=h)
     assert {a["level"] for a in alerts} == {"yellow", "red"}
@@ -195,18 +265,33 @@ def test_new_catalogue_and_thresholds_reprice_open_cases(stack: Stack) -> None:
     stack.post([admitted(h, c, "a", drg="QX99"), line(h, c, "b", "950.00")])
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("events_applied") == 2)
     assert (stack.case(h, c) or {})["level"] == "unpriced"
-    response = httpx.post(f"{stack.url}/v1/drg-catalogues", json={
-        "name": f"local {h}", "effective_from": "2026-01-01", "hospital_id": h,
-        "base_rates": {"employee": "1000.00"},
-        "groups": [{"drg_code": "QX99", "name": "Local test group", "weight": "1.0000"}],
-    })
+    response = httpx.post(
+        f"{stack.url}/v1/drg-catalogues",
+        json={
+            "name": f"local {h}",
+            "effective_from": "2026-01-01",
+            "hospital_id": h,
+            "base_rates": {"employee": "1000.00"},
+            "groups": [{"drg_code": "QX99", "name": "Local test group", "weight": "1.0000"}],
+        },
+    )
     assert response.status_code == 201, response.text
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("level") == "yellow", timeout=20)
-    response = httpx.put(f"{stack.url}/v1/alert-thresholds", json={
-        "hospital_id": h, "drg_code": "QX99", "blue": "0.50", "yellow": "0.80", "red": "0.90"})
+    response = httpx.put(
+        f"{stack.url}/v1/alert-thresholds",
+        json={
+            "hospital_id": h,
+            "drg_code": "QX99",
+            "blue": "0.50",
+            "yellow": "0.80",
+            "red": "0.90",
+        },
+    )
     assert response.status_code == 200, response.text
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("level") == "red", timeout=20)
-    levels = [a["level"] for a in sorted(stack.all_alerts(hospital_id=h), key=lambda a: a["raised_at"])]
+    levels = [
+        a["level"] for a in sorted(stack.all_alerts(hospital_id=h), key=lambda a: a["raised_at"])
+    ]
     assert levels == ["yellow", "red"]
 
 

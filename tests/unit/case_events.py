@@ -77,9 +77,14 @@ def admitted_raw(
 ) -> dict[str, Any]:
     extra = {} if drg_code is None else {"drg_code": drg_code}
     return raw(
-        "admitted", event_id, occurred_at or admitted_at or at(1, 8),
-        department=department, insurance_scheme=scheme,
-        admitted_at=admitted_at or at(1, 8), **extra, **fields,
+        "admitted",
+        event_id,
+        occurred_at or admitted_at or at(1, 8),
+        department=department,
+        insurance_scheme=scheme,
+        admitted_at=admitted_at or at(1, 8),
+        **extra,
+        **fields,
     )
 
 
@@ -95,9 +100,17 @@ def cost_raw(
 ) -> dict[str, Any]:
     """A cost line of quantity 1 at `amount` (so the amount check always holds)."""
     return raw(
-        kind, event_id, occurred_at or at(2),
-        department=department, item_code=item_code, item_name=f"name of {item_code}",
-        category=category, quantity="1", unit_price=amount, amount=amount, **fields,
+        kind,
+        event_id,
+        occurred_at or at(2),
+        department=department,
+        item_code=item_code,
+        item_name=f"name of {item_code}",
+        category=category,
+        quantity="1",
+        unit_price=amount,
+        amount=amount,
+        **fields,
     )
 
 

@@ -30,8 +30,9 @@ from tests.unit.case_events import (
 )
 
 
-def run(events: list[Event], price_book: PriceBook | None = None,
-        state: CaseState | None = None) -> tuple[CaseState, list[dict[str, Any]]]:
+def run(
+    events: list[Event], price_book: PriceBook | None = None, state: CaseState | None = None
+) -> tuple[CaseState, list[dict[str, Any]]]:
     """Apply events in order; return the final state and every alert raised."""
     price_book = price_book or book()
     state = state or new_case(HOSPITAL, CASE)
@@ -60,10 +61,14 @@ def test_ratio_is_total_over_standard() -> None:
 
 
 def test_credit_lowers_total_and_category() -> None:
-    state, _ = run([
-        admitted(), charge("c1", "300.00", category="drug"), charge("c2", "50.25", category="lab"),
-        credit("r1", "100.10", category="drug"),
-    ])
+    state, _ = run(
+        [
+            admitted(),
+            charge("c1", "300.00", category="drug"),
+            charge("c2", "50.25", category="lab"),
+            credit("r1", "100.10", category="drug"),
+        ]
+    )
     assert state.total_cost == Decimal("250.15")
     assert state.cost_by_category == {"drug": Decimal("199.90"), "lab": Decimal("50.25")}
     assert state.items["ITEM"].amount == Decimal("250.15")
@@ -125,9 +130,16 @@ T_ALL = Thresholds(Decimal("0.85"), Decimal("0.86"), Decimal("0.87"))
     ],
 )
 def test_threshold_precedence(keys: set[tuple[str, str]], expected: Thresholds) -> None:
-    by_key = {("H1", "D1"): T_HD, ("*", "D1"): T_STAR_D, ("H1", "*"): T_H_STAR,
-              ("*", "*"): T_ALL, ("H2", "D1"): T_HD, ("H1", "D2"): T_HD, ("H2", "*"): T_HD,
-              ("*", "D2"): T_HD}
+    by_key = {
+        ("H1", "D1"): T_HD,
+        ("*", "D1"): T_STAR_D,
+        ("H1", "*"): T_H_STAR,
+        ("*", "*"): T_ALL,
+        ("H2", "D1"): T_HD,
+        ("H1", "D2"): T_HD,
+        ("H2", "*"): T_HD,
+        ("*", "D2"): T_HD,
+    }
     price_book = book(thresholds={key: by_key[key] for key in keys})
     assert price_book.thresholds_for("H1", "D1") == expected
 
@@ -135,13 +147,13 @@ def test_threshold_precedence(keys: set[tuple[str, str]], expected: Thresholds) 
 @pytest.mark.parametrize(
     ("hospital", "drg", "total", "level"),
     [
-        ("H1", "D1", "1000.00", "blue"),     # H1+D1: blue at 10% of 10000
+        ("H1", "D1", "1000.00", "blue"),  # H1+D1: blue at 10% of 10000
         ("H1", "D1", "3000.01", "red"),
-        ("H2", "D1", "3999.99", "none"),     # *+D1: blue at 40%
+        ("H2", "D1", "3999.99", "none"),  # *+D1: blue at 40%
         ("H2", "D1", "5000.00", "yellow"),
-        ("H1", "D2", "14000.00", "blue"),    # H1+*: blue at 70% of 20000
+        ("H1", "D2", "14000.00", "blue"),  # H1+*: blue at 70% of 20000
         ("H1", "D2", "16000.01", "red"),
-        ("H2", "D2", "18000.00", "blue"),    # default
+        ("H2", "D2", "18000.00", "blue"),  # default
     ],
 )
 def test_apply_uses_the_thresholds_of_hospital_and_drg(
@@ -150,7 +162,8 @@ def test_apply_uses_the_thresholds_of_hospital_and_drg(
     price_book = book(thresholds={("H1", "D1"): T_HD, ("*", "D1"): T_STAR_D, ("H1", "*"): T_H_STAR})
     state, alerts = run(
         [admitted(drg_code=drg, hospital_id=hospital), charge("c1", total, hospital_id=hospital)],
-        price_book, new_case(hospital, CASE),
+        price_book,
+        new_case(hospital, CASE),
     )
     assert state.level == level
     assert [alert["level"] for alert in alerts] == ([] if level == "none" else [level])
@@ -214,12 +227,16 @@ def test_an_alert_can_jump_levels() -> None:
 
 
 def test_alert_carries_top_contributors() -> None:
-    _, alerts = run([admitted(), charge("c1", "4000.00", item_code="A"),
-                     charge("c2", "5000.00", item_code="B")])
+    _, alerts = run(
+        [admitted(), charge("c1", "4000.00", item_code="A"), charge("c2", "5000.00", item_code="B")]
+    )
     (alert,) = alerts
     assert [c["item_code"] for c in alert["top_contributors"]] == ["B", "A"]
     assert alert["top_contributors"][0] == {
-        "item_code": "B", "item_name": "name of B", "category": "drug", "quantity": "1",
+        "item_code": "B",
+        "item_name": "name of B",
+        "category": "drug",
+        "quantity": "1",
         "amount": "5000.00",
     }
 
@@ -228,8 +245,10 @@ def test_alert_ids_are_stable_for_the_case_and_sequence() -> None:
     _, first = run([admitted(), charge("c1", "9500.00")])
     _, again = run([admitted(), charge("c1", "9500.00")])
     assert first[0]["alert_id"] == again[0]["alert_id"]
-    _, other = run([admitted(case_id="C2"), charge("c1", "9500.00", case_id="C2")],
-                   state=new_case(HOSPITAL, "C2"))
+    _, other = run(
+        [admitted(case_id="C2"), charge("c1", "9500.00", case_id="C2")],
+        state=new_case(HOSPITAL, "C2"),
+    )
     assert other[0]["alert_id"] != first[0]["alert_id"]
 
 
@@ -251,8 +270,13 @@ def test_drg_assigned_reprices_against_the_new_standard() -> None:
 
 
 def test_an_older_drg_assignment_does_not_override_a_newer_one() -> None:
-    state, _ = run([admitted(drg_code="D2"), drg_assigned("g2", "D1", occurred_at=at(5)),
-                    drg_assigned("g1", "D2", occurred_at=at(4))])
+    state, _ = run(
+        [
+            admitted(drg_code="D2"),
+            drg_assigned("g2", "D1", occurred_at=at(5)),
+            drg_assigned("g1", "D2", occurred_at=at(4)),
+        ]
+    )
     assert state.drg_code == "D1"
 
 
@@ -275,7 +299,8 @@ def test_charge_before_drg_is_priced_when_drg_arrives() -> None:
 
 
 @pytest.mark.parametrize(
-    "first", [{"drg_code": "NOPE"}, {"scheme": "unknown-scheme"}],
+    "first",
+    [{"drg_code": "NOPE"}, {"scheme": "unknown-scheme"}],
 )
 def test_unknown_drg_or_scheme_is_unpriced_without_alert(first: dict[str, str]) -> None:
     state, alerts = run([admitted(**first), charge("c1", "50000.00")])
@@ -297,8 +322,12 @@ def test_no_catalogue_in_force_is_unpriced() -> None:
 
 
 def test_standard_is_weight_times_base_rate_rounded_half_up_to_the_cent() -> None:
-    price_book = book(catalogue(base_rates={"employee": "100.10", "resident": "12252.70"},
-                                groups={"D1": ("0.05", None), "FM15": ("3.2973", None)}))
+    price_book = book(
+        catalogue(
+            base_rates={"employee": "100.10", "resident": "12252.70"},
+            groups={"D1": ("0.05", None), "FM15": ("3.2973", None)},
+        )
+    )
     state, _ = run([admitted()], price_book)
     assert state.standard_cost == Decimal("5.01")  # 5.005: half-up, not half-even
     state, _ = run([admitted(drg_code="FM15", scheme="resident")], price_book)
@@ -340,9 +369,12 @@ def test_catalogue_is_chosen_by_admission_date(
     hospital: str, admitted_at: str, standard: str
 ) -> None:
     state, _ = run(
-        [admitted(hospital_id=hospital, admitted_at=admitted_at),
-         charge("c1", "1.00", hospital_id=hospital, occurred_at=at(2, month=8))],
-        _dated_book(), new_case(hospital, CASE),
+        [
+            admitted(hospital_id=hospital, admitted_at=admitted_at),
+            charge("c1", "1.00", hospital_id=hospital, occurred_at=at(2, month=8)),
+        ],
+        _dated_book(),
+        new_case(hospital, CASE),
     )
     assert state.standard_cost == Decimal(standard)
 
@@ -350,9 +382,12 @@ def test_catalogue_is_chosen_by_admission_date(
 def test_catalogue_follows_admission_date_not_event_dates() -> None:
     # a late admission (occurred in August) admits on June 30: the January catalogue applies
     state, _ = run(
-        [charge("c1", "1.00", hospital_id="H2", occurred_at=at(2, month=8)),
-         admitted(hospital_id="H2", admitted_at=at(30, 9, month=6), occurred_at=at(3, month=8))],
-        _dated_book(), new_case("H2", CASE),
+        [
+            charge("c1", "1.00", hospital_id="H2", occurred_at=at(2, month=8)),
+            admitted(hospital_id="H2", admitted_at=at(30, 9, month=6), occurred_at=at(3, month=8)),
+        ],
+        _dated_book(),
+        new_case("H2", CASE),
     )
     assert state.standard_cost == Decimal("10000.00")
 
@@ -406,8 +441,13 @@ def test_duplicate_after_later_alerts_returns_only_its_own() -> None:
 
 @pytest.mark.parametrize(
     ("total", "flag"),
-    [("20000.01", "high"), ("20000.00", None), ("3999.99", "low"), ("4000.00", None),
-     ("0.00", "low")],
+    [
+        ("20000.01", "high"),
+        ("20000.00", None),
+        ("3999.99", "low"),
+        ("4000.00", None),
+        ("0.00", "low"),
+    ],
 )
 def test_discharge_sets_the_ratio_flag(total: str, flag: str | None) -> None:
     state, _ = run([admitted(), charge("c1", total)])
@@ -426,8 +466,13 @@ def test_discharge_before_admission_arrives_is_still_discharged() -> None:
 
 
 def test_transfer_moves_the_case_and_charges_do_not() -> None:
-    state, _ = run([admitted(department="CARD"), transferred("t1", "ICU", occurred_at=at(4)),
-                    charge("c1", "1.00", department="LAB", occurred_at=at(5))])
+    state, _ = run(
+        [
+            admitted(department="CARD"),
+            transferred("t1", "ICU", occurred_at=at(4)),
+            charge("c1", "1.00", department="LAB", occurred_at=at(5)),
+        ]
+    )
     assert state.department == "ICU"
     state, _ = run([transferred("t1", "ICU", occurred_at=at(4)), admitted(department="CARD")])
     assert state.department == "ICU"  # the admission is older than the transfer
@@ -437,21 +482,26 @@ def test_transfer_moves_the_case_and_charges_do_not() -> None:
 
 
 def test_top_contributors_ordered_by_amount_largest_first() -> None:
-    state, _ = run([
-        admitted(),
-        charge("a", "10.00", item_code="SMALL"),
-        charge("b", "900.00", item_code="BIG"),
-        charge("c", "50.00", item_code="MID"),
-        charge("d", "60.00", item_code="MID"),
-        charge("e", "110.00", item_code="TIE"),
-        charge("f", "5.00", item_code="GONE"),
-        credit("g", "5.00", item_code="GONE"),
-        charge("h", "1.00", item_code="X1"),
-        charge("i", "2.00", item_code="X2"),
-    ])
+    state, _ = run(
+        [
+            admitted(),
+            charge("a", "10.00", item_code="SMALL"),
+            charge("b", "900.00", item_code="BIG"),
+            charge("c", "50.00", item_code="MID"),
+            charge("d", "60.00", item_code="MID"),
+            charge("e", "110.00", item_code="TIE"),
+            charge("f", "5.00", item_code="GONE"),
+            credit("g", "5.00", item_code="GONE"),
+            charge("h", "1.00", item_code="X1"),
+            charge("i", "2.00", item_code="X2"),
+        ]
+    )
     top = state.top_contributors()
     assert [(c["item_code"], c["amount"]) for c in top] == [
-        ("BIG", "900.00"), ("MID", "110.00"), ("TIE", "110.00"), ("SMALL", "10.00"),
+        ("BIG", "900.00"),
+        ("MID", "110.00"),
+        ("TIE", "110.00"),
+        ("SMALL", "10.00"),
         ("X2", "2.00"),
     ]
     assert all(c["item_code"] != "GONE" for c in state.top_contributors(limit=20))
@@ -461,17 +511,25 @@ def test_top_contributors_ordered_by_amount_largest_first() -> None:
 
 
 def _rich_state() -> CaseState:
-    state, alerts = run([
-        charge("c0", "100.00", department="LAB", category="lab", item_code="L1",
-               occurred_at=at(1, 7)),
-        admitted(),
-        charge("c1", "9000.00", item_code="A"),
-        transferred("t1", "ICU", occurred_at=at(4)),
-        charge("c2", "1000.01", category="consumable", item_code="B"),
-        credit("r1", "500.00", category="consumable", item_code="B"),
-        drg_assigned("g1", "D1", occurred_at=at(5)),
-        discharged(),
-    ])
+    state, alerts = run(
+        [
+            charge(
+                "c0",
+                "100.00",
+                department="LAB",
+                category="lab",
+                item_code="L1",
+                occurred_at=at(1, 7),
+            ),
+            admitted(),
+            charge("c1", "9000.00", item_code="A"),
+            transferred("t1", "ICU", occurred_at=at(4)),
+            charge("c2", "1000.01", category="consumable", item_code="B"),
+            credit("r1", "500.00", category="consumable", item_code="B"),
+            drg_assigned("g1", "D1", occurred_at=at(5)),
+            discharged(),
+        ]
+    )
     assert len(alerts) >= 2 and state.discharged_at is not None
     return state
 

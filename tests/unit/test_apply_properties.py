@@ -17,15 +17,28 @@ from services.casecost.state import CaseState
 from tests.unit.case_events import CASE, HOSPITAL, NOW, book
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None)
-PRICE_BOOK = book(thresholds={("*", "D2"): Thresholds(Decimal("0.5"), Decimal("0.6"),
-                                                     Decimal("0.7"))})
+PRICE_BOOK = book(
+    thresholds={("*", "D2"): Thresholds(Decimal("0.5"), Decimal("0.6"), Decimal("0.7"))}
+)
 START = datetime(2026, 3, 1, tzinfo=UTC)
 CATEGORIES = ["drug", "consumable", "exam", "lab", "procedure", "bed", "nursing", "other"]
 OFFSETS = [timezone(timedelta(hours=8)), UTC, timezone(timedelta(hours=-5))]
 DRGS = st.sampled_from(["D1", "D2", "OVR", "UNKNOWN"])
-COMPARED = ("total_cost", "cost_by_category", "department", "drg_code", "insurance_scheme",
-            "level", "standard_cost", "events_applied", "ratio", "ratio_flag", "admitted_at",
-            "discharged_at", "drg_name")
+COMPARED = (
+    "total_cost",
+    "cost_by_category",
+    "department",
+    "drg_code",
+    "insurance_scheme",
+    "level",
+    "standard_cost",
+    "events_applied",
+    "ratio",
+    "ratio_flag",
+    "admitted_at",
+    "discharged_at",
+    "drg_name",
+)
 
 
 @st.composite
@@ -41,15 +54,25 @@ def timestamps(draw: st.DrawFn) -> str:
 def cost_line(draw: st.DrawFn, kind: str, event_id: str) -> dict[str, Any]:
     quantity = draw(st.sampled_from(["1", "2", "0.5", "3", "1.25"]))
     places = draw(st.sampled_from([0, 2, 4]))
-    unit_price = draw(st.decimals(min_value=0, max_value=4000, places=places,
-                                  allow_nan=False, allow_infinity=False))
+    unit_price = draw(
+        st.decimals(
+            min_value=0, max_value=4000, places=places, allow_nan=False, allow_infinity=False
+        )
+    )
     amount = (Decimal(quantity) * unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     return {
-        "event_id": event_id, "type": kind, "hospital_id": HOSPITAL, "case_id": CASE,
-        "occurred_at": draw(timestamps()), "department": draw(st.sampled_from(["CARD", "LAB"])),
+        "event_id": event_id,
+        "type": kind,
+        "hospital_id": HOSPITAL,
+        "case_id": CASE,
+        "occurred_at": draw(timestamps()),
+        "department": draw(st.sampled_from(["CARD", "LAB"])),
         "item_code": draw(st.sampled_from(["STENT", "SALINE", "CT", "BED"])),
-        "item_name": "item", "category": draw(st.sampled_from(CATEGORIES)),
-        "quantity": quantity, "unit_price": str(unit_price), "amount": str(amount),
+        "item_name": "item",
+        "category": draw(st.sampled_from(CATEGORIES)),
+        "quantity": quantity,
+        "unit_price": str(unit_price),
+        "amount": str(amount),
     }
 
 
@@ -60,7 +83,10 @@ def case_events(draw: st.DrawFn) -> list[dict[str, Any]]:
     base = {"hospital_id": HOSPITAL, "case_id": CASE}
     if draw(st.booleans()) or draw(st.booleans()):
         admitted: dict[str, Any] = {
-            **base, "event_id": "adm", "type": "admitted", "occurred_at": draw(timestamps()),
+            **base,
+            "event_id": "adm",
+            "type": "admitted",
+            "occurred_at": draw(timestamps()),
             "department": draw(st.sampled_from(["CARD", "SURG"])),
             "insurance_scheme": draw(st.sampled_from(["employee", "resident", "other"])),
             "admitted_at": draw(timestamps()),
@@ -70,20 +96,40 @@ def case_events(draw: st.DrawFn) -> list[dict[str, Any]]:
             admitted["drg_code"] = drg
         events.append(admitted)
     for n in range(draw(st.integers(0, 3))):
-        events.append({**base, "event_id": f"drg-{n}", "type": "drg_assigned",
-                       "occurred_at": draw(timestamps()), "drg_code": draw(DRGS)})
+        events.append(
+            {
+                **base,
+                "event_id": f"drg-{n}",
+                "type": "drg_assigned",
+                "occurred_at": draw(timestamps()),
+                "drg_code": draw(DRGS),
+            }
+        )
     for n in range(draw(st.integers(0, 2))):
-        events.append({**base, "event_id": f"move-{n}", "type": "transferred",
-                       "occurred_at": draw(timestamps()),
-                       "department": draw(st.sampled_from(["ICU", "WARD"]))})
+        events.append(
+            {
+                **base,
+                "event_id": f"move-{n}",
+                "type": "transferred",
+                "occurred_at": draw(timestamps()),
+                "department": draw(st.sampled_from(["ICU", "WARD"])),
+            }
+        )
     for n in range(draw(st.integers(0, 10))):
         events.append(draw(cost_line("charge", f"ch-{n}")))
     for n in range(draw(st.integers(0, 4))):
         events.append(draw(cost_line("credit", f"cr-{n}")))
     if draw(st.booleans()):
         when = draw(timestamps())
-        events.append({**base, "event_id": "dis", "type": "discharged", "occurred_at": when,
-                       "discharged_at": when})
+        events.append(
+            {
+                **base,
+                "event_id": "dis",
+                "type": "discharged",
+                "occurred_at": when,
+                "discharged_at": when,
+            }
+        )
     return events
 
 
@@ -164,9 +210,14 @@ def test_alerts_form_a_chain(raws: list[dict[str, Any]], data: st.DataObject) ->
     for alert in raised:
         assert alert["previous_level"] == previous
         assert alert["level"] != previous
-        expected = ("resolved" if alert["level"] == "none" else
-                    "escalated" if ["none", "blue", "yellow", "red"].index(alert["level"])
-                    > ["none", "blue", "yellow", "red"].index(previous) else "de-escalated")
+        expected = (
+            "resolved"
+            if alert["level"] == "none"
+            else "escalated"
+            if ["none", "blue", "yellow", "red"].index(alert["level"])
+            > ["none", "blue", "yellow", "red"].index(previous)
+            else "de-escalated"
+        )
         assert alert["transition"] == expected
         previous = alert["level"]
     assert state.alert_level == previous

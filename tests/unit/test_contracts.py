@@ -14,6 +14,12 @@ def test_schema_files_match_the_models() -> None:
 def test_event_schema_names_every_event_type_and_money_as_strings() -> None:
     event = contracts()["event.v1.json"]
     mapping = event["discriminator"]["mapping"]
-    assert set(mapping) == {"admitted", "drg_assigned", "transferred", "discharged", "charge",
-                            "credit"}
+    assert set(mapping) == {
+        "admitted",
+        "drg_assigned",
+        "transferred",
+        "discharged",
+        "charge",
+        "credit",
+    }
     assert "amount" in event["$defs"]["Charge"]["required"]

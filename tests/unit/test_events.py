@@ -30,15 +30,30 @@ BASE = {
 
 
 def admitted(**changes: Any) -> dict[str, Any]:
-    return {**BASE, "type": "admitted", "department": "CARD", "drg_code": "FM15",
-            "insurance_scheme": "employee", "admitted_at": "2026-11-23T08:00:00+08:00",
-            **changes}
+    return {
+        **BASE,
+        "type": "admitted",
+        "department": "CARD",
+        "drg_code": "FM15",
+        "insurance_scheme": "employee",
+        "admitted_at": "2026-11-23T08:00:00+08:00",
+        **changes,
+    }
 
 
 def charge(**changes: Any) -> dict[str, Any]:
-    return {**BASE, "type": "charge", "department": "CARD", "item_code": "STENT-01",
-            "item_name": "Coronary stent", "category": "consumable", "quantity": "2",
-            "unit_price": "1250.50", "amount": "2501.00", **changes}
+    return {
+        **BASE,
+        "type": "charge",
+        "department": "CARD",
+        "item_code": "STENT-01",
+        "item_name": "Coronary stent",
+        "category": "consumable",
+        "quantity": "2",
+        "unit_price": "1250.50",
+        "amount": "2501.00",
+        **changes,
+    }
 
 
 VALID = {
@@ -47,7 +62,8 @@ VALID = {
     "drg_assigned": ({**BASE, "type": "drg_assigned", "drg_code": "FM15"}, DrgAssigned),
     "transferred": ({**BASE, "type": "transferred", "department": "ICU"}, Transferred),
     "discharged": (
-        {**BASE, "type": "discharged", "discharged_at": "2026-11-30T10:00:00+08:00"}, Discharged
+        {**BASE, "type": "discharged", "discharged_at": "2026-11-30T10:00:00+08:00"},
+        Discharged,
     ),
     "charge": (charge(), Charge),
     "charge_with_order": (charge(ordered_by="dr.li", order_id="ORD-7"), Charge),
@@ -90,8 +106,23 @@ def test_json_float_is_refused_with_a_message(field: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["NaN", "nan", "Infinity", "-Infinity", "inf", "2.501E+3", "2501e0", "1_000", "0x10",
-     "1.2.3", "", " ", "+5.00", "1" * 40, "0." + "0" * 38 + "1"],
+    [
+        "NaN",
+        "nan",
+        "Infinity",
+        "-Infinity",
+        "inf",
+        "2.501E+3",
+        "2501e0",
+        "1_000",
+        "0x10",
+        "1.2.3",
+        "",
+        " ",
+        "+5.00",
+        "1" * 40,
+        "0." + "0" * 38 + "1",
+    ],
 )
 def test_non_plain_decimal_text_is_refused(text: str) -> None:
     errors = errors_of(charge(amount=text))
@@ -230,8 +261,15 @@ def test_a_non_ascii_item_name_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     ("field", "limit"),
-    [("event_id", 64), ("hospital_id", 64), ("case_id", 64), ("order_id", 64),
-     ("ordered_by", 64), ("department", 32), ("item_code", 32)],
+    [
+        ("event_id", 64),
+        ("hospital_id", 64),
+        ("case_id", 64),
+        ("order_id", 64),
+        ("ordered_by", 64),
+        ("department", 32),
+        ("item_code", 32),
+    ],
 )
 def test_over_long_identifiers_are_refused(field: str, limit: int) -> None:
     parse_event(charge(**{field: "A" * limit}))
@@ -259,8 +297,19 @@ def test_missing_type_is_refused() -> None:
     assert "'type'" in reason
 
 
-@pytest.mark.parametrize("missing", ["event_id", "hospital_id", "case_id", "occurred_at",
-                                     "quantity", "unit_price", "amount", "category"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "event_id",
+        "hospital_id",
+        "case_id",
+        "occurred_at",
+        "quantity",
+        "unit_price",
+        "amount",
+        "category",
+    ],
+)
 def test_missing_required_fields_are_named(missing: str) -> None:
     raw = charge()
     del raw[missing]

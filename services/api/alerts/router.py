@@ -36,8 +36,14 @@ async def list_alerts(
 ) -> AlertList:
     """Alert history, newest first."""
     return await alert_service.list_alerts(
-        db_session=db_session, hospital_id=hospital_id, case_id=case_id,
-        department=department, level=level, since=since, limit=limit, cursor=cursor,
+        db_session=db_session,
+        hospital_id=hospital_id,
+        case_id=case_id,
+        department=department,
+        level=level,
+        since=since,
+        limit=limit,
+        cursor=cursor,
     )
 
 
@@ -68,8 +74,11 @@ async def stream_alerts(
         while not await request.is_disconnected():
             async with sessions() as db_session:
                 batch = await alert_service.alerts_after(
-                    db_session=db_session, after_seq=cursor, hospital_id=hospital_id,
-                    department=department, min_level=min_level,
+                    db_session=db_session,
+                    after_seq=cursor,
+                    hospital_id=hospital_id,
+                    department=department,
+                    min_level=min_level,
                 )
             for seq, alert in batch:
                 cursor = seq
@@ -82,6 +91,7 @@ async def stream_alerts(
             await asyncio.sleep(POLL_SECONDS)
 
     return StreamingResponse(
-        events(), media_type="text/event-stream",
+        events(),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,9 +23,9 @@ def to_out(record: AlertRecord) -> AlertOut:
         case_id=record.case_id,
         department=record.department,
         drg_code=record.drg_code,
-        level=record.level,  # type: ignore[arg-type]
-        previous_level=record.previous_level,  # type: ignore[arg-type]
-        transition=record.transition,  # type: ignore[arg-type]
+        level=record.level,
+        previous_level=record.previous_level,
+        transition=record.transition,
         total_cost=money(record.total_cost) or "0.00",
         standard_cost=money(record.standard_cost) or "0.00",
         ratio=str(record.ratio),
@@ -36,7 +37,7 @@ def to_out(record: AlertRecord) -> AlertOut:
 
 
 def _filtered(
-    query: Select[tuple[AlertRecord]],
+    query: Select[Any],
     *,
     hospital_id: str | None,
     case_id: str | None,
@@ -44,7 +45,7 @@ def _filtered(
     level: str | None,
     min_level: str | None = None,
     since: datetime | None = None,
-) -> Select[tuple[AlertRecord]]:
+) -> Select[Any]:
     if hospital_id:
         query = query.where(AlertRecord.hospital_id == hospital_id)
     if case_id:
@@ -74,8 +75,12 @@ async def list_alerts(
 ) -> AlertList:
     """Newest first; the cursor is the sequence of the last alert on the page."""
     query = _filtered(
-        select(AlertRecord), hospital_id=hospital_id, case_id=case_id,
-        department=department, level=level, since=since,
+        select(AlertRecord),
+        hospital_id=hospital_id,
+        case_id=case_id,
+        department=department,
+        level=level,
+        since=since,
     )
     before = decode_int_cursor(cursor)
     if before is not None:
@@ -96,8 +101,12 @@ async def alerts_after(
 ) -> list[tuple[int, AlertOut]]:
     """Alerts with a sequence above `after_seq`, oldest first (the live feed)."""
     query = _filtered(
-        select(AlertRecord).where(AlertRecord.seq > after_seq), hospital_id=hospital_id,
-        case_id=None, department=department, level=None, min_level=min_level,
+        select(AlertRecord).where(AlertRecord.seq > after_seq),
+        hospital_id=hospital_id,
+        case_id=None,
+        department=department,
+        level=None,
+        min_level=min_level,
     )
     rows = (await db_session.scalars(query.order_by(AlertRecord.seq).limit(limit))).all()
     return [(row.seq, to_out(row)) for row in rows]

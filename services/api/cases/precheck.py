@@ -72,8 +72,11 @@ async def _price_book(request: Request, db_session: SessionDep) -> PriceBook:
 
 @router.post("/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", response_model=PrecheckOut)
 async def precheck(
-    hospital_id: Identifier, case_id: Identifier, proposal: PrecheckIn,
-    db_session: SessionDep, request: Request,
+    hospital_id: Identifier,
+    case_id: Identifier,
+    proposal: PrecheckIn,
+    db_session: SessionDep,
+    request: Request,
 ) -> PrecheckOut:
     """Project the case's total, ratio and level with the proposed items added."""
     record = await db_session.get(CaseRecord, (hospital_id, case_id))
@@ -82,7 +85,9 @@ async def precheck(
     price_book = await _price_book(request, db_session)
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
     result = forecast(
-        record.total_cost, record.standard_cost, thresholds,
+        record.total_cost,
+        record.standard_cost,
+        thresholds,
         [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items],
     )
     return PrecheckOut(
@@ -94,6 +99,7 @@ async def precheck(
         current=_out(result.current),
         projected=_out(result.projected),
         crosses_level=result.current.level != result.projected.level,
-        headroom=None if result.headroom is None
+        headroom=None
+        if result.headroom is None
         else {level: str(amount) for level, amount in result.headroom.items()},
     )

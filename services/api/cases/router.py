@@ -25,13 +25,21 @@ async def list_cases(
     hospital_id: Identifier,
     db_session: SessionDep,
     department: Annotated[str | None, Query(max_length=32)] = None,
-    level: Annotated[str | None, Query(pattern=r"^(unpriced|none|blue|yellow|red)(,(unpriced|none|blue|yellow|red))*$")] = None,
+    level: Annotated[
+        str | None,
+        Query(pattern=r"^(unpriced|none|blue|yellow|red)(,(unpriced|none|blue|yellow|red))*$"),
+    ] = None,
     status: Literal["open", "discharged"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> CaseList:
     """Cases of a hospital, by case id, filtered by department, level (comma list), status."""
     return await case_service.list_cases(
-        db_session=db_session, hospital_id=hospital_id, department=department, level=level,
-        status=status, limit=limit, cursor=cursor,
+        db_session=db_session,
+        hospital_id=hospital_id,
+        department=department,
+        level=level,
+        status=status,
+        limit=limit,
+        cursor=cursor,
     )

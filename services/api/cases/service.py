@@ -21,7 +21,9 @@ def money(value: Decimal | None) -> str | None:
 
 
 def los_days(
-    admitted_at: datetime | None, discharged_at: datetime | None, now: datetime,
+    admitted_at: datetime | None,
+    discharged_at: datetime | None,
+    now: datetime,
     local: tzinfo = UTC,
 ) -> int | None:
     """Inpatient days as hospitals count them: local calendar days, a same-day stay is one."""
@@ -40,7 +42,7 @@ def to_out(record: CaseRecord, now: datetime) -> CaseOut:
     return CaseOut(
         hospital_id=record.hospital_id,
         case_id=record.case_id,
-        status=record.status,  # type: ignore[arg-type]
+        status=record.status,
         department=record.department,
         drg_code=record.drg_code,
         drg_name=record.drg_name,
@@ -48,9 +50,11 @@ def to_out(record: CaseRecord, now: datetime) -> CaseOut:
         standard_cost=money(record.standard_cost),
         total_cost=money(record.total_cost) or "0.00",
         ratio=None if record.ratio is None else str(record.ratio),
-        level=record.level,  # type: ignore[arg-type]
-        ratio_flag=record.ratio_flag,  # type: ignore[arg-type]
-        cost_by_category={k: str(Decimal(v).quantize(CENT)) for k, v in record.cost_by_category.items()},
+        level=record.level,
+        ratio_flag=record.ratio_flag,
+        cost_by_category={
+            k: str(Decimal(v).quantize(CENT)) for k, v in record.cost_by_category.items()
+        },
         top_contributors=[Contributor(**item) for item in record.top_contributors],
         admitted_at=_local(record.admitted_at, local),
         discharged_at=_local(record.discharged_at, local),
@@ -93,5 +97,3 @@ async def list_cases(
     items = [to_out(row, now) for row in rows[:limit]]
     next_cursor = encode_cursor([rows[limit - 1].case_id]) if len(rows) > limit else None
     return CaseList(items=items, next_cursor=next_cursor)
-
-

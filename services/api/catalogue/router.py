@@ -64,10 +64,17 @@ async def put_thresholds(
     """Set level thresholds for a hospital and/or DRG ('*' for any); open cases re-level."""
     engine = request.app.state.engine
     statement = upsert(
-        engine, ThresholdRecord, ["hospital_id", "drg_code"], ["blue", "yellow", "red", "updated_at"]
+        engine,
+        ThresholdRecord,
+        ["hospital_id", "drg_code"],
+        ["blue", "yellow", "red", "updated_at"],
     ).values(
-        hospital_id=thresholds.hospital_id, drg_code=thresholds.drg_code, blue=thresholds.blue,
-        yellow=thresholds.yellow, red=thresholds.red, updated_at=datetime.now(UTC),
+        hospital_id=thresholds.hospital_id,
+        drg_code=thresholds.drg_code,
+        blue=thresholds.blue,
+        yellow=thresholds.yellow,
+        red=thresholds.red,
+        updated_at=datetime.now(UTC),
     )
     await db_session.execute(statement)
     await catalogue_service.bump_reference_version(db_session=db_session)

@@ -87,9 +87,9 @@ async def create(*, db_session: AsyncSession, catalogue_in: CatalogueIn) -> Cata
 
 async def bump_reference_version(*, db_session: AsyncSession) -> None:
     await db_session.execute(
-        update(ReferenceVersion).where(ReferenceVersion.id == 1).values(
-            version=ReferenceVersion.version + 1
-        )
+        update(ReferenceVersion)
+        .where(ReferenceVersion.id == 1)
+        .values(version=ReferenceVersion.version + 1)
     )
 
 
@@ -98,7 +98,11 @@ async def has_any(*, db_session: AsyncSession) -> bool:
 
 
 async def get_current_group(
-    *, db_session: AsyncSession, drg_code: str, hospital_id: str | None = None, on: date | None = None
+    *,
+    db_session: AsyncSession,
+    drg_code: str,
+    hospital_id: str | None = None,
+    on: date | None = None,
 ) -> GroupOut:
     price_book = await load_price_book(db_session=db_session)
     on = on or datetime.now(UTC).date()
@@ -124,7 +128,9 @@ async def get_current_group(
 
 
 async def reference_version(*, db_session: AsyncSession) -> int:
-    version = await db_session.scalar(select(ReferenceVersion.version).where(ReferenceVersion.id == 1))
+    version = await db_session.scalar(
+        select(ReferenceVersion.version).where(ReferenceVersion.id == 1)
+    )
     return int(version or 0)
 
 
@@ -162,6 +168,6 @@ def sample_catalogue() -> CatalogueIn:
     return CatalogueIn(
         name=SAMPLE_NAME,
         effective_from=SAMPLE_EFFECTIVE_FROM,
-        base_rates=SAMPLE_BASE_RATES,  # type: ignore[arg-type]
+        base_rates=SAMPLE_BASE_RATES,
         groups=groups_from_csv(SAMPLE_CSV.read_text(encoding="utf-8")),
     )

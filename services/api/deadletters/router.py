@@ -53,9 +53,15 @@ async def list_dead_letters(
     rows = (await db_session.scalars(query.order_by(DeadLetter.id.desc()).limit(limit + 1))).all()
     items = [
         DeadLetterOut(
-            id=row.id, stage=row.stage, hospital_id=row.hospital_id,  # type: ignore[arg-type]
-            case_id=row.case_id, event_id=row.event_id, reason=row.reason, errors=row.errors,
-            payload=row.payload, received_at=row.received_at,
+            id=row.id,
+            stage=row.stage,
+            hospital_id=row.hospital_id,
+            case_id=row.case_id,
+            event_id=row.event_id,
+            reason=row.reason,
+            errors=row.errors,
+            payload=row.payload,
+            received_at=row.received_at,
         )
         for row in rows[:limit]
     ]
