@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.storage.models import WorkerHeartbeat
 
 router = APIRouter(tags=["health"])
-HEARTBEAT_FRESH = timedelta(seconds=15)
+HEARTBEAT_FRESH = timedelta(seconds=6)  # three missed heartbeats
 
 
 @router.get("/healthz")

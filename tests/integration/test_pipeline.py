@@ -295,25 +295,79 @@ def test_new_catalogue_and_thresholds_reprice_open_cases(stack: Stack) -> None:
     assert levels == ["yellow", "red"]
 
 
+def _read_alert_events(response: httpx.Response, wanted: int) -> list[tuple[int, dict[str, Any]]]:
+    """Read `id:`/`data:` pairs from a server-sent-event stream until `wanted` arrived."""
+    received: list[tuple[int, dict[str, Any]]] = []
+    event_id: int | None = None
+    for text in response.iter_lines():
+        if text.startswith("id: "):
+            event_id = int(text[4:])
+        elif text.startswith("data: ") and event_id is not None:
+            received.append((event_id, orjson.loads(text[6:])))
+            if len(received) >= wanted:
+                break
+    return received
+
+
+def test_live_stream_pushes_alerts_and_resumes_from_last_event_id(stack: Stack) -> None:
+    h, c = ids()
+    stack.post([admitted(h, c, "a")])
+    params = {"hospital_id": h}
+    with httpx.stream("GET", f"{stack.url}/v1/alerts/stream", params=params, timeout=30) as live:
+        assert live.headers["content-type"].startswith("text/event-stream")
+        posted = time.monotonic()
+        stack.post([line(h, c, "blue", of_standard("0.91"))])
+        first = _read_alert_events(live, 1)
+        delay = time.monotonic() - posted
+    print(f"\n202 -> alert on the live stream: {delay * 1000:.0f} ms")
+    assert [alert["level"] for _, alert in first] == ["blue"]
+    assert delay < 5
+    last_id = first[0][0]
+    # while disconnected, the case goes red; a resumed client gets exactly what it missed
+    stack.post([line(h, c, "red", of_standard("0.20"), item="ICU", category="bed")])
+    stack.wait_for(lambda: len(stack.all_alerts(hospital_id=h)) == 2)
+    headers = {"Last-Event-ID": str(last_id)}
+    with httpx.stream(
+        "GET", f"{stack.url}/v1/alerts/stream", params=params, headers=headers, timeout=30
+    ) as resumed:
+        missed = _read_alert_events(resumed, 1)
+    assert [(alert["previous_level"], alert["level"]) for _, alert in missed] == [("blue", "red")]
+    assert missed[0][0] > last_id
+
+
 def test_worker_sigkill_resumes_from_changelog(stack: Stack, tmp_path: Path) -> None:
+    """SIGKILL the worker while it is busy, three times; every charge counts exactly once."""
     h = f"H{uuid.uuid4().hex[:6]}"
     cases = [f"C{n}" for n in range(20)]
     expected: dict[str, Decimal] = {}
     serial = 0
+    per_round = 30  # charges per case per round
+    kills = []
     for round_number in range(3):
         batch: list[dict[str, Any]] = []
         for c in cases:
             if round_number == 0:
                 batch.append(admitted(h, c, f"{c}-a"))
-            for _ in range(5):
+            for _ in range(per_round):
                 serial += 1
                 amount = Decimal(serial % 997) + Decimal("0.37")
                 batch.append(line(h, c, f"e{serial}", str(amount)))
                 expected[c] = expected.get(c, Decimal(0)) + amount
-        stack.post(batch)
+        for start in range(0, len(batch), 200):
+            stack.post(batch[start : start + 200])
+        applied_before = sum((stack.case(h, c) or {}).get("events_applied", 0) for c in cases)
+
+        def busy(before: int = applied_before) -> bool:
+            # the projection has moved: the worker is in the middle of this round
+            now = sum((stack.case(h, c) or {}).get("events_applied", 0) for c in cases)
+            return now > before
+
+        stack.wait_for(busy, timeout=60, interval=0.05)
         stack.kill(stack.workers[-1])
+        kills.append(sum((stack.case(h, c) or {}).get("events_applied", 0) for c in cases))
         stack.start_worker()
-    stack.wait_ready()
+    recovery = stack.wait_ready()
+    print(f"\nkilled while busy at {kills} events applied; ready again in {recovery:.1f}s")
 
     def reconciled() -> bool:
         return all((stack.case(h, c) or {}).get("total_cost") == str(expected[c]) for c in cases)
@@ -325,7 +379,7 @@ def test_worker_sigkill_resumes_from_changelog(stack: Stack, tmp_path: Path) -> 
         raise AssertionError(f"expected {expected}, got {actual}") from None
     for c in cases:
         case = stack.case(h, c)
-        assert case is not None and case["events_applied"] == 16
+        assert case is not None and case["events_applied"] == 1 + 3 * per_round
     alerts = stack.all_alerts(hospital_id=h)
     assert len({a["alert_id"] for a in alerts}) == len(alerts)
     per_case: dict[str, list[str]] = {}
