@@ -156,6 +156,8 @@ async def run(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.projector_batch,
+        # short long-polls: a state change should reach the API in well under a second
+        fetch_max_wait_ms=settings.projector_wait_ms,
         rebalance_timeout_ms=int(settings.rebalance_timeout * 1000),
         session_timeout_ms=int(settings.session_timeout * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),

@@ -21,7 +21,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerting import projector
+from services.alerting import projector, transport
 from services.alerting.settings import WorkerSettings
 from services.api.catalogue import service as catalogue_service
 from services.casecost.apply import Reprice, apply_event, new_case
@@ -128,6 +128,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         table_cleanup_interval=3600.0,
         producer_acks=-1,
     )
+    transport.install(app)
     if settings.web_enabled:
         from faust.sensors.prometheus import setup_prometheus_sensors
 
