@@ -99,24 +99,30 @@ def simulated_day(
             target,
         )
         admitted = start + timedelta(minutes=rng.randint(0, 240))
+        grouped_later = rng.random() < 0.15  # the working DRG arrives after admission
         event(
             "admitted",
             case,
             admitted,
             department=case.department,
-            drg_code=case.drg_code if rng.random() > 0.15 else None,
+            drg_code=None if grouped_later else case.drg_code,
             insurance_scheme=scheme,
             admitted_at=admitted.isoformat(),
         )
-        if rng.random() < 0.15:  # working DRG arrives later
+        if grouped_later:
             event("drg_assigned", case, admitted + timedelta(hours=2), drg_code=case.drg_code)
         spent = Decimal(0)
+        charged: list[tuple[str, str, str, Decimal]] = []
         at = admitted
         goal = standard * target
         while spent < goal:
             at += timedelta(minutes=rng.randint(5, 60))
-            code, name, category, price = rng.choice(ITEMS)
+            # never overshoot the planned ratio by more than the cheapest line
+            affordable = [item for item in ITEMS if item[3] <= goal - spent] or [ITEMS[8]]
+            code, name, category, price = rng.choice(affordable)
             quantity = Decimal(rng.choice([1, 1, 1, 2, 3]))
+            while quantity > 1 and quantity * price > goal - spent:
+                quantity -= 1
             amount = (quantity * price).quantize(CENT, ROUND_HALF_UP)
             event(
                 "charge",
@@ -132,8 +138,9 @@ def simulated_day(
                 order_id=f"O{serial}",
             )
             spent += amount
-        if target > 1 and rng.random() < 0.3:  # a billing correction brings it back down
-            code, name, category, price = ITEMS[3]
+            charged.append((code, name, category, price))
+        if target > 1 and charged and rng.random() < 0.3:  # a billing correction
+            code, name, category, price = max(charged, key=lambda line: line[3])
             event(
                 "credit",
                 case,

