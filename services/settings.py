@@ -29,10 +29,14 @@ class StackSettings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1, le=5)
     api_keys: str = ""  # comma-separated; required in production mode
 
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> StackSettings:
         if self.mode == "production":
-            keys = [key.strip() for key in self.api_keys.split(",")]
+            keys = self.api_key_list
             if not keys or any(key.lower() in PLACEHOLDER_SECRETS or len(key) < 16 for key in keys):
                 raise ValueError(
                     "production mode needs DRGWATCH_API_KEYS: comma-separated keys of at "

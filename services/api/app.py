@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
 from services.api.alerts.router import router as alerts_router
+from services.api.auth import ApiKeyMiddleware
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.catalogue.router import router as catalogue_router
@@ -80,6 +81,8 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         health_router,
     ):
         app.include_router(router)
+    if settings.mode == "production":
+        app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
     _install_metrics(app)
     _install_event_schema(app)
     _install_error_handlers(app)

@@ -1,0 +1,74 @@
+"""Production mode: every endpoint but health and metrics needs an API key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.app import create_app
+from services.settings import StackSettings
+
+KEY = "k3y-for-the-test-suite-0123456789"
+
+
+@pytest.fixture
+async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    settings = StackSettings(
+        mode="production", database_url=postgres_url, api_keys=f"other-key-0123456789ab,{KEY}"
+    )
+    app = create_app(settings, connect_broker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/alerts"),
+        ("GET", "/v1/hospitals/H1/cases"),
+        ("GET", "/v1/hospitals/H1/cases/C1"),
+        ("POST", "/v1/events"),
+        ("GET", "/v1/dead-letters"),
+        ("POST", "/v1/drg-catalogues"),
+        ("PUT", "/v1/alert-thresholds"),
+        ("GET", "/v1/alerts/stream"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+    ],
+)
+async def test_every_endpoint_refuses_a_missing_or_wrong_key(
+    production: httpx.AsyncClient, method: str, path: str
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"X-API-Key": ""}):
+        response = await production.request(method, path, headers=headers)
+        assert response.status_code == 401, (path, headers)
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_valid_key_is_let_through_either_way(production: httpx.AsyncClient) -> None:
+    bearer = await production.get("/v1/alerts", headers={"Authorization": f"Bearer {KEY}"})
+    header = await production.get("/v1/alerts", headers={"X-API-Key": KEY})
+    assert bearer.status_code == header.status_code == 200
+    assert bearer.json() == {"items": [], "next_cursor": None}
+
+
+async def test_health_and_metrics_stay_open(production: httpx.AsyncClient) -> None:
+    assert (await production.get("/healthz")).status_code == 200
+    assert (await production.get("/metrics")).status_code == 200
+    assert (await production.get("/readyz")).status_code == 503  # open, but not ready
+
+
+@pytest.mark.parametrize("keys", ["", "changeme", "short", "a-fine-key-0123456789,secret"])
+def test_production_refuses_to_start_with_a_default_or_weak_secret(keys: str) -> None:
+    with pytest.raises(ValidationError, match="DRGWATCH_API_KEYS"):
+        StackSettings(mode="production", database_url="postgresql+asyncpg://x/y", api_keys=keys)
+
+
+def test_embedded_mode_runs_open() -> None:
+    assert StackSettings(mode="embedded").api_key_list == []
