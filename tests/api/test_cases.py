@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -83,7 +83,8 @@ async def test_open_case_has_the_design_fields_and_exact_money(api: Api) -> None
     assert sum(Decimal(v) for v in body["cost_by_category"].values()) == Decimal(body["total_cost"])
     assert ts(body["admitted_at"]) == datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
     assert body["discharged_at"] is None
-    today = datetime.now(UTC).date()
+    # days are counted on the hospital's calendar (the admission's +08:00 offset)
+    today = datetime.now(timezone(timedelta(hours=8))).date()
     assert body["los_days"] == max(1, (today - datetime(2026, 3, 2).date()).days)
     assert body["avg_los_days"] == "7.5"
     assert body["events_applied"] == 4
