@@ -10,3 +10,10 @@ EVENTS_INGESTED = Counter(
 REQUEST_SECONDS = Histogram(
     "drgwatch_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
 )
+SEQUENCE_GAPS_RELEASED = Counter(
+    "drgwatch_sequence_gaps_released_total",
+    "Ledger sequence numbers a case stopped waiting for after the gap timeout",
+)
+INGEST_UNAVAILABLE = Counter(
+    "drgwatch_ingest_unavailable_total", "Submissions answered 503 because the ledger was down"
+)

@@ -21,3 +21,7 @@ class WorkerSettings(StackSettings):
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     projector_batch: int = Field(default=2000, ge=1)
     projector_wait_ms: int = Field(default=100, ge=1)
+    # how long a case waits for a missing ledger sequence number before applying what
+    # arrived after it (gaps normally close within the relay's few seconds)
+    sequence_gap_seconds: float = Field(default=300.0, gt=0)
+    sequence_gap_check_seconds: float = Field(default=30.0, gt=0)

@@ -13,25 +13,30 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 import orjson
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting import projector, transport
 from services.alerting.settings import WorkerSettings
 from services.api.catalogue import service as catalogue_service
-from services.casecost.apply import Reprice, apply_event, new_case
+from services.casecost.apply import Release, Reprice, new_case, receive, release_held
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import CaseState
+from services.ingest.publisher import CASE_SEQUENCE_HEADER
+from services.metrics import SEQUENCE_GAPS_RELEASED
 from services.storage.engine import create_schema, make_engine, session_factory
 
 log = logging.getLogger(__name__)
 REPRICE_TYPE = "_reprice"
+RELEASE_TYPE = "_release"
+Command = Event | Reprice | Release
 
 
 class UnprocessableEvent(Exception):
@@ -46,6 +51,18 @@ class ReferenceData:
     price_book: PriceBook = field(default_factory=PriceBook)
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def refresh_until_done(self) -> None:
+        """Load the reference data, waiting out a database outage (pricing needs it)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.refresh()
+                return
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("reference data not readable (%s); retrying", type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def refresh(self) -> bool:
         """Reload if the database has newer reference data; True if it changed."""
@@ -65,16 +82,17 @@ class ReferenceData:
             return changed
 
 
-def decode(raw: bytes) -> tuple[Event | Reprice, int]:
-    """Bytes from the events topic -> (event, reference version it needs)."""
+def decode(raw: bytes) -> tuple[Command, int]:
+    """Bytes from the events topic -> (event or command, reference version it needs)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise UnprocessableEvent(f"not JSON: {error}") from None
-    if isinstance(data, dict) and data.get("type") == REPRICE_TYPE:
+    if isinstance(data, dict) and data.get("type") in (REPRICE_TYPE, RELEASE_TYPE):
+        kind = Reprice if data["type"] == REPRICE_TYPE else Release
         try:
             return (
-                Reprice(
+                kind(
                     event_id=str(data["event_id"]),
                     hospital_id=str(data["hospital_id"]),
                     case_id=str(data["case_id"]),
@@ -83,7 +101,7 @@ def decode(raw: bytes) -> tuple[Event | Reprice, int]:
                 int(data.get("reference_version", 0)),
             )
         except (KeyError, ValueError, TypeError) as error:
-            raise UnprocessableEvent(f"bad reprice command: {error}") from None
+            raise UnprocessableEvent(f"bad {kind.__name__.lower()} command: {error}") from None
     try:
         return parse_event(data), 0
     except ValidationError as error:
@@ -91,6 +109,28 @@ def decode(raw: bytes) -> tuple[Event | Reprice, int]:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         raise UnprocessableEvent(reasons) from None
+
+
+def case_sequence(headers: Any) -> int | None:
+    """The per-case ledger sequence number ingest put in the message headers, if any."""
+    raw = headers.get(CASE_SEQUENCE_HEADER) if isinstance(headers, dict) else None
+    if isinstance(raw, bytes) and raw.isdigit():
+        return int(raw)
+    return None
+
+
+def command_message(kind: str, state: dict[str, Any], event_id: str, **extra: Any) -> bytes:
+    """An internal command for one case, sent through the events topic like an event."""
+    return orjson.dumps(
+        {
+            "type": kind,
+            "event_id": event_id,
+            "hospital_id": state["hospital_id"],
+            "case_id": state["case_id"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+            **extra,
+        }
+    )
 
 
 async def _delivered(topic: Any, *, key: bytes, value: Any, partition: int) -> None:
@@ -137,6 +177,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     sessions = session_factory(engine)
     reference = ReferenceData(sessions)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    gap_timeout = timedelta(seconds=settings.sequence_gap_seconds)
 
     events = app.topic(
         stack.events_topic,
@@ -185,7 +226,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 )
                 continue
             if needs_version > reference.price_book.version or not reference.loaded:
-                await reference.refresh()
+                await reference.refresh_until_done()
             case_key = f"{event.hospital_id}/{event.case_id}".encode()
             stored = cases.get(case_key)
             state = (
@@ -193,8 +234,27 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 if stored
                 else new_case(event.hospital_id, event.case_id)
             )
-            outcome = apply_event(state, event, reference.price_book, datetime.now(UTC))
-            if not outcome.duplicate:
+            now = datetime.now(UTC)
+            if isinstance(event, Release):
+                outcome = release_held(state, reference.price_book, now)
+            else:
+                outcome = receive(
+                    state,
+                    event,
+                    case_sequence(message.headers),
+                    reference.price_book,
+                    now,
+                    gap_timeout=gap_timeout,
+                )
+            if outcome.released:
+                SEQUENCE_GAPS_RELEASED.inc(len(outcome.released))
+                log.warning(
+                    "case %s: gave up waiting for ledger sequence %s after %s",
+                    case_key.decode(),
+                    ",".join(map(str, outcome.released)),
+                    gap_timeout,
+                )
+            if outcome.changed:
                 # Store locally and wait for the broker to hold the changelog record
                 # before this event is acknowledged. Faust's own buffered changelog
                 # write can still be in memory when offsets commit (its flush gives up
@@ -212,33 +272,49 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
 
     @app.task
     async def _prepare() -> None:
-        await create_schema(engine)
-        await reference.refresh()
+        while True:
+            try:
+                await create_schema(engine)
+                break
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("database not reachable yet (%s); retrying", type(error).__name__)
+                await asyncio.sleep(1)
+        await reference.refresh_until_done()
 
     @app.timer(settings.reference_poll_seconds)
     async def _reload_reference() -> None:
-        if not await reference.refresh():
+        try:
+            changed = await reference.refresh()
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("reference data not readable (%s)", type(error).__name__)
+            return
+        if not changed:
             return
         # New catalogue or thresholds: price this worker's open and unpriced cases again,
         # through the events topic so that each runs inside the agent like any event.
         version = reference.price_book.version
-        now = datetime.now(UTC).isoformat()
         for case_key, state in list(cases.items()):
             if state is None or (state.get("discharged_at") and state["level"] != "unpriced"):
                 continue
             await events.send(
                 key=case_key,
-                value=orjson.dumps(
-                    {
-                        "type": REPRICE_TYPE,
-                        "event_id": f"reprice-{version}",
-                        "hospital_id": state["hospital_id"],
-                        "case_id": state["case_id"],
-                        "occurred_at": now,
-                        "reference_version": version,
-                    }
+                value=command_message(
+                    REPRICE_TYPE, state, f"reprice-{version}", reference_version=version
                 ),
             )
+
+    @app.timer(settings.sequence_gap_check_seconds)
+    async def _release_stale_gaps() -> None:
+        # A case waiting for a ledger sequence number that never comes (a ledger entry
+        # lost in a restore, say) is released after the gap timeout, inside the agent.
+        cutoff = datetime.now(UTC) - gap_timeout
+        for case_key, state in list(cases.data.items()):
+            held_since = state.get("held_since") if state else None
+            if held_since and datetime.fromisoformat(held_since) <= cutoff:
+                await events.send(
+                    key=case_key,
+                    value=command_message(RELEASE_TYPE, state, f"release-{held_since}"),
+                )
 
     @app.timer(settings.heartbeat_seconds)
     async def _heartbeat() -> None:

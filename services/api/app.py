@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import ApiKeyMiddleware
@@ -29,11 +29,12 @@ from services.casecost.events import EVENT_ADAPTER
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.publisher import EventPublisher, run_relay
 from services.ingest.router import router as ingest_router
-from services.metrics import REQUEST_SECONDS
+from services.metrics import INGEST_UNAVAILABLE, REQUEST_SECONDS
 from services.settings import StackSettings
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage.engine import create_schema, is_unavailable, make_engine, session_factory
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 2
 
 
 def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastAPI:
@@ -136,13 +137,24 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(LedgerUnavailable)
-    @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, error: Exception) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(TimeoutError)
+    async def _database_down(request: Request, error: Exception) -> JSONResponse:
+        if not isinstance(error, LedgerUnavailable) and not is_unavailable(error):
+            log.error("database error: %s", type(error).__name__)
+            return JSONResponse({"detail": "internal error"}, status_code=500)
         log.warning("database unavailable: %s", type(error).__name__)
+        if request.url.path == "/v1/events":
+            INGEST_UNAVAILABLE.inc()
+            detail = (
+                "the database is unavailable, so the events could not be made durable; retry"
+                " later (a retry is safe: event ids make it idempotent)"
+            )
+        else:
+            detail = "the database is unavailable; retry later"
         return JSONResponse(
-            {"detail": "the database is unavailable; nothing was recorded, retry later"},
-            status_code=503,
-            headers={"Retry-After": "5"},
+            {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
         )
 
 

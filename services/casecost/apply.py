@@ -3,13 +3,20 @@
 `apply_event(state, event, price_book, now)` returns the new state and the alerts the
 event raised. It never touches a broker or a database, so every rule here is tested
 directly, and the Faust agent only decodes, calls it and stores the result.
+
+`receive(...)` puts a case's events in ledger order first. Ingest numbers each case's
+acknowledged events 1, 2, 3, ... in the order it made them durable; the stream can
+deliver them in another order (a relay publishing what a crashed request could not,
+a replay after broker loss), and an event that arrives ahead of a gap waits in the
+state until the gap is filled. Totals never depend on order, but alerts do: in ledger
+order they are the same whatever the transport did.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +28,8 @@ from services.casecost.events import (
     DrgAssigned,
     Event,
     Transferred,
+    event_to_wire,
+    parse_event,
 )
 from services.casecost.pricing import LEVEL_RANK, AlertLevel, PriceBook, ratio_of
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState, ItemCost, Stamp, event_digest
@@ -41,10 +50,25 @@ class Reprice:
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """Internal command: stop waiting for a sequence gap and apply what is held."""
+
+    event_id: str
+    hospital_id: str
+    case_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     state: CaseState
     alerts: list[dict[str, Any]]
-    duplicate: bool = False
+    duplicate: bool = False  # nothing changed: the event was applied before
+    released: tuple[int, ...] = ()  # sequence numbers given up on after a long gap
+
+    @property
+    def changed(self) -> bool:
+        return not self.duplicate
 
 
 def new_case(hospital_id: str, case_id: str) -> CaseState:
@@ -68,6 +92,66 @@ def apply_event(
     _price(state, price_book)
     alert = _alert_for(state, event, now)
     return Outcome(state, [alert] if alert else [])
+
+
+def receive(
+    state: CaseState,
+    event: Event | Reprice,
+    sequence: int | None,
+    price_book: PriceBook,
+    now: datetime,
+    *,
+    gap_timeout: timedelta | None = None,
+) -> Outcome:
+    """Apply an event in its case's ledger order; one that arrives early waits for the gap.
+
+    `sequence` is the event's per-case number from the ingest ledger (None for events
+    and commands that carry none: they apply at once). After `gap_timeout` of waiting,
+    the held events are applied anyway (a ledger that lost an entry must not stall a
+    case forever); an event that turns up after its slot has passed still counts once.
+    """
+    if sequence is None or sequence < state.next_sequence or isinstance(event, Reprice):
+        return apply_event(state, event, price_book, now)
+    if sequence in state.held:
+        return _drained(state, price_book, now, gap_timeout, duplicate_if_idle=True)
+    state.held[sequence] = event_to_wire(event)
+    if state.held_since is None:
+        state.held_since = now
+    return _drained(state, price_book, now, gap_timeout, duplicate_if_idle=False)
+
+
+def release_held(state: CaseState, price_book: PriceBook, now: datetime) -> Outcome:
+    """Give up on a gap: apply every held event in sequence order."""
+    return _drained(state, price_book, now, timedelta(0), duplicate_if_idle=True)
+
+
+def _drained(
+    state: CaseState,
+    price_book: PriceBook,
+    now: datetime,
+    gap_timeout: timedelta | None,
+    *,
+    duplicate_if_idle: bool,
+) -> Outcome:
+    alerts: list[dict[str, Any]] = []
+    released: list[int] = []
+    progressed = False
+    while state.held:
+        if state.next_sequence not in state.held:
+            waited = now - state.held_since if state.held_since is not None else timedelta(0)
+            if gap_timeout is None or waited < gap_timeout:
+                break
+            following = min(state.held)
+            released.extend(range(state.next_sequence, following))
+            state.next_sequence = following
+        wire = state.held.pop(state.next_sequence)
+        state.next_sequence += 1
+        progressed = True
+        alerts.extend(apply_event(state, parse_event(wire), price_book, now).alerts)
+    state.held_since = None if not state.held else (state.held_since if not progressed else now)
+    if duplicate_if_idle and not progressed:
+        return Outcome(state, [], duplicate=True)
+    return Outcome(state, alerts, released=tuple(released))
 
 
 def _fold(state: CaseState, event: Event) -> None:

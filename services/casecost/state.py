@@ -53,6 +53,11 @@ class CaseState:
     items: dict[str, ItemCost] = field(default_factory=dict)
     events_applied: int = 0
     seen: set[str] = field(default_factory=set)
+    # ledger order: the next per-case sequence number to apply, and events that arrived
+    # ahead of a gap (by sequence number, as wire data) with the moment the wait began
+    next_sequence: int = 1
+    held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    held_since: datetime | None = None
     # priced view, recomputed after every event
     drg_name: str | None = None
     standard_cost: Decimal | None = None
@@ -108,6 +113,9 @@ class CaseState:
             },
             "events_applied": self.events_applied,
             "seen": sorted(self.seen),
+            "next_sequence": self.next_sequence,
+            "held": {str(sequence): wire for sequence, wire in sorted(self.held.items())},
+            "held_since": _iso(self.held_since),
             "drg_name": self.drg_name,
             "standard_cost": _str(self.standard_cost),
             "avg_los_days": _str(self.avg_los_days),
@@ -144,6 +152,9 @@ class CaseState:
             },
             events_applied=data["events_applied"],
             seen=set(data["seen"]),
+            next_sequence=int(data.get("next_sequence", 1)),
+            held={int(sequence): wire for sequence, wire in data.get("held", {}).items()},
+            held_since=_dt(data.get("held_since")),
             drg_name=data.get("drg_name"),
             standard_cost=_dec(data.get("standard_cost")),
             avg_los_days=_dec(data.get("avg_los_days")),

@@ -18,6 +18,8 @@ from services.storage.models import LedgerEntry
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 2000
+# the event's number within its case in the ledger (1, 2, 3, ...), as ASCII digits
+CASE_SEQUENCE_HEADER = "drgwatch-case-seq"
 
 
 class EventPublisher:
@@ -57,7 +59,16 @@ class EventPublisher:
         if not accepted or self._producer is None:
             return []
         futures = [
-            await self._producer.send(self.topic, value=item.value, key=item.key)
+            await self._producer.send(
+                self.topic,
+                value=item.value,
+                key=item.key,
+                headers=(
+                    [(CASE_SEQUENCE_HEADER, str(item.case_seq).encode())]
+                    if item.case_seq is not None
+                    else None
+                ),
+            )
             for item in accepted
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)
@@ -95,6 +106,7 @@ async def relay_once(
                     LedgerEntry.hospital_id,
                     LedgerEntry.case_id,
                     LedgerEntry.payload,
+                    LedgerEntry.case_seq,
                 )
                 .where(LedgerEntry.published.is_(False), LedgerEntry.received_at <= cutoff)
                 .order_by(LedgerEntry.seq)
@@ -108,6 +120,7 @@ async def relay_once(
                 seq=row.seq,
                 key=f"{row.hospital_id}/{row.case_id}".encode(),
                 value=row.payload.encode(),
+                case_seq=row.case_seq,
             )
             for row in rows
         ]

@@ -10,19 +10,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casecost.events import Event, event_to_wire, parse_event
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.schemas import FieldError, IngestResult, ItemResult
-from services.storage.engine import insert_ignoring
-from services.storage.models import DeadLetter, LedgerEntry
+from services.storage.engine import insert_ignoring, is_unavailable, upsert
+from services.storage.models import CaseSequence, DeadLetter, LedgerEntry
 
 MAX_BATCH = 1000
 MAX_DEAD_LETTER_PAYLOAD = 16_384
@@ -35,6 +35,7 @@ class Accepted:
     seq: int
     key: bytes
     value: bytes
+    case_seq: int | None = None
 
 
 def field_errors(error: ValidationError) -> list[FieldError]:
@@ -154,6 +155,7 @@ async def record(
             }
         )
     accepted: list[Accepted] = []
+    cases = {identity: orjson.loads(wire)["case_id"] for identity, wire in wires.items()}
     try:
         statement = insert_ignoring(db_session.bind.dialect.name, LedgerEntry).returning(  # type: ignore[union-attr]
             LedgerEntry.seq, LedgerEntry.hospital_id, LedgerEntry.event_id
@@ -166,6 +168,22 @@ async def record(
             if rows
             else {}
         )
+        new_in_order = [identity for identity in first_index if identity in inserted]
+        case_seqs = await _number_per_case(
+            db_session, [(identity[0], cases[identity]) for identity in new_in_order]
+        )
+        if case_seqs:
+            ledger = cast(Table, LedgerEntry.__table__)  # Core: no ORM bulk-by-key rules
+            await db_session.execute(
+                update(ledger)
+                .where(ledger.c.seq == bindparam("ledger_seq"))
+                .values(case_seq=bindparam("number")),
+                [
+                    {"ledger_seq": inserted[identity], "number": case_seq}
+                    for identity, case_seq in zip(new_in_order, case_seqs, strict=True)
+                ],
+            )
+        case_seq_of = dict(zip(new_in_order, case_seqs, strict=True))
         existing = [identity for identity in first_index if identity not in inserted]
         earlier_hashes = await _hashes(db_session, existing)
         for identity, index in first_index.items():
@@ -173,12 +191,12 @@ async def record(
             if identity in inserted:
                 results[index] = ItemResult(index=index, event_id=event_id, status="accepted")
                 hospital_id, _ = identity
-                case_id = orjson.loads(wires[identity])["case_id"]
                 accepted.append(
                     Accepted(
                         seq=inserted[identity],
-                        key=f"{hospital_id}/{case_id}".encode(),
+                        key=f"{hospital_id}/{cases[identity]}".encode(),
                         value=wires[identity],
+                        case_seq=case_seq_of[identity],
                     )
                 )
             else:
@@ -188,8 +206,10 @@ async def record(
             db_session, items, [r for r in results.values() if r.status == "rejected"], now
         )
         await db_session.flush()
-    except OperationalError as error:
-        raise LedgerUnavailable(str(error.orig)) from error
+    except DBAPIError as error:
+        if is_unavailable(error):
+            raise LedgerUnavailable(str(error.orig)) from error
+        raise
     ordered = [results[index] for index in sorted(results)]
     if not accepted and all(r.status == "rejected" for r in ordered):
         # e.g. an event_id reused for different content: nothing was recorded
@@ -207,6 +227,40 @@ async def record(
         ),
         accepted,
     )
+
+
+async def _number_per_case(
+    db_session: AsyncSession, case_of_each: list[tuple[str, str]]
+) -> list[int]:
+    """Give each new event (in submission order) the next sequence number of its case.
+
+    One upsert per submission takes the cases' counter rows, in key order so that
+    concurrent submissions cannot deadlock; each row stays locked until the commit,
+    so a case's numbers follow commit order and a rolled-back submission leaves no gap.
+    """
+    if not case_of_each:
+        return []
+    counts: dict[tuple[str, str], int] = {}
+    for case in case_of_each:
+        counts[case] = counts.get(case, 0) + 1
+    engine_name = db_session.bind.dialect.name  # type: ignore[union-attr]
+    statement = upsert(
+        engine_name, CaseSequence, ["hospital_id", "case_id"], [], increment="last_seq"
+    ).returning(CaseSequence.hospital_id, CaseSequence.case_id, CaseSequence.last_seq)
+    rows = await db_session.execute(
+        statement,
+        [
+            {"hospital_id": hospital_id, "case_id": case_id, "last_seq": count}
+            for (hospital_id, case_id), count in sorted(counts.items())
+        ],
+    )
+    last = {(row.hospital_id, row.case_id): row.last_seq for row in rows}
+    following = {case: last[case] - count + 1 for case, count in counts.items()}
+    numbers = []
+    for case in case_of_each:
+        numbers.append(following[case])
+        following[case] += 1
+    return numbers
 
 
 def _repeat(index: int, event_id: str, same_content: bool) -> ItemResult:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import event, insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -57,14 +58,44 @@ def insert_ignoring(engine: AsyncEngine | str, table: Any) -> Insert:
     return insert(table)
 
 
-def upsert(engine: AsyncEngine, table: Any, keys: list[str], columns: list[str]) -> Insert:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns = excluded.columns."""
-    if engine.dialect.name == "postgresql":
-        pg = postgresql.insert(table)
-        return pg.on_conflict_do_update(
-            index_elements=keys, set_={name: pg.excluded[name] for name in columns}
-        )
-    lite = sqlite.insert(table)
-    return lite.on_conflict_do_update(
-        index_elements=keys, set_={name: lite.excluded[name] for name in columns}
-    )
+def upsert(
+    engine: AsyncEngine | str,
+    table: Any,
+    keys: list[str],
+    columns: list[str],
+    *,
+    increment: str | None = None,
+) -> Insert:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns = excluded.columns.
+
+    `increment` names a column that is added to (existing + excluded) instead.
+    """
+    name = engine if isinstance(engine, str) else engine.dialect.name
+    statement = postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+    changes: dict[str, Any] = {column: statement.excluded[column] for column in columns}
+    if increment is not None:
+        changes[increment] = getattr(table, increment) + statement.excluded[increment]
+    return statement.on_conflict_do_update(index_elements=keys, set_=changes)
+
+
+# SQLSTATE classes that mean "the database is not there right now", not "bad request":
+# 08 connection exception, 53 insufficient resources, 57 operator intervention
+# (shutdown, terminated connection), 55000 database not accepting connections.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+_UNAVAILABLE_SQLSTATES = {"55000", "55006", "40P01"}
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when a database error means 'down or overloaded, retry later'."""
+    if isinstance(error, OSError | TimeoutError | OperationalError | InterfaceError):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+        ):
+            return True
+        return isinstance(error.orig, OSError | TimeoutError)
+    return False

@@ -84,6 +84,7 @@ class LedgerEntry(Base):
     __tablename__ = "ingest_ledger"
     __table_args__ = (
         UniqueConstraint("hospital_id", "event_id", name="uq_ledger_event"),
+        UniqueConstraint("hospital_id", "case_id", "case_seq", name="uq_ledger_case_seq"),
         Index("ix_ledger_unpublished", "published", "seq"),
     )
 
@@ -96,6 +97,19 @@ class LedgerEntry(Base):
     payload_hash: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     published: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 1, 2, 3, ... per case in the order the events became durable: the worker applies
+    # each case's events in this order whatever order the stream delivers them in
+    case_seq: Mapped[int | None] = mapped_column(BigId, nullable=True)
+
+
+class CaseSequence(Base):
+    """The last ledger sequence number given to each case (its row lock orders writers)."""
+
+    __tablename__ = "case_sequences"
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigId)
 
 
 class DeadLetter(Base):

@@ -23,6 +23,7 @@ import pytest
 from services.alerting.settings import WorkerSettings
 from services.alerting.worker import WorkerApp, create_worker
 from services.casecost.pricing import Thresholds
+from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
 
 KEY = b"H1/C1"
@@ -74,9 +75,12 @@ async def agent(worker: WorkerApp, sent: SentRecorder) -> AsyncIterator[Any]:
         yield test_agent
 
 
-async def put(agent: Any, event: dict[str, Any] | bytes, key: bytes = KEY) -> None:
+async def put(
+    agent: Any, event: dict[str, Any] | bytes, key: bytes = KEY, case_seq: int | None = None
+) -> None:
     value = event if isinstance(event, bytes) else orjson.dumps(event)
-    await agent.put(value, key=key)
+    headers = {CASE_SEQUENCE_HEADER: str(case_seq).encode()} if case_seq is not None else None
+    await agent.put(value, key=key, headers=headers)
     # put() returns once the agent has taken the message; let its body finish
     for _ in range(5):
         await asyncio.sleep(0)
@@ -180,6 +184,23 @@ async def test_invalid_payloads_go_to_dead_letters_and_the_agent_carries_on(
     assert "decimal string" in dead[3]["reason"]
     assert dead[4]["reason"].startswith("bad reprice command")
     assert all(key == KEY for key, _ in sent.on(settings.dead_letter_topic))
+
+
+async def test_ledger_sequence_header_puts_early_events_on_hold_until_the_gap_fills(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    await put(agent, admitted_raw(), case_seq=1)
+    await put(agent, cost_raw("c3", "1000.00", item_code="ICU"), case_seq=3)
+    state = case(worker)
+    assert state["total_cost"] == "0" and list(state["held"]) == ["3"]
+    assert state["next_sequence"] == 2 and state["held_since"] is not None
+    await put(agent, cost_raw("c2", "9500.00"), case_seq=2)
+    state = case(worker)
+    assert state["total_cost"] == "10500.00" and state["held"] == {}
+    assert state["next_sequence"] == 4 and state["events_applied"] == 3
+    # in ledger order the case went yellow (9500.00) and then red (10500.00)
+    levels = [orjson.loads(value)["level"] for _, value in sent.on(settings.alerts_topic)]
+    assert levels == ["yellow", "red"]
 
 
 async def test_cases_are_kept_apart(worker: WorkerApp, agent: Any) -> None:

@@ -133,8 +133,9 @@ async def _empty_database(url: str) -> None:
         async with engine.begin() as connection:
             await connection.execute(
                 text(
-                    "TRUNCATE ingest_ledger, dead_letters, cases, alerts, drg_groups,"
-                    " drg_catalogues, alert_thresholds, worker_heartbeats RESTART IDENTITY CASCADE"
+                    "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts,"
+                    " drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats"
+                    " RESTART IDENTITY CASCADE"
                 )
             )
             await connection.execute(text("UPDATE reference_version SET version = 0"))
