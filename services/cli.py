@@ -131,7 +131,7 @@ def _run_worker() -> int:
 
     worker_app = create_worker(WorkerSettings())
     level = os.environ.get("DRGWATCH_WORKER_LOG_LEVEL", "WARNING")
-    worker = Worker(worker_app.app, loglevel=level, quiet=True)
+    worker = Worker(worker_app.app, worker_app.projector, loglevel=level, quiet=True)
     worker.execute_from_commandline()
     return 0
 

@@ -36,8 +36,7 @@ def _postgres_reachable() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def _new_database() -> Iterator[str]:
     """URL of a new, empty database on the local PostgreSQL, dropped afterwards."""
     if not _postgres_reachable():
         if os.environ.get("CI"):
@@ -48,7 +47,30 @@ def postgres_url() -> Iterator[str]:
     try:
         yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
+        asyncio.run(_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database for the whole test session."""
+    yield from _new_database()
+
+
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A database of the test's own (for tests that take it down)."""
+    yield from _new_database()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures measured by the fault-injection suite, at the end of every run."""
+    from tests.faults.report import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("fault injection: what was done and measured")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

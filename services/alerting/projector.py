@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -110,10 +111,19 @@ async def write_batch(
     sessions: async_sessionmaker[AsyncSession],
     states: list[dict[str, Any]],
     dead: list[dict[str, Any]],
+    earlier_states: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """One transaction: upsert case rows, insert new alerts (by id), keep dead letters."""
+    """One transaction: upsert case rows, insert new alerts (by id), keep dead letters.
+
+    `states` are the latest state of each case; alerts are taken from them and from
+    `earlier_states` of the same batch, which may hold alerts the latest no longer keeps.
+    """
     now = datetime.now(UTC)
-    alerts = {alert["alert_id"]: alert_row(alert) for state in states for alert in state["alerts"]}
+    alerts = {
+        alert["alert_id"]: alert_row(alert)
+        for state in [*earlier_states, *states]
+        for alert in state["alerts"]
+    }
     # alert inserts in raise order, so that alert sequence numbers follow time
     ordered_alerts = sorted(alerts.values(), key=lambda a: (a["raised_at"], a["alert_id"]))
     async with sessions() as db_session:
@@ -176,6 +186,7 @@ async def run(
             if not batches:
                 continue
             latest: dict[bytes, dict[str, Any]] = {}
+            replaced: list[dict[str, Any]] = []
             dead: list[dict[str, Any]] = []
             for tp, records in batches.items():
                 for record in records:
@@ -183,13 +194,16 @@ async def run(
                         continue
                     if tp.topic == settings.dead_letter_topic:
                         dead.append(orjson.loads(record.value))
-                    else:
-                        latest[record.key or b""] = orjson.loads(record.value)
+                        continue
+                    key = record.key or b""
+                    if key in latest:
+                        replaced.append(latest[key])
+                    latest[key] = orjson.loads(record.value)
             while True:
                 try:
-                    await write_batch(engine, sessions, list(latest.values()), dead)
+                    await write_batch(engine, sessions, list(latest.values()), dead, replaced)
                     break
-                except SQLAlchemyError as error:
+                except (SQLAlchemyError, OSError) as error:
                     log.warning("projector cannot write (%s); retrying", type(error).__name__)
                     await asyncio.sleep(1)
             await consumer.commit()
@@ -222,5 +236,5 @@ async def beat(
                 ],
             )
             await db_session.commit()
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, OSError) as error:
         log.warning("heartbeat not written: %s", type(error).__name__)

@@ -10,11 +10,21 @@ from services.settings import StackSettings
 class WorkerSettings(StackSettings):
     # tansu (and a small cluster) join a group in seconds with these; see README
     rebalance_timeout: float = Field(default=3.0, gt=0)
-    session_timeout: float = Field(default=10.0, gt=0)
+    session_timeout: float = Field(default=6.0, gt=0)
     heartbeat_interval: float = Field(default=1.0, gt=0)
     commit_every: int = Field(default=10_000, ge=1)
     commit_interval: float = Field(default=1.0, gt=0)
     stream_buffer_maxsize: int = Field(default=4096, ge=1)
+    # the agent applies events in batches of up to this many, or what arrived within
+    # batch_seconds; each changed case is written to the changelog once per batch
+    batch_max_events: int = Field(default=1000, ge=1)
+    batch_seconds: float = Field(default=0.01, gt=0)
+    # One record per produce batch. tansu (the embedded broker) answers a partition's
+    # end offset with the base offset of its last record batch + 1, so after a batch of
+    # several records it reports an end short of the last ones; Faust recovers a table
+    # only up to that end, and would miss the newest case states after a crash. On an
+    # Apache Kafka cluster, set e.g. 524288 to let records share batches.
+    producer_batch_bytes: int = Field(default=1, ge=1)
     web_enabled: bool = False
     web_port: int = 6066
     reference_poll_seconds: float = Field(default=2.0, gt=0)

@@ -12,9 +12,11 @@ import asyncio
 import logging
 import os
 import socket
+import traceback
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import faust
 import orjson
@@ -28,7 +30,7 @@ from services.api.catalogue import service as catalogue_service
 from services.casecost.apply import Release, Reprice, new_case, receive, release_held
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import PriceBook
-from services.casecost.state import CaseState
+from services.casecost.state import MAX_ALERTS_KEPT, CaseState
 from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from services.metrics import SEQUENCE_GAPS_RELEASED
 from services.storage.engine import create_schema, make_engine, session_factory
@@ -133,10 +135,64 @@ def command_message(kind: str, state: dict[str, Any], event_id: str, **extra: An
     )
 
 
-async def _delivered(topic: Any, *, key: bytes, value: Any, partition: int) -> None:
-    """Send and wait for the broker's acknowledgement (acks=all)."""
-    pending = await topic.send(key=key, value=value, partition=partition)
-    await pending
+async def _send(
+    app: faust.App, topic: str, *, key: bytes, value: bytes, partition: int | None
+) -> Awaitable[Any]:
+    """Hand a record to the producer; the result resolves on the broker's acknowledgement.
+
+    The bytes go straight to the app's producer: Faust's `Topic.send` costs over a
+    millisecond per record in serializers and sensors, most of a batch's time here.
+    """
+    pending: Awaitable[Any] = await app.producer.send(topic, key, value, partition, None, None)
+    return pending
+
+
+async def _wait_delivered(writes: list[Awaitable[Any]]) -> None:
+    """Wait until the broker acknowledged every record (acks=all), or fail loudly."""
+    if writes:
+        await asyncio.gather(*writes)
+
+
+def fatal(error: BaseException) -> NoReturn:
+    """Stop the process at once, without acknowledging the batch in hand.
+
+    An exception leaving the agent would let Faust acknowledge the batch's events (its
+    take buffer acknowledges them on the way out) although their changelog records
+    may not be on the broker; exiting without cleanup leaves them unacknowledged, and
+    the worker that takes the partitions over applies them again from the changelog.
+    """
+    # the type and the stack, not the message: a validation message quotes its input
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    log.critical(
+        "cannot apply a batch (%s), exiting without acknowledging it\n%s",
+        type(error).__name__,
+        stack,
+    )
+    logging.shutdown()
+    os._exit(70)
+
+
+@dataclass
+class Progress:
+    """Events the agent has finished with (acknowledged or about to be)."""
+
+    applied: int = 0
+
+
+class ProjectorService(faust.Service):
+    """Runs the projector beside the app from the start (app tasks wait for recovery)."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        super().__init__()
+        self._run = (settings, engine, sessions)
+
+    async def on_start(self) -> None:
+        self.add_future(projector.run(*self._run))
 
 
 @dataclass(frozen=True)
@@ -145,6 +201,8 @@ class WorkerApp:
     agent: Any
     cases: Any
     reference: ReferenceData
+    progress: Progress
+    projector: ProjectorService
 
 
 def create_worker(settings: WorkerSettings) -> WorkerApp:
@@ -167,6 +225,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         web_port=settings.web_port,
         table_cleanup_interval=3600.0,
         producer_acks=-1,
+        producer_max_batch_size=settings.producer_batch_bytes,  # see WorkerSettings
     )
     transport.install(app)
     if settings.web_enabled:
@@ -178,6 +237,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     reference = ReferenceData(sessions)
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     gap_timeout = timedelta(seconds=settings.sequence_gap_seconds)
+    progress = Progress()
 
     events = app.topic(
         stack.events_topic,
@@ -187,15 +247,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         value_serializer="raw",
         partitions=stack.topic_partitions,
     )
-    alerts_out = app.topic(
-        stack.alerts_topic,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=stack.topic_partitions,
-    )
-    dead_letters = app.topic(
-        stack.dead_letter_topic, key_serializer="raw", value_serializer="raw", partitions=1
-    )
+    alerts_topic, dead_letter_topic = stack.alerts_topic, stack.dead_letter_topic
     cases = app.Table(
         # keys raw bytes ("hospital/case"), values JSON: the app's default serializers
         "cases",
@@ -203,38 +255,60 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         key_type=bytes,
         partitions=stack.topic_partitions,
     )
+    changelog_topic = cases.changelog_topic.get_topic_name()
 
     @app.agent(events)
     async def apply_events(stream: faust.StreamT[bytes]) -> None:
-        async for message in stream.events():
+        # Faust acknowledges a batch's events when the next batch is asked for, so every
+        # event is acknowledged only after the changelog record holding its effect (or
+        # its dead letter) is on the broker. Faust's own buffered changelog write could
+        # still be in memory when offsets commit (its flush gives up after 100 ms), and
+        # a SIGKILL then lost a charge; one acknowledged write per case per batch also
+        # replaces a broker round trip per event.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.batch_max_events, settings.batch_seconds
+        )
+        async for batch in batches:
+            try:
+                await apply_batch(batch)
+            except Exception as error:  # noqa: BLE001 - see fatal()
+                fatal(error)
+            progress.applied += len(batch)
+
+    async def apply_batch(batch: Sequence[faust.EventT[bytes]]) -> None:
+        states: dict[bytes, CaseState] = {}
+        partition_of: dict[bytes, int] = {}
+        unwritten_alerts: dict[bytes, int] = {}
+        writes: list[Awaitable[Any]] = []
+        alerts: list[tuple[bytes, dict[str, Any]]] = []
+        now = datetime.now(UTC)
+        for message in batch:
             key: bytes = message.key or b""
-            source = f"{message.message.partition}:{message.message.offset}"
             try:
                 event, needs_version = decode(message.value)
             except UnprocessableEvent as error:
-                await _delivered(
-                    dead_letters,
-                    key=key,
-                    value=orjson.dumps(
-                        {
-                            "source": source,
-                            "reason": str(error),
-                            "payload": message.value.decode("utf-8", "replace"),
-                        }
-                    ),
-                    partition=0,
+                letter = {
+                    "source": f"{message.message.partition}:{message.message.offset}",
+                    "reason": str(error),
+                    "payload": message.value.decode("utf-8", "replace"),
+                }
+                writes.append(
+                    await _send(
+                        app, dead_letter_topic, key=key, value=orjson.dumps(letter), partition=0
+                    )
                 )
                 continue
             if needs_version > reference.price_book.version or not reference.loaded:
                 await reference.refresh_until_done()
             case_key = f"{event.hospital_id}/{event.case_id}".encode()
-            stored = cases.get(case_key)
-            state = (
-                CaseState.from_dict(stored)
-                if stored
-                else new_case(event.hospital_id, event.case_id)
-            )
-            now = datetime.now(UTC)
+            state = states.get(case_key)
+            if state is None:
+                stored = cases.get(case_key)
+                state = (
+                    CaseState.from_dict(stored)
+                    if stored
+                    else new_case(event.hospital_id, event.case_id)
+                )
             if isinstance(event, Release):
                 outcome = release_held(state, reference.price_book, now)
             else:
@@ -254,21 +328,36 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                     ",".join(map(str, outcome.released)),
                     gap_timeout,
                 )
-            if outcome.changed:
-                # Store locally and wait for the broker to hold the changelog record
-                # before this event is acknowledged. Faust's own buffered changelog
-                # write can still be in memory when offsets commit (its flush gives up
-                # after 100 ms), and a SIGKILL then loses a charge.
-                new_state = outcome.state.to_dict()
-                cases.data[case_key] = new_state
-                await _delivered(
-                    cases.changelog_topic,
-                    key=case_key,
-                    value=new_state,
-                    partition=message.message.partition,
-                )
-            for alert in outcome.alerts:
-                await alerts_out.send(key=case_key, value=orjson.dumps(alert))
+            alerts.extend((case_key, alert) for alert in outcome.alerts)
+            if not outcome.changed:
+                continue
+            states[case_key] = outcome.state
+            partition_of[case_key] = message.message.partition
+            if outcome.alerts:
+                unwritten_alerts[case_key] = unwritten_alerts.get(case_key, 0) + 1
+                if unwritten_alerts[case_key] >= MAX_ALERTS_KEPT // 2:
+                    # the state keeps only its latest alerts: write it before any drop out
+                    writes.append(await write_state(case_key, outcome.state, partition_of))
+                    unwritten_alerts[case_key] = 0
+        for case_key, state in states.items():
+            writes.append(await write_state(case_key, state, partition_of))
+        await _wait_delivered(writes)
+        for case_key, alert in alerts:
+            await _send(app, alerts_topic, key=case_key, value=orjson.dumps(alert), partition=None)
+
+    async def write_state(
+        case_key: bytes, state: CaseState, partition_of: dict[bytes, int]
+    ) -> Awaitable[Any]:
+        """Store the case locally and send its changelog record (not yet acknowledged)."""
+        value = state.to_dict()
+        cases.data[case_key] = value
+        return await _send(
+            app,
+            changelog_topic,
+            key=case_key,
+            value=orjson.dumps(value),  # the table's JSON codec reads it back
+            partition=partition_of[case_key],
+        )
 
     @app.task
     async def _prepare() -> None:
@@ -331,8 +420,11 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             partitions=len(app.consumer.assignment()),
         )
 
-    @app.task
-    async def _project() -> None:
-        await projector.run(settings, engine, sessions)
-
-    return WorkerApp(app=app, agent=apply_events, cases=cases, reference=reference)
+    return WorkerApp(
+        app=app,
+        agent=apply_events,
+        cases=cases,
+        reference=reference,
+        progress=progress,
+        projector=ProjectorService(settings, engine, sessions),
+    )

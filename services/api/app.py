@@ -12,11 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.api import openapi as openapi_document
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import ApiKeyMiddleware
 from services.api.cases.precheck import router as precheck_router
@@ -25,7 +26,6 @@ from services.api.catalogue.router import router as catalogue_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.exceptions import DrgwatchApiError, Unavailable
 from services.api.health import router as health_router
-from services.casecost.events import EVENT_ADAPTER
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.publisher import EventPublisher, run_relay
 from services.ingest.router import router as ingest_router
@@ -35,6 +35,7 @@ from services.storage.engine import create_schema, is_unavailable, make_engine, 
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 2
+BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastAPI:
@@ -85,7 +86,7 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
     if settings.mode == "production":
         app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
     _install_metrics(app)
-    _install_event_schema(app)
+    _install_openapi(app, production=settings.mode == "production")
     _install_error_handlers(app)
     _install_timing(app)
     return app
@@ -112,6 +113,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         if error.results:
             body["results"] = [r.model_dump() for r in error.results]
         return JSONResponse(body, status_code=error.status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.detail == BODY_PARSE_ERROR:
+            # FastAPI's answer to a body that is not UTF-8: the same 422 as bad JSON
+            return JSONResponse(
+                {
+                    "detail": "the request is invalid",
+                    "errors": [{"field": "body", "reason": "not valid UTF-8 JSON"}],
+                },
+                status_code=422,
+            )
+        return JSONResponse(
+            {"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -165,21 +181,13 @@ def _install_metrics(app: FastAPI) -> None:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _install_event_schema(app: FastAPI) -> None:
-    """Put the event contract into the OpenAPI components that POST /v1/events refers to."""
+def _install_openapi(app: FastAPI, *, production: bool) -> None:
+    """Serve the OpenAPI document with the event contract and every error documented."""
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        document = get_openapi(
-            title=app.title, version=app.version, summary=app.summary, routes=app.routes
-        )
-        event = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        components.update(event.pop("$defs", {}))
-        components["Event"] = event
-        app.openapi_schema = document
-        return document
+        if not app.openapi_schema:
+            app.openapi_schema = openapi_document.build(app, production=production)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

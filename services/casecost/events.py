@@ -6,6 +6,7 @@ for money is refused, because a binary float cannot carry a price to the cent.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
@@ -110,8 +111,13 @@ def _quantity(value: Decimal) -> Decimal:
 
 
 def _printable(value: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must not contain control characters")
+    """Any script is fine; control and invisible format characters are not.
+
+    Unicode categories Cc (C0 and C1 controls) and Cf (format: bidirectional overrides
+    that make text display other than it is stored, zero-width characters, BOM).
+    """
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise ValueError("must not contain control or invisible formatting characters")
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from services.metrics import EVENTS_INGESTED
 
 router = APIRouter(tags=["ingest"])
 MAX_BODY_BYTES = 5 * 1024 * 1024
+PUBLISH_WAIT_SECONDS = 2.0
 
 _request_body: dict[str, Any] = {
     "required": True,
@@ -79,7 +81,9 @@ async def post_events(
             EVENTS_INGESTED.labels(status=status).inc(count)
     if accepted and publisher.started:
         try:
-            done = await publisher.publish(accepted)
+            # durable already: if the broker is slow or away, answer now and let the
+            # relay publish (a late acknowledgement only means a harmless duplicate)
+            done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
             await mark_published(db_session, done)
             await db_session.commit()
         except Exception:  # noqa: BLE001 - durable already; the relay publishes later

@@ -1,27 +1,27 @@
 """The real Faust agent, run with `agent.test_context()`: no broker, no database.
 
-test_context feeds the agent from an in-memory channel and gives every message a
-current event, so table writes work (their changelog records go to the producer's
-buffer, never sent). Topic sends (alerts, dead letters) would start a Kafka producer,
-so `Topic.send` is replaced by a recorder. The database is only used by the worker's
-tasks and timers, which test_context does not start: the tests check that no database
-file appears.
+test_context feeds the agent from an in-memory channel. The agent hands its changelog,
+alert and dead-letter records to the app's producer, which would connect to Kafka, so
+the producer's `send` is replaced by a recorder that acknowledges at once. The
+database is only used by the worker's tasks and timers, which test_context does not
+start: the tests check that no database file appears.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import faust
 import orjson
 import pytest
 
 from services.alerting.settings import WorkerSettings
-from services.alerting.worker import WorkerApp, create_worker
+from services.alerting.worker import WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
 from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
@@ -38,24 +38,26 @@ class SentRecorder:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
+def sent(worker: WorkerApp, monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
     recorder = SentRecorder()
 
     async def record(
-        self: faust.Topic, *, key: Any = None, value: Any = None, **_: Any
+        topic: str, key: bytes | None, value: bytes, partition: int | None, *_: Any
     ) -> asyncio.Future[None]:
-        recorder.sent.append((self.get_topic_name(), key, value))
+        recorder.sent.append((topic, key, value))
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivered.set_result(None)  # the broker's acknowledgement, at once
         return delivered
 
-    monkeypatch.setattr(faust.Topic, "send", record)
+    monkeypatch.setattr(worker.app.producer, "send", record)
     return recorder
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> WorkerSettings:
-    return WorkerSettings(data_dir=tmp_path, topic_prefix="agenttest", topic_partitions=1)
+    return WorkerSettings(
+        data_dir=tmp_path, topic_prefix="agenttest", topic_partitions=1, batch_seconds=0.001
+    )
 
 
 @pytest.fixture
@@ -69,21 +71,31 @@ def worker(settings: WorkerSettings) -> WorkerApp:
     return worker_app
 
 
+@dataclass
+class Feeder:
+    test_agent: Any
+    worker: WorkerApp
+
+
 @pytest.fixture
-async def agent(worker: WorkerApp, sent: SentRecorder) -> AsyncIterator[Any]:
+async def agent(worker: WorkerApp, sent: SentRecorder) -> AsyncIterator[Feeder]:
     async with worker.agent.test_context() as test_agent:
-        yield test_agent
+        yield Feeder(test_agent, worker)
 
 
 async def put(
-    agent: Any, event: dict[str, Any] | bytes, key: bytes = KEY, case_seq: int | None = None
+    agent: Feeder, event: dict[str, Any] | bytes, key: bytes = KEY, case_seq: int | None = None
 ) -> None:
+    """Put one message on the agent's channel and wait until its batch is applied."""
     value = event if isinstance(event, bytes) else orjson.dumps(event)
     headers = {CASE_SEQUENCE_HEADER: str(case_seq).encode()} if case_seq is not None else None
-    await agent.put(value, key=key, headers=headers)
-    # put() returns once the agent has taken the message; let its body finish
-    for _ in range(5):
-        await asyncio.sleep(0)
+    before = agent.worker.progress.applied
+    await agent.test_agent.put(value, key=key, headers=headers)
+    for _ in range(5000):
+        if agent.worker.progress.applied > before:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the agent did not apply the message")
 
 
 def case(worker: WorkerApp, key: bytes = KEY) -> dict[str, Any]:
@@ -243,3 +255,46 @@ async def test_test_context_does_not_touch_the_database(
     assert case(worker)["level"] == "yellow"
     assert not (settings.data_dir / "drgwatch.db").exists()
     assert list(settings.data_dir.iterdir()) == []
+
+
+async def test_a_batch_writes_each_changed_case_once_with_its_final_state(
+    worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    changelog = settings.case_changelog_topic
+    await put(agent, admitted_raw())
+    before = len(sent.on(changelog))
+    charges = [cost_raw(f"c{n}", "10.00", item_code=f"I{n}") for n in range(40)]
+    applied = worker.progress.applied
+    for charge in charges:  # queued together: the agent takes them as one or a few batches
+        await agent.test_agent.put(orjson.dumps(charge), key=KEY)
+    for _ in range(5000):
+        if worker.progress.applied >= applied + len(charges):
+            break
+        await asyncio.sleep(0.001)
+    records = sent.on(changelog)[before:]
+    assert 1 <= len(records) < len(charges)
+    last = orjson.loads(records[-1][1])
+    assert last["total_cost"] == "400.00" and last["events_applied"] == 41
+    # the table holds exactly what the changelog carries
+    assert orjson.loads(orjson.dumps(case(worker))) == last
+
+
+def test_fatal_exits_logging_the_error_type_and_stack_but_not_its_message(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    exits: list[int] = []
+
+    def record_exit(code: int) -> NoReturn:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(os, "_exit", record_exit)
+    free_text = ", ".join(["Stent for Zhang San", "diabetic"])  # as a payload would carry
+    try:
+        raise ValueError(f"item_name: {free_text!r} is too long")
+    except ValueError as error:
+        with pytest.raises(SystemExit):
+            fatal(error)
+    assert exits == [70]
+    assert "ValueError" in caplog.text and "test_worker_agent.py" in caplog.text
+    assert "Zhang San" not in caplog.text

@@ -373,18 +373,14 @@ for name, value in [
     ("inner tab", "Blood\tpanel"),
     ("only spaces", "    "),
     ("empty", ""),
-]:
-    add_json(f"item name {name}", charge(item_name=value), ["item_name"])
-C1_BUG = (
-    "services/casecost/events.py _printable refuses only ord < 32 and 127; the C1 control"
-    " characters U+0080..U+009F (and bidi overrides) pass"
-)
-for name, value in [
     ("c1 csi", "Blood \u009b2J panel"),
     ("c1 next line", "Blood\u0085panel"),
     ("rtl override", "Blood panel \u202egnp.exe"),
+    ("bidi isolate", "Blood \u2067panel\u2069"),
+    ("zero width space", "Blood\u200bpanel"),
+    ("inner byte order mark", "Blood\ufeffpanel"),
 ]:
-    add_json(f"item name {name}", charge(item_name=value), ["item_name"], xfail=C1_BUG)
+    add_json(f"item name {name}", charge(item_name=value), ["item_name"])
 
 # --- 13. timestamps ------------------------------------------------------------------
 for field, kind in [

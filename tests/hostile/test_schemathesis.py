@@ -3,8 +3,7 @@
 One test per operation and generation mode (positive: inputs the schema allows;
 negative: inputs it forbids), about 30 examples each, derandomized so a run is
 reproducible, under one time budget for the whole file. `/v1/alerts/stream` is left
-out: it never ends. Findings in services/ are marked xfail(strict=True) below, with
-the operation, an example input and what came back.
+out: it never ends. A finding not fixed yet goes into KNOWN_FAILURES (xfail, strict).
 """
 
 from __future__ import annotations
@@ -58,65 +57,9 @@ def _documented_operations() -> dict[tuple[str, str], bool]:
 OPERATIONS = _documented_operations()
 TESTED = [op for op in OPERATIONS if op not in EXCLUDED]
 
-# Findings in services/ (not fixed here). Each reason names the code and an example.
-SCHEMA_422 = (
-    "services/api/app.py:115-127 (_invalid_request) answers 422 as"
-    " {detail: str, errors: [{field, reason}]} while the OpenAPI document keeps FastAPI's"
-    " HTTPValidationError for 422 (detail: array); e.g. GET /v1/alerts?hospital_id=<not an"
-    " identifier> -> 422 {'detail': 'the request is invalid', ...}: detail is not an array"
-)
-UNDOCUMENTED_404 = (
-    "404 NotFound (services/api/exceptions.py:20) is not among the documented responses"
-    " (200, 422); e.g. GET /v1/hospitals/Cache-Control/cases/Cache-Control -> 404"
-    " {'detail': 'no case Cache-Control in hospital Cache-Control'}"
-)
-UNDOCUMENTED_CURSOR_400 = (
-    "400 BadCursor (services/api/pagination.py:28-40) is not among the documented"
-    " responses (200, 422); e.g. GET /v1/alerts?cursor=Cache-Control -> 400"
-    " {'detail': 'cursor: not a cursor this service issued'}"
-)
-UNDOCUMENTED_BODY_400 = (
-    "a body that is not UTF-8 gets FastAPI's 400 {'detail': 'There was an error parsing the"
-    " body'}, not documented (POST /v1/events answers 422 for the same bytes); e.g. PUT"
-    " /v1/alert-thresholds with body b'\\xff\\xfe\\xfdrA' -> 400"
-)
-READYZ_503 = (
-    "GET /readyz answers 503 when not ready (services/api/health.py:24-45; here: no broker,"
-    " no worker) but documents only 200"
-)
-CASE = "/v1/hospitals/{hospital_id}/cases/{case_id}"
-CASES = "/v1/hospitals/{hospital_id}/cases"
-PRECHECK = "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck"
-GROUP = "/v1/drg-catalogues/current/groups/{drg_code}"
-SCHEMA, STATUS = "response_schema_conformance", "status_code_conformance"
-DATA_DEPENDENT = {("GET", "/v1/dead-letters", "negative", STATUS)}
-KNOWN_FAILURES: dict[tuple[str, str, str, str], str] = {
-    ("GET", CASE, "positive", STATUS): UNDOCUMENTED_404,
-    ("GET", CASE, "negative", SCHEMA): SCHEMA_422,
-    ("GET", CASES, "positive", STATUS): UNDOCUMENTED_CURSOR_400,
-    ("GET", CASES, "negative", SCHEMA): SCHEMA_422,
-    ("GET", CASES, "negative", STATUS): UNDOCUMENTED_CURSOR_400,
-    ("POST", PRECHECK, "positive", SCHEMA): SCHEMA_422,
-    ("POST", PRECHECK, "positive", STATUS): UNDOCUMENTED_404,
-    ("POST", PRECHECK, "negative", SCHEMA): SCHEMA_422,
-    ("POST", PRECHECK, "negative", STATUS): UNDOCUMENTED_BODY_400,
-    ("GET", "/v1/alerts", "positive", STATUS): UNDOCUMENTED_CURSOR_400,
-    ("GET", "/v1/alerts", "negative", SCHEMA): SCHEMA_422,
-    ("GET", "/v1/alerts", "negative", STATUS): UNDOCUMENTED_CURSOR_400,
-    ("POST", "/v1/drg-catalogues", "positive", SCHEMA): SCHEMA_422,
-    ("POST", "/v1/drg-catalogues", "negative", SCHEMA): SCHEMA_422,
-    ("POST", "/v1/drg-catalogues", "negative", STATUS): UNDOCUMENTED_BODY_400,
-    ("GET", GROUP, "positive", STATUS): UNDOCUMENTED_404,
-    ("GET", GROUP, "negative", SCHEMA): SCHEMA_422,
-    ("GET", GROUP, "negative", STATUS): UNDOCUMENTED_404,
-    ("PUT", "/v1/alert-thresholds", "positive", SCHEMA): SCHEMA_422,
-    ("PUT", "/v1/alert-thresholds", "negative", SCHEMA): SCHEMA_422,
-    ("PUT", "/v1/alert-thresholds", "negative", STATUS): UNDOCUMENTED_BODY_400,
-    ("GET", "/v1/dead-letters", "positive", STATUS): UNDOCUMENTED_CURSOR_400,
-    ("GET", "/v1/dead-letters", "negative", SCHEMA): SCHEMA_422,
-    ("GET", "/v1/dead-letters", "negative", STATUS): UNDOCUMENTED_CURSOR_400,
-    ("GET", "/readyz", "positive", STATUS): READYZ_503,
-}
+# Findings in services/ not fixed yet, as (method, path, mode, check) -> what and where;
+# each is run as xfail(strict=True), so a fix shows up as a failure to remove it here.
+KNOWN_FAILURES: dict[tuple[str, str, str, str], str] = {}
 # Not run: a 503 is what a readiness probe must answer when the stack is not ready.
 NOT_APPLICABLE = {
     ("GET", "/readyz", "positive", "not_a_server_error"): (
@@ -181,9 +124,7 @@ def _params() -> list[Any]:
                 key = (method, path, mode, check)
                 marks: list[Any] = []
                 if key in KNOWN_FAILURES:
-                    # whether a run draws the failing input can depend on the data present
-                    strict = key not in DATA_DEPENDENT
-                    marks = [pytest.mark.xfail(strict=strict, reason=KNOWN_FAILURES[key])]
+                    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[key])]
                 elif key in NOT_APPLICABLE:
                     marks = [pytest.mark.skip(reason=NOT_APPLICABLE[key])]
                 name = f"{check} {mode} {method} {path}"

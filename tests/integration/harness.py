@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.settings import StackSettings
 from services.stack import create_topics, prepare_database, start_broker, start_child, stop_child
@@ -67,12 +69,14 @@ class Stack:
         )
         return env
 
-    def start_broker(self, *, replay: bool) -> None:
+    def start_broker(self, *, replay: bool) -> int:
+        """Start the broker and create topics; with replay, queue the whole ledger again."""
         self.broker = start_broker(self.broker_port, self.workdir / "broker.log")
         asyncio.run(create_topics(self.settings))
-        asyncio.run(prepare_database(self.settings, replay_ledger=replay))
+        return asyncio.run(prepare_database(self.settings, replay_ledger=replay))
 
     def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more worker; workers share the partitions of the events topic."""
         worker = start_child(
             [sys.executable, "-m", "services.cli", "worker"],
             self.env(),
@@ -150,3 +154,72 @@ class Stack:
                 return time.monotonic() - started
             time.sleep(interval)
         raise AssertionError(f"condition not met within {timeout}s; logs in {self.workdir}")
+
+    def cases(self, hospital_id: str) -> dict[str, dict[str, Any]]:
+        """Every case of a hospital, by case id, through the paginated list."""
+        found: dict[str, dict[str, Any]] = {}
+        cursor = None
+        while True:
+            query = {"limit": "500", **({"cursor": cursor} if cursor else {})}
+            response = httpx.get(
+                f"{self.url}/v1/hospitals/{hospital_id}/cases", params=query, timeout=10
+            )
+            response.raise_for_status()
+            page = response.json()
+            found.update({case["case_id"]: case for case in page["items"]})
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
+
+    def partition_of(self, hospital_id: str, case_id: str) -> int:
+        """The events-topic partition a case's events go to (Kafka's default partitioner)."""
+        partitions = list(range(self.partitions))
+        key = f"{hospital_id}/{case_id}".encode()
+        return int(DefaultPartitioner()(key, partitions, partitions))
+
+    def heartbeats(self, fresh_seconds: float = 4.0) -> dict[int, int]:
+        """Workers that reported in the last seconds: process id -> partitions held."""
+
+        async def read() -> list[Any]:
+            connection = await asyncpg.connect(_asyncpg_dsn(self.database_url))
+            try:
+                return list(
+                    await connection.fetch(
+                        "SELECT worker_id, partitions FROM worker_heartbeats WHERE ready"
+                        " AND updated_at > now() - make_interval(secs => $1)",
+                        fresh_seconds,
+                    )
+                )
+            finally:
+                await connection.close()
+
+        return {
+            int(row["worker_id"].rsplit(":", 1)[1]): row["partitions"]
+            for row in asyncio.run(read())
+        }
+
+    def set_database_available(self, available: bool) -> None:
+        """Make the stack's PostgreSQL database refuse connections (and drop open ones), or not."""
+        name = self.database_url.rsplit("/", 1)[1]
+
+        async def toggle() -> None:
+            connection = await asyncpg.connect(_asyncpg_dsn(self.database_url, database="postgres"))
+            try:
+                await connection.execute(
+                    f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(available).lower()}'
+                )
+                if not available:
+                    await connection.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        name,
+                    )
+            finally:
+                await connection.close()
+
+        asyncio.run(toggle())
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    return dsn if database is None else f"{dsn.rsplit('/', 1)[0]}/{database}"

@@ -16,9 +16,14 @@ from tests.integration.test_pipeline import admitted, line, of_standard
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def stack(postgres_url: str, tmp_path: Path) -> Iterator[Stack]:
-    running = Stack(workdir=tmp_path, database_url=postgres_url)
+@pytest.fixture(params=["postgresql", "sqlite"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """The stack on PostgreSQL (production) and on the SQLite file (the embedded default)."""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'drgwatch.db'}"
+    running = Stack(workdir=tmp_path, database_url=database_url)
     try:
         running.start()
         yield running

@@ -248,10 +248,23 @@ def test_reverses_event_id_is_only_for_credits() -> None:
     assert set(errors_of(charge(reverses_event_id="e-0"))) == {"reverses_event_id"}
 
 
-@pytest.mark.parametrize("bad", ["Stent\x00X", "Ste\x07nt", "St\x1bent", "Sten\x7ft", "a\nb"])
-def test_control_characters_in_item_name_are_refused(bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "Stent\x00X",
+        "Ste\x07nt",
+        "St\x1bent",
+        "Sten\x7ft",
+        "a\nb",
+        "Stent\x85X",  # C1 next line
+        "Stent \u202egnp.exe",  # right-to-left override: displays as 'exe.png'
+        "Sten\u200bt",  # zero-width space
+        "Stent\u2066X\u2069",  # bidi isolate
+    ],
+)
+def test_control_and_invisible_characters_in_item_name_are_refused(bad: str) -> None:
     errors = errors_of(charge(item_name=bad))
-    assert errors == {"item_name": "must not contain control characters"}
+    assert errors == {"item_name": "must not contain control or invisible formatting characters"}
 
 
 def test_a_non_ascii_item_name_is_accepted() -> None:

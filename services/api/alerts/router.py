@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.alerts import service as alert_service
 from services.api.alerts.schemas import AlertList
@@ -21,6 +22,7 @@ LevelList = Annotated[
 ]
 HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 0.2
+UNAVAILABLE_RETRY_SECONDS = 1.0
 
 
 @router.get("/v1/alerts", response_model=AlertList)
@@ -72,14 +74,20 @@ async def stream_alerts(
         yield "retry: 2000\n\n"
         quiet_since = time.monotonic()
         while not await request.is_disconnected():
-            async with sessions() as db_session:
-                batch = await alert_service.alerts_after(
-                    db_session=db_session,
-                    after_seq=cursor,
-                    hospital_id=hospital_id,
-                    department=department,
-                    min_level=min_level,
-                )
+            try:
+                async with sessions() as db_session:
+                    batch = await alert_service.alerts_after(
+                        db_session=db_session,
+                        after_seq=cursor,
+                        hospital_id=hospital_id,
+                        department=department,
+                        min_level=min_level,
+                    )
+            except (SQLAlchemyError, OSError):
+                # the database is away: keep the stream open and try again shortly
+                yield ": database unavailable, retrying\n\n"
+                await asyncio.sleep(UNAVAILABLE_RETRY_SECONDS)
+                continue
             for seq, alert in batch:
                 cursor = seq
                 yield f"id: {seq}\nevent: alert\ndata: {alert.model_dump_json()}\n\n"

@@ -1,0 +1,107 @@
+"""The OpenAPI document as the service really answers.
+
+FastAPI documents only the success response and its own validation error. This adds
+the event contract that POST /v1/events takes, and the errors every operation can
+give, in the one body shape the error handlers produce (`ErrorBody`): 422 naming the
+fields, 400 for a cursor the service did not issue, 404 for an absent (or out of
+scope) resource, 503 with Retry-After when a dependency is down, and 401 where
+production mode asks for a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from services.api.auth import OPEN_PATHS
+from services.casecost.events import EVENT_ADAPTER
+from services.ingest.schemas import FieldError, ItemResult
+
+ERROR_REF = "#/components/schemas/ErrorBody"
+# operations that name one resource in their path, absent -> 404
+NOT_FOUND = {
+    ("get", "/v1/hospitals/{hospital_id}/cases/{case_id}"): "no such case in this hospital",
+    ("post", "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck"): "no such case",
+    ("get", "/v1/drg-catalogues/current/groups/{drg_code}"): "no such group in force",
+}
+NO_DATABASE = {"/healthz"}
+
+
+class ErrorBody(BaseModel):
+    """Every error: what went wrong, and for invalid input each field with its reason."""
+
+    detail: str
+    errors: list[FieldError] = []
+    results: list[ItemResult] | None = None  # POST /v1/events: per event, when a batch fails
+
+
+def _error(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+    }
+    if retry_after:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        }
+    return response
+
+
+def build(app: FastAPI, *, production: bool) -> dict[str, Any]:
+    document = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    event = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    components.update(event.pop("$defs", {}))
+    components["Event"] = event
+    error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(error.pop("$defs", {}))
+    components["ErrorBody"] = error
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    if production:
+        document["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            _document_errors(path, method, operation, production=production)
+    return document
+
+
+def _document_errors(
+    path: str, method: str, operation: dict[str, Any], *, production: bool
+) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    parameters = {parameter["name"] for parameter in operation.get("parameters", [])}
+    if parameters or "requestBody" in operation:
+        described = responses.get("422", {}).get("description")
+        responses["422"] = _error(described or "the request is invalid; each error names its field")
+    if "cursor" in parameters:
+        responses["400"] = _error("cursor: not a cursor this service issued")
+    if (method, path) in NOT_FOUND:
+        responses["404"] = _error(NOT_FOUND[method, path])
+    for status in ("413",):
+        if status in responses:
+            responses[status] = _error(responses[status]["description"])
+    if path == "/readyz":
+        responses["503"] = {
+            "description": "not ready: the body says which check failed",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    elif path not in NO_DATABASE:
+        described = responses.get("503", {}).get("description")
+        responses["503"] = _error(
+            described or "the database is unavailable; retry later", retry_after=True
+        )
+    if production and path not in OPEN_PATHS:
+        responses["401"] = _error("a valid API key is required")
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
