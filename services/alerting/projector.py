@@ -120,12 +120,19 @@ async def write_batch(
     """
     now = datetime.now(UTC)
     alerts = {
-        alert["alert_id"]: alert_row(alert)
+        alert["alert_id"]: alert
         for state in [*earlier_states, *states]
         for alert in state["alerts"]
     }
-    # alert inserts in raise order, so that alert sequence numbers follow time
-    ordered_alerts = sorted(alerts.values(), key=lambda a: (a["raised_at"], a["alert_id"]))
+    # alert inserts in raise order, a case's own in its alert sequence (alerts raised in
+    # one batch share their raise time), so that history and the live stream follow time
+    ordered_alerts = [
+        alert_row(alert)
+        for alert in sorted(
+            alerts.values(),
+            key=lambda a: (a["raised_at"], a["hospital_id"], a["case_id"], a.get("sequence", 0)),
+        )
+    ]
     async with sessions() as db_session:
         if states:
             await db_session.execute(

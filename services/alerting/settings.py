@@ -28,7 +28,7 @@ class WorkerSettings(StackSettings):
     web_enabled: bool = False
     web_port: int = 6066
     reference_poll_seconds: float = Field(default=2.0, gt=0)
-    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_seconds: float = Field(default=1.0, gt=0)
     projector_batch: int = Field(default=2000, ge=1)
     projector_wait_ms: int = Field(default=100, ge=1)
     # how long a case waits for a missing ledger sequence number before applying what

@@ -342,6 +342,8 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         for case_key, state in states.items():
             writes.append(await write_state(case_key, state, partition_of))
         await _wait_delivered(writes)
+        for message in batch:  # offsets up to here may now be committed
+            transport.mark_durable(app, message.message.tp, message.message.offset)
         for case_key, alert in alerts:
             await _send(app, alerts_topic, key=case_key, value=orjson.dumps(alert), partition=None)
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.storage.models import WorkerHeartbeat
 
 router = APIRouter(tags=["health"])
-HEARTBEAT_FRESH = timedelta(seconds=6)  # three missed heartbeats
+HEARTBEAT_FRESH = timedelta(seconds=3)  # three missed heartbeats (one a second)
 
 
 @router.get("/healthz")

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+import orjson
 
 from tests.faults.workload import Posting, Workload
 
@@ -178,3 +179,49 @@ class Driver:
     def _anomaly(self, text: str) -> None:
         with self._lock:
             self.stats.anomalies.append(text)
+
+
+class AlertStreamReader:
+    """A live-alert client: reads the SSE stream, reconnects with Last-Event-ID."""
+
+    def __init__(self, url: str, hospital_id: str) -> None:
+        self.url = url
+        self.hospital_id = hospital_id
+        self.received: list[str] = []  # alert ids, in arrival order
+        self.reconnects = 0
+        self._last_event_id: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="alert-stream")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=40)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            headers = {"Last-Event-ID": self._last_event_id} if self._last_event_id else {}
+            try:
+                with httpx.stream(
+                    "GET",
+                    f"{self.url}/v1/alerts/stream",
+                    params={"hospital_id": self.hospital_id},
+                    headers=headers,
+                    timeout=httpx.Timeout(5.0, read=30.0),
+                ) as response:
+                    event_id = None
+                    for line in response.iter_lines():
+                        if self._stop.is_set():
+                            return
+                        if line.startswith("id: "):
+                            event_id = line[4:]
+                        elif line.startswith("data: ") and event_id is not None:
+                            self.received.append(orjson.loads(line[6:])["alert_id"])
+                            self._last_event_id = event_id
+            except httpx.HTTPError:
+                pass
+            if not self._stop.is_set():
+                self.reconnects += 1
+                time.sleep(0.5)

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.driver import Driver
+from tests.faults.driver import AlertStreamReader, Driver
 from tests.faults.report import report
 from tests.faults.workload import Workload, catalogue_body, generate, recount
 from tests.integration.harness import Stack
@@ -165,8 +165,11 @@ def probe(run: Run) -> float:
     return time.monotonic() - started
 
 
-def finish(run: Run, title: str) -> None:
-    """Wait for the posters and the pipeline, compare with the recount, report figures."""
+def finish(run: Run, title: str, stream: AlertStreamReader | None = None) -> None:
+    """Wait for the posters and the pipeline, compare with the recount, report figures.
+
+    With `stream`, also check that the live stream pushed every alert exactly once.
+    """
     stack, driver = run.stack, run.driver
     driver.join(timeout=600)
     expected_cases, expected_alerts = recount(run.workload)
@@ -259,6 +262,19 @@ def finish(run: Run, title: str) -> None:
         f"alerts differ from the recount: {sum(missing.values())} missing, e.g."
         f" {list(missing)[:3]}; {sum(extra.values())} unexpected, e.g. {list(extra)[:3]}"
     )
+
+    if stream is not None:
+        wanted = {alert["alert_id"] for alert in alerts}
+        try:
+            stack.wait_for(lambda: wanted <= set(stream.received), timeout=60, interval=0.25)
+        finally:
+            stream.stop()
+        pushed = [alert_id for alert_id in stream.received if alert_id in wanted]
+        assert len(pushed) == len(set(pushed)), "the live stream pushed an alert twice"
+        run.figures["live alert stream"] = (
+            f"{len(pushed)} alerts pushed, each exactly once, across"
+            f" {stream.reconnects} reconnects with Last-Event-ID"
+        )
 
     stats = driver.stats
     assert not stats.anomalies, f"answers that contradict the workload: {stats.anomalies[:5]}"
@@ -368,6 +384,8 @@ def test_two_workers_share_partitions_one_is_killed_the_other_takes_over(stack: 
 def test_api_sigkilled_twice_while_events_are_posted(stack: Stack) -> None:
     run = prepare(stack, seed=303)
     rng = random.Random(303)
+    stream = AlertStreamReader(stack.url, run.hospital_id)
+    stream.start()
     run.driver.start()
     kills = []
     for share in sorted(rng.uniform(0.15, 0.8) for _ in range(2)):
@@ -378,16 +396,18 @@ def test_api_sigkilled_twice_while_events_are_posted(stack: Stack) -> None:
         time.sleep(1.0)
         stack.start_api()
         ready = stack.wait_ready()
-        first_failure, recovered = run.driver.stats.outage_after(killed)
-        unanswered = (
-            f"{recovered - first_failure:.1f} s" if first_failure and recovered else "none seen"
+        stack.wait_for(
+            lambda since=killed: run.driver.stats.outage_after(since)[1] is not None, timeout=60
         )
+        first_failure, recovered = run.driver.stats.outage_after(killed)
+        assert first_failure is not None and recovered is not None, "no client met the kill"
         kills.append(
-            f"at {at:.0%} posted: API ready again {time.monotonic() - killed:.1f} s after the"
-            f" kill ({ready:.1f} s after restart); clients went unanswered for {unanswered}"
+            f"at {at:.0%} posted: API ready again {ready + 1.0:.1f} s after the kill;"
+            f" clients went unanswered for {recovered - first_failure:.1f} s, then their"
+            " retries were answered"
         )
     run.figures = {f"API SIGKILL {n}": text for n, text in enumerate(kills, start=1)}
-    finish(run, "3. API process SIGKILLed twice while events are posted, restarted")
+    finish(run, "3. API process SIGKILLed twice while events are posted, restarted", stream)
 
 
 def test_broker_sigkilled_and_the_stack_restarted(stack: Stack) -> None:
@@ -406,9 +426,11 @@ def test_broker_sigkilled_and_the_stack_restarted(stack: Stack) -> None:
         stack.kill(worker)
     restarted = time.monotonic()
     replayed = stack.start_broker(replay=True)
-    stack.start_worker()
+    worker = stack.start_worker()
     stack.start_api()
-    ready = stack.wait_ready()
+    stack.wait_ready()
+    stack.wait_for(lambda: worker.pid in stack.heartbeats(), timeout=120, interval=0.25)
+    ready = time.monotonic() - restarted
     probe(run)
     run.figures = {
         "broker SIGKILL": f"at {at:.0%} posted; {accepted_without_broker} batches answered 202"
@@ -424,6 +446,8 @@ def test_database_unavailable_for_a_while(stack: Stack) -> None:
     run = prepare(stack, seed=305)
     rng = random.Random(305)
     outage = 8.0
+    stream = AlertStreamReader(stack.url, run.hospital_id)
+    stream.start()
     run.driver.start()
     run.driver.wait_for_progress(rng.uniform(0.3, 0.6))
     at = run.driver.progress
@@ -448,4 +472,4 @@ def test_database_unavailable_for_a_while(stack: Stack) -> None:
         "recovery": f"first 202 {first_answer:.1f} s after the database came back; fresh"
         f" events visible {visible:.1f} s after that probe was posted",
     }
-    finish(run, "5. PostgreSQL refuses connections for a while")
+    finish(run, "5. PostgreSQL refuses connections for a while", stream)

@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.settings import StackSettings
@@ -177,7 +179,7 @@ class Stack:
         key = f"{hospital_id}/{case_id}".encode()
         return int(DefaultPartitioner()(key, partitions, partitions))
 
-    def heartbeats(self, fresh_seconds: float = 4.0) -> dict[int, int]:
+    def heartbeats(self, fresh_seconds: float = 3.0) -> dict[int, int]:
         """Workers that reported in the last seconds: process id -> partitions held."""
 
         async def read() -> list[Any]:
@@ -197,6 +199,41 @@ class Stack:
             int(row["worker_id"].rsplit(":", 1)[1]): row["partitions"]
             for row in asyncio.run(read())
         }
+
+    def changelog_history(self, hospital_id: str, case_id: str) -> list[dict[str, Any]]:
+        """Every state of a case the worker wrote to the changelog, oldest first (diagnosis)."""
+        wanted = f"{hospital_id}/{case_id}".encode()
+
+        async def read() -> list[dict[str, Any]]:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=f"127.0.0.1:{self.broker_port}",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            try:
+                topic = self.settings.case_changelog_topic
+                consumer.assign([TopicPartition(topic, p) for p in range(self.partitions)])
+                found: list[dict[str, Any]] = []
+                while batches := await consumer.getmany(timeout_ms=1000):
+                    for tp, records in batches.items():
+                        for record in records:
+                            if record.key == wanted and record.value is not None:
+                                state = orjson.loads(record.value)
+                                found.append(
+                                    {
+                                        "offset": f"{tp.partition}:{record.offset}",
+                                        "events_applied": state["events_applied"],
+                                        "next_sequence": state.get("next_sequence"),
+                                        "held": sorted(int(n) for n in state.get("held", {})),
+                                        "total_cost": state["total_cost"],
+                                    }
+                                )
+                return found
+            finally:
+                await consumer.stop()
+
+        return asyncio.run(read())
 
     def set_database_available(self, available: bool) -> None:
         """Make the stack's PostgreSQL database refuse connections (and drop open ones), or not."""
