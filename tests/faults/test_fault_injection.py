@@ -33,7 +33,7 @@ import pytest
 from tests.faults.driver import AlertStreamReader, Driver
 from tests.faults.report import report
 from tests.faults.workload import Workload, catalogue_body, generate, recount
-from tests.integration.harness import Stack
+from tests.integration.harness import Stack, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -60,12 +60,8 @@ class Run:
 
 @pytest.fixture
 def stack(own_postgres_url: str, tmp_path: Path) -> Iterator[Stack]:
-    running = Stack(workdir=tmp_path, database_url=own_postgres_url)
-    try:
-        running.start()
+    with running_stack(tmp_path, own_postgres_url) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def post_until_answered(stack: Stack, events: list[dict[str, Any]]) -> None:

@@ -146,3 +146,31 @@ async def test_service_survives_the_whole_corpus(api: Api) -> None:
     assert await ledger_count(api) == before + 1
     rows = await api.rows("SELECT event_id FROM ingest_ledger WHERE event_id = 'HOSTILE-OK-1'")
     assert len(rows) == 1
+
+
+async def test_free_text_never_reaches_the_logs(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    """Events are logged by ids only: an item name (free text) appears in no log record."""
+    caplog.set_level("DEBUG")
+    free_text = "Zhang San, diabetic foot, left"
+    event = {
+        "event_id": "LOG-1",
+        "type": "charge",
+        "hospital_id": "H001",
+        "case_id": "C1",
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+        "department": "CARD",
+        "item_code": "DRESS01",
+        "item_name": free_text,
+        "category": "consumable",
+        "quantity": "1",
+        "unit_price": "10.00",
+        "amount": "10.00",
+    }
+    accepted = await api.client.post("/v1/events", json=event)
+    refused = await api.client.post(
+        "/v1/events", json={**event, "event_id": "LOG-2", "amount": "9"}
+    )
+    reused = await api.client.post("/v1/events", json={**event, "quantity": "2", "amount": "20.00"})
+    assert (accepted.status_code, refused.status_code, reused.status_code) == (202, 422, 422)
+    assert caplog.records, "nothing was logged at all: the check would prove nothing"
+    assert free_text not in caplog.text

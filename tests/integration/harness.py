@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +257,17 @@ class Stack:
                 await connection.close()
 
         asyncio.run(toggle())
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, database_url: str) -> Iterator[Stack]:
+    """A started stack (broker, one worker, API), stopped afterwards whatever happens."""
+    stack = Stack(workdir=workdir, database_url=database_url)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 def _asyncpg_dsn(url: str, database: str | None = None) -> str:

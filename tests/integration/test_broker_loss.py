@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import Stack
+from tests.integration.harness import Stack, running_stack
 from tests.integration.test_pipeline import admitted, line, of_standard
 
 pytestmark = pytest.mark.integration
@@ -23,12 +23,8 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         database_url = request.getfixturevalue("postgres_url")
     else:
         database_url = f"sqlite+aiosqlite:///{tmp_path / 'drgwatch.db'}"
-    running = Stack(workdir=tmp_path, database_url=database_url)
-    try:
-        running.start()
+    with running_stack(tmp_path, database_url) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_broker_sigkill_then_restart_replays_every_acknowledged_event_once(stack: Stack) -> None:

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.ingest.publisher import CASE_SEQUENCE_HEADER
-from tests.integration.harness import Stack
+from tests.integration.harness import Stack, running_stack
 
 pytestmark = pytest.mark.integration
 FM15_EMPLOYEE = Decimal("40400.83")  # 3.2973 x 12252.70, the sample catalogue
@@ -26,12 +26,8 @@ FM15_EMPLOYEE = Decimal("40400.83")  # 3.2973 x 12252.70, the sample catalogue
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(workdir=tmp_path_factory.mktemp("stack"), database_url=postgres_url)
-    try:
-        running.start()
+    with running_stack(tmp_path_factory.mktemp("stack"), postgres_url) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def ids() -> tuple[str, str]:
