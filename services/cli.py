@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print("database ready")
         return 0
     if args.command == "topics":
-        from services.stack import create_topics
+        from services.topics import create_topics
 
         asyncio.run(create_topics(StackSettings()))
         print("topics ready")

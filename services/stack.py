@@ -21,14 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from sqlalchemy import update
 
 from services.api.catalogue import service as catalogue_service
 from services.settings import StackSettings
 from services.storage.engine import create_schema, make_engine, session_factory
 from services.storage.models import LedgerEntry
+from services.topics import create_topics
 
 PR_SET_PDEATHSIG = 1
 
@@ -97,24 +96,6 @@ def start_broker(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     )
     wait_for_port(port, 15)
     return process
-
-
-async def create_topics(settings: StackSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        wanted = [
-            NewTopic(settings.events_topic, settings.topic_partitions, settings.topic_replication),
-            NewTopic(settings.alerts_topic, settings.topic_partitions, settings.topic_replication),
-            NewTopic(settings.dead_letter_topic, 1, settings.topic_replication),
-        ]
-        existing = set(await admin.list_topics())
-        missing = [topic for topic in wanted if topic.name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
 
 
 async def prepare_database(

@@ -25,6 +25,7 @@ from services.alerting.settings import WorkerSettings
 from services.ingest.service import dead_letter
 from services.storage.engine import insert_ignoring, upsert
 from services.storage.models import AlertRecord, CaseRecord, WorkerHeartbeat
+from services.topics import create_topics
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,14 @@ async def run(
     settings: WorkerSettings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     """Forever: consume changelog and dead letters, write batches, commit offsets."""
+    while True:
+        try:
+            # before asking for their metadata, which would create them with defaults
+            await create_topics(settings)
+            break
+        except KafkaError as error:
+            log.warning("projector cannot reach the broker yet: %s", error)
+            await asyncio.sleep(1)
     consumer = AIOKafkaConsumer(
         settings.case_changelog_topic,
         settings.dead_letter_topic,

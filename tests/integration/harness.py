@@ -23,7 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.settings import StackSettings
-from services.stack import create_topics, prepare_database, start_broker, start_child, stop_child
+from services.stack import prepare_database, start_broker, start_child, stop_child
+from services.topics import create_topics
 
 
 def free_port() -> int:
