@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import Connection, event, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -44,12 +44,27 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Columns added to existing tables since the first release: (table, column, SQL type).
+# create_all makes missing tables only, so a database from an earlier version gets them
+# here; all are nullable, and rows from before simply have none.
+ADDED_COLUMNS = [("ingest_ledger", "case_seq", "BIGINT")]
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and the reference-version row (idempotent)."""
+    """Create missing tables and columns, and the reference-version row (idempotent)."""
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
+        await connection.run_sync(_add_missing_columns)
         statement = insert_ignoring(engine, ReferenceVersion).values(id=1, version=0)
         await connection.execute(statement)
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    inspector = inspect(connection)
+    for table, column, sql_type in ADDED_COLUMNS:
+        present = {existing["name"] for existing in inspector.get_columns(table)}
+        if column not in present:
+            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def insert_ignoring(engine: AsyncEngine | str, table: Any) -> Insert:
