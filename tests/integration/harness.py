@@ -151,6 +151,11 @@ class Stack:
             if not cursor:
                 return items
 
+    def alerts_in_order(self, **params: str) -> list[dict[str, Any]]:
+        """Alerts oldest first, in the order they were recorded (the API lists newest
+        first; alerts raised by one batch share `raised_at`, so that cannot order them)."""
+        return list(reversed(self.all_alerts(**params)))
+
     def wait_for(self, check: Any, timeout: float = 30, interval: float = 0.1) -> float:
         """Poll until check() is truthy; return the seconds it took."""
         started = time.monotonic()

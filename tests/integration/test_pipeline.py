@@ -118,7 +118,7 @@ def test_levels_escalate_de_escalate_and_resolve_once_each(stack: Stack) -> None
     stack.post([line(h, c, "r2", of_standard("0.91"), item="STENT", kind="credit")])  # none
     stack.wait_for(lambda: len(stack.all_alerts(hospital_id=h)) >= 5)
     time.sleep(0.5)
-    alerts = sorted(stack.all_alerts(hospital_id=h), key=lambda a: a["raised_at"])
+    alerts = stack.alerts_in_order(hospital_id=h)
     assert [(a["previous_level"], a["level"], a["transition"]) for a in alerts] == [
         ("none", "blue", "escalated"),
         ("blue", "yellow", "escalated"),
@@ -287,9 +287,7 @@ def test_new_catalogue_and_thresholds_reprice_open_cases(stack: Stack) -> None:
     )
     assert response.status_code == 200, response.text
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("level") == "red", timeout=20)
-    levels = [
-        a["level"] for a in sorted(stack.all_alerts(hospital_id=h), key=lambda a: a["raised_at"])
-    ]
+    levels = [a["level"] for a in stack.alerts_in_order(hospital_id=h)]
     assert levels == ["yellow", "red"]
 
 
@@ -395,7 +393,7 @@ def test_worker_sigkill_resumes_from_changelog(stack: Stack, tmp_path: Path) -> 
     alerts = stack.all_alerts(hospital_id=h)
     assert len({a["alert_id"] for a in alerts}) == len(alerts)
     per_case: dict[str, list[str]] = {}
-    for alert in sorted(alerts, key=lambda a: a["raised_at"]):
+    for alert in reversed(alerts):  # oldest first
         per_case.setdefault(alert["case_id"], []).append(alert["level"])
     for levels in per_case.values():
         assert all(a != b for a, b in zip(levels, levels[1:], strict=False))
