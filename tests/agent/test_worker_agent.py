@@ -298,3 +298,19 @@ def test_fatal_exits_logging_the_error_type_and_stack_but_not_its_message(
     assert exits == [70]
     assert "ValueError" in caplog.text and "test_worker_agent.py" in caplog.text
     assert "Zhang San" not in caplog.text
+
+
+def test_the_worker_runs_on_the_offset_guarding_consumer(worker: WorkerApp) -> None:
+    # transport.py overrides private parts of Faust's consumer; if an upgrade renamed
+    # them the overrides would silently stop applying, and commits would run ahead again
+    from faust.transport.consumer import Consumer as FaustConsumer
+
+    from services.alerting import transport
+
+    consumer = worker.app.consumer
+    assert isinstance(consumer, transport._Consumer)
+    assert isinstance(consumer._read_offset, transport.ReadOffsets)
+    overridden = ("_filter_committable_offsets", "perform_seek", "on_partitions_revoked")
+    for name in (*overridden, "_should_commit"):
+        assert name in vars(FaustConsumer), f"Faust's consumer no longer has {name}"
+    assert isinstance(consumer._committed_offset, dict)
