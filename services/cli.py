@@ -63,6 +63,26 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seconds", type=float, default=45.0, help="how long the day takes")
     demo.add_argument("--cases", type=int, default=40)
 
+    bench = commands.add_parser(
+        "bench", help="drgwatch's worker against a bare consumer, Quix Streams and plain Faust"
+    )
+    bench.add_argument("--quick", action="store_true", help="a small workload (under a minute)")
+    bench.add_argument("--json", type=Path, help="also write the figures to this file")
+    bench.add_argument("--lines", type=int, help="charge lines (default 200,000; quick 20,000)")
+    bench.add_argument("--cases", type=int, help="cases (default 5,000; quick 1,000)")
+    bench.add_argument("--partitions", type=int, default=8)
+    bench.add_argument(
+        "--only", help="comma-separated contenders: ceiling,quix,naive_faust,drgwatch"
+    )
+    bench.add_argument(
+        "--no-full-path",
+        action="store_true",
+        help="skip the full-path part (HTTP ingest to queryable state, latency, lookups)",
+    )
+    bench.add_argument(
+        "--open-cases", type=int, help="open cases for lookup, memory and restart (100,000)"
+    )
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("DRGWATCH_LOG_LEVEL", "INFO"),
@@ -103,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in export():
             print(path)
         return 0
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "demo":
         from services.demo import run_demo
 
@@ -124,16 +146,49 @@ def _serve_api(host: str, port: int) -> int:
 
 
 def _run_worker() -> int:
-    from faust.worker import Worker
-
     from services.alerting.settings import WorkerSettings
-    from services.alerting.worker import create_worker
+    from services.alerting.worker import create_worker, run
 
-    worker_app = create_worker(WorkerSettings())
-    level = os.environ.get("DRGWATCH_WORKER_LOG_LEVEL", "WARNING")
-    worker = Worker(worker_app.app, worker_app.projector, loglevel=level, quiet=True)
-    worker.execute_from_commandline()
+    run(create_worker(WorkerSettings()), os.environ.get("DRGWATCH_WORKER_LOG_LEVEL", "WARNING"))
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import orjson
+
+    from services.bench.runner import CONTENDERS, Plan, bench, table
+
+    contenders = tuple(args.only.split(",")) if args.only else CONTENDERS
+    unknown = set(contenders) - set(CONTENDERS)
+    if unknown:
+        print(f"drgwatch bench: unknown contenders {sorted(unknown)}", file=sys.stderr)
+        return 2
+    plan = Plan(
+        lines=args.lines or (20_000 if args.quick else 200_000),
+        cases=args.cases or (1_000 if args.quick else 5_000),
+        partitions=args.partitions,
+        contenders=contenders,
+    )
+    result = bench(plan, None)
+    if not args.no_full_path:
+        from services.bench.fullpath import FullPlan, full_path
+
+        full = FullPlan(
+            lines=plan.lines,
+            cases=plan.cases,
+            open_cases=args.open_cases or (10_000 if args.quick else 100_000),
+            latency_seconds=5.0 if args.quick else 20.0,
+            lookup_seconds=5.0 if args.quick else 15.0,
+        )
+        result["full_path"] = full_path(full)
+        result["latency_ms"] = {
+            "ingest_to_alert_on_stream": result["full_path"]["alert_latency"]["latency_ms"],
+            "case_lookup": result["full_path"]["case_lookup"]["latency_ms"],
+        }
+    if args.json:
+        args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(table(result))
+    return 0 if result["correct"] or "drgwatch" not in contenders else 1
 
 
 def _import_catalogue(args: argparse.Namespace) -> int:

@@ -19,12 +19,12 @@ class WorkerSettings(StackSettings):
     # batch_seconds; each changed case is written to the changelog once per batch
     batch_max_events: int = Field(default=1000, ge=1)
     batch_seconds: float = Field(default=0.01, gt=0)
-    # One record per produce batch. tansu (the embedded broker) answers a partition's
-    # end offset with the base offset of its last record batch + 1, so after a batch of
-    # several records it reports an end short of the last ones; Faust recovers a table
-    # only up to that end, and would miss the newest case states after a crash. On an
-    # Apache Kafka cluster, set e.g. 524288 to let records share batches.
-    producer_batch_bytes: int = Field(default=1, ge=1)
+    # Records share produce batches up to this size. tansu (the embedded broker) answers
+    # a partition's end offset with the base offset of its last record batch + 1, and
+    # Faust recovers a table only up to that end; so after each batch the worker closes
+    # every changelog partition it wrote with a one-record batch (a tombstone of
+    # END_MARKER_KEY, see worker.py), which makes the reported end the true one.
+    producer_batch_bytes: int = Field(default=524288, ge=1)
     web_enabled: bool = False
     web_port: int = 6066
     reference_poll_seconds: float = Field(default=2.0, gt=0)

@@ -19,16 +19,27 @@ which it then dropped as already seen. So this consumer
   an event is never committed unapplied;
 - drops nothing as already read: an event delivered twice is refused as a duplicate
   inside the case state, which is cheap; an event dropped is a charge lost.
+
+Events a fetched batch at a time. Faust hands every record to its stream on its own:
+two tasks and an `asyncio.wait` per record in the fetch loop, a queue, an `Event`, the
+acknowledgement bookkeeping; on this machine about 300 microseconds a record, most of a
+plain agent's time. For a topic registered with `deliver_in_batches` the fetch loop
+instead passes each fetched batch, in offset order per partition, to one handler, and
+the topic's commits follow `mark_durable` alone. Every other topic (the changelog
+during table recovery, say) takes Faust's own path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 FETCH_MAX_WAIT_MS = 50
+BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -69,6 +80,10 @@ class DurableOffsets:
         elif offset > following:
             self._ahead[tp].add(offset)
 
+    def following(self, tp: Any) -> int | None:
+        """The first offset of `tp` not yet applied and durable (None: unknown)."""
+        return self._next.get(tp)
+
     def cap(self, tp: Any, offset: int) -> int | None:
         """The highest commit allowed for `offset`; None when nothing may be committed."""
         following = self._next.get(tp)
@@ -101,6 +116,45 @@ class _Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self.durable = DurableOffsets()
         self._read_offset = ReadOffsets(self.app.topics.acks_enabled_for)
+        self.batch_handlers: dict[str, BatchHandler] = _batch_handlers(self.app)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop, handing batch topics' records over a fetch at a time."""
+        handlers = self.batch_handlers
+        if not handlers:
+            await super()._drain_messages(fetcher)
+            return
+        callback = self.callback
+        getmany = self.getmany
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        set_read_offset = self._read_offset.__setitem__
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batches: dict[str, list[Any]] = {}
+                await asyncio.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in getmany(timeout=1.0):
+                        if tp.topic in handlers:
+                            batches.setdefault(tp.topic, []).append(message)
+                            continue
+                        # Faust's own path, as in Consumer._drain_messages
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, message.offset)
+                    self.diag.unset_flag(CONSUMER_FETCHING)
+                for topic, messages in batches.items():
+                    await handlers[topic](messages)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -118,12 +172,25 @@ class _Consumer(faust_aiokafka.Consumer):
         await super().on_partitions_revoked(revoked)
         self.durable.forget(revoked)
 
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[Any]:
+        yield from super()._filter_tps_with_pending_acks(topics)
+        for tp in self.assignment():
+            wanted = topics is None or tp in topics or tp.topic in topics
+            if wanted and tp.topic in self.batch_handlers and tp not in self._acked:
+                yield tp
+
     def _filter_committable_offsets(self, tps: Iterable[Any]) -> dict[Any, int]:
         allowed = {}
-        for tp, offset in super()._filter_committable_offsets(tps).items():
+        batched = [tp for tp in tps if tp.topic in self.batch_handlers]
+        streamed = [tp for tp in tps if tp.topic not in self.batch_handlers]
+        for tp, offset in super()._filter_committable_offsets(streamed).items():
             capped = self.durable.cap(tp, offset)
             if capped is not None and self._should_commit(tp, capped):
                 allowed[tp] = capped
+        for tp in batched:  # no Faust acknowledgements: what is durable is committable
+            following = self.durable.following(tp)
+            if following is not None and self._should_commit(tp, following):
+                allowed[tp] = following
         return allowed
 
 
@@ -134,6 +201,23 @@ class Transport(faust_aiokafka.Transport):
 def install(app: Any) -> None:
     """Use this transport for the app's consumer (before the app starts)."""
     app.transport = Transport(app.conf.broker_consumer, app)
+
+
+def _batch_handlers(app: Any) -> dict[str, BatchHandler]:
+    handlers: dict[str, BatchHandler] = app.__dict__.setdefault("_drgwatch_batch_handlers", {})
+    return handlers
+
+
+def deliver_in_batches(app: Any, topic: Any, handler: BatchHandler) -> None:
+    """Subscribe to `topic` and hand its records to `handler` a fetched batch at a time.
+
+    The handler gets transport messages (key, value, headers, tp, offset) in offset
+    order per partition, and must call `mark_durable` for each one it has applied and
+    made durable; nothing else commits them.
+    """
+    app.topics.add(topic)
+    for name in topic.topics:
+        _batch_handlers(app)[name] = handler
 
 
 def mark_durable(app: Any, tp: Any, offset: int) -> None:

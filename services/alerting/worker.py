@@ -36,6 +36,10 @@ from services.metrics import SEQUENCE_GAPS_RELEASED
 from services.storage.engine import create_schema, make_engine, session_factory
 
 log = logging.getLogger(__name__)
+# A tombstone written alone after each batch's changelog records, per partition: a
+# broker that reports end offsets per record batch (tansu) then reports the true end,
+# and table recovery reads every state. Recovery deletes the key; readers skip it.
+END_MARKER_KEY = b"\x00drgwatch-end"
 REPRICE_TYPE = "_reprice"
 RELEASE_TYPE = "_release"
 Command = Event | Reprice | Release
@@ -115,7 +119,14 @@ def decode(raw: bytes) -> tuple[Command, int]:
 
 def case_sequence(headers: Any) -> int | None:
     """The per-case ledger sequence number ingest put in the message headers, if any."""
-    raw = headers.get(CASE_SEQUENCE_HEADER) if isinstance(headers, dict) else None
+    if isinstance(headers, dict):
+        raw = headers.get(CASE_SEQUENCE_HEADER)
+    else:  # the transport's (name, value) pairs
+        raw = None
+        for name, value in headers or ():
+            if name == CASE_SEQUENCE_HEADER:
+                raw = value
+                break
     if isinstance(raw, bytes) and raw.isdigit():
         return int(raw)
     return None
@@ -136,7 +147,7 @@ def command_message(kind: str, state: dict[str, Any], event_id: str, **extra: An
 
 
 async def _send(
-    app: faust.App, topic: str, *, key: bytes, value: bytes, partition: int | None
+    app: faust.App, topic: str, *, key: bytes, value: bytes | None, partition: int | None
 ) -> Awaitable[Any]:
     """Hand a record to the producer; the result resolves on the broker's acknowledgement.
 
@@ -177,6 +188,7 @@ class Progress:
     """Events the agent has finished with (acknowledged or about to be)."""
 
     applied: int = 0
+    batches: int = 0
 
 
 class ProjectorService(faust.Service):
@@ -257,25 +269,35 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     )
     changelog_topic = cases.changelog_topic.get_topic_name()
 
+    async def on_events(messages: Sequence[Any]) -> None:
+        # Every event is acknowledged (marked durable, hence committable) only after the
+        # changelog record holding its effect, or its dead letter, is on the broker; one
+        # acknowledged write per case per batch replaces a broker round trip per event.
+        try:
+            await apply_batch(messages)
+        except Exception as error:  # noqa: BLE001 - see fatal()
+            fatal(error)
+        progress.applied += len(messages)
+        progress.batches += 1
+
+    # the events arrive a fetched batch at a time, straight from the consumer (see
+    # transport.py); the agent below applies the same way whatever reaches a stream
+    transport.deliver_in_batches(app, events, on_events)
+
     @app.agent(events)
     async def apply_events(stream: faust.StreamT[bytes]) -> None:
-        # Faust acknowledges a batch's events when the next batch is asked for, so every
-        # event is acknowledged only after the changelog record holding its effect (or
-        # its dead letter) is on the broker. Faust's own buffered changelog write could
-        # still be in memory when offsets commit (its flush gives up after 100 ms), and
-        # a SIGKILL then lost a charge; one acknowledged write per case per batch also
-        # replaces a broker round trip per event.
         batches = cast(faust.Stream[bytes], stream).take_events(
             settings.batch_max_events, settings.batch_seconds
         )
         async for batch in batches:
-            try:
-                await apply_batch(batch)
-            except Exception as error:  # noqa: BLE001 - see fatal()
-                fatal(error)
-            progress.applied += len(batch)
+            await on_events([event.message for event in batch])
 
-    async def apply_batch(batch: Sequence[faust.EventT[bytes]]) -> None:
+    async def apply_batch(batch: Sequence[Any]) -> None:
+        """Apply transport messages; the table changes only once the broker holds them.
+
+        If the batch is abandoned half-way (a rebalance cancels it, a send fails) the
+        table is as it was, and the events, not yet acknowledged, are applied again.
+        """
         states: dict[bytes, CaseState] = {}
         partition_of: dict[bytes, int] = {}
         unwritten_alerts: dict[bytes, int] = {}
@@ -288,7 +310,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 event, needs_version = decode(message.value)
             except UnprocessableEvent as error:
                 letter = {
-                    "source": f"{message.message.partition}:{message.message.offset}",
+                    "source": f"{message.partition}:{message.offset}",
                     "reason": str(error),
                     "payload": message.value.decode("utf-8", "replace"),
                 }
@@ -332,32 +354,46 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             if not outcome.changed:
                 continue
             states[case_key] = outcome.state
-            partition_of[case_key] = message.message.partition
+            partition_of[case_key] = message.partition
             if outcome.alerts:
                 unwritten_alerts[case_key] = unwritten_alerts.get(case_key, 0) + 1
                 if unwritten_alerts[case_key] >= MAX_ALERTS_KEPT // 2:
                     # the state keeps only its latest alerts: write it before any drop out
-                    writes.append(await write_state(case_key, outcome.state, partition_of))
+                    writes.append(await send_state(case_key, outcome.state, partition_of))
                     unwritten_alerts[case_key] = 0
-        for case_key, state in states.items():
-            writes.append(await write_state(case_key, state, partition_of))
+        values = {case_key: state.to_dict() for case_key, state in states.items()}
+        for case_key, value in values.items():
+            writes.append(
+                await _send(
+                    app,
+                    changelog_topic,
+                    key=case_key,
+                    value=orjson.dumps(value),  # the table's JSON codec reads it back
+                    partition=partition_of[case_key],
+                )
+            )
         await _wait_delivered(writes)
+        if values:  # each written partition ends with a one-record batch (END_MARKER_KEY)
+            markers = [
+                await _send(app, changelog_topic, key=END_MARKER_KEY, value=None, partition=p)
+                for p in set(partition_of.values())
+            ]
+            await _wait_delivered(markers)
+        cases.data.update(values)
         for message in batch:  # offsets up to here may now be committed
-            transport.mark_durable(app, message.message.tp, message.message.offset)
+            transport.mark_durable(app, message.tp, message.offset)
         for case_key, alert in alerts:
             await _send(app, alerts_topic, key=case_key, value=orjson.dumps(alert), partition=None)
 
-    async def write_state(
+    async def send_state(
         case_key: bytes, state: CaseState, partition_of: dict[bytes, int]
     ) -> Awaitable[Any]:
-        """Store the case locally and send its changelog record (not yet acknowledged)."""
-        value = state.to_dict()
-        cases.data[case_key] = value
+        """Send a case's changelog record now (the table takes it with the batch)."""
         return await _send(
             app,
             changelog_topic,
             key=case_key,
-            value=orjson.dumps(value),  # the table's JSON codec reads it back
+            value=orjson.dumps(state.to_dict()),
             partition=partition_of[case_key],
         )
 
@@ -430,3 +466,15 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         progress=progress,
         projector=ProjectorService(settings, engine, sessions),
     )
+
+
+def run(worker_app: WorkerApp, loglevel: str = "WARNING") -> None:
+    """Run the worker until it is stopped (as `drgwatch worker` does)."""
+    from faust.worker import Worker
+
+    worker = Worker(worker_app.app, worker_app.projector, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG so that it can spin on
+    # every record: every library's debug call on the hot path then builds a record
+    # (about 4% of the worker's time). Logs go to the handlers at `loglevel` only.
+    worker.spinner = None
+    worker.execute_from_commandline()

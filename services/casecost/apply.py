@@ -112,6 +112,11 @@ def receive(
     """
     if sequence is None or sequence < state.next_sequence or isinstance(event, Reprice):
         return apply_event(state, event, price_book, now)
+    if sequence == state.next_sequence and not state.held:  # in order: the usual case
+        state.next_sequence += 1
+        applied = apply_event(state, event, price_book, now)
+        # the sequence moved on even for an event seen before: the state changed
+        return Outcome(state, applied.alerts) if applied.duplicate else applied
     if sequence in state.held:
         return _drained(state, price_book, now, gap_timeout, duplicate_if_idle=True)
     state.held[sequence] = event_to_wire(event)

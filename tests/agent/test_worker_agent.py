@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from services.alerting.settings import WorkerSettings
-from services.alerting.worker import WorkerApp, create_worker, fatal
+from services.alerting.worker import END_MARKER_KEY, WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
 from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
@@ -31,9 +31,9 @@ KEY = b"H1/C1"
 
 class SentRecorder:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
 
-    def on(self, topic: str) -> list[tuple[bytes | None, bytes]]:
+    def on(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
         return [(key, value) for name, key, value in self.sent if name == topic]
 
 
@@ -42,7 +42,7 @@ def sent(worker: WorkerApp, monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
     recorder = SentRecorder()
 
     async def record(
-        topic: str, key: bytes | None, value: bytes, partition: int | None, *_: Any
+        topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
     ) -> asyncio.Future[None]:
         recorder.sent.append((topic, key, value))
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -264,15 +264,20 @@ async def test_a_batch_writes_each_changed_case_once_with_its_final_state(
     await put(agent, admitted_raw())
     before = len(sent.on(changelog))
     charges = [cost_raw(f"c{n}", "10.00", item_code=f"I{n}") for n in range(40)]
-    applied = worker.progress.applied
+    applied, batches_before = worker.progress.applied, worker.progress.batches
     for charge in charges:  # queued together: the agent takes them as one or a few batches
         await agent.test_agent.put(orjson.dumps(charge), key=KEY)
     for _ in range(5000):
         if worker.progress.applied >= applied + len(charges):
             break
         await asyncio.sleep(0.001)
-    records = sent.on(changelog)[before:]
+    written = sent.on(changelog)[before:]
+    records = [(key, value) for key, value in written if key != END_MARKER_KEY]
     assert 1 <= len(records) < len(charges)
+    # each batch closes its partition with a tombstone of its own (tansu's end offsets)
+    assert written[-1] == (END_MARKER_KEY, None)
+    markers = len(written) - len(records)
+    assert markers == worker.progress.batches - batches_before
     last = orjson.loads(records[-1][1])
     assert last["total_cost"] == "400.00" and last["events_applied"] == 41
     # the table holds exactly what the changelog carries

@@ -1,0 +1,1 @@
+"""drgwatch bench: the worker measured against its alternatives on the same workload."""

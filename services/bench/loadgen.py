@@ -1,0 +1,175 @@
+"""The full-path benchmark's load generator, run in a process of its own.
+
+`python -m services.bench.loadgen MODE CONFIG_JSON` against a running drgwatch:
+
+- post: every batch in `batches_file` (JSON lines, one request body each) posted
+  through `POST /v1/events` by `concurrency` clients as fast as they are answered;
+- paced: postings offered at `rate` lines a second for `seconds`, while a live-stream
+  client on `/v1/alerts/stream` notes when each alert arrives; latency is from the 202
+  of the posting that carried the event to its alert arriving;
+- lookup: `GET /v1/hospitals/{h}/cases/{c}` of random cases at `rate` a second.
+
+It writes its figures as JSON to `report`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def post(config: dict[str, Any]) -> dict[str, Any]:
+    bodies = Path(config["batches_file"]).read_bytes().splitlines()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    answers: dict[str, int] = {}
+    first = time.time()
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=config["url"], timeout=30) as http:
+            while not queue.empty():
+                body = queue.get_nowait()
+                while True:
+                    response = await http.post(
+                        "/v1/events", content=body, headers={"content-type": "application/json"}
+                    )
+                    answers[str(response.status_code)] = (
+                        answers.get(str(response.status_code), 0) + 1
+                    )
+                    if response.status_code != 503:
+                        break
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+
+    await asyncio.gather(*(client() for _ in range(config["concurrency"])))
+    return {"first_post_at": first, "last_answer_at": time.time(), "answers": answers}
+
+
+async def paced(config: dict[str, Any]) -> dict[str, Any]:
+    postings: list[list[dict[str, Any]]] = orjson.loads(Path(config["postings_file"]).read_bytes())
+    lines = sum(len(p) for p in postings)
+    interval = len(postings) and config["seconds"] / len(postings)
+    accepted_at: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def listen() -> None:
+        url = f"{config['url']}/v1/alerts/stream"
+        params = {"hospital_id": config["hospital_id"]}
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as http,
+            http.stream("GET", url, params=params) as response,
+        ):
+            ready.set()
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    alert = orjson.loads(line[6:])
+                    arrived.setdefault(alert["event_id"], time.time())
+                if stop.is_set():
+                    return
+
+    async def offer() -> None:
+        await ready.wait()
+        await asyncio.sleep(0.5)  # the stream is connected and polling
+        async with httpx.AsyncClient(base_url=config["url"], timeout=30) as http:
+            started = time.monotonic()
+            sends = []
+            for number, posting in enumerate(postings):
+                due = started + number * interval
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                sends.append(asyncio.create_task(send(http, posting)))
+            await asyncio.gather(*sends)
+
+    async def send(http: httpx.AsyncClient, posting: list[dict[str, Any]]) -> None:
+        response = await http.post("/v1/events", content=orjson.dumps({"events": posting}))
+        if response.status_code == 202:
+            answered = time.time()
+            for event in posting:
+                accepted_at[event["event_id"]] = answered
+
+    ready = asyncio.Event()
+    listener = asyncio.create_task(listen())
+    offered_from = time.time()
+    await offer()
+    offered_for = time.time() - offered_from
+    await asyncio.sleep(config.get("drain_seconds", 3.0))
+    stop.set()
+    listener.cancel()
+    latencies = [
+        (arrived[event_id] - accepted_at[event_id]) * 1000
+        for event_id in arrived
+        if event_id in accepted_at
+    ]
+    return {
+        "lines": lines,
+        "offered_lines_per_s": round(lines / offered_for, 1),
+        "alerts": len(latencies),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 0.50), 1),
+            "p90": round(percentile(latencies, 0.90), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+            "max": round(max(latencies), 1) if latencies else None,
+        },
+    }
+
+
+async def lookup(config: dict[str, Any]) -> dict[str, Any]:
+    rng = random.Random(5)
+    cases: list[str] = config["cases"]
+    timings: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=config["url"], timeout=10, limits=limits) as http:
+
+        async def one(case_id: str) -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            response = await http.get(f"/v1/hospitals/{config['hospital_id']}/cases/{case_id}")
+            timings.append((time.perf_counter() - started) * 1000)
+            errors += response.status_code != 200
+
+        count = int(config["rate"] * config["seconds"])
+        began = time.monotonic()
+        tasks = []
+        for number in range(count):
+            await asyncio.sleep(max(0.0, began + number / config["rate"] - time.monotonic()))
+            tasks.append(asyncio.create_task(one(rng.choice(cases))))
+        await asyncio.gather(*tasks)
+        took = time.monotonic() - began
+    return {
+        "requests": len(timings),
+        "requests_per_s": round(len(timings) / took, 1),
+        "errors": errors,
+        "latency_ms": {
+            "p50": round(percentile(timings, 0.50), 2),
+            "p99": round(percentile(timings, 0.99), 2),
+            "max": round(max(timings), 2),
+        },
+    }
+
+
+MODES = {"post": post, "paced": paced, "lookup": lookup}
+
+
+def main() -> None:
+    mode, config = sys.argv[1], orjson.loads(Path(sys.argv[2]).read_bytes())
+    result = asyncio.run(MODES[mode](config))
+    Path(config["report"]).write_bytes(orjson.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
