@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench.add_argument("--quick", action="store_true", help="a small workload (under a minute)")
     bench.add_argument("--json", type=Path, help="also write the figures to this file")
-    bench.add_argument("--lines", type=int, help="charge lines (default 200,000; quick 20,000)")
-    bench.add_argument("--cases", type=int, help="cases (default 5,000; quick 1,000)")
+    bench.add_argument("--lines", type=int, help="charge lines (default 200,000; quick 10,000)")
+    bench.add_argument("--cases", type=int, help="cases (default 5,000; quick 500)")
     bench.add_argument("--partitions", type=int, default=8)
     bench.add_argument(
         "--only", help="comma-separated contenders: ceiling,quix,naive_faust,drgwatch"
@@ -164,8 +164,8 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"drgwatch bench: unknown contenders {sorted(unknown)}", file=sys.stderr)
         return 2
     plan = Plan(
-        lines=args.lines or (20_000 if args.quick else 200_000),
-        cases=args.cases or (1_000 if args.quick else 5_000),
+        lines=args.lines or (10_000 if args.quick else 200_000),
+        cases=args.cases or (500 if args.quick else 5_000),
         partitions=args.partitions,
         contenders=contenders,
     )
@@ -176,9 +176,10 @@ def _bench(args: argparse.Namespace) -> int:
         full = FullPlan(
             lines=plan.lines,
             cases=plan.cases,
-            open_cases=args.open_cases or (10_000 if args.quick else 100_000),
-            latency_seconds=5.0 if args.quick else 20.0,
-            lookup_seconds=5.0 if args.quick else 15.0,
+            open_cases=args.open_cases or (3_000 if args.quick else 100_000),
+            latency_seconds=3.0 if args.quick else 20.0,
+            lookup_seconds=3.0 if args.quick else 15.0,
+            restart=not args.quick,
         )
         result["full_path"] = full_path(full)
         result["latency_ms"] = {

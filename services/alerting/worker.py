@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import traceback
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -189,6 +190,7 @@ class Progress:
 
     applied: int = 0
     batches: int = 0
+    first_batch_at: float = 0.0  # wall clock, when the first batch arrived
 
 
 class ProjectorService(faust.Service):
@@ -273,6 +275,8 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         # Every event is acknowledged (marked durable, hence committable) only after the
         # changelog record holding its effect, or its dead letter, is on the broker; one
         # acknowledged write per case per batch replaces a broker round trip per event.
+        if not progress.first_batch_at:
+            progress.first_batch_at = time.time()
         try:
             await apply_batch(messages)
         except Exception as error:  # noqa: BLE001 - see fatal()

@@ -48,10 +48,14 @@ class Clock:
         self.count = 0
         self.first_at = 0.0
 
+    def start(self, at: float | None = None) -> None:
+        """The first message was received (before any was processed)."""
+        if not self.first_at:
+            self.first_at = at or time.time()
+
     def tick(self, processed: int = 1) -> bool:
         """Count processed messages; True once all of them are."""
-        if self.count == 0:
-            self.first_at = time.time()
+        self.start()
         self.count += processed
         return self.count >= self.expect
 
@@ -132,6 +136,8 @@ async def ceiling(config: dict[str, Any]) -> None:
         done = False
         while not done:
             batches = await consumer.getmany(timeout_ms=100, max_records=20_000)
+            if batches:
+                clock.start()
             for records in batches.values():
                 for record in records:
                     event = orjson.loads(record.value)
@@ -169,6 +175,7 @@ def naive_faust(config: dict[str, Any]) -> None:
     @app.agent(events)
     async def add(stream: Any) -> None:
         async for event in stream.events():
+            clock.start()
             state = dict(table[event.key])
             moved = fold(state, orjson.loads(event.value), standards)
             table[event.key] = state
@@ -199,6 +206,7 @@ def quix(config: dict[str, Any]) -> None:
     frame = app.dataframe(events)
 
     def step(event: dict[str, Any], state: Any) -> dict[str, Any]:
+        clock.start()
         case = state.get("case", {})
         moved = fold(case, event, standards)
         state.set("case", case)
@@ -250,9 +258,8 @@ def drgwatch(config: dict[str, Any]) -> None:
     progress = worker_app.progress
 
     async def _watch() -> None:
-        if progress.applied and not clock.count:
-            clock.tick(progress.applied)
-            return
+        if progress.first_batch_at:
+            clock.start(progress.first_batch_at)
         if progress.applied > clock.count:
             clock.tick(progress.applied - clock.count)
         if clock.count >= clock.expect:

@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from services.bench import workload as bench_workload
 from services.settings import StackSettings
 from services.storage.engine import make_engine
-from services.storage.models import CaseRecord
+from services.storage.models import CaseRecord, WorkerHeartbeat
 
 REQUEST_EVENTS = 200  # events per POST in the throughput phase
 
@@ -50,6 +50,7 @@ class FullPlan:
     lookup_seconds: float = 15.0
     concurrency: int = 4
     partitions: int = 8
+    restart: bool = True
 
 
 def rss_mb(pid: int) -> float:
@@ -80,6 +81,24 @@ class Database:
                         )
                     ).one()
                     return int(row[0]), int(row[1])
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(query())
+
+    def worker_ready(self, pid: int) -> bool:
+        """Whether the worker process `pid` reports itself ready (holds partitions)."""
+
+        async def query() -> bool:
+            engine = make_engine(self.url)
+            try:
+                async with engine.connect() as connection:
+                    ready = await connection.scalar(
+                        select(WorkerHeartbeat.ready).where(
+                            WorkerHeartbeat.worker_id.endswith(f":{pid}")
+                        )
+                    )
+                    return bool(ready)
             finally:
                 await engine.dispose()
 
@@ -147,7 +166,10 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
     database = Database(settings.resolved_database_url)
     python = sys.executable
     children: list[subprocess.Popen[bytes]] = []
-    result: dict[str, Any] = {"database": settings.resolved_database_url.split(":")[0]}
+    result: dict[str, Any] = {
+        "database": settings.resolved_database_url.split(":")[0],
+        "logs": str(work),
+    }
     try:
         children.append(start_broker(broker_port, work / "broker.log"))
         asyncio.run(create_topics(settings))
@@ -263,13 +285,17 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
         echo(f"  case lookup at {plan.lookup_rate:.0f}/s: {result['case_lookup']['latency_ms']}")
 
         # 4. restart with every case open
+        if not plan.restart:
+            return result
         os.killpg(worker.pid, signal.SIGKILL)
         killed = time.time()
         worker.wait()
         children.remove(worker)
         worker = start_child([python, "-m", "services.cli", "worker"], env, work / "worker.log")
         children.append(worker)
-        wait_ready(url, 300, children)
+        deadline = killed + 300
+        while not database.worker_ready(worker.pid) and time.time() < deadline:
+            time.sleep(0.1)
         ready = time.time() - killed
         probe = {
             "event_id": "restart-probe",
@@ -298,5 +324,4 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
     finally:
         for child in reversed(children):
             stop_child(child)
-    result["logs"] = str(work)
     return result

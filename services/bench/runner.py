@@ -312,7 +312,11 @@ def table(result: dict[str, Any]) -> str:
             f"{full['case_lookup']['requests_per_s']}/s: {full['case_lookup']['latency_ms']} ms",
             f"worker RSS with {full['worker_rss_mb']['open_cases']:,} open cases: "
             f"{full['worker_rss_mb']['rss_mb']} MB",
-            f"worker SIGKILL and restart: ready {full['restart']['ready_s']}s, "
-            f"fresh event visible {full['restart']['fresh_event_visible_s']}s after the kill",
         ]
+        if "restart" in full:
+            rows.append(
+                f"worker SIGKILL and restart with {full['restart']['open_cases']:,} open cases: "
+                f"ready {full['restart']['ready_s']}s, fresh event visible "
+                f"{full['restart']['fresh_event_visible_s']}s after the kill"
+            )
     return "\n".join(rows)

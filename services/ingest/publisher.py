@@ -30,6 +30,26 @@ class EventPublisher:
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self.started = False
+        # ledger seqs the request path published, marked in the ledger by the relay loop
+        # in one statement a pass rather than one transaction a request
+        self.unmarked: list[int] = []
+
+    def note_published(self, seqs: Sequence[int]) -> None:
+        self.unmarked.extend(seqs)
+
+    async def flush_marks(self, sessions: async_sessionmaker[AsyncSession]) -> int:
+        """Mark what the request path published; kept for the next pass if this fails."""
+        seqs, self.unmarked = self.unmarked, []
+        if not seqs:
+            return 0
+        try:
+            async with sessions() as db_session:
+                await mark_published(db_session, seqs)
+                await db_session.commit()
+        except BaseException:
+            self.unmarked[:0] = seqs
+            raise
+        return len(seqs)
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -134,12 +154,18 @@ async def run_relay(
     sessions: async_sessionmaker[AsyncSession],
     publisher: EventPublisher,
     *,
-    interval: float = 1.0,
+    interval: float = 0.5,
     min_age: timedelta = timedelta(seconds=3),
 ) -> None:
-    """Forever: hand the broker what the request path could not (crash, broker down)."""
+    """Forever: hand the broker what the request path could not (crash, broker down).
+
+    Each pass first marks what the request path published (well inside `min_age`, so
+    the relay does not send those again; if marking fails they are sent again, which
+    the worker refuses as duplicates).
+    """
     while True:
         try:
+            await publisher.flush_marks(sessions)
             while await relay_once(sessions, publisher, min_age) == RELAY_BATCH:
                 pass
         except (KafkaError, SQLAlchemyError, OSError) as error:

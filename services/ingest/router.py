@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.deps import PublisherDep, SessionDep
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import PayloadRejected
-from services.ingest.publisher import mark_published
 from services.ingest.schemas import FieldError, IngestResult
 from services.metrics import EVENTS_INGESTED
 
@@ -84,10 +83,9 @@ async def post_events(
             # durable already: if the broker is slow or away, answer now and let the
             # relay publish (a late acknowledgement only means a harmless duplicate)
             done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
-            await mark_published(db_session, done)
-            await db_session.commit()
+            publisher.note_published(done)
         except Exception:  # noqa: BLE001 - durable already; the relay publishes later
-            await db_session.rollback()
+            pass
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
 
 

@@ -1,0 +1,41 @@
+"""`drgwatch bench --quick` as a user runs it: every contender on one embedded broker,
+drgwatch's result checked, the full path measured, the JSON the issue names written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_bench_runs_every_contender_and_checks_drgwatch(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "DRGWATCH_DATABASE_URL": ""}  # the embedded default, SQLite
+    run = subprocess.run(
+        [sys.executable, "-m", "services.cli", "bench", "--quick", "--json", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = orjson.loads(out.read_bytes())
+    contenders = {"ceiling", "quix", "naive_faust", "drgwatch"}
+    assert set(result["lines_per_s"]) == contenders, result["errors"]
+    assert all(rate > 0 for rate in result["lines_per_s"].values())
+    assert set(result["peak_rss_mb"]) == contenders
+    assert result["correct"] is True and result["problems"] == []
+    full = result["full_path"]
+    requests = -(-full["throughput"]["events"] // 200)  # every request answered 202 at last
+    assert full["throughput"]["answers"]["202"] == requests
+    assert set(full["throughput"]["answers"]) <= {"202", "503"}
+    assert full["alert_latency"]["alerts"] > 0
+    assert full["case_lookup"]["errors"] == 0 and full["case_lookup"]["requests"] > 0
+    assert set(result["latency_ms"]) == {"ingest_to_alert_on_stream", "case_lookup"}
+    assert "drgwatch worker" in run.stdout and "exactly correct: True" in run.stdout
