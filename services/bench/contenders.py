@@ -12,7 +12,8 @@ its peak resident memory.
 - naive_faust: a plain Faust agent, one event at a time, the same sum and check in a
   changelog-backed table, level changes sent to a topic;
 - drgwatch: drgwatch's own worker, as `drgwatch worker` runs it (agent, table,
-  projector into the database), its final case states written out for checking.
+  projector into the database), its final case states written out for checking;
+  with `share_file`, one of several workers in one group, reporting its progress.
 """
 
 from __future__ import annotations
@@ -257,11 +258,28 @@ def drgwatch(config: dict[str, Any]) -> None:
     worker_app = create_worker(WorkerSettings())
     progress = worker_app.progress
 
+    share = config.get("share_file")  # one of several workers: report, never finish
+    last_applied_at = 0.0
+
     async def _watch() -> None:
+        nonlocal last_applied_at
         if progress.first_batch_at:
             clock.start(progress.first_batch_at)
         if progress.applied > clock.count:
             clock.tick(progress.applied - clock.count)
+            last_applied_at = time.time()
+        if share:
+            Path(share).write_bytes(
+                orjson.dumps(
+                    {
+                        "applied": progress.applied,
+                        "first_at": progress.first_batch_at,
+                        "last_at": last_applied_at,
+                        "peak_rss_mb": round(peak_rss_mb(), 1),
+                    }
+                )
+            )
+            return
         if clock.count >= clock.expect:
             await worker_app.app.producer.flush()  # the alerts sent after the last batch
             cases = {

@@ -29,12 +29,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.bench import workload as bench_workload
 from services.settings import StackSettings
 
-CONTENDERS = ("ceiling", "quix", "naive_faust", "drgwatch")
+CONTENDERS = ("ceiling", "quix", "naive_faust", "drgwatch", "drgwatch_x2")
 LABELS = {
     "ceiling": "bare aiokafka (decode + sum)",
     "quix": "Quix Streams (stateful sum + check)",
     "naive_faust": "plain Faust agent + table",
     "drgwatch": "drgwatch worker",
+    "drgwatch_x2": "two drgwatch workers, one group",
 }
 
 
@@ -150,6 +151,53 @@ def run_contender(
     )
 
 
+def run_workers(
+    count: int, config: dict[str, Any], env: dict[str, str], timeout: float, work: Path
+) -> Outcome:
+    """Several drgwatch workers in one consumer group; until together they applied all."""
+    shares = [work / f"drgwatch_x{count}-{n}.json" for n in range(count)]
+    processes = []
+    for n, share in enumerate(shares):
+        log = (work / f"drgwatch_x{count}-{n}.log").open("ab")
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.bench.contenders",
+                    "drgwatch",
+                    orjson.dumps({**config, "share_file": str(share)}),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            reports = [orjson.loads(f.read_bytes()) for f in shares if f.exists()]
+            applied = sum(r["applied"] for r in reports)
+            if len(reports) == count and applied >= config["expect"]:
+                first = min(r["first_at"] for r in reports if r["first_at"])
+                last = max(r["last_at"] for r in reports)
+                return Outcome(
+                    f"drgwatch_x{count}",
+                    processed=applied,
+                    seconds=last - first,
+                    peak_rss_mb=max(r["peak_rss_mb"] for r in reports),
+                    report={"per_worker": [r["applied"] for r in reports]},
+                )
+            if any(p.poll() is not None for p in processes):
+                return Outcome(f"drgwatch_x{count}", error=f"a worker exited (logs in {work})")
+            time.sleep(0.05)
+        return Outcome(f"drgwatch_x{count}", error=f"not done within {timeout:.0f}s")
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
 def check_drgwatch(
     outcome: Outcome, expected: dict[str, bench_workload.ExpectedCase], alerts: list[Any]
 ) -> list[str]:
@@ -234,7 +282,15 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
                 "state_dir": str(work / f"{name}-state"),
             }
             echo(f"running {LABELS[name]} ...")
-            outcome = run_contender(name, config, env, plan.timeout, work / f"{name}.log")
+            if name == "drgwatch_x2":  # topics and group of their own, the same workload
+                group = settings.model_copy(update={"topic_prefix": f"{prefix}x2"})
+                asyncio.run(create_topics(group))
+                asyncio.run(produce(bootstrap, group.events_topic, load.messages))
+                config.update(prefix=group.topic_prefix, topic=group.events_topic)
+                env2 = {**env, "DRGWATCH_TOPIC_PREFIX": group.topic_prefix}
+                outcome = run_workers(2, config, env2, plan.timeout, work)
+            else:
+                outcome = run_contender(name, config, env, plan.timeout, work / f"{name}.log")
             outcomes[name] = outcome
             echo(
                 f"  {outcome.per_second:,.0f} messages/s"
@@ -265,6 +321,8 @@ def summarise(
         for peer in ("quix", "naive_faust", "ceiling"):
             if rates.get(peer):
                 ratios[f"drgwatch_vs_{peer}"] = round(rates["drgwatch"] / rates[peer], 3)
+        if rates.get("drgwatch_x2"):
+            ratios["two_workers_vs_one"] = round(rates["drgwatch_x2"] / rates["drgwatch"], 3)
     return {
         "workload": {
             "messages": load.events,
