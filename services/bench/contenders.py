@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from services.bench.workload import level_of
+
 CENT = Decimal("0.01")
 
 
@@ -87,16 +89,6 @@ class Standards:
 
     def of(self, drg_code: str, scheme: str) -> Decimal:
         return (self.weights[drg_code] * self.rates[scheme]).quantize(CENT, ROUND_HALF_UP)
-
-
-def level_of(total: Decimal, standard: Decimal) -> str:
-    if total > standard:
-        return "red"
-    if total >= Decimal("0.95") * standard:
-        return "yellow"
-    if total >= Decimal("0.90") * standard:
-        return "blue"
-    return "none"
 
 
 def fold(state: dict[str, Any], event: dict[str, Any], standards: Standards) -> str | None:
@@ -269,16 +261,14 @@ def drgwatch(config: dict[str, Any]) -> None:
             clock.tick(progress.applied - clock.count)
             last_applied_at = time.time()
         if share:
-            Path(share).write_bytes(
-                orjson.dumps(
-                    {
-                        "applied": progress.applied,
-                        "first_at": progress.first_batch_at,
-                        "last_at": last_applied_at,
-                        "peak_rss_mb": round(peak_rss_mb(), 1),
-                    }
-                )
-            )
+            report = {
+                "applied": progress.applied,
+                "first_at": progress.first_batch_at,
+                "last_at": last_applied_at,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+            Path(f"{share}.new").write_bytes(orjson.dumps(report))
+            os.replace(f"{share}.new", share)  # the reader never sees half a report
             return
         if clock.count >= clock.expect:
             await worker_app.app.producer.flush()  # the alerts sent after the last batch

@@ -245,14 +245,15 @@ def expected(workload: Workload) -> dict[str, ExpectedCase]:
         standard = (weight_of[drg_of[key]] * base_rates[scheme_of[key]]).quantize(
             CENT, ROUND_HALF_UP
         )
-        level = _level(case.total, standard)
+        level = level_of(case.total, standard)
         if level != case.level:
             case.transitions.append((case.level, level))
             case.level = level
     return cases
 
 
-def _level(total: Decimal, standard: Decimal) -> str:
+def level_of(total: Decimal, standard: Decimal) -> str:
+    """The level by the documented default thresholds, compared exactly."""
     if total > standard:
         return "red"
     if total >= Decimal("0.95") * standard:
