@@ -193,6 +193,9 @@ def quix(config: dict[str, Any]) -> None:
         auto_offset_reset="earliest",
         state_dir=config["state_dir"],
         loglevel="WARNING",
+        # short group timeouts, as the other contenders have: with librdkafka's
+        # defaults the first group join on tansu waits out a long rebalance timeout
+        consumer_extra_config={"session.timeout.ms": 6000, "max.poll.interval.ms": 10000},
     )
     events = app.topic(config["topic"], key_deserializer="bytes", value_deserializer="json")
     levels = app.topic(f"{config['prefix']}-quix-levels", value_serializer="json")
