@@ -432,3 +432,33 @@ def test_events_delivered_out_of_ledger_order_are_applied_in_ledger_order(stack:
     alerts = list(reversed(stack.all_alerts(hospital_id=h)))  # history is newest first
     # in arrival order it would have been one alert, straight to red, raised by "yellow"
     assert [(a["level"], a["event_id"]) for a in alerts] == [("yellow", "yellow"), ("red", "red")]
+
+
+def test_the_worker_commits_what_it_applied(stack: Stack) -> None:
+    # Events reach the worker a batch at a time outside Faust's acknowledgements; their
+    # offsets must still be committed, or every restart would re-read the whole topic.
+    h = f"H{uuid.uuid4().hex[:6]}"
+    cases = [f"C{n}" for n in range(40)]  # spread over every partition
+    for c in cases:  # one request each: one produce batch each, so tansu's ends are exact
+        stack.post([admitted(h, c, f"{c}-a")])
+    stack.wait_for(lambda: all(stack.case(h, c) for c in cases), timeout=30)
+
+    async def lag() -> dict[int, int]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        # a consumer of the worker's group that never joins it: it only reads offsets
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=f"127.0.0.1:{stack.broker_port}",
+            group_id=stack.settings.worker_app_id,
+            enable_auto_commit=False,
+        )
+        await reader.start()
+        try:
+            tps = [TopicPartition(stack.settings.events_topic, p) for p in range(stack.partitions)]
+            ends = await reader.end_offsets(tps)
+            return {tp.partition: ends[tp] - ((await reader.committed(tp)) or 0) for tp in tps}
+        finally:
+            await reader.stop()
+
+    stack.wait_for(lambda: not any(asyncio.run(lag()).values()), 20, 0.5)
+    assert asyncio.run(lag()) == dict.fromkeys(range(stack.partitions), 0)
