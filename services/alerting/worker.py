@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, cast
@@ -212,7 +212,8 @@ class ProjectorService(faust.Service):
 @dataclass(frozen=True)
 class WorkerApp:
     app: faust.App
-    agent: Any
+    agent: Any  # for records that reach a Faust stream
+    deliver: Callable[[Sequence[Any]], Awaitable[None]]  # the consumer's batches
     cases: Any
     reference: ReferenceData
     progress: Progress
@@ -465,6 +466,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     return WorkerApp(
         app=app,
         agent=apply_events,
+        deliver=on_events,
         cases=cases,
         reference=reference,
         progress=progress,

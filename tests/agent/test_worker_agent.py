@@ -1,6 +1,7 @@
-"""The real Faust agent, run with `agent.test_context()`: no broker, no database.
+"""The worker's event handling, no broker, no database: fed as the consumer feeds it (a
+fetched batch at a time) and through the Faust agent with `agent.test_context()`.
 
-test_context feeds the agent from an in-memory channel. The agent hands its changelog,
+test_context feeds the agent from an in-memory channel. Either way the worker hands its changelog,
 alert and dead-letter records to the app's producer, which would connect to Kafka, so
 the producer's `send` is replaced by a recorder that acknowledges at once. The
 database is only used by the worker's tasks and timers, which test_context does not
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 
 import orjson
 import pytest
+from faust.types import TP
 
 from services.alerting.settings import WorkerSettings
 from services.alerting.worker import END_MARKER_KEY, WorkerApp, create_worker, fatal
@@ -72,30 +74,65 @@ def worker(settings: WorkerSettings) -> WorkerApp:
 
 
 @dataclass
+class TransportMessage:
+    """What the consumer's fetch loop hands the worker (see transport.deliver_in_batches)."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    offset: int
+    partition: int = 0
+
+    @property
+    def tp(self) -> TP:
+        return TP("events", self.partition)
+
+
+@dataclass
 class Feeder:
-    test_agent: Any
+    """Feeds the worker as the consumer does (batches), or through Faust's stream."""
+
     worker: WorkerApp
+    test_agent: Any = None  # None: the consumer's batches
+    offset: int = 0
+
+    async def put_many(self, messages: list[tuple[bytes, bytes, int | None]]) -> None:
+        before = self.worker.progress.applied
+        if self.test_agent is None:
+            batch = []
+            for key, value, case_seq in messages:
+                headers = [(CASE_SEQUENCE_HEADER, str(case_seq).encode())] if case_seq else []
+                batch.append(TransportMessage(key, value, headers, self.offset))
+                self.offset += 1
+            await self.worker.deliver(batch)
+        else:
+            for key, value, case_seq in messages:
+                headers = {CASE_SEQUENCE_HEADER: str(case_seq).encode()} if case_seq else None
+                await self.test_agent.put(value, key=key, headers=headers)
+        for _ in range(5000):
+            if self.worker.progress.applied >= before + len(messages):
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("the worker did not apply the messages")
 
 
-@pytest.fixture
-async def agent(worker: WorkerApp, sent: SentRecorder) -> AsyncIterator[Feeder]:
+@pytest.fixture(params=["consumer batches", "faust stream"])
+async def agent(
+    request: pytest.FixtureRequest, worker: WorkerApp, sent: SentRecorder
+) -> AsyncIterator[Feeder]:
+    if request.param == "consumer batches":
+        yield Feeder(worker)
+        return
     async with worker.agent.test_context() as test_agent:
-        yield Feeder(test_agent, worker)
+        yield Feeder(worker, test_agent)
 
 
 async def put(
     agent: Feeder, event: dict[str, Any] | bytes, key: bytes = KEY, case_seq: int | None = None
 ) -> None:
-    """Put one message on the agent's channel and wait until its batch is applied."""
+    """Hand the worker one message and wait until it is applied."""
     value = event if isinstance(event, bytes) else orjson.dumps(event)
-    headers = {CASE_SEQUENCE_HEADER: str(case_seq).encode()} if case_seq is not None else None
-    before = agent.worker.progress.applied
-    await agent.test_agent.put(value, key=key, headers=headers)
-    for _ in range(5000):
-        if agent.worker.progress.applied > before:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("the agent did not apply the message")
+    await agent.put_many([(key, value, case_seq)])
 
 
 def case(worker: WorkerApp, key: bytes = KEY) -> dict[str, Any]:
@@ -264,13 +301,9 @@ async def test_a_batch_writes_each_changed_case_once_with_its_final_state(
     await put(agent, admitted_raw())
     before = len(sent.on(changelog))
     charges = [cost_raw(f"c{n}", "10.00", item_code=f"I{n}") for n in range(40)]
-    applied, batches_before = worker.progress.applied, worker.progress.batches
-    for charge in charges:  # queued together: the agent takes them as one or a few batches
-        await agent.test_agent.put(orjson.dumps(charge), key=KEY)
-    for _ in range(5000):
-        if worker.progress.applied >= applied + len(charges):
-            break
-        await asyncio.sleep(0.001)
+    batches_before = worker.progress.batches
+    # queued together: taken as one batch (consumer) or one or a few (Faust's stream)
+    await agent.put_many([(KEY, orjson.dumps(charge), None) for charge in charges])
     written = sent.on(changelog)[before:]
     records = [(key, value) for key, value in written if key != END_MARKER_KEY]
     assert 1 <= len(records) < len(charges)
