@@ -242,3 +242,33 @@ class WorkerHeartbeat(Base):
     ready: Mapped[bool] = mapped_column(Boolean)
     partitions: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Identity(Base):
+    """Someone (or some system) that calls the API, with a role and a scope."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    # hospital ids, or ["*"] for every hospital (a provincial insurance office, an admin)
+    hospitals: Mapped[list[str]] = mapped_column(JSON)
+    # department codes (department heads only; empty for every other role)
+    departments: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ApiKeyRecord(Base):
+    """An API key of an identity; only the SHA-256 digest of the key is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    identity_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
