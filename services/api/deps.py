@@ -1,13 +1,15 @@
-"""Request-scoped dependencies: the database session (committed at the edge)."""
+"""Request-scoped dependencies: the database session (committed at the edge) and the caller."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.access.principal import LOCAL_ADMIN, Permission, Principal
+from services.api.exceptions import Forbidden
 from services.ingest.publisher import EventPublisher
 
 
@@ -21,5 +23,24 @@ def get_publisher(request: Request) -> EventPublisher:
     return publisher
 
 
+def get_principal(request: Request) -> Principal:
+    """The caller, as the authentication middleware resolved it (embedded: local admin)."""
+    principal: Principal = getattr(request.state, "principal", LOCAL_ADMIN)
+    return principal
+
+
+def require(permission: Permission) -> Callable[[Request], Principal]:
+    """A dependency: the caller, if their role grants `permission`; 403 otherwise."""
+
+    def caller_with(request: Request) -> Principal:
+        principal = get_principal(request)
+        if not principal.may(permission):
+            raise Forbidden(f"the role {principal.role} may not do this ({permission})")
+        return principal
+
+    return caller_with
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

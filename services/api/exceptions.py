@@ -1,6 +1,7 @@
 """Errors of the API service; each maps to one HTTP status in one handler (app.py).
 
 DrgwatchApiError
+ ├── Forbidden           403: the caller's role does not allow this action
  ├── NotFound            404: absent, or outside the caller's scope
  ├── Conflict            409
  └── Unavailable         503: a dependency (database, broker) is down; retry later
@@ -15,6 +16,10 @@ class DrgwatchApiError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Forbidden(DrgwatchApiError):
+    status_code = 403
 
 
 class NotFound(DrgwatchApiError):
