@@ -28,6 +28,24 @@ class StackSettings(BaseSettings):
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=5)
     api_keys: str = ""  # comma-separated; required in production mode
+    # webhooks (live push): the dispatcher runs inside each API process; see
+    # services/api/subscriptions/dispatcher.py for how these interact
+    webhooks: bool = True
+    webhook_poll_seconds: float = Field(default=0.25, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # a claimed delivery is another process's to retry only after this (> the timeout)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    # backoff: full jitter over base x 2^(attempt-1), capped; with the defaults the
+    # 15 attempts of one delivery span up to 8 hours, about 4 on average
+    webhook_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    # a Retry-After further out than this is not waited for (the backoff cap applies)
+    webhook_retry_after_max_seconds: float = Field(default=86400.0, gt=0)
+    # consecutive deliveries that exhaust their attempts before the subscription is disabled
+    webhook_disable_after_failures: int = Field(default=3, ge=1)
+    webhook_digest_seconds: float = Field(default=3600.0, gt=0)
 
     @property
     def api_key_list(self) -> list[str]:

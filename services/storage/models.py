@@ -272,3 +272,91 @@ class ApiKeyRecord(Base):
     key_digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class WebhookSubscription(Base):
+    """An endpoint that receives alerts (issue 5, live push), owned by an identity.
+
+    The owner's scope is re-read from `identities` at every fan-out, so a narrowed or
+    disabled identity stops receiving; the embedded local admin ("local") has no row.
+    """
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_owner", "identity_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    identity_id: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(Text)
+    # the whsec_ secret itself (it is needed to sign every message)
+    secret: Mapped[str] = mapped_column(String(80))
+    format: Mapped[str] = mapped_column(String(16))  # standard | wecom | dingtalk
+    # filters, always intersected with the owner's scope; empty means "all in scope"
+    hospitals: Mapped[list[str]] = mapped_column(JSON)
+    departments: Mapped[list[str]] = mapped_column(JSON)
+    min_level: Mapped[str] = mapped_column(String(16))
+    blue_digest: Mapped[bool] = mapped_column(Boolean)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # the fan-out cursor: alerts up to this sequence have been considered
+    after_seq: Mapped[int] = mapped_column(BigId)
+    # when the blue digest gathering now closes (None: nothing gathered)
+    digest_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebhookDelivery(Base):
+    """The outbox: one message to one subscription, resent with the same id and bytes."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_subscription", "subscription_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # the webhook-id header: deterministic per subscription and alert
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    subscription_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # alert | digest | test
+    alert_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: the answer's status, or the error class."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_seq", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_seq: Mapped[int] = mapped_column(
+        BigId, ForeignKey("webhook_deliveries.seq", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookDigestEntry(Base):
+    """A blue alert gathered for a subscription's next digest message."""
+
+    __tablename__ = "webhook_digest_entries"
+
+    subscription_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    alert_seq: Mapped[int] = mapped_column(BigId, primary_key=True)

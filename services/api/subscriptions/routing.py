@@ -1,0 +1,110 @@
+"""Who gets which alert, and when to try again: pure functions over plain values.
+
+Routing follows DESIGN.md: blue to the department head; yellow and red also to the
+insurance office. An alert's severity is the higher of its level and previous level,
+so a de-escalation or resolution reaches whoever was told of the escalation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+from services.api.access.principal import Principal, Role
+from services.casecost.pricing import LEVEL_RANK
+
+MinLevel = Literal["blue", "yellow", "red"]
+DEFAULT_MIN_LEVEL: dict[Role, MinLevel] = {
+    "department_head": "blue",
+    "insurance_office": "yellow",
+    "hospital_system": "blue",
+    "admin": "blue",
+}
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What routing needs to know of an alert."""
+
+    alert_id: str
+    hospital_id: str
+    department: str | None
+    level: str
+    previous_level: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """A subscription's filters, as stored."""
+
+    hospitals: frozenset[str]
+    departments: frozenset[str]
+    min_level: str
+    blue_digest: bool
+
+
+def severity(alert: AlertFacts) -> str:
+    """The higher of the alert's level and its previous level."""
+    return max(alert.level, alert.previous_level, key=lambda level: LEVEL_RANK[level])
+
+
+def is_deliverable(alert: AlertFacts, route: Route, owner: Principal) -> bool:
+    """The one place that decides whether a subscription is sent an alert.
+
+    The owner must be able to read it, it must pass the subscription's filters, and
+    its severity must reach the subscription's minimum level.
+    """
+    if not owner.sees_department(alert.hospital_id, alert.department):
+        return False
+    if route.hospitals and alert.hospital_id not in route.hospitals:
+        return False
+    if route.departments and alert.department not in route.departments:
+        return False
+    return LEVEL_RANK[severity(alert)] >= LEVEL_RANK[route.min_level]
+
+
+def goes_to_digest(alert: AlertFacts, route: Route) -> bool:
+    """Blue-severity alerts of a digest subscription are gathered, not sent one by one."""
+    return route.blue_digest and severity(alert) == "blue"
+
+
+def delivery_id(subscription_id: str, alert_id: str) -> str:
+    """The webhook-id of an alert's message to a subscription: the same on every fan-out."""
+    digest = hashlib.sha256(f"{subscription_id}/{alert_id}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def digest_delivery_id(subscription_id: str, alert_seqs: list[int]) -> str:
+    digest = hashlib.sha256(
+        f"{subscription_id}/digest/{min(alert_seqs)}-{max(alert_seqs)}-{len(alert_seqs)}".encode()
+    ).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def backoff_seconds(
+    attempts: int, *, base: float, cap: float, rng: random.Random | None = None
+) -> float:
+    """Full jitter: uniform in [0, min(cap, base x 2^(attempts-1))], after `attempts` tries."""
+    ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
+    return (rng or random).uniform(0, ceiling)
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max((moment - now) / timedelta(seconds=1), 0.0)
