@@ -84,8 +84,9 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
         await connection.execute(
             text(
                 "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts, drg_groups,"
-                " drg_catalogues, alert_thresholds, worker_heartbeats, webhook_subscriptions,"
-                " webhook_deliveries, webhook_attempts, webhook_digest_entries"
+                " drg_catalogues, alert_thresholds, worker_heartbeats, identities, api_keys,"
+                " webhook_subscriptions, webhook_deliveries, webhook_attempts,"
+                " webhook_digest_entries"
                 " RESTART IDENTITY CASCADE"
             )
         )
