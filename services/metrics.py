@@ -17,3 +17,11 @@ SEQUENCE_GAPS_RELEASED = Counter(
 INGEST_UNAVAILABLE = Counter(
     "drgwatch_ingest_unavailable_total", "Submissions answered 503 because the ledger was down"
 )
+WEBHOOK_DELIVERIES = Counter(
+    "drgwatch_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retrying, failed, gone)",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "drgwatch_webhook_attempt_seconds", "Duration of one webhook POST, until its answer"
+)

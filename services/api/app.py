@@ -27,6 +27,8 @@ from services.api.catalogue.router import router as catalogue_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.exceptions import DrgwatchApiError, Unavailable
 from services.api.health import router as health_router
+from services.api.subscriptions.dispatcher import Dispatcher, DispatchSettings
+from services.api.subscriptions.router import router as subscriptions_router
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.publisher import EventPublisher, run_relay
 from services.ingest.router import router as ingest_router
@@ -52,6 +54,11 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         if connect_broker:
             await _start_publisher(publisher)
             relay = asyncio.create_task(run_relay(sessions, publisher))
+        dispatcher: Dispatcher | None = None
+        dispatching: asyncio.Task[None] | None = None
+        if settings.webhooks:
+            dispatcher = Dispatcher(engine, sessions, DispatchSettings.of(settings))
+            dispatching = asyncio.create_task(dispatcher.run())
         if settings.mode == "embedded":
             log.warning(
                 "embedded mode: requests without a key act as the local admin;"
@@ -60,6 +67,8 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         try:
             yield
         finally:
+            if dispatcher is not None and dispatching is not None:
+                await dispatcher.stop(dispatching)
             if relay is not None:
                 relay.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -82,6 +91,7 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         cases_router,
         precheck_router,
         alerts_router,
+        subscriptions_router,
         catalogue_router,
         dead_letters_router,
         health_router,

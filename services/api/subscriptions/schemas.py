@@ -13,8 +13,6 @@ from services.api.subscriptions.routing import MinLevel
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-
-
 class SubscriptionIn(BaseModel):
     url: str = Field(max_length=2000, description="http(s) endpoint; https in production")
     format: Format = "standard"

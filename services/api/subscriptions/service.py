@@ -50,10 +50,10 @@ def to_out(record: WebhookSubscription) -> SubscriptionOut:
         id=record.id,
         owner_identity_id=record.identity_id,
         url=record.url,
-        format=record.format,  # type: ignore[arg-type]
+        format=record.format,
         hospitals=record.hospitals,
         departments=record.departments,
-        min_level=record.min_level,  # type: ignore[arg-type]
+        min_level=record.min_level,
         blue_digest=record.blue_digest,
         enabled=record.enabled,
         disabled_reason=record.disabled_reason,
@@ -286,9 +286,9 @@ def delivery_out(delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> D
     return DeliveryOut(
         id=delivery.id,
         subscription_id=delivery.subscription_id,
-        kind=delivery.kind,  # type: ignore[arg-type]
+        kind=delivery.kind,
         alert_id=delivery.alert_id,
-        status=delivery.status,  # type: ignore[arg-type]
+        status=delivery.status,
         attempts=delivery.attempts,
         next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
         last_status_code=delivery.last_status_code,

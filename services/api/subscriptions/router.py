@@ -1,0 +1,154 @@
+"""Webhook subscriptions: manage them, send a test message, see and retry deliveries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.api.access.principal import Principal
+from services.api.deps import SessionDep, require
+from services.api.subscriptions import service as subscription_service
+from services.api.subscriptions.schemas import (
+    DeliveryList,
+    DeliveryOut,
+    SubscriptionCreated,
+    SubscriptionIn,
+    SubscriptionList,
+    SubscriptionOut,
+    SubscriptionPatch,
+)
+
+router = APIRouter(tags=["subscriptions"])
+Manager = Annotated[Principal, Depends(require("subscriptions:manage"))]
+
+
+def _production(request: Request) -> bool:
+    return bool(request.app.state.settings.mode == "production")
+
+
+@router.post("/v1/subscriptions", status_code=201, response_model=SubscriptionCreated)
+async def create_subscription(
+    subscription_in: SubscriptionIn, request: Request, caller: Manager, db_session: SessionDep
+) -> SubscriptionCreated:
+    """Subscribe an endpoint to alerts; the answer holds the signing secret, once."""
+    created = await subscription_service.create(
+        db_session=db_session,
+        owner=caller,
+        subscription_in=subscription_in,
+        production=_production(request),
+        now=datetime.now(UTC),
+    )
+    await db_session.commit()
+    return created
+
+
+@router.get("/v1/subscriptions", response_model=SubscriptionList)
+async def list_subscriptions(
+    caller: Manager,
+    db_session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> SubscriptionList:
+    """The caller's subscriptions (every one, for an admin)."""
+    return await subscription_service.list_subscriptions(
+        db_session=db_session, owner=caller, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+async def get_subscription(
+    subscription_id: str, caller: Manager, db_session: SessionDep
+) -> SubscriptionOut:
+    record = await subscription_service.get(
+        db_session=db_session, owner=caller, subscription_id=subscription_id
+    )
+    return subscription_service.to_out(record)
+
+
+@router.patch("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+async def update_subscription(
+    subscription_id: str,
+    patch: SubscriptionPatch,
+    request: Request,
+    caller: Manager,
+    db_session: SessionDep,
+) -> SubscriptionOut:
+    """Change filters, format or URL; `"enabled": true` re-enables and resets failures."""
+    updated = await subscription_service.update(
+        db_session=db_session,
+        owner=caller,
+        subscription_id=subscription_id,
+        patch=patch,
+        production=_production(request),
+        now=datetime.now(UTC),
+    )
+    await db_session.commit()
+    return updated
+
+
+@router.delete("/v1/subscriptions/{subscription_id}", status_code=204)
+async def delete_subscription(
+    subscription_id: str, caller: Manager, db_session: SessionDep
+) -> Response:
+    await subscription_service.delete(
+        db_session=db_session, owner=caller, subscription_id=subscription_id
+    )
+    await db_session.commit()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/subscriptions/{subscription_id}/test", status_code=202, response_model=DeliveryOut
+)
+async def send_test(subscription_id: str, caller: Manager, db_session: SessionDep) -> DeliveryOut:
+    """Queue a signed test message (one attempt; see it under the deliveries)."""
+    delivery = await subscription_service.enqueue_test(
+        db_session=db_session,
+        owner=caller,
+        subscription_id=subscription_id,
+        now=datetime.now(UTC),
+    )
+    await db_session.commit()
+    return delivery
+
+
+@router.get("/v1/subscriptions/{subscription_id}/deliveries", response_model=DeliveryList)
+async def list_deliveries(
+    subscription_id: str,
+    caller: Manager,
+    db_session: SessionDep,
+    status: Literal["pending", "delivered", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> DeliveryList:
+    """Deliveries, newest first, each with its attempts."""
+    return await subscription_service.list_deliveries(
+        db_session=db_session,
+        owner=caller,
+        subscription_id=subscription_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.post(
+    "/v1/subscriptions/{subscription_id}/deliveries/{delivery_id}/retry",
+    status_code=202,
+    response_model=DeliveryOut,
+)
+async def retry_delivery(
+    subscription_id: str, delivery_id: str, caller: Manager, db_session: SessionDep
+) -> DeliveryOut:
+    """Send a delivered or failed message again: same webhook-id, same bytes."""
+    delivery = await subscription_service.retry_delivery(
+        db_session=db_session,
+        owner=caller,
+        subscription_id=subscription_id,
+        delivery_id=delivery_id,
+        now=datetime.now(UTC),
+    )
+    await db_session.commit()
+    return delivery
