@@ -1,0 +1,221 @@
+"""Who receives what: role defaults, filters, the owner's scope, the blue digest, the
+work-chat robot formats, ownership of subscriptions. Real receiver, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.api.webhooks import (
+    Hooks,
+    Receiver,
+    raise_alert,
+    running_app,
+    running_receiver,
+    settings_for,
+    settled,
+    until,
+)
+
+
+@pytest.fixture
+async def hooks(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Hooks]:
+    async with (
+        running_receiver() as receiver,
+        running_app(settings_for(postgres_url), receiver) as app,
+    ):
+        yield app
+        assert receiver.unverified == [], "every request must carry a valid signature"
+
+
+def alert_ids(receiver: Receiver, endpoint: str) -> list[str]:
+    return [r.payload["data"]["alert_id"] for r in receiver.got(endpoint)]
+
+
+async def test_routing_follows_roles_filters_and_the_owners_scope(hooks: Hooks) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    office = await hooks.identity("insurance_office", ["H001"], [])
+    head_sub = await hooks.subscribe("head", head)
+    office_sub = await hooks.subscribe("office", office)
+    narrow_sub = await hooks.subscribe("narrow", office, departments=["SURG"], min_level="red")
+    assert head_sub["min_level"] == "blue"
+    assert office_sub["min_level"] == "yellow"
+
+    card_blue = await raise_alert(hooks.sessions, level="blue", previous_level="none")
+    surg_red = await raise_alert(hooks.sessions, department="SURG", case_id="C2")
+    # a resolution after yellow: severity yellow, so the office hears of it too
+    card_resolved = await raise_alert(
+        hooks.sessions, level="none", previous_level="yellow", transition="resolved", case_id="C3"
+    )
+    other_hospital = await raise_alert(hooks.sessions, hospital_id="H002")
+    surg_yellow = await raise_alert(
+        hooks.sessions, department="SURG", level="yellow", previous_level="blue", case_id="C4"
+    )
+    sentinel = await raise_alert(hooks.sessions, case_id="C9")
+
+    await until(
+        lambda: (
+            sentinel in alert_ids(hooks.receiver, "head")
+            and sentinel in alert_ids(hooks.receiver, "office")
+        ),
+        3,
+        "the sentinel at both",
+    )
+    await hooks.deliveries_when(narrow_sub["id"], settled, office)
+    # fan-out goes in alert order, so once the sentinel is out every decision is made
+    head_items = await hooks.deliveries_when(head_sub["id"], settled, head)
+    office_items = await hooks.deliveries_when(office_sub["id"], settled, office)
+    narrow_items = await hooks.deliveries(narrow_sub["id"], office)
+    assert {i["alert_id"] for i in head_items} == {card_blue, card_resolved, sentinel}
+    assert {i["alert_id"] for i in office_items} == {surg_red, card_resolved, surg_yellow, sentinel}
+    assert {i["alert_id"] for i in narrow_items} == {surg_red}
+    assert other_hospital not in alert_ids(hooks.receiver, "office")
+    assert sorted(alert_ids(hooks.receiver, "head")) == sorted([card_blue, card_resolved, sentinel])
+
+    # a filter may not widen the owner's scope
+    response = await hooks.client.post(
+        "/v1/subscriptions",
+        json={"url": hooks.receiver.url("x"), "departments": ["SURG"]},
+        headers={"Authorization": f"Bearer {head}"},
+    )
+    assert response.status_code == 422 and "departments" in response.json()["detail"]
+
+    # the owner's scope is read at fan-out: a narrowed identity stops receiving
+    async with hooks.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE identities SET departments = '[\"NEUR\"]' WHERE role = 'department_head'")
+        )
+    later = await raise_alert(hooks.sessions, case_id="C10")
+    await until(lambda: later in alert_ids(hooks.receiver, "office"), 3, "the later alert")
+    await asyncio.sleep(0.3)
+    assert later not in alert_ids(hooks.receiver, "head")
+    assert len(await hooks.deliveries(head_sub["id"], head)) == 3
+
+
+async def test_blue_alerts_are_gathered_into_one_digest(hooks: Hooks) -> None:
+    # FAST: the digest period is 1 s
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    subscription = await hooks.subscribe("digest", head, blue_digest=True)
+    blues = [
+        await raise_alert(hooks.sessions, level="blue", previous_level="none", case_id=f"B{n}")
+        for n in range(3)
+    ]
+    red = await raise_alert(hooks.sessions, case_id="R1")
+    await until(lambda: len(hooks.receiver.got("digest")) == 2, 4, "the red alert and a digest")
+    first, second = hooks.receiver.got("digest")
+    assert first.payload["type"] == "alert.escalated"
+    assert first.payload["data"]["alert_id"] == red
+    assert second.payload["type"] == "alert.digest"
+    assert second.payload["data"]["count"] == 3
+    assert [a["alert_id"] for a in second.payload["data"]["alerts"]] == blues
+    await asyncio.sleep(1.3)  # no second digest for an empty period
+    assert len(hooks.receiver.got("digest")) == 2
+    items = await hooks.deliveries_when(subscription["id"], settled, head)
+    assert sorted(i["kind"] for i in items) == ["alert", "digest"]
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+async def test_work_chat_robots_get_a_short_markdown_message(
+    hooks: Hooks, message_format: str
+) -> None:
+    subscription = await hooks.subscribe("robot", format=message_format)
+    # robots refuse with 200 and a non-zero errcode (here: rate limited): that is retried
+    refused = orjson.dumps({"errcode": 45009, "errmsg": "api freq out of limit"})
+    hooks.receiver.plan("robot", (200, {}, refused), (200, {}, b'{"errcode":0,"errmsg":"ok"}'))
+    await raise_alert(hooks.sessions)
+    await until(lambda: len(hooks.receiver.got("robot")) == 2, 3, "two attempts")
+    body: dict[str, Any] = orjson.loads(hooks.receiver.got("robot")[1].body)
+    assert body["msgtype"] == "markdown"
+    if message_format == "wecom":
+        assert set(body["markdown"]) == {"content"}
+        content = body["markdown"]["content"]
+        assert len(content.encode()) <= 4096
+    else:
+        assert set(body["markdown"]) == {"title", "text"}
+        assert "红色" in body["markdown"]["title"]
+        content = body["markdown"]["text"]
+    assert content.startswith("### ")
+    for shown in ("H001 / C1", "CARD", "黄色 → **红色**", "102.35%", "41350.00", "40400.83"):
+        assert shown in content
+    assert "药物洗脱支架（STENT）37000.00" in content
+    [item] = await hooks.deliveries_when(subscription["id"], settled)
+    assert item["status"] == "delivered" and item["attempts"] == 2
+    assert "errcode 45009" in item["attempt_log"][0]["error"]
+
+
+async def test_a_subscription_is_its_owners_alone(hooks: Hooks) -> None:
+    owner = await hooks.identity("department_head", ["H001"], ["CARD"])
+    stranger = await hooks.identity("department_head", ["H001"], ["CARD"])
+    subscription = await hooks.subscribe("mine", owner)
+    as_owner = {"Authorization": f"Bearer {owner}"}
+    as_stranger = {"Authorization": f"Bearer {stranger}"}
+    path = f"/v1/subscriptions/{subscription['id']}"
+
+    assert "secret" not in (await hooks.client.get(path, headers=as_owner)).json()
+    for method, suffix in [
+        ("GET", ""),
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("POST", "/test"),
+        ("GET", "/deliveries"),
+        ("POST", "/deliveries/msg_x/retry"),
+    ]:
+        response = await hooks.client.request(
+            method, path + suffix, headers=as_stranger, json={} if method == "PATCH" else None
+        )
+        assert response.status_code == 404, (method, suffix, response.text)
+    listed = (await hooks.client.get("/v1/subscriptions", headers=as_stranger)).json()
+    assert listed == {"items": [], "next_cursor": None}
+    # the (local) admin sees every subscription
+    listed = (await hooks.client.get("/v1/subscriptions")).json()
+    assert [s["id"] for s in listed["items"]] == [subscription["id"]]
+
+    response = await hooks.client.post(path + "/test", headers=as_owner)
+    assert response.status_code == 202 and response.json()["kind"] == "test"
+    await until(lambda: len(hooks.receiver.got("mine")) == 1, 3, "the test message")
+    assert hooks.receiver.got("mine")[0].payload["type"] == "webhook.test"
+    assert (await hooks.client.delete(path, headers=as_owner)).status_code == 204
+    assert (await hooks.client.get(path, headers=as_owner)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"url": "ftp://example.org/hook"}, "url"),
+        ({"url": "not a url"}, "url"),
+        ({"url": "http://127.0.0.1/h", "format": "slack"}, "format"),
+        ({"url": "http://127.0.0.1/h", "min_level": "none"}, "min_level"),
+        ({"url": "http://127.0.0.1/h", "hospitals": ["H001"]}, None),
+    ],
+)
+async def test_subscription_input_is_checked(
+    hooks: Hooks, fields: dict[str, Any], field: str | None
+) -> None:
+    response = await hooks.client.post("/v1/subscriptions", json=fields)
+    if field is None:
+        assert response.status_code == 201
+        return
+    assert response.status_code == 422, response.text
+    assert field in response.text
+
+
+async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngine) -> None:
+    settings = settings_for(
+        postgres_url, mode="production", api_keys="operator-key-0123456789abcdef"
+    )
+    async with running_receiver() as receiver, running_app(settings, receiver) as app:
+        headers = {"Authorization": "Bearer operator-key-0123456789abcdef"}
+        plain = await app.client.post(
+            "/v1/subscriptions", json={"url": "http://example.org/h"}, headers=headers
+        )
+        assert plain.status_code == 422 and "https" in plain.json()["detail"]
+        secure = await app.client.post(
+            "/v1/subscriptions", json={"url": "https://example.org/h"}, headers=headers
+        )
+        assert secure.status_code == 201
