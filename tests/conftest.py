@@ -83,8 +83,9 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     async with engine.begin() as connection:
         await connection.execute(
             text(
-                "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts, drg_groups,"
-                " drg_catalogues, alert_thresholds, worker_heartbeats RESTART IDENTITY CASCADE"
+                "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts,"
+                " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats"
+                " RESTART IDENTITY CASCADE"
             )
         )
         await connection.execute(text("UPDATE reference_version SET version = 0"))
