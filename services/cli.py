@@ -10,6 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from services.api.access import commands as access_commands
 from services.settings import StackSettings
 
 
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         "--open-cases", type=int, help="open cases for lookup, memory and restart (100,000)"
     )
 
+    access_commands.add_parser(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("DRGWATCH_LOG_LEVEL", "INFO"),
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "bench":
         return _bench(args)
+    if args.command == "users":
+        return asyncio.run(access_commands.run(args))
     if args.command == "demo":
         from services.demo import run_demo
 

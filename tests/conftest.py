@@ -84,7 +84,8 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
         await connection.execute(
             text(
                 "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts,"
-                " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats"
+                " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats,"
+                " identities, api_keys"
                 " RESTART IDENTITY CASCADE"
             )
         )

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
 from services.api.alerts.router import router as alerts_router
-from services.api.auth import ApiKeyMiddleware
+from services.api.auth import Authentication
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.catalogue.router import router as catalogue_router
@@ -54,7 +54,10 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
             await _start_publisher(publisher)
             relay = asyncio.create_task(run_relay(sessions, publisher))
         if settings.mode == "embedded":
-            log.warning("embedded mode: the API is open (no credentials) and bound to loopback")
+            log.warning(
+                "embedded mode: requests without a key act as the local admin;"
+                " the API is bound to loopback"
+            )
         try:
             yield
         finally:
@@ -86,8 +89,12 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         health_router,
     ):
         app.include_router(router)
-    if settings.mode == "production":
-        app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
+    app.add_middleware(
+        Authentication,
+        sessions=sessions,
+        operator_keys=settings.api_key_list,
+        require_key=settings.mode == "production",
+    )
     _install_metrics(app)
     _install_openapi(app, production=settings.mode == "production")
     _install_error_handlers(app)

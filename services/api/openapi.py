@@ -4,8 +4,8 @@ FastAPI documents only the success response and its own validation error. This a
 the event contract that POST /v1/events takes, and the errors every operation can
 give, in the one body shape the error handlers produce (`ErrorBody`): 422 naming the
 fields, 400 for a cursor the service did not issue, 404 for an absent (or out of
-scope) resource, 503 with Retry-After when a dependency is down, and 401 where
-production mode asks for a key.
+scope) resource, 503 with Retry-After when a dependency is down, 401 for a missing
+(production) or wrong key and 403 where the caller's role does not allow the action.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from services.casecost.events import EVENT_ADAPTER
 from services.ingest.schemas import FieldError, ItemResult
 
 ERROR_REF = "#/components/schemas/ErrorBody"
-# operations that name one resource in their path, absent -> 404
+# operations that name one resource in their path answer 404 when it is absent or out of
+# the caller's scope; these have a more precise description
 NOT_FOUND = {
     ("get", "/v1/hospitals/{hospital_id}/cases/{case_id}"): "no such case in this hospital",
     ("post", "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck"): "no such case",
@@ -66,11 +67,10 @@ def build(app: FastAPI, *, production: bool) -> dict[str, Any]:
     components["ErrorBody"] = error
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    if production:
-        document["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        }
+    document["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             _document_errors(path, method, operation, production=production)
@@ -87,8 +87,10 @@ def _document_errors(
         responses["422"] = _error(described or "the request is invalid; each error names its field")
     if "cursor" in parameters:
         responses["400"] = _error("cursor: not a cursor this service issued")
-    if (method, path) in NOT_FOUND:
-        responses["404"] = _error(NOT_FOUND[method, path])
+    if "{" in path:
+        responses["404"] = _error(
+            NOT_FOUND.get((method, path), "not found, or outside the caller's scope")
+        )
     for status in ("413",):
         if status in responses:
             responses[status] = _error(responses[status]["description"])
@@ -102,6 +104,13 @@ def _document_errors(
         responses["503"] = _error(
             described or "the database is unavailable; retry later", retry_after=True
         )
-    if production and path not in OPEN_PATHS:
-        responses["401"] = _error("a valid API key is required")
+    if path not in OPEN_PATHS:
+        responses["401"] = _error(
+            "a valid API key is required"
+            if production
+            else "the API key is not valid (without a key, embedded mode acts as admin)"
+        )
+        responses["403"] = _error("the caller's role does not allow this action")
         operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        if not production:
+            operation["security"].append({})

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.deps import PublisherDep, SessionDep
+from services.api.access.principal import Principal
+from services.api.deps import PublisherDep, SessionDep, require
+from services.api.exceptions import Forbidden
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.schemas import FieldError, IngestResult
@@ -54,17 +56,22 @@ _request_body: dict[str, Any] = {
     response_model=IngestResult,
     openapi_extra={"requestBody": _request_body},
     responses={
+        403: {"description": "an event of a hospital outside the caller's scope"},
         413: {"description": "body or batch too large"},
         422: {"description": "invalid event, naming each field"},
         503: {"description": "cannot make events durable now; retry"},
     },
 )
 async def post_events(
-    request: Request, db_session: SessionDep, publisher: PublisherDep
+    request: Request,
+    db_session: SessionDep,
+    publisher: PublisherDep,
+    caller: Annotated[Principal, Depends(require("events:write"))],
 ) -> JSONResponse:
     """Accept one event or {"events": [...]}; 202 once every accepted event is durable."""
     body = await _read_body(request)
     items, is_batch = ingest_service.split_body(body)
+    _check_hospitals(caller, items)
     try:
         result, accepted = await ingest_service.record(
             db_session=db_session, items=items, is_batch=is_batch
@@ -87,6 +94,15 @@ async def post_events(
         except Exception:  # noqa: BLE001 - durable already; the relay publishes later
             pass
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+def _check_hospitals(caller: Principal, items: list[Any]) -> None:
+    """A hospital system posts for its own hospitals only; nothing is recorded otherwise."""
+    for index, item in enumerate(items):
+        hospital_id = item.get("hospital_id") if isinstance(item, dict) else None
+        if isinstance(hospital_id, str) and not caller.sees_hospital(hospital_id):
+            where = f"events[{index}].hospital_id" if len(items) > 1 else "hospital_id"
+            raise Forbidden(f"{where}: this credential may not post events for {hospital_id!r}")
 
 
 async def _read_body(request: Request) -> Any:

@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.api.access.principal import Principal
 from services.api.alerts import service as alert_service
 from services.api.alerts.schemas import AlertList
-from services.api.deps import SessionDep
+from services.api.deps import SessionDep, require
 
 router = APIRouter(tags=["alerts"])
+AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 LevelList = Annotated[
     str | None, Query(pattern=r"^(none|blue|yellow|red)(,(none|blue|yellow|red))*$")
 ]
@@ -28,6 +30,7 @@ UNAVAILABLE_RETRY_SECONDS = 1.0
 @router.get("/v1/alerts", response_model=AlertList)
 async def list_alerts(
     db_session: SessionDep,
+    caller: AlertReader,
     hospital_id: Annotated[str | None, Query(max_length=64)] = None,
     case_id: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
@@ -39,6 +42,7 @@ async def list_alerts(
     """Alert history, newest first."""
     return await alert_service.list_alerts(
         db_session=db_session,
+        caller=caller,
         hospital_id=hospital_id,
         case_id=case_id,
         department=department,
@@ -56,6 +60,7 @@ async def list_alerts(
 )
 async def stream_alerts(
     request: Request,
+    caller: AlertReader,
     hospital_id: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
     min_level: Literal["none", "blue", "yellow", "red"] | None = None,
@@ -78,6 +83,7 @@ async def stream_alerts(
                 async with sessions() as db_session:
                     batch = await alert_service.alerts_after(
                         db_session=db_session,
+                        caller=caller,
                         after_seq=cursor,
                         hospital_id=hospital_id,
                         department=department,

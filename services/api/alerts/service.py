@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.access.principal import Principal
 from services.api.alerts.schemas import AlertList, AlertOut
 from services.api.cases.schemas import Contributor
 from services.api.cases.service import money
@@ -65,6 +66,7 @@ def _filtered(
 async def list_alerts(
     *,
     db_session: AsyncSession,
+    caller: Principal,
     hospital_id: str | None,
     case_id: str | None,
     department: str | None,
@@ -75,7 +77,9 @@ async def list_alerts(
 ) -> AlertList:
     """Newest first; the cursor is the sequence of the last alert on the page."""
     query = _filtered(
-        select(AlertRecord),
+        select(AlertRecord).where(
+            caller.scope_clause(AlertRecord.hospital_id, AlertRecord.department)
+        ),
         hospital_id=hospital_id,
         case_id=case_id,
         department=department,
@@ -93,6 +97,7 @@ async def list_alerts(
 async def alerts_after(
     *,
     db_session: AsyncSession,
+    caller: Principal,
     after_seq: int,
     hospital_id: str | None,
     department: str | None,
@@ -101,7 +106,10 @@ async def alerts_after(
 ) -> list[tuple[int, AlertOut]]:
     """Alerts with a sequence above `after_seq`, oldest first (the live feed)."""
     query = _filtered(
-        select(AlertRecord).where(AlertRecord.seq > after_seq),
+        select(AlertRecord).where(
+            AlertRecord.seq > after_seq,
+            caller.scope_clause(AlertRecord.hospital_id, AlertRecord.department),
+        ),
         hospital_id=hospital_id,
         case_id=None,
         department=department,

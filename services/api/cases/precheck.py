@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api.access.principal import Principal
+from services.api.cases import service as case_service
 from services.api.catalogue import service as catalogue_service
-from services.api.deps import SessionDep
-from services.api.exceptions import NotFound
+from services.api.deps import SessionDep, require
 from services.casecost.events import Category, Code, Identifier, Label, Quantity, UnitPrice
 from services.casecost.forecast import Landing, ProposedItem, forecast
 from services.casecost.pricing import PriceBook
-from services.storage.models import CaseRecord
 
 router = APIRouter(tags=["cases"])
 
@@ -77,11 +77,12 @@ async def precheck(
     proposal: PrecheckIn,
     db_session: SessionDep,
     request: Request,
+    caller: Annotated[Principal, Depends(require("cases:precheck"))],
 ) -> PrecheckOut:
     """Project the case's total, ratio and level with the proposed items added."""
-    record = await db_session.get(CaseRecord, (hospital_id, case_id))
-    if record is None:
-        raise NotFound(f"no case {case_id} in hospital {hospital_id}")
+    record = await case_service.get_record(
+        db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
+    )
     price_book = await _price_book(request, db_session)
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
     result = forecast(

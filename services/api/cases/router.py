@@ -4,26 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from services.api.access.principal import Principal
 from services.api.cases import service as case_service
 from services.api.cases.schemas import CaseList, CaseOut
-from services.api.deps import SessionDep
+from services.api.deps import SessionDep, require
 from services.casecost.events import Identifier
 
 router = APIRouter(tags=["cases"])
+CaseReader = Annotated[Principal, Depends(require("cases:read"))]
 
 
 @router.get("/v1/hospitals/{hospital_id}/cases/{case_id}", response_model=CaseOut)
-async def get_case(hospital_id: Identifier, case_id: Identifier, db_session: SessionDep) -> CaseOut:
+async def get_case(
+    hospital_id: Identifier, case_id: Identifier, db_session: SessionDep, caller: CaseReader
+) -> CaseOut:
     """Live state of one case: DRG, standard, total, ratio, level, cost by category."""
-    return await case_service.get(db_session=db_session, hospital_id=hospital_id, case_id=case_id)
+    return await case_service.get(
+        db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
+    )
 
 
 @router.get("/v1/hospitals/{hospital_id}/cases", response_model=CaseList)
 async def list_cases(
     hospital_id: Identifier,
     db_session: SessionDep,
+    caller: CaseReader,
     department: Annotated[str | None, Query(max_length=32)] = None,
     level: Annotated[
         str | None,
@@ -36,6 +43,7 @@ async def list_cases(
     """Cases of a hospital, by case id, filtered by department, level (comma list), status."""
     return await case_service.list_cases(
         db_session=db_session,
+        caller=caller,
         hospital_id=hospital_id,
         department=department,
         level=level,

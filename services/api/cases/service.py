@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.access.principal import Principal
 from services.api.cases.schemas import CaseList, CaseOut, Contributor
 from services.api.exceptions import NotFound
 from services.api.pagination import decode_cursor, encode_cursor
@@ -65,16 +66,31 @@ def to_out(record: CaseRecord, now: datetime) -> CaseOut:
     )
 
 
-async def get(*, db_session: AsyncSession, hospital_id: str, case_id: str) -> CaseOut:
-    record = await db_session.get(CaseRecord, (hospital_id, case_id))
-    if record is None:
+async def get_record(
+    *, db_session: AsyncSession, caller: Principal, hospital_id: str, case_id: str
+) -> CaseRecord:
+    """The case row, if it exists and is in the caller's scope (404 either way otherwise)."""
+    record = None
+    if caller.sees_hospital(hospital_id):
+        record = await db_session.get(CaseRecord, (hospital_id, case_id))
+    if record is None or not caller.sees_department(hospital_id, record.department):
         raise NotFound(f"no case {case_id} in hospital {hospital_id}")
+    return record
+
+
+async def get(
+    *, db_session: AsyncSession, caller: Principal, hospital_id: str, case_id: str
+) -> CaseOut:
+    record = await get_record(
+        db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
+    )
     return to_out(record, datetime.now(UTC))
 
 
 async def list_cases(
     *,
     db_session: AsyncSession,
+    caller: Principal,
     hospital_id: str,
     department: str | None,
     level: str | None,
@@ -82,7 +98,12 @@ async def list_cases(
     limit: int,
     cursor: str | None,
 ) -> CaseList:
-    query = select(CaseRecord).where(CaseRecord.hospital_id == hospital_id)
+    if not caller.sees_hospital(hospital_id):
+        raise NotFound(f"no hospital {hospital_id}")
+    query = select(CaseRecord).where(
+        CaseRecord.hospital_id == hospital_id,
+        caller.scope_clause(CaseRecord.hospital_id, CaseRecord.department),
+    )
     if department:
         query = query.where(CaseRecord.department == department)
     if level:

@@ -6,23 +6,42 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from services.api.access.principal import ALL_HOSPITALS, Principal
 from services.api.catalogue import service as catalogue_service
 from services.api.catalogue.schemas import CatalogueIn, CatalogueOut, GroupOut
-from services.api.deps import SessionDep
+from services.api.deps import SessionDep, require
+from services.api.exceptions import Forbidden
 from services.casecost.events import decimal_text
 from services.storage.engine import upsert
 from services.storage.models import ThresholdRecord
 
 router = APIRouter(tags=["reference data"])
+ReferenceWriter = Annotated[Principal, Depends(require("reference:write"))]
+
+
+def _check_hospital(caller: Principal, hospital_id: str) -> None:
+    """Reference data for every hospital ('*') needs a caller who sees every hospital."""
+    allowed = (
+        caller.all_hospitals if hospital_id == ALL_HOSPITALS else caller.sees_hospital(hospital_id)
+    )
+    if not allowed:
+        raise Forbidden(
+            f"hospital_id: this credential may not change reference data of {hospital_id!r}"
+        )
+
+
 Fraction = Annotated[Decimal, BeforeValidator(decimal_text), Field(gt=0, le=10)]
 
 
 @router.post("/v1/drg-catalogues", status_code=201, response_model=CatalogueOut)
-async def create_catalogue(catalogue_in: CatalogueIn, db_session: SessionDep) -> CatalogueOut:
+async def create_catalogue(
+    catalogue_in: CatalogueIn, db_session: SessionDep, caller: ReferenceWriter
+) -> CatalogueOut:
     """Load a catalogue version; workers price open cases again against it."""
+    _check_hospital(caller, catalogue_in.hospital_id or ALL_HOSPITALS)
     created = await catalogue_service.create(db_session=db_session, catalogue_in=catalogue_in)
     await db_session.commit()
     return created
@@ -32,6 +51,7 @@ async def create_catalogue(catalogue_in: CatalogueIn, db_session: SessionDep) ->
 async def get_current_group(
     drg_code: str,
     db_session: SessionDep,
+    _caller: Annotated[Principal, Depends(require("reference:read"))],
     hospital_id: Annotated[str | None, Query(max_length=64)] = None,
     on: date | None = None,
 ) -> GroupOut:
@@ -59,9 +79,10 @@ class ThresholdsIn(BaseModel):
 
 @router.put("/v1/alert-thresholds", response_model=ThresholdsIn)
 async def put_thresholds(
-    thresholds: ThresholdsIn, db_session: SessionDep, request: Request
+    thresholds: ThresholdsIn, db_session: SessionDep, request: Request, caller: ReferenceWriter
 ) -> ThresholdsIn:
     """Set level thresholds for a hospital and/or DRG ('*' for any); open cases re-level."""
+    _check_hospital(caller, thresholds.hospital_id)
     engine = request.app.state.engine
     statement = upsert(
         engine,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from services.api.deps import SessionDep
+from services.api.access.principal import Principal
+from services.api.deps import SessionDep, require
 from services.api.pagination import decode_int_cursor, encode_cursor
 from services.storage.models import DeadLetter
 
@@ -36,6 +37,7 @@ class DeadLetterList(BaseModel):
 @router.get("/v1/dead-letters", response_model=DeadLetterList)
 async def list_dead_letters(
     db_session: SessionDep,
+    caller: Annotated[Principal, Depends(require("dead_letters:read"))],
     hospital_id: Annotated[str | None, Query(max_length=64)] = None,
     stage: Literal["ingest", "stream"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -43,6 +45,9 @@ async def list_dead_letters(
 ) -> DeadLetterList:
     """Refused and unprocessable events, newest first."""
     query = select(DeadLetter)
+    if not caller.all_hospitals:
+        # a dead letter whose hospital could not be read belongs to no one's scope but admin's
+        query = query.where(DeadLetter.hospital_id.in_(sorted(caller.hospitals)))
     if hospital_id:
         query = query.where(DeadLetter.hospital_id == hospital_id)
     if stage:

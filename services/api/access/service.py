@@ -1,0 +1,159 @@
+"""Identities and their API keys: created by `drgwatch users`, looked up per request.
+
+A key is `dwk_` + 43 random URL-safe characters (256 bits); only its SHA-256 digest is
+stored, so a database dump does not hand out keys. A plain digest (not a slow password
+hash) is right for a random key of this length, and keeps the lookup cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.access.exceptions import IdentityExists, InvalidIdentity, UnknownIdentity
+from services.api.access.principal import ALL_HOSPITALS, ROLES, Principal, Role
+from services.storage.models import ApiKeyRecord, Identity
+
+KEY_PREFIX = "dwk_"
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def principal_of(identity: Identity) -> Principal:
+    return Principal(
+        identity_id=identity.id,
+        name=identity.name,
+        role=cast(Role, identity.role),
+        hospitals=frozenset(identity.hospitals),
+        departments=frozenset(identity.departments),
+    )
+
+
+def _checked_scope(
+    role: str, hospitals: list[str], departments: list[str]
+) -> tuple[list[str], list[str]]:
+    if role not in ROLES:
+        raise InvalidIdentity(f"role: one of {', '.join(ROLES)}")
+    hospitals = sorted({h.strip() for h in hospitals if h.strip()})
+    departments = sorted({d.strip() for d in departments if d.strip()})
+    if role == "admin":
+        return [ALL_HOSPITALS], []
+    if not hospitals:
+        raise InvalidIdentity("hospitals: at least one hospital id, or '*' for every hospital")
+    if role == "department_head":
+        if not departments:
+            raise InvalidIdentity("departments: a department head needs at least one department")
+        if ALL_HOSPITALS in hospitals:
+            raise InvalidIdentity("hospitals: a department head belongs to named hospitals")
+    elif departments:
+        raise InvalidIdentity(f"departments: only department heads have departments, not {role}")
+    if role == "hospital_system" and ALL_HOSPITALS in hospitals:
+        raise InvalidIdentity("hospitals: a hospital system posts for named hospitals only")
+    return hospitals, departments
+
+
+async def create_identity(
+    *,
+    db_session: AsyncSession,
+    name: str,
+    role: str,
+    hospitals: list[str],
+    departments: list[str],
+) -> tuple[Identity, str]:
+    """A new identity and its first API key (the key is shown once, never stored)."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidIdentity("name: 1 to 200 characters")
+    hospitals, departments = _checked_scope(role, hospitals, departments)
+    if await db_session.scalar(select(Identity.id).where(Identity.name == name)) is not None:
+        raise IdentityExists(f"an identity named {name!r} exists")
+    identity = Identity(
+        id="idn_" + secrets.token_hex(8),
+        name=name,
+        role=role,
+        hospitals=hospitals,
+        departments=departments,
+        created_at=datetime.now(UTC),
+        disabled_at=None,
+    )
+    db_session.add(identity)
+    await db_session.flush()
+    key = await issue_key(db_session=db_session, identity_id=identity.id)
+    return identity, key
+
+
+async def issue_key(*, db_session: AsyncSession, identity_id: str) -> str:
+    """Another API key for an identity (e.g. for rotation: issue, switch, revoke the old)."""
+    key = new_key()
+    db_session.add(
+        ApiKeyRecord(
+            id="key_" + secrets.token_hex(8),
+            identity_id=identity_id,
+            key_digest=key_digest(key),
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+        )
+    )
+    await db_session.flush()
+    return key
+
+
+async def find(*, db_session: AsyncSession, name_or_id: str) -> Identity:
+    identity = await db_session.scalar(
+        select(Identity).where((Identity.id == name_or_id) | (Identity.name == name_or_id))
+    )
+    if identity is None:
+        raise UnknownIdentity(f"no identity named {name_or_id!r}")
+    return identity
+
+
+async def list_identities(*, db_session: AsyncSession) -> list[tuple[Identity, int]]:
+    """Every identity with its number of live keys."""
+    identities = (await db_session.scalars(select(Identity).order_by(Identity.name))).all()
+    live = (
+        await db_session.execute(
+            select(ApiKeyRecord.identity_id).where(ApiKeyRecord.revoked_at.is_(None))
+        )
+    ).scalars()
+    counts: dict[str, int] = {}
+    for identity_id in live:
+        counts[identity_id] = counts.get(identity_id, 0) + 1
+    return [(identity, counts.get(identity.id, 0)) for identity in identities]
+
+
+async def disable(*, db_session: AsyncSession, name_or_id: str) -> Identity:
+    """Disable an identity and revoke all its keys."""
+    identity = await find(db_session=db_session, name_or_id=name_or_id)
+    now = datetime.now(UTC)
+    identity.disabled_at = identity.disabled_at or now
+    await db_session.execute(
+        update(ApiKeyRecord)
+        .where(ApiKeyRecord.identity_id == identity.id, ApiKeyRecord.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return identity
+
+
+async def principal_for_key(*, db_session: AsyncSession, key: str) -> Principal | None:
+    """The caller a key belongs to, or None (unknown, revoked or disabled)."""
+    identity = await db_session.scalar(
+        select(Identity)
+        .join(ApiKeyRecord, ApiKeyRecord.identity_id == Identity.id)
+        .where(
+            ApiKeyRecord.key_digest == key_digest(key),
+            ApiKeyRecord.revoked_at.is_(None),
+            Identity.disabled_at.is_(None),
+        )
+    )
+    return None if identity is None else principal_of(identity)
