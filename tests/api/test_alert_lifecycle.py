@@ -1,8 +1,8 @@
 """The alert lifecycle (issue 5): acknowledge, resolve, review; actions, timeline, scope.
 
 Alerts are raised by the real cost core and written by the projector; the app runs over
-the session PostgreSQL. Callers are set per request as the auth middleware would
-(`request.state.principal`) through a small ASGI wrapper keyed by a test header.
+the session PostgreSQL. Callers are identities with real API keys,
+resolved by the app's authentication middleware.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from services.alerting.projector import write_batch
+from services.api.access import service as access_service
 from services.api.access.principal import Principal
 from services.api.alerts import actions as alert_actions
 from services.api.alerts.lifecycle import (
@@ -36,38 +36,39 @@ from services.api.alerts.lifecycle import (
 from tests.api.conftest import Api
 from tests.api.corefactory import CaseBuilder
 
-WANG = Principal("id-wang", "Dr Wang", "department_head", frozenset({"H001"}), frozenset({"CARD"}))
-LI = Principal("id-li", "Dr Li", "department_head", frozenset({"H001"}), frozenset({"SURG"}))
-ZHAO = Principal("id-zhao", "Zhao (insurance office)", "insurance_office", frozenset({"H001"}))
-QIAN = Principal("id-qian", "Qian (insurance office H002)", "insurance_office", frozenset({"H002"}))
-HIS = Principal("id-his", "HIS of H001", "hospital_system", frozenset({"H001"}))
-CALLERS = {p.identity_id: p for p in (WANG, LI, ZHAO, QIAN, HIS)}
-
-
-class AsCaller:
-    """Sets the caller as the auth middleware does, from the X-Test-Caller header."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            caller = headers.get(b"x-test-caller")
-            if caller is not None:
-                scope.setdefault("state", {})["principal"] = CALLERS[caller.decode()]
-        await self.app(scope, receive, send)
+# who acts, as specs: each test creates these identities with real API keys
+WANG = Principal("wang", "Dr Wang", "department_head", frozenset({"H001"}), frozenset({"CARD"}))
+LI = Principal("li", "Dr Li", "department_head", frozenset({"H001"}), frozenset({"SURG"}))
+ZHAO = Principal("zhao", "Zhao (insurance office)", "insurance_office", frozenset({"H001"}))
+QIAN = Principal("qian", "Qian (insurance office H002)", "insurance_office", frozenset({"H002"}))
+HIS = Principal("his", "HIS of H001", "hospital_system", frozenset({"H001"}))
+PEOPLE = (WANG, LI, ZHAO, QIAN, HIS)
+KEYS: dict[str, str] = {}  # spec id -> the API key issued in this test
+IDS: dict[str, str] = {}  # spec id -> the identity id created in this test
 
 
 @pytest.fixture
 async def client(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=AsCaller(api.app), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
+    """The app's client, with an identity and API key for each of PEOPLE."""
+    KEYS.clear()
+    IDS.clear()
+    async with api.sessions() as db_session:
+        for spec in PEOPLE:
+            identity, key = await access_service.create_identity(
+                db_session=db_session,
+                name=spec.name,
+                role=spec.role,
+                hospitals=sorted(spec.hospitals),
+                departments=sorted(spec.departments),
+            )
+            KEYS[spec.identity_id] = key
+            IDS[spec.identity_id] = identity.id
+        await db_session.commit()
+    yield api.client
 
 
-def as_(principal: Principal) -> dict[str, str]:
-    return {"X-Test-Caller": principal.identity_id}
+def as_(spec: Principal) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[spec.identity_id]}"}
 
 
 async def write(api: Api, *cases: CaseBuilder) -> None:
@@ -125,7 +126,7 @@ async def test_acknowledge_records_who_when_and_the_note(
     [action] = body["actions"]
     assert action["action"] == "acknowledge"
     assert action["actor"] == {
-        "identity_id": "id-wang",
+        "identity_id": IDS["wang"],
         "name": "Dr Wang",
         "role": "department_head",
     }
@@ -141,7 +142,7 @@ async def test_acknowledge_records_who_when_and_the_note(
     )
     assert rows == [
         (
-            "id-wang",
+            IDS["wang"],
             "Dr Wang",
             "department_head",
             "acknowledge",
@@ -438,7 +439,7 @@ async def test_the_timeline_tells_the_case_story_in_order(
         if entry["kind"] == "alert":
             assert entry["alert"]["alert_id"] == entry["alert_id"] and entry["action"] is None
         else:
-            assert entry["action"]["actor"]["identity_id"] in {"id-wang", "id-zhao"}
+            assert entry["action"]["actor"]["identity_id"] in {IDS["wang"], IDS["zhao"]}
             assert entry["alert"] is None
 
 
@@ -579,3 +580,20 @@ async def test_actions_are_counted_for_prometheus(api: Api, client: httpx.AsyncC
     before = count((await client.get("/metrics")).text)
     await post(client, (await alert_ids(api))["red"], "ack", WANG)
     assert count((await client.get("/metrics")).text) == before + 1
+
+
+async def test_embedded_mode_without_a_key_acts_as_the_local_admin(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    await write(api, red_case())
+    red = (await alert_ids(api))["red"]
+
+    response = await client.post(f"/v1/alerts/{red}/ack", json={})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["actions"][0]["actor"] == {
+        "identity_id": "local",
+        "name": "local (embedded mode)",
+        "role": "admin",
+    }
+    assert response.json()["actions"][0]["note"] is None
