@@ -17,3 +17,8 @@ SEQUENCE_GAPS_RELEASED = Counter(
 INGEST_UNAVAILABLE = Counter(
     "drgwatch_ingest_unavailable_total", "Submissions answered 503 because the ledger was down"
 )
+ALERT_ACTIONS = Counter(
+    "drgwatch_alert_actions_total",
+    "Actions on alerts (acknowledge, resolve, review) by the status they led to",
+    ["action", "status"],
+)

@@ -83,8 +83,9 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     async with engine.begin() as connection:
         await connection.execute(
             text(
-                "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts, drg_groups,"
-                " drg_catalogues, alert_thresholds, worker_heartbeats, identities, api_keys"
+                "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts,"
+                " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats,"
+                " identities, api_keys"
                 " RESTART IDENTITY CASCADE"
             )
         )
