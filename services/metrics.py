@@ -25,3 +25,8 @@ WEBHOOK_DELIVERIES = Counter(
 WEBHOOK_ATTEMPT_SECONDS = Histogram(
     "drgwatch_webhook_attempt_seconds", "Duration of one webhook POST, until its answer"
 )
+ALERT_ACTIONS = Counter(
+    "drgwatch_alert_actions_total",
+    "Actions on alerts (acknowledge, resolve, review) by the status they led to",
+    ["action", "status"],
+)

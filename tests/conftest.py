@@ -83,10 +83,10 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     async with engine.begin() as connection:
         await connection.execute(
             text(
-                "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts, drg_groups,"
-                " drg_catalogues, alert_thresholds, worker_heartbeats, identities, api_keys,"
-                " webhook_subscriptions, webhook_deliveries, webhook_attempts,"
-                " webhook_digest_entries"
+                "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts,"
+                " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats,"
+                " identities, api_keys, webhook_subscriptions, webhook_deliveries,"
+                " webhook_attempts, webhook_digest_entries"
                 " RESTART IDENTITY CASCADE"
             )
         )

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import openapi as openapi_document
+from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import Authentication
 from services.api.cases.precheck import router as precheck_router
@@ -91,6 +92,7 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         cases_router,
         precheck_router,
         alerts_router,
+        alert_lifecycle_router,  # after alerts_router: /v1/alerts/stream is not an alert id
         subscriptions_router,
         catalogue_router,
         dead_letters_router,

@@ -189,6 +189,39 @@ class AlertRecord(Base):
     top_contributors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
 
 
+class AlertAction(Base):
+    """Something a person did to an alert (acknowledge, resolve, review): who, when, why.
+
+    Kept apart from `alerts`, which only the worker's projector writes. `step` numbers an
+    alert's actions 1, 2, 3, ...; its uniqueness refuses the second of two concurrent
+    actions on the same status.
+    """
+
+    __tablename__ = "alert_actions"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "step", name="uq_alert_actions_step"),
+        Index("ix_alert_actions_case", "hospital_id", "case_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("alerts.alert_id", ondelete="CASCADE")
+    )
+    step: Mapped[int] = mapped_column(Integer)
+    hospital_id: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # acknowledge | resolve | review
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)  # resolve
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)  # review
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(40))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(32))
+    acted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class CatalogueRecord(Base):
     __tablename__ = "drg_catalogues"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -265,3 +266,21 @@ async def test_redelivered_event_and_later_state_add_only_new_alerts(api: Api) -
     items = (await api.client.get("/v1/alerts")).json()["items"]
     assert [(a["previous_level"], a["level"]) for a in items] == [("blue", "red"), ("none", "blue")]
     assert Decimal(items[0]["total_cost"]) == Decimal("42000.00")
+
+
+async def test_alert_inserts_take_turns_so_seq_order_is_commit_order(api: Api) -> None:
+    """While one transaction inserting alerts is open, another waits (PostgreSQL): a
+    reader following seq can never see seq n+1 committed before seq n."""
+    from sqlalchemy import text
+
+    from services.alerting.projector import ALERT_LOCK
+
+    async with api.engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), ALERT_LOCK)
+        writing = asyncio.create_task(write(api, build()))
+        await asyncio.sleep(0.5)
+        assert not writing.done()
+        assert await api.scalar("SELECT count(*) FROM alerts") == 0
+        await holder.rollback()  # ends the transaction, releasing the lock
+    await asyncio.wait_for(writing, 10)
+    assert await api.scalar("SELECT count(*) FROM alerts") == 12

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.api.alerts.lifecycle import ActionKind, Decision, Overspend, Reason, Status
 from services.api.cases.schemas import Contributor
 
 
@@ -31,3 +32,99 @@ class AlertOut(BaseModel):
 class AlertList(BaseModel):
     items: list[AlertOut]
     next_cursor: str | None
+
+
+# --- the alert lifecycle (issue 5) ---------------------------------------------------------
+
+Note = Annotated[str | None, Field(default=None, max_length=2000)]
+
+
+class AcknowledgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Note = None
+
+
+class ResolveIn(BaseModel):
+    """Why the case costs what it does; `other` needs a note saying what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _other_says_why(self) -> ResolveIn:
+        if self.reason == "other" and not (self.note and self.note.strip()):
+            raise ValueError("note: required when the reason is other")
+        return self
+
+
+class ReviewIn(BaseModel):
+    """The insurance office's decision; a rejection says what the department must fix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _rejection_says_why(self) -> ReviewIn:
+        if self.decision == "rejected" and not (self.note and self.note.strip()):
+            raise ValueError("note: required when the decision is rejected")
+        return self
+
+
+class Actor(BaseModel):
+    identity_id: str
+    name: str
+    role: str
+
+
+class ActionOut(BaseModel):
+    """One recorded action: what, who, when, the note, and the status it moved between."""
+
+    action: ActionKind
+    reason: Reason | None
+    overspend: Overspend | None  # the classification a resolve claims (reviewed or not)
+    decision: Decision | None
+    note: str | None
+    from_status: Status
+    to_status: Status
+    actor: Actor
+    acted_at: datetime
+
+
+class AlertDetail(AlertOut):
+    """An alert with its lifecycle status and every action taken on it, oldest first."""
+
+    status: Status
+    actions: list[ActionOut]
+
+
+TimelineKind = Literal[
+    "alert",  # the case changed level (escalated, de-escalated, back below every threshold)
+    "acknowledged",
+    "resolved",  # a resolution that closed the alert at once (unreasonable overspend)
+    "submitted_for_review",  # a resolution the insurance office must check
+    "review_approved",
+    "review_rejected",
+]
+
+
+class TimelineEntry(BaseModel):
+    kind: TimelineKind
+    at: datetime
+    alert_id: str
+    level: Literal["none", "blue", "yellow", "red"]
+    summary: str
+    alert: AlertOut | None = None
+    action: ActionOut | None = None
+
+
+class CaseTimeline(BaseModel):
+    """A case's alerts and the actions on them, oldest first."""
+
+    hospital_id: str
+    case_id: str
+    entries: list[TimelineEntry]

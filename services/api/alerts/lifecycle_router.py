@@ -1,0 +1,102 @@
+"""The alert lifecycle over HTTP: acknowledge, resolve, review; an alert; a case's timeline.
+
+The state machine is documented in lifecycle.py. Out-of-scope alerts and cases are 404,
+a role without the permission is 403, a transition not allowed now is 409.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+
+from services.api.access.principal import Principal
+from services.api.alerts import actions as alert_actions
+from services.api.alerts.lifecycle import Acknowledge, Command, Resolve, Review
+from services.api.alerts.schemas import (
+    AcknowledgeIn,
+    AlertDetail,
+    CaseTimeline,
+    ResolveIn,
+    ReviewIn,
+)
+from services.api.deps import SessionDep, require
+from services.api.openapi import ErrorBody
+from services.casecost.events import Identifier
+
+router = APIRouter(tags=["alerts"])
+AlertId = Annotated[str, Path(min_length=1, max_length=36)]
+Reader = Annotated[Principal, Depends(require("alerts:read"))]
+Acknowledger = Annotated[Principal, Depends(require("alerts:acknowledge"))]
+Resolver = Annotated[Principal, Depends(require("alerts:resolve"))]
+Reviewer = Annotated[Principal, Depends(require("alerts:review"))]
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "the caller's role does not allow this"}
+}
+ALERT_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "no such alert, or outside the caller's scope"}
+}
+NOT_NOW: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorBody,
+        "description": "not allowed from the alert's current status, which the detail names",
+    }
+}
+ACTION_ERRORS = FORBIDDEN | ALERT_NOT_FOUND | NOT_NOW
+
+
+@router.get(
+    "/v1/alerts/{alert_id}", response_model=AlertDetail, responses=FORBIDDEN | ALERT_NOT_FOUND
+)
+async def get_alert(alert_id: AlertId, db_session: SessionDep, caller: Reader) -> AlertDetail:
+    """One alert with its lifecycle status and every action on it."""
+    return await alert_actions.get(db_session=db_session, alert_id=alert_id, principal=caller)
+
+
+async def _act(
+    db_session: SessionDep, alert_id: str, caller: Principal, command: Command, note: str | None
+) -> AlertDetail:
+    detail = await alert_actions.act(
+        db_session=db_session, alert_id=alert_id, principal=caller, command=command, note=note
+    )
+    await db_session.commit()
+    return detail
+
+
+@router.post("/v1/alerts/{alert_id}/ack", response_model=AlertDetail, responses=ACTION_ERRORS)
+async def acknowledge_alert(
+    alert_id: AlertId, body: AcknowledgeIn, db_session: SessionDep, caller: Acknowledger
+) -> AlertDetail:
+    """Acknowledge an open alert: someone has seen it and is on it."""
+    return await _act(db_session, alert_id, caller, Acknowledge(), body.note)
+
+
+@router.post("/v1/alerts/{alert_id}/resolve", response_model=AlertDetail, responses=ACTION_ERRORS)
+async def resolve_alert(
+    alert_id: AlertId, body: ResolveIn, db_session: SessionDep, caller: Resolver
+) -> AlertDetail:
+    """Resolve with the reason for the cost; reasonable overspend goes to review."""
+    return await _act(db_session, alert_id, caller, Resolve(body.reason), body.note)
+
+
+@router.post("/v1/alerts/{alert_id}/review", response_model=AlertDetail, responses=ACTION_ERRORS)
+async def review_alert(
+    alert_id: AlertId, body: ReviewIn, db_session: SessionDep, caller: Reviewer
+) -> AlertDetail:
+    """The insurance office approves a resolution under review, or returns it."""
+    return await _act(db_session, alert_id, caller, Review(body.decision), body.note)
+
+
+@router.get(
+    "/v1/hospitals/{hospital_id}/cases/{case_id}/timeline",
+    response_model=CaseTimeline,
+    responses=FORBIDDEN
+    | {404: {"model": ErrorBody, "description": "no such case, or outside the caller's scope"}},
+)
+async def case_timeline(
+    hospital_id: Identifier, case_id: Identifier, db_session: SessionDep, caller: Reader
+) -> CaseTimeline:
+    """The case's alerts and the actions on them, oldest first."""
+    return await alert_actions.timeline(
+        db_session=db_session, hospital_id=hospital_id, case_id=case_id, principal=caller
+    )

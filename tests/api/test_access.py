@@ -1,0 +1,408 @@
+"""Each role against each endpoint: what it may do (or 403), and what it may see (or 404).
+
+The callers are real identities with real API keys (`drgwatch users` does the same),
+over cases and alerts written by the projector from the real cost core:
+H001/C1 in CARD, H001/C2 in SURG, H002/C1 in CARD (four alerts each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.access import service as access_service
+from services.api.app import create_app
+from services.api.auth import OPEN_PATHS
+from services.settings import StackSettings
+from tests.api.conftest import Api
+from tests.api.helpers import charge
+from tests.api.live import serving
+from tests.api.test_alerts import build, write
+
+ROLES = ("his_h1", "head_card", "office_h1", "office_all", "admin")
+
+
+@dataclass
+class Caller:
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def _identities(api: Api) -> dict[str, Caller]:
+    specs: dict[str, tuple[str, list[str], list[str]]] = {
+        "his_h1": ("hospital_system", ["H001"], []),
+        "head_card": ("department_head", ["H001"], ["CARD"]),
+        "office_h1": ("insurance_office", ["H001"], []),
+        "office_all": ("insurance_office", ["*"], []),
+        "admin": ("admin", [], []),
+    }
+    callers = {}
+    async with api.sessions() as db_session:
+        for name, (role, hospitals, departments) in specs.items():
+            _, key = await access_service.create_identity(
+                db_session=db_session,
+                name=name,
+                role=role,
+                hospitals=hospitals,
+                departments=departments,
+            )
+            callers[name] = Caller(name, key)
+        await db_session.commit()
+    return callers
+
+
+@pytest.fixture
+async def callers(api: Api) -> dict[str, Caller]:
+    await write(api, build())
+    return await _identities(api)
+
+
+def _event(event_id: str, hospital: str) -> dict[str, Any]:
+    return charge(event_id, hospital_id=hospital)
+
+
+CATALOGUE = {
+    "name": "matrix",
+    "effective_from": "2026-01-01",
+    "base_rates": {"employee": "12252.70"},
+    "groups": [{"drg_code": "FM15", "name": "Coronary stent", "weight": "3.2973"}],
+}
+THRESHOLDS = {"blue": "0.9", "yellow": "0.95", "red": "1.0"}
+PRECHECK = {"items": [{"item_code": "STENT", "quantity": "1", "unit_price": "100.00"}]}
+
+# (method, path, body, {caller: expected status}); one row per endpoint and scope case
+MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
+    (
+        "GET",
+        "/v1/hospitals/H001/cases/C1",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H001/cases/C2",
+        None,
+        dict(his_h1=200, head_card=404, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H002/cases/C1",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H001/cases",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H002/cases",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/hospitals/H001/cases/C2/precheck",
+        PRECHECK,
+        dict(his_h1=200, head_card=404, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/hospitals/H002/cases/C1/precheck",
+        PRECHECK,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/events",
+        {"events": [_event("m-h1", "H001")]},
+        dict(his_h1=202, head_card=403, office_h1=403, office_all=403, admin=202),
+    ),
+    (
+        "POST",
+        "/v1/events",
+        {"events": [_event("m-h1b", "H001"), _event("m-h2", "H002")]},
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=202),
+    ),
+    (
+        "GET",
+        "/v1/alerts",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/dead-letters",
+        None,
+        dict(his_h1=200, head_card=403, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/drg-catalogues/current/groups/FM15",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "POST",
+        "/v1/drg-catalogues",
+        {**CATALOGUE, "hospital_id": "H001"},
+        dict(his_h1=403, head_card=403, office_h1=201, office_all=201, admin=201),
+    ),
+    (
+        "POST",
+        "/v1/drg-catalogues",
+        CATALOGUE,
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=201, admin=201),
+    ),
+    (
+        "PUT",
+        "/v1/alert-thresholds",
+        {**THRESHOLDS, "hospital_id": "H001"},
+        dict(his_h1=403, head_card=403, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "PUT",
+        "/v1/alert-thresholds",
+        THRESHOLDS,
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/docs",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/openapi.json",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+]
+# the live feed is checked by what it delivers (test_the_stream_carries_only_the_callers_alerts)
+STREAMS = {"/v1/alerts/stream"}
+
+
+def _template(path: str) -> str:
+    for concrete, name in (("H001", "{hospital_id}"), ("H002", "{hospital_id}")):
+        path = path.replace(f"/hospitals/{concrete}", f"/hospitals/{name}")
+    for concrete, name in (("C1", "{case_id}"), ("C2", "{case_id}"), ("FM15", "{drg_code}")):
+        path = path.replace(f"/{concrete}", f"/{name}")
+    return path
+
+
+def operations(app: FastAPI) -> set[tuple[str, str]]:
+    """Every operation the app serves, from its OpenAPI document (health and metrics aside)."""
+    return {
+        (method.upper(), path)
+        for path, methods in app.openapi()["paths"].items()
+        if path not in OPEN_PATHS
+        for method in methods
+    } | {("GET", "/docs"), ("GET", "/openapi.json")}
+
+
+def test_the_matrix_covers_every_endpoint() -> None:
+    app = create_app(StackSettings(database_url="sqlite+aiosqlite://"), connect_broker=False)
+    served = {(method, path) for method, path in operations(app) if path not in STREAMS}
+    assert len(served) >= 10
+    covered = {(method, _template(path)) for method, path, _, _ in MATRIX}
+    missing = served - covered
+    assert not missing, f"endpoints with no row in the access matrix: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    MATRIX,
+    ids=[f"{m} {p} #{i}" for i, (m, p, _, _) in enumerate(MATRIX)],
+)
+async def test_each_role_against_each_endpoint(
+    api: Api,
+    callers: dict[str, Caller],
+    method: str,
+    path: str,
+    body: Any,
+    expected: dict[str, int],
+) -> None:
+    got = {}
+    for name in ROLES:
+        # each caller posts its own event ids, so an accepted post is not a duplicate
+        payload = orjson.loads(orjson.dumps(body).replace(b'"m-', f'"{name}-'.encode()))
+        response = await api.client.request(
+            method, path, json=payload, headers=callers[name].headers
+        )
+        got[name] = response.status_code
+        if response.status_code in (403, 404):
+            assert response.json()["detail"], response.text
+    assert got == expected
+
+
+async def test_lists_hold_only_what_the_caller_may_see(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    async def seen(name: str, path: str, **filters: str) -> set[tuple[str, str, str | None]]:
+        response = await api.client.get(
+            path, params={"limit": 500, **filters}, headers=callers[name].headers
+        )
+        assert response.status_code == 200, response.text
+        return {
+            (item["hospital_id"], item["case_id"], item["department"])
+            for item in response.json()["items"]
+        }
+
+    everything = {("H001", "C1", "CARD"), ("H001", "C2", "SURG"), ("H002", "C1", "CARD")}
+    h001 = {row for row in everything if row[0] == "H001"}
+    assert await seen("admin", "/v1/alerts") == everything
+    assert await seen("office_all", "/v1/alerts") == everything
+    assert await seen("office_h1", "/v1/alerts") == h001
+    assert await seen("his_h1", "/v1/alerts") == h001
+    assert await seen("head_card", "/v1/alerts") == {("H001", "C1", "CARD")}
+    # asking for another department or hospital by filter gives nothing, not more
+    assert await seen("head_card", "/v1/alerts", department="SURG") == set()
+    assert await seen("head_card", "/v1/alerts", hospital_id="H002") == set()
+    assert await seen("office_h1", "/v1/hospitals/H001/cases") == h001
+    assert await seen("head_card", "/v1/hospitals/H001/cases") == {("H001", "C1", "CARD")}
+    counts = {
+        name: len((await api.client.get("/v1/alerts", headers=c.headers)).json()["items"])
+        for name, c in callers.items()
+    }
+    assert counts == dict(his_h1=8, head_card=4, office_h1=8, office_all=12, admin=12)
+
+
+async def test_a_dead_letter_of_another_hospital_is_not_listed(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    bad = {"events": [_event("d1", "H001") | {"amount": "x"}, _event("d2", "H002")]}
+    refused = await api.client.post("/v1/events", json=bad, headers=callers["admin"].headers)
+    assert refused.status_code == 202, refused.text
+    for name, hospitals in (("his_h1", {"H001"}), ("admin", {"H001"})):
+        listed = await api.client.get("/v1/dead-letters", headers=callers[name].headers)
+        assert {item["hospital_id"] for item in listed.json()["items"]} == hospitals
+    other = await api.client.post(
+        "/v1/events",
+        json={"events": [_event("d3", "H002") | {"amount": "x"}, _event("d4", "H002")]},
+        headers=callers["admin"].headers,
+    )
+    assert other.status_code == 202
+    listed = await api.client.get("/v1/dead-letters", headers=callers["his_h1"].headers)
+    assert {item["hospital_id"] for item in listed.json()["items"]} == {"H001"}
+
+
+async def test_wrong_revoked_and_disabled_keys_are_refused_even_in_embedded_mode(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    assert (await api.client.get("/v1/alerts")).status_code == 200  # no key: local admin
+    async with api.sessions() as db_session:
+        _, spare = await access_service.create_identity(
+            db_session=db_session,
+            name="leaver",
+            role="insurance_office",
+            hospitals=["H001"],
+            departments=[],
+        )
+        await access_service.disable(db_session=db_session, name_or_id="leaver")
+        await db_session.commit()
+    for key in ("dwk_not-a-key-anyone-was-given", spare, callers["admin"].key + "x"):
+        for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
+            response = await api.client.get("/v1/alerts", headers=headers)
+            assert response.status_code == 401, (key, headers)
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_keys_are_stored_as_digests_only(api: Api, callers: dict[str, Caller]) -> None:
+    stored = [row[0] for row in await api.rows("SELECT key_digest FROM api_keys")]
+    assert len(stored) == len(callers)
+    for caller in callers.values():
+        assert caller.key.startswith("dwk_") and len(caller.key) >= 40
+        assert caller.key not in stored
+        assert access_service.key_digest(caller.key) in stored
+
+
+async def _stream(
+    base: str, headers: dict[str, str], want: int, into: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Read the live feed from the start until `want` alerts came (or be cancelled)."""
+    alerts = [] if into is None else into
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as client,
+        client.stream("GET", "/v1/alerts/stream", headers=headers | {"Last-Event-ID": "0"}) as r,
+    ):
+        assert r.status_code == 200
+        async for line in r.aiter_lines():
+            if line.startswith("data: "):
+                alerts.append(orjson.loads(line[6:]))
+                if len(alerts) >= want:
+                    break
+    return alerts
+
+
+async def test_the_stream_carries_only_the_callers_alerts(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    async with serving(api.app) as base:
+        head: list[dict[str, Any]] = []
+        # the department head's stream gets its four, and nothing more while others get theirs
+        reading = asyncio.create_task(_stream(base, callers["head_card"].headers, 5, head))
+        office = await asyncio.wait_for(_stream(base, callers["office_h1"].headers, 8), 10)
+        admin = await asyncio.wait_for(_stream(base, callers["admin"].headers, 12), 10)
+        await asyncio.sleep(1.0)
+        assert not reading.done()
+        reading.cancel()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            wrong = await client.get(
+                "/v1/alerts/stream", headers={"Authorization": "Bearer dwk_wrong-key-0000000000"}
+            )
+    assert wrong.status_code == 401
+    assert len(head) == 4
+    assert {(a["hospital_id"], a["department"]) for a in head} == {("H001", "CARD")}
+    assert {(a["hospital_id"], a["department"]) for a in office} == {
+        ("H001", "CARD"),
+        ("H001", "SURG"),
+    }
+    assert len({a["alert_id"] for a in admin}) == 12
+
+
+@pytest.fixture
+async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
+    settings = StackSettings(
+        mode="production", database_url=postgres_url, api_keys="operator-key-0123456789abcdef"
+    )
+    app = create_app(settings, connect_broker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+
+
+async def test_production_refuses_every_endpoint_without_a_key(production: Api) -> None:
+    routes = operations(production.app)
+    assert len(routes) >= 10
+    for method, path in routes:
+        concrete = path.replace("{hospital_id}", "H001").replace("{case_id}", "C1")
+        response = await production.client.request(method, concrete.replace("{drg_code}", "X"))
+        assert response.status_code == 401, (method, path)
+
+
+async def test_production_scopes_identities_like_embedded_mode(production: Api) -> None:
+    await write(production, build())
+    callers = await _identities(production)
+    case = "/v1/hospitals/H001/cases/C2"
+    head = await production.client.get(case, headers=callers["head_card"].headers)
+    office = await production.client.get(case, headers=callers["office_h1"].headers)
+    operator = await production.client.get(
+        "/v1/hospitals/H002/cases/C1", headers={"X-API-Key": "operator-key-0123456789abcdef"}
+    )
+    assert (head.status_code, office.status_code, operator.status_code) == (404, 200, 200)
