@@ -180,6 +180,30 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         THRESHOLDS,
         dict(his_h1=403, head_card=403, office_h1=403, office_all=200, admin=200),
     ),
+    # webhook subscriptions: every role manages its own; another's (here: none) is 404
+    (
+        "POST",
+        "/v1/subscriptions",
+        {"url": "http://127.0.0.1:9/hook"},
+        dict(his_h1=201, head_card=201, office_h1=201, office_all=201, admin=201),
+    ),
+    (
+        "GET",
+        "/v1/subscriptions",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    *[
+        (method, f"/v1/subscriptions/sub_none{suffix}", body, dict.fromkeys(ROLES, 404))
+        for method, suffix, body in [
+            ("GET", "", None),
+            ("PATCH", "", {}),
+            ("DELETE", "", None),
+            ("POST", "/test", None),
+            ("GET", "/deliveries", None),
+            ("POST", "/deliveries/msg_none/retry", None),
+        ]
+    ],
     (
         "GET",
         "/docs",
@@ -200,6 +224,8 @@ STREAMS = {"/v1/alerts/stream"}
 def _template(path: str) -> str:
     for concrete, name in (("H001", "{hospital_id}"), ("H002", "{hospital_id}")):
         path = path.replace(f"/hospitals/{concrete}", f"/hospitals/{name}")
+    for concrete, name in (("sub_none", "{subscription_id}"), ("msg_none", "{delivery_id}")):
+        path = path.replace(f"/{concrete}", f"/{name}")
     for concrete, name in (("C1", "{case_id}"), ("C2", "{case_id}"), ("FM15", "{drg_code}")):
         path = path.replace(f"/{concrete}", f"/{name}")
     return path
