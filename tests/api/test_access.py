@@ -8,6 +8,7 @@ H001/C1 in CARD, H001/C2 in SURG, H002/C1 in CARD (four alerts each).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.access import service as access_service
@@ -206,6 +208,72 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ],
     (
         "GET",
+        "/v1/alerts/{red:H001:C1}",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/alerts/{red:H001:C2}",
+        None,
+        dict(his_h1=200, head_card=404, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/alerts/{red:H002:C1}",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/alerts/{red:H001:C1}/ack",
+        {"note": "seen; talking to the team"},
+        dict(his_h1=403, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/alerts/{red:H001:C2}/ack",
+        {"note": "seen"},
+        dict(his_h1=403, head_card=404, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/alerts/{red:H001:C1}/resolve",
+        {"reason": "over_treatment", "note": "two stents where one would do"},
+        dict(his_h1=403, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/alerts/{red:H002:C1}/resolve",
+        {"reason": "management_gap"},
+        dict(his_h1=403, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/alerts/{under_review:H001:C1}/review",
+        {"decision": "approved", "note": "new technique, appeal to the payer"},
+        dict(his_h1=403, head_card=403, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/alerts/{under_review:H002:C1}/review",
+        {"decision": "rejected", "note": "not a new technique"},
+        dict(his_h1=403, head_card=403, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H001/cases/C2/timeline",
+        None,
+        dict(his_h1=200, head_card=404, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H002/cases/C1/timeline",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "GET",
         "/docs",
         None,
         dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
@@ -222,6 +290,7 @@ STREAMS = {"/v1/alerts/stream"}
 
 
 def _template(path: str) -> str:
+    path = re.sub(r"\{(red|under_review):[^}]+\}", "{alert_id}", path)
     for concrete, name in (("H001", "{hospital_id}"), ("H002", "{hospital_id}")):
         path = path.replace(f"/hospitals/{concrete}", f"/hospitals/{name}")
     for concrete, name in (("sub_none", "{subscription_id}"), ("msg_none", "{delivery_id}")):
@@ -267,13 +336,38 @@ async def test_each_role_against_each_endpoint(
     for name in ROLES:
         # each caller posts its own event ids, so an accepted post is not a duplicate
         payload = orjson.loads(orjson.dumps(body).replace(b'"m-', f'"{name}-'.encode()))
+        # and acts on an alert nobody has acted on yet (or one waiting for review)
+        concrete = await _alert_path(api, callers["admin"], path)
         response = await api.client.request(
-            method, path, json=payload, headers=callers[name].headers
+            method, concrete, json=payload, headers=callers[name].headers
         )
         got[name] = response.status_code
         if response.status_code in (403, 404):
             assert response.json()["detail"], response.text
     assert got == expected
+
+
+async def _alert_path(api: Api, admin: Caller, path: str) -> str:
+    """Put the case's red alert in the state a row names, with no earlier actions."""
+    found = re.search(r"\{(red|under_review):(\w+):(\w+)\}", path)
+    if found is None:
+        return path
+    state, hospital_id, case_id = found.groups()
+    async with api.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM alert_actions"))
+    alert_id = await api.scalar(
+        "SELECT alert_id FROM alerts WHERE hospital_id = :h AND case_id = :c AND level = 'red'",
+        h=hospital_id,
+        c=case_id,
+    )
+    if state == "under_review":
+        submitted = await api.client.post(
+            f"/v1/alerts/{alert_id}/resolve",
+            json={"reason": "new_technique", "note": "first TAVI of the department"},
+            headers=admin.headers,
+        )
+        assert submitted.json()["status"] == "under_review", submitted.text
+    return path.replace(found.group(0), alert_id)
 
 
 async def test_lists_hold_only_what_the_caller_may_see(

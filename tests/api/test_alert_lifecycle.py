@@ -235,6 +235,35 @@ async def test_reasonable_overspend_goes_to_review_and_approval_resolves_it(
     assert times == sorted(times)
 
 
+async def test_the_history_carries_each_alerts_status_and_filters_by_it(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    await write(api, red_case("C1"), red_case("C2"))
+    first, second = (await alert_ids(api, "C1"))["red"], (await alert_ids(api, "C2"))["red"]
+    await post(client, first, "resolve", WANG, reason="new_technique", note="TAVR")
+    await post(client, second, "ack", WANG)
+
+    async def listed(**params: str) -> dict[str, str]:
+        response = await client.get("/v1/alerts", params=params, headers=as_(ZHAO))
+        assert response.status_code == 200, response.text
+        return {item["alert_id"]: item["status"] for item in response.json()["items"]}
+
+    everything = await listed()
+    assert len(everything) == 6
+    assert everything[first] == "under_review" and everything[second] == "acknowledged"
+    assert set(everything.values()) == {"open", "under_review", "acknowledged"}
+    # the insurance office's review queue
+    assert await listed(status="under_review") == {first: "under_review"}
+    assert await listed(status="acknowledged,under_review", level="red") == {
+        first: "under_review",
+        second: "acknowledged",
+    }
+    assert len(await listed(status="open")) == 4
+    await post(client, first, "review", ZHAO, decision="approved")
+    assert await listed(status="under_review") == {}
+    assert (await client.get("/v1/alerts?status=closed", headers=as_(ZHAO))).status_code == 422
+
+
 async def test_a_rejected_review_returns_the_alert_to_resolve_again(
     api: Api, client: httpx.AsyncClient
 ) -> None:

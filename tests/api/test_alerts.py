@@ -98,7 +98,9 @@ async def test_alert_records_carry_the_design_fields(api: Api) -> None:
         ("red", "none", "resolved"),
     ]
     for item in items:
-        assert set(item) == ALERT_FIELDS
+        # the design's fields, and where the alert's lifecycle stands (issue 5)
+        assert set(item) == ALERT_FIELDS | {"status"}
+        assert item["status"] == "open"
     red = items[1]
     assert red["total_cost"] == "41000.00"
     assert red["standard_cost"] == "40400.83"

@@ -22,6 +22,8 @@ AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 LevelList = Annotated[
     str | None, Query(pattern=r"^(none|blue|yellow|red)(,(none|blue|yellow|red))*$")
 ]
+_STATUS = "open|acknowledged|under_review|returned|resolved"
+StatusList = Annotated[str | None, Query(pattern=rf"^({_STATUS})(,({_STATUS}))*$")]
 HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 0.2
 UNAVAILABLE_RETRY_SECONDS = 1.0
@@ -36,10 +38,11 @@ async def list_alerts(
     department: Annotated[str | None, Query(max_length=32)] = None,
     level: LevelList = None,
     since: datetime | None = None,
+    status: StatusList = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AlertList:
-    """Alert history, newest first."""
+    """Alert history, newest first; `status=under_review` is the insurance office's queue."""
     return await alert_service.list_alerts(
         db_session=db_session,
         caller=caller,
@@ -48,6 +51,7 @@ async def list_alerts(
         department=department,
         level=level,
         since=since,
+        status=status,
         limit=limit,
         cursor=cursor,
     )

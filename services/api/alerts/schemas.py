@@ -29,8 +29,14 @@ class AlertOut(BaseModel):
     top_contributors: list[Contributor]
 
 
+class AlertListItem(AlertOut):
+    """An alert in the history, with where its lifecycle stands (see lifecycle.py)."""
+
+    status: Status
+
+
 class AlertList(BaseModel):
-    items: list[AlertOut]
+    items: list[AlertListItem]
     next_cursor: str | None
 
 

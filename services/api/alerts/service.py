@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.access.principal import Principal
-from services.api.alerts.schemas import AlertList, AlertOut
+from services.api.alerts.schemas import AlertList, AlertListItem, AlertOut
 from services.api.cases.schemas import Contributor
 from services.api.cases.service import money
 from services.api.pagination import decode_int_cursor, encode_cursor
 from services.casecost.pricing import LEVEL_RANK
-from services.storage.models import AlertRecord
+from services.storage.models import AlertAction, AlertRecord
 
 
 def to_out(record: AlertRecord) -> AlertOut:
@@ -38,7 +38,7 @@ def to_out(record: AlertRecord) -> AlertOut:
 
 
 def _filtered(
-    query: Select[Any],
+    query: Select[Any, Any] | Select[Any],
     *,
     hospital_id: str | None,
     case_id: str | None,
@@ -74,24 +74,47 @@ async def list_alerts(
     since: datetime | None,
     limit: int,
     cursor: str | None,
+    status: str | None = None,
 ) -> AlertList:
-    """Newest first; the cursor is the sequence of the last alert on the page."""
+    """Newest first, each with its lifecycle status; the cursor is the last alert's sequence."""
+    current = _current_status()
+    status_column = func.coalesce(current.c.to_status, "open")
     query = _filtered(
-        select(AlertRecord).where(
-            caller.scope_clause(AlertRecord.hospital_id, AlertRecord.department)
-        ),
+        select(AlertRecord, status_column)
+        .outerjoin(current, current.c.alert_id == AlertRecord.alert_id)
+        .where(caller.scope_clause(AlertRecord.hospital_id, AlertRecord.department)),
         hospital_id=hospital_id,
         case_id=case_id,
         department=department,
         level=level,
         since=since,
     )
+    if status:
+        query = query.where(status_column.in_(status.split(",")))
     before = decode_int_cursor(cursor)
     if before is not None:
         query = query.where(AlertRecord.seq < before)
-    rows = (await db_session.scalars(query.order_by(AlertRecord.seq.desc()).limit(limit + 1))).all()
-    next_cursor = encode_cursor([rows[limit - 1].seq]) if len(rows) > limit else None
-    return AlertList(items=[to_out(row) for row in rows[:limit]], next_cursor=next_cursor)
+    rows = (await db_session.execute(query.order_by(AlertRecord.seq.desc()).limit(limit + 1))).all()
+    next_cursor = encode_cursor([rows[limit - 1][0].seq]) if len(rows) > limit else None
+    items = [
+        AlertListItem(**to_out(record).model_dump(), status=record_status)
+        for record, record_status in rows[:limit]
+    ]
+    return AlertList(items=items, next_cursor=next_cursor)
+
+
+def _current_status() -> Subquery:
+    """Each acted-on alert's status: the `to_status` of its last action (no row: open)."""
+    last = (
+        select(AlertAction.alert_id, func.max(AlertAction.step).label("step"))
+        .group_by(AlertAction.alert_id)
+        .subquery()
+    )
+    return (
+        select(AlertAction.alert_id, AlertAction.to_status)
+        .join(last, (AlertAction.alert_id == last.c.alert_id) & (AlertAction.step == last.c.step))
+        .subquery()
+    )
 
 
 async def alerts_after(
