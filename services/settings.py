@@ -36,8 +36,8 @@ class StackSettings(BaseSettings):
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     # a claimed delivery is another process's to retry only after this (> the timeout)
     webhook_lease_seconds: float = Field(default=60.0, gt=0)
-    # backoff: full jitter over base x 2^(attempt-1), capped; with the defaults the
-    # 15 attempts of one delivery span up to 8 hours, about 4 on average
+    # backoff: jittered in the upper half of base x 2^(attempt-1), capped; with the
+    # defaults the 15 attempts of one delivery span 4 to 8 hours
     webhook_backoff_base_seconds: float = Field(default=30.0, gt=0)
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_max_attempts: int = Field(default=15, ge=1, le=100)

@@ -219,3 +219,34 @@ async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngi
             "/v1/subscriptions", json={"url": "https://example.org/h"}, headers=headers
         )
         assert secure.status_code == 201
+
+
+async def test_an_acknowledged_case_is_not_notified_again_for_the_same_level(
+    hooks: Hooks,
+) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    await hooks.subscribe("head", head)
+    as_head = {"Authorization": f"Bearer {head}"}
+
+    async def raise_and_settle(**alert: str) -> str:
+        alert_id = await raise_alert(hooks.sessions, case_id="C7", **alert)
+        sentinel = await raise_alert(hooks.sessions, case_id="S", department="CARD")
+        await until(lambda: sentinel in alert_ids(hooks.receiver, "head"), 3, "the sentinel")
+        return alert_id
+
+    yellow = await raise_and_settle(level="yellow", previous_level="blue")
+    acked = await hooks.client.post(f"/v1/alerts/{yellow}/ack", json={}, headers=as_head)
+    assert acked.status_code == 200, acked.text
+    red = await raise_and_settle(level="red", previous_level="yellow")  # further: news
+    assert (await hooks.client.post(f"/v1/alerts/{red}/ack", json={}, headers=as_head)).is_success
+    down = await raise_and_settle(
+        level="yellow", previous_level="red", transition="de-escalated"
+    )  # de-escalations are always told
+    red_again = await raise_and_settle(level="red", previous_level="yellow")  # a repeat
+    below = await raise_and_settle(level="none", previous_level="yellow", transition="resolved")
+    new_episode = await raise_and_settle(level="red", previous_level="none")  # news again
+
+    told = [a for a in alert_ids(hooks.receiver, "head") if a in {yellow, red, down, red_again}]
+    assert told == [yellow, red, down]
+    assert below in alert_ids(hooks.receiver, "head")
+    assert new_episode in alert_ids(hooks.receiver, "head")

@@ -244,19 +244,20 @@ def action_summary(action: ActionOut, level: str) -> str:
 
 
 async def acknowledged_level(
-    *, db_session: AsyncSession, hospital_id: str, case_id: str
+    *, db_session: AsyncSession, hospital_id: str, case_id: str, before_seq: int | None = None
 ) -> str | None:
     """The highest level of the case someone acted on in its current episode, or None.
 
     For the notifier: an alert at a level above this is news; one at or below it is not
     (see `lifecycle.acknowledged_level_of` for the precise rule, and `lifecycle.is_news`).
+    `before_seq` looks only at the alerts raised before that one (the episode as it
+    stood when the alert being routed was raised).
     """
     acted = exists().where(AlertAction.alert_id == AlertRecord.alert_id)
-    rows = (
-        await db_session.execute(
-            select(AlertRecord.level, acted)
-            .where(AlertRecord.hospital_id == hospital_id, AlertRecord.case_id == case_id)
-            .order_by(AlertRecord.seq)
-        )
-    ).all()
+    query = select(AlertRecord.level, acted).where(
+        AlertRecord.hospital_id == hospital_id, AlertRecord.case_id == case_id
+    )
+    if before_seq is not None:
+        query = query.where(AlertRecord.seq < before_seq)
+    rows = (await db_session.execute(query.order_by(AlertRecord.seq))).all()
     return acknowledged_level_of([AlertMark(level=level, acted=bool(did)) for level, did in rows])

@@ -15,7 +15,7 @@ It runs as a task in each API process (DRGWATCH_WEBHOOKS=false turns it off). Ev
    again with the same webhook-id and bytes (receivers deduplicate by webhook-id).
 
 Outcomes: 2xx delivered; 410 Gone fails the delivery and disables the subscription at
-once; anything else is retried after full-jitter exponential backoff, or after
+once; anything else is retried after jittered exponential backoff, or after
 Retry-After on 429/503 if that is later, until `webhook_max_attempts`; a subscription
 whose `webhook_disable_after_failures` consecutive deliveries all failed is disabled.
 Deliveries of a disabled subscription wait (nothing is lost) until it is re-enabled.
@@ -39,6 +39,7 @@ from standardwebhooks import Webhook
 
 from services.api.access import service as access_service
 from services.api.access.principal import LOCAL_ADMIN, Principal
+from services.api.alerts import actions as alert_actions
 from services.api.alerts.service import to_out as alert_out
 from services.api.auth import OPERATOR
 from services.api.subscriptions import formats
@@ -260,12 +261,22 @@ class Dispatcher:
         ).all()
         message_format = cast(Format, subscription.format)
         for alert in alerts:
+            acknowledged = None
+            if alert.transition == "escalated":
+                acknowledged = await alert_actions.acknowledged_level(
+                    db_session=db_session,
+                    hospital_id=alert.hospital_id,
+                    case_id=alert.case_id,
+                    before_seq=alert.seq,
+                )
             facts = AlertFacts(
                 alert_id=alert.alert_id,
                 hospital_id=alert.hospital_id,
                 department=alert.department,
                 level=alert.level,
                 previous_level=alert.previous_level,
+                transition=alert.transition,
+                acknowledged_level=acknowledged,
             )
             if not is_deliverable(facts, route, owner):
                 continue

@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from services.api.access.principal import Principal, Role
+from services.api.alerts.lifecycle import is_news
 from services.casecost.pricing import LEVEL_RANK
 
 MinLevel = Literal["blue", "yellow", "red"]
@@ -36,6 +37,10 @@ class AlertFacts:
     department: str | None
     level: str
     previous_level: str
+    transition: str = "escalated"
+    # the highest level of the case someone acknowledged (or resolved) in its current
+    # episode before this alert, if any (services/api/alerts/actions.acknowledged_level)
+    acknowledged_level: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,13 @@ def severity(alert: AlertFacts) -> str:
 def is_deliverable(alert: AlertFacts, route: Route, owner: Principal) -> bool:
     """The one place that decides whether a subscription is sent an alert.
 
-    The owner must be able to read it, it must pass the subscription's filters, and
-    its severity must reach the subscription's minimum level.
+    The owner must be able to read it, it must pass the subscription's filters, its
+    severity must reach the subscription's minimum level, and an escalation must be news:
+    a case someone acknowledged at this level or above is not notified again for it
+    (a further escalation is; de-escalations and resolutions always are).
     """
+    if alert.transition == "escalated" and not is_news(alert.level, alert.acknowledged_level):
+        return False
     if not owner.sees_department(alert.hospital_id, alert.department):
         return False
     if route.hospitals and alert.hospital_id not in route.hospitals:
@@ -89,9 +98,12 @@ def digest_delivery_id(subscription_id: str, alert_seqs: list[int]) -> str:
 def backoff_seconds(
     attempts: int, *, base: float, cap: float, rng: random.Random | None = None
 ) -> float:
-    """Full jitter: uniform in [0, min(cap, base x 2^(attempts-1))], after `attempts` tries."""
+    """Exponential backoff with jitter, after `attempts` tries: uniform in the upper half
+    of min(cap, base x 2^(attempts-1)), so retries of many subscriptions spread out and
+    a failing endpoint is still given ever longer to recover (full jitter could retry
+    a second after a failure however many came before)."""
     ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
-    return (rng or random).uniform(0, ceiling)
+    return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
