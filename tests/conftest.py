@@ -68,7 +68,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.faults.report import FIGURES
 
     if FIGURES:
-        terminalreporter.section("fault injection: what was done and measured")
+        terminalreporter.section("fault injection and live push: what was done and measured")
         for line in FIGURES:
             terminalreporter.write_line(line)
 

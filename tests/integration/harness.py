@@ -46,6 +46,7 @@ class Stack:
     broker: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. faster webhook retries
 
     @property
     def url(self) -> str:
@@ -72,6 +73,7 @@ class Stack:
             DRGWATCH_DATA_DIR=str(self.workdir),
             DRGWATCH_WORKER_LOG_LEVEL="INFO",
         )
+        env.update(self.extra_env)
         return env
 
     def start_broker(self, *, replay: bool) -> int:

@@ -15,10 +15,13 @@ from services.storage.engine import create_schema, make_engine, session_factory
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = commands.add_parser("users", help="identities, roles and API keys")
-    users.add_argument("--data-dir", help="embedded data directory (default ./var)")
-    users.add_argument("--database-url", help="the database (default: DRGWATCH_DATABASE_URL)")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--data-dir", help="embedded data directory (default ./var)")
+    where.add_argument("--database-url", help="the database (default: DRGWATCH_DATABASE_URL)")
     actions = users.add_subparsers(dest="users_command", required=True)
-    create = actions.add_parser("create", help="a new identity; prints its API key once")
+    create = actions.add_parser(
+        "create", parents=[where], help="a new identity; prints its API key once"
+    )
     create.add_argument("name", help="who this is, e.g. 'Dr Li, cardiology' or 'HIS H1'")
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument(
@@ -27,10 +30,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument(
         "--department", action="append", default=[], help="department (department heads)"
     )
-    actions.add_parser("list", help="identities with their role, scope and live keys")
-    key = actions.add_parser("key", help="issue another API key (rotation); printed once")
+    actions.add_parser(
+        "list", parents=[where], help="identities with their role, scope and live keys"
+    )
+    key = actions.add_parser(
+        "key", parents=[where], help="issue another API key (rotation); printed once"
+    )
     key.add_argument("name", help="identity name or id")
-    disable = actions.add_parser("disable", help="disable an identity and revoke its keys")
+    disable = actions.add_parser(
+        "disable", parents=[where], help="disable an identity and revoke its keys"
+    )
     disable.add_argument("name", help="identity name or id")
 
 
