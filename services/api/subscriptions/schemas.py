@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.api.subscriptions.formats import Format
 from services.api.subscriptions.routing import MinLevel
@@ -14,6 +14,8 @@ Code = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt filter must not widen delivery
+
     url: str = Field(max_length=2000, description="http(s) endpoint; https in production")
     format: Format = "standard"
     hospitals: list[Code] = Field(default_factory=list, max_length=200)
@@ -32,6 +34,8 @@ class SubscriptionIn(BaseModel):
 
 
 class SubscriptionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str | None = Field(default=None, max_length=2000)
     format: Format | None = None
     hospitals: list[Code] | None = Field(default=None, max_length=200)
