@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.api.access.principal import Principal
 from services.api.deps import SessionDep, require
@@ -21,6 +21,8 @@ from services.api.subscriptions.schemas import (
 )
 
 router = APIRouter(tags=["subscriptions"])
+SubscriptionId = Annotated[str, Path(max_length=40, pattern=r"^sub_[0-9a-f]{1,36}$")]
+DeliveryId = Annotated[str, Path(max_length=40, pattern=r"^msg_[0-9a-f]{1,36}$")]
 Manager = Annotated[Principal, Depends(require("subscriptions:manage"))]
 
 
@@ -59,7 +61,7 @@ async def list_subscriptions(
 
 @router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def get_subscription(
-    subscription_id: str, caller: Manager, db_session: SessionDep
+    subscription_id: SubscriptionId, caller: Manager, db_session: SessionDep
 ) -> SubscriptionOut:
     record = await subscription_service.get(
         db_session=db_session, owner=caller, subscription_id=subscription_id
@@ -69,7 +71,7 @@ async def get_subscription(
 
 @router.patch("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 async def update_subscription(
-    subscription_id: str,
+    subscription_id: SubscriptionId,
     patch: SubscriptionPatch,
     request: Request,
     caller: Manager,
@@ -90,7 +92,7 @@ async def update_subscription(
 
 @router.delete("/v1/subscriptions/{subscription_id}", status_code=204)
 async def delete_subscription(
-    subscription_id: str, caller: Manager, db_session: SessionDep
+    subscription_id: SubscriptionId, caller: Manager, db_session: SessionDep
 ) -> Response:
     await subscription_service.delete(
         db_session=db_session, owner=caller, subscription_id=subscription_id
@@ -102,7 +104,9 @@ async def delete_subscription(
 @router.post(
     "/v1/subscriptions/{subscription_id}/test", status_code=202, response_model=DeliveryOut
 )
-async def send_test(subscription_id: str, caller: Manager, db_session: SessionDep) -> DeliveryOut:
+async def send_test(
+    subscription_id: SubscriptionId, caller: Manager, db_session: SessionDep
+) -> DeliveryOut:
     """Queue a signed test message (one attempt; see it under the deliveries)."""
     delivery = await subscription_service.enqueue_test(
         db_session=db_session,
@@ -116,7 +120,7 @@ async def send_test(subscription_id: str, caller: Manager, db_session: SessionDe
 
 @router.get("/v1/subscriptions/{subscription_id}/deliveries", response_model=DeliveryList)
 async def list_deliveries(
-    subscription_id: str,
+    subscription_id: SubscriptionId,
     caller: Manager,
     db_session: SessionDep,
     status: Literal["pending", "delivered", "failed"] | None = None,
@@ -140,7 +144,10 @@ async def list_deliveries(
     response_model=DeliveryOut,
 )
 async def retry_delivery(
-    subscription_id: str, delivery_id: str, caller: Manager, db_session: SessionDep
+    subscription_id: SubscriptionId,
+    delivery_id: DeliveryId,
+    caller: Manager,
+    db_session: SessionDep,
 ) -> DeliveryOut:
     """Send a delivered or failed message again: same webhook-id, same bytes."""
     delivery = await subscription_service.retry_delivery(
