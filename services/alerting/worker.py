@@ -214,10 +214,42 @@ class WorkerApp:
     app: faust.App
     agent: Any  # for records that reach a Faust stream
     deliver: Callable[[Sequence[Any]], Awaitable[None]]  # the consumer's batches
-    cases: Any
+    cases: Any  # the table: case key -> the case state as changelog JSON (bytes)
     reference: ReferenceData
     progress: Progress
     projector: ProjectorService
+
+    def case_state(self, key: bytes) -> dict[str, Any] | None:
+        """A case's state as plain data, as the table holds it."""
+        stored = self.cases.data.get(key)
+        return None if stored is None else cast(dict[str, Any], orjson.loads(stored))
+
+
+class LiveStates:
+    """The latest CaseState objects of recently changed cases, so that a busy case is not
+    rebuilt from its JSON with every batch.
+
+    An entry is used only while the table still holds the very bytes it was made from
+    (recovery, or another worker's writes after a rebalance, replace them), and it is
+    taken out while a batch changes it: a batch abandoned half-way leaves no entry, so
+    the next one rebuilds the case from the table. Bounded; the least recently written
+    go first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._entries: dict[bytes, tuple[bytes, CaseState]] = {}
+
+    def take(self, key: bytes, stored: bytes | None) -> CaseState | None:
+        entry = self._entries.pop(key, None)
+        if entry is None or stored is None or entry[0] is not stored:
+            return None
+        return entry[1]
+
+    def keep(self, key: bytes, stored: bytes, state: CaseState) -> None:
+        self._entries[key] = (stored, state)
+        while len(self._entries) > self._limit:
+            del self._entries[next(iter(self._entries))]
 
 
 def create_worker(settings: WorkerSettings) -> WorkerApp:
@@ -257,19 +289,20 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     events = app.topic(
         stack.events_topic,
         key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+        value_type=bytes,  # bytes types: the "raw" codec for keys and values
         partitions=stack.topic_partitions,
     )
     alerts_topic, dead_letter_topic = stack.alerts_topic, stack.dead_letter_topic
     cases = app.Table(
-        # keys raw bytes ("hospital/case"), values JSON: the app's default serializers
+        # keys "hospital/case", values the state's JSON as bytes: kept as written and as
+        # recovered (no decoding of every state on recovery), decoded when a batch needs it
         "cases",
         default=None,
         key_type=bytes,
+        value_type=bytes,  # bytes types: the "raw" codec for keys and values
         partitions=stack.topic_partitions,
     )
+    live = LiveStates(settings.live_states)
     changelog_topic = cases.changelog_topic.get_topic_name()
 
     async def on_events(messages: Sequence[Any]) -> None:
@@ -330,12 +363,14 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             case_key = f"{event.hospital_id}/{event.case_id}".encode()
             state = states.get(case_key)
             if state is None:
-                stored = cases.get(case_key)
-                state = (
-                    CaseState.from_dict(stored)
-                    if stored
-                    else new_case(event.hospital_id, event.case_id)
-                )
+                stored = cases.data.get(case_key)
+                state = live.take(case_key, stored)
+                if state is None:
+                    state = (
+                        CaseState.from_dict(orjson.loads(stored))
+                        if stored
+                        else new_case(event.hospital_id, event.case_id)
+                    )
             if isinstance(event, Release):
                 outcome = release_held(state, reference.price_book, now)
             else:
@@ -366,14 +401,14 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                     # the state keeps only its latest alerts: write it before any drop out
                     writes.append(await send_state(case_key, outcome.state, partition_of))
                     unwritten_alerts[case_key] = 0
-        values = {case_key: state.to_dict() for case_key, state in states.items()}
+        values = {case_key: orjson.dumps(state.to_dict()) for case_key, state in states.items()}
         for case_key, value in values.items():
             writes.append(
                 await _send(
                     app,
                     changelog_topic,
                     key=case_key,
-                    value=orjson.dumps(value),  # the table's JSON codec reads it back
+                    value=value,
                     partition=partition_of[case_key],
                 )
             )
@@ -385,6 +420,8 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             ]
             await _wait_delivered(markers)
         cases.data.update(values)
+        for case_key, value in values.items():
+            live.keep(case_key, value, states[case_key])
         for message in batch:  # offsets up to here may now be committed
             transport.mark_durable(app, message.tp, message.offset)
         for case_key, alert in alerts:
@@ -425,7 +462,8 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         # New catalogue or thresholds: price this worker's open and unpriced cases again,
         # through the events topic so that each runs inside the agent like any event.
         version = reference.price_book.version
-        for case_key, state in list(cases.items()):
+        for case_key, stored in list(cases.data.items()):
+            state = orjson.loads(stored) if stored else None
             if state is None or (state.get("discharged_at") and state["level"] != "unpriced"):
                 continue
             await events.send(
@@ -440,8 +478,11 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         # A case waiting for a ledger sequence number that never comes (a ledger entry
         # lost in a restore, say) is released after the gap timeout, inside the agent.
         cutoff = datetime.now(UTC) - gap_timeout
-        for case_key, state in list(cases.data.items()):
-            held_since = state.get("held_since") if state else None
+        for case_key, stored in list(cases.data.items()):
+            if not stored or b'"held_since":null' in stored:  # no wait: no need to decode
+                continue
+            state = orjson.loads(stored)
+            held_since = state.get("held_since")
             if held_since and datetime.fromisoformat(held_since) <= cutoff:
                 await events.send(
                     key=case_key,

@@ -275,13 +275,14 @@ def drgwatch(config: dict[str, Any]) -> None:
             return
         if clock.count >= clock.expect:
             await worker_app.app.producer.flush()  # the alerts sent after the last batch
+            states = {key: worker_app.case_state(key) for key in list(worker_app.cases.data)}
             cases = {
                 key.decode(): {
                     "total_cost": state["total_cost"],
                     "level": state["level"],
                     "events_applied": state["events_applied"],
                 }
-                for key, state in worker_app.cases.data.items()
+                for key, state in states.items()
                 if state
             }
             clock.finish(cases=cases, batches=progress.batches)

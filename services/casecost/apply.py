@@ -204,6 +204,7 @@ def _fold(state: CaseState, event: Event) -> None:
             state.items[event.item_code] = item
         item.quantity += sign * event.quantity
         item.amount += amount
+        item.wire = None
 
 
 def _price(state: CaseState, price_book: PriceBook) -> None:

@@ -40,6 +40,9 @@ class Category(StrEnum):
     OTHER = "other"
 
 
+_DECIMAL_CHARACTERS = str.maketrans("", "", "0123456789.-")
+
+
 def decimal_text(value: Any) -> Decimal:
     """Accept a decimal string (or an int) and refuse floats, NaN, Infinity and exponents."""
     if isinstance(value, (bool, float)):
@@ -51,7 +54,7 @@ def decimal_text(value: Any) -> Decimal:
     text = value.strip()
     if not text or len(text) > 24:
         raise ValueError("must be a decimal string of at most 24 characters")
-    if any(ch not in "0123456789.-" for ch in text):
+    if text.translate(_DECIMAL_CHARACTERS):  # anything left is not a digit, '.' or '-'
         raise ValueError("must be a plain decimal string (digits, one '.', optional '-')")
     try:
         number = Decimal(text)
@@ -116,6 +119,8 @@ def _printable(value: str) -> str:
     Unicode categories Cc (C0 and C1 controls) and Cf (format: bidirectional overrides
     that make text display other than it is stored, zero-width characters, BOM).
     """
+    if value.isprintable():  # the usual case, at C speed: no Cc or Cf in it
+        return value
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         raise ValueError("must not contain control or invisible formatting characters")
     return value
@@ -139,22 +144,21 @@ def _decimal_schema(places: int, description: str) -> WithJsonSchema:
     )
 
 
+# one validator per field, text to bounded Decimal (a line has three such fields, and
+# every event is validated at ingest and again by the worker)
 UnitPrice = Annotated[
     Decimal,
-    BeforeValidator(money_text),
-    AfterValidator(_price),
+    BeforeValidator(lambda value: _price(money_text(value))),
     _decimal_schema(4, "decimal string, up to 4 places"),
 ]
 Amount = Annotated[
     Decimal,
-    BeforeValidator(money_text),
-    AfterValidator(_amount),
+    BeforeValidator(lambda value: _amount(money_text(value))),
     _decimal_schema(2, "decimal string to the cent; must equal quantity x unit_price"),
 ]
 Quantity = Annotated[
     Decimal,
-    BeforeValidator(decimal_text),
-    AfterValidator(_quantity),
+    BeforeValidator(lambda value: _quantity(decimal_text(value))),
     _decimal_schema(4, "decimal string (an integer is accepted), greater than zero"),
 ]
 Identifier = Annotated[

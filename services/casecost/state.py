@@ -30,6 +30,14 @@ class ItemCost:
     category: str
     quantity: Decimal
     amount: Decimal
+    # the changelog form, kept until the item changes: a large case rewrites all its
+    # items with every batch, most of them untouched
+    wire: list[str] | None = field(default=None, compare=False, repr=False)
+
+    def as_wire(self) -> list[str]:
+        if self.wire is None:
+            self.wire = [self.item_name, self.category, str(self.quantity), str(self.amount)]
+        return self.wire
 
 
 @dataclass(slots=True)
@@ -107,10 +115,7 @@ class CaseState:
             "last_event_at": _iso(self.last_event_at),
             "total_cost": str(self.total_cost),
             "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
-            "items": {
-                code: [item.item_name, item.category, str(item.quantity), str(item.amount)]
-                for code, item in self.items.items()
-            },
+            "items": {code: item.as_wire() for code, item in self.items.items()},
             "events_applied": self.events_applied,
             "seen": sorted(self.seen),
             "next_sequence": self.next_sequence,
@@ -147,8 +152,8 @@ class CaseState:
             total_cost=Decimal(data["total_cost"]),
             cost_by_category={k: Decimal(v) for k, v in data["cost_by_category"].items()},
             items={
-                code: ItemCost(code, name, category, Decimal(quantity), Decimal(amount))
-                for code, (name, category, quantity, amount) in data["items"].items()
+                code: ItemCost(code, wire[0], wire[1], Decimal(wire[2]), Decimal(wire[3]), wire)
+                for code, wire in data["items"].items()
             },
             events_applied=data["events_applied"],
             seen=set(data["seen"]),

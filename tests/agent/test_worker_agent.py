@@ -136,15 +136,15 @@ async def put(
 
 
 def case(worker: WorkerApp, key: bytes = KEY) -> dict[str, Any]:
-    stored = worker.cases.get(key)
+    stored = worker.case_state(key)
     assert stored is not None, f"no state for {key!r}"
-    return dict(stored)
+    return stored
 
 
 async def test_events_build_the_case_state_in_the_table(
     worker: WorkerApp, agent: Any, sent: SentRecorder, settings: WorkerSettings
 ) -> None:
-    assert worker.cases.get(KEY) is None
+    assert worker.case_state(KEY) is None
     await put(agent, admitted_raw())
     state = case(worker)
     assert state["level"] == "none" and state["standard_cost"] == "10000.00"
