@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -238,7 +239,7 @@ class LiveStates:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._entries: dict[bytes, tuple[bytes, CaseState]] = {}
+        self._entries: OrderedDict[bytes, tuple[bytes, CaseState]] = OrderedDict()
 
     def take(self, key: bytes, stored: bytes | None) -> CaseState | None:
         entry = self._entries.pop(key, None)
@@ -249,7 +250,7 @@ class LiveStates:
     def keep(self, key: bytes, stored: bytes, state: CaseState) -> None:
         self._entries[key] = (stored, state)
         while len(self._entries) > self._limit:
-            del self._entries[next(iter(self._entries))]
+            self._entries.popitem(last=False)
 
 
 def create_worker(settings: WorkerSettings) -> WorkerApp:

@@ -32,7 +32,14 @@ from services.casecost.events import (
     parse_event,
 )
 from services.casecost.pricing import LEVEL_RANK, AlertLevel, PriceBook, ratio_of
-from services.casecost.state import MAX_ALERTS_KEPT, CaseState, ItemCost, Stamp, event_digest
+from services.casecost.state import (
+    MAX_ALERTS_KEPT,
+    CaseState,
+    ItemCost,
+    Pricing,
+    Stamp,
+    event_digest,
+)
 
 ALERT_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8e-9a57-4f0b3c2d1e10")
 HIGH_RATIO = Decimal("2")
@@ -208,17 +215,8 @@ def _fold(state: CaseState, event: Event) -> None:
 
 
 def _price(state: CaseState, price_book: PriceBook) -> None:
-    on = _pricing_date(state)
-    standard = (
-        None
-        if on is None
-        else price_book.standard(state.hospital_id, state.drg_code, state.insurance_scheme, on)
-    )
-    group = (
-        None
-        if on is None or state.drg_code is None
-        else price_book.group(state.hospital_id, state.drg_code, on)
-    )
+    pricing = _pricing(state, price_book)
+    group, standard = pricing.group, pricing.standard
     state.drg_name = group.name if group else None
     state.avg_los_days = group.avg_los_days if group else None
     if standard is None:
@@ -229,14 +227,42 @@ def _price(state: CaseState, price_book: PriceBook) -> None:
         return
     state.standard_cost = standard.standard_cost
     state.ratio = ratio_of(state.total_cost, standard.standard_cost)
-    thresholds = price_book.thresholds_for(state.hospital_id, state.drg_code)
-    state.level = thresholds.level_for(state.total_cost, standard.standard_cost)
+    state.level = pricing.thresholds.level_for(state.total_cost, standard.standard_cost)
     state.ratio_flag = None
     if state.discharged_at is not None:
         if state.total_cost > HIGH_RATIO * standard.standard_cost:
             state.ratio_flag = "high"
         elif state.total_cost < LOW_RATIO * standard.standard_cost:
             state.ratio_flag = "low"
+
+
+def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
+    """The case's group, standard and thresholds; looked up again only when the price
+    book, the DRG, the scheme or the pricing day moved (most events move none)."""
+    on = _pricing_date(state)
+    known = state.pricing
+    if (
+        known is not None
+        and known.price_book is price_book
+        and known.drg_code == state.drg_code
+        and known.scheme == state.insurance_scheme
+        and known.on == on
+    ):
+        return known
+    hospital_id, drg_code, scheme = state.hospital_id, state.drg_code, state.insurance_scheme
+    pricing = Pricing(
+        price_book=price_book,
+        drg_code=drg_code,
+        scheme=scheme,
+        on=on,
+        group=None
+        if on is None or drg_code is None
+        else price_book.group(hospital_id, drg_code, on),
+        standard=None if on is None else price_book.standard(hospital_id, drg_code, scheme, on),
+        thresholds=price_book.thresholds_for(hospital_id, drg_code),
+    )
+    state.pricing = pricing
+    return pricing
 
 
 def _pricing_date(state: CaseState) -> date | None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal
 
 AlertLevel = Literal["none", "blue", "yellow", "red"]
 CaseLevel = Literal["unpriced", "none", "blue", "yellow", "red"]
 LEVEL_RANK: dict[str, int] = {"none": 0, "blue": 1, "yellow": 2, "red": 3}
 CENT = Decimal("0.01")
 RATIO_PLACES = Decimal("0.0001")
-MEMO_LIMIT = 100_000  # remembered answers per price book (hospital x DRG x scheme x day)
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +76,8 @@ class PriceBook:
     catalogues: tuple[Catalogue, ...] = ()
     # keys: (hospital_id, drg_code) with "*" as wildcard for either part
     thresholds: dict[tuple[str, str], Thresholds] = field(default_factory=dict)
-    # answers already given: the snapshot never changes, and every event of a case asks
-    # the same questions again (a new snapshot comes with a new, empty memo)
-    _memo: dict[tuple[Any, ...], Any] = field(
-        default_factory=dict, compare=False, repr=False, hash=False
-    )
-
-    def _remembered(self, key: tuple[Any, ...], answer: Callable[[], _T]) -> _T:
-        try:
-            return cast(_T, self._memo[key])
-        except KeyError:
-            if len(self._memo) >= MEMO_LIMIT:
-                self._memo.clear()
-            value = self._memo[key] = answer()
-            return value
 
     def catalogue_for(self, hospital_id: str, on: date) -> Catalogue | None:
-        return self._remembered(
-            ("catalogue", hospital_id, on), lambda: self._catalogue_for(hospital_id, on)
-        )
-
-    def _catalogue_for(self, hospital_id: str, on: date) -> Catalogue | None:
         """The newest catalogue in force on `on`, preferring one specific to the hospital."""
         best: Catalogue | None = None
         for catalogue in self.catalogues:
@@ -119,14 +97,6 @@ class PriceBook:
         self, hospital_id: str, drg_code: str | None, scheme: str | None, on: date
     ) -> Standard | None:
         """The payment standard of a DRG for a scheme on a date, or None when unknown."""
-        return self._remembered(
-            ("standard", hospital_id, drg_code, scheme, on),
-            lambda: self._standard(hospital_id, drg_code, scheme, on),
-        )
-
-    def _standard(
-        self, hospital_id: str, drg_code: str | None, scheme: str | None, on: date
-    ) -> Standard | None:
         if drg_code is None:
             return None
         catalogue = self.catalogue_for(hospital_id, on)
@@ -148,12 +118,6 @@ class PriceBook:
         return Standard(drg_code, group.name, cost, group.avg_los_days, catalogue.catalogue_id)
 
     def thresholds_for(self, hospital_id: str, drg_code: str | None) -> Thresholds:
-        return self._remembered(
-            ("thresholds", hospital_id, drg_code),
-            lambda: self._thresholds_for(hospital_id, drg_code),
-        )
-
-    def _thresholds_for(self, hospital_id: str, drg_code: str | None) -> Thresholds:
         code = drg_code or "*"
         for key in ((hospital_id, code), ("*", code), (hospital_id, "*"), ("*", "*")):
             if key in self.thresholds:

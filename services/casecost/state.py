@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from services.casecost.pricing import AlertLevel, CaseLevel
+from services.casecost.pricing import (
+    AlertLevel,
+    CaseLevel,
+    DrgGroup,
+    PriceBook,
+    Standard,
+    Thresholds,
+)
 
 MAX_ALERTS_KEPT = 20  # older alerts are already projected; these are kept for redelivery
 TOP_CONTRIBUTORS = 5
@@ -38,6 +45,19 @@ class ItemCost:
         if self.wire is None:
             self.wire = [self.item_name, self.category, str(self.quantity), str(self.amount)]
         return self.wire
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """What a case was priced on, and the answer (see apply._pricing)."""
+
+    price_book: PriceBook
+    drg_code: str | None
+    scheme: str | None
+    on: date | None
+    group: DrgGroup | None
+    standard: Standard | None
+    thresholds: Thresholds
 
 
 @dataclass(slots=True)
@@ -77,6 +97,9 @@ class CaseState:
     alert_level: AlertLevel = "none"
     alert_seq: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # what the case was last priced on (price book, DRG, scheme, day) and the answer:
+    # kept in memory only, so that an event that moves none of them looks nothing up
+    pricing: Pricing | None = field(default=None, compare=False, repr=False)
 
     @property
     def status(self) -> str:

@@ -219,6 +219,24 @@ async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngi
             "/v1/subscriptions", json={"url": "https://example.org/h"}, headers=headers
         )
         assert secure.status_code == 201
+        # a hospital intranet address is an endpoint; the service's own machine and the
+        # cloud metadata address are not
+        intranet = await app.client.post(
+            "/v1/subscriptions", json={"url": "https://10.20.0.7/his/alerts"}, headers=headers
+        )
+        assert intranet.status_code == 201
+        for internal in (
+            "https://127.0.0.1:8000/v1/events",
+            "https://localhost/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/x",
+            "https://0.0.0.0/x",
+        ):
+            refused = await app.client.post(
+                "/v1/subscriptions", json={"url": internal}, headers=headers
+            )
+            assert refused.status_code == 422, internal
+            assert refused.json()["detail"].startswith("url:")
 
 
 async def test_an_acknowledged_case_is_not_notified_again_for_the_same_level(

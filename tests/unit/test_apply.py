@@ -539,6 +539,8 @@ def test_state_round_trips_through_json() -> None:
     data = orjson.loads(orjson.dumps(state.to_dict()))
     restored = CaseState.from_dict(data)
     for spec in dataclasses.fields(CaseState):
+        if spec.name == "pricing":  # memory of the last lookup, not state: rebuilt on use
+            continue
         assert getattr(restored, spec.name) == getattr(state, spec.name), spec.name
     assert orjson.loads(orjson.dumps(restored.to_dict())) == data
     assert restored.status == state.status

@@ -7,6 +7,7 @@ Functions do not commit: the request does.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 from datetime import datetime
 
@@ -65,16 +66,37 @@ def to_out(record: WebhookSubscription) -> SubscriptionOut:
 
 
 def check_url(url: str, *, production: bool) -> str:
-    """An absolute http(s) URL with a host; https only in production mode."""
+    """An absolute http(s) URL with a host; in production mode https, and not an address
+    of the service's own machine or of a cloud metadata service.
+
+    Private addresses stay allowed: a hospital's systems usually listen on its intranet.
+    Only literal addresses and `localhost` are checked here; a name that resolves to a
+    loopback address is not (the network policy of a deployment should close that).
+    """
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         raise InvalidSubscription("url: not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidSubscription("url: must be an absolute http or https URL")
-    if production and parsed.scheme != "https":
-        raise InvalidSubscription("url: must use https in production mode")
+    if production:
+        if parsed.scheme != "https":
+            raise InvalidSubscription("url: must use https in production mode")
+        if _internal_host(parsed.host):
+            raise InvalidSubscription(
+                "url: a loopback, link-local or unspecified address is not an endpoint"
+            )
     return url
+
+
+def _internal_host(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_link_local or address.is_unspecified
 
 
 def check_filters(owner: Principal, hospitals: list[str], departments: list[str]) -> None:
