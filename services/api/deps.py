@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,22 +18,26 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_publisher(request: Request) -> EventPublisher:
+# dependencies are coroutines: FastAPI would run a plain function in a worker thread,
+# a thread hop per dependency per request
+
+
+async def get_publisher(request: Request) -> EventPublisher:
     publisher: EventPublisher = request.app.state.publisher
     return publisher
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """The caller, as the authentication middleware resolved it (embedded: local admin)."""
     principal: Principal = getattr(request.state, "principal", LOCAL_ADMIN)
     return principal
 
 
-def require(permission: Permission) -> Callable[[Request], Principal]:
+def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller, if their role grants `permission`; 403 otherwise."""
 
-    def caller_with(request: Request) -> Principal:
-        principal = get_principal(request)
+    async def caller_with(request: Request) -> Principal:
+        principal: Principal = getattr(request.state, "principal", LOCAL_ADMIN)
         if not principal.may(permission):
             raise Forbidden(f"the role {principal.role} may not do this ({permission})")
         return principal

@@ -196,14 +196,14 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
     ),
     *[
-        (method, f"/v1/subscriptions/sub_none{suffix}", body, dict.fromkeys(ROLES, 404))
+        (method, f"/v1/subscriptions/sub_0000000000{suffix}", body, dict.fromkeys(ROLES, 404))
         for method, suffix, body in [
             ("GET", "", None),
             ("PATCH", "", {}),
             ("DELETE", "", None),
             ("POST", "/test", None),
             ("GET", "/deliveries", None),
-            ("POST", "/deliveries/msg_none/retry", None),
+            ("POST", "/deliveries/msg_0000000000/retry", None),
         ]
     ],
     (
@@ -293,7 +293,10 @@ def _template(path: str) -> str:
     path = re.sub(r"\{(red|under_review):[^}]+\}", "{alert_id}", path)
     for concrete, name in (("H001", "{hospital_id}"), ("H002", "{hospital_id}")):
         path = path.replace(f"/hospitals/{concrete}", f"/hospitals/{name}")
-    for concrete, name in (("sub_none", "{subscription_id}"), ("msg_none", "{delivery_id}")):
+    for concrete, name in (
+        ("sub_0000000000", "{subscription_id}"),
+        ("msg_0000000000", "{delivery_id}"),
+    ):
         path = path.replace(f"/{concrete}", f"/{name}")
     for concrete, name in (("C1", "{case_id}"), ("C2", "{case_id}"), ("FM15", "{drg_code}")):
         path = path.replace(f"/{concrete}", f"/{name}")

@@ -164,7 +164,7 @@ async def test_a_subscription_is_its_owners_alone(hooks: Hooks) -> None:
         ("DELETE", ""),
         ("POST", "/test"),
         ("GET", "/deliveries"),
-        ("POST", "/deliveries/msg_x/retry"),
+        ("POST", "/deliveries/msg_0000000000/retry"),
     ]:
         response = await hooks.client.request(
             method, path + suffix, headers=as_stranger, json={} if method == "PATCH" else None
