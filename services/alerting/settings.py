@@ -26,7 +26,7 @@ class WorkerSettings(StackSettings):
     # END_MARKER_KEY, see worker.py), which makes the reported end the true one.
     producer_batch_bytes: int = Field(default=524288, ge=1)
     # case states kept decoded between batches (see worker.LiveStates)
-    live_states: int = Field(default=20_000, ge=0)
+    live_states: int = Field(default=4096, ge=0)
     web_enabled: bool = False
     web_port: int = 6066
     reference_poll_seconds: float = Field(default=2.0, gt=0)
