@@ -59,7 +59,6 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
         dispatching: asyncio.Task[None] | None = None
         if settings.webhooks:
             dispatcher = Dispatcher(engine, sessions, DispatchSettings.of(settings))
-            app.state.dispatcher = dispatcher
             dispatching = asyncio.create_task(dispatcher.run())
         if settings.mode == "embedded":
             log.warning(

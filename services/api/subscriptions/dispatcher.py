@@ -69,7 +69,6 @@ from services.storage.models import (
 )
 
 log = logging.getLogger(__name__)
-IDLE_CHECK_SECONDS = 2.0
 FANOUT_BATCH = 500
 ERROR_TEXT_LIMIT = 500
 USER_AGENT = "drgwatch-webhooks/1"
@@ -147,10 +146,6 @@ class Dispatcher:
         self._sessions = sessions
         self._settings = settings
         self._stopping = asyncio.Event()
-        # whether any subscription exists, asked at most every IDLE_CHECK_SECONDS: a
-        # service without webhooks should not pay for polling them
-        self._subscriptions_checked_at = -IDLE_CHECK_SECONDS
-        self._any_subscription = False
         self._client = httpx.AsyncClient(
             timeout=settings.timeout_seconds,
             follow_redirects=False,
@@ -181,29 +176,9 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def subscription_created(self) -> None:
-        self._any_subscription = True
-
     async def tick(self) -> None:
-        if not await self._has_subscriptions():
-            return
         await self.fan_out(datetime.now(UTC))
         await self.send_due()
-
-    async def _has_subscriptions(self) -> bool:
-        """Asked every IDLE_CHECK_SECONDS until one exists (the API of this process says
-        so at once); a subscription made through another process loses nothing in the
-        meantime (its cursor starts at the alerts there were when it was made)."""
-        if self._any_subscription:
-            return True
-        now = time.monotonic()
-        if now - self._subscriptions_checked_at < IDLE_CHECK_SECONDS:
-            return False
-        self._subscriptions_checked_at = now
-        async with self._sessions() as db_session:
-            found = await db_session.scalar(select(WebhookSubscription.id).limit(1))
-        self._any_subscription = found is not None
-        return self._any_subscription
 
     # -- fan-out -----------------------------------------------------------------------
 

@@ -43,9 +43,6 @@ async def create_subscription(
         now=datetime.now(UTC),
     )
     await db_session.commit()
-    dispatcher = getattr(request.app.state, "dispatcher", None)
-    if dispatcher is not None:  # this process sends at once, not after its idle check
-        dispatcher.subscription_created()
     return created
 
 
