@@ -190,7 +190,7 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
         )
         wait_ready(base_url, 120, children)
         print(
-            "drgwatch is up (embedded mode: open API on loopback, no credentials)\n"
+            "drgwatch is up (embedded mode, loopback only: a request without a key acts as admin)\n"
             f"  API and ingest   {base_url}    (OpenAPI: {base_url}/docs)\n"
             f"  live alerts      {base_url}/v1/alerts/stream\n"
             f"  metrics          {base_url}/metrics\n"
