@@ -13,6 +13,7 @@ from datetime import datetime
 
 import httpx
 import orjson
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -208,8 +209,16 @@ async def update(
 
 
 async def delete(*, db_session: AsyncSession, owner: Principal, subscription_id: str) -> None:
-    """Remove a subscription with its pending deliveries and their history."""
+    """Remove a subscription with its pending deliveries and their history.
+
+    Deliveries go first, then the subscription: the order in which the sender locks
+    them while recording an attempt (deleting the subscription first, whose cascade
+    then reaches the deliveries, deadlocked against a send in flight).
+    """
     record = await get(db_session=db_session, owner=owner, subscription_id=subscription_id)
+    await db_session.execute(
+        sql_delete(WebhookDelivery).where(WebhookDelivery.subscription_id == record.id)
+    )
     await db_session.delete(record)
     await db_session.flush()
 
