@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from services.api.alerts.schemas import AlertOut
+from services.alerting.alerts.schemas import AlertOut
 from services.api.cases.schemas import CaseOut
 from services.casecost.events import EVENT_ADAPTER
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from services.api.catalogue import service as catalogue_service
+from services.reference import service as catalogue_service
 
 CENT = Decimal("0.01")
 DEPARTMENTS = {

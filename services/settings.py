@@ -1,22 +1,24 @@
-"""Settings shared by every drgwatch service, read from DRGWATCH_* environment variables.
+"""Settings shared by every drgwatch process, read from DRGWATCH_* environment variables.
 
-Each entrypoint builds its settings once and passes them on; nothing reads the
-environment at import time.
+Each entrypoint builds the settings of its process kind once and passes them on;
+nothing else reads the environment.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "default", "drgwatch"}
 
-
-class StackSettings(BaseSettings):
-    """Where the database and the broker are, and how topics are named."""
+class CommonSettings(BaseSettings):
+    """What every process kind needs: where the database and the broker are, how topics
+    are named, and the hospital's time zone. Each kind extends it: ApiSettings
+    (services/api/settings.py), WorkerSettings (services/alerting/settings.py)."""
 
     model_config = SettingsConfigDict(env_prefix="DRGWATCH_", frozen=True, extra="ignore")
 
@@ -27,41 +29,31 @@ class StackSettings(BaseSettings):
     topic_prefix: str = "drgwatch"
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=5)
-    api_keys: str = ""  # comma-separated; required in production mode
-    # webhooks (live push): the dispatcher runs inside each API process; see
-    # services/api/subscriptions/dispatcher.py for how these interact
-    webhooks: bool = True
-    webhook_poll_seconds: float = Field(default=0.25, gt=0, le=60)
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    webhook_concurrency: int = Field(default=16, ge=1, le=256)
-    # a claimed delivery is another process's to retry only after this (> the timeout)
-    webhook_lease_seconds: float = Field(default=60.0, gt=0)
-    # backoff: jittered in the upper half of base x 2^(attempt-1), capped; with the
-    # defaults the 15 attempts of one delivery span 4 to 8 hours
-    webhook_backoff_base_seconds: float = Field(default=30.0, gt=0)
-    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
-    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
-    # a Retry-After further out than this is not waited for (the backoff cap applies)
-    webhook_retry_after_max_seconds: float = Field(default=86400.0, gt=0)
-    # consecutive deliveries that exhaust their attempts before the subscription is disabled
-    webhook_disable_after_failures: int = Field(default=3, ge=1)
-    webhook_digest_seconds: float = Field(default=3600.0, gt=0)
+    # a hospital's day is its local calendar day ("today", pricing days, weeks)
+    timezone: str = "Asia/Shanghai"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
+        return name
 
     @property
-    def api_key_list(self) -> list[str]:
-        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def today(self) -> date:
+        """The hospital's local date now."""
+        return datetime.now(self.zone).date()
 
     @model_validator(mode="after")
-    def _production_needs_secrets(self) -> StackSettings:
-        if self.mode == "production":
-            keys = self.api_key_list
-            if not keys or any(key.lower() in PLACEHOLDER_SECRETS or len(key) < 16 for key in keys):
-                raise ValueError(
-                    "production mode needs DRGWATCH_API_KEYS: comma-separated keys of at "
-                    "least 16 characters, none of them a placeholder"
-                )
-            if not self.database_url:
-                raise ValueError("production mode needs DRGWATCH_DATABASE_URL")
+    def _production_needs_a_database(self) -> CommonSettings:
+        if self.mode == "production" and not self.database_url:
+            raise ValueError("production mode needs DRGWATCH_DATABASE_URL")
         return self
 
     @property

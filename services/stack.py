@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import update
 
-from services.api.catalogue import service as catalogue_service
-from services.settings import StackSettings
+from services.reference import service as catalogue_service
+from services.settings import CommonSettings
 from services.storage.engine import create_schema, make_engine, session_factory
 from services.storage.models import LedgerEntry
 from services.topics import create_topics
@@ -99,7 +99,7 @@ def start_broker(port: int, log_path: Path) -> subprocess.Popen[bytes]:
 
 
 async def prepare_database(
-    settings: StackSettings, *, replay_ledger: bool, load_sample: bool = True
+    settings: CommonSettings, *, replay_ledger: bool, load_sample: bool = True
 ) -> int:
     """Create tables, load the sample catalogue into an empty database, queue a replay."""
     engine = make_engine(settings.resolved_database_url)
@@ -149,12 +149,13 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
         DRGWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
         DRGWATCH_TOPIC_PARTITIONS=str(partitions),
     )
-    settings = StackSettings(
-        mode="embedded",
-        data_dir=data_dir.resolve(),
-        kafka_bootstrap=f"127.0.0.1:{broker_port}",
-        topic_partitions=partitions,
-        database_url=os.environ.get("DRGWATCH_DATABASE_URL", ""),
+    settings = CommonSettings().model_copy(  # the database from DRGWATCH_DATABASE_URL
+        update={
+            "mode": "embedded",
+            "data_dir": data_dir.resolve(),
+            "kafka_bootstrap": f"127.0.0.1:{broker_port}",
+            "topic_partitions": partitions,
+        }
     )
     base_url = f"http://127.0.0.1:{port}"
     children: list[subprocess.Popen[bytes]] = []

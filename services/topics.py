@@ -13,10 +13,10 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from services.settings import StackSettings
+from services.settings import CommonSettings
 
 
-def wanted_topics(settings: StackSettings) -> list[NewTopic]:
+def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
     partitions, replication = settings.topic_partitions, settings.topic_replication
     return [
         NewTopic(settings.events_topic, partitions, replication),
@@ -32,7 +32,7 @@ def wanted_topics(settings: StackSettings) -> list[NewTopic]:
     ]
 
 
-async def create_topics(settings: StackSettings) -> None:
+async def create_topics(settings: CommonSettings) -> None:
     """Create whichever of the topics is missing (idempotent)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting.settings import WorkerSettings
-from services.ingest.service import dead_letter
+from services.storage.dead_letters import dead_letter
 from services.storage.engine import insert_ignoring, upsert
 from services.storage.models import AlertRecord, CaseRecord, WorkerHeartbeat
 from services.topics import create_topics

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.settings import StackSettings
+from services.settings import CommonSettings
 
 
-class WorkerSettings(StackSettings):
+class WorkerSettings(CommonSettings):
     # tansu (and a small cluster) join a group in seconds with these; see README
     rebalance_timeout: float = Field(default=3.0, gt=0)
     session_timeout: float = Field(default=6.0, gt=0)
@@ -27,6 +27,8 @@ class WorkerSettings(StackSettings):
     producer_batch_bytes: int = Field(default=524288, ge=1)
     # case states kept decoded between batches (see worker.LiveStates)
     live_states: int = Field(default=4096, ge=0)
+    # log level of the Faust worker itself (DRGWATCH_WORKER_LOG_LEVEL)
+    worker_log_level: str = "WARNING"
     web_enabled: bool = False
     web_port: int = 6066
     reference_poll_seconds: float = Field(default=2.0, gt=0)

@@ -28,13 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting import projector, transport
 from services.alerting.settings import WorkerSettings
-from services.api.catalogue import service as catalogue_service
 from services.casecost.apply import Release, Reprice, new_case, receive, release_held
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState
 from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from services.metrics import SEQUENCE_GAPS_RELEASED
+from services.reference import service as catalogue_service
 from services.storage.engine import create_schema, make_engine, session_factory
 
 log = logging.getLogger(__name__)

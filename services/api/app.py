@@ -9,40 +9,32 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import DBAPIError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
+from services.api import errors
 from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import Authentication
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
-from services.api.catalogue.router import router as catalogue_router
 from services.api.deadletters.router import router as dead_letters_router
-from services.api.exceptions import DrgwatchApiError, Unavailable
+from services.api.events import router as ingest_router
 from services.api.health import router as health_router
-from services.api.subscriptions.dispatcher import Dispatcher, DispatchSettings
+from services.api.reference.router import router as catalogue_router
+from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
-from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.publisher import EventPublisher, run_relay
-from services.ingest.router import router as ingest_router
-from services.metrics import INGEST_UNAVAILABLE, REQUEST_SECONDS
-from services.settings import StackSettings
-from services.storage.engine import create_schema, is_unavailable, make_engine, session_factory
+from services.metrics import REQUEST_SECONDS
+from services.storage.engine import create_schema, make_engine, session_factory
 
 log = logging.getLogger(__name__)
-RETRY_AFTER_SECONDS = 2
-BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
-def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastAPI:
+def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI:
     """Wire settings, database, publisher and routers into one FastAPI app."""
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
@@ -107,7 +99,7 @@ def create_app(settings: StackSettings, *, connect_broker: bool = True) -> FastA
     )
     _install_metrics(app)
     _install_openapi(app, production=settings.mode == "production")
-    _install_error_handlers(app)
+    errors.install(app)
     _install_timing(app)
     return app
 
@@ -121,77 +113,6 @@ async def _start_publisher(publisher: EventPublisher) -> None:
             log.warning("broker not reachable yet (%s), attempt %d", error, attempt + 1)
             await asyncio.sleep(1)
     log.error("broker unreachable: events are ledgered and relayed once it is back")
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(PayloadRejected)
-    async def _payload_rejected(_: Request, error: PayloadRejected) -> JSONResponse:
-        body: dict[str, object] = {
-            "detail": error.message,
-            "errors": [e.model_dump() for e in error.errors],
-        }
-        if error.results:
-            body["results"] = [r.model_dump() for r in error.results]
-        return JSONResponse(body, status_code=error.status_code)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        if error.status_code == 400 and error.detail == BODY_PARSE_ERROR:
-            # FastAPI's answer to a body that is not UTF-8: the same 422 as bad JSON
-            return JSONResponse(
-                {
-                    "detail": "the request is invalid",
-                    "errors": [{"field": "body", "reason": "not valid UTF-8 JSON"}],
-                },
-                status_code=422,
-            )
-        return JSONResponse(
-            {"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-                "reason": str(e["msg"]).removeprefix("Value error, "),
-            }
-            for e in error.errors()
-        ]
-        return JSONResponse(
-            {"detail": "the request is invalid", "errors": jsonable_encoder(errors)},
-            status_code=422,
-        )
-
-    @app.exception_handler(DrgwatchApiError)
-    async def _api_error(_: Request, error: DrgwatchApiError) -> JSONResponse:
-        headers = (
-            {"Retry-After": str(error.retry_after)} if isinstance(error, Unavailable) else None
-        )
-        return JSONResponse(
-            {"detail": error.message}, status_code=error.status_code, headers=headers
-        )
-
-    @app.exception_handler(LedgerUnavailable)
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(ConnectionError)
-    @app.exception_handler(TimeoutError)
-    async def _database_down(request: Request, error: Exception) -> JSONResponse:
-        if not isinstance(error, LedgerUnavailable) and not is_unavailable(error):
-            log.error("database error: %s", type(error).__name__)
-            return JSONResponse({"detail": "internal error"}, status_code=500)
-        log.warning("database unavailable: %s", type(error).__name__)
-        if request.url.path == "/v1/events":
-            INGEST_UNAVAILABLE.inc()
-            detail = (
-                "the database is unavailable, so the events could not be made durable; retry"
-                " later (a retry is safe: event ids make it idempotent)"
-            )
-        else:
-            detail = "the database is unavailable; retry later"
-        return JSONResponse(
-            {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-        )
 
 
 def _install_metrics(app: FastAPI) -> None:

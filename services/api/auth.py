@@ -20,20 +20,18 @@ import time
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.api.access import service as access_service
-from services.api.access.principal import ALL_HOSPITALS, LOCAL_ADMIN, Principal
+from services.access import service as access_service
+from services.access.principal import LOCAL_ADMIN, OPERATOR, Principal
+from services.api.errors import error_response
+from services.api.exceptions import DatabaseUnavailable, NotAuthenticated
 from services.storage.engine import is_unavailable
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 CACHE_SECONDS = 10.0
 CACHE_LIMIT = 10_000
-OPERATOR = Principal(
-    identity_id="operator", name="operator key", role="admin", hospitals=frozenset({ALL_HOSPITALS})
-)
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -103,20 +101,11 @@ class Authentication:
                 if not is_unavailable(error):
                     raise
                 log.warning("database unavailable while checking a key: %s", type(error).__name__)
-                response = JSONResponse(
-                    {"detail": "the database is unavailable; retry later"},
-                    status_code=503,
-                    headers={"Retry-After": "2"},
-                )
-                await response(scope, receive, send)
+                await error_response(DatabaseUnavailable())(scope, receive, send)
                 return
         if principal is None:
-            response = JSONResponse(
-                {"detail": "a valid API key is required (Authorization: Bearer <key>)"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
+            refusal = NotAuthenticated("a valid API key is required (Authorization: Bearer <key>)")
+            await error_response(refusal)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.principal import LOCAL_ADMIN, Permission, Principal
-from services.api.exceptions import Forbidden
+from services.access.exceptions import NotPermitted
+from services.access.principal import LOCAL_ADMIN, Permission, Principal
 from services.ingest.publisher import EventPublisher
 
 
@@ -39,7 +39,7 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
     async def caller_with(request: Request) -> Principal:
         principal: Principal = getattr(request.state, "principal", LOCAL_ADMIN)
         if not principal.may(permission):
-            raise Forbidden(f"the role {principal.role} may not do this ({permission})")
+            raise NotPermitted(f"the role {principal.role} may not do this ({permission})")
         return principal
 
     return caller_with

@@ -1,38 +1,29 @@
-"""Errors of the API service; each maps to one HTTP status in one handler (app.py).
+"""Errors of the HTTP service itself (the domain services have their own, see
+services/errors.py); services/api/errors.py turns every one into an answer.
 
-DrgwatchApiError
- ├── Forbidden           403: the caller's role does not allow this action
- ├── NotFound            404: absent, or outside the caller's scope
- ├── Conflict            409
- └── Unavailable         503: a dependency (database, broker) is down; retry later
+ApiError
+ ├── NotAuthenticated    no valid API key where one is required   (Unauthenticated)
+ ├── CaseNotFound        no such case, or outside the scope       (NotFound)
+ └── DatabaseUnavailable the database does not answer             (Unavailable)
 """
 
 from __future__ import annotations
 
-
-class DrgwatchApiError(Exception):
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from services.errors import DrgwatchError, NotFound, Unauthenticated, Unavailable
 
 
-class Forbidden(DrgwatchApiError):
-    status_code = 403
+class ApiError(DrgwatchError):
+    pass
 
 
-class NotFound(DrgwatchApiError):
-    status_code = 404
+class NotAuthenticated(ApiError, Unauthenticated):
+    pass
 
 
-class Conflict(DrgwatchApiError):
-    status_code = 409
+class CaseNotFound(ApiError, NotFound):
+    pass
 
 
-class Unavailable(DrgwatchApiError):
-    status_code = 503
-
-    def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class DatabaseUnavailable(ApiError, Unavailable):
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; retry later")

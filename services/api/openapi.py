@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from services.api.auth import OPEN_PATHS
 from services.casecost.events import EVENT_ADAPTER
-from services.ingest.schemas import FieldError, ItemResult
+from services.ingest.schemas import ItemResult
+from services.validation import FieldError
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 # operations that name one resource in their path answer 404 when it is absent or out of

@@ -81,7 +81,7 @@ class Standards:
     """The sample catalogue's standards, for the contenders' threshold check."""
 
     def __init__(self) -> None:
-        from services.api.catalogue import service as catalogue_service
+        from services.reference import service as catalogue_service
 
         sample = catalogue_service.sample_catalogue()
         self.weights = {group.drg_code: group.weight for group in sample.groups}

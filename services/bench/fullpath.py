@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy import func, select
 
 from services.bench import workload as bench_workload
-from services.settings import StackSettings
+from services.settings import CommonSettings
 from services.storage.engine import make_engine
 from services.storage.models import CaseRecord, WorkerHeartbeat
 
@@ -156,12 +156,13 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
         DRGWATCH_TOPIC_PARTITIONS=str(plan.partitions),
         DRGWATCH_TOPIC_PREFIX="fullpath",
     )
-    settings = StackSettings(
-        data_dir=work,
-        kafka_bootstrap=f"127.0.0.1:{broker_port}",
-        topic_partitions=plan.partitions,
-        topic_prefix="fullpath",
-        database_url=os.environ.get("DRGWATCH_DATABASE_URL", ""),
+    settings = CommonSettings().model_copy(  # the database from DRGWATCH_DATABASE_URL
+        update={
+            "data_dir": work,
+            "kafka_bootstrap": f"127.0.0.1:{broker_port}",
+            "topic_partitions": plan.partitions,
+            "topic_prefix": "fullpath",
+        }
     )
     database = Database(settings.resolved_database_url)
     python = sys.executable

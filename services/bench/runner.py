@@ -27,7 +27,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.bench import workload as bench_workload
-from services.settings import StackSettings
+from services.settings import CommonSettings
 
 CONTENDERS = ("ceiling", "quix", "naive_faust", "drgwatch", "drgwatch_x2")
 LABELS = {
@@ -242,7 +242,7 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    settings = StackSettings(
+    settings = CommonSettings(
         data_dir=work,
         kafka_bootstrap=bootstrap,
         topic_prefix=prefix,

@@ -129,6 +129,11 @@ def _precedence(catalogue: Catalogue) -> tuple[date, int, int]:
     return (catalogue.effective_from, catalogue.hospital_id is not None, catalogue.catalogue_id)
 
 
+def money(value: Decimal | None) -> str | None:
+    """An amount to the cent, as money goes on the wire (None stays None)."""
+    return None if value is None else str(value.quantize(CENT))
+
+
 def ratio_of(total: Decimal, standard: Decimal) -> Decimal:
     """total / standard to four places, for display; levels never use the rounded value."""
     exact = total / standard

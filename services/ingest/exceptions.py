@@ -1,34 +1,42 @@
 """Errors of the ingest service.
 
 IngestError
- ├── PayloadRejected     the body as a whole is unusable (422 / 413), with per-field errors
- └── LedgerUnavailable   the database cannot make events durable right now (503)
+ ├── PayloadRejected       the submission as a whole is unusable, with per-field errors (Invalid)
+ │    └── PayloadTooLarge  a body or batch over its limit                              (TooLarge)
+ └── LedgerUnavailable     the database cannot make events durable right now           (Unavailable)
 """
 
 from __future__ import annotations
 
-from services.ingest.schemas import FieldError, ItemResult
+from services.errors import DrgwatchError, Invalid, TooLarge, Unavailable
+from services.ingest.schemas import ItemResult
+from services.validation import FieldError
 
 
-class IngestError(Exception):
+class IngestError(DrgwatchError):
     pass
 
 
-class PayloadRejected(IngestError):
+class PayloadRejected(IngestError, Invalid):
     def __init__(
         self,
         message: str,
         *,
-        status_code: int = 422,
         errors: list[FieldError] | None = None,
         results: list[ItemResult] | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
-        self.status_code = status_code
         self.errors = errors or []
         self.results = results or []
 
 
-class LedgerUnavailable(IngestError):
+class PayloadTooLarge(PayloadRejected, TooLarge):
     pass
+
+
+class LedgerUnavailable(IngestError, Unavailable):
+    def __init__(self) -> None:
+        super().__init__(
+            "the database is unavailable, so the events could not be made durable; retry"
+            " later (a retry is safe: event ids make it idempotent)"
+        )

@@ -6,10 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-
-class FieldError(BaseModel):
-    field: str
-    reason: str
+from services.validation import FieldError
 
 
 class ItemResult(BaseModel):

@@ -19,13 +19,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casecost.events import Event, event_to_wire, parse_event
-from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
-from services.ingest.schemas import FieldError, IngestResult, ItemResult
+from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
+from services.ingest.schemas import IngestResult, ItemResult
+from services.storage import dead_letters
 from services.storage.engine import insert_ignoring, is_unavailable, upsert
 from services.storage.models import CaseSequence, DeadLetter, LedgerEntry
+from services.validation import FieldError, field_errors, summary
 
 MAX_BATCH = 1000
-MAX_DEAD_LETTER_PAYLOAD = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,27 +39,15 @@ class Accepted:
     case_seq: int | None = None
 
 
-def field_errors(error: ValidationError) -> list[FieldError]:
-    """Pydantic errors as `field: reason`, with the union branch name removed."""
-    result = []
-    for item in error.errors(include_url=False):
-        location = [str(part) for part in item["loc"]]
-        # discriminated unions prefix the location with the event type
-        if location and location[0] in {
-            "admitted",
-            "drg_assigned",
-            "transferred",
-            "discharged",
-            "charge",
-            "credit",
-        }:
-            location = location[1:]
-        if item["type"] in {"union_tag_invalid", "union_tag_not_found"}:
-            location = [*location, "type"]
-        field = ".".join(location) or "body"
-        reason = str(item["msg"]).removeprefix("Value error, ")
-        result.append(FieldError(field=field, reason=reason))
-    return result
+def decode_body(raw: bytes) -> Any:
+    """A submission's bytes as JSON, or PayloadRejected naming why not."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise PayloadRejected(
+            "the body is not valid JSON",
+            errors=[FieldError(field="body", reason=f"invalid JSON: {error}")],
+        ) from None
 
 
 def split_body(body: Any) -> tuple[list[Any], bool]:
@@ -81,9 +70,8 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
                 "empty batch", errors=[FieldError(field="events", reason="must not be empty")]
             )
         if len(items) > MAX_BATCH:
-            raise PayloadRejected(
+            raise PayloadTooLarge(
                 f"a batch holds at most {MAX_BATCH} events",
-                status_code=413,
                 errors=[FieldError(field="events", reason=f"more than {MAX_BATCH} events")],
             )
         return items, True
@@ -208,7 +196,7 @@ async def record(
         await db_session.flush()
     except DBAPIError as error:
         if is_unavailable(error):
-            raise LedgerUnavailable(str(error.orig)) from error
+            raise LedgerUnavailable() from error
         raise
     ordered = [results[index] for index in sorted(results)]
     if not accepted and all(r.status == "rejected" for r in ordered):
@@ -294,6 +282,40 @@ async def _hashes(
     return found
 
 
+def refusal_letters(
+    *,
+    items: list[Any],
+    raw_body: bytes,
+    refusal: PayloadRejected,
+    now: datetime,
+) -> list[DeadLetter]:
+    """Dead letters for a submission refused as a whole: one per refused event where the
+    refusal names them, else one holding the body (what was read of it)."""
+    if refusal.results:
+        return [
+            dead_letters.dead_letter(
+                stage="ingest",
+                raw=items[result.index] if result.index < len(items) else None,
+                reason=summary(result.errors),
+                errors=[error.model_dump() for error in result.errors],
+                now=now,
+            )
+            for result in refusal.results
+            if result.status == "rejected"
+        ]
+    raw: Any = items[0] if len(items) == 1 else raw_body.decode("utf-8", "replace")
+    errors = refusal.errors or [FieldError(field="body", reason=refusal.message)]
+    return [
+        dead_letters.dead_letter(
+            stage="ingest",
+            raw=raw,
+            reason=summary(errors),
+            errors=[error.model_dump() for error in errors],
+            now=now,
+        )
+    ]
+
+
 def _keep_rejections(
     db_session: AsyncSession, items: list[Any], rejected: list[ItemResult], now: datetime
 ) -> None:
@@ -301,34 +323,11 @@ def _keep_rejections(
     for result in rejected:
         raw = items[result.index]
         db_session.add(
-            dead_letter(
+            dead_letters.dead_letter(
                 stage="ingest",
                 raw=raw,
-                reason="; ".join(f"{e.field}: {e.reason}" for e in result.errors),
+                reason=summary(result.errors),
                 errors=[e.model_dump() for e in result.errors],
                 now=now,
             )
         )
-
-
-def dead_letter(
-    *, stage: str, raw: Any, reason: str, errors: list[dict[str, Any]], now: datetime
-) -> DeadLetter:
-    def text(name: str) -> str | None:
-        value = raw.get(name) if isinstance(raw, dict) else None
-        return value[:64] if isinstance(value, str) else None
-
-    try:
-        payload = orjson.dumps(raw).decode()
-    except TypeError:
-        payload = repr(raw)
-    return DeadLetter(
-        stage=stage,
-        hospital_id=text("hospital_id"),
-        case_id=text("case_id"),
-        event_id=text("event_id"),
-        reason=reason[:2000],
-        errors=errors,
-        payload=payload[:MAX_DEAD_LETTER_PAYLOAD],
-        received_at=now,
-    )

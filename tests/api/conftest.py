@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.app import create_app
-from services.settings import StackSettings
+from services.api.settings import ApiSettings
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Api:
 @pytest.fixture
 async def api(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
     """The app with its lifespan running, over an emptied database."""
-    settings = StackSettings(database_url=postgres_url, topic_prefix="drgwatch-test")
+    settings = ApiSettings(database_url=postgres_url, topic_prefix="drgwatch-test")
     app = create_app(settings, connect_broker=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.api.access import service as access_service
+from services.access import service as access_service
 from services.api.app import create_app
 from services.api.auth import OPEN_PATHS
-from services.settings import StackSettings
+from services.api.settings import ApiSettings
 from tests.api.conftest import Api
 from tests.api.helpers import charge
 from tests.api.live import serving
@@ -314,7 +314,7 @@ def operations(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def test_the_matrix_covers_every_endpoint() -> None:
-    app = create_app(StackSettings(database_url="sqlite+aiosqlite://"), connect_broker=False)
+    app = create_app(ApiSettings(database_url="sqlite+aiosqlite://"), connect_broker=False)
     served = {(method, path) for method, path in operations(app) if path not in STREAMS}
     assert len(served) >= 10
     covered = {(method, _template(path)) for method, path, _, _ in MATRIX}
@@ -500,7 +500,7 @@ async def test_the_stream_carries_only_the_callers_alerts(
 
 @pytest.fixture
 async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
-    settings = StackSettings(
+    settings = ApiSettings(
         mode="production", database_url=postgres_url, api_keys="operator-key-0123456789abcdef"
     )
     app = create_app(settings, connect_broker=False)

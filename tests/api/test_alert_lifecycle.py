@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.alerting.projector import write_batch
-from services.api.access import service as access_service
-from services.api.access.principal import Principal
-from services.api.alerts import actions as alert_actions
-from services.api.alerts.lifecycle import (
+from services.access import service as access_service
+from services.access.principal import Principal
+from services.alerting.alerts import actions as alert_actions
+from services.alerting.alerts.lifecycle import (
     STATUSES,
     Acknowledge,
     AlertMark,
@@ -33,6 +32,7 @@ from services.api.alerts.lifecycle import (
     is_news,
     next_status,
 )
+from services.alerting.projector import write_batch
 from tests.api.conftest import Api
 from tests.api.corefactory import CaseBuilder
 

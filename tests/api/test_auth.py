@@ -10,14 +10,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.app import create_app
-from services.settings import StackSettings
+from services.api.settings import ApiSettings
 
 KEY = "k3y-for-the-test-suite-0123456789"
 
 
 @pytest.fixture
 async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    settings = StackSettings(
+    settings = ApiSettings(
         mode="production", database_url=postgres_url, api_keys=f"other-key-0123456789ab,{KEY}"
     )
     app = create_app(settings, connect_broker=False)
@@ -67,8 +67,8 @@ async def test_health_and_metrics_stay_open(production: httpx.AsyncClient) -> No
 @pytest.mark.parametrize("keys", ["", "changeme", "short", "a-fine-key-0123456789,secret"])
 def test_production_refuses_to_start_with_a_default_or_weak_secret(keys: str) -> None:
     with pytest.raises(ValidationError, match="DRGWATCH_API_KEYS"):
-        StackSettings(mode="production", database_url="postgresql+asyncpg://x/y", api_keys=keys)
+        ApiSettings(mode="production", database_url="postgresql+asyncpg://x/y", api_keys=keys)
 
 
 def test_embedded_mode_runs_open() -> None:
-    assert StackSettings(mode="embedded").api_key_list == []
+    assert ApiSettings(mode="embedded").api_key_list == []

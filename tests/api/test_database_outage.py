@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from services.api.app import create_app
-from services.settings import StackSettings
+from services.api.settings import ApiSettings
 from tests.api.helpers import charge
 from tests.conftest import PG_HOST, PG_PORT, PG_USER
 
@@ -39,7 +39,7 @@ async def set_connections_allowed(url: str, allowed: bool) -> None:
 
 @pytest.fixture
 async def client(own_postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(StackSettings(database_url=own_postgres_url), connect_broker=False)
+    app = create_app(ApiSettings(database_url=own_postgres_url), connect_broker=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

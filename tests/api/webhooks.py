@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 from starlette.types import Receive, Scope, Send
 
-from services.api.access import service as access_service
+from services.access import service as access_service
 from services.api.app import create_app
-from services.settings import StackSettings
+from services.api.settings import ApiSettings
 from services.storage.models import AlertRecord
 
 # fast retries for tests; production defaults are documented in services/settings.py
@@ -222,14 +222,12 @@ def settled(items: list[dict[str, Any]]) -> bool:
     return bool(items) and all(item["status"] != "pending" for item in items)
 
 
-def settings_for(postgres_url: str, **over: Any) -> StackSettings:
-    return StackSettings(
-        database_url=postgres_url, topic_prefix="drgwatch-test", **{**FAST, **over}
-    )
+def settings_for(postgres_url: str, **over: Any) -> ApiSettings:
+    return ApiSettings(database_url=postgres_url, topic_prefix="drgwatch-test", **{**FAST, **over})
 
 
 @contextlib.asynccontextmanager
-async def running_app(settings: StackSettings, receiver: Receiver) -> AsyncIterator[Hooks]:
+async def running_app(settings: ApiSettings, receiver: Receiver) -> AsyncIterator[Hooks]:
     """The real app with its lifespan (and so its dispatcher) running."""
     app = create_app(settings, connect_broker=False)
     async with app.router.lifespan_context(app):

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import text
 
 from services.api.app import create_app
-from services.settings import StackSettings
+from services.api.settings import ApiSettings
 from services.storage.engine import create_schema, make_engine
 
 EXCLUDED = {("GET", "/v1/alerts/stream")}  # server-sent events: the response never ends
@@ -44,7 +44,7 @@ def _documented_operations() -> dict[tuple[str, str], bool]:
 
     The document is built without touching any database.
     """
-    app = create_app(StackSettings(database_url="sqlite+aiosqlite://"), connect_broker=False)
+    app = create_app(ApiSettings(database_url="sqlite+aiosqlite://"), connect_broker=False)
     document = app.openapi()
     return {
         (method.upper(), path): bool(spec.get("parameters") or spec.get("requestBody"))
@@ -90,7 +90,7 @@ async def _empty_database(url: str) -> None:
 def api_schema(postgres_url: str) -> Iterator[Any]:
     """The app as tests/api builds it; schemathesis runs its lifespan (tables created)."""
     asyncio.run(_empty_database(postgres_url))
-    settings_ = StackSettings(database_url=postgres_url, topic_prefix="drgwatch-test")
+    settings_ = ApiSettings(database_url=postgres_url, topic_prefix="drgwatch-test")
     app = create_app(settings_, connect_broker=False)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:

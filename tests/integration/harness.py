@@ -22,7 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.settings import StackSettings
+from services.settings import CommonSettings
 from services.stack import prepare_database, start_broker, start_child, stop_child
 from services.topics import create_topics
 
@@ -53,8 +53,8 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
-    def settings(self) -> StackSettings:
-        return StackSettings(
+    def settings(self) -> CommonSettings:
+        return CommonSettings(
             database_url=self.database_url,
             kafka_bootstrap=f"127.0.0.1:{self.broker_port}",
             topic_prefix=self.prefix,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.settings import StackSettings
+from services.settings import CommonSettings
 from services.stack import start_broker, stop_child
 from services.topics import create_topics, wanted_topics
 from tests.integration.harness import free_port
@@ -20,7 +20,7 @@ def test_every_topic_gets_its_partition_count_not_the_broker_default(tmp_path: P
     port = free_port()
     broker = start_broker(port, tmp_path / "broker.log")
     # six is neither tansu's default for auto-created topics (four) nor one
-    settings = StackSettings(kafka_bootstrap=f"127.0.0.1:{port}", topic_partitions=6)
+    settings = CommonSettings(kafka_bootstrap=f"127.0.0.1:{port}", topic_partitions=6)
 
     async def partition_counts() -> dict[str, int]:
         await create_topics(settings)

@@ -19,7 +19,7 @@ from services.casecost.events import (
     event_to_wire,
     parse_event,
 )
-from services.ingest.service import field_errors
+from services.validation import field_errors
 
 BASE = {
     "event_id": "e-1",

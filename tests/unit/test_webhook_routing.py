@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from services.api.access.principal import Principal
-from services.api.subscriptions.routing import (
+from services.access.principal import Principal
+from services.alerting.webhooks.routing import (
     AlertFacts,
     Route,
     backoff_seconds,

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from services.api.access.principal import Principal
-from services.api.alerts import actions as alert_actions
-from services.api.alerts.lifecycle import Acknowledge, Command, Resolve, Review
-from services.api.alerts.schemas import (
+from services.access.principal import Principal
+from services.alerting.alerts import actions as alert_actions
+from services.alerting.alerts.lifecycle import Acknowledge, Command, Resolve, Review
+from services.alerting.alerts.schemas import (
     AcknowledgeIn,
     AlertDetail,
     CaseTimeline,

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.api.access.principal import Principal
-from services.api.alerts import service as alert_service
-from services.api.alerts.schemas import AlertList
+from services.access.principal import Principal
+from services.alerting.alerts import service as alert_service
+from services.alerting.alerts.schemas import AlertList
 from services.api.deps import SessionDep, require
 
 router = APIRouter(tags=["alerts"])

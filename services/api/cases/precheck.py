@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.access.principal import Principal
+from services.access.principal import Principal
 from services.api.cases import service as case_service
-from services.api.catalogue import service as catalogue_service
 from services.api.deps import SessionDep, require
 from services.casecost.events import Category, Code, Identifier, Label, Quantity, UnitPrice
 from services.casecost.forecast import Landing, ProposedItem, forecast
 from services.casecost.pricing import PriceBook
+from services.reference import service as catalogue_service
 
 router = APIRouter(tags=["cases"])
 

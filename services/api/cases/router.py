@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.api.access.principal import Principal
+from services.access.principal import Principal
 from services.api.cases import service as case_service
 from services.api.cases.schemas import CaseList, CaseOut
 from services.api.deps import SessionDep, require

@@ -7,13 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-
-class Contributor(BaseModel):
-    item_code: str
-    item_name: str
-    category: str
-    quantity: str
-    amount: str
+from services.alerting.alerts.schemas import Contributor
 
 
 class CaseOut(BaseModel):

@@ -8,17 +8,13 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.principal import Principal
-from services.api.cases.schemas import CaseList, CaseOut, Contributor
-from services.api.exceptions import NotFound
-from services.api.pagination import decode_cursor, encode_cursor
+from services.access.principal import Principal
+from services.alerting.alerts.schemas import Contributor
+from services.api.cases.schemas import CaseList, CaseOut
+from services.api.exceptions import CaseNotFound
+from services.casecost.pricing import CENT, money
 from services.storage.models import CaseRecord
-
-CENT = Decimal("0.01")
-
-
-def money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value.quantize(CENT))
+from services.storage.pagination import decode_cursor, encode_cursor
 
 
 def los_days(
@@ -74,7 +70,7 @@ async def get_record(
     if caller.sees_hospital(hospital_id):
         record = await db_session.get(CaseRecord, (hospital_id, case_id))
     if record is None or not caller.sees_department(hospital_id, record.department):
-        raise NotFound(f"no case {case_id} in hospital {hospital_id}")
+        raise CaseNotFound(f"no case {case_id} in hospital {hospital_id}")
     return record
 
 
@@ -99,7 +95,7 @@ async def list_cases(
     cursor: str | None,
 ) -> CaseList:
     if not caller.sees_hospital(hospital_id):
-        raise NotFound(f"no hospital {hospital_id}")
+        raise CaseNotFound(f"no hospital {hospital_id}")
     query = select(CaseRecord).where(
         CaseRecord.hospital_id == hospital_id,
         caller.scope_clause(CaseRecord.hospital_id, CaseRecord.department),

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from services.api.access.principal import Principal
+from services.access.principal import Principal
 from services.api.deps import SessionDep, require
-from services.api.pagination import decode_int_cursor, encode_cursor
 from services.storage.models import DeadLetter
+from services.storage.pagination import decode_int_cursor, encode_cursor
 
 router = APIRouter(tags=["dead letters"])
 

@@ -7,10 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from services.api.access.principal import Principal
-from services.api.deps import SessionDep, require
-from services.api.subscriptions import service as subscription_service
-from services.api.subscriptions.schemas import (
+from services.access.principal import Principal
+from services.alerting.webhooks import service as subscription_service
+from services.alerting.webhooks.schemas import (
     DeliveryList,
     DeliveryOut,
     SubscriptionCreated,
@@ -19,6 +18,7 @@ from services.api.subscriptions.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
 )
+from services.api.deps import SessionDep, require
 
 router = APIRouter(tags=["subscriptions"])
 SubscriptionId = Annotated[str, Path(max_length=40, pattern=r"^sub_[0-9a-f]{1,36}$")]

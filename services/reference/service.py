@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.catalogue.schemas import CatalogueIn, CatalogueOut, GroupIn, GroupOut
-from services.api.exceptions import NotFound
 from services.casecost.pricing import Catalogue, DrgGroup, PriceBook, Thresholds
+from services.reference.exceptions import GroupNotInForce
+from services.reference.schemas import CatalogueIn, CatalogueOut, GroupIn, GroupOut
 from services.storage.models import (
     CatalogueRecord,
     DrgGroupRecord,
@@ -109,7 +109,7 @@ async def get_current_group(
     catalogue = price_book.catalogue_for(hospital_id or "*", on)
     group = None if catalogue is None else catalogue.groups.get(drg_code)
     if catalogue is None or group is None:
-        raise NotFound(f"DRG {drg_code} is not in the catalogue in force on {on}")
+        raise GroupNotInForce(f"DRG {drg_code} is not in the catalogue in force on {on}")
     costs = {
         scheme: str(group.standard_cost or (group.weight * rate).quantize(CENT, ROUND_HALF_UP))
         for scheme, rate in catalogue.base_rates.items()

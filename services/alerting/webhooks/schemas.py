@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.api.subscriptions.formats import Format
-from services.api.subscriptions.routing import MinLevel
+from services.alerting.webhooks.formats import Format
+from services.alerting.webhooks.routing import MinLevel
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 

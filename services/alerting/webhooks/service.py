@@ -17,13 +17,16 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.principal import Principal
-from services.api.exceptions import Conflict, NotFound
-from services.api.pagination import decode_cursor, decode_int_cursor, encode_cursor
-from services.api.subscriptions import formats
-from services.api.subscriptions.exceptions import InvalidSubscription
-from services.api.subscriptions.routing import DEFAULT_MIN_LEVEL
-from services.api.subscriptions.schemas import (
+from services.access.principal import Principal
+from services.alerting.exceptions import (
+    DeliveryNotFound,
+    DeliveryPending,
+    InvalidSubscription,
+    SubscriptionNotFound,
+)
+from services.alerting.webhooks import formats
+from services.alerting.webhooks.routing import DEFAULT_MIN_LEVEL
+from services.alerting.webhooks.schemas import (
     AttemptOut,
     DeliveryList,
     DeliveryOut,
@@ -39,6 +42,7 @@ from services.storage.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 
 SECRET_BYTES = 24
 
@@ -150,7 +154,7 @@ async def get(
     """The caller's subscription (any, for an admin); 404 otherwise."""
     record = await db_session.get(WebhookSubscription, subscription_id)
     if record is None or (owner.role != "admin" and record.identity_id != owner.identity_id):
-        raise NotFound(f"subscription {subscription_id} not found")
+        raise SubscriptionNotFound(f"subscription {subscription_id} not found")
     return record
 
 
@@ -295,9 +299,9 @@ async def retry_delivery(
         )
     )
     if delivery is None:
-        raise NotFound(f"delivery {delivery_id} not found")
+        raise DeliveryNotFound(f"delivery {delivery_id} not found")
     if delivery.status == "pending":
-        raise Conflict(f"delivery {delivery_id} is pending already")
+        raise DeliveryPending(f"delivery {delivery_id} is pending already")
     delivery.status = "pending"
     delivery.attempts = 0
     delivery.next_attempt_at = now

@@ -14,8 +14,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.principal import Principal
-from services.api.alerts.lifecycle import (
+from services.access.principal import Principal
+from services.alerting.alerts.lifecycle import (
     REASONABLE,
     UNREASONABLE,
     Acknowledge,
@@ -29,7 +29,7 @@ from services.api.alerts.lifecycle import (
     next_status,
     status_after,
 )
-from services.api.alerts.schemas import (
+from services.alerting.alerts.schemas import (
     ActionOut,
     Actor,
     AlertDetail,
@@ -38,8 +38,8 @@ from services.api.alerts.schemas import (
     TimelineEntry,
     TimelineKind,
 )
-from services.api.alerts.service import to_out
-from services.api.exceptions import Conflict, NotFound
+from services.alerting.alerts.service import to_out
+from services.alerting.exceptions import AlertNotFound, ConcurrentAction, UnknownCase
 from services.metrics import ALERT_ACTIONS
 from services.storage.models import AlertAction, AlertRecord, CaseRecord
 
@@ -80,7 +80,7 @@ async def _alert_in_scope(
         query = query.with_for_update()
     alert = await db_session.scalar(query)
     if alert is None or not principal.sees_department(alert.hospital_id, alert.department):
-        raise NotFound(f"no alert {alert_id}")
+        raise AlertNotFound(f"no alert {alert_id}")
     return alert
 
 
@@ -139,7 +139,7 @@ async def act(
         async with db_session.begin_nested():
             db_session.add(record)
     except IntegrityError:
-        raise Conflict(
+        raise ConcurrentAction(
             f"the alert was {current} but someone acted on it at the same moment; reload it"
         ) from None
     ALERT_ACTIONS.labels(kind, new).inc()
@@ -152,7 +152,7 @@ async def timeline(
     """The case's alerts and the actions on them, oldest first; 404 out of scope."""
     case = await db_session.get(CaseRecord, (hospital_id, case_id))
     if case is None or not principal.sees_department(hospital_id, case.department):
-        raise NotFound(f"no case {case_id} in hospital {hospital_id}")
+        raise UnknownCase(f"no case {case_id} in hospital {hospital_id}")
     alerts = (
         await db_session.scalars(
             select(AlertRecord)

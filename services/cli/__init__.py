@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from datetime import date
 from pathlib import Path
 
-from services.api.access import commands as access_commands
-from services.settings import StackSettings
+from services.cli import users as user_commands
+from services.settings import CommonSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         "--open-cases", type=int, help="open cases for lookup, memory and restart (100,000)"
     )
 
-    access_commands.add_parser(commands)
+    user_commands.add_parser(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("DRGWATCH_LOG_LEVEL", "INFO"),
+        level=CommonSettings().log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -110,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "db":
         from services.stack import prepare_database
 
-        asyncio.run(prepare_database(StackSettings(), replay_ledger=False, load_sample=args.sample))
+        asyncio.run(
+            prepare_database(CommonSettings(), replay_ledger=False, load_sample=args.sample)
+        )
         print("database ready")
         return 0
     if args.command == "topics":
         from services.topics import create_topics
 
-        asyncio.run(create_topics(StackSettings()))
+        asyncio.run(create_topics(CommonSettings()))
         print("topics ready")
         return 0
     if args.command == "drg":
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "users":
-        return asyncio.run(access_commands.run(args))
+        return asyncio.run(user_commands.run(args))
     if args.command == "demo":
         from services.demo import run_demo
 
@@ -142,8 +143,9 @@ def _serve_api(host: str, port: int) -> int:
     import uvicorn
 
     from services.api.app import create_app
+    from services.api.settings import ApiSettings
 
-    settings = StackSettings()
+    settings = ApiSettings()
     if settings.mode == "embedded" and host not in {"127.0.0.1", "localhost", "::1"}:
         print("embedded mode serves loopback only; use DRGWATCH_MODE=production", file=sys.stderr)
         return 2
@@ -155,7 +157,8 @@ def _run_worker() -> int:
     from services.alerting.settings import WorkerSettings
     from services.alerting.worker import create_worker, run
 
-    run(create_worker(WorkerSettings()), os.environ.get("DRGWATCH_WORKER_LOG_LEVEL", "WARNING"))
+    settings = WorkerSettings()
+    run(create_worker(settings), settings.worker_log_level)
     return 0
 
 
@@ -204,8 +207,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _import_catalogue(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from services.api.catalogue import service as catalogue_service
-    from services.api.catalogue.schemas import CatalogueIn
+    from services.reference import service as catalogue_service
+    from services.reference.schemas import CatalogueIn
 
     try:
         rates = dict(item.split("=", 1) for item in args.base_rate)
@@ -235,7 +238,7 @@ def _import_catalogue(args: argparse.Namespace) -> int:
     async def store() -> None:
         from services.storage.engine import create_schema, make_engine, session_factory
 
-        engine = make_engine(StackSettings().resolved_database_url)
+        engine = make_engine(CommonSettings().resolved_database_url)
         try:
             await create_schema(engine)
             async with session_factory(engine)() as db_session:

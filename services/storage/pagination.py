@@ -7,11 +7,7 @@ from typing import Any
 
 import orjson
 
-from services.api.exceptions import DrgwatchApiError
-
-
-class BadCursor(DrgwatchApiError):
-    status_code = 400
+from services.storage.exceptions import BadCursor
 
 
 def encode_cursor(key: list[Any]) -> str:

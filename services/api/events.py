@@ -1,4 +1,4 @@
-"""POST /v1/events: thin shell over the ingest service."""
+"""POST /v1/events: reads the body, checks the caller's hospitals, hands it to ingest."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.principal import Principal
+from services.access.exceptions import NotPermitted
+from services.access.principal import Principal
 from services.api.deps import PublisherDep, SessionDep, require
-from services.api.exceptions import Forbidden
 from services.ingest import service as ingest_service
-from services.ingest.exceptions import PayloadRejected
-from services.ingest.schemas import FieldError, IngestResult
-from services.metrics import EVENTS_INGESTED
+from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
+from services.ingest.schemas import IngestResult
+from services.metrics import EVENTS_INGESTED, INGEST_UNAVAILABLE
+from services.storage import dead_letters
+from services.storage.engine import is_unavailable
+from services.validation import FieldError
 
 router = APIRouter(tags=["ingest"])
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -50,6 +53,17 @@ _request_body: dict[str, Any] = {
 }
 
 
+class BodyTooLarge(PayloadTooLarge):
+    """A body over MAX_BODY_BYTES; `head` is what was read of it, for the dead letter."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__(
+            f"body larger than {MAX_BODY_BYTES} bytes",
+            errors=[FieldError(field="body", reason="too large")],
+        )
+        self.head = head
+
+
 @router.post(
     "/v1/events",
     status_code=202,
@@ -68,19 +82,36 @@ async def post_events(
     publisher: PublisherDep,
     caller: Annotated[Principal, Depends(require("events:write"))],
 ) -> JSONResponse:
-    """Accept one event or {"events": [...]}; 202 once every accepted event is durable."""
-    body = await _read_body(request)
-    items, is_batch = ingest_service.split_body(body)
-    _check_hospitals(caller, items)
+    """Accept one event or {"events": [...]}; 202 once every accepted event is durable.
+
+    Every refusal (too large, not JSON, not events, another hospital's, invalid) is kept
+    as a dead letter with its reason before the answer goes out.
+    """
+    raw = b""
+    items: list[Any] = []
     try:
+        raw = await _read_body(request)
+        items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
+        _check_hospitals(caller, items)
         result, accepted = await ingest_service.record(
             db_session=db_session, items=items, is_batch=is_batch
         )
         await db_session.commit()
-    except PayloadRejected as rejection:
-        await db_session.rollback()
-        await _keep_refused(db_session, items, rejection)
+    except BodyTooLarge as refusal:
+        await _keep_refused(db_session, items, refusal.head, refusal)
         raise
+    except (PayloadRejected, NotPermitted) as refusal:
+        await db_session.rollback()
+        await _keep_refused(db_session, items, raw, refusal)
+        raise
+    except LedgerUnavailable:
+        INGEST_UNAVAILABLE.inc()
+        raise
+    except DBAPIError as error:
+        if not is_unavailable(error):
+            raise
+        INGEST_UNAVAILABLE.inc()
+        raise LedgerUnavailable() from error
     for status in ("accepted", "duplicate", "rejected"):
         count = sum(r.status == status for r in result.results)
         if count:
@@ -102,55 +133,53 @@ def _check_hospitals(caller: Principal, items: list[Any]) -> None:
         hospital_id = item.get("hospital_id") if isinstance(item, dict) else None
         if isinstance(hospital_id, str) and not caller.sees_hospital(hospital_id):
             where = f"events[{index}].hospital_id" if len(items) > 1 else "hospital_id"
-            raise Forbidden(f"{where}: this credential may not post events for {hospital_id!r}")
+            raise NotPermitted(f"{where}: this credential may not post events for {hospital_id!r}")
 
 
-async def _read_body(request: Request) -> Any:
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadRejected(
-            f"body larger than {MAX_BODY_BYTES} bytes",
-            status_code=413,
-            errors=[FieldError(field="body", reason="too large")],
-        )
+        raise BodyTooLarge(b"")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadRejected(
-                f"body larger than {MAX_BODY_BYTES} bytes",
-                status_code=413,
-                errors=[FieldError(field="body", reason="too large")],
-            )
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        raise PayloadRejected(
-            "the body is not valid JSON",
-            errors=[FieldError(field="body", reason=f"invalid JSON: {error}")],
-        ) from None
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge(b"".join(chunks)[: dead_letters.MAX_PAYLOAD_CHARS])
+    return b"".join(chunks)
 
 
 async def _keep_refused(
-    db_session: AsyncSession, items: list[Any], rejection: PayloadRejected
+    db_session: AsyncSession,
+    items: list[Any],
+    raw: bytes,
+    refusal: PayloadRejected | NotPermitted,
 ) -> None:
-    """A refused event is not silently dropped: keep it, with why, in the dead letters."""
+    """A refused submission is not silently dropped: keep it, with why, as dead letters.
+
+    One refused for another hospital is kept unattributed (only callers who see every
+    hospital list it), so that it shows in no hospital's own list.
+    """
     now = datetime.now(UTC)
-    refused = [(r.index, r.errors) for r in rejection.results] or [(0, rejection.errors)]
-    try:
-        for index, errors in refused:
-            db_session.add(
-                ingest_service.dead_letter(
-                    stage="ingest",
-                    raw=items[index] if index < len(items) else None,
-                    reason="; ".join(f"{e.field}: {e.reason}" for e in errors),
-                    errors=[e.model_dump() for e in errors],
-                    now=now,
-                )
+    if isinstance(refusal, NotPermitted):
+        letters = [
+            dead_letters.dead_letter(
+                stage="ingest",
+                raw=items[0] if len(items) == 1 else {"events": items},
+                reason=f"forbidden: {refusal.message}",
+                errors=[{"field": "hospital_id", "reason": refusal.message}],
+                now=now,
+                attribute=False,
             )
+        ]
+    else:
+        letters = ingest_service.refusal_letters(
+            items=items, raw_body=raw, refusal=refusal, now=now
+        )
+    EVENTS_INGESTED.labels(status="rejected").inc(max(1, len(letters)))
+    try:
+        db_session.add_all(letters)
         await db_session.commit()
-    except Exception:  # noqa: BLE001 - the caller still gets its 4xx
+    except Exception:  # noqa: BLE001 - the caller still gets its refusal
         await db_session.rollback()

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from services.api.access.principal import Principal, Role
-from services.api.alerts.lifecycle import is_news
+from services.access.principal import Principal, Role
+from services.alerting.alerts.lifecycle import is_news
 from services.casecost.pricing import LEVEL_RANK
 
 MinLevel = Literal["blue", "yellow", "red"]

@@ -8,13 +8,11 @@ from typing import Any
 from sqlalchemy import Select, Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.principal import Principal
-from services.api.alerts.schemas import AlertList, AlertListItem, AlertOut
-from services.api.cases.schemas import Contributor
-from services.api.cases.service import money
-from services.api.pagination import decode_int_cursor, encode_cursor
-from services.casecost.pricing import LEVEL_RANK
+from services.access.principal import Principal
+from services.alerting.alerts.schemas import AlertList, AlertListItem, AlertOut, Contributor
+from services.casecost.pricing import LEVEL_RANK, money
 from services.storage.models import AlertAction, AlertRecord
+from services.storage.pagination import decode_int_cursor, encode_cursor
 
 
 def to_out(record: AlertRecord) -> AlertOut:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from services.api.exceptions import Conflict
+from services.alerting.exceptions import InvalidTransition
 from services.casecost.pricing import LEVEL_RANK
 
 Status = Literal["open", "acknowledged", "under_review", "returned", "resolved"]
@@ -39,14 +39,6 @@ REASONABLE: frozenset[str] = frozenset(get_args(ReasonableReason))
 UNREASONABLE: frozenset[str] = frozenset(get_args(UnreasonableReason))
 Decision = Literal["approved", "rejected"]
 Overspend = Literal["reasonable", "unreasonable"]
-
-
-class InvalidTransition(Conflict):
-    """The action is not allowed from the alert's current status (409)."""
-
-    def __init__(self, message: str, status: Status) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,10 @@ import argparse
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access import service as access_service
-from services.api.access.exceptions import InvalidIdentity
-from services.api.access.principal import ROLES
-from services.settings import StackSettings
+from services.access import service as access_service
+from services.access.exceptions import InvalidIdentity
+from services.access.principal import ROLES
+from services.settings import CommonSettings
 from services.storage.engine import create_schema, make_engine, session_factory
 
 
@@ -43,13 +43,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     disable.add_argument("name", help="identity name or id")
 
 
-def settings_for(args: argparse.Namespace) -> StackSettings:
+def settings_for(args: argparse.Namespace) -> CommonSettings:
     overrides: dict[str, str] = {}
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     if args.database_url:
         overrides["database_url"] = args.database_url
-    return StackSettings(**overrides)  # type: ignore[arg-type]
+    return CommonSettings(**overrides)  # type: ignore[arg-type]
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -7,8 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.api.alerts.lifecycle import ActionKind, Decision, Overspend, Reason, Status
-from services.api.cases.schemas import Contributor
+from services.alerting.alerts.lifecycle import ActionKind, Decision, Overspend, Reason, Status
+
+
+# one of the items that cost a case the most: the "why" of an alert
+class Contributor(BaseModel):
+    item_code: str
+    item_name: str
+    category: str
+    quantity: str
+    amount: str
 
 
 class AlertOut(BaseModel):

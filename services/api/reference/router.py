@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from services.api.access.principal import ALL_HOSPITALS, Principal
-from services.api.catalogue import service as catalogue_service
-from services.api.catalogue.schemas import CatalogueIn, CatalogueOut, GroupOut
+from services.access.exceptions import NotPermitted
+from services.access.principal import ALL_HOSPITALS, Principal
 from services.api.deps import SessionDep, require
-from services.api.exceptions import Forbidden
 from services.casecost.events import decimal_text
+from services.reference import service as catalogue_service
+from services.reference.schemas import CatalogueIn, CatalogueOut, GroupOut
 from services.storage.engine import upsert
 from services.storage.models import ThresholdRecord
 
@@ -28,7 +28,7 @@ def _check_hospital(caller: Principal, hospital_id: str) -> None:
         caller.all_hospitals if hospital_id == ALL_HOSPITALS else caller.sees_hospital(hospital_id)
     )
     if not allowed:
-        raise Forbidden(
+        raise NotPermitted(
             f"hospital_id: this credential may not change reference data of {hospital_id!r}"
         )
 

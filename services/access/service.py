@@ -15,8 +15,8 @@ from typing import cast
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.access.exceptions import IdentityExists, InvalidIdentity, UnknownIdentity
-from services.api.access.principal import ALL_HOSPITALS, ROLES, Principal, Role
+from services.access.exceptions import IdentityExists, InvalidIdentity, UnknownIdentity
+from services.access.principal import ALL_HOSPITALS, ROLES, Principal, Role
 from services.storage.models import ApiKeyRecord, Identity
 
 KEY_PREFIX = "dwk_"

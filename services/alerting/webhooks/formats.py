@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-from services.api.alerts.schemas import AlertOut
+from services.alerting.alerts.schemas import AlertOut
 
 Format = Literal["standard", "wecom", "dingtalk"]
 LEVEL_NAMES = {"none": "无", "blue": "蓝色", "yellow": "黄色", "red": "红色"}

@@ -126,3 +126,7 @@ class Principal:
 LOCAL_ADMIN = Principal(
     identity_id="local", name="local (embedded mode)", role="admin", hospitals=frozenset({"*"})
 )
+# whoever presents an operator key (DRGWATCH_API_KEYS): admin, to bootstrap a deployment
+OPERATOR = Principal(
+    identity_id="operator", name="operator key", role="admin", hospitals=frozenset({"*"})
+)

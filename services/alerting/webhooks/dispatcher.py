@@ -37,14 +37,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
-from services.api.access import service as access_service
-from services.api.access.principal import LOCAL_ADMIN, Principal
-from services.api.alerts import actions as alert_actions
-from services.api.alerts.service import to_out as alert_out
-from services.api.auth import OPERATOR
-from services.api.subscriptions import formats
-from services.api.subscriptions.formats import Format
-from services.api.subscriptions.routing import (
+from services.access import service as access_service
+from services.access.principal import LOCAL_ADMIN, OPERATOR, Principal
+from services.alerting.alerts import actions as alert_actions
+from services.alerting.alerts.service import to_out as alert_out
+from services.alerting.webhooks import formats
+from services.alerting.webhooks.formats import Format
+from services.alerting.webhooks.routing import (
     RETRY_AFTER_STATUSES,
     AlertFacts,
     Route,
@@ -55,9 +54,9 @@ from services.api.subscriptions.routing import (
     is_deliverable,
     retry_after_seconds,
 )
+from services.alerting.webhooks.settings import WebhookSettings
 from services.casecost.pricing import LEVEL_RANK
 from services.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES
-from services.settings import StackSettings
 from services.storage.engine import insert_ignoring
 from services.storage.models import (
     AlertRecord,
@@ -90,7 +89,7 @@ class DispatchSettings:
     digest_seconds: float
 
     @classmethod
-    def of(cls, settings: StackSettings) -> DispatchSettings:
+    def of(cls, settings: WebhookSettings) -> DispatchSettings:
         return cls(
             poll_seconds=settings.webhook_poll_seconds,
             timeout_seconds=settings.webhook_timeout_seconds,
