@@ -32,10 +32,10 @@ from services.casecost.apply import Release, Reprice, new_case, receive, release
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState
-from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from services.metrics import SEQUENCE_GAPS_RELEASED
 from services.reference import service as catalogue_service
 from services.storage.engine import create_schema, make_engine, session_factory
+from services.wire import CASE_SEQUENCE_HEADER
 
 log = logging.getLogger(__name__)
 # A tombstone written alone after each batch's changelog records, per partition: a

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from services.ingest.publisher import CASE_SEQUENCE_HEADER
 from services.reference import service as catalogue_service
+from services.wire import CASE_SEQUENCE_HEADER
 
 CENT = Decimal("0.01")
 HOSPITAL = "HBENCH"

@@ -13,13 +13,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services import wire
 from services.ingest.service import Accepted
 from services.storage.models import LedgerEntry
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 2000
-# the event's number within its case in the ledger (1, 2, 3, ...), as ASCII digits
-CASE_SEQUENCE_HEADER = "drgwatch-case-seq"
 
 
 class EventPublisher:
@@ -83,11 +82,7 @@ class EventPublisher:
                 self.topic,
                 value=item.value,
                 key=item.key,
-                headers=(
-                    [(CASE_SEQUENCE_HEADER, str(item.case_seq).encode())]
-                    if item.case_seq is not None
-                    else None
-                ),
+                headers=wire.sequence_header(item.case_seq),
             )
             for item in accepted
         ]
@@ -138,7 +133,7 @@ async def relay_once(
         pending = [
             Accepted(
                 seq=row.seq,
-                key=f"{row.hospital_id}/{row.case_id}".encode(),
+                key=wire.case_key(row.hospital_id, row.case_id),
                 value=row.payload.encode(),
                 case_seq=row.case_seq,
             )

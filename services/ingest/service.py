@@ -25,6 +25,7 @@ from services.storage import dead_letters
 from services.storage.engine import insert_ignoring, is_unavailable, upsert
 from services.storage.models import CaseSequence, DeadLetter, LedgerEntry
 from services.validation import FieldError, field_errors, summary
+from services.wire import case_key
 
 MAX_BATCH = 1000
 
@@ -182,7 +183,7 @@ async def record(
                 accepted.append(
                     Accepted(
                         seq=inserted[identity],
-                        key=f"{hospital_id}/{cases[identity]}".encode(),
+                        key=case_key(hospital_id, cases[identity]),
                         value=wires[identity],
                         case_seq=case_seq_of[identity],
                     )

@@ -25,7 +25,7 @@ from faust.types import TP
 from services.alerting.settings import WorkerSettings
 from services.alerting.worker import END_MARKER_KEY, WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
-from services.ingest.publisher import CASE_SEQUENCE_HEADER
+from services.wire import CASE_SEQUENCE_HEADER
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
 
 KEY = b"H1/C1"

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.ingest.publisher import CASE_SEQUENCE_HEADER
+from services.wire import CASE_SEQUENCE_HEADER
 from tests.integration.harness import Stack, running_stack
 
 pytestmark = pytest.mark.integration
