@@ -27,19 +27,140 @@ plain agent's time. For a topic registered with `deliver_in_batches` the fetch l
 instead passes each fetched batch, in offset order per partition, to one handler, and
 the topic's commits follow `mark_durable` alone. Every other topic (the changelog
 during table recovery, say) takes Faust's own path.
+
+Everything here that reaches below Faust's and aiokafka's public API is named in
+`PRIVATE_NAMES`, and the worker touches Faust's internals only through this module; a
+test checks every entry against the installed versions (and the fetch loop followed
+here against Faust's own, by `FAUST_FETCH_LOOP_SHA256`), so an upgrade that renames or
+changes one fails loudly instead of quietly changing how offsets are committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 FETCH_MAX_WAIT_MS = 50
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateName:
+    """A name below a library's public API that this module depends on.
+
+    `owner` is "module:Class"; `use` says how: a method overridden here, a class
+    attribute or method read or called, or an attribute its instances carry.
+    """
+
+    owner: str
+    name: str
+    use: Literal["overridden", "called", "read", "instance attribute"]
+    why: str
+
+
+PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_drain_messages",
+        "overridden",
+        "the fetch loop, followed as Faust has it (FAUST_FETCH_LOOP_SHA256) but batching",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_filter_committable_offsets",
+        "overridden",
+        "commits capped at what is durable",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_filter_tps_with_pending_acks",
+        "overridden",
+        "batched partitions count as having acknowledgements to commit",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "perform_seek",
+        "overridden",
+        "the durable offsets restart at the committed ones",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "on_partitions_revoked",
+        "overridden",
+        "revoked partitions are forgotten",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer", "_should_commit", "called", "Faust's commit check"
+    ),
+    PrivateName(
+        "faust.transport.drivers.aiokafka:Consumer",
+        "_new_consumer_thread",
+        "overridden",
+        "our consumer thread (shorter fetch wait)",
+    ),
+    PrivateName(
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
+        "_create_worker_consumer",
+        "overridden",
+        "sets aiokafka's fetch wait",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_read_offset",
+        "instance attribute",
+        "replaced by ReadOffsets",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_committed_offset",
+        "instance attribute",
+        "read after a seek",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_acked",
+        "instance attribute",
+        "read: partitions with acknowledgements",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "_stopped",
+        "instance attribute",
+        "read by the fetch loop (mode's Service)",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "diag",
+        "instance attribute",
+        "the fetching flag the fetch loop sets",
+    ),
+    PrivateName(
+        "faust.transport.consumer:Consumer",
+        "suspend_flow",
+        "instance attribute",
+        "the fetch loop waits on it for Faust's own topics",
+    ),
+    PrivateName(
+        "aiokafka.consumer.consumer:AIOKafkaConsumer",
+        "_fetch_max_wait_ms",
+        "instance attribute",
+        "assigned before start: the long-poll wait",
+    ),
+    PrivateName(
+        "faust.tables.recovery:Recovery",
+        "completed",
+        "instance attribute",
+        "read: table recovery has finished (readiness)",
+    ),
+)
+# sha256 of the source of faust.transport.consumer.Consumer._drain_messages that
+# `_Consumer._drain_messages` follows (faust-streaming 0.15.3)
+FAUST_FETCH_LOOP_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -218,6 +339,27 @@ def deliver_in_batches(app: Any, topic: Any, handler: BatchHandler) -> None:
     app.topics.add(topic)
     for name in topic.topics:
         _batch_handlers(app)[name] = handler
+
+
+def record_sender(app: Any) -> Any:
+    """A coroutine that hands one record to the app's producer, as bytes.
+
+    Its result resolves on the broker's acknowledgement. Faust's `Topic.send` costs over
+    a millisecond per record in serializers and sensors, most of a batch's time here.
+    """
+
+    async def send(
+        topic: str, *, key: bytes | None, value: bytes | None, partition: int | None
+    ) -> Awaitable[Any]:
+        pending: Awaitable[Any] = await app.producer.send(topic, key, value, partition, None, None)
+        return pending
+
+    return send
+
+
+def recovered(app: Any) -> bool:
+    """True once the app's tables have recovered from their changelogs."""
+    return bool(app.tables.recovery.completed.is_set())
 
 
 def mark_durable(app: Any, tp: Any, offset: int) -> None:

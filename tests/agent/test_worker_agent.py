@@ -1,18 +1,19 @@
-"""The worker's event handling, no broker, no database: fed as the consumer feeds it (a
-fetched batch at a time) and through the Faust agent with `agent.test_context()`.
+"""The worker as `create_worker` wires it, no broker, no database: fed as the consumer
+feeds it, a fetched batch at a time (the only way events reach it).
 
-test_context feeds the agent from an in-memory channel. Either way the worker hands its changelog,
-alert and dead-letter records to the app's producer, which would connect to Kafka, so
-the producer's `send` is replaced by a recorder that acknowledges at once. The
-database is only used by the worker's tasks and timers, which test_context does not
-start: the tests check that no database file appears.
+The worker hands its changelog, alert and dead-letter records to the app's producer,
+which would connect to Kafka, so the producer's `send` is replaced by a recorder that
+acknowledges at once. The database is only used by the worker's tasks and timers,
+which are not started here: the tests check that no database file appears.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib
+import inspect
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,12 +21,15 @@ from typing import Any, NoReturn
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 
+from services.alerting import transport
 from services.alerting.settings import WorkerSettings
-from services.alerting.worker import END_MARKER_KEY, WorkerApp, create_worker, fatal
+from services.alerting.worker import WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
-from services.wire import CASE_SEQUENCE_HEADER
+from services.wire import CASE_SEQUENCE_HEADER, END_MARKER_KEY
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
 
 KEY = b"H1/C1"
@@ -90,41 +94,25 @@ class TransportMessage:
 
 @dataclass
 class Feeder:
-    """Feeds the worker as the consumer does (batches), or through Faust's stream."""
+    """Feeds the worker as the consumer does: a fetched batch at a time."""
 
     worker: WorkerApp
-    test_agent: Any = None  # None: the consumer's batches
     offset: int = 0
 
     async def put_many(self, messages: list[tuple[bytes, bytes, int | None]]) -> None:
         before = self.worker.progress.applied
-        if self.test_agent is None:
-            batch = []
-            for key, value, case_seq in messages:
-                headers = [(CASE_SEQUENCE_HEADER, str(case_seq).encode())] if case_seq else []
-                batch.append(TransportMessage(key, value, headers, self.offset))
-                self.offset += 1
-            await self.worker.deliver(batch)
-        else:
-            for key, value, case_seq in messages:
-                headers = {CASE_SEQUENCE_HEADER: str(case_seq).encode()} if case_seq else None
-                await self.test_agent.put(value, key=key, headers=headers)
-        for _ in range(5000):
-            if self.worker.progress.applied >= before + len(messages):
-                return
-            await asyncio.sleep(0.001)
-        raise AssertionError("the worker did not apply the messages")
+        batch = []
+        for key, value, case_seq in messages:
+            headers = [(CASE_SEQUENCE_HEADER, str(case_seq).encode())] if case_seq else []
+            batch.append(TransportMessage(key, value, headers, self.offset))
+            self.offset += 1
+        await self.worker.deliver(batch)
+        assert self.worker.progress.applied == before + len(messages)
 
 
-@pytest.fixture(params=["consumer batches", "faust stream"])
-async def agent(
-    request: pytest.FixtureRequest, worker: WorkerApp, sent: SentRecorder
-) -> AsyncIterator[Feeder]:
-    if request.param == "consumer batches":
-        yield Feeder(worker)
-        return
-    async with worker.agent.test_context() as test_agent:
-        yield Feeder(worker, test_agent)
+@pytest.fixture
+def agent(worker: WorkerApp, sent: SentRecorder) -> Feeder:
+    return Feeder(worker)
 
 
 async def put(
@@ -284,7 +272,7 @@ async def test_the_table_value_is_what_the_changelog_carries(worker: WorkerApp, 
     assert orjson.loads(orjson.dumps(restored.to_dict())) == orjson.loads(orjson.dumps(stored))
 
 
-async def test_test_context_does_not_touch_the_database(
+async def test_applying_events_touches_no_database(
     worker: WorkerApp, agent: Any, settings: WorkerSettings
 ) -> None:
     await put(agent, admitted_raw())
@@ -302,11 +290,11 @@ async def test_a_batch_writes_each_changed_case_once_with_its_final_state(
     before = len(sent.on(changelog))
     charges = [cost_raw(f"c{n}", "10.00", item_code=f"I{n}") for n in range(40)]
     batches_before = worker.progress.batches
-    # queued together: taken as one batch (consumer) or one or a few (Faust's stream)
+    # fetched together: one batch
     await agent.put_many([(KEY, orjson.dumps(charge), None) for charge in charges])
     written = sent.on(changelog)[before:]
     records = [(key, value) for key, value in written if key != END_MARKER_KEY]
-    assert 1 <= len(records) < len(charges)
+    assert len(records) == 1
     # each batch closes its partition with a tombstone of its own (tansu's end offsets)
     assert written[-1] == (END_MARKER_KEY, None)
     markers = len(written) - len(records)
@@ -339,16 +327,49 @@ def test_fatal_exits_logging_the_error_type_and_stack_but_not_its_message(
 
 
 def test_the_worker_runs_on_the_offset_guarding_consumer(worker: WorkerApp) -> None:
-    # transport.py overrides private parts of Faust's consumer; if an upgrade renamed
-    # them the overrides would silently stop applying, and commits would run ahead again
-    from faust.transport.consumer import Consumer as FaustConsumer
-
-    from services.alerting import transport
-
     consumer = worker.app.consumer
     assert isinstance(consumer, transport._Consumer)
     assert isinstance(consumer._read_offset, transport.ReadOffsets)
-    overridden = ("_filter_committable_offsets", "perform_seek", "on_partitions_revoked")
-    for name in (*overridden, "_should_commit"):
-        assert name in vars(FaustConsumer), f"Faust's consumer no longer has {name}"
-    assert isinstance(consumer._committed_offset, dict)
+    assert consumer.batch_handlers == {worker.settings.events_topic: worker.deliver}
+
+
+def _owner(path: str) -> type:
+    module, _, name = path.partition(":")
+    owner: type = getattr(importlib.import_module(module), name)
+    return owner
+
+
+@pytest.mark.parametrize(
+    "private", transport.PRIVATE_NAMES, ids=[f"{p.owner}.{p.name}" for p in transport.PRIVATE_NAMES]
+)
+async def test_every_private_name_the_transport_relies_on_still_exists(
+    private: transport.PrivateName, worker: WorkerApp
+) -> None:
+    # an upgrade that renamed one would make an override silently stop applying, and
+    # commits would run ahead of what is durable again
+    owner = _owner(private.owner)
+    if private.use == "overridden":
+        assert any(private.name in vars(base) for base in owner.__mro__), (
+            f"{private.owner} no longer defines {private.name}"
+        )
+        ours = transport._ConsumerThread if "Thread" in private.owner else transport._Consumer
+        assert private.name in vars(ours), f"{private.name} is listed but not overridden"
+    elif private.use in ("called", "read"):
+        assert hasattr(owner, private.name), f"{private.owner} has no {private.name}"
+    else:  # an attribute of instances: look at a live one
+        instance: Any
+        if owner is AIOKafkaConsumer:
+            instance = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+        elif private.owner.startswith("faust.tables.recovery"):
+            instance = worker.app.tables.recovery
+        else:
+            instance = worker.app.consumer
+        assert isinstance(instance, owner)
+        assert hasattr(instance, private.name), f"{private.owner} instances lack {private.name}"
+
+
+def test_the_fetch_loop_followed_is_the_installed_fausts() -> None:
+    source = inspect.getsource(FaustConsumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == transport.FAUST_FETCH_LOOP_SHA256, (
+        "Faust's fetch loop changed: compare it with transport._Consumer._drain_messages"
+    )
