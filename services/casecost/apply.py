@@ -1,8 +1,12 @@
 """Apply one event to a case: the pure heart of drgwatch.
 
-`apply_event(state, event, price_book, now)` returns the new state and the alerts the
-event raised. It never touches a broker or a database, so every rule here is tested
-directly, and the Faust agent only decodes, calls it and stores the result.
+`apply_event(state, event, price_book, now)` folds the event into the case's state and
+returns it with the alerts the event raised. The state is changed in place and the
+same object returned (a case's state belongs to whoever applies its events; copying
+every item with every event would cost the hot path most of its time), so a caller
+that must keep the state before an event keeps a copy (`CaseState.from_dict(
+state.to_dict())`). It never touches a broker or a database, so every rule here is
+tested directly, and the worker only decodes, calls it and stores the result.
 
 `receive(...)` puts a case's events in ledger order first. Ingest numbers each case's
 acknowledged events 1, 2, 3, ... in the order it made them durable; the stream can
@@ -85,7 +89,11 @@ def new_case(hospital_id: str, case_id: str) -> CaseState:
 def apply_event(
     state: CaseState, event: Event | Reprice, price_book: PriceBook, now: datetime
 ) -> Outcome:
-    """Fold one event into the case; idempotent per event_id."""
+    """Fold one event into `state` (in place) and return it with any alert raised.
+
+    Idempotent per event_id: an event seen before changes nothing and hands back the
+    alerts it raised then (`duplicate=True`).
+    """
     digest = event_digest(event.event_id)
     if digest in state.seen:
         # Redelivered or duplicated: change nothing, hand back what it raised before
@@ -112,6 +120,9 @@ def receive(
 ) -> Outcome:
     """Apply an event in its case's ledger order; one that arrives early waits for the gap.
 
+    Changes `state` in place, as `apply_event` does; the outcome is `changed` whenever
+    the state moved (an in-order duplicate still advances the sequence).
+
     `sequence` is the event's per-case number from the ingest ledger (None for events
     and commands that carry none: they apply at once). After `gap_timeout` of waiting,
     the held events are applied anyway (a ledger that lost an entry must not stall a
@@ -133,7 +144,7 @@ def receive(
 
 
 def release_held(state: CaseState, price_book: PriceBook, now: datetime) -> Outcome:
-    """Give up on a gap: apply every held event in sequence order."""
+    """Give up on a gap: apply every held event in sequence order (in place)."""
     return _drained(state, price_book, now, timedelta(0), duplicate_if_idle=True)
 
 
@@ -211,7 +222,7 @@ def _fold(state: CaseState, event: Event) -> None:
             state.items[event.item_code] = item
         item.quantity += sign * event.quantity
         item.amount += amount
-        item.wire = None
+        state.memo.item_wire.pop(event.item_code, None)
 
 
 def _price(state: CaseState, price_book: PriceBook) -> None:
@@ -240,7 +251,7 @@ def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
     """The case's group, standard and thresholds; looked up again only when the price
     book, the DRG, the scheme or the pricing day moved (most events move none)."""
     on = _pricing_date(state)
-    known = state.pricing
+    known = state.memo.pricing
     if (
         known is not None
         and known.price_book is price_book
@@ -261,7 +272,7 @@ def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
         standard=None if on is None else price_book.standard(hospital_id, drg_code, scheme, on),
         thresholds=price_book.thresholds_for(hospital_id, drg_code),
     )
-    state.pricing = pricing
+    state.memo.pricing = pricing
     return pricing
 
 

@@ -37,14 +37,9 @@ class ItemCost:
     category: str
     quantity: Decimal
     amount: Decimal
-    # the changelog form, kept until the item changes: a large case rewrites all its
-    # items with every batch, most of them untouched
-    wire: list[str] | None = field(default=None, compare=False, repr=False)
 
-    def as_wire(self) -> list[str]:
-        if self.wire is None:
-            self.wire = [self.item_name, self.category, str(self.quantity), str(self.amount)]
-        return self.wire
+    def to_wire(self) -> list[str]:
+        return [self.item_name, self.category, str(self.quantity), str(self.amount)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +53,22 @@ class Pricing:
     group: DrgGroup | None
     standard: Standard | None
     thresholds: Thresholds
+
+
+@dataclass(slots=True)
+class Memo:
+    """Answers derived from a case's state, kept so that they are not worked out again.
+
+    Not part of the state: never in its wire form or its equality, and dropping it (a
+    state decoded afresh has an empty one) changes no result, only the time taken.
+    Whoever changes what an entry was derived from drops that entry (apply.py does).
+    """
+
+    # what the case was last priced on (price book, DRG, scheme, day) and the answer
+    pricing: Pricing | None = None
+    # each item's changelog form until the item changes: a large case rewrites all its
+    # items with every batch, most of them untouched
+    item_wire: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -97,9 +108,7 @@ class CaseState:
     alert_level: AlertLevel = "none"
     alert_seq: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    # what the case was last priced on (price book, DRG, scheme, day) and the answer:
-    # kept in memory only, so that an event that moves none of them looks nothing up
-    pricing: Pricing | None = field(default=None, compare=False, repr=False)
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     @property
     def status(self) -> str:
@@ -138,7 +147,7 @@ class CaseState:
             "last_event_at": _iso(self.last_event_at),
             "total_cost": str(self.total_cost),
             "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
-            "items": {code: item.as_wire() for code, item in self.items.items()},
+            "items": self._items_wire(),
             "events_applied": self.events_applied,
             "seen": sorted(self.seen),
             "next_sequence": self.next_sequence,
@@ -155,8 +164,19 @@ class CaseState:
             "alerts": self.alerts,
         }
 
+    def _items_wire(self) -> dict[str, list[str]]:
+        known = self.memo.item_wire
+        wire = {}
+        for code, item in self.items.items():
+            form = known.get(code)
+            if form is None:
+                form = known[code] = item.to_wire()
+            wire[code] = form
+        return wire
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseState:
+        items = data["items"]
         return cls(
             hospital_id=data["hospital_id"],
             case_id=data["case_id"],
@@ -175,8 +195,8 @@ class CaseState:
             total_cost=Decimal(data["total_cost"]),
             cost_by_category={k: Decimal(v) for k, v in data["cost_by_category"].items()},
             items={
-                code: ItemCost(code, wire[0], wire[1], Decimal(wire[2]), Decimal(wire[3]), wire)
-                for code, wire in data["items"].items()
+                code: ItemCost(code, wire[0], wire[1], Decimal(wire[2]), Decimal(wire[3]))
+                for code, wire in items.items()
             },
             events_applied=data["events_applied"],
             seen=set(data["seen"]),
@@ -192,6 +212,7 @@ class CaseState:
             alert_level=data["alert_level"],
             alert_seq=data["alert_seq"],
             alerts=list(data["alerts"]),
+            memo=Memo(item_wire=dict(items)),
         )
 
 

@@ -539,7 +539,7 @@ def test_state_round_trips_through_json() -> None:
     data = orjson.loads(orjson.dumps(state.to_dict()))
     restored = CaseState.from_dict(data)
     for spec in dataclasses.fields(CaseState):
-        if spec.name == "pricing":  # memory of the last lookup, not state: rebuilt on use
+        if spec.name == "memo":  # derived answers, not state: rebuilt on use
             continue
         assert getattr(restored, spec.name) == getattr(state, spec.name), spec.name
     assert orjson.loads(orjson.dumps(restored.to_dict())) == data
@@ -560,3 +560,25 @@ def test_round_tripped_state_behaves_the_same() -> None:
 def test_new_case_round_trips() -> None:
     state = new_case(HOSPITAL, CASE)
     assert CaseState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state
+
+
+def test_an_item_changelog_form_follows_every_change_of_the_item() -> None:
+    state, _ = run([admitted(), charge("c1", "100.00", item_code="A")])
+    assert state.to_dict()["items"]["A"][2:] == ["1", "100.00"]
+    state, _ = run([charge("c2", "50.00", item_code="A")], state=state)
+    assert state.to_dict()["items"]["A"][2:] == ["2", "150.00"]
+    state, _ = run([credit("r1", "100.00", item_code="A")], state=state)
+    assert state.to_dict()["items"]["A"][2:] == ["1", "50.00"]
+
+
+def test_dropping_the_memo_changes_no_result() -> None:
+    remembered = _rich_state()
+    forgotten = CaseState.from_dict(remembered.to_dict())
+    forgotten.memo = type(forgotten.memo)()
+    more = [
+        charge("c9", "700.00", item_code="A", occurred_at=at(6)),
+        Reprice("p", HOSPITAL, CASE, NOW),
+    ]
+    for state in (remembered, forgotten):
+        run(more, state=state)
+    assert forgotten.to_dict() == remembered.to_dict()
