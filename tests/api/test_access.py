@@ -529,3 +529,24 @@ async def test_production_scopes_identities_like_embedded_mode(production: Api) 
         "/v1/hospitals/H002/cases/C1", headers={"X-API-Key": "operator-key-0123456789abcdef"}
     )
     assert (head.status_code, office.status_code, operator.status_code) == (404, 200, 200)
+
+
+async def test_a_posting_for_another_hospital_is_kept_where_only_all_hospital_callers_see_it(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    foreign = {"events": [_event("f1", "H001"), _event("f2", "H002")]}
+    refused = await api.client.post("/v1/events", json=foreign, headers=callers["his_h1"].headers)
+    assert refused.status_code == 403, refused.text
+    assert await api.scalar("SELECT count(*) FROM ingest_ledger") == 0
+
+    async def letters(name: str) -> list[dict[str, Any]]:
+        listed = await api.client.get("/v1/dead-letters", headers=callers[name].headers)
+        assert listed.status_code == 200, listed.text
+        items: list[dict[str, Any]] = listed.json()["items"]
+        return items
+
+    (kept,) = await letters("admin")
+    assert kept["hospital_id"] is None and kept["reason"].startswith("forbidden:")
+    assert "H002" in kept["reason"] and '"f2"' in kept["payload"]
+    assert await letters("office_all") == [kept]
+    assert await letters("his_h1") == [] and await letters("office_h1") == []

@@ -391,3 +391,50 @@ async def test_dead_letters_filter_and_paginate(api: Api) -> None:
     assert stream.json()["items"] == []
     garbage = await api.client.get("/v1/dead-letters", params={"cursor": "!!garbage"})
     assert garbage.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "reason"),
+    [
+        (b'{"event_id": "x",', 422, "invalid JSON"),
+        (b"[1, 2, 3]", 422, "must be a JSON object"),
+        (b'{"events": []}', 422, "must not be empty"),
+        (b'{"events": "all of them"}', 422, "must be a list"),
+        (b'{"events": [], "extra": 1}', 422, "unexpected field"),
+    ],
+)
+async def test_a_submission_refused_as_a_whole_is_kept_as_a_dead_letter(
+    api: Api, content: bytes, status: int, reason: str
+) -> None:
+    response = await api.client.post(
+        "/v1/events", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    (letter,) = await dead_letters(api)
+    assert letter["stage"] == "ingest" and reason in letter["reason"]
+    assert letter["payload"]  # what was sent, as far as it could be kept
+    assert await ledger_ids(api) == []
+
+
+async def test_an_oversized_body_is_kept_as_a_dead_letter_with_its_head(api: Api) -> None:
+    async def chunks() -> Any:
+        yield b'{"events": [{"event_id": "head-of-it"'
+        for _ in range(6):
+            yield b" " * (1024 * 1024)
+
+    response = await api.client.post(
+        "/v1/events", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    (letter,) = await dead_letters(api)
+    assert letter["reason"] == "body: too large"
+    assert letter["payload"].startswith('{"events": [{"event_id": "head-of-it"')
+    assert len(letter["payload"]) <= 16_384
+
+
+async def test_a_batch_over_the_event_limit_is_kept_as_a_dead_letter(api: Api) -> None:
+    events = [charge(f"e-{i}") for i in range(MAX_BATCH + 1)]
+    response = await api.client.post("/v1/events", json={"events": events})
+    assert response.status_code == 413
+    (letter,) = await dead_letters(api)
+    assert letter["reason"].startswith("events: more than")
