@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from services.reference import service as catalogue_service
-from services.wire import CASE_SEQUENCE_HEADER
+from services.wire import case_key, sequence_header
 
 CENT = Decimal("0.01")
 HOSPITAL = "HBENCH"
@@ -159,23 +159,21 @@ def generate(lines: int, cases: int, *, seed: int = 11, hospital: str = HOSPITAL
         stream.insert(later, stream[where])
 
     messages: list[Message] = []
-    sequences: dict[str, int] = {}
+    sequences: dict[bytes, int] = {}
     seen: set[str] = set()
     counted = 0
     for _, posting in stream:
         for payload in posting:
-            key = f"{hospital}/{payload['case_id']}"
+            key = case_key(hospital, payload["case_id"])
             if payload["event_id"] in seen:
                 sequence = None  # a duplicate: ingest answers it, the ledger has it once
             else:
                 seen.add(payload["event_id"])
                 sequences[key] = sequences.get(key, 0) + 1
                 sequence = sequences[key]
-            headers = (
-                [(CASE_SEQUENCE_HEADER, str(sequence).encode())] if sequence is not None else []
-            )
+            headers = sequence_header(sequence) or []
             counted += payload["type"] in ("charge", "credit")
-            messages.append(Message(key.encode(), orjson.dumps(payload), headers))
+            messages.append(Message(key, orjson.dumps(payload), headers))
     return Workload(messages, counted, cases, [posting for _, posting in stream])
 
 

@@ -178,10 +178,6 @@ class _EventBase(BaseModel):
     case_id: Identifier
     occurred_at: Timestamp
 
-    @property
-    def case_key(self) -> str:
-        return f"{self.hospital_id}/{self.case_id}"
-
 
 class Admitted(_EventBase):
     type: Literal["admitted"]
