@@ -71,6 +71,19 @@ def python_child(code: str, log_path: Path) -> subprocess.Popen[bytes]:
     return start_child([sys.executable, "-c", code], {}, log_path)
 
 
+def sleeping_child(
+    name: str, tmp_path: Path, *, bound_to: Child | None = None, runs_alone: bool = False
+) -> Child:
+    log_path = tmp_path / f"{name}.log"
+    return Child(
+        name,
+        lambda: python_child("import time; time.sleep(60)", log_path),
+        log_path,
+        bound_to=bound_to,
+        runs_alone=runs_alone,
+    )
+
+
 def run_until(supervisor: Supervisor, done: object, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not done():  # type: ignore[operator]
@@ -106,21 +119,9 @@ def test_a_child_failing_at_start_is_given_up_on_with_the_end_of_its_log(tmp_pat
 def test_a_killed_child_is_restarted_and_its_followers_go_and_come_back_with_it(
     tmp_path: Path,
 ) -> None:
-    sleeper = "import time; time.sleep(60)"
-    broker = Child("broker", lambda: python_child(sleeper, tmp_path / "b.log"), tmp_path / "b.log")
-    worker = Child(
-        "worker",
-        lambda: python_child(sleeper, tmp_path / "w.log"),
-        tmp_path / "w.log",
-        bound_to=broker,
-    )
-    api = Child(
-        "api",
-        lambda: python_child(sleeper, tmp_path / "a.log"),
-        tmp_path / "a.log",
-        bound_to=broker,
-        runs_alone=True,
-    )
+    broker = sleeping_child("broker", tmp_path)
+    worker = sleeping_child("worker", tmp_path, bound_to=broker)
+    api = sleeping_child("api", tmp_path, bound_to=broker, runs_alone=True)
     lines: list[str] = []
     state_file = tmp_path / "state.json"
     supervisor = Supervisor([broker, worker, api], state_file=state_file, echo=lines.append)
@@ -159,23 +160,18 @@ def test_a_killed_child_is_restarted_and_its_followers_go_and_come_back_with_it(
 def test_a_follower_that_runs_alone_serves_on_while_its_broker_fails_to_start(
     tmp_path: Path,
 ) -> None:
-    sleeper = "import time; time.sleep(60)"
+    broker = sleeping_child("broker", tmp_path)
+    first_launch = broker.launch
     starts = {"broker": 0}
 
     def launch_broker() -> subprocess.Popen[bytes]:
         starts["broker"] += 1
         if starts["broker"] > 1:
             raise StartFailed("port 9092 is already in use")
-        return python_child(sleeper, tmp_path / "b.log")
+        return first_launch()
 
-    broker = Child("broker", launch_broker, tmp_path / "b.log")
-    api = Child(
-        "api",
-        lambda: python_child(sleeper, tmp_path / "a.log"),
-        tmp_path / "a.log",
-        bound_to=broker,
-        runs_alone=True,
-    )
+    broker.launch = launch_broker
+    api = sleeping_child("api", tmp_path, bound_to=broker, runs_alone=True)
     lines: list[str] = []
     supervisor = Supervisor(
         [broker, api], state_file=tmp_path / "state.json", policy=FAST, echo=lines.append
