@@ -7,7 +7,8 @@ is safe). One component at a time is SIGKILLed; after each kill the test waits u
 the stack says it is ready again and a fresh event is visible in its case. At the end
 every case (total, cost by category, level, DRG, standard, event count) and every alert
 must equal the independent recount of tests/faults/workload.py, the restarts must show
-in /metrics and in the output, and Ctrl-C must still stop everything.
+in /metrics and in the output, and Ctrl-C must still stop everything. And a component
+that cannot start at all makes `drgwatch up` give up, saying which one and why.
 """
 
 from __future__ import annotations
@@ -75,13 +76,20 @@ def restarts_in_metrics(url: str) -> dict[str, int]:
     return {component: int(float(count)) for component, count in found}
 
 
+def drgwatch_up(data_dir: Path) -> list[str]:
+    drgwatch = Path(sys.executable).with_name("drgwatch")
+    return [str(drgwatch), "up", "--port", "0", "--broker-port", "0"] + [
+        "--data-dir",
+        str(data_dir),
+        "--partitions",
+        str(PARTITIONS),
+    ]
+
+
 def test_drgwatch_up_heals_a_killed_worker_api_and_broker(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     output = tmp_path / "up.out"
-    drgwatch = Path(sys.executable).with_name("drgwatch")
-    argv = [str(drgwatch), "up", "--port", "0", "--broker-port", "0"]
-    argv += ["--data-dir", str(data_dir), "--partitions", str(PARTITIONS)]
-    up = start_up(argv, output)
+    up = start_up(drgwatch_up(data_dir), output)
     port = broker_port = 0
     try:
         port, broker_port = banner_ports(wait_for_banner(up, output))
@@ -138,3 +146,26 @@ def test_drgwatch_up_heals_a_killed_worker_api_and_broker(tmp_path: Path) -> Non
     assert port and not listening(port) and not listening(broker_port)
     assert processes_mentioning(str(data_dir)) == []
     assert processes_mentioning(f"tcp://127.0.0.1:{broker_port}") == []
+
+
+def test_a_component_failing_at_every_start_makes_drgwatch_up_give_up_and_say_why(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    output = tmp_path / "up.out"
+    # a setting the worker refuses: it exits at once, every time
+    up = start_up(drgwatch_up(data_dir), output, {"DRGWATCH_BATCH_MAX_EVENTS": "0"})
+    try:
+        code = up.wait(120)
+    finally:
+        if up.poll() is None:
+            stop_up(up)
+    text = output.read_text()
+    assert code == 1, text
+    assert "drgwatch: giving up: the worker exited 5 times in a row, each within 10 s" in text
+    assert "batch_max_events" in text, "the end of the worker's log says why"
+    assert [line for line in text.splitlines() if "restart attempt" in line][-1].endswith(
+        "restart attempt 4 in 4.0 s"
+    ), text
+    assert "drgwatch is up" not in text and "drgwatch: stopped" in text
+    assert processes_mentioning(str(data_dir)) == []

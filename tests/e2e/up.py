@@ -8,19 +8,23 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_up(argv: Sequence[str], output: Path) -> subprocess.Popen[bytes]:
+def start_up(
+    argv: Sequence[str], output: Path, settings: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a command (`make -s up ...`, `drgwatch up ...`) with its output in a file.
 
     The command gets a session of its own, so that `stop_up` can send it the SIGINT a
-    terminal's Ctrl-C sends; DRGWATCH_* settings of the test run are left out.
+    terminal's Ctrl-C sends; DRGWATCH_* settings of the test run are left out, those in
+    `settings` put in.
     """
     env = {name: value for name, value in os.environ.items() if not name.startswith("DRGWATCH_")}
+    env.update(settings or {})
     with open(output, "wb") as sink:
         return subprocess.Popen(
             list(argv),
