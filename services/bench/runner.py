@@ -63,14 +63,6 @@ class Outcome:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def produce(bootstrap: str, topic: str, messages: list[bench_workload.Message]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
@@ -235,11 +227,16 @@ def check_drgwatch(
 
 
 def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str, Any]:
-    from services.stack import prepare_database, start_broker, stop_child
+    from services.ports import on_a_free_port
+    from services.stack import prepare_database, start_broker
+    from services.supervisor import stop_child
     from services.topics import create_topics
 
     work = Path(tempfile.mkdtemp(prefix="drgwatch-bench-"))
-    port = free_port()
+    echo(f"generating {plan.lines:,} lines over {plan.cases:,} cases ...")
+    load = bench_workload.generate(plan.lines, plan.cases, seed=plan.seed)
+    expected = bench_workload.expected(load)
+    port, broker = on_a_free_port(lambda port: start_broker(port, work / "broker.log"))
     bootstrap = f"127.0.0.1:{port}"
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     settings = CommonSettings(
@@ -248,10 +245,6 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
         topic_prefix=prefix,
         topic_partitions=plan.partitions,
     )
-    echo(f"generating {plan.lines:,} lines over {plan.cases:,} cases ...")
-    load = bench_workload.generate(plan.lines, plan.cases, seed=plan.seed)
-    expected = bench_workload.expected(load)
-    broker = start_broker(port, work / "broker.log")
     outcomes: dict[str, Outcome] = {}
     problems: list[str] = []
     try:

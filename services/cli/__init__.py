@@ -18,8 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="start the whole embedded stack (Ctrl-C stops it)")
-    up.add_argument("--port", type=int, default=8000, help="HTTP origin port (default 8000)")
-    up.add_argument("--broker-port", type=int, default=9092, help="Kafka port (default 9092)")
+    up.add_argument(
+        "--port", type=int, default=8000, help="HTTP origin port (default 8000; 0: any free port)"
+    )
+    up.add_argument(
+        "--broker-port", type=int, default=9092, help="Kafka port (default 9092; 0: any free port)"
+    )
     up.add_argument("--data-dir", type=Path, default=Path("./var"), help="default ./var")
     up.add_argument("--partitions", type=int, default=8, help="event topic partitions")
     up.add_argument("--demo", action="store_true", help="also replay a simulated hospital day")
@@ -27,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     api = commands.add_parser("api", help="serve ingest and query HTTP API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--fd", type=int, help="serve on this inherited listening socket instead of --host/--port"
+    )
 
     commands.add_parser("worker", help="run the Faust worker")
 
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             partitions=args.partitions,
         )
     if args.command == "api":
-        return _serve_api(args.host, args.port)
+        return _serve_api(args.host, args.port, args.fd)
     if args.command == "worker":
         return _run_worker()
     if args.command == "db":
@@ -139,17 +146,33 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _serve_api(host: str, port: int) -> int:
+def _serve_api(host: str, port: int, fd: int | None) -> int:
+    import socket
+
     import uvicorn
 
     from services.api.app import create_app
     from services.api.settings import ApiSettings
 
     settings = ApiSettings()
+    # a socket handed down by `drgwatch up` or a test: bound and listening already
+    listener = socket.socket(fileno=fd) if fd is not None else None
+    if listener is not None:
+        host = str(listener.getsockname()[0])
     if settings.mode == "embedded" and host not in {"127.0.0.1", "localhost", "::1"}:
         print("embedded mode serves loopback only; use DRGWATCH_MODE=production", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # a live stream never ends by itself: a stopping API would wait for its clients
+        # forever; they reconnect with Last-Event-ID and miss nothing
+        timeout_graceful_shutdown=3,
+    )
+    uvicorn.Server(config).run(sockets=[listener] if listener is not None else None)
     return 0
 
 

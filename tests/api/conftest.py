@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,9 +38,12 @@ class Api:
 
 
 @pytest.fixture
-async def api(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
-    """The app with its lifespan running, over an emptied database."""
-    settings = ApiSettings(database_url=postgres_url, topic_prefix="drgwatch-test")
+async def api(postgres_url: str, pg_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app with its lifespan running, over an emptied database (and a data
+    directory of its own: a `drgwatch up` running from ./var is none of its business)."""
+    settings = ApiSettings(
+        database_url=postgres_url, topic_prefix="drgwatch-test", data_dir=tmp_path
+    )
     app = create_app(settings, connect_broker=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

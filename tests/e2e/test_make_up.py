@@ -2,63 +2,34 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.harness import free_port
+from tests.e2e.up import (
+    banner_ports,
+    listening,
+    processes_mentioning,
+    start_up,
+    stop_up,
+    wait_for_banner,
+)
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in command:
-            found.append(f"{entry.name}: {command}")
-    return found
 
 
 def test_make_up_demo_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port, broker_port = free_port(), free_port()
     data_dir = tmp_path / "var"
     output = tmp_path / "up.out"
-    args = f"--port {port} --broker-port {broker_port} --data-dir {data_dir} --demo"
-    with open(output, "wb") as sink:
-        up = subprocess.Popen(
-            ["make", "-s", "up", f"ARGS={args}"],
-            cwd=ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # port 0: drgwatch up picks free ports and prints them
+    args = f"--port 0 --broker-port 0 --data-dir {data_dir} --demo"
+    up = start_up(["make", "-s", "up", f"ARGS={args}"], output)
+    port = broker_port = 0
     try:
-        deadline = time.monotonic() + 180
-        while "drgwatch is up" not in output.read_text(errors="replace"):
-            assert up.poll() is None, output.read_text(errors="replace")
-            assert time.monotonic() < deadline, output.read_text(errors="replace")
-            time.sleep(0.5)
-        banner = output.read_text()
-        assert f"http://127.0.0.1:{port}" in banner and f"127.0.0.1:{broker_port}" in banner
+        banner = wait_for_banner(up, output)
+        port, broker_port = banner_ports(banner)
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/readyz").status_code == 200
         group = httpx.get(f"{base}/v1/drg-catalogues/current/groups/FM15").json()
@@ -77,10 +48,9 @@ def test_make_up_demo_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path) -
             case["standard_cost"] for case in cases["items"] if case["level"] != "unpriced"
         )
     finally:
-        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        up.wait(60)
+        stop_up(up)
     text = output.read_text()
     assert "drgwatch: stopped" in text
-    assert not _listening(port) and not _listening(broker_port)
-    assert _processes_mentioning(str(data_dir)) == []
-    assert _processes_mentioning(f"tcp://127.0.0.1:{broker_port}") == []
+    assert port and not listening(port) and not listening(broker_port)
+    assert processes_mentioning(str(data_dir)) == []
+    assert processes_mentioning(f"tcp://127.0.0.1:{broker_port}") == []

@@ -30,6 +30,7 @@ class DriverStats:
     item_statuses: Counter[str] = field(default_factory=Counter)
     unavailable_without_retry_after: int = 0
     longest_unanswered: float = 0.0  # seconds from a batch's first failure to its answer
+    slowest_answer: float = 0.0  # seconds from a batch's first attempt to its answer
     anomalies: list[str] = field(default_factory=list)
     # when each failure and each success happened (monotonic), for outage windows
     failures: list[float] = field(default_factory=list)
@@ -105,6 +106,7 @@ class Driver:
 
     def _post(self, client: httpx.Client, batch: list[Posting]) -> None:
         body = {"events": [posting.event for posting in batch]}
+        first_attempt = time.monotonic()
         first_failure: float | None = None
         while True:
             self._count("requests")
@@ -117,7 +119,7 @@ class Driver:
                 outcome = str(response.status_code)
                 if response.status_code in (202, 422):
                     self._check(batch, response)
-                    self._answered(first_failure)
+                    self._answered(first_attempt, first_failure)
                     return
                 if response.status_code == 503:
                     retry_after = response.headers.get("retry-after", "")
@@ -135,10 +137,11 @@ class Driver:
                 raise AssertionError(f"no answer for a batch in {BATCH_DEADLINE:.0f}s: {outcome}")
             time.sleep(wait)
 
-    def _answered(self, first_failure: float | None) -> None:
+    def _answered(self, first_attempt: float, first_failure: float | None) -> None:
         now = time.monotonic()
         with self._lock:
             self.stats.successes.append(now)
+            self.stats.slowest_answer = max(self.stats.slowest_answer, now - first_attempt)
             if first_failure is not None:
                 self.stats.longest_unanswered = max(
                     self.stats.longest_unanswered, now - first_failure

@@ -78,11 +78,18 @@ def post_until_answered(stack: Stack, events: list[dict[str, Any]]) -> None:
         time.sleep(0.2)
 
 
-def prepare(stack: Stack, seed: int) -> Run:
+def prepare(
+    stack: Stack,
+    seed: int,
+    *,
+    cases: int = 300,
+    min_events: int = MIN_EVENTS,
+    events_per_second: float = EVENTS_PER_SECOND,
+) -> Run:
     """Generate the workload, load its catalogue and wait until the worker prices with it."""
     hospital_id = f"HF{uuid.uuid4().hex[:6]}"
-    workload = generate(seed, hospital_id)
-    assert workload.distinct_valid_events >= MIN_EVENTS
+    workload = generate(seed, hospital_id, cases=cases)
+    assert workload.distinct_valid_events >= min_events
     response = httpx.post(
         f"{stack.url}/v1/drg-catalogues", json=catalogue_body(hospital_id), timeout=30
     )
@@ -96,7 +103,7 @@ def prepare(stack: Stack, seed: int) -> Run:
     run = Run(
         stack=stack,
         workload=workload,
-        driver=Driver(stack.url, workload, events_per_second=EVENTS_PER_SECOND),
+        driver=Driver(stack.url, workload, events_per_second=events_per_second),
         probe_cases=sorted(probe_cases.values()),
     )
     admissions = [

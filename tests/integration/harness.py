@@ -22,31 +22,39 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.ports import listening_socket, on_a_free_port
 from services.settings import CommonSettings
-from services.stack import prepare_database, start_broker, start_child, stop_child
+from services.stack import prepare_database, start_broker
+from services.supervisor import start_child, stop_child
 from services.topics import create_topics
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
 class Stack:
-    """A running drgwatch: each part can be killed and started again."""
+    """A running drgwatch: each part can be killed and started again.
+
+    Ports cannot collide (services/ports.py): the API is handed a socket the harness
+    holds for the stack's whole life, and the broker gets a spare port outside the
+    ephemeral range when it first starts (another one if that was taken), then keeps it.
+    With `api_port` given, the Stack only talks to a stack started elsewhere.
+    """
 
     workdir: Path
     database_url: str
     partitions: int = 4
-    broker_port: int = field(default_factory=free_port)
-    api_port: int = field(default_factory=free_port)
+    broker_port: int = 0
+    api_port: int = 0
+    api_socket: socket.socket | None = None
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     broker: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. faster webhook retries
+
+    def __post_init__(self) -> None:
+        if self.api_port == 0:
+            self.api_socket = listening_socket()
+            self.api_port = int(self.api_socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -78,7 +86,13 @@ class Stack:
 
     def start_broker(self, *, replay: bool) -> int:
         """Start the broker and create topics; with replay, queue the whole ledger again."""
-        self.broker = start_broker(self.broker_port, self.workdir / "broker.log")
+        log_path = self.workdir / "broker.log"
+        if self.broker_port == 0:
+            self.broker_port, self.broker = on_a_free_port(
+                lambda port: start_broker(port, log_path)
+            )
+        else:  # a restart: the API and workers know this port
+            self.broker = start_broker(self.broker_port, log_path)
         asyncio.run(create_topics(self.settings))
         return asyncio.run(prepare_database(self.settings, replay_ledger=replay))
 
@@ -93,10 +107,13 @@ class Stack:
         return worker
 
     def start_api(self) -> None:
+        assert self.api_socket is not None, "this Stack only talks to a stack started elsewhere"
+        fd = self.api_socket.fileno()
         self.api = start_child(
-            [sys.executable, "-m", "services.cli", "api", "--port", str(self.api_port)],
+            [sys.executable, "-m", "services.cli", "api", "--fd", str(fd)],
             self.env(),
             self.workdir / "api.log",
+            pass_fds=[fd],
         )
 
     def start(self) -> None:
@@ -127,6 +144,8 @@ class Stack:
         for process in [self.api, *self.workers, self.broker]:
             if process is not None:
                 stop_child(process, timeout=5)
+        if self.api_socket is not None:
+            self.api_socket.close()
 
     def post(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         response = httpx.post(f"{self.url}/v1/events", json={"events": events}, timeout=30)

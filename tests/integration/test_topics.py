@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.ports import on_a_free_port
 from services.settings import CommonSettings
-from services.stack import start_broker, stop_child
+from services.stack import start_broker
+from services.supervisor import stop_child
 from services.topics import create_topics, wanted_topics
-from tests.integration.harness import free_port
 
 pytestmark = pytest.mark.integration
 
 
 def test_every_topic_gets_its_partition_count_not_the_broker_default(tmp_path: Path) -> None:
-    port = free_port()
-    broker = start_broker(port, tmp_path / "broker.log")
+    port, broker = on_a_free_port(lambda port: start_broker(port, tmp_path / "broker.log"))
     # six is neither tansu's default for auto-created topics (four) nor one
     settings = CommonSettings(kafka_bootstrap=f"127.0.0.1:{port}", topic_partitions=6)
 
