@@ -242,8 +242,11 @@ def _import_catalogue(args: argparse.Namespace) -> int:
         try:
             await create_schema(engine)
             async with session_factory(engine)() as db_session:
-                created = await catalogue_service.create(
-                    db_session=db_session, catalogue_in=catalogue_in
+                created = await catalogue_service.import_catalogue(
+                    db_session=db_session,
+                    catalogue_in=catalogue_in,
+                    today=CommonSettings().today(),
+                    imported_by="drgwatch drg import",
                 )
                 await db_session.commit()
             print(created.model_dump_json())
