@@ -315,6 +315,27 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
     ),
     (
+        "POST",
+        "/v1/identities",
+        {"name": "matrix system", "role": "hospital_system", "hospitals": ["H001"]},
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=201),
+    ),
+    (
+        "GET",
+        "/v1/identities",
+        None,
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=200),
+    ),
+    *[
+        (
+            "POST",
+            f"/v1/identities/idn_0000000000000000/{action}",
+            None,
+            dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=404),
+        )
+        for action in ("keys", "disable")
+    ],
+    (
         "GET",
         "/docs",
         None,
@@ -340,6 +361,7 @@ def _template(path: str) -> str:
     for concrete, name in (
         ("sub_0000000000", "{subscription_id}"),
         ("msg_0000000000", "{delivery_id}"),
+        ("idn_0000000000000000", "{identity_id}"),
     ):
         path = path.replace(f"/{concrete}", f"/{name}")
     for concrete, name in (("C1", "{case_id}"), ("C2", "{case_id}"), ("FM15", "{drg_code}")):
