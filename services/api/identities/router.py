@@ -13,13 +13,19 @@ from services.access import service as access_service
 from services.access.principal import Principal
 from services.access.schemas import IdentityIn, IdentityList, IdentityOut, KeyIssued
 from services.api.deps import SessionDep, require
+from services.api.openapi import ErrorBody
 
 router = APIRouter(tags=["identities"])
 Admin = Annotated[Principal, Depends(require("identities:manage"))]
 IdentityId = Annotated[str, Path(max_length=40, pattern=r"^idn_[0-9a-f]{1,36}$")]
 
 
-@router.post("/v1/identities", status_code=201, response_model=KeyIssued)
+@router.post(
+    "/v1/identities",
+    status_code=201,
+    response_model=KeyIssued,
+    responses={409: {"model": ErrorBody, "description": "an identity of that name exists"}},
+)
 async def create_identity(
     identity_in: IdentityIn, _admin: Admin, db_session: SessionDep
 ) -> KeyIssued:
@@ -43,7 +49,12 @@ async def list_identities(_admin: Admin, db_session: SessionDep) -> IdentityList
     return IdentityList(items=items, next_cursor=None)
 
 
-@router.post("/v1/identities/{identity_id}/keys", status_code=201, response_model=KeyIssued)
+@router.post(
+    "/v1/identities/{identity_id}/keys",
+    status_code=201,
+    response_model=KeyIssued,
+    responses={409: {"model": ErrorBody, "description": "the identity is disabled"}},
+)
 async def issue_key(identity_id: IdentityId, _admin: Admin, db_session: SessionDep) -> KeyIssued:
     """Another API key for an identity (rotation: switch clients, then disable the old
     identity or keep both); shown this once."""

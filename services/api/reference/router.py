@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from services.access.exceptions import NotPermitted
 from services.access.principal import ALL_HOSPITALS, Principal
 from services.api.deps import SessionDep, TodayDep, require
+from services.api.openapi import ErrorBody
 from services.reference import service as catalogue_service
 from services.reference import thresholds as threshold_service
 from services.reference.schemas import (
@@ -55,7 +56,9 @@ def _visible(caller: Principal) -> Visible:
     "/v1/drg-catalogues",
     status_code=201,
     response_model=ImportReport,
-    responses={200: {"description": "a dry run: what the import would do, nothing stored"}},
+    responses={
+        200: {"model": ImportReport, "description": "a dry run: what it would do, nothing stored"}
+    },
 )
 async def import_catalogue(
     catalogue_in: CatalogueIn,
@@ -100,7 +103,11 @@ async def list_catalogues(
     )
 
 
-@router.get("/v1/drg-catalogues/current", response_model=CatalogueDetail)
+@router.get(
+    "/v1/drg-catalogues/current",
+    response_model=CatalogueDetail,
+    responses={404: {"model": ErrorBody, "description": "no catalogue is in force today"}},
+)
 async def get_current_catalogue(
     db_session: SessionDep,
     caller: ReferenceReader,
@@ -162,7 +169,11 @@ async def get_catalogue(
     )
 
 
-@router.post("/v1/drg-catalogues/{catalogue_id}/withdraw", response_model=WithdrawalReport)
+@router.post(
+    "/v1/drg-catalogues/{catalogue_id}/withdraw",
+    response_model=WithdrawalReport,
+    responses={409: {"model": ErrorBody, "description": "withdrawn before: the detail says when"}},
+)
 async def withdraw_catalogue(
     catalogue_id: CatalogueId,
     db_session: SessionDep,
@@ -219,7 +230,11 @@ async def put_thresholds(
     return stored
 
 
-@router.delete("/v1/alert-thresholds", response_model=ThresholdsOut)
+@router.delete(
+    "/v1/alert-thresholds",
+    response_model=ThresholdsOut,
+    responses={404: {"model": ErrorBody, "description": "no thresholds set for these two"}},
+)
 async def delete_thresholds(
     db_session: SessionDep,
     caller: ReferenceWriter,
