@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
-SAMPLE_DIR = ROOT / "services" / "api" / "catalogue" / "sample"
+SAMPLE_DIR = ROOT / "services" / "reference" / "sample"
 SAMPLE_CSV = SAMPLE_DIR / "chs_drg_sample.csv"
 
 DRGWATCH_SERVICES = ("init", "worker", "api")
