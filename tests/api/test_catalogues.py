@@ -355,3 +355,24 @@ async def test_thresholds_are_listed_and_removed(api: Api) -> None:
     assert await version(api) == 3
     remaining = (await api.client.get("/v1/alert-thresholds")).json()["items"]
     assert [(t["hospital_id"], t["drg_code"]) for t in remaining] == [("*", "*")]
+
+
+async def test_workers_reload_after_a_withdrawal_and_price_without_it(api: Api) -> None:
+    """What each worker does on its reference poll (services/alerting/worker.py): a
+    changed version reloads the price book, and the worker then sends every open case a
+    reprice command, which prices it with the new book."""
+    from services.alerting.worker import ReferenceData
+
+    real = await post(api, REAL_2025)
+    reference = ReferenceData(api.sessions)
+    assert await reference.refresh() is False  # the first load is no change
+    march = datetime(2026, 3, 2).date()
+    assert reference.price_book.standard("H001", "FM15", "employee", march) is not None
+
+    path = f"/v1/drg-catalogues/{real['catalogue_id']}/withdraw"
+    assert (await api.client.post(path, json={"dry_run": True})).status_code == 200
+    assert await reference.refresh() is False  # a dry run changes nothing
+    assert (await api.client.post(path, json={})).status_code == 200
+    assert await reference.refresh() is True  # -> reprice commands for the open cases
+    assert reference.price_book.catalogues == ()
+    assert reference.price_book.standard("H001", "FM15", "employee", march) is None
