@@ -4,8 +4,8 @@ Catalogues are never deleted. Each import stores a new version; a withdrawn one 
 its row and groups but prices nothing. Every change bumps the reference version, and
 each worker then prices its open cases again against the new price book.
 
-"Today" is always the hospital's local day, passed in by the caller (the route or the
-command), so that nothing here reads a clock.
+"Today" is always the hospital's local day, passed in by the caller (the route), which
+knows the hospital's time zone and whose clock a test can set.
 """
 
 from __future__ import annotations
@@ -187,15 +187,10 @@ async def import_catalogue(
         base_rates={scheme: str(rate) for scheme, rate in plan.catalogue.base_rates.items()},
         group_count=len(plan.catalogue.groups),
         based_on=None if plan.based_on is None else _ref(plan.based_on, stored_id),
-        changes=GroupChangesOut(
-            added=plan.changes.added,
-            changed=plan.changes.changed,
-            unchanged=plan.changes.unchanged,
-            withdrawn=plan.changes.withdrawn,
-        ),
+        changes=GroupChangesOut.model_validate(plan.changes, from_attributes=True),
         today=today,
         in_force_today=_in_force_ref(after, scope, today, stored_id),
-        impact=_impact_out(impact),
+        impact=OpenCasesOut.model_validate(impact, from_attributes=True),
     )
 
 
@@ -291,16 +286,6 @@ def _local_day(moment: datetime | None, offset_minutes: int | None) -> date | No
     return (moment.astimezone(UTC) + timedelta(minutes=offset_minutes or 0)).date()
 
 
-def _impact_out(impact: Impact) -> OpenCasesOut:
-    return OpenCasesOut(
-        open_cases=impact.open_cases,
-        repriced=impact.repriced,
-        standard_changed=impact.standard_changed,
-        unpriced=impact.unpriced,
-        newly_unpriced=impact.newly_unpriced,
-    )
-
-
 def _ref(catalogue: Catalogue, stored_id: int | None) -> CatalogueRef:
     planned = catalogue.catalogue_id == PLANNED_ID
     return CatalogueRef(
@@ -393,18 +378,32 @@ async def get_catalogue(
     )
 
 
-async def current_catalogue_id(
-    *, db_session: AsyncSession, today: date, hospital_id: str | None, hospitals: Visible
-) -> int:
-    """The id of the catalogue that prices a hospital's cases admitted today (no
-    `hospital_id`: the one for every hospital)."""
-    if hospital_id is not None and hospitals is not None and hospital_id not in hospitals:
-        raise UnknownCatalogue(f"no catalogue is in force on {today} for hospital {hospital_id}")
-    catalogue = (await _headers(db_session=db_session)).catalogue_for(scope_of(hospital_id), today)
+async def get_current_catalogue(
+    *,
+    db_session: AsyncSession,
+    today: date,
+    hospital_id: str | None,
+    hospitals: Visible,
+    limit: int = 500,
+    cursor: str | None = None,
+) -> CatalogueDetail:
+    """The catalogue that prices a hospital's cases admitted today (no `hospital_id`: the
+    one for every hospital), as get_catalogue shows it."""
+    catalogue = None
+    if hospital_id is None or hospitals is None or hospital_id in hospitals:
+        headers = await _headers(db_session=db_session)
+        catalogue = headers.catalogue_for(scope_of(hospital_id), today)
     if catalogue is None:
         where = f" for hospital {hospital_id}" if hospital_id else ""
         raise UnknownCatalogue(f"no catalogue is in force on {today}{where}")
-    return catalogue.catalogue_id
+    return await get_catalogue(
+        db_session=db_session,
+        catalogue_id=catalogue.catalogue_id,
+        today=today,
+        hospitals=hospitals,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def withdraw(
@@ -449,7 +448,7 @@ async def withdraw(
         catalogue=_out(record, counts.get(record.id, 0), in_force),
         today=today,
         in_force_today=_in_force_ref(after, scope_of(record.hospital_id), today),
-        impact=_impact_out(impact),
+        impact=OpenCasesOut.model_validate(impact, from_attributes=True),
     )
 
 

@@ -117,13 +117,10 @@ async def get_current_catalogue(
     cursor: Cursor = None,
 ) -> CatalogueDetail:
     """The catalogue that prices cases admitted today (the hospital's local day)."""
-    catalogue_id = await catalogue_service.current_catalogue_id(
-        db_session=db_session, today=today, hospital_id=hospital_id, hospitals=_visible(caller)
-    )
-    return await catalogue_service.get_catalogue(
+    return await catalogue_service.get_current_catalogue(
         db_session=db_session,
-        catalogue_id=catalogue_id,
         today=today,
+        hospital_id=hospital_id,
         hospitals=_visible(caller),
         limit=limit,
         cursor=cursor,
