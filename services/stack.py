@@ -94,10 +94,8 @@ async def prepare_database(
         await create_schema(engine)
         sessions = session_factory(engine)
         async with sessions() as db_session:
-            if load_sample and not await catalogue_service.has_any(db_session=db_session):
-                await catalogue_service.create(
-                    db_session=db_session, catalogue_in=catalogue_service.sample_catalogue()
-                )
+            if load_sample:
+                await catalogue_service.load_sample(db_session=db_session)
             replayed = 0
             if replay_ledger:
                 result = await db_session.execute(

@@ -4,6 +4,7 @@ AccessError
  ├── InvalidIdentity    a role, scope or name that cannot be         (Invalid)
  ├── IdentityExists     the name is taken                            (Conflict)
  ├── UnknownIdentity    no such identity                             (NotFound)
+ ├── IdentityDisabled   a disabled identity gets no new key          (Conflict)
  └── NotPermitted       the caller's role or scope does not allow it (NotAllowed)
 """
 
@@ -25,6 +26,10 @@ class IdentityExists(AccessError, Conflict):
 
 
 class UnknownIdentity(AccessError, NotFound):
+    pass
+
+
+class IdentityDisabled(AccessError, Conflict):
     pass
 
 

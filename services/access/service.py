@@ -8,18 +8,26 @@ hash) is right for a random key of this length, and keeps the lookup cheap.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.access.exceptions import IdentityExists, InvalidIdentity, UnknownIdentity
+from services.access.exceptions import (
+    IdentityDisabled,
+    IdentityExists,
+    InvalidIdentity,
+    UnknownIdentity,
+)
 from services.access.principal import ALL_HOSPITALS, ROLES, Principal, Role
+from services.access.schemas import IdentityOut
 from services.storage.models import ApiKeyRecord, Identity
 
 KEY_PREFIX = "dwk_"
+IDENTITY_ID = re.compile(r"^idn_[0-9a-f]+$")
 
 
 def key_digest(key: str) -> str:
@@ -75,6 +83,9 @@ async def create_identity(
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidIdentity("name: 1 to 200 characters")
+    if IDENTITY_ID.match(name):
+        # commands find identities by name or id: a name may not pass for an id
+        raise InvalidIdentity("name: may not look like an identity id (idn_...)")
     hospitals, departments = _checked_scope(role, hospitals, departments)
     if await db_session.scalar(select(Identity.id).where(Identity.name == name)) is not None:
         raise IdentityExists(f"an identity named {name!r} exists")
@@ -107,6 +118,23 @@ async def issue_key(*, db_session: AsyncSession, identity_id: str) -> str:
     )
     await db_session.flush()
     return key
+
+
+async def another_key(*, db_session: AsyncSession, name_or_id: str) -> tuple[Identity, str]:
+    """Another key for an enabled identity (a disabled one's keys would all be refused)."""
+    identity = await find(db_session=db_session, name_or_id=name_or_id)
+    if identity.disabled_at is not None:
+        raise IdentityDisabled(f"{identity.name!r} is disabled; create a new identity instead")
+    return identity, await issue_key(db_session=db_session, identity_id=identity.id)
+
+
+async def live_keys(*, db_session: AsyncSession, identity_id: str) -> int:
+    count = await db_session.scalar(
+        select(func.count())
+        .select_from(ApiKeyRecord)
+        .where(ApiKeyRecord.identity_id == identity_id, ApiKeyRecord.revoked_at.is_(None))
+    )
+    return int(count or 0)
 
 
 async def find(*, db_session: AsyncSession, name_or_id: str) -> Identity:
@@ -157,3 +185,16 @@ async def principal_for_key(*, db_session: AsyncSession, key: str) -> Principal 
         )
     )
     return None if identity is None else principal_of(identity)
+
+
+def identity_out(identity: Identity, live_keys: int) -> IdentityOut:
+    return IdentityOut(
+        id=identity.id,
+        name=identity.name,
+        role=identity.role,
+        hospitals=list(identity.hospitals),
+        departments=list(identity.departments),
+        created_at=identity.created_at,
+        disabled_at=identity.disabled_at,
+        live_keys=live_keys,
+    )

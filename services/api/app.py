@@ -24,6 +24,7 @@ from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.events import router as ingest_router
 from services.api.health import router as health_router
+from services.api.identities.router import router as identities_router
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
@@ -88,6 +89,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         subscriptions_router,
         catalogue_router,
         dead_letters_router,
+        identities_router,
         health_router,
     ):
         app.include_router(router)

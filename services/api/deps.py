@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.exceptions import NotPermitted
 from services.access.principal import LOCAL_ADMIN, Permission, Principal
 from services.ingest.publisher import EventPublisher
+from services.settings import CommonSettings
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
@@ -45,6 +47,20 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
     return caller_with
 
 
+async def get_now() -> datetime:
+    """The current moment; a dependency, so that a test can set the clock."""
+    return datetime.now(UTC)
+
+
+async def get_today(request: Request, now: Annotated[datetime, Depends(get_now)]) -> date:
+    """The hospital's local day now (DRGWATCH_TIMEZONE): at 00:30 in Beijing on 1 December
+    it is 1 December, though UTC is still on 30 November."""
+    settings: CommonSettings = request.app.state.settings
+    return now.astimezone(settings.zone).date()
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+NowDep = Annotated[datetime, Depends(get_now)]
+TodayDep = Annotated[date, Depends(get_today)]

@@ -57,6 +57,7 @@ class Catalogue:
     base_rates: dict[str, Decimal]
     groups: dict[str, DrgGroup]
     hospital_id: str | None = None  # None: applies to every hospital
+    sample: bool = False  # the shipped sample: outranked by any real catalogue in force
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +78,23 @@ class PriceBook:
     # keys: (hospital_id, drg_code) with "*" as wildcard for either part
     thresholds: dict[tuple[str, str], Thresholds] = field(default_factory=dict)
 
-    def catalogue_for(self, hospital_id: str, on: date) -> Catalogue | None:
-        """The newest catalogue in force on `on`, preferring one specific to the hospital."""
+    def catalogue_for(
+        self, hospital_id: str, on: date, *, include_sample: bool = True
+    ) -> Catalogue | None:
+        """The catalogue in force on `on` for a hospital ("*": the one for every hospital).
+
+        Any real catalogue in force outranks the sample, whatever their dates (a hospital
+        that imports its 2025 catalogue must not have its cases priced by the sample of
+        2026); then the newest effective date wins, then one specific to the hospital,
+        then the one stored last.
+        """
         best: Catalogue | None = None
         for catalogue in self.catalogues:
             if catalogue.effective_from > on:
                 continue
             if catalogue.hospital_id not in (None, hospital_id):
+                continue
+            if catalogue.sample and not include_sample:
                 continue
             if best is None or _precedence(catalogue) > _precedence(best):
                 best = catalogue
@@ -105,15 +116,8 @@ class PriceBook:
         group = catalogue.groups.get(drg_code)
         if group is None:
             return None
-        if group.standard_cost is not None:
-            cost = group.standard_cost
-        else:
-            if scheme is None or scheme not in catalogue.base_rates:
-                return None
-            cost = (group.weight * catalogue.base_rates[scheme]).quantize(
-                CENT, rounding=ROUND_HALF_UP
-            )
-        if cost <= 0:
+        cost = standard_cost(group, None if scheme is None else catalogue.base_rates.get(scheme))
+        if cost is None or cost <= 0:
             return None
         return Standard(drg_code, group.name, cost, group.avg_los_days, catalogue.catalogue_id)
 
@@ -125,8 +129,22 @@ class PriceBook:
         return DEFAULT_THRESHOLDS
 
 
-def _precedence(catalogue: Catalogue) -> tuple[date, int, int]:
-    return (catalogue.effective_from, catalogue.hospital_id is not None, catalogue.catalogue_id)
+def standard_cost(group: DrgGroup, base_rate: Decimal | None) -> Decimal | None:
+    """The group's explicit standard, else weight x base rate rounded half-up to the cent."""
+    if group.standard_cost is not None:
+        return group.standard_cost
+    if base_rate is None:
+        return None
+    return (group.weight * base_rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _precedence(catalogue: Catalogue) -> tuple[bool, date, bool, int]:
+    return (
+        not catalogue.sample,
+        catalogue.effective_from,
+        catalogue.hospital_id is not None,
+        catalogue.catalogue_id,
+    )
 
 
 def money(value: Decimal | None) -> str | None:

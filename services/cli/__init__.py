@@ -6,11 +6,24 @@ import argparse
 import asyncio
 import logging
 import sys
-from datetime import date
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from services.cli import reference as reference_commands
 from services.cli import users as user_commands
+from services.cli.output import Output
+from services.cli.target import Client, CommandError, CommandSettings, connect, resolve
 from services.settings import CommonSettings
+from services.validation import field_errors, summary
+
+log = logging.getLogger("drgwatch")
+DATA_COMMANDS: dict[str, Callable[[argparse.Namespace, Client, Output], Awaitable[None]]] = {
+    "drg": reference_commands.run_drg,
+    "thresholds": reference_commands.run_thresholds,
+    "users": user_commands.run,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,24 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     topics = commands.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"])
 
-    drg = commands.add_parser("drg", help="DRG reference data")
-    drg_commands = drg.add_subparsers(dest="drg_command", required=True)
-    drg_import = drg_commands.add_parser(
-        "import", help="load a catalogue CSV: drg_code,name,weight,avg_los_days,standard_cost"
-    )
-    drg_import.add_argument("file", type=Path)
-    drg_import.add_argument("--name", help="catalogue name (default: the file name)")
-    drg_import.add_argument("--effective-from", type=date.fromisoformat, default=date.today())
-    drg_import.add_argument(
-        "--base-rate",
-        action="append",
-        default=[],
-        metavar="SCHEME=AMOUNT",
-        help="base rate per insurance scheme, e.g. employee=12252.70 (repeatable)",
-    )
-    drg_import.add_argument("--hospital-id", help="catalogue for one hospital only")
-    drg_import.add_argument("--url", help="post to a running service instead of the database")
-
     schemas = commands.add_parser("schemas", help="contracts in schemas/")
     schemas.add_argument("action", choices=["export"])
 
@@ -91,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "--open-cases", type=int, help="open cases for lookup, memory and restart (100,000)"
     )
 
+    reference_commands.add_parsers(commands)
     user_commands.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -127,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(create_topics(CommonSettings()))
         print("topics ready")
         return 0
-    if args.command == "drg":
-        return _import_catalogue(args)
+    if args.command in DATA_COMMANDS:
+        return _run_data_command(args)
     if args.command == "schemas":
         from services.contracts import export
 
@@ -137,8 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "bench":
         return _bench(args)
-    if args.command == "users":
-        return asyncio.run(user_commands.run(args))
     if args.command == "demo":
         from services.demo import run_demo
 
@@ -227,53 +221,34 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if result["correct"] or "drgwatch" not in contenders else 1
 
 
-def _import_catalogue(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from services.reference import service as catalogue_service
-    from services.reference.schemas import CatalogueIn
-
+def _run_data_command(args: argparse.Namespace) -> int:
+    """A command on reference data or identities: one line on stderr when it fails."""
+    action = getattr(args, f"{args.command}_command", "")
+    command = f"drgwatch {args.command} {action}"
     try:
-        rates = dict(item.split("=", 1) for item in args.base_rate)
-        groups = catalogue_service.groups_from_csv(args.file.read_text(encoding="utf-8-sig"))
-        catalogue_in = CatalogueIn(
-            name=args.name or args.file.stem,
-            effective_from=args.effective_from,
-            hospital_id=args.hospital_id,
-            base_rates=rates,
-            groups=groups,
+        return asyncio.run(_data_command(args))
+    except CommandError as error:
+        print(f"{command}: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - a user gets one line, the log the stack
+        log.debug("%s failed", command, exc_info=True)
+        print(
+            f"{command}: unexpected {type(error).__name__} (DRGWATCH_LOG_LEVEL=DEBUG shows where)",
+            file=sys.stderr,
         )
-    except (OSError, ValueError, ValidationError) as error:
-        print(f"drgwatch drg import: {error}", file=sys.stderr)
-        return 2
-    if args.url:
-        import httpx
+        return 1
 
-        response = httpx.post(
-            f"{args.url.rstrip('/')}/v1/drg-catalogues",
-            content=catalogue_in.model_dump_json(),
-            headers={"content-type": "application/json"},
-            timeout=60,
-        )
-        print(response.text)
-        return 0 if response.status_code == 201 else 1
 
-    async def store() -> None:
-        from services.storage.engine import create_schema, make_engine, session_factory
-
-        engine = make_engine(CommonSettings().resolved_database_url)
-        try:
-            await create_schema(engine)
-            async with session_factory(engine)() as db_session:
-                created = await catalogue_service.create(
-                    db_session=db_session, catalogue_in=catalogue_in
-                )
-                await db_session.commit()
-            print(created.model_dump_json())
-        finally:
-            await engine.dispose()
-
-    asyncio.run(store())
+async def _data_command(args: argparse.Namespace) -> int:
+    try:
+        settings = CommandSettings()
+    except ValidationError as error:
+        raise CommandError(f"DRGWATCH_* settings: {summary(field_errors(error))}") from None
+    target = resolve(args, settings)
+    async with connect(target, settings) as client:
+        await DATA_COMMANDS[args.command](args, client, Output(as_json=args.json))
     return 0
 
 

@@ -46,8 +46,17 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 # Columns added to existing tables since the first release: (table, column, SQL type).
 # create_all makes missing tables only, so a database from an earlier version gets them
-# here; all are nullable, and rows from before simply have none.
-ADDED_COLUMNS = [("ingest_ledger", "case_seq", "BIGINT")]
+# here; all are nullable or defaulted, and rows from before simply have none.
+ADDED_COLUMNS = [
+    ("ingest_ledger", "case_seq", "BIGINT"),
+    ("drg_catalogues", "sample", "BOOLEAN NOT NULL DEFAULT false"),
+    ("drg_catalogues", "import_mode", "VARCHAR(16)"),
+    ("drg_catalogues", "based_on_id", "BIGINT"),
+    ("drg_catalogues", "created_by", "VARCHAR(200)"),
+    ("drg_catalogues", "withdrawn_at", "TIMESTAMP WITH TIME ZONE"),
+    ("drg_catalogues", "withdrawn_by", "VARCHAR(200)"),
+    ("drg_catalogues", "withdrawn_reason", "TEXT"),
+]
 
 
 async def create_schema(engine: AsyncEngine) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -223,6 +224,9 @@ class AlertAction(Base):
 
 
 class CatalogueRecord(Base):
+    """A DRG catalogue version. Never deleted: a withdrawn one keeps its row and groups
+    (prices nothing) so that what priced a case can still be shown."""
+
     __tablename__ = "drg_catalogues"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -231,6 +235,15 @@ class CatalogueRecord(Base):
     hospital_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     base_rates: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # the shipped sample: any real catalogue in force outranks it
+    sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # how it was imported: full | amend | replace, and the catalogue it was based on
+    import_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    based_on_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DrgGroupRecord(Base):

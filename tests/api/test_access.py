@@ -171,6 +171,48 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict(his_h1=403, head_card=403, office_h1=403, office_all=201, admin=201),
     ),
     (
+        "GET",
+        "/v1/drg-catalogues",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/drg-catalogues/current",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "GET",
+        "/v1/drg-catalogues/999",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "POST",
+        "/v1/drg-catalogues/999/withdraw",
+        {"reason": "matrix"},
+        dict(his_h1=403, head_card=403, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "GET",
+        "/v1/alert-thresholds",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "DELETE",
+        "/v1/alert-thresholds?hospital_id=H001&drg_code=FM15",
+        None,
+        dict(his_h1=403, head_card=403, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "DELETE",
+        "/v1/alert-thresholds?hospital_id=*&drg_code=*",
+        None,
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=404, admin=404),
+    ),
+    (
         "PUT",
         "/v1/alert-thresholds",
         {**THRESHOLDS, "hospital_id": "H001"},
@@ -273,6 +315,27 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
     ),
     (
+        "POST",
+        "/v1/identities",
+        {"name": "matrix system", "role": "hospital_system", "hospitals": ["H001"]},
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=201),
+    ),
+    (
+        "GET",
+        "/v1/identities",
+        None,
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=200),
+    ),
+    *[
+        (
+            "POST",
+            f"/v1/identities/idn_0000000000000000/{action}",
+            None,
+            dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=404),
+        )
+        for action in ("keys", "disable")
+    ],
+    (
         "GET",
         "/docs",
         None,
@@ -290,12 +353,15 @@ STREAMS = {"/v1/alerts/stream"}
 
 
 def _template(path: str) -> str:
+    path = path.split("?")[0]
+    path = re.sub(r"/drg-catalogues/\d+", "/drg-catalogues/{catalogue_id}", path)
     path = re.sub(r"\{(red|under_review):[^}]+\}", "{alert_id}", path)
     for concrete, name in (("H001", "{hospital_id}"), ("H002", "{hospital_id}")):
         path = path.replace(f"/hospitals/{concrete}", f"/hospitals/{name}")
     for concrete, name in (
         ("sub_0000000000", "{subscription_id}"),
         ("msg_0000000000", "{delivery_id}"),
+        ("idn_0000000000000000", "{identity_id}"),
     ):
         path = path.replace(f"/{concrete}", f"/{name}")
     for concrete, name in (("C1", "{case_id}"), ("C2", "{case_id}"), ("FM15", "{drg_code}")):
@@ -550,3 +616,58 @@ async def test_a_posting_for_another_hospital_is_kept_where_only_all_hospital_ca
     assert "H002" in kept["reason"] and '"f2"' in kept["payload"]
     assert await letters("office_all") == [kept]
     assert await letters("his_h1") == [] and await letters("office_h1") == []
+
+
+async def test_reference_data_of_another_hospital_is_neither_seen_nor_changed(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    admin = callers["admin"].headers
+    ids = {}
+    for hospital in (None, "H001", "H002"):
+        body = {**CATALOGUE, "name": f"for {hospital or 'all'}"}
+        if hospital:
+            body["hospital_id"] = hospital
+        created = await api.client.post("/v1/drg-catalogues", json=body, headers=admin)
+        assert created.status_code == 201, created.text
+        ids[hospital] = created.json()["catalogue_id"]
+    for hospital in ("*", "H001", "H002"):
+        thresholds = {**THRESHOLDS, "hospital_id": hospital}
+        assert (
+            await api.client.put("/v1/alert-thresholds", json=thresholds, headers=admin)
+        ).status_code == 200
+
+    async def listed(name: str, path: str, field: str) -> set[Any]:
+        response = await api.client.get(path, headers=callers[name].headers)
+        assert response.status_code == 200, response.text
+        return {item[field] for item in response.json()["items"]}
+
+    for name in ("his_h1", "head_card", "office_h1"):
+        assert await listed(name, "/v1/drg-catalogues", "catalogue_id") == {
+            ids[None],
+            ids["H001"],
+        }
+        assert await listed(name, "/v1/alert-thresholds", "hospital_id") == {"*", "H001"}
+        hidden = await api.client.get(
+            f"/v1/drg-catalogues/{ids['H002']}", headers=callers[name].headers
+        )
+        assert hidden.status_code == 404
+        current = await api.client.get(
+            "/v1/drg-catalogues/current/groups/FM15",
+            params={"hospital_id": "H002"},
+            headers=callers[name].headers,
+        )
+        assert current.status_code == 404
+    assert len(await listed("office_all", "/v1/drg-catalogues", "catalogue_id")) == 3
+
+    office_h1 = callers["office_h1"].headers
+    for hospital, status in ((None, 403), ("H002", 404), ("H001", 200)):
+        response = await api.client.post(
+            f"/v1/drg-catalogues/{ids[hospital]}/withdraw", json={}, headers=office_h1
+        )
+        assert response.status_code == status, (hospital, response.text)
+    withdrawn = await api.scalar(
+        "SELECT count(*) FROM drg_catalogues WHERE withdrawn_at IS NOT NULL"
+    )
+    assert withdrawn == 1
+    by = await api.scalar("SELECT withdrawn_by FROM drg_catalogues WHERE withdrawn_at IS NOT NULL")
+    assert by == "office_h1"

@@ -52,7 +52,7 @@ async def test_catalogue_is_created_and_groups_priced_per_scheme(api: Api) -> No
     created = response.json()
     assert created["name"] == PAYLOAD["name"]
     assert created["effective_from"] == IN_FORCE
-    assert created["groups"] == 3
+    assert created["group_count"] == 3
     assert created["base_rates"] == {"employee": "12252.70", "resident": "9649.24"}
     assert await version(api) == 1
     assert await api.scalar("SELECT count(*) FROM drg_groups") == 3
@@ -88,18 +88,18 @@ async def test_half_cent_rounds_up(api: Api) -> None:
     payload = {
         "name": "half",
         "effective_from": IN_FORCE,
-        "base_rates": {"employee": "10.00"},
+        "base_rates": {"employee": "1010.00"},
         "groups": [
             {"drg_code": "X1", "name": "x", "weight": "1.0005"},
             {"drg_code": "X2", "name": "x", "weight": "1.0025"},
         ],
     }
     assert (await api.client.post("/v1/drg-catalogues", json=payload)).status_code == 201
-    # 10.005 and 10.025: half-up, not banker's rounding (which gives 10.00 and 10.02)
+    # 1010.505 and 1012.525: half-up, not banker's rounding (1010.50 and 1012.52)
     x1 = (await api.client.get("/v1/drg-catalogues/current/groups/X1")).json()
     x2 = (await api.client.get("/v1/drg-catalogues/current/groups/X2")).json()
-    assert x1["standard_costs"] == {"employee": "10.01"}
-    assert x2["standard_costs"] == {"employee": "10.03"}
+    assert x1["standard_costs"] == {"employee": "1010.51"}
+    assert x2["standard_costs"] == {"employee": "1012.53"}
 
 
 async def test_newest_catalogue_in_force_wins_and_future_one_waits(api: Api) -> None:

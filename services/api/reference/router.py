@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import ALL_HOSPITALS, Principal
-from services.api.deps import SessionDep, require
-from services.casecost.events import decimal_text
+from services.api.deps import SessionDep, TodayDep, require
+from services.api.openapi import ErrorBody
 from services.reference import service as catalogue_service
-from services.reference.schemas import CatalogueIn, CatalogueOut, GroupOut
-from services.storage.engine import upsert
-from services.storage.models import ThresholdRecord
+from services.reference import thresholds as threshold_service
+from services.reference.schemas import (
+    CatalogueDetail,
+    CatalogueIn,
+    CatalogueList,
+    GroupOut,
+    ImportReport,
+    ThresholdList,
+    ThresholdsIn,
+    ThresholdsOut,
+    WithdrawalReport,
+    WithdrawIn,
+)
+from services.reference.service import Visible
 
 router = APIRouter(tags=["reference data"])
+ReferenceReader = Annotated[Principal, Depends(require("reference:read"))]
 ReferenceWriter = Annotated[Principal, Depends(require("reference:write"))]
+CatalogueId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+HospitalFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
+DrgFilter = Annotated[str | None, Query(min_length=1, max_length=32)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=512)]
 
 
 def _check_hospital(caller: Principal, hospital_id: str) -> None:
@@ -33,71 +48,201 @@ def _check_hospital(caller: Principal, hospital_id: str) -> None:
         )
 
 
-Fraction = Annotated[Decimal, BeforeValidator(decimal_text), Field(gt=0, le=10)]
+def _visible(caller: Principal) -> Visible:
+    return None if caller.all_hospitals else caller.hospitals
 
 
-@router.post("/v1/drg-catalogues", status_code=201, response_model=CatalogueOut)
-async def create_catalogue(
-    catalogue_in: CatalogueIn, db_session: SessionDep, caller: ReferenceWriter
-) -> CatalogueOut:
-    """Load a catalogue version; workers price open cases again against it."""
+@router.post(
+    "/v1/drg-catalogues",
+    status_code=201,
+    response_model=ImportReport,
+    responses={
+        200: {"model": ImportReport, "description": "a dry run: what it would do, nothing stored"}
+    },
+)
+async def import_catalogue(
+    catalogue_in: CatalogueIn,
+    db_session: SessionDep,
+    caller: ReferenceWriter,
+    today: TodayDep,
+    response: Response,
+) -> ImportReport:
+    """Import a catalogue version (`mode` full, amend or replace; `dry_run` to see what
+    it would do): says which catalogue prices cases admitted today and how many open
+    cases are priced again or left unpriced; workers price open cases again against it."""
     _check_hospital(caller, catalogue_in.hospital_id or ALL_HOSPITALS)
-    created = await catalogue_service.create(db_session=db_session, catalogue_in=catalogue_in)
-    await db_session.commit()
-    return created
+    report = await catalogue_service.import_catalogue(
+        db_session=db_session, catalogue_in=catalogue_in, today=today, imported_by=caller.name
+    )
+    if catalogue_in.dry_run:
+        response.status_code = 200
+    else:
+        await db_session.commit()
+    return report
+
+
+@router.get("/v1/drg-catalogues", response_model=CatalogueList)
+async def list_catalogues(
+    db_session: SessionDep,
+    caller: ReferenceReader,
+    today: TodayDep,
+    hospital_id: HospitalFilter = None,
+    withdrawn: bool | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CatalogueList:
+    """Catalogue versions, newest first, each marked sample, withdrawn, in force today."""
+    return await catalogue_service.list_catalogues(
+        db_session=db_session,
+        today=today,
+        hospitals=_visible(caller),
+        hospital_id=hospital_id,
+        withdrawn=withdrawn,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/v1/drg-catalogues/current",
+    response_model=CatalogueDetail,
+    responses={404: {"model": ErrorBody, "description": "no catalogue is in force today"}},
+)
+async def get_current_catalogue(
+    db_session: SessionDep,
+    caller: ReferenceReader,
+    today: TodayDep,
+    hospital_id: HospitalFilter = None,
+    limit: Limit = 500,
+    cursor: Cursor = None,
+) -> CatalogueDetail:
+    """The catalogue that prices cases admitted today (the hospital's local day)."""
+    return await catalogue_service.get_current_catalogue(
+        db_session=db_session,
+        today=today,
+        hospital_id=hospital_id,
+        hospitals=_visible(caller),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 @router.get("/v1/drg-catalogues/current/groups/{drg_code}", response_model=GroupOut)
 async def get_current_group(
     drg_code: str,
     db_session: SessionDep,
-    _caller: Annotated[Principal, Depends(require("reference:read"))],
-    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
+    caller: ReferenceReader,
+    today: TodayDep,
+    hospital_id: HospitalFilter = None,
     on: date | None = None,
 ) -> GroupOut:
-    """A DRG group in the catalogue in force today (or `on`), with its standard costs."""
+    """A DRG group in the catalogue in force today (the hospital's local day) or `on`."""
     return await catalogue_service.get_current_group(
-        db_session=db_session, drg_code=drg_code, hospital_id=hospital_id, on=on
+        db_session=db_session,
+        drg_code=drg_code,
+        hospital_id=hospital_id,
+        on=on or today,
+        hospitals=_visible(caller),
     )
 
 
-class ThresholdsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@router.get("/v1/drg-catalogues/{catalogue_id}", response_model=CatalogueDetail)
+async def get_catalogue(
+    catalogue_id: CatalogueId,
+    db_session: SessionDep,
+    caller: ReferenceReader,
+    today: TodayDep,
+    limit: Limit = 500,
+    cursor: Cursor = None,
+) -> CatalogueDetail:
+    """A catalogue version with its groups (by code, paginated), withdrawn ones too."""
+    return await catalogue_service.get_catalogue(
+        db_session=db_session,
+        catalogue_id=catalogue_id,
+        today=today,
+        hospitals=_visible(caller),
+        limit=limit,
+        cursor=cursor,
+    )
 
-    hospital_id: Annotated[str, Field(min_length=1, max_length=64)] = "*"
-    drg_code: Annotated[str, Field(min_length=1, max_length=32)] = "*"
-    blue: Fraction
-    yellow: Fraction
-    red: Fraction
 
-    @model_validator(mode="after")
-    def _ordered(self) -> ThresholdsIn:
-        if not self.blue <= self.yellow <= self.red:
-            raise ValueError("thresholds must satisfy blue <= yellow <= red")
-        return self
+@router.post(
+    "/v1/drg-catalogues/{catalogue_id}/withdraw",
+    response_model=WithdrawalReport,
+    responses={409: {"model": ErrorBody, "description": "withdrawn before: the detail says when"}},
+)
+async def withdraw_catalogue(
+    catalogue_id: CatalogueId,
+    db_session: SessionDep,
+    caller: ReferenceWriter,
+    today: TodayDep,
+    withdraw_in: WithdrawIn | None = None,
+) -> WithdrawalReport:
+    """Take a catalogue out of force for good (kept as history); workers price open cases
+    again. `dry_run` reports what it would do."""
+    withdraw_in = withdraw_in or WithdrawIn()
+    report = await catalogue_service.withdraw(
+        db_session=db_session,
+        catalogue_id=catalogue_id,
+        today=today,
+        hospitals=_visible(caller),
+        authorize=lambda hospital_id: _check_hospital(caller, hospital_id or ALL_HOSPITALS),
+        withdrawn_by=caller.name,
+        reason=withdraw_in.reason,
+        dry_run=withdraw_in.dry_run,
+    )
+    if not withdraw_in.dry_run:
+        await db_session.commit()
+    return report
 
 
-@router.put("/v1/alert-thresholds", response_model=ThresholdsIn)
+@router.get("/v1/alert-thresholds", response_model=ThresholdList)
+async def list_thresholds(
+    db_session: SessionDep,
+    caller: ReferenceReader,
+    hospital_id: HospitalFilter = None,
+    drg_code: DrgFilter = None,
+    limit: Limit = 200,
+    cursor: Cursor = None,
+) -> ThresholdList:
+    """Thresholds set per hospital and DRG ('*' = any), and the default where none is."""
+    return await threshold_service.list_thresholds(
+        db_session=db_session,
+        hospitals=_visible(caller),
+        hospital_id=hospital_id,
+        drg_code=drg_code,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.put("/v1/alert-thresholds", response_model=ThresholdsOut)
 async def put_thresholds(
-    thresholds: ThresholdsIn, db_session: SessionDep, request: Request, caller: ReferenceWriter
-) -> ThresholdsIn:
+    thresholds: ThresholdsIn, db_session: SessionDep, caller: ReferenceWriter
+) -> ThresholdsOut:
     """Set level thresholds for a hospital and/or DRG ('*' for any); open cases re-level."""
     _check_hospital(caller, thresholds.hospital_id)
-    engine = request.app.state.engine
-    statement = upsert(
-        engine,
-        ThresholdRecord,
-        ["hospital_id", "drg_code"],
-        ["blue", "yellow", "red", "updated_at"],
-    ).values(
-        hospital_id=thresholds.hospital_id,
-        drg_code=thresholds.drg_code,
-        blue=thresholds.blue,
-        yellow=thresholds.yellow,
-        red=thresholds.red,
-        updated_at=datetime.now(UTC),
-    )
-    await db_session.execute(statement)
-    await catalogue_service.bump_reference_version(db_session=db_session)
+    stored = await threshold_service.set_thresholds(db_session=db_session, thresholds=thresholds)
     await db_session.commit()
-    return thresholds
+    return stored
+
+
+@router.delete(
+    "/v1/alert-thresholds",
+    response_model=ThresholdsOut,
+    responses={404: {"model": ErrorBody, "description": "no thresholds set for these two"}},
+)
+async def delete_thresholds(
+    db_session: SessionDep,
+    caller: ReferenceWriter,
+    hospital_id: Annotated[str, Query(min_length=1, max_length=64)],
+    drg_code: Annotated[str, Query(min_length=1, max_length=32)],
+) -> ThresholdsOut:
+    """Remove the thresholds of a hospital and DRG (both named, '*' for any); the next
+    most specific ones, or the default, apply again and open cases re-level."""
+    _check_hospital(caller, hospital_id)
+    removed = await threshold_service.remove_thresholds(
+        db_session=db_session, hospital_id=hospital_id, drg_code=drg_code
+    )
+    await db_session.commit()
+    return removed
