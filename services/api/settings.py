@@ -6,14 +6,16 @@ from __future__ import annotations
 from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.access import key_strength
 from services.alerting.webhooks.settings import WebhookSettings
 from services.settings import CommonSettings
 
-PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "default", "drgwatch"}
-
 
 class ApiSettings(CommonSettings, WebhookSettings):
-    model_config = SettingsConfigDict(env_prefix="DRGWATCH_", frozen=True, extra="ignore")
+    # a refusal must not echo its input: that holds the keys and the database password
+    model_config = SettingsConfigDict(
+        env_prefix="DRGWATCH_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     api_keys: str = ""  # comma-separated operator keys; required in production mode
     webhooks: bool = True  # send webhooks from this process
@@ -23,12 +25,23 @@ class ApiSettings(CommonSettings, WebhookSettings):
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
 
     @model_validator(mode="after")
-    def _production_needs_keys(self) -> ApiSettings:
-        if self.mode == "production":
-            keys = self.api_key_list
-            if not keys or any(key.lower() in PLACEHOLDER_SECRETS or len(key) < 16 for key in keys):
+    def _production_needs_strong_keys(self) -> ApiSettings:
+        if self.mode != "production":
+            return self
+        keys = self.api_key_list
+        if not keys:
+            raise ValueError(
+                "production mode needs DRGWATCH_API_KEYS: comma-separated operator keys, e.g."
+                " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        for number, key in enumerate(keys, start=1):
+            weakness = key_strength.weakness(key)
+            if weakness is not None:
+                # the key itself never goes into the message: it would reach the logs
                 raise ValueError(
-                    "production mode needs DRGWATCH_API_KEYS: comma-separated keys of at "
-                    "least 16 characters, none of them a placeholder"
+                    f"DRGWATCH_API_KEYS: key {number} is too weak ({weakness}); operator keys"
+                    f" need at least {key_strength.MIN_LENGTH} characters and"
+                    f" {key_strength.MIN_BITS:.0f} bits of entropy, e.g."
+                    " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
         return self

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+import secrets
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -11,14 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
+from tests.api.helpers import OPERATOR_KEY, OTHER_OPERATOR_KEY
 
-KEY = "k3y-for-the-test-suite-0123456789"
+KEY = OPERATOR_KEY
 
 
 @pytest.fixture
 async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
     settings = ApiSettings(
-        mode="production", database_url=postgres_url, api_keys=f"other-key-0123456789ab,{KEY}"
+        mode="production", database_url=postgres_url, api_keys=f"{OTHER_OPERATOR_KEY},{KEY}"
     )
     app = create_app(settings, connect_broker=False)
     async with app.router.lifespan_context(app):
@@ -64,10 +67,49 @@ async def test_health_and_metrics_stay_open(production: httpx.AsyncClient) -> No
     assert (await production.get("/readyz")).status_code == 503  # open, but not ready
 
 
-@pytest.mark.parametrize("keys", ["", "changeme", "short", "a-fine-key-0123456789,secret"])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        "",
+        "changeme",
+        "short",
+        f"{OPERATOR_KEY},secret",
+        # each of these started production before operator keys needed real entropy
+        "aaaaaaaaaaaaaaaa",
+        "changeme-changeme",
+        "a" * 64,
+        "changeme-changeme-changeme-changeme",
+        "Password123Password123Password123",
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF",
+        "k3y-for-the-test-suite-0123456789",
+        "0123456789" * 4,
+        "xK9#" * 10,
+    ],
+)
 def test_production_refuses_to_start_with_a_default_or_weak_secret(keys: str) -> None:
-    with pytest.raises(ValidationError, match="DRGWATCH_API_KEYS"):
+    with pytest.raises(ValidationError, match="DRGWATCH_API_KEYS") as refused:
         ApiSettings(mode="production", database_url="postgresql+asyncpg://x/y", api_keys=keys)
+    for key in filter(None, keys.split(",")):
+        if len(key) > 8:
+            assert key not in str(refused.value), "a refused key must not reach the logs"
+
+
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),
+        lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    ],
+    ids=["token_urlsafe(32)", "token_hex(32)", "base64 of 32 bytes"],
+)
+def test_production_starts_with_random_keys(make_key: Callable[[], str]) -> None:
+    for _ in range(200):
+        keys = f"{make_key()},{make_key()}"
+        settings = ApiSettings(
+            mode="production", database_url="postgresql+asyncpg://x/y", api_keys=keys
+        )
+        assert len(settings.api_key_list) == 2
 
 
 def test_embedded_mode_runs_open() -> None:

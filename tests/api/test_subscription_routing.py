@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.api.helpers import OPERATOR_KEY
 from tests.api.webhooks import (
     Hooks,
     Receiver,
@@ -206,11 +207,9 @@ async def test_subscription_input_is_checked(
 
 
 async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngine) -> None:
-    settings = settings_for(
-        postgres_url, mode="production", api_keys="operator-key-0123456789abcdef"
-    )
+    settings = settings_for(postgres_url, mode="production", api_keys=OPERATOR_KEY)
     async with running_receiver() as receiver, running_app(settings, receiver) as app:
-        headers = {"Authorization": "Bearer operator-key-0123456789abcdef"}
+        headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
         plain = await app.client.post(
             "/v1/subscriptions", json={"url": "http://example.org/h"}, headers=headers
         )
