@@ -22,7 +22,9 @@ from services.api.auth import Authentication
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
+from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
+from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
@@ -74,6 +76,9 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         version="1.0",
         summary="Real-time inpatient case cost against DRG payment standards",
         lifespan=lifespan,
+        # services/api/docs.py serves /docs with its assets; ReDoc would load from a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -89,18 +94,27 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         catalogue_router,
         dead_letters_router,
         health_router,
+        docs_router,
     ):
         app.include_router(router)
+    # the last added runs first: security headers, timing, the request guard, then the key
     app.add_middleware(
         Authentication,
         sessions=sessions,
         operator_keys=settings.api_key_list,
         require_key=settings.mode == "production",
     )
+    app.add_middleware(
+        RequestGuard,
+        rule=HostRule.of(
+            embedded=settings.mode == "embedded", allowed_hosts=settings.allowed_host_list
+        ),
+    )
     _install_metrics(app)
     _install_openapi(app, production=settings.mode == "production")
     errors.install(app)
     _install_timing(app)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

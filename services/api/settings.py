@@ -3,11 +3,12 @@ runs inside each API process)."""
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.access import key_strength
 from services.alerting.webhooks.settings import WebhookSettings
+from services.api.guard import split_host
 from services.settings import CommonSettings
 
 
@@ -19,10 +20,28 @@ class ApiSettings(CommonSettings, WebhookSettings):
 
     api_keys: str = ""  # comma-separated operator keys; required in production mode
     webhooks: bool = True  # send webhooks from this process
+    # host names (`name`, `name:port`, `*.suffix`) this service answers to, comma-separated;
+    # empty: loopback on its own port in embedded mode, any host in production
+    allowed_hosts: str = ""
 
     @property
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_parse(cls, value: str) -> str:
+        for entry in (host.strip() for host in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    split_host(entry)
+                except ValueError:
+                    raise ValueError(f"DRGWATCH_ALLOWED_HOSTS: not a host: {entry!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _production_needs_strong_keys(self) -> ApiSettings:
