@@ -17,6 +17,7 @@ from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
 from services.api import errors
 from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
+from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import Authentication
 from services.api.cases.precheck import router as precheck_router
@@ -84,6 +85,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.publisher = publisher
+    app.state.stream_slots = StreamSlots(settings.streams_per_identity)
     for router in (
         ingest_router,
         cases_router,
@@ -103,6 +105,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         sessions=sessions,
         operator_keys=settings.api_key_list,
         require_key=settings.mode == "production",
+        failures_burst=settings.auth_failures_burst,
+        failures_per_minute=settings.auth_failures_per_minute,
     )
     app.add_middleware(
         RequestGuard,

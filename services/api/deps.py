@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import LOCAL_ADMIN, Permission, Principal
+from services.api.auth import CallerCheck
 from services.ingest.publisher import EventPublisher
 
 
@@ -45,6 +46,20 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
     return caller_with
 
 
+async def get_caller_check(request: Request) -> CallerCheck:
+    """Asks again who the caller is, past any cache (for responses that outlive a key)."""
+    recheck: CallerCheck | None = getattr(request.state, "recheck_caller", None)
+    if recheck is None:
+        principal = await get_principal(request)
+
+        async def unchanged() -> Principal | None:
+            return principal
+
+        return unchanged
+    return recheck
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+CallerCheckDep = Annotated[CallerCheck, Depends(get_caller_check)]

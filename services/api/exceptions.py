@@ -7,7 +7,9 @@ ApiError
  ├── DatabaseUnavailable the database does not answer             (Unavailable)
  ├── UnknownHost         the Host header names another service    (Malformed)
  ├── ForeignOrigin       sent by a web page of another origin     (NotAllowed)
- └── UnsupportedBody     a body not in the route's media type     (UnsupportedMedia)
+ ├── UnsupportedBody     a body not in the route's media type     (UnsupportedMedia)
+ ├── TooManyWrongKeys    this address sent too many wrong keys    (RateLimited)
+ └── TooManyStreams      this caller holds its most live streams  (RateLimited)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from services.errors import (
     Malformed,
     NotAllowed,
     NotFound,
+    RateLimited,
     Unauthenticated,
     Unavailable,
     UnsupportedMedia,
@@ -50,3 +53,16 @@ class ForeignOrigin(ApiError, NotAllowed):
 
 class UnsupportedBody(ApiError, UnsupportedMedia):
     pass
+
+
+class TooManyWrongKeys(ApiError, RateLimited):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many wrong API keys from this address; retry later", retry_after)
+
+
+class TooManyStreams(ApiError, RateLimited):
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"this caller has {limit} live streams open, the most it may; close one first",
+            retry_after,
+        )

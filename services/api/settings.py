@@ -3,7 +3,7 @@ runs inside each API process)."""
 
 from __future__ import annotations
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.access import key_strength
@@ -23,6 +23,11 @@ class ApiSettings(CommonSettings, WebhookSettings):
     # host names (`name`, `name:port`, `*.suffix`) this service answers to, comma-separated;
     # empty: loopback on its own port in embedded mode, any host in production
     allowed_hosts: str = ""
+    # wrong API keys per client address: a burst, then this many a minute (429 beyond)
+    auth_failures_burst: int = Field(default=10, ge=1)
+    auth_failures_per_minute: float = Field(default=10.0, gt=0)
+    # live streams one identity may hold open at once, per API process
+    streams_per_identity: int = Field(default=8, ge=1, le=1000)
 
     @property
     def api_key_list(self) -> list[str]:
