@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
+from services.alerting.webhooks.targets import TargetPolicy
 from services.api import errors
 from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
@@ -42,6 +43,9 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    webhook_targets = TargetPolicy.of(
+        production=settings.mode == "production", allowed_targets=settings.webhook_allowed_targets
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,7 +57,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         dispatcher: Dispatcher | None = None
         dispatching: asyncio.Task[None] | None = None
         if settings.webhooks:
-            dispatcher = Dispatcher(engine, sessions, DispatchSettings.of(settings))
+            dispatch_settings = DispatchSettings.of(settings, targets=webhook_targets)
+            dispatcher = Dispatcher(engine, sessions, dispatch_settings)
             dispatching = asyncio.create_task(dispatcher.run())
         if settings.mode == "embedded":
             log.warning(
@@ -86,6 +91,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     app.state.sessions = sessions
     app.state.publisher = publisher
     app.state.stream_slots = StreamSlots(settings.streams_per_identity)
+    app.state.webhook_targets = webhook_targets
     for router in (
         ingest_router,
         cases_router,

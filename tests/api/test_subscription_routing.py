@@ -218,12 +218,13 @@ async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngi
             "/v1/subscriptions", json={"url": "https://example.org/h"}, headers=headers
         )
         assert secure.status_code == 201
-        # a hospital intranet address is an endpoint; the service's own machine and the
-        # cloud metadata address are not
+        # a hospital intranet is an endpoint once DRGWATCH_WEBHOOK_ALLOWED_TARGETS names
+        # it (test_webhook_targets.py); the service's own machine and the cloud metadata
+        # address never are by default
         intranet = await app.client.post(
             "/v1/subscriptions", json={"url": "https://10.20.0.7/his/alerts"}, headers=headers
         )
-        assert intranet.status_code == 201
+        assert intranet.status_code == 422
         for internal in (
             "https://127.0.0.1:8000/v1/events",
             "https://localhost/x",

@@ -61,6 +61,7 @@ class Received:
     payload: Any
     at: float  # time.monotonic()
     status: int  # what the receiver answered
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,7 +106,13 @@ class Receiver:
         status, extra, answer = planned.pop(0) if planned else (200, {}, b"")
         self.received.append(
             Received(
-                endpoint, headers.get("webhook-id", ""), body, payload, time.monotonic(), status
+                endpoint,
+                headers.get("webhook-id", ""),
+                body,
+                payload,
+                time.monotonic(),
+                status,
+                headers,
             )
         )
         await send(

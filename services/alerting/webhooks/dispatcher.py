@@ -14,6 +14,11 @@ It runs as a task in each API process (DRGWATCH_WEBHOOKS=false turns it off). Ev
    A process that dies mid-send leaves a lease that expires; the delivery is then sent
    again with the same webhook-id and bytes (receivers deduplicate by webhook-id).
 
+Where a message may go is checked at every send, on the addresses the host resolves to,
+and the connection made to a checked address (network.py, targets.py). What an attempt
+records says what kind of failure it was, never an address, port or system message:
+the delivery log must not map the network behind the service for its readers.
+
 Outcomes: 2xx delivered; 410 Gone fails the delivery and disables the subscription at
 once; anything else is retried after jittered exponential backoff, or after
 Retry-After on 429/503 if that is later, until `webhook_max_attempts`; a subscription
@@ -43,6 +48,7 @@ from services.alerting.alerts import actions as alert_actions
 from services.alerting.alerts.service import to_out as alert_out
 from services.alerting.webhooks import formats
 from services.alerting.webhooks.formats import Format
+from services.alerting.webhooks.network import TargetRefused, webhook_client
 from services.alerting.webhooks.routing import (
     RETRY_AFTER_STATUSES,
     AlertFacts,
@@ -55,6 +61,7 @@ from services.alerting.webhooks.routing import (
     retry_after_seconds,
 )
 from services.alerting.webhooks.settings import WebhookSettings
+from services.alerting.webhooks.targets import TargetPolicy
 from services.casecost.pricing import LEVEL_RANK
 from services.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES
 from services.storage.engine import insert_ignoring
@@ -69,8 +76,12 @@ from services.storage.models import (
 
 log = logging.getLogger(__name__)
 FANOUT_BATCH = 500
-ERROR_TEXT_LIMIT = 500
 USER_AGENT = "drgwatch-webhooks/1"
+# what an attempt that got no HTTP answer records
+REFUSED_TEXT = "not sent: the endpoint's address is not allowed for webhooks"
+TIMEOUT_TEXT = "timeout: no answer in time"
+CONNECT_TEXT = "could not connect"
+NO_ANSWER_TEXT = "no valid HTTP answer"
 # owners with no identity row: the embedded local admin and operator keys
 BUILT_IN_OWNERS = {LOCAL_ADMIN.identity_id: LOCAL_ADMIN, OPERATOR.identity_id: OPERATOR}
 
@@ -87,9 +98,10 @@ class DispatchSettings:
     retry_after_max_seconds: float
     disable_after_failures: int
     digest_seconds: float
+    targets: TargetPolicy
 
     @classmethod
-    def of(cls, settings: WebhookSettings) -> DispatchSettings:
+    def of(cls, settings: WebhookSettings, *, targets: TargetPolicy) -> DispatchSettings:
         return cls(
             poll_seconds=settings.webhook_poll_seconds,
             timeout_seconds=settings.webhook_timeout_seconds,
@@ -101,6 +113,7 @@ class DispatchSettings:
             retry_after_max_seconds=settings.webhook_retry_after_max_seconds,
             disable_after_failures=settings.webhook_disable_after_failures,
             digest_seconds=settings.webhook_digest_seconds,
+            targets=targets,
         )
 
 
@@ -145,11 +158,11 @@ class Dispatcher:
         self._sessions = sessions
         self._settings = settings
         self._stopping = asyncio.Event()
-        self._client = httpx.AsyncClient(
-            timeout=settings.timeout_seconds,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.concurrency),
-            headers={"user-agent": USER_AGENT},
+        self._client = webhook_client(
+            settings.targets,
+            timeout_seconds=settings.timeout_seconds,
+            max_connections=settings.concurrency,
+            user_agent=USER_AGENT,
         )
 
     async def run(self) -> None:
@@ -452,14 +465,20 @@ class Dispatcher:
         }
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                delivery.url, content=delivery.payload.encode(), headers=headers
-            )
-        except httpx.TimeoutException as error:
-            return Answer(None, f"timeout ({type(error).__name__})", None, _ms_since(started))
-        except httpx.HTTPError as error:
-            text = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
-            return Answer(None, text, None, _ms_since(started))
+            # one deadline for the whole attempt: a read timeout alone restarts with every
+            # byte, so an endpoint that trickles its answer would hold the send for ever
+            async with asyncio.timeout(self._settings.timeout_seconds):
+                response = await self._client.post(
+                    delivery.url, content=delivery.payload.encode(), headers=headers
+                )
+        except TargetRefused:
+            return Answer(None, REFUSED_TEXT, None, 0)
+        except (httpx.TimeoutException, TimeoutError):
+            return Answer(None, TIMEOUT_TEXT, None, _ms_since(started))
+        except (httpx.ConnectError, httpx.UnsupportedProtocol):
+            return Answer(None, CONNECT_TEXT, None, _ms_since(started))
+        except httpx.HTTPError:
+            return Answer(None, NO_ANSWER_TEXT, None, _ms_since(started))
         duration_ms = _ms_since(started)
         error_text: str | None = None
         if 200 <= response.status_code < 300:

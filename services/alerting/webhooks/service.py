@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
+import socket
 from datetime import datetime
 
 import httpx
@@ -36,6 +37,7 @@ from services.alerting.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
 )
+from services.alerting.webhooks.targets import Address, TargetPolicy, parse_address
 from services.storage.models import (
     AlertRecord,
     WebhookAttempt,
@@ -70,13 +72,12 @@ def to_out(record: WebhookSubscription) -> SubscriptionOut:
     )
 
 
-def check_url(url: str, *, production: bool) -> str:
-    """An absolute http(s) URL with a host; in production mode https, and not an address
-    of the service's own machine or of a cloud metadata service.
+def check_url(url: str, *, targets: TargetPolicy) -> str:
+    """An absolute http(s) URL with a host; https in production mode; and when the host
+    is an address (in any notation) or `localhost`, one that webhooks may go to.
 
-    Private addresses stay allowed: a hospital's systems usually listen on its intranet.
-    Only literal addresses and `localhost` are checked here; a name that resolves to a
-    loopback address is not (the network policy of a deployment should close that).
+    A host name is checked where it matters, at every send, on the addresses it
+    resolves to then (network.py); refusing the plain cases here tells the owner at once.
     """
     try:
         parsed = httpx.URL(url)
@@ -84,24 +85,28 @@ def check_url(url: str, *, production: bool) -> str:
         raise InvalidSubscription("url: not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidSubscription("url: must be an absolute http or https URL")
-    if production:
-        if parsed.scheme != "https":
-            raise InvalidSubscription("url: must use https in production mode")
-        if _internal_host(parsed.host):
-            raise InvalidSubscription(
-                "url: a loopback, link-local or unspecified address is not an endpoint"
-            )
+    if targets.production and parsed.scheme != "https":
+        raise InvalidSubscription("url: must use https in production mode")
+    for address in _literal_addresses(parsed.host):
+        reason = targets.refusal(address)
+        if reason is not None:
+            raise InvalidSubscription(f"url: {reason}")
     return url
 
 
-def _internal_host(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
-        return True
+def _literal_addresses(host: str) -> list[Address]:
+    """The addresses a host names without asking DNS: an IP address in any notation the
+    system accepts (`2130706433`, `0x7f000001`, `127.1`), or localhost's."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_link_local or address.is_unspecified
+        answers = socket.getaddrinfo(
+            host.strip("[]"), None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
+    except (socket.gaierror, UnicodeError, ValueError):
+        return []
+    return [parse_address(str(answer[4][0])) for answer in answers]
 
 
 def check_filters(owner: Principal, hospitals: list[str], departments: list[str]) -> None:
@@ -120,11 +125,11 @@ async def create(
     db_session: AsyncSession,
     owner: Principal,
     subscription_in: SubscriptionIn,
-    production: bool,
+    targets: TargetPolicy,
     now: datetime,
 ) -> SubscriptionCreated:
     """A new enabled subscription; it receives alerts raised from now on."""
-    check_url(subscription_in.url, production=production)
+    check_url(subscription_in.url, targets=targets)
     check_filters(owner, subscription_in.hospitals, subscription_in.departments)
     last_seq = await db_session.scalar(select(func.coalesce(func.max(AlertRecord.seq), 0)))
     record = WebhookSubscription(
@@ -179,13 +184,13 @@ async def update(
     owner: Principal,
     subscription_id: str,
     patch: SubscriptionPatch,
-    production: bool,
+    targets: TargetPolicy,
     now: datetime,
 ) -> SubscriptionOut:
     """Change settings; `enabled: true` re-enables and forgets past failures."""
     record = await get(db_session=db_session, owner=owner, subscription_id=subscription_id)
     if patch.url is not None:
-        record.url = check_url(patch.url, production=production)
+        record.url = check_url(patch.url, targets=targets)
     hospitals = record.hospitals if patch.hospitals is None else patch.hospitals
     departments = record.departments if patch.departments is None else patch.departments
     check_filters(owner, hospitals, departments)

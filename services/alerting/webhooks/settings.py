@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.alerting.webhooks.targets import check_allowed_targets
 
 
 class WebhookSettings(BaseSettings):
@@ -24,3 +26,11 @@ class WebhookSettings(BaseSettings):
     # consecutive deliveries that exhaust their attempts before the subscription is disabled
     webhook_disable_after_failures: int = Field(default=3, ge=1)
     webhook_digest_seconds: float = Field(default=3600.0, gt=0)
+    # where webhooks may go beyond the defaults (targets.py): comma-separated networks
+    # (10.20.0.0/16, 192.168.5.7) and/or `public`
+    webhook_allowed_targets: str = ""
+
+    @field_validator("webhook_allowed_targets")
+    @classmethod
+    def _targets_parse(cls, value: str) -> str:
+        return check_allowed_targets(value)

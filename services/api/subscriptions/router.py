@@ -18,6 +18,7 @@ from services.alerting.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
 )
+from services.alerting.webhooks.targets import TargetPolicy
 from services.api.deps import SessionDep, require
 
 router = APIRouter(tags=["subscriptions"])
@@ -26,8 +27,9 @@ DeliveryId = Annotated[str, Path(max_length=40, pattern=r"^msg_[0-9a-f]{1,36}$")
 Manager = Annotated[Principal, Depends(require("subscriptions:manage"))]
 
 
-def _production(request: Request) -> bool:
-    return bool(request.app.state.settings.mode == "production")
+def _targets(request: Request) -> TargetPolicy:
+    targets: TargetPolicy = request.app.state.webhook_targets
+    return targets
 
 
 @router.post("/v1/subscriptions", status_code=201, response_model=SubscriptionCreated)
@@ -39,7 +41,7 @@ async def create_subscription(
         db_session=db_session,
         owner=caller,
         subscription_in=subscription_in,
-        production=_production(request),
+        targets=_targets(request),
         now=datetime.now(UTC),
     )
     await db_session.commit()
@@ -83,7 +85,7 @@ async def update_subscription(
         owner=caller,
         subscription_id=subscription_id,
         patch=patch,
-        production=_production(request),
+        targets=_targets(request),
         now=datetime.now(UTC),
     )
     await db_session.commit()
