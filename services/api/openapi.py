@@ -101,7 +101,7 @@ def _document_errors(
         responses["404"] = _error(
             NOT_FOUND.get((method, path), "not found, or outside the caller's scope")
         )
-    for status in ("413",):
+    for status in ("409", "413"):
         if status in responses:
             responses[status] = _error(responses[status]["description"])
     if path == "/readyz":

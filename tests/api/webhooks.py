@@ -73,6 +73,9 @@ class Receiver:
     plans: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
+    # endpoints that hold every request until their event is set (a stalled endpoint)
+    stalls: dict[str, asyncio.Event] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)  # requests being held now
 
     def url(self, endpoint: str) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/{endpoint}"
@@ -115,6 +118,13 @@ class Receiver:
                 headers,
             )
         )
+        stall = self.stalls.get(endpoint)
+        if stall is not None:
+            self.held[endpoint] = self.held.get(endpoint, 0) + 1
+            try:
+                await stall.wait()
+            finally:
+                self.held[endpoint] -= 1
         await send(
             {
                 "type": "http.response.start",
@@ -140,6 +150,8 @@ async def running_receiver() -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        for stall in receiver.stalls.values():
+            stall.set()
         server.should_exit = True
         await asyncio.wait_for(task, 5)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import math
 import secrets
 import socket
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import orjson
@@ -24,6 +25,8 @@ from services.alerting.exceptions import (
     DeliveryPending,
     InvalidSubscription,
     SubscriptionNotFound,
+    TestsTooFrequent,
+    TooManySubscriptions,
 )
 from services.alerting.webhooks import formats
 from services.alerting.webhooks.routing import DEFAULT_MIN_LEVEL
@@ -47,6 +50,7 @@ from services.storage.models import (
 from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 
 SECRET_BYTES = 24
+TEST_WINDOW = timedelta(minutes=1)
 
 
 def new_secret() -> str:
@@ -126,11 +130,22 @@ async def create(
     owner: Principal,
     subscription_in: SubscriptionIn,
     targets: TargetPolicy,
+    most: int,
     now: datetime,
 ) -> SubscriptionCreated:
-    """A new enabled subscription; it receives alerts raised from now on."""
+    """A new enabled subscription; it receives alerts raised from now on. An owner has
+    at most `most` (each is fanned out to and sent from the shared sender)."""
     check_url(subscription_in.url, targets=targets)
     check_filters(owner, subscription_in.hospitals, subscription_in.departments)
+    owned = await db_session.scalar(
+        select(func.count())
+        .select_from(WebhookSubscription)
+        .where(WebhookSubscription.identity_id == owner.identity_id)
+    )
+    if int(owned or 0) >= most:
+        raise TooManySubscriptions(
+            f"an identity may have at most {most} subscriptions; delete one first"
+        )
     last_seq = await db_session.scalar(select(func.coalesce(func.max(AlertRecord.seq), 0)))
     record = WebhookSubscription(
         id=f"sub_{secrets.token_hex(12)}",
@@ -154,10 +169,14 @@ async def create(
 
 
 async def get(
-    *, db_session: AsyncSession, owner: Principal, subscription_id: str
+    *,
+    db_session: AsyncSession,
+    owner: Principal,
+    subscription_id: str,
+    for_update: bool = False,
 ) -> WebhookSubscription:
     """The caller's subscription (any, for an admin); 404 otherwise."""
-    record = await db_session.get(WebhookSubscription, subscription_id)
+    record = await db_session.get(WebhookSubscription, subscription_id, with_for_update=for_update)
     if record is None or (owner.role != "admin" and record.identity_id != owner.identity_id):
         raise SubscriptionNotFound(f"subscription {subscription_id} not found")
     return record
@@ -233,10 +252,36 @@ async def delete(*, db_session: AsyncSession, owner: Principal, subscription_id:
 
 
 async def enqueue_test(
-    *, db_session: AsyncSession, owner: Principal, subscription_id: str, now: datetime
+    *,
+    db_session: AsyncSession,
+    owner: Principal,
+    subscription_id: str,
+    per_minute: int,
+    now: datetime,
 ) -> DeliveryOut:
-    """A signed test message, sent by the dispatcher even to a disabled subscription."""
-    record = await get(db_session=db_session, owner=owner, subscription_id=subscription_id)
+    """A signed test message, sent by the dispatcher even to a disabled subscription;
+    at most `per_minute` a subscription (counted in the outbox, so across processes)."""
+    # the row lock makes concurrent requests count one after another
+    record = await get(
+        db_session=db_session, owner=owner, subscription_id=subscription_id, for_update=True
+    )
+    recent = (
+        await db_session.scalars(
+            select(WebhookDelivery.created_at)
+            .where(
+                WebhookDelivery.subscription_id == record.id,
+                WebhookDelivery.kind == "test",
+                WebhookDelivery.created_at > now - TEST_WINDOW,
+            )
+            .order_by(WebhookDelivery.created_at)
+        )
+    ).all()
+    if len(recent) >= per_minute:
+        free_at = recent[len(recent) - per_minute] + TEST_WINDOW
+        raise TestsTooFrequent(
+            f"at most {per_minute} test messages a minute per subscription",
+            retry_after=math.ceil((free_at - now).total_seconds()),
+        )
     delivery = WebhookDelivery(
         id=f"msg_{secrets.token_hex(16)}",
         subscription_id=record.id,
