@@ -227,7 +227,7 @@ async def test_a_listed_network_is_reached_at_the_checked_address_with_its_name_
     assert listener.connections >= len(forms)
     assert "localhost" in listener.server_names
     # the certificate is not trusted: refused like any connection that failed, no detail
-    assert {attempt["error"] for attempt in attempts} == {dispatcher.CONNECT_TEXT}
+    assert {attempt["error"] for attempt in attempts} == {dispatcher.NO_ANSWER_TEXT}
 
 
 async def test_a_connection_keeps_the_urls_host_header(
@@ -259,6 +259,7 @@ async def test_the_delivery_log_does_not_tell_a_closed_port_from_an_open_one(
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     async with (
+        listening() as silent,  # accepts, then closes without a word (a non-HTTP service)
         running_receiver() as receiver,
         running_app(settings_for(postgres_url), receiver) as hooks,
     ):
@@ -266,11 +267,13 @@ async def test_the_delivery_log_does_not_tell_a_closed_port_from_an_open_one(
             await subscribe_directly(hooks, f"https://127.0.0.1:{closed_port}/"),
             # something listens here, but it does not speak TLS
             await subscribe_directly(hooks, f"https://127.0.0.1:{receiver.port}/"),
+            await subscribe_directly(hooks, f"http://127.0.0.1:{silent.port}/"),
         ]
         await raise_alert(hooks.sessions)
-        closed, plain = await first_attempts(hooks, ids, None)
-    assert closed["error"] == plain["error"] == dispatcher.CONNECT_TEXT
-    for attempt in (closed, plain):
+        attempts = await first_attempts(hooks, ids, None)
+    assert {attempt["error"] for attempt in attempts} == {dispatcher.NO_ANSWER_TEXT}
+    assert silent.connections >= 1
+    for attempt in attempts:
         assert str(closed_port) not in attempt["error"]
         assert str(receiver.port) not in attempt["error"]
         assert "127.0.0.1" not in attempt["error"]
