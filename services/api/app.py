@@ -20,7 +20,7 @@ from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
 from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
-from services.api.auth import Authentication
+from services.api.auth import OPEN_PATHS, Authentication
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
@@ -119,6 +119,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         rule=HostRule.of(
             embedded=settings.mode == "embedded", allowed_hosts=settings.allowed_host_list
         ),
+        open_paths=OPEN_PATHS,
     )
     _install_metrics(app)
     _install_openapi(app, production=settings.mode == "production")

@@ -9,6 +9,8 @@ own callers from a page's:
   arrived on, or an entry of `DRGWATCH_ALLOWED_HOSTS`; in production the entries of
   `DRGWATCH_ALLOWED_HOSTS` (empty or `*`: any host). A DNS-rebinding page reaches
   127.0.0.1 under its own name, so its requests carry a Host this check refuses (400).
+  In production the open paths (health, readiness, metrics) answer any Host: probes
+  and scrapers address a pod by its IP, and these paths act for nobody.
 - **Origin**, when a browser sends one, must be this service's own (the Host it asked
   for): a page of another origin, or an opaque `null` one, is refused (403). In
   production the Origin is checked only against a configured host list: there every
@@ -147,14 +149,16 @@ class RequestGuard:
         app: ASGIApp,
         *,
         rule: HostRule,
+        open_paths: frozenset[str],
         body_media_types: Mapping[str, frozenset[str]] = BODY_MEDIA_TYPES,
     ) -> None:
         self.app = app
         self._rule = rule
+        self._open_paths = open_paths if not rule.embedded else frozenset()
         self._body_media_types = body_media_types
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self._open_paths:
             await self.app(scope, receive, send)
             return
         refusal = self.refusal(scope)

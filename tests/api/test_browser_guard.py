@@ -154,6 +154,10 @@ async def test_production_answers_only_the_listed_hosts(listed_hosts: httpx.Asyn
     assert ward.status_code == 200
     other = await listed_hosts.get("/v1/alerts", headers={"host": "drg.attacker.example"})
     assert other.status_code == 400
+    # a probe addresses the pod by its IP: health and metrics answer it
+    for path in ("/healthz", "/metrics"):
+        probe = await listed_hosts.get(path, headers={"host": "10.1.2.3:8000"})
+        assert probe.status_code == 200, path
     foreign = await listed_hosts.get("/v1/alerts", headers={"origin": "https://attacker.example"})
     assert foreign.status_code == 403
     own = await listed_hosts.get("/v1/alerts", headers={"origin": "https://drg.hospital.example"})
