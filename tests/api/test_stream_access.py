@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -15,23 +14,14 @@ from sqlalchemy import text
 from services.access import service as access_service
 from tests.api.conftest import Api
 from tests.api.live import serving
-from tests.api.webhooks import raise_alert
+from tests.api.webhooks import new_identity, raise_alert
 
 # a revoked key stops working elsewhere within 10 s (the caller cache); so must a stream
 REVOCATION_BOUND_SECONDS = 10.0
 
 
 async def _identity(api: Api, role: str, hospitals: list[str], departments: list[str]) -> str:
-    async with api.sessions() as db_session:
-        _, key = await access_service.create_identity(
-            db_session=db_session,
-            name=f"{role}-{uuid.uuid4().hex[:8]}",
-            role=role,
-            hospitals=hospitals,
-            departments=departments,
-        )
-        await db_session.commit()
-    return key
+    return await new_identity(api.sessions, role, hospitals, departments)
 
 
 class Reader:

@@ -156,6 +156,25 @@ async def running_receiver() -> AsyncIterator[Receiver]:
         await asyncio.wait_for(task, 5)
 
 
+async def new_identity(
+    sessions: async_sessionmaker[AsyncSession],
+    role: str,
+    hospitals: list[str],
+    departments: list[str],
+) -> str:
+    """A new identity with a unique name; its API key."""
+    async with sessions() as db_session:
+        _, key = await access_service.create_identity(
+            db_session=db_session,
+            name=f"{role}-{uuid.uuid4().hex[:8]}",
+            role=role,
+            hospitals=hospitals,
+            departments=departments,
+        )
+        await db_session.commit()
+    return key
+
+
 @dataclass
 class Hooks:
     app: FastAPI
@@ -166,16 +185,7 @@ class Hooks:
 
     async def identity(self, role: str, hospitals: list[str], departments: list[str]) -> str:
         """A new identity; its API key."""
-        async with self.sessions() as db_session:
-            _, key = await access_service.create_identity(
-                db_session=db_session,
-                name=f"{role}-{uuid.uuid4().hex[:8]}",
-                role=role,
-                hospitals=hospitals,
-                departments=departments,
-            )
-            await db_session.commit()
-        return key
+        return await new_identity(self.sessions, role, hospitals, departments)
 
     async def subscribe(
         self, endpoint: str, key: str | None = None, **fields: Any
