@@ -129,7 +129,13 @@ async def test_wrong_keys_are_rate_limited_per_address_without_database_queries(
 ) -> None:
     # a short caller cache, so that the test sees a valid key looked up again
     monkeypatch.setattr(auth, "CACHE_SECONDS", 0.3)
-    settings = ApiSettings(mode="production", database_url=postgres_url, api_keys=KEY)
+    # the budget refills so slowly here that a slow run cannot earn another guess
+    settings = ApiSettings(
+        mode="production",
+        database_url=postgres_url,
+        api_keys=KEY,
+        auth_failures_per_minute=0.001,
+    )
     app = create_app(settings, connect_broker=False)
     key_lookups: list[str] = []
 
