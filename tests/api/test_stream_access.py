@@ -15,6 +15,7 @@ from services.access import service as access_service
 from tests.api.conftest import Api
 from tests.api.live import serving
 from tests.api.webhooks import new_identity, raise_alert
+from tests.faults.report import report
 
 # a revoked key stops working elsewhere within 10 s (the caller cache); so must a stream
 REVOCATION_BOUND_SECONDS = 10.0
@@ -81,6 +82,13 @@ async def test_a_stream_ends_when_its_identity_is_disabled(api: Api) -> None:
         finally:
             raising.cancel()
         assert ended_at - disabled_at <= REVOCATION_BOUND_SECONDS, ended_at - disabled_at
+        report(
+            "live stream of an identity disabled while it is open",
+            {
+                "stream ended after the identity was disabled": f"{ended_at - disabled_at:.1f} s",
+                "alerts it got, the first before the disabling": len(reader.alerts),
+            },
+        )
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             again = await client.get(
                 "/v1/alerts/stream", headers={"Authorization": f"Bearer {key}"}
