@@ -9,11 +9,13 @@ wrong; only the HTTP service decides what that means on the wire, in one table
     DrgwatchError
      ├── Malformed      the request cannot be read (a cursor this service never issued)
      ├── Invalid        well-formed but refused; the message names the field
-     │    └── TooLarge  a body or batch over its limit
+     │    ├── TooLarge  a body or batch over its limit
+     │    └── UnsupportedMedia  a body in a media type the route does not take
      ├── Unauthenticated  no valid credential where one is required
      ├── NotAllowed     the caller's role or scope does not allow it
      ├── NotFound       absent, or outside the caller's scope (the two look the same)
      ├── Conflict       the current state does not allow it
+     ├── RateLimited    too many requests of this kind from this caller; retry later
      └── Unavailable    a dependency (database, broker) is down; retry later
 """
 
@@ -40,6 +42,10 @@ class TooLarge(Invalid):
     pass
 
 
+class UnsupportedMedia(Invalid):
+    pass
+
+
 class Unauthenticated(DrgwatchError):
     pass
 
@@ -54,6 +60,14 @@ class NotFound(DrgwatchError):
 
 class Conflict(DrgwatchError):
     pass
+
+
+class RateLimited(DrgwatchError):
+    """`retry_after`: whole seconds until the caller may try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class Unavailable(DrgwatchError):

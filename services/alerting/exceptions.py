@@ -10,14 +10,16 @@ AlertingError
  ├── InvalidSubscription  a subscription setting is refused, naming it    (Invalid)
  ├── SubscriptionNotFound                                                 (NotFound)
  ├── DeliveryNotFound                                                     (NotFound)
- └── DeliveryPending      a resend of a delivery still waiting to go      (Conflict)
+ ├── DeliveryPending      a resend of a delivery still waiting to go      (Conflict)
+ ├── TooManySubscriptions the owner has as many as it may                 (Conflict)
+ └── TestsTooFrequent     test messages asked for faster than allowed     (RateLimited)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from services.errors import Conflict, DrgwatchError, Invalid, NotFound
+from services.errors import Conflict, DrgwatchError, Invalid, NotFound, RateLimited
 
 if TYPE_CHECKING:
     from services.alerting.alerts.lifecycle import Status
@@ -64,4 +66,12 @@ class DeliveryNotFound(AlertingError, NotFound):
 
 
 class DeliveryPending(AlertingError, Conflict):
+    pass
+
+
+class TooManySubscriptions(AlertingError, Conflict):
+    pass
+
+
+class TestsTooFrequent(AlertingError, RateLimited):
     pass

@@ -14,15 +14,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
+from services.alerting.webhooks.targets import TargetPolicy
 from services.api import errors
 from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
+from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
-from services.api.auth import Authentication
+from services.api.auth import OPEN_PATHS, Authentication
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
+from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
+from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.identities.router import router as identities_router
 from services.api.reference.router import router as catalogue_router
@@ -40,6 +44,9 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    webhook_targets = TargetPolicy.of(
+        production=settings.mode == "production", allowed_targets=settings.webhook_allowed_targets
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,7 +58,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         dispatcher: Dispatcher | None = None
         dispatching: asyncio.Task[None] | None = None
         if settings.webhooks:
-            dispatcher = Dispatcher(engine, sessions, DispatchSettings.of(settings))
+            dispatch_settings = DispatchSettings.of(settings, targets=webhook_targets)
+            dispatcher = Dispatcher(engine, sessions, dispatch_settings)
             dispatching = asyncio.create_task(dispatcher.run())
         if settings.mode == "embedded":
             log.warning(
@@ -75,11 +83,16 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         version="1.0",
         summary="Real-time inpatient case cost against DRG payment standards",
         lifespan=lifespan,
+        # services/api/docs.py serves /docs with its assets; ReDoc would load from a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.publisher = publisher
+    app.state.stream_slots = StreamSlots(settings.streams_per_identity)
+    app.state.webhook_targets = webhook_targets
     for router in (
         ingest_router,
         cases_router,
@@ -91,18 +104,30 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         dead_letters_router,
         identities_router,
         health_router,
+        docs_router,
     ):
         app.include_router(router)
+    # the last added runs first: security headers, timing, the request guard, then the key
     app.add_middleware(
         Authentication,
         sessions=sessions,
         operator_keys=settings.api_key_list,
         require_key=settings.mode == "production",
+        failures_burst=settings.auth_failures_burst,
+        failures_per_minute=settings.auth_failures_per_minute,
+    )
+    app.add_middleware(
+        RequestGuard,
+        rule=HostRule.of(
+            embedded=settings.mode == "embedded", allowed_hosts=settings.allowed_host_list
+        ),
+        open_paths=OPEN_PATHS,
     )
     _install_metrics(app, settings)
     _install_openapi(app, production=settings.mode == "production")
     errors.install(app)
     _install_timing(app)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import LOCAL_ADMIN, Permission, Principal
+from services.api.auth import CallerCheck
 from services.ingest.publisher import EventPublisher
 from services.settings import CommonSettings
 
@@ -59,8 +60,22 @@ async def get_today(request: Request, now: Annotated[datetime, Depends(get_now)]
     return now.astimezone(settings.zone).date()
 
 
+async def get_caller_check(request: Request) -> CallerCheck:
+    """Asks again who the caller is, past any cache (for responses that outlive a key)."""
+    recheck: CallerCheck | None = getattr(request.state, "recheck_caller", None)
+    if recheck is None:
+        principal = await get_principal(request)
+
+        async def unchanged() -> Principal | None:
+            return principal
+
+        return unchanged
+    return recheck
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 NowDep = Annotated[datetime, Depends(get_now)]
 TodayDep = Annotated[date, Depends(get_today)]
+CallerCheckDep = Annotated[CallerCheck, Depends(get_caller_check)]

@@ -29,9 +29,11 @@ from services.errors import (
     Malformed,
     NotAllowed,
     NotFound,
+    RateLimited,
     TooLarge,
     Unauthenticated,
     Unavailable,
+    UnsupportedMedia,
 )
 from services.ingest.exceptions import PayloadRejected
 from services.storage.engine import is_unavailable
@@ -39,7 +41,7 @@ from services.validation import FieldError, field_errors
 
 log = logging.getLogger(__name__)
 
-# most specific first: TooLarge is also Invalid
+# most specific first: TooLarge and UnsupportedMedia are also Invalid
 STATUS_BY_KIND: tuple[tuple[type[DrgwatchError], int], ...] = (
     (Malformed, 400),
     (Unauthenticated, 401),
@@ -47,7 +49,9 @@ STATUS_BY_KIND: tuple[tuple[type[DrgwatchError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (TooLarge, 413),
+    (UnsupportedMedia, 415),
     (Invalid, 422),
+    (RateLimited, 429),
     (Unavailable, 503),
 )
 # FastAPI's own answer to a body that is not UTF-8
@@ -69,7 +73,7 @@ def error_response(error: DrgwatchError) -> JSONResponse:
         body["errors"] = [e.model_dump() for e in error.errors]
         if error.results:
             body["results"] = [r.model_dump() for r in error.results]
-    if isinstance(error, Unavailable):
+    if isinstance(error, Unavailable | RateLimited):
         headers = {"Retry-After": str(error.retry_after)}
     if isinstance(error, Unauthenticated):
         headers = {"WWW-Authenticate": "Bearer"}

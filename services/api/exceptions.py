@@ -4,12 +4,26 @@ services/errors.py); services/api/errors.py turns every one into an answer.
 ApiError
  ├── NotAuthenticated    no valid API key where one is required   (Unauthenticated)
  ├── CaseNotFound        no such case, or outside the scope       (NotFound)
- └── DatabaseUnavailable the database does not answer             (Unavailable)
+ ├── DatabaseUnavailable the database does not answer             (Unavailable)
+ ├── UnknownHost         the Host header names another service    (Malformed)
+ ├── ForeignOrigin       sent by a web page of another origin     (NotAllowed)
+ ├── UnsupportedBody     a body not in the route's media type     (UnsupportedMedia)
+ ├── TooManyWrongKeys    this address sent too many wrong keys    (RateLimited)
+ └── TooManyStreams      this caller holds its most live streams  (RateLimited)
 """
 
 from __future__ import annotations
 
-from services.errors import DrgwatchError, NotFound, Unauthenticated, Unavailable
+from services.errors import (
+    DrgwatchError,
+    Malformed,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    Unavailable,
+    UnsupportedMedia,
+)
 
 
 class ApiError(DrgwatchError):
@@ -27,3 +41,28 @@ class CaseNotFound(ApiError, NotFound):
 class DatabaseUnavailable(ApiError, Unavailable):
     def __init__(self) -> None:
         super().__init__("the database is unavailable; retry later")
+
+
+class UnknownHost(ApiError, Malformed):
+    pass
+
+
+class ForeignOrigin(ApiError, NotAllowed):
+    pass
+
+
+class UnsupportedBody(ApiError, UnsupportedMedia):
+    pass
+
+
+class TooManyWrongKeys(ApiError, RateLimited):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many wrong API keys from this address; retry later", retry_after)
+
+
+class TooManyStreams(ApiError, RateLimited):
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"this caller has {limit} live streams open, the most it may; close one first",
+            retry_after,
+        )

@@ -3,9 +3,12 @@
 FastAPI documents only the success response and its own validation error. This adds
 the event contract that POST /v1/events takes, and the errors every operation can
 give, in the one body shape the error handlers produce (`ErrorBody`): 422 naming the
-fields, 400 for a cursor the service did not issue, 404 for an absent (or out of
-scope) resource, 503 with Retry-After when a dependency is down, 401 for a missing
-(production) or wrong key and 403 where the caller's role does not allow the action.
+fields, 400 for a cursor the service did not issue or a Host it does not answer to,
+404 for an absent (or out of scope) resource, 503 with Retry-After when a dependency
+is down, 401 for a missing (production) or wrong key, 429 with Retry-After once an
+address has sent too many wrong keys, 403 where the caller's role does not allow the
+action or a web page of another origin sent the request, and 415 for a body that is
+not JSON.
 """
 
 from __future__ import annotations
@@ -87,12 +90,18 @@ def _document_errors(
         described = responses.get("422", {}).get("description")
         responses["422"] = _error(described or "the request is invalid; each error names its field")
     if "cursor" in parameters:
-        responses["400"] = _error("cursor: not a cursor this service issued")
+        responses["400"] = _error(
+            "cursor: not a cursor this service issued; or a Host this service does not answer"
+        )
+    else:
+        responses["400"] = _error("Host: not a host this service answers to")
+    if "requestBody" in operation:
+        responses["415"] = _error("Content-Type: the body must be application/json")
     if "{" in path:
         responses["404"] = _error(
             NOT_FOUND.get((method, path), "not found, or outside the caller's scope")
         )
-    for status in ("413",):
+    for status in ("409", "413"):
         if status in responses:
             responses[status] = _error(responses[status]["description"])
     if path == "/readyz":
@@ -111,7 +120,15 @@ def _document_errors(
             if production
             else "the API key is not valid (without a key, embedded mode acts as admin)"
         )
-        responses["403"] = _error("the caller's role does not allow this action")
+        responses["403"] = _error(
+            "the caller's role does not allow this action, or a web page of another origin"
+            " sent the request"
+        )
+        described = responses.get("429", {}).get("description")
+        responses["429"] = _error(
+            described or "too many wrong API keys from this address; retry after Retry-After",
+            retry_after=True,
+        )
         operation["security"] = [{"bearer": []}, {"apiKey": []}]
         if not production:
             operation["security"].append({})

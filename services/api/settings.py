@@ -3,32 +3,69 @@ runs inside each API process)."""
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.access import key_strength
 from services.alerting.webhooks.settings import WebhookSettings
+from services.api.guard import split_host
 from services.settings import CommonSettings
-
-PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "default", "drgwatch"}
 
 
 class ApiSettings(CommonSettings, WebhookSettings):
-    model_config = SettingsConfigDict(env_prefix="DRGWATCH_", frozen=True, extra="ignore")
+    # a refusal must not echo its input: that holds the keys and the database password
+    model_config = SettingsConfigDict(
+        env_prefix="DRGWATCH_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     api_keys: str = ""  # comma-separated operator keys; required in production mode
     webhooks: bool = True  # send webhooks from this process
+    # host names (`name`, `name:port`, `*.suffix`) this service answers to, comma-separated;
+    # empty: loopback on its own port in embedded mode, any host in production
+    allowed_hosts: str = ""
+    # wrong API keys per client address: a burst, then this many a minute (429 beyond)
+    auth_failures_burst: int = Field(default=10, ge=1)
+    auth_failures_per_minute: float = Field(default=10.0, gt=0)
+    # live streams one identity may hold open at once, per API process
+    streams_per_identity: int = Field(default=8, ge=1, le=1000)
 
     @property
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
 
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [host.strip() for host in self.allowed_hosts.split(",") if host.strip()]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_parse(cls, value: str) -> str:
+        for entry in (host.strip() for host in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    split_host(entry)
+                except ValueError:
+                    raise ValueError(f"DRGWATCH_ALLOWED_HOSTS: not a host: {entry!r}") from None
+        return value
+
     @model_validator(mode="after")
-    def _production_needs_keys(self) -> ApiSettings:
-        if self.mode == "production":
-            keys = self.api_key_list
-            if not keys or any(key.lower() in PLACEHOLDER_SECRETS or len(key) < 16 for key in keys):
+    def _production_needs_strong_keys(self) -> ApiSettings:
+        if self.mode != "production":
+            return self
+        keys = self.api_key_list
+        if not keys:
+            raise ValueError(
+                "production mode needs DRGWATCH_API_KEYS: comma-separated operator keys, e.g."
+                " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        for number, key in enumerate(keys, start=1):
+            weakness = key_strength.weakness(key)
+            if weakness is not None:
+                # the key itself never goes into the message: it would reach the logs
                 raise ValueError(
-                    "production mode needs DRGWATCH_API_KEYS: comma-separated keys of at "
-                    "least 16 characters, none of them a placeholder"
+                    f"DRGWATCH_API_KEYS: key {number} is too weak ({weakness}); operator keys"
+                    f" need at least {key_strength.MIN_LENGTH} characters and"
+                    f" {key_strength.MIN_BITS:.0f} bits of entropy, e.g."
+                    " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
         return self

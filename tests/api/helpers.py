@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 HOSPITAL = "H001"
+# operator keys for production-mode tests: random, as the key rules ask (never used elsewhere)
+OPERATOR_KEY = "dN3aLkk6cuDiPA3gi4GlJZsTzjFVEgw-v0FjeUxoLJQ"
+OTHER_OPERATOR_KEY = "IZDLdyHRVO8Rt9WPEmvpF_2N9KhsCUM0F5h8ArbM6Zo"
 
 
 def admitted(event_id: str, case_id: str = "C1", **over: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from services.api.app import create_app
 from services.api.auth import OPEN_PATHS
 from services.api.settings import ApiSettings
 from tests.api.conftest import Api
-from tests.api.helpers import charge
+from tests.api.helpers import OPERATOR_KEY, charge
 from tests.api.live import serving
 from tests.api.test_alerts import build, write
 
@@ -566,9 +566,7 @@ async def test_the_stream_carries_only_the_callers_alerts(
 
 @pytest.fixture
 async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator[Api]:
-    settings = ApiSettings(
-        mode="production", database_url=postgres_url, api_keys="operator-key-0123456789abcdef"
-    )
+    settings = ApiSettings(mode="production", database_url=postgres_url, api_keys=OPERATOR_KEY)
     app = create_app(settings, connect_broker=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -592,7 +590,7 @@ async def test_production_scopes_identities_like_embedded_mode(production: Api) 
     head = await production.client.get(case, headers=callers["head_card"].headers)
     office = await production.client.get(case, headers=callers["office_h1"].headers)
     operator = await production.client.get(
-        "/v1/hospitals/H002/cases/C1", headers={"X-API-Key": "operator-key-0123456789abcdef"}
+        "/v1/hospitals/H002/cases/C1", headers={"X-API-Key": OPERATOR_KEY}
     )
     assert (head.status_code, office.status_code, operator.status_code) == (404, 200, 200)
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.storage.models import WebhookDelivery
+from tests.api.helpers import OPERATOR_KEY
 from tests.api.webhooks import (
     Hooks,
     Receiver,
@@ -207,11 +208,9 @@ async def test_subscription_input_is_checked(
 
 
 async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngine) -> None:
-    settings = settings_for(
-        postgres_url, mode="production", api_keys="operator-key-0123456789abcdef"
-    )
+    settings = settings_for(postgres_url, mode="production", api_keys=OPERATOR_KEY)
     async with running_receiver() as receiver, running_app(settings, receiver) as app:
-        headers = {"Authorization": "Bearer operator-key-0123456789abcdef"}
+        headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
         plain = await app.client.post(
             "/v1/subscriptions", json={"url": "http://example.org/h"}, headers=headers
         )
@@ -220,12 +219,13 @@ async def test_production_requires_https(postgres_url: str, pg_engine: AsyncEngi
             "/v1/subscriptions", json={"url": "https://example.org/h"}, headers=headers
         )
         assert secure.status_code == 201
-        # a hospital intranet address is an endpoint; the service's own machine and the
-        # cloud metadata address are not
+        # a hospital intranet is an endpoint once DRGWATCH_WEBHOOK_ALLOWED_TARGETS names
+        # it (test_webhook_targets.py); the service's own machine and the cloud metadata
+        # address never are by default
         intranet = await app.client.post(
             "/v1/subscriptions", json={"url": "https://10.20.0.7/his/alerts"}, headers=headers
         )
-        assert intranet.status_code == 201
+        assert intranet.status_code == 422
         for internal in (
             "https://127.0.0.1:8000/v1/events",
             "https://localhost/x",

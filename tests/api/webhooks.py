@@ -61,6 +61,7 @@ class Received:
     payload: Any
     at: float  # time.monotonic()
     status: int  # what the receiver answered
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +73,9 @@ class Receiver:
     plans: dict[str, list[tuple[int, dict[str, str], bytes]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     unverified: list[str] = field(default_factory=list)
+    # endpoints that hold every request until their event is set (a stalled endpoint)
+    stalls: dict[str, asyncio.Event] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)  # requests being held now
 
     def url(self, endpoint: str) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/{endpoint}"
@@ -105,9 +109,22 @@ class Receiver:
         status, extra, answer = planned.pop(0) if planned else (200, {}, b"")
         self.received.append(
             Received(
-                endpoint, headers.get("webhook-id", ""), body, payload, time.monotonic(), status
+                endpoint,
+                headers.get("webhook-id", ""),
+                body,
+                payload,
+                time.monotonic(),
+                status,
+                headers,
             )
         )
+        stall = self.stalls.get(endpoint)
+        if stall is not None:
+            self.held[endpoint] = self.held.get(endpoint, 0) + 1
+            try:
+                await stall.wait()
+            finally:
+                self.held[endpoint] -= 1
         await send(
             {
                 "type": "http.response.start",
@@ -133,8 +150,29 @@ async def running_receiver() -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        for stall in receiver.stalls.values():
+            stall.set()
         server.should_exit = True
         await asyncio.wait_for(task, 5)
+
+
+async def new_identity(
+    sessions: async_sessionmaker[AsyncSession],
+    role: str,
+    hospitals: list[str],
+    departments: list[str],
+) -> str:
+    """A new identity with a unique name; its API key."""
+    async with sessions() as db_session:
+        _, key = await access_service.create_identity(
+            db_session=db_session,
+            name=f"{role}-{uuid.uuid4().hex[:8]}",
+            role=role,
+            hospitals=hospitals,
+            departments=departments,
+        )
+        await db_session.commit()
+    return key
 
 
 @dataclass
@@ -147,16 +185,7 @@ class Hooks:
 
     async def identity(self, role: str, hospitals: list[str], departments: list[str]) -> str:
         """A new identity; its API key."""
-        async with self.sessions() as db_session:
-            _, key = await access_service.create_identity(
-                db_session=db_session,
-                name=f"{role}-{uuid.uuid4().hex[:8]}",
-                role=role,
-                hospitals=hospitals,
-                departments=departments,
-            )
-            await db_session.commit()
-        return key
+        return await new_identity(self.sessions, role, hospitals, departments)
 
     async def subscribe(
         self, endpoint: str, key: str | None = None, **fields: Any

@@ -10,9 +10,19 @@ It runs as a task in each API process (DRGWATCH_WEBHOOKS=false turns it off). Ev
    locked (SKIP LOCKED) so two processes do not fan out the same one at once.
    Alert sequence order is commit order, so a cursor never skips a late commit.
 2. Send: due deliveries are claimed with a lease (UPDATE ... WHERE seq IN (SELECT ...
-   FOR UPDATE SKIP LOCKED) RETURNING), sent concurrently, and every attempt recorded.
+   FOR UPDATE SKIP LOCKED) RETURNING), each sent by a task of its own, and every
+   attempt recorded. A tick does not wait for its sends: at most `concurrency` are in
+   flight, at most `endpoint_concurrency` to one endpoint, and an endpoint that stops
+   answering is paused (endpoints.py), so a slow or stalled endpoint delays nobody
+   else's messages. Deliveries of endpoints that admit nothing now are left out of the
+   claim (or given back at once, the first time one is seen).
    A process that dies mid-send leaves a lease that expires; the delivery is then sent
    again with the same webhook-id and bytes (receivers deduplicate by webhook-id).
+
+Where a message may go is checked at every send, on the addresses the host resolves to,
+and the connection made to a checked address (network.py, targets.py). What an attempt
+records says what kind of failure it was, never an address, port or system message:
+the delivery log must not map the network behind the service for its readers.
 
 Outcomes: 2xx delivered; 410 Gone fails the delivery and disables the subscription at
 once; anything else is retried after jittered exponential backoff, or after
@@ -42,7 +52,9 @@ from services.access.principal import LOCAL_ADMIN, OPERATOR, Principal
 from services.alerting.alerts import actions as alert_actions
 from services.alerting.alerts.service import to_out as alert_out
 from services.alerting.webhooks import formats
+from services.alerting.webhooks.endpoints import EndpointGate, endpoint_of
 from services.alerting.webhooks.formats import Format
+from services.alerting.webhooks.network import TargetRefused, webhook_client
 from services.alerting.webhooks.routing import (
     RETRY_AFTER_STATUSES,
     AlertFacts,
@@ -55,6 +67,7 @@ from services.alerting.webhooks.routing import (
     retry_after_seconds,
 )
 from services.alerting.webhooks.settings import WebhookSettings
+from services.alerting.webhooks.targets import TargetPolicy
 from services.casecost.pricing import LEVEL_RANK
 from services.metrics import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_DELIVERIES
 from services.storage.engine import insert_ignoring
@@ -69,8 +82,13 @@ from services.storage.models import (
 
 log = logging.getLogger(__name__)
 FANOUT_BATCH = 500
-ERROR_TEXT_LIMIT = 500
 USER_AGENT = "drgwatch-webhooks/1"
+# what an attempt that got no HTTP answer records; a refused connection, a failed TLS
+# handshake and a service that does not speak HTTP read alike, so that the log does not
+# tell a closed port from an open one
+REFUSED_TEXT = "not sent: the endpoint's address is not allowed for webhooks"
+TIMEOUT_TEXT = "timeout: no answer in time"
+NO_ANSWER_TEXT = "no answer: could not connect, or no valid HTTP answer"
 # owners with no identity row: the embedded local admin and operator keys
 BUILT_IN_OWNERS = {LOCAL_ADMIN.identity_id: LOCAL_ADMIN, OPERATOR.identity_id: OPERATOR}
 
@@ -80,6 +98,9 @@ class DispatchSettings:
     poll_seconds: float
     timeout_seconds: float
     concurrency: int
+    endpoint_concurrency: int
+    breaker_failures: int
+    breaker_seconds: float
     lease_seconds: float
     backoff_base_seconds: float
     backoff_max_seconds: float
@@ -87,13 +108,19 @@ class DispatchSettings:
     retry_after_max_seconds: float
     disable_after_failures: int
     digest_seconds: float
+    targets: TargetPolicy
 
     @classmethod
-    def of(cls, settings: WebhookSettings) -> DispatchSettings:
+    def of(cls, settings: WebhookSettings, *, targets: TargetPolicy) -> DispatchSettings:
         return cls(
             poll_seconds=settings.webhook_poll_seconds,
             timeout_seconds=settings.webhook_timeout_seconds,
             concurrency=settings.webhook_concurrency,
+            endpoint_concurrency=min(
+                settings.webhook_endpoint_concurrency, settings.webhook_concurrency
+            ),
+            breaker_failures=settings.webhook_breaker_failures,
+            breaker_seconds=settings.webhook_breaker_seconds,
             lease_seconds=max(settings.webhook_lease_seconds, settings.webhook_timeout_seconds + 5),
             backoff_base_seconds=settings.webhook_backoff_base_seconds,
             backoff_max_seconds=settings.webhook_backoff_max_seconds,
@@ -101,6 +128,7 @@ class DispatchSettings:
             retry_after_max_seconds=settings.webhook_retry_after_max_seconds,
             disable_after_failures=settings.webhook_disable_after_failures,
             digest_seconds=settings.webhook_digest_seconds,
+            targets=targets,
         )
 
 
@@ -110,6 +138,7 @@ class Claimed:
 
     seq: int
     id: str
+    subscription_id: str
     kind: str
     payload: str
     attempts: int
@@ -145,11 +174,19 @@ class Dispatcher:
         self._sessions = sessions
         self._settings = settings
         self._stopping = asyncio.Event()
-        self._client = httpx.AsyncClient(
-            timeout=settings.timeout_seconds,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.concurrency),
-            headers={"user-agent": USER_AGENT},
+        self._gate = EndpointGate(
+            per_endpoint=settings.endpoint_concurrency,
+            breaker_failures=settings.breaker_failures,
+            breaker_seconds=settings.breaker_seconds,
+        )
+        self._sending: set[asyncio.Task[None]] = set()
+        # the endpoint of each subscription seen lately, to leave held-back ones unclaimed
+        self._subscriptions_of: dict[str, set[str]] = {}
+        self._client = webhook_client(
+            settings.targets,
+            timeout_seconds=settings.timeout_seconds,
+            max_connections=settings.concurrency,
+            user_agent=USER_AGENT,
         )
 
     async def run(self) -> None:
@@ -163,10 +200,21 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._settings.poll_seconds)
         finally:
+            await self._finish_sends()
             await self._client.aclose()
 
+    async def _finish_sends(self) -> None:
+        """Let the sends in flight end (bounded by the timeout); cancel what is left (its
+        lease expires and it is sent again)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=self._settings.timeout_seconds + 1)
+        for task in set(self._sending):
+            task.cancel()
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
     async def stop(self, task: asyncio.Task[None]) -> None:
-        """Let the current tick finish its sends (bounded by the timeout), then end."""
+        """Let the sends in flight finish (bounded by the timeout), then end."""
         self._stopping.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), self._settings.timeout_seconds + 2)
@@ -368,13 +416,55 @@ class Dispatcher:
     # -- sending -----------------------------------------------------------------------
 
     async def send_due(self) -> int:
-        """Claim, send and record the due deliveries; how many were attempted."""
-        claimed = await self._claim(datetime.now(UTC))
-        if claimed:
-            await asyncio.gather(*(self._deliver(delivery) for delivery in claimed))
-        return len(claimed)
+        """Claim the due deliveries there is room for and start sending them; how many
+        were started (their sends go on after this returns)."""
+        room = self._settings.concurrency - len(self._sending)
+        if room <= 0:
+            return 0
+        held_back = self._gate.held_back(time.monotonic())
+        skipped = sorted(
+            subscription_id
+            for endpoint in held_back
+            for subscription_id in self._subscriptions_of.get(endpoint, ())
+        )
+        claimed = await self._claim(datetime.now(UTC), limit=room, skipped=skipped)
+        given_back = []
+        for delivery in claimed:
+            endpoint = endpoint_of(delivery.url)
+            self._subscriptions_of.setdefault(endpoint, set()).add(delivery.subscription_id)
+            if self._gate.admit(endpoint, time.monotonic()) != "send":
+                given_back.append(delivery.seq)
+                continue
+            task = asyncio.create_task(self._deliver(delivery, endpoint))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        if given_back:
+            await self._give_back(given_back)
+        self._forget_idle_endpoints()
+        return len(claimed) - len(given_back)
 
-    async def _claim(self, now: datetime) -> list[Claimed]:
+    async def wait_for_sends(self) -> None:
+        """Until every send started so far has been recorded."""
+        while self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    def _forget_idle_endpoints(self) -> None:
+        if len(self._subscriptions_of) > FANOUT_BATCH:
+            held_back = self._gate.held_back(time.monotonic())
+            for endpoint in [e for e in self._subscriptions_of if e not in held_back]:
+                del self._subscriptions_of[endpoint]
+
+    async def _give_back(self, seqs: list[int]) -> None:
+        """Release the lease of deliveries claimed for an endpoint that cannot take them."""
+        async with self._sessions() as db_session, db_session.begin():
+            await db_session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.seq.in_(seqs), WebhookDelivery.status == "pending")
+                .values(lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _claim(self, now: datetime, *, limit: int, skipped: list[str]) -> list[Claimed]:
         due = (
             select(WebhookDelivery.seq)
             .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
@@ -386,9 +476,11 @@ class Dispatcher:
                 or_(WebhookSubscription.enabled.is_(True), WebhookDelivery.kind == "test"),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.seq)
-            .limit(self._settings.concurrency)
+            .limit(limit)
             .with_for_update(skip_locked=True, of=WebhookDelivery)
         )
+        if skipped:
+            due = due.where(WebhookDelivery.subscription_id.not_in(skipped))
         lease_until = now + timedelta(seconds=self._settings.lease_seconds)
         async with self._sessions() as db_session, db_session.begin():
             rows = (
@@ -421,6 +513,7 @@ class Dispatcher:
             Claimed(
                 seq=row.seq,
                 id=row.id,
+                subscription_id=row.subscription_id,
                 kind=row.kind,
                 payload=row.payload,
                 attempts=row.attempts,
@@ -431,8 +524,17 @@ class Dispatcher:
             for row in rows
         ]
 
-    async def _deliver(self, delivery: Claimed) -> None:
-        answer = await self._post(delivery)
+    async def _deliver(self, delivery: Claimed, endpoint: str) -> None:
+        answer = Answer(None, TIMEOUT_TEXT, None, 0)
+        try:
+            answer = await self._post(delivery)
+        except Exception as error:  # noqa: BLE001 - the lease expires and it is sent again
+            log.warning("webhook send %s failed: %s", delivery.id, type(error).__name__)
+            return
+        finally:
+            # no answer at all (a timeout, no connection) is what the breaker counts
+            answered = answer.status_code is not None or answer.error == REFUSED_TEXT
+            self._gate.finished(endpoint, answered=answered, now=time.monotonic())
         WEBHOOK_ATTEMPT_SECONDS.observe(answer.duration_ms / 1000)
         try:
             await self._record(delivery, answer)
@@ -452,14 +554,18 @@ class Dispatcher:
         }
         started = time.perf_counter()
         try:
-            response = await self._client.post(
-                delivery.url, content=delivery.payload.encode(), headers=headers
-            )
-        except httpx.TimeoutException as error:
-            return Answer(None, f"timeout ({type(error).__name__})", None, _ms_since(started))
-        except httpx.HTTPError as error:
-            text = f"{type(error).__name__}: {error}"[:ERROR_TEXT_LIMIT]
-            return Answer(None, text, None, _ms_since(started))
+            # one deadline for the whole attempt: a read timeout alone restarts with every
+            # byte, so an endpoint that trickles its answer would hold the send for ever
+            async with asyncio.timeout(self._settings.timeout_seconds):
+                response = await self._client.post(
+                    delivery.url, content=delivery.payload.encode(), headers=headers
+                )
+        except TargetRefused:
+            return Answer(None, REFUSED_TEXT, None, 0)
+        except (httpx.TimeoutException, TimeoutError):
+            return Answer(None, TIMEOUT_TEXT, None, _ms_since(started))
+        except httpx.HTTPError:
+            return Answer(None, NO_ANSWER_TEXT, None, _ms_since(started))
         duration_ms = _ms_since(started)
         error_text: str | None = None
         if 200 <= response.status_code < 300:

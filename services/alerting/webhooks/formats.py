@@ -2,10 +2,19 @@
 
 WeCom (企业微信) and DingTalk (钉钉) group robots take `{"msgtype": "markdown", ...}`;
 the text keeps to the markdown both render (headings, bold, quotes, lists).
+
+Everything in a robot message that came from events (ids, department, DRG, item names
+and codes) goes through `inert`: an item named `[请登录](https://phish.example) <@all>`
+must reach the group as text, not as a live link and a mention of everyone. Neither
+robot documents a markdown escape, so the characters that mean something to them are
+replaced by their full-width forms (read alike, and usual in Chinese text), line
+breaks by spaces, and what a client would turn into a link (`://`, `www.`, a dot
+between a name and a letter) is broken the same way.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -22,6 +31,42 @@ TOP_CONTRIBUTORS_SHOWN = 3
 DIGEST_LINES_SHOWN = 30
 # WeCom refuses markdown content over 4096 bytes
 WECOM_CONTENT_BYTES = 4000
+# markdown (links, images, emphasis, code, headings, quotes, tables), HTML tags such as
+# <font>, mentions such as <@userid> or @all, and entities that decode into them
+_FULL_WIDTH = str.maketrans(
+    {
+        "[": "［",
+        "]": "］",
+        "(": "（",
+        ")": "）",
+        "<": "＜",
+        ">": "＞",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "#": "＃",
+        "!": "！",
+        "|": "｜",
+        "~": "～",
+        "\\": "＼",
+        "@": "＠",
+        "&": "＆",
+        "{": "｛",
+        "}": "｝",
+        "\n": " ",
+        "\r": " ",
+        "\t": " ",
+        "\u2028": " ",
+        "\u2029": " ",
+    }
+)
+_LINK_LIKE = re.compile(r"://|(?<=[A-Za-z0-9])\.(?=[A-Za-z])|(?i:www)\.")
+
+
+def inert(value: object) -> str:
+    """Text taken from events, as plain text in a robot's markdown (see the docstring)."""
+    text = str(value).translate(_FULL_WIDTH)
+    return _LINK_LIKE.sub(lambda found: found.group(0).replace(":", "：").replace(".", "．"), text)
 
 
 def percent(ratio: str) -> str:
@@ -48,8 +93,8 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
     )
     lines = [
         f"### {title}",
-        f"> 病例：**{alert.hospital_id} / {alert.case_id}**",
-        f"> 科室：{alert.department or '-'}　DRG：{alert.drg_code or '-'}",
+        f"> 病例：**{inert(alert.hospital_id)} / {inert(alert.case_id)}**",
+        f"> 科室：{inert(alert.department or '-')}　DRG：{inert(alert.drg_code or '-')}",
         f"> 等级：{LEVEL_NAMES[alert.previous_level]} → **{LEVEL_NAMES[alert.level]}**",
         f"> 费用比：**{percent(alert.ratio)}**"
         f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}）",
@@ -59,7 +104,8 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         lines.append("主要费用项目：")
         for contributor in alert.top_contributors[:TOP_CONTRIBUTORS_SHOWN]:
             lines.append(
-                f"- {contributor.item_name}（{contributor.item_code}）{contributor.amount}"
+                f"- {inert(contributor.item_name)}（{inert(contributor.item_code)}）"
+                f"{inert(contributor.amount)}"
             )
     return _robot_body(title, "\n".join(lines), message_format)
 
@@ -89,7 +135,8 @@ def digest_body(
     ]
     for alert in alerts[:DIGEST_LINES_SHOWN]:
         lines.append(
-            f"- **{alert.hospital_id} / {alert.case_id}** {alert.department or '-'}"
+            f"- **{inert(alert.hospital_id)} / {inert(alert.case_id)}**"
+            f" {inert(alert.department or '-')}"
             f" {LEVEL_NAMES[alert.previous_level]}→{LEVEL_NAMES[alert.level]}"
             f" {percent(alert.ratio)}"
         )

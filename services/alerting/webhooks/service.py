@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import math
 import secrets
-from datetime import datetime
+import socket
+from datetime import datetime, timedelta
 
 import httpx
 import orjson
@@ -23,6 +25,8 @@ from services.alerting.exceptions import (
     DeliveryPending,
     InvalidSubscription,
     SubscriptionNotFound,
+    TestsTooFrequent,
+    TooManySubscriptions,
 )
 from services.alerting.webhooks import formats
 from services.alerting.webhooks.routing import DEFAULT_MIN_LEVEL
@@ -36,6 +40,7 @@ from services.alerting.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
 )
+from services.alerting.webhooks.targets import Address, TargetPolicy, parse_address
 from services.storage.models import (
     AlertRecord,
     WebhookAttempt,
@@ -45,6 +50,7 @@ from services.storage.models import (
 from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 
 SECRET_BYTES = 24
+TEST_WINDOW = timedelta(minutes=1)
 
 
 def new_secret() -> str:
@@ -70,13 +76,12 @@ def to_out(record: WebhookSubscription) -> SubscriptionOut:
     )
 
 
-def check_url(url: str, *, production: bool) -> str:
-    """An absolute http(s) URL with a host; in production mode https, and not an address
-    of the service's own machine or of a cloud metadata service.
+def check_url(url: str, *, targets: TargetPolicy) -> str:
+    """An absolute http(s) URL with a host; https in production mode; and when the host
+    is an address (in any notation) or `localhost`, one that webhooks may go to.
 
-    Private addresses stay allowed: a hospital's systems usually listen on its intranet.
-    Only literal addresses and `localhost` are checked here; a name that resolves to a
-    loopback address is not (the network policy of a deployment should close that).
+    A host name is checked where it matters, at every send, on the addresses it
+    resolves to then (network.py); refusing the plain cases here tells the owner at once.
     """
     try:
         parsed = httpx.URL(url)
@@ -84,24 +89,28 @@ def check_url(url: str, *, production: bool) -> str:
         raise InvalidSubscription("url: not a valid URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidSubscription("url: must be an absolute http or https URL")
-    if production:
-        if parsed.scheme != "https":
-            raise InvalidSubscription("url: must use https in production mode")
-        if _internal_host(parsed.host):
-            raise InvalidSubscription(
-                "url: a loopback, link-local or unspecified address is not an endpoint"
-            )
+    if targets.production and parsed.scheme != "https":
+        raise InvalidSubscription("url: must use https in production mode")
+    for address in _literal_addresses(parsed.host):
+        reason = targets.refusal(address)
+        if reason is not None:
+            raise InvalidSubscription(f"url: {reason}")
     return url
 
 
-def _internal_host(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
-        return True
+def _literal_addresses(host: str) -> list[Address]:
+    """The addresses a host names without asking DNS: an IP address in any notation the
+    system accepts (`2130706433`, `0x7f000001`, `127.1`), or localhost's."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_link_local or address.is_unspecified
+        answers = socket.getaddrinfo(
+            host.strip("[]"), None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
+    except (socket.gaierror, UnicodeError, ValueError):
+        return []
+    return [parse_address(str(answer[4][0])) for answer in answers]
 
 
 def check_filters(owner: Principal, hospitals: list[str], departments: list[str]) -> None:
@@ -120,12 +129,23 @@ async def create(
     db_session: AsyncSession,
     owner: Principal,
     subscription_in: SubscriptionIn,
-    production: bool,
+    targets: TargetPolicy,
+    most: int,
     now: datetime,
 ) -> SubscriptionCreated:
-    """A new enabled subscription; it receives alerts raised from now on."""
-    check_url(subscription_in.url, production=production)
+    """A new enabled subscription; it receives alerts raised from now on. An owner has
+    at most `most` (each is fanned out to and sent from the shared sender)."""
+    check_url(subscription_in.url, targets=targets)
     check_filters(owner, subscription_in.hospitals, subscription_in.departments)
+    owned = await db_session.scalar(
+        select(func.count())
+        .select_from(WebhookSubscription)
+        .where(WebhookSubscription.identity_id == owner.identity_id)
+    )
+    if int(owned or 0) >= most:
+        raise TooManySubscriptions(
+            f"an identity may have at most {most} subscriptions; delete one first"
+        )
     last_seq = await db_session.scalar(select(func.coalesce(func.max(AlertRecord.seq), 0)))
     record = WebhookSubscription(
         id=f"sub_{secrets.token_hex(12)}",
@@ -149,10 +169,14 @@ async def create(
 
 
 async def get(
-    *, db_session: AsyncSession, owner: Principal, subscription_id: str
+    *,
+    db_session: AsyncSession,
+    owner: Principal,
+    subscription_id: str,
+    for_update: bool = False,
 ) -> WebhookSubscription:
     """The caller's subscription (any, for an admin); 404 otherwise."""
-    record = await db_session.get(WebhookSubscription, subscription_id)
+    record = await db_session.get(WebhookSubscription, subscription_id, with_for_update=for_update)
     if record is None or (owner.role != "admin" and record.identity_id != owner.identity_id):
         raise SubscriptionNotFound(f"subscription {subscription_id} not found")
     return record
@@ -179,13 +203,13 @@ async def update(
     owner: Principal,
     subscription_id: str,
     patch: SubscriptionPatch,
-    production: bool,
+    targets: TargetPolicy,
     now: datetime,
 ) -> SubscriptionOut:
     """Change settings; `enabled: true` re-enables and forgets past failures."""
     record = await get(db_session=db_session, owner=owner, subscription_id=subscription_id)
     if patch.url is not None:
-        record.url = check_url(patch.url, production=production)
+        record.url = check_url(patch.url, targets=targets)
     hospitals = record.hospitals if patch.hospitals is None else patch.hospitals
     departments = record.departments if patch.departments is None else patch.departments
     check_filters(owner, hospitals, departments)
@@ -228,10 +252,36 @@ async def delete(*, db_session: AsyncSession, owner: Principal, subscription_id:
 
 
 async def enqueue_test(
-    *, db_session: AsyncSession, owner: Principal, subscription_id: str, now: datetime
+    *,
+    db_session: AsyncSession,
+    owner: Principal,
+    subscription_id: str,
+    per_minute: int,
+    now: datetime,
 ) -> DeliveryOut:
-    """A signed test message, sent by the dispatcher even to a disabled subscription."""
-    record = await get(db_session=db_session, owner=owner, subscription_id=subscription_id)
+    """A signed test message, sent by the dispatcher even to a disabled subscription;
+    at most `per_minute` a subscription (counted in the outbox, so across processes)."""
+    # the row lock makes concurrent requests count one after another
+    record = await get(
+        db_session=db_session, owner=owner, subscription_id=subscription_id, for_update=True
+    )
+    recent = (
+        await db_session.scalars(
+            select(WebhookDelivery.created_at)
+            .where(
+                WebhookDelivery.subscription_id == record.id,
+                WebhookDelivery.kind == "test",
+                WebhookDelivery.created_at > now - TEST_WINDOW,
+            )
+            .order_by(WebhookDelivery.created_at)
+        )
+    ).all()
+    if len(recent) >= per_minute:
+        free_at = recent[len(recent) - per_minute] + TEST_WINDOW
+        raise TestsTooFrequent(
+            f"at most {per_minute} test messages a minute per subscription",
+            retry_after=math.ceil((free_at - now).total_seconds()),
+        )
     delivery = WebhookDelivery(
         id=f"msg_{secrets.token_hex(16)}",
         subscription_id=record.id,

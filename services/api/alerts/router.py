@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.access.principal import Principal
 from services.alerting.alerts import service as alert_service
 from services.alerting.alerts.schemas import AlertList
-from services.api.deps import SessionDep, require
+from services.api.alerts import live
+from services.api.deps import CallerCheckDep, SessionDep, require
 
 router = APIRouter(tags=["alerts"])
 AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
@@ -24,9 +21,6 @@ LevelList = Annotated[
 ]
 _STATUS = "open|acknowledged|under_review|returned|resolved"
 StatusList = Annotated[str | None, Query(pattern=rf"^({_STATUS})(,({_STATUS}))*$")]
-HEARTBEAT_SECONDS = 15.0
-POLL_SECONDS = 0.2
-UNAVAILABLE_RETRY_SECONDS = 1.0
 
 
 @router.get("/v1/alerts", response_model=AlertList)
@@ -60,56 +54,47 @@ async def list_alerts(
 @router.get(
     "/v1/alerts/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        429: {
+            "description": "the caller holds as many live streams as it may, or sent too"
+            " many wrong keys; retry after Retry-After seconds"
+        },
+    },
 )
 async def stream_alerts(
     request: Request,
     caller: AlertReader,
+    recheck: CallerCheckDep,
     hospital_id: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
     min_level: Literal["none", "blue", "yellow", "red"] | None = None,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> StreamingResponse:
-    """Live alerts as server-sent events; `id:` resumes through Last-Event-ID."""
+    """Live alerts as server-sent events; `id:` resumes through Last-Event-ID.
+
+    The stream ends when the caller's key is revoked, its identity disabled or its scope
+    changed (checked every few seconds); one identity holds a bounded number open (429).
+    """
     sessions = request.app.state.sessions
-    if last_event_id is not None and last_event_id.isdigit():
-        cursor = int(last_event_id)
-    else:
-        async with sessions() as db_session:
-            cursor = await alert_service.last_seq(db_session=db_session)
-
-    async def events() -> AsyncIterator[str]:
-        nonlocal cursor
-        yield "retry: 2000\n\n"
-        quiet_since = time.monotonic()
-        while not await request.is_disconnected():
-            try:
-                async with sessions() as db_session:
-                    batch = await alert_service.alerts_after(
-                        db_session=db_session,
-                        caller=caller,
-                        after_seq=cursor,
-                        hospital_id=hospital_id,
-                        department=department,
-                        min_level=min_level,
-                    )
-            except (SQLAlchemyError, OSError):
-                # the database is away: keep the stream open and try again shortly
-                yield ": database unavailable, retrying\n\n"
-                await asyncio.sleep(UNAVAILABLE_RETRY_SECONDS)
-                continue
-            for seq, alert in batch:
-                cursor = seq
-                yield f"id: {seq}\nevent: alert\ndata: {alert.model_dump_json()}\n\n"
-            if batch:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                quiet_since = time.monotonic()
-                yield ": heartbeat\n\n"
-            await asyncio.sleep(POLL_SECONDS)
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    release = request.app.state.stream_slots.take(caller.identity_id)
+    try:
+        if last_event_id is not None and last_event_id.isdigit():
+            cursor = int(last_event_id)
+        else:
+            async with sessions() as db_session:
+                cursor = await alert_service.last_seq(db_session=db_session)
+    except BaseException:
+        release()
+        raise
+    events = live.alert_events(
+        sessions=sessions,
+        caller=caller,
+        recheck=recheck,
+        is_disconnected=request.is_disconnected,
+        cursor=cursor,
+        hospital_id=hospital_id,
+        department=department,
+        min_level=min_level,
     )
+    return live.HeldStream(events, release=release)

@@ -18,6 +18,7 @@ from services.alerting.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
 )
+from services.alerting.webhooks.targets import TargetPolicy
 from services.api.deps import SessionDep, require
 
 router = APIRouter(tags=["subscriptions"])
@@ -26,11 +27,17 @@ DeliveryId = Annotated[str, Path(max_length=40, pattern=r"^msg_[0-9a-f]{1,36}$")
 Manager = Annotated[Principal, Depends(require("subscriptions:manage"))]
 
 
-def _production(request: Request) -> bool:
-    return bool(request.app.state.settings.mode == "production")
+def _targets(request: Request) -> TargetPolicy:
+    targets: TargetPolicy = request.app.state.webhook_targets
+    return targets
 
 
-@router.post("/v1/subscriptions", status_code=201, response_model=SubscriptionCreated)
+@router.post(
+    "/v1/subscriptions",
+    status_code=201,
+    response_model=SubscriptionCreated,
+    responses={409: {"description": "the caller has as many subscriptions as it may"}},
+)
 async def create_subscription(
     subscription_in: SubscriptionIn, request: Request, caller: Manager, db_session: SessionDep
 ) -> SubscriptionCreated:
@@ -39,7 +46,8 @@ async def create_subscription(
         db_session=db_session,
         owner=caller,
         subscription_in=subscription_in,
-        production=_production(request),
+        targets=_targets(request),
+        most=request.app.state.settings.webhook_subscriptions_per_identity,
         now=datetime.now(UTC),
     )
     await db_session.commit()
@@ -83,7 +91,7 @@ async def update_subscription(
         owner=caller,
         subscription_id=subscription_id,
         patch=patch,
-        production=_production(request),
+        targets=_targets(request),
         now=datetime.now(UTC),
     )
     await db_session.commit()
@@ -102,16 +110,21 @@ async def delete_subscription(
 
 
 @router.post(
-    "/v1/subscriptions/{subscription_id}/test", status_code=202, response_model=DeliveryOut
+    "/v1/subscriptions/{subscription_id}/test",
+    status_code=202,
+    response_model=DeliveryOut,
+    responses={429: {"description": "too many test messages; retry after Retry-After"}},
 )
 async def send_test(
-    subscription_id: SubscriptionId, caller: Manager, db_session: SessionDep
+    subscription_id: SubscriptionId, request: Request, caller: Manager, db_session: SessionDep
 ) -> DeliveryOut:
-    """Queue a signed test message (one attempt; see it under the deliveries)."""
+    """Queue a signed test message (one attempt; see it under the deliveries); a few a
+    minute per subscription (429 with Retry-After beyond)."""
     delivery = await subscription_service.enqueue_test(
         db_session=db_session,
         owner=caller,
         subscription_id=subscription_id,
+        per_minute=request.app.state.settings.webhook_tests_per_minute,
         now=datetime.now(UTC),
     )
     await db_session.commit()

@@ -1,0 +1,111 @@
+"""Work-chat robot messages carry what came from events as text, never as markdown."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.alerting.alerts.schemas import AlertOut, Contributor
+from services.alerting.webhooks import formats
+
+PHISHING = "[请点此登录医保结算系统](https://phish.example/login) <@all>"
+HOSTILE = [
+    PHISHING,
+    "![x](https://tracker.example/p.png)",
+    "**加粗** _斜体_ `code` ~~删~~",
+    '<font color="warning">紧急</font>',
+    "&lt;@all&gt;",
+    "### 标题\n> 引用\n- 列表",
+    "访问 www.phish.example 或 phish.example/login",
+    "a\u2028b\u2029c",
+    "|表|格|",
+    "\\[转义\\]",
+]
+# markdown the robots render as something other than text
+MARKUP = re.compile(r"[\[\]()<>`]|\*\*|__|~~|&\w+;|@all|https?://|www\.|\.example")
+
+
+def _alert(
+    item_name: str, *, hospital_id: str = "H001", case_id: str = "C1", dept: str = "CARD"
+) -> AlertOut:
+    now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    return AlertOut(
+        alert_id="a1",
+        hospital_id=hospital_id,
+        case_id=case_id,
+        department=dept,
+        drg_code="FM15",
+        level="red",
+        previous_level="yellow",
+        transition="escalated",
+        total_cost="41350.00",
+        standard_cost="40400.83",
+        ratio="1.0235",
+        event_id="e1",
+        occurred_at=now,
+        raised_at=now,
+        top_contributors=[
+            Contributor(
+                item_code="X1",
+                item_name=item_name,
+                category="consumable",
+                quantity="1",
+                amount="37000.00",
+            )
+        ],
+    )
+
+
+def _text(body: str, message_format: formats.Format) -> str:
+    markdown: dict[str, Any] = orjson.loads(body)["markdown"]
+    return str(markdown["content"] if message_format == "wecom" else markdown["text"])
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_an_item_name_never_becomes_markup(message_format: formats.Format, hostile: str) -> None:
+    text = _text(formats.alert_body(_alert(hostile), message_format), message_format)
+    [item_line] = [line for line in text.splitlines() if line.startswith("- ")]
+    shown = item_line[2:]
+    assert not MARKUP.search(shown), shown
+    assert "\n" not in shown
+    # people still read it: Chinese text and letters come through
+    for word in re.findall(r"[\u4e00-\u9fff]+", hostile):
+        assert word in shown
+
+
+def test_the_phishing_item_reads_as_text() -> None:
+    text = _text(formats.alert_body(_alert(PHISHING), "wecom"), "wecom")
+    assert "［请点此登录医保结算系统］（https：//phish．example/login） ＜＠all＞" in text
+    assert "https://" not in text and "<@" not in text and "](" not in text
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_ids_and_departments_are_text_too(message_format: formats.Format) -> None:
+    alert = _alert("ok", hospital_id="H[1](x)", case_id="<@all>", dept="**心内**")
+    for body in (
+        formats.alert_body(alert, message_format),
+        formats.digest_body([alert], alert.raised_at, alert.raised_at, message_format),
+    ):
+        text = _text(body, message_format)
+        assert "<@all>" not in text and "](x)" not in text and "****" not in text
+        assert "＜＠all＞" in text and "＊＊心内＊＊" in text
+
+
+def test_the_standard_format_keeps_the_alert_as_it_is() -> None:
+    body = orjson.loads(formats.alert_body(_alert(PHISHING), "standard"))
+    assert body["data"]["top_contributors"][0]["item_name"] == PHISHING
+
+
+@given(st.text(max_size=80))
+def test_nothing_taken_from_events_can_open_markup(value: str) -> None:
+    shown = formats.inert(value)
+    assert not re.search(r"[\[\]()<>`*_#!|~\\@&{}\n\r\u2028\u2029]", shown), shown
+    assert "://" not in shown and not re.search(r"[A-Za-z0-9]\.[A-Za-z]", shown)
+    assert not re.search(r"(?i)www\.", shown)
