@@ -38,7 +38,8 @@ def main() -> int:
     _row("total", totals)
     others = {status: n for status, n in totals.items() if status not in (*CAUGHT, "survived")}
     if others:
-        print("other verdicts: " + ", ".join(f"{n} {status}" for status, n in sorted(others.items())))
+        listed = ", ".join(f"{n} {status}" for status, n in sorted(others.items()))
+        print(f"other verdicts: {listed}")
     if survivors:
         print(f"\nnot caught ({len(survivors)}); `mutmut show NAME` prints the change:")
         for name in survivors:
