@@ -347,3 +347,55 @@ def test_json_integer_for_money_is_refused() -> None:
 @pytest.mark.parametrize("epoch", [1790000000, "1790000000"])
 def test_epoch_number_for_occurred_at_is_refused(epoch: object) -> None:
     assert "occurred_at" in errors_of(charge(occurred_at=epoch))
+
+
+# --- the bounds of numbers and dates --------------------------------------------------------
+
+
+def test_money_up_to_one_billion_a_line_is_accepted_and_a_cent_more_refused() -> None:
+    event = parse_event(charge(quantity="1", unit_price="1000000000", amount="1000000000.00"))
+    assert isinstance(event, Charge) and event.amount == Decimal("1000000000")
+    errors = errors_of(charge(quantity="1", unit_price="1000000000.01", amount="1000000000.01"))
+    assert errors == {
+        "unit_price": "must not exceed 1000000000",
+        "amount": "must not exceed 1000000000",
+    }
+
+
+def test_a_quantity_up_to_one_hundred_thousand_is_accepted_and_more_refused() -> None:
+    event = parse_event(charge(quantity="100000", unit_price="0.01", amount="1000.00"))
+    assert isinstance(event, Charge) and event.quantity == Decimal("100000")
+    errors = errors_of(charge(quantity="100000.0001", unit_price="0.01", amount="1000.00"))
+    assert errors == {"quantity": "must not exceed 100000"}
+
+
+def test_a_quantity_up_to_four_decimals_is_accepted_and_five_refused() -> None:
+    event = parse_event(charge(quantity="1.0001", unit_price="10000", amount="10001.00"))
+    assert isinstance(event, Charge) and event.quantity == Decimal("1.0001")
+    errors = errors_of(charge(quantity="1.00001", unit_price="10000", amount="10000.10"))
+    assert errors == {"quantity": "has more than 4 decimal places"}
+
+
+def test_a_decimal_of_up_to_24_characters_is_accepted_and_longer_refused() -> None:
+    event = parse_event(charge(quantity="1", unit_price="12.50", amount="0" * 19 + "12.50"))
+    assert isinstance(event, Charge) and event.amount == Decimal("12.50")
+    errors = errors_of(charge(quantity="1", unit_price="12.50", amount="0" * 20 + "12.50"))
+    assert errors == {"amount": "must be a decimal string of at most 24 characters"}
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "accepted"),
+    [
+        ("2000-01-01T00:00:00+00:00", True),
+        ("1999-12-31T23:59:59+00:00", False),
+        ("2100-12-31T23:59:59+00:00", True),
+        ("2101-01-01T00:00:00+00:00", False),
+    ],
+)
+def test_timestamps_are_years_2000_to_2100(occurred_at: str, accepted: bool) -> None:
+    if accepted:
+        assert parse_event(charge(occurred_at=occurred_at)).occurred_at.year in (2000, 2100)
+    else:
+        assert errors_of(charge(occurred_at=occurred_at)) == {
+            "occurred_at": "year must be between 2000 and 2100"
+        }
