@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from services.casecost.apply import Outcome, Reprice, apply_event, new_case
-from services.casecost.events import Event
-from services.casecost.pricing import PriceBook, Thresholds
+from services.casecost.events import Event, parse_event
+from services.casecost.pricing import Catalogue, DrgGroup, PriceBook, Thresholds
 from services.casecost.state import CaseState
 from tests.unit.case_events import (
     CASE,
@@ -26,6 +26,7 @@ from tests.unit.case_events import (
     credit,
     discharged,
     drg_assigned,
+    raw,
     transferred,
 )
 
@@ -560,3 +561,216 @@ def test_round_tripped_state_behaves_the_same() -> None:
 def test_new_case_round_trips() -> None:
     state = new_case(HOSPITAL, CASE)
     assert CaseState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state
+
+
+# --- corrections: the newest word wins whatever the arrival order ---------------------------
+
+
+@pytest.mark.parametrize("corrected_last", [True, False])
+def test_a_corrected_admission_wins_over_the_first_whatever_the_order(corrected_last: bool) -> None:
+    first = admitted(
+        event_id="adm-1", drg_code="D1", scheme="employee", department="CARD",
+        admitted_at=at(1, 8), occurred_at=at(1, 8),
+    )  # fmt: skip
+    corrected = admitted(
+        event_id="adm-2", drg_code="D2", scheme="resident", department="SURG",
+        admitted_at=at(2, 9), occurred_at=at(2, 10),
+    )  # fmt: skip
+    state, _ = run([first, corrected] if corrected_last else [corrected, first])
+    assert (state.drg_code, state.insurance_scheme, state.department) == ("D2", "resident", "SURG")
+    assert state.admitted_at == corrected.admitted_at  # type: ignore[union-attr]
+    assert state.standard_cost == Decimal("16000.00")  # D2 for residents: 2 x 8000.00
+
+
+@pytest.mark.parametrize("corrected_last", [True, False])
+def test_a_corrected_discharge_wins_over_the_first_whatever_the_order(corrected_last: bool) -> None:
+    first, corrected = discharged("dis-1", at(9)), discharged("dis-2", at(11))
+    state, _ = run(
+        [admitted(), first, corrected] if corrected_last else [admitted(), corrected, first]
+    )
+    assert state.discharged_at == corrected.discharged_at  # type: ignore[union-attr]
+
+
+def test_an_admission_newer_than_a_regroup_sets_the_drg() -> None:
+    state, alerts = run(
+        [
+            admitted(event_id="adm-1", drg_code="D2", occurred_at=at(1, 8)),
+            charge("c1", "9600.00"),
+            drg_assigned("g1", "D2", occurred_at=at(3)),
+            admitted(event_id="adm-2", drg_code="D1", occurred_at=at(4)),
+        ]
+    )
+    assert state.drg_code == "D1" and state.standard_cost == Decimal("10000.00")
+    assert [(a["level"], a["event_id"]) for a in alerts] == [("yellow", "adm-2")]
+
+
+def test_an_admission_older_than_a_regroup_leaves_the_drg() -> None:
+    state, _ = run(
+        [drg_assigned("g1", "D2", occurred_at=at(3)), admitted(drg_code="D1", occurred_at=at(2))]
+    )
+    assert state.drg_code == "D2" and state.standard_cost == Decimal("20000.00")
+
+
+def test_an_admission_without_a_drg_leaves_the_assigned_one() -> None:
+    state, _ = run(
+        [drg_assigned("g1", "D2", occurred_at=at(1, 6)), admitted(drg_code=None, occurred_at=at(2))]
+    )
+    assert state.drg_code == "D2" and state.standard_cost == Decimal("20000.00")
+
+
+# --- pricing: the day, the hospital's own catalogue, a standard of zero ---------------------
+
+
+def test_a_corrected_admission_day_reprices_with_the_same_drg_and_scheme() -> None:
+    state, _ = run(
+        [
+            admitted(event_id="adm-1", hospital_id="H2", admitted_at=at(1, 8, month=8)),
+            charge("c1", "9600.00", hospital_id="H2", occurred_at=at(2, month=8)),
+        ],
+        _dated_book(),
+        new_case("H2", CASE),
+    )
+    assert state.standard_cost == Decimal("20000.00") and state.level == "none"
+    # the admission was in fact on June 30: the January catalogue's standard applies
+    outcome = one(
+        state,
+        admitted(
+            event_id="adm-2",
+            hospital_id="H2",
+            admitted_at=at(30, 9, month=6),
+            occurred_at=at(3, month=8),
+        ),
+        _dated_book(),
+    )
+    assert outcome.state.standard_cost == Decimal("10000.00") and outcome.state.level == "yellow"
+    assert [alert["level"] for alert in outcome.alerts] == ["yellow"]
+
+
+def test_an_earlier_first_event_reprices_a_case_not_yet_admitted() -> None:
+    price_book = book(
+        catalogue(1, date(2026, 1, 1), groups={"OVR": ("1", "5000.00")}),
+        catalogue(2, date(2026, 7, 1), groups={"OVR": ("1", "6000.00")}),
+    )
+    state, _ = run([drg_assigned("g1", "OVR", occurred_at=at(2, month=8))], price_book)
+    assert state.standard_cost == Decimal("6000.00")
+    state, _ = run([charge("c1", "1.00", occurred_at=at(1, month=6))], price_book, state)
+    assert state.standard_cost == Decimal("5000.00")
+
+
+def test_a_hospitals_own_catalogue_names_the_drg_and_its_average_stay() -> None:
+    national = Catalogue(
+        catalogue_id=1,
+        name="national",
+        effective_from=date(2026, 1, 1),
+        base_rates={"employee": Decimal("10000.00")},
+        groups={"D1": DrgGroup("D1", "national D1", Decimal("1"), Decimal("7.5"))},
+    )
+    own = Catalogue(
+        catalogue_id=2,
+        name="H1's own",
+        effective_from=date(2026, 1, 1),
+        base_rates={"employee": Decimal("12000.00")},
+        groups={"D1": DrgGroup("D1", "H1's D1", Decimal("1.5"), Decimal("6"))},
+        hospital_id="H1",
+    )
+    price_book = book(national, own)
+    for hospital, name, stay, standard in [
+        ("H1", "H1's D1", "6", "18000.00"),
+        ("H2", "national D1", "7.5", "10000.00"),
+    ]:
+        state, _ = run([admitted(hospital_id=hospital)], price_book, new_case(hospital, CASE))
+        assert state.drg_name == name and state.avg_los_days == Decimal(stay)
+        assert state.standard_cost == Decimal(standard)
+
+
+@pytest.mark.parametrize(
+    ("weight", "override"),
+    [("0", None), ("1", "0.00"), ("0.0000004", None)],  # 0.0000004 x 10000.00: 0.00 to the cent
+)
+def test_a_standard_of_zero_leaves_the_case_unpriced(weight: str, override: str | None) -> None:
+    price_book = book(catalogue(groups={"ZERO": (weight, override)}))
+    state, alerts = run([admitted(drg_code="ZERO"), charge("c1", "100.00")], price_book)
+    assert state.level == "unpriced" and state.standard_cost is None and state.ratio is None
+    assert alerts == [] and state.total_cost == Decimal("100.00")
+
+
+def test_equal_thresholds_go_from_none_to_yellow_to_red() -> None:
+    line = Decimal("0.90")
+    price_book = book(thresholds={("*", "*"): Thresholds(line, line, line)})
+    state, alerts = run([admitted(), charge("c1", "8999.99")], price_book)
+    assert state.level == "none" and alerts == []
+    state, alerts = run([charge("c2", "0.01")], price_book, state)
+    assert [alert["level"] for alert in alerts] == ["yellow"]
+    state, alerts = run([charge("c3", "0.01")], price_book, state)
+    assert [alert["level"] for alert in alerts] == ["red"]
+
+
+# --- cost lines of more than one unit ---------------------------------------------------------
+
+
+def line(kind: str, event_id: str, quantity: str, unit_price: str, amount: str) -> Event:
+    return parse_event(
+        raw(
+            kind,
+            event_id,
+            at(2),
+            department="CARD",
+            item_code="STENT",
+            item_name="stent",
+            category="consumable",
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=amount,
+        )
+    )
+
+
+def test_a_credit_takes_back_its_quantity_and_amount() -> None:
+    state, _ = run(
+        [
+            admitted(),
+            line("charge", "c1", "5", "1200.00", "6000.00"),
+            line("credit", "r1", "2", "1200.00", "2400.00"),
+            line("credit", "r2", "0.5", "1200.00", "600.00"),
+        ]
+    )
+    stent = state.items["STENT"]
+    assert stent.quantity == Decimal("2.5") and stent.amount == Decimal("3000.00")
+    assert state.total_cost == Decimal("3000.00")
+    assert state.cost_by_category == {"consumable": Decimal("3000.00")}
+    assert state.top_contributors() == [
+        {
+            "item_code": "STENT",
+            "item_name": "stent",
+            "category": "consumable",
+            "quantity": "2.5",
+            "amount": "3000.00",
+        }
+    ]
+
+
+# --- the stored form --------------------------------------------------------------------------
+
+
+def test_a_state_stored_by_an_earlier_build_still_refuses_a_redelivery() -> None:
+    # the fingerprints of the event ids a stored state has seen: were their form to
+    # change, every stored case would count its redelivered events a second time
+    stored = {
+        "hospital_id": HOSPITAL,
+        "case_id": CASE,
+        "total_cost": "9500.00",
+        "cost_by_category": {"drug": "9500.00"},
+        "items": {"ITEM": ["name of ITEM", "drug", "1", "9500.00"]},
+        "events_applied": 2,
+        "seen": ["43f000a36f6d744e", "e408970c1c4d3fa7"],  # "c1" and "adm"
+        "level": "yellow",
+        "alert_level": "yellow",
+        "alert_seq": 1,
+        "alerts": [],
+    }
+    state = CaseState.from_dict(stored)
+    assert one(state, charge("c1", "9500.00")).duplicate
+    assert one(state, admitted()).duplicate
+    assert state.total_cost == Decimal("9500.00") and state.events_applied == 2
+    fresh, _ = run([admitted(), charge("c1", "9500.00")])
+    assert sorted(fresh.seen) == stored["seen"]
