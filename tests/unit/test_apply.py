@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from services.casecost.apply import Outcome, Reprice, apply_event, new_case
+from services.casecost.apply import Outcome, Reprice, apply_event, new_case, receive
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import Catalogue, DrgGroup, PriceBook, Thresholds
 from services.casecost.state import CaseState
@@ -774,3 +776,135 @@ def test_a_state_stored_by_an_earlier_build_still_refuses_a_redelivery() -> None
     assert state.total_cost == Decimal("9500.00") and state.events_applied == 2
     fresh, _ = run([admitted(), charge("c1", "9500.00")])
     assert sorted(fresh.seen) == stored["seen"]
+
+
+def test_a_state_stored_before_ledger_numbering_starts_at_sequence_one() -> None:
+    stored = {
+        "hospital_id": HOSPITAL,
+        "case_id": CASE,
+        "total_cost": "0",
+        "cost_by_category": {},
+        "items": {},
+        "events_applied": 0,
+        "seen": [],
+        "level": "unpriced",
+        "alert_level": "none",
+        "alert_seq": 0,
+        "alerts": [],
+    }
+    state = CaseState.from_dict(stored)
+    assert state.next_sequence == 1 and state.held == {} and state.held_since is None
+    outcome = receive(state, charge("c1", "5.00"), 1, book(), NOW)
+    assert outcome.state.total_cost == Decimal("5.00") and outcome.state.next_sequence == 2
+
+
+def test_stored_stamps_keep_their_meaning_for_later_corrections() -> None:
+    # stamps are (priority, UTC time, event id): a cost line's department (1) gives way to
+    # an admission's or a transfer's (2), and among equals the newest wins
+    state, _ = run(
+        [
+            admitted(event_id="adm-2", drg_code="D2", occurred_at=at(5)),
+            transferred("t-2", "ICU", occurred_at=at(5)),
+            drg_assigned("g-2", "D2", occurred_at=at(5)),
+            discharged("dis-2", at(9)),
+        ]
+    )
+    stored = orjson.loads(orjson.dumps(state.to_dict()))
+    assert stored["drg_stamp"] == [2, "2026-03-05T02:00:00+00:00", "g-2"]
+    assert stored["department_stamp"] == [2, "2026-03-05T02:00:00+00:00", "t-2"]
+    assert stored["discharged_stamp"] == [2, "2026-03-09T02:00:00+00:00", "dis-2"]
+    restored = CaseState.from_dict(stored)
+    older = [
+        admitted(event_id="adm-1", drg_code="D1", department="CARD", occurred_at=at(4)),
+        transferred("t-1", "WARD", occurred_at=at(4)),
+        drg_assigned("g-1", "D1", occurred_at=at(4)),
+        discharged("dis-1", at(8)),
+    ]
+    restored, _ = run(older, state=restored)
+    assert (restored.drg_code, restored.department) == ("D2", "ICU")
+    assert restored.discharged_at == state.discharged_at
+
+
+def test_the_newest_of_admissions_and_transfers_says_where_the_patient_is() -> None:
+    state, _ = run(
+        [
+            transferred("t1", "ICU", occurred_at=at(4)),
+            admitted(event_id="adm-2", department="SURG", occurred_at=at(5)),
+            charge("c1", "1.00", department="LAB", occurred_at=at(6)),
+        ]
+    )
+    assert state.department == "SURG"
+
+
+def test_first_and_last_event_times_span_every_event() -> None:
+    state, _ = run(
+        [
+            charge("c1", "1.00", occurred_at=at(3)),
+            charge("c2", "1.00", occurred_at=at(1, 6)),
+            charge("c3", "1.00", occurred_at=at(7)),
+            charge("c4", "1.00", occurred_at=at(2)),
+        ]
+    )
+    assert state.first_event_at is not None and state.last_event_at is not None
+    assert state.first_event_at.isoformat() == at(1, 6)
+    assert state.last_event_at.isoformat() == at(7)
+    assert state.to_dict()["last_event_at"] == at(7)
+
+
+def test_a_flagged_case_regrouped_to_an_unknown_drg_loses_its_flag() -> None:
+    state, _ = run([admitted(), charge("c1", "30000.00"), discharged()])
+    assert state.ratio_flag == "high"
+    state, _ = run([drg_assigned("g1", "NOPE", occurred_at=at(10))], state=state)
+    assert state.level == "unpriced" and state.ratio_flag is None
+    assert state.to_dict()["ratio_flag"] is None
+
+
+def test_a_reprice_of_a_case_with_no_events_leaves_it_unpriced() -> None:
+    outcome = one(new_case(HOSPITAL, CASE), Reprice("reprice-1", HOSPITAL, CASE, NOW))
+    assert outcome.state.level == "unpriced" and outcome.alerts == []
+    assert outcome.state.standard_cost is None and outcome.state.drg_name is None
+
+
+def test_an_item_of_less_than_one_yuan_is_a_contributor_and_a_fully_credited_one_not() -> None:
+    state, _ = run(
+        [
+            charge("c1", "0.50", item_code="SWAB"),
+            charge("c2", "3.00", item_code="GONE"),
+            credit("r2", "3.00", item_code="GONE"),
+        ]
+    )
+    assert [c["item_code"] for c in state.top_contributors()] == ["SWAB"]
+
+
+@pytest.fixture
+def machine_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Run the test as on a machine whose local time zone is the given one."""
+
+    def set_zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_alerts_are_raised_in_utc_whatever_the_machines_zone(
+    machine_zone: Callable[[str], None],
+) -> None:
+    machine_zone("Asia/Shanghai")
+    _, alerts = run([admitted(), charge("c1", "9500.00")])
+    assert alerts[0]["raised_at"] == "2026-11-23T12:00:00+00:00"
+
+
+def test_the_newest_transfer_wins_across_a_daylight_saving_change_of_the_machines_zone(
+    machine_zone: Callable[[str], None],
+) -> None:
+    # 05:50 UTC is 01:50 summer time in New York; 06:10 UTC, twenty minutes later, is
+    # 01:10 winter time: compared as local text, the later transfer would look older
+    machine_zone("America/New_York")
+    earlier = transferred("t1", "ICU", occurred_at="2026-11-01T05:50:00+00:00")
+    later = transferred("t2", "WARD", occurred_at="2026-11-01T06:10:00+00:00")
+    for order in ([earlier, later], [later, earlier]):
+        state, _ = run(order)
+        assert state.department == "WARD"
