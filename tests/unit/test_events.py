@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.casecost.events import (
+    EVENT_ADAPTER,
     Admitted,
     Charge,
     Credit,
@@ -399,3 +400,80 @@ def test_timestamps_are_years_2000_to_2100(occurred_at: str, accepted: bool) -> 
         assert errors_of(charge(occurred_at=occurred_at)) == {
             "occurred_at": "year must be between 2000 and 2100"
         }
+
+
+# --- what a refusal says, word for word (it reaches the hospital system as the reason) -------
+
+ISO_REASON = "must be an ISO-8601 string with a UTC offset, e.g. 2026-11-23T08:15:00+08:00"
+NAIVE_REASON = "must be ISO-8601 with a UTC offset, e.g. 2026-11-23T08:15:00+08:00"
+NUMBER_REASON = 'must be a decimal string such as "12.50", not a JSON number'
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"amount": 2501.0}, "amount", NUMBER_REASON),
+        ({"quantity": 2.0}, "quantity", NUMBER_REASON),
+        ({"quantity": None}, "quantity", "must be a decimal string"),
+        ({"quantity": ["2"]}, "quantity", "must be a decimal string"),
+        ({"quantity": " "}, "quantity", "must be a decimal string of at most 24 characters"),
+        (
+            {"amount": "+2501.00"},
+            "amount",
+            "must be a plain decimal string (digits, one '.', optional '-')",
+        ),
+        ({"quantity": "1.2.3"}, "quantity", "is not a valid decimal number"),
+        ({"quantity": "-"}, "quantity", "is not a valid decimal number"),
+        ({"amount": "-0.00"}, "amount", "must not be negative"),
+        ({"occurred_at": 1790000000}, "occurred_at", ISO_REASON),
+        ({"occurred_at": "23/11/2026 08:15"}, "occurred_at", ISO_REASON),
+        ({"occurred_at": "20261123-081500"}, "occurred_at", ISO_REASON),
+        ({"occurred_at": "2026-11-23T08:15:00"}, "occurred_at", NAIVE_REASON),
+    ],
+)
+def test_a_refusal_gives_its_reason_word_for_word(
+    changes: dict[str, Any], field: str, reason: str
+) -> None:
+    assert errors_of(charge(**changes)) == {field: reason}
+
+
+def test_a_quantity_may_be_a_json_integer() -> None:
+    event = parse_event(charge(quantity=2))
+    assert isinstance(event, Charge) and event.quantity == Decimal("2")
+
+
+@pytest.mark.parametrize("name", ["药物\u3000支架", "Stent\u00a0XL"])  # ideographic, no-break space
+def test_an_item_name_with_a_wide_or_no_break_space_is_accepted(name: str) -> None:
+    event = parse_event(charge(item_name=name))
+    assert isinstance(event, Charge) and event.item_name == name
+
+
+def test_the_wire_form_leaves_out_absent_fields() -> None:
+    admission = parse_event({k: v for k, v in admitted().items() if k != "drg_code"})
+    assert "drg_code" not in event_to_wire(admission)
+    wire = event_to_wire(parse_event(charge()))
+    assert "ordered_by" not in wire and "order_id" not in wire
+    assert None not in wire.values()
+
+
+def test_the_published_schema_gives_money_and_quantities_as_decimal_strings() -> None:
+    properties = EVENT_ADAPTER.json_schema()["$defs"]["Charge"]["properties"]
+    two, four = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+    assert properties["amount"] == {
+        "type": "string",
+        "pattern": two,
+        "description": "decimal string to the cent; must equal quantity x unit_price",
+        "title": "Amount",
+    }
+    assert properties["unit_price"] == {
+        "type": "string",
+        "pattern": four,
+        "description": "decimal string, up to 4 places",
+        "title": "Unit Price",
+    }
+    assert properties["quantity"] == {
+        "type": "string",
+        "pattern": four,
+        "description": "decimal string (an integer is accepted), greater than zero",
+        "title": "Quantity",
+    }
