@@ -46,7 +46,7 @@ def test_the_forecast_adds_every_proposed_item_to_the_current_total() -> None:
 
 def test_no_proposed_items_add_nothing() -> None:
     result = forecast(Decimal("9000.00"), STANDARD, DEFAULT, [])
-    assert result.added_cost == 0
+    assert result.added_cost == 0 and isinstance(result.added_cost, Decimal)
     assert result.projected == result.current == Landing(Decimal("9000.00"), Decimal("0.9"), "blue")
 
 
