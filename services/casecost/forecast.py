@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from services.casecost.pricing import CaseLevel, Thresholds, ratio_of
 
@@ -50,19 +50,24 @@ def forecast(
     projected_total = total + added
     headroom = None
     if standard is not None:
-        # blue and yellow are reached at >=; red only above the line, so one cent more
+        # the least money, to the cent, that reaches each level: blue and yellow are reached
+        # at their line (the next cent up when it falls between two), red only above it
         headroom = {
-            "blue": thresholds.blue * standard - projected_total,
-            "yellow": thresholds.yellow * standard - projected_total,
-            "red": thresholds.red * standard - projected_total + CENT,
+            "blue": _up_to_cent(thresholds.blue * standard - projected_total),
+            "yellow": _up_to_cent(thresholds.yellow * standard - projected_total),
+            "red": (thresholds.red * standard - projected_total).quantize(
+                CENT, rounding=ROUND_FLOOR
+            )
+            + CENT,
         }
-        headroom = {
-            level: max(Decimal("0.00"), amount.quantize(CENT, rounding=ROUND_HALF_UP))
-            for level, amount in headroom.items()
-        }
+        headroom = {level: max(Decimal("0.00"), amount) for level, amount in headroom.items()}
     return Forecast(
         added_cost=added,
         current=landing(total, standard, thresholds),
         projected=landing(projected_total, standard, thresholds),
         headroom=headroom,
     )
+
+
+def _up_to_cent(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_CEILING)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -10,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from services.casecost.apply import Outcome, Reprice, apply_event, new_case
-from services.casecost.events import Event
-from services.casecost.pricing import PriceBook, Thresholds
+from services.casecost.apply import Outcome, Reprice, apply_event, new_case, receive
+from services.casecost.events import Event, parse_event
+from services.casecost.pricing import Catalogue, DrgGroup, PriceBook, Thresholds
 from services.casecost.state import CaseState
 from tests.unit.case_events import (
     CASE,
@@ -26,6 +28,7 @@ from tests.unit.case_events import (
     credit,
     discharged,
     drg_assigned,
+    raw,
     transferred,
 )
 
@@ -582,3 +585,348 @@ def test_dropping_the_memo_changes_no_result() -> None:
     for state in (remembered, forgotten):
         run(more, state=state)
     assert forgotten.to_dict() == remembered.to_dict()
+
+
+# --- corrections: the newest word wins whatever the arrival order ---------------------------
+
+
+@pytest.mark.parametrize("corrected_last", [True, False])
+def test_a_corrected_admission_wins_over_the_first_whatever_the_order(corrected_last: bool) -> None:
+    first = admitted(
+        event_id="adm-1", drg_code="D1", scheme="employee", department="CARD",
+        admitted_at=at(1, 8), occurred_at=at(1, 8),
+    )  # fmt: skip
+    corrected = admitted(
+        event_id="adm-2", drg_code="D2", scheme="resident", department="SURG",
+        admitted_at=at(2, 9), occurred_at=at(2, 10),
+    )  # fmt: skip
+    state, _ = run([first, corrected] if corrected_last else [corrected, first])
+    assert (state.drg_code, state.insurance_scheme, state.department) == ("D2", "resident", "SURG")
+    assert state.admitted_at == corrected.admitted_at  # type: ignore[union-attr]
+    assert state.standard_cost == Decimal("16000.00")  # D2 for residents: 2 x 8000.00
+
+
+@pytest.mark.parametrize("corrected_last", [True, False])
+def test_a_corrected_discharge_wins_over_the_first_whatever_the_order(corrected_last: bool) -> None:
+    first, corrected = discharged("dis-1", at(9)), discharged("dis-2", at(11))
+    state, _ = run(
+        [admitted(), first, corrected] if corrected_last else [admitted(), corrected, first]
+    )
+    assert state.discharged_at == corrected.discharged_at  # type: ignore[union-attr]
+
+
+def test_an_admission_newer_than_a_regroup_sets_the_drg() -> None:
+    state, alerts = run(
+        [
+            admitted(event_id="adm-1", drg_code="D2", occurred_at=at(1, 8)),
+            charge("c1", "9600.00"),
+            drg_assigned("g1", "D2", occurred_at=at(3)),
+            admitted(event_id="adm-2", drg_code="D1", occurred_at=at(4)),
+        ]
+    )
+    assert state.drg_code == "D1" and state.standard_cost == Decimal("10000.00")
+    assert [(a["level"], a["event_id"]) for a in alerts] == [("yellow", "adm-2")]
+
+
+def test_an_admission_older_than_a_regroup_leaves_the_drg() -> None:
+    state, _ = run(
+        [drg_assigned("g1", "D2", occurred_at=at(3)), admitted(drg_code="D1", occurred_at=at(2))]
+    )
+    assert state.drg_code == "D2" and state.standard_cost == Decimal("20000.00")
+
+
+def test_an_admission_without_a_drg_leaves_the_assigned_one() -> None:
+    state, _ = run(
+        [drg_assigned("g1", "D2", occurred_at=at(1, 6)), admitted(drg_code=None, occurred_at=at(2))]
+    )
+    assert state.drg_code == "D2" and state.standard_cost == Decimal("20000.00")
+
+
+# --- pricing: the day, the hospital's own catalogue, a standard of zero ---------------------
+
+
+def test_a_corrected_admission_day_reprices_with_the_same_drg_and_scheme() -> None:
+    state, _ = run(
+        [
+            admitted(event_id="adm-1", hospital_id="H2", admitted_at=at(1, 8, month=8)),
+            charge("c1", "9600.00", hospital_id="H2", occurred_at=at(2, month=8)),
+        ],
+        _dated_book(),
+        new_case("H2", CASE),
+    )
+    assert state.standard_cost == Decimal("20000.00") and state.level == "none"
+    # the admission was in fact on June 30: the January catalogue's standard applies
+    outcome = one(
+        state,
+        admitted(
+            event_id="adm-2",
+            hospital_id="H2",
+            admitted_at=at(30, 9, month=6),
+            occurred_at=at(3, month=8),
+        ),
+        _dated_book(),
+    )
+    assert outcome.state.standard_cost == Decimal("10000.00") and outcome.state.level == "yellow"
+    assert [alert["level"] for alert in outcome.alerts] == ["yellow"]
+
+
+def test_an_earlier_first_event_reprices_a_case_not_yet_admitted() -> None:
+    price_book = book(
+        catalogue(1, date(2026, 1, 1), groups={"OVR": ("1", "5000.00")}),
+        catalogue(2, date(2026, 7, 1), groups={"OVR": ("1", "6000.00")}),
+    )
+    state, _ = run([drg_assigned("g1", "OVR", occurred_at=at(2, month=8))], price_book)
+    assert state.standard_cost == Decimal("6000.00")
+    state, _ = run([charge("c1", "1.00", occurred_at=at(1, month=6))], price_book, state)
+    assert state.standard_cost == Decimal("5000.00")
+
+
+def test_a_hospitals_own_catalogue_names_the_drg_and_its_average_stay() -> None:
+    national = Catalogue(
+        catalogue_id=1,
+        name="national",
+        effective_from=date(2026, 1, 1),
+        base_rates={"employee": Decimal("10000.00")},
+        groups={"D1": DrgGroup("D1", "national D1", Decimal("1"), Decimal("7.5"))},
+    )
+    own = Catalogue(
+        catalogue_id=2,
+        name="H1's own",
+        effective_from=date(2026, 1, 1),
+        base_rates={"employee": Decimal("12000.00")},
+        groups={"D1": DrgGroup("D1", "H1's D1", Decimal("1.5"), Decimal("6"))},
+        hospital_id="H1",
+    )
+    price_book = book(national, own)
+    for hospital, name, stay, standard in [
+        ("H1", "H1's D1", "6", "18000.00"),
+        ("H2", "national D1", "7.5", "10000.00"),
+    ]:
+        state, _ = run([admitted(hospital_id=hospital)], price_book, new_case(hospital, CASE))
+        assert state.drg_name == name and state.avg_los_days == Decimal(stay)
+        assert state.standard_cost == Decimal(standard)
+
+
+@pytest.mark.parametrize(
+    ("weight", "override"),
+    [("0", None), ("1", "0.00"), ("0.0000004", None)],  # 0.0000004 x 10000.00: 0.00 to the cent
+)
+def test_a_standard_of_zero_leaves_the_case_unpriced(weight: str, override: str | None) -> None:
+    price_book = book(catalogue(groups={"ZERO": (weight, override)}))
+    state, alerts = run([admitted(drg_code="ZERO"), charge("c1", "100.00")], price_book)
+    assert state.level == "unpriced" and state.standard_cost is None and state.ratio is None
+    assert alerts == [] and state.total_cost == Decimal("100.00")
+
+
+def test_equal_thresholds_go_from_none_to_yellow_to_red() -> None:
+    line = Decimal("0.90")
+    price_book = book(thresholds={("*", "*"): Thresholds(line, line, line)})
+    state, alerts = run([admitted(), charge("c1", "8999.99")], price_book)
+    assert state.level == "none" and alerts == []
+    state, alerts = run([charge("c2", "0.01")], price_book, state)
+    assert [alert["level"] for alert in alerts] == ["yellow"]
+    state, alerts = run([charge("c3", "0.01")], price_book, state)
+    assert [alert["level"] for alert in alerts] == ["red"]
+
+
+# --- cost lines of more than one unit ---------------------------------------------------------
+
+
+def line(kind: str, event_id: str, quantity: str, unit_price: str, amount: str) -> Event:
+    return parse_event(
+        raw(
+            kind,
+            event_id,
+            at(2),
+            department="CARD",
+            item_code="STENT",
+            item_name="stent",
+            category="consumable",
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=amount,
+        )
+    )
+
+
+def test_a_credit_takes_back_its_quantity_and_amount() -> None:
+    state, _ = run(
+        [
+            admitted(),
+            line("charge", "c1", "5", "1200.00", "6000.00"),
+            line("credit", "r1", "2", "1200.00", "2400.00"),
+            line("credit", "r2", "0.5", "1200.00", "600.00"),
+        ]
+    )
+    stent = state.items["STENT"]
+    assert stent.quantity == Decimal("2.5") and stent.amount == Decimal("3000.00")
+    assert state.total_cost == Decimal("3000.00")
+    assert state.cost_by_category == {"consumable": Decimal("3000.00")}
+    assert state.top_contributors() == [
+        {
+            "item_code": "STENT",
+            "item_name": "stent",
+            "category": "consumable",
+            "quantity": "2.5",
+            "amount": "3000.00",
+        }
+    ]
+
+
+# --- the stored form --------------------------------------------------------------------------
+
+
+def test_a_state_stored_by_an_earlier_build_still_refuses_a_redelivery() -> None:
+    # the fingerprints of the event ids a stored state has seen: were their form to
+    # change, every stored case would count its redelivered events a second time
+    stored = {
+        "hospital_id": HOSPITAL,
+        "case_id": CASE,
+        "total_cost": "9500.00",
+        "cost_by_category": {"drug": "9500.00"},
+        "items": {"ITEM": ["name of ITEM", "drug", "1", "9500.00"]},
+        "events_applied": 2,
+        "seen": ["43f000a36f6d744e", "e408970c1c4d3fa7"],  # "c1" and "adm"
+        "level": "yellow",
+        "alert_level": "yellow",
+        "alert_seq": 1,
+        "alerts": [],
+    }
+    state = CaseState.from_dict(stored)
+    assert one(state, charge("c1", "9500.00")).duplicate
+    assert one(state, admitted()).duplicate
+    assert state.total_cost == Decimal("9500.00") and state.events_applied == 2
+    fresh, _ = run([admitted(), charge("c1", "9500.00")])
+    assert sorted(fresh.seen) == stored["seen"]
+
+
+def test_a_state_stored_before_ledger_numbering_starts_at_sequence_one() -> None:
+    stored = {
+        "hospital_id": HOSPITAL,
+        "case_id": CASE,
+        "total_cost": "0",
+        "cost_by_category": {},
+        "items": {},
+        "events_applied": 0,
+        "seen": [],
+        "level": "unpriced",
+        "alert_level": "none",
+        "alert_seq": 0,
+        "alerts": [],
+    }
+    state = CaseState.from_dict(stored)
+    assert state.next_sequence == 1 and state.held == {} and state.held_since is None
+    outcome = receive(state, charge("c1", "5.00"), 1, book(), NOW)
+    assert outcome.state.total_cost == Decimal("5.00") and outcome.state.next_sequence == 2
+
+
+def test_stored_stamps_keep_their_meaning_for_later_corrections() -> None:
+    # stamps are (priority, UTC time, event id): a cost line's department (1) gives way to
+    # an admission's or a transfer's (2), and among equals the newest wins
+    state, _ = run(
+        [
+            admitted(event_id="adm-2", drg_code="D2", occurred_at=at(5)),
+            transferred("t-2", "ICU", occurred_at=at(5)),
+            drg_assigned("g-2", "D2", occurred_at=at(5)),
+            discharged("dis-2", at(9)),
+        ]
+    )
+    stored = orjson.loads(orjson.dumps(state.to_dict()))
+    assert stored["drg_stamp"] == [2, "2026-03-05T02:00:00+00:00", "g-2"]
+    assert stored["department_stamp"] == [2, "2026-03-05T02:00:00+00:00", "t-2"]
+    assert stored["discharged_stamp"] == [2, "2026-03-09T02:00:00+00:00", "dis-2"]
+    restored = CaseState.from_dict(stored)
+    older = [
+        admitted(event_id="adm-1", drg_code="D1", department="CARD", occurred_at=at(4)),
+        transferred("t-1", "WARD", occurred_at=at(4)),
+        drg_assigned("g-1", "D1", occurred_at=at(4)),
+        discharged("dis-1", at(8)),
+    ]
+    restored, _ = run(older, state=restored)
+    assert (restored.drg_code, restored.department) == ("D2", "ICU")
+    assert restored.discharged_at == state.discharged_at
+
+
+def test_the_newest_of_admissions_and_transfers_says_where_the_patient_is() -> None:
+    state, _ = run(
+        [
+            transferred("t1", "ICU", occurred_at=at(4)),
+            admitted(event_id="adm-2", department="SURG", occurred_at=at(5)),
+            charge("c1", "1.00", department="LAB", occurred_at=at(6)),
+        ]
+    )
+    assert state.department == "SURG"
+
+
+def test_first_and_last_event_times_span_every_event() -> None:
+    state, _ = run(
+        [
+            charge("c1", "1.00", occurred_at=at(3)),
+            charge("c2", "1.00", occurred_at=at(1, 6)),
+            charge("c3", "1.00", occurred_at=at(7)),
+            charge("c4", "1.00", occurred_at=at(2)),
+        ]
+    )
+    assert state.first_event_at is not None and state.last_event_at is not None
+    assert state.first_event_at.isoformat() == at(1, 6)
+    assert state.last_event_at.isoformat() == at(7)
+    assert state.to_dict()["last_event_at"] == at(7)
+
+
+def test_a_flagged_case_regrouped_to_an_unknown_drg_loses_its_flag() -> None:
+    state, _ = run([admitted(), charge("c1", "30000.00"), discharged()])
+    assert state.ratio_flag == "high"
+    state, _ = run([drg_assigned("g1", "NOPE", occurred_at=at(10))], state=state)
+    assert state.level == "unpriced" and state.ratio_flag is None
+    assert state.to_dict()["ratio_flag"] is None
+
+
+def test_a_reprice_of_a_case_with_no_events_leaves_it_unpriced() -> None:
+    outcome = one(new_case(HOSPITAL, CASE), Reprice("reprice-1", HOSPITAL, CASE, NOW))
+    assert outcome.state.level == "unpriced" and outcome.alerts == []
+    assert outcome.state.standard_cost is None and outcome.state.drg_name is None
+
+
+def test_an_item_of_less_than_one_yuan_is_a_contributor_and_a_fully_credited_one_not() -> None:
+    state, _ = run(
+        [
+            charge("c1", "0.50", item_code="SWAB"),
+            charge("c2", "3.00", item_code="GONE"),
+            credit("r2", "3.00", item_code="GONE"),
+        ]
+    )
+    assert [c["item_code"] for c in state.top_contributors()] == ["SWAB"]
+
+
+@pytest.fixture
+def machine_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Run the test as on a machine whose local time zone is the given one."""
+
+    def set_zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_alerts_are_raised_in_utc_whatever_the_machines_zone(
+    machine_zone: Callable[[str], None],
+) -> None:
+    machine_zone("Asia/Shanghai")
+    _, alerts = run([admitted(), charge("c1", "9500.00")])
+    assert alerts[0]["raised_at"] == "2026-11-23T12:00:00+00:00"
+
+
+def test_the_newest_transfer_wins_across_a_daylight_saving_change_of_the_machines_zone(
+    machine_zone: Callable[[str], None],
+) -> None:
+    # 05:50 UTC is 01:50 summer time in New York; 06:10 UTC, twenty minutes later, is
+    # 01:10 winter time: compared as local text, the later transfer would look older
+    machine_zone("America/New_York")
+    earlier = transferred("t1", "ICU", occurred_at="2026-11-01T05:50:00+00:00")
+    later = transferred("t2", "WARD", occurred_at="2026-11-01T06:10:00+00:00")
+    for order in ([earlier, later], [later, earlier]):
+        state, _ = run(order)
+        assert state.department == "WARD"

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.casecost.events import (
+    EVENT_ADAPTER,
     Admitted,
     Charge,
     Credit,
@@ -347,3 +348,132 @@ def test_json_integer_for_money_is_refused() -> None:
 @pytest.mark.parametrize("epoch", [1790000000, "1790000000"])
 def test_epoch_number_for_occurred_at_is_refused(epoch: object) -> None:
     assert "occurred_at" in errors_of(charge(occurred_at=epoch))
+
+
+# --- the bounds of numbers and dates --------------------------------------------------------
+
+
+def test_money_up_to_one_billion_a_line_is_accepted_and_a_cent_more_refused() -> None:
+    event = parse_event(charge(quantity="1", unit_price="1000000000", amount="1000000000.00"))
+    assert isinstance(event, Charge) and event.amount == Decimal("1000000000")
+    errors = errors_of(charge(quantity="1", unit_price="1000000000.01", amount="1000000000.01"))
+    assert errors == {
+        "unit_price": "must not exceed 1000000000",
+        "amount": "must not exceed 1000000000",
+    }
+
+
+def test_a_quantity_up_to_one_hundred_thousand_is_accepted_and_more_refused() -> None:
+    event = parse_event(charge(quantity="100000", unit_price="0.01", amount="1000.00"))
+    assert isinstance(event, Charge) and event.quantity == Decimal("100000")
+    errors = errors_of(charge(quantity="100000.0001", unit_price="0.01", amount="1000.00"))
+    assert errors == {"quantity": "must not exceed 100000"}
+
+
+def test_a_quantity_up_to_four_decimals_is_accepted_and_five_refused() -> None:
+    event = parse_event(charge(quantity="1.0001", unit_price="10000", amount="10001.00"))
+    assert isinstance(event, Charge) and event.quantity == Decimal("1.0001")
+    errors = errors_of(charge(quantity="1.00001", unit_price="10000", amount="10000.10"))
+    assert errors == {"quantity": "has more than 4 decimal places"}
+
+
+def test_a_decimal_of_up_to_24_characters_is_accepted_and_longer_refused() -> None:
+    event = parse_event(charge(quantity="1", unit_price="12.50", amount="0" * 19 + "12.50"))
+    assert isinstance(event, Charge) and event.amount == Decimal("12.50")
+    errors = errors_of(charge(quantity="1", unit_price="12.50", amount="0" * 20 + "12.50"))
+    assert errors == {"amount": "must be a decimal string of at most 24 characters"}
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "accepted"),
+    [
+        ("2000-01-01T00:00:00+00:00", True),
+        ("1999-12-31T23:59:59+00:00", False),
+        ("2100-12-31T23:59:59+00:00", True),
+        ("2101-01-01T00:00:00+00:00", False),
+    ],
+)
+def test_timestamps_are_years_2000_to_2100(occurred_at: str, accepted: bool) -> None:
+    if accepted:
+        assert parse_event(charge(occurred_at=occurred_at)).occurred_at.year in (2000, 2100)
+    else:
+        assert errors_of(charge(occurred_at=occurred_at)) == {
+            "occurred_at": "year must be between 2000 and 2100"
+        }
+
+
+# --- what a refusal says, word for word (it reaches the hospital system as the reason) -------
+
+ISO_REASON = "must be an ISO-8601 string with a UTC offset, e.g. 2026-11-23T08:15:00+08:00"
+NAIVE_REASON = "must be ISO-8601 with a UTC offset, e.g. 2026-11-23T08:15:00+08:00"
+NUMBER_REASON = 'must be a decimal string such as "12.50", not a JSON number'
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"amount": 2501.0}, "amount", NUMBER_REASON),
+        ({"quantity": 2.0}, "quantity", NUMBER_REASON),
+        ({"quantity": None}, "quantity", "must be a decimal string"),
+        ({"quantity": ["2"]}, "quantity", "must be a decimal string"),
+        ({"quantity": " "}, "quantity", "must be a decimal string of at most 24 characters"),
+        (
+            {"amount": "+2501.00"},
+            "amount",
+            "must be a plain decimal string (digits, one '.', optional '-')",
+        ),
+        ({"quantity": "1.2.3"}, "quantity", "is not a valid decimal number"),
+        ({"quantity": "-"}, "quantity", "is not a valid decimal number"),
+        ({"amount": "-0.00"}, "amount", "must not be negative"),
+        ({"occurred_at": 1790000000}, "occurred_at", ISO_REASON),
+        ({"occurred_at": "23/11/2026 08:15"}, "occurred_at", ISO_REASON),
+        ({"occurred_at": "20261123-081500"}, "occurred_at", ISO_REASON),
+        ({"occurred_at": "2026-11-23T08:15:00"}, "occurred_at", NAIVE_REASON),
+    ],
+)
+def test_a_refusal_gives_its_reason_word_for_word(
+    changes: dict[str, Any], field: str, reason: str
+) -> None:
+    assert errors_of(charge(**changes)) == {field: reason}
+
+
+def test_a_quantity_may_be_a_json_integer() -> None:
+    event = parse_event(charge(quantity=2))
+    assert isinstance(event, Charge) and event.quantity == Decimal("2")
+
+
+@pytest.mark.parametrize("name", ["药物\u3000支架", "Stent\u00a0XL"])  # ideographic, no-break space
+def test_an_item_name_with_a_wide_or_no_break_space_is_accepted(name: str) -> None:
+    event = parse_event(charge(item_name=name))
+    assert isinstance(event, Charge) and event.item_name == name
+
+
+def test_the_wire_form_leaves_out_absent_fields() -> None:
+    admission = parse_event({k: v for k, v in admitted().items() if k != "drg_code"})
+    assert "drg_code" not in event_to_wire(admission)
+    wire = event_to_wire(parse_event(charge()))
+    assert "ordered_by" not in wire and "order_id" not in wire
+    assert None not in wire.values()
+
+
+def test_the_published_schema_gives_money_and_quantities_as_decimal_strings() -> None:
+    properties = EVENT_ADAPTER.json_schema()["$defs"]["Charge"]["properties"]
+    two, four = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", r"^[0-9]{1,10}(\.[0-9]{1,4})?$"
+    assert properties["amount"] == {
+        "type": "string",
+        "pattern": two,
+        "description": "decimal string to the cent; must equal quantity x unit_price",
+        "title": "Amount",
+    }
+    assert properties["unit_price"] == {
+        "type": "string",
+        "pattern": four,
+        "description": "decimal string, up to 4 places",
+        "title": "Unit Price",
+    }
+    assert properties["quantity"] == {
+        "type": "string",
+        "pattern": four,
+        "description": "decimal string (an integer is accepted), greater than zero",
+        "title": "Quantity",
+    }
