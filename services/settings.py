@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.casecost.pricing import DEFAULT_TIMEZONE
+
 
 class CommonSettings(BaseSettings):
     """What every process kind needs: where the database and the broker are, how topics
@@ -30,7 +32,7 @@ class CommonSettings(BaseSettings):
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=5)
     # a hospital's day is its local calendar day ("today", pricing days, weeks)
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("timezone")

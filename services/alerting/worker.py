@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NoReturn, cast
 
 import faust
@@ -42,6 +42,7 @@ class ReferenceData:
     """The price book in use, reloaded when the database's reference version moves."""
 
     sessions: async_sessionmaker[AsyncSession]
+    zone: tzinfo | None = None  # the hospitals' time zone (the product's default if None)
     price_book: PriceBook = field(default_factory=PriceBook)
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -65,7 +66,9 @@ class ReferenceData:
                 version = await catalogue_service.reference_version(db_session=db_session)
                 if self.loaded and version <= self.price_book.version:
                     return False
-                self.price_book = await catalogue_service.load_price_book(db_session=db_session)
+                self.price_book = await catalogue_service.load_price_book(
+                    db_session=db_session, zone=self.zone
+                )
             changed = self.loaded
             self.loaded = True
             log.info(
@@ -266,7 +269,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         settings=settings,
         events=events,
         cases=cases,
-        reference=ReferenceData(sessions),
+        reference=ReferenceData(sessions, settings.zone),
         live=LiveStates(settings.live_states),
         topics=Topics(
             changelog=cases.changelog_topic.get_topic_name(),

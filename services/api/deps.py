@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -53,6 +53,12 @@ async def get_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def get_zone(request: Request) -> tzinfo:
+    """The hospitals' time zone (DRGWATCH_TIMEZONE)."""
+    settings: CommonSettings = request.app.state.settings
+    return settings.zone
+
+
 async def get_today(request: Request, now: Annotated[datetime, Depends(get_now)]) -> date:
     """The hospital's local day now (DRGWATCH_TIMEZONE): at 00:30 in Beijing on 1 December
     it is 1 December, though UTC is still on 30 November."""
@@ -78,4 +84,5 @@ PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 NowDep = Annotated[datetime, Depends(get_now)]
 TodayDep = Annotated[date, Depends(get_today)]
+ZoneDep = Annotated[tzinfo, Depends(get_zone)]
 CallerCheckDep = Annotated[CallerCheck, Depends(get_caller_check)]

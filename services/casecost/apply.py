@@ -250,7 +250,7 @@ def _price(state: CaseState, price_book: PriceBook) -> None:
 def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
     """The case's group, standard and thresholds; looked up again only when the price
     book, the DRG, the scheme or the pricing day moved (most events move none)."""
-    on = _pricing_date(state)
+    on = _pricing_date(state, price_book)
     known = state.memo.pricing
     if (
         known is not None
@@ -276,10 +276,11 @@ def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
     return pricing
 
 
-def _pricing_date(state: CaseState) -> date | None:
-    """Standards in force on the day of admission (or of the first event until then)."""
+def _pricing_date(state: CaseState, price_book: PriceBook) -> date | None:
+    """Standards in force on the hospital's day of admission (or of the first event until
+    then), whatever offset the event was written in."""
     moment = state.admitted_at or state.first_event_at
-    return None if moment is None else moment.date()
+    return None if moment is None else price_book.local_day(moment)
 
 
 def _alert_for(state: CaseState, event: Event | Reprice, now: datetime) -> dict[str, Any] | None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 AlertLevel = Literal["none", "blue", "yellow", "red"]
 CaseLevel = Literal["unpriced", "none", "blue", "yellow", "red"]
 LEVEL_RANK: dict[str, int] = {"none": 0, "blue": 1, "yellow": 2, "red": 3}
 CENT = Decimal("0.01")
 RATIO_PLACES = Decimal("0.0001")
+# a hospital's day is its local calendar day: the time zone of the hospitals a deployment
+# serves, unless configured (DRGWATCH_TIMEZONE)
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,13 @@ class PriceBook:
     catalogues: tuple[Catalogue, ...] = ()
     # keys: (hospital_id, drg_code) with "*" as wildcard for either part
     thresholds: dict[tuple[str, str], Thresholds] = field(default_factory=dict)
+    # the hospitals' time zone: a case is priced by its day of admission there, whatever
+    # offset the admission was written in
+    zone: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+
+    def local_day(self, moment: datetime) -> date:
+        """The hospital's calendar day of `moment`."""
+        return moment.astimezone(self.zone).date()
 
     def catalogue_for(
         self, hospital_id: str, on: date, *, include_sample: bool = True

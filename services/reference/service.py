@@ -14,7 +14,8 @@ import csv
 import io
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,9 +112,10 @@ async def bump_reference_version(*, db_session: AsyncSession) -> None:
     )
 
 
-async def load_price_book(*, db_session: AsyncSession) -> PriceBook:
+async def load_price_book(*, db_session: AsyncSession, zone: tzinfo | None = None) -> PriceBook:
     """Every catalogue in force at some date (not withdrawn) and every threshold, as the
-    immutable snapshot the core prices with."""
+    immutable snapshot the core prices with; `zone` is the hospitals' time zone (the
+    product's default without it), which decides a case's pricing day."""
     version = await reference_version(db_session=db_session)
     records = (
         await db_session.scalars(
@@ -134,11 +136,12 @@ async def load_price_book(*, db_session: AsyncSession) -> PriceBook:
         (row.hospital_id, row.drg_code): Thresholds(row.blue, row.yellow, row.red)
         for row in (await db_session.scalars(select(ThresholdRecord))).all()
     }
-    return PriceBook(
+    book = PriceBook(
         version=version,
         catalogues=tuple(_catalogue(record, groups[record.id]) for record in records),
         thresholds=thresholds,
     )
+    return book if zone is None else replace(book, zone=zone)
 
 
 def _catalogue(record: CatalogueRecord, groups: dict[str, DrgGroup]) -> Catalogue:
@@ -157,13 +160,18 @@ def _catalogue(record: CatalogueRecord, groups: dict[str, DrgGroup]) -> Catalogu
 
 
 async def import_catalogue(
-    *, db_session: AsyncSession, catalogue_in: CatalogueIn, today: date, imported_by: str
+    *,
+    db_session: AsyncSession,
+    catalogue_in: CatalogueIn,
+    today: date,
+    zone: tzinfo,
+    imported_by: str,
 ) -> ImportReport:
     """Plan an import against the catalogue in force, report what it does to the open
     cases, and store it (unless `dry_run`); CatalogueRefused if it would price wrongly."""
-    before = await load_price_book(db_session=db_session)
+    before = await load_price_book(db_session=db_session, zone=zone)
     plan = plan_import(before, catalogue_in)
-    after = PriceBook(before.version, (*before.catalogues, plan.catalogue), before.thresholds)
+    after = replace(before, catalogues=(*before.catalogues, plan.catalogue))
     impact = await _impact(
         db_session=db_session, before=before, after=after, hospital_id=catalogue_in.hospital_id
     )
@@ -261,29 +269,17 @@ async def _impact(
         CaseRecord.insurance_scheme,
         CaseRecord.admitted_at,
         CaseRecord.last_event_at,
-        CaseRecord.utc_offset_minutes,
     ).where(CaseRecord.status == "open")
     if hospital_id is not None:
         statement = statement.where(CaseRecord.hospital_id == hospital_id)
     keys: Counter[PricingKey] = Counter()
     result = await db_session.stream(statement.execution_options(yield_per=5_000))
     async for partition in result.partitions():
-        for hospital, drg_code, scheme, admitted_at, last_event_at, offset in partition:
-            keys[
-                PricingKey(
-                    hospital, drg_code, scheme, _local_day(admitted_at or last_event_at, offset)
-                )
-            ] += 1
+        for hospital, drg_code, scheme, admitted_at, last_event_at in partition:
+            moment = admitted_at or last_event_at
+            day = None if moment is None else after.local_day(moment)
+            keys[PricingKey(hospital, drg_code, scheme, day)] += 1
     return impact_of(before, after, keys)
-
-
-def _local_day(moment: datetime | None, offset_minutes: int | None) -> date | None:
-    """The case's pricing day: its admission's local date, in the offset the admission
-    carried (the projection keeps the moment in UTC and the offset beside it). A case
-    with no admission yet is counted by its latest event's day."""
-    if moment is None:
-        return None
-    return (moment.astimezone(UTC) + timedelta(minutes=offset_minutes or 0)).date()
 
 
 def _ref(catalogue: Catalogue, stored_id: int | None) -> CatalogueRef:
@@ -411,6 +407,7 @@ async def withdraw(
     db_session: AsyncSession,
     catalogue_id: int,
     today: date,
+    zone: tzinfo,
     hospitals: Visible,
     authorize: Callable[[str | None], None],
     withdrawn_by: str,
@@ -429,9 +426,9 @@ async def withdraw(
             f"catalogue {record.id} was withdrawn on {record.withdrawn_at:%Y-%m-%d %H:%M} UTC"
             f" by {record.withdrawn_by}"
         )
-    before = await load_price_book(db_session=db_session)
+    before = await load_price_book(db_session=db_session, zone=zone)
     remaining = tuple(c for c in before.catalogues if c.catalogue_id != record.id)
-    after = PriceBook(before.version, remaining, before.thresholds)
+    after = replace(before, catalogues=remaining)
     impact = await _impact(
         db_session=db_session, before=before, after=after, hospital_id=record.hospital_id
     )

@@ -930,3 +930,32 @@ def test_the_newest_transfer_wins_across_a_daylight_saving_change_of_the_machine
     for order in ([earlier, later], [later, earlier]):
         state, _ = run(order)
         assert state.department == "WARD"
+
+
+# --- the pricing day is the hospital's local day ----------------------------------------
+
+
+def _new_year_book(zone: str = "Asia/Shanghai") -> PriceBook:
+    from dataclasses import replace
+    from zoneinfo import ZoneInfo
+
+    old = catalogue(1, date(2025, 1, 1), groups={"D1": ("1", "1000.00")})
+    new = catalogue(2, date(2026, 1, 1), groups={"D1": ("1", "2000.00")})
+    return replace(book(old, new), zone=ZoneInfo(zone))
+
+
+@pytest.mark.parametrize(
+    "admitted_at",
+    ["2026-01-01T01:30:00+08:00", "2025-12-31T17:30:00+00:00", "2025-12-31T12:30:00-05:00"],
+)
+def test_a_case_is_priced_by_its_admission_day_where_the_hospital_is(admitted_at: str) -> None:
+    # the same moment written in three offsets: 01:30 on New Year's Day in Beijing
+    event = admitted(admitted_at=admitted_at, occurred_at=admitted_at)
+    state, _ = run([event], _new_year_book())
+    assert state.standard_cost == Decimal("2000.00")
+
+
+def test_the_pricing_day_follows_the_configured_zone() -> None:
+    event = admitted(admitted_at="2026-01-01T01:30:00+08:00")
+    state, _ = run([event], _new_year_book("UTC"))  # still 31 December in UTC
+    assert state.standard_cost == Decimal("1000.00")

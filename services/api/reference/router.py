@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import ALL_HOSPITALS, Principal
-from services.api.deps import SessionDep, TodayDep, require
+from services.api.deps import SessionDep, TodayDep, ZoneDep, require
 from services.api.openapi import ErrorBody
 from services.reference import service as catalogue_service
 from services.reference import thresholds as threshold_service
@@ -65,6 +65,7 @@ async def import_catalogue(
     db_session: SessionDep,
     caller: ReferenceWriter,
     today: TodayDep,
+    zone: ZoneDep,
     response: Response,
 ) -> ImportReport:
     """Import a catalogue version (`mode` full, amend or replace; `dry_run` to see what
@@ -72,7 +73,11 @@ async def import_catalogue(
     cases are priced again or left unpriced; workers price open cases again against it."""
     _check_hospital(caller, catalogue_in.hospital_id or ALL_HOSPITALS)
     report = await catalogue_service.import_catalogue(
-        db_session=db_session, catalogue_in=catalogue_in, today=today, imported_by=caller.name
+        db_session=db_session,
+        catalogue_in=catalogue_in,
+        today=today,
+        zone=zone,
+        imported_by=caller.name,
     )
     if catalogue_in.dry_run:
         response.status_code = 200
@@ -176,6 +181,7 @@ async def withdraw_catalogue(
     db_session: SessionDep,
     caller: ReferenceWriter,
     today: TodayDep,
+    zone: ZoneDep,
     withdraw_in: WithdrawIn | None = None,
 ) -> WithdrawalReport:
     """Take a catalogue out of force for good (kept as history); workers price open cases
@@ -185,6 +191,7 @@ async def withdraw_catalogue(
         db_session=db_session,
         catalogue_id=catalogue_id,
         today=today,
+        zone=zone,
         hospitals=_visible(caller),
         authorize=lambda hospital_id: _check_hospital(caller, hospital_id or ALL_HOSPITALS),
         withdrawn_by=caller.name,
