@@ -24,6 +24,7 @@ from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.events import router as ingest_router
 from services.api.health import router as health_router
+from services.api.limits import BodyLimit
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
@@ -100,6 +101,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     _install_metrics(app)
     _install_openapi(app, production=settings.mode == "production")
     errors.install(app)
+    # outside authentication: an oversized body is refused before anything else is done
+    app.add_middleware(BodyLimit)
     _install_timing(app)
     return app
 
