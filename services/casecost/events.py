@@ -123,15 +123,21 @@ def _quantity(value: Decimal) -> Decimal:
     return value
 
 
-def _printable(value: str) -> str:
-    """Any script is fine; control and invisible format characters are not.
+LINE_BREAKS = frozenset("\r\n\t")
 
-    Unicode categories Cc (C0 and C1 controls) and Cf (format: bidirectional overrides
-    that make text display other than it is stored, zero-width characters, BOM).
+
+def printable(value: str, *, line_breaks: bool = False) -> str:
+    """Any script is fine; control and invisible format characters are not (with
+    `line_breaks`, text of several lines keeps its line breaks and tabs).
+
+    Unicode categories Cc (C0 and C1 controls, NUL among them) and Cf (format:
+    bidirectional overrides that make text display other than it is stored, zero-width
+    characters, BOM).
     """
     if value.isprintable():  # the usual case, at C speed: no Cc or Cf in it
         return value
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    allowed = LINE_BREAKS if line_breaks else frozenset()
+    if any(ch not in allowed and unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         raise ValueError("must not contain control or invisible formatting characters")
     return value
 
@@ -209,7 +215,7 @@ Code = Annotated[
     Field(min_length=1, max_length=32, pattern=CODE_PATTERN, description=CODE_RULE),
     CharacterRule(CODE_RULE),
 ]
-Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(printable)]
 Timestamp = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(_aware)]
 
 
