@@ -18,7 +18,7 @@ from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
 from services.ingest.schemas import IngestResult
-from services.metrics import EVENTS_INGESTED, INGEST_UNAVAILABLE
+from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
 from services.validation import FieldError
@@ -94,7 +94,11 @@ async def post_events(
         items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
         _check_hospitals(caller, items)
         result, accepted = await ingest_service.record(
-            db_session=db_session, items=items, is_batch=is_batch
+            db_session=db_session,
+            items=items,
+            is_batch=is_batch,
+            now=datetime.now(UTC),
+            bounds=request.app.state.settings.time_bounds,
         )
         await db_session.commit()
     except BodyTooLarge as refusal:
@@ -116,6 +120,9 @@ async def post_events(
         count = sum(r.status == status for r in result.results)
         if count:
             EVENTS_INGESTED.labels(status=status).inc(count)
+    backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
+    if backdated:
+        EVENTS_BACKDATED.inc(backdated)
     if accepted and publisher.started:
         try:
             # durable already: if the broker is slow or away, answer now and let the

@@ -3,10 +3,13 @@ runs inside each API process)."""
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from datetime import timedelta
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.alerting.webhooks.settings import WebhookSettings
+from services.ingest.plausibility import TimeBounds
 from services.settings import CommonSettings
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "default", "drgwatch"}
@@ -17,6 +20,17 @@ class ApiSettings(CommonSettings, WebhookSettings):
 
     api_keys: str = ""  # comma-separated operator keys; required in production mode
     webhooks: bool = True  # send webhooks from this process
+    # ingest refuses an event dated more than this after it was received (clock skew)
+    event_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
+    # and accepts, with a warning and a metric, one dated more than this before it
+    event_backdated_warning_days: int = Field(default=90, ge=1, le=36_500)
+
+    @property
+    def time_bounds(self) -> TimeBounds:
+        return TimeBounds(
+            future_skew=timedelta(seconds=self.event_future_skew_seconds),
+            backdated_after=timedelta(days=self.event_backdated_warning_days),
+        )
 
     @property
     def api_key_list(self) -> list[str]:

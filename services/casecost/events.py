@@ -217,6 +217,8 @@ Code = Annotated[
 ]
 Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(printable)]
 Timestamp = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(_aware)]
+# every time an event can carry, for checks across them (ingest's plausibility)
+TIMESTAMP_FIELDS = ("occurred_at", "admitted_at", "discharged_at")
 
 
 class _EventBase(BaseModel):
