@@ -6,7 +6,6 @@ comes only after reading 200 MB would still answer 413, but not early.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,18 +13,10 @@ import pytest
 
 from services.api.limits import BODY_LIMITS, DEFAULT_BODY_LIMIT, body_limit
 from tests.api.helpers import charge
-from tests.hostile.conftest import Api
+from tests.hostile.conftest import Api, concrete
 
 CHUNK = 64 * 1024
 HUGE = 200 * 1024 * 1024
-PATH_VALUES = {
-    "hospital_id": "H001",
-    "case_id": "C1",
-    "alert_id": "a1",
-    "subscription_id": "sub_0",
-    "delivery_id": "msg_0",
-    "drg_code": "FM15",
-}
 JSON = {"content-type": "application/json"}
 UNDOCUMENTED = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/metrics")
 
@@ -45,10 +36,6 @@ class CountedBody:
         while self.taken < self.total:
             self.taken += CHUNK
             yield b"A" * CHUNK
-
-
-def concrete(template: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda match: PATH_VALUES[match.group(1)], template)
 
 
 def operations(api: Api, *, with_body_only: bool) -> list[tuple[str, str]]:

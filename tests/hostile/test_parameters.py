@@ -7,22 +7,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 from typing import Any
 
 import pytest
 
 from tests.api.helpers import HOSPITAL, charge
-from tests.hostile.conftest import Api
+from tests.hostile.conftest import Api, concrete
 
-VALID = {
-    "hospital_id": "H001",
-    "case_id": "C1",
-    "alert_id": "a1",
-    "subscription_id": "sub_0",
-    "delivery_id": "msg_0",
-    "drg_code": "FM15",
-}
 ID_PARAMETERS = {"hospital_id", "case_id", "department", "alert_id", "drg_code"}
 # raw (already percent-encoded) values that no id may hold
 HOSTILE_VALUES = {
@@ -54,12 +45,9 @@ def id_parameters(api: Api) -> list[Any]:
 
 
 def url_of(path: str, name: str, where: str, value: str) -> str:
-    def fill(match: re.Match[str]) -> str:
-        key = match.group(1)
-        return value if (key == name and where == "path") else VALID[key]
-
-    url = re.sub(r"\{(\w+)\}", fill, path)
-    return f"{url}?{name}={value}" if where == "query" else url
+    if where == "path":
+        return concrete(path, **{name: value})
+    return f"{concrete(path)}?{name}={value}"
 
 
 def named(body: dict[str, Any], name: str) -> bool:
