@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from services.casecost.events import TIMESTAMP_FIELDS
 from services.reference import service as catalogue_service
 
 CENT = Decimal("0.01")
@@ -59,9 +60,31 @@ class PlannedCase:
 def simulated_day(
     *, seed: int = 7, cases: int = 40, hospital_id: str = "H001", start: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Events of one simulated day, in posting order (a few out of order on purpose)."""
+    """Events of one simulated day, in posting order (a few out of order on purpose).
+
+    Without `start`, the day ends now: ingest refuses events dated after they are posted,
+    and the longest cases run on for more than a day.
+    """
+    if start is None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        planned = _simulated_day(seed, cases, hospital_id, now)
+        start = now - (_latest(planned) - now)
+    return _simulated_day(seed, cases, hospital_id, start)
+
+
+def _latest(events: list[dict[str, Any]]) -> datetime:
+    return max(
+        datetime.fromisoformat(event[field])
+        for event in events
+        for field in TIMESTAMP_FIELDS
+        if field in event
+    )
+
+
+def _simulated_day(
+    seed: int, cases: int, hospital_id: str, start: datetime
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=20)
     sample = catalogue_service.sample_catalogue()
     rates = sample.base_rates
     groups = [g for g in sample.groups if g.drg_code[0] in DEPARTMENTS and g.standard_cost is None]

@@ -14,6 +14,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 EVENTS_INGESTED = Counter(
     "drgwatch_events_ingested_total", "Events submitted to POST /v1/events", ["status"]
 )
+EVENTS_BACKDATED = Counter(
+    "drgwatch_events_backdated_total",
+    "Events accepted although dated more than DRGWATCH_EVENT_BACKDATED_WARNING_DAYS"
+    " before they were received",
+)
 REQUEST_SECONDS = Histogram(
     "drgwatch_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
 )

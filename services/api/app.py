@@ -29,6 +29,7 @@ from services.api.events import router as ingest_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.identities.router import router as identities_router
+from services.api.limits import BodyLimit
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
@@ -126,6 +127,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     _install_metrics(app, settings)
     _install_openapi(app, production=settings.mode == "production")
     errors.install(app)
+    # outside authentication: an oversized body is refused before anything else is done
+    app.add_middleware(BodyLimit)
     _install_timing(app)
     app.add_middleware(SecurityHeaders)
     return app
@@ -169,9 +172,16 @@ def _install_timing(app: FastAPI) -> None:
     app.add_middleware(RequestTiming)
 
 
+# label values come from this set and the app's own route templates only: anyone may send
+# any method and path, and each new label value is a new series kept for good
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestTiming:
-    """Request durations by route and status, until the response starts (pure ASGI:
-    Starlette's BaseHTTPMiddleware cost a noticeable share of each small request)."""
+    """Request durations by method, route template and status, until the response starts
+    (pure ASGI: Starlette's BaseHTTPMiddleware cost a noticeable share of each small
+    request). A method HTTP does not define is counted as `other`, a path no route
+    matched as `unmatched`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -184,8 +194,9 @@ class RequestTiming:
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
+                method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
                 path = getattr(scope.get("route"), "path", "unmatched")
-                REQUEST_SECONDS.labels(scope["method"], path, str(message["status"])).observe(
+                REQUEST_SECONDS.labels(method, path, str(message["status"])).observe(
                     time.perf_counter() - started
                 )
             await send(message)

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api.exceptions import DatabaseUnavailable
+from services.api.exceptions import DatabaseUnavailable, RequestBodyTooLarge
 from services.errors import (
     Conflict,
     DrgwatchError,
@@ -73,6 +73,8 @@ def error_response(error: DrgwatchError) -> JSONResponse:
         body["errors"] = [e.model_dump() for e in error.errors]
         if error.results:
             body["results"] = [r.model_dump() for r in error.results]
+    if isinstance(error, RequestBodyTooLarge):
+        body["errors"] = [{"field": "body", "reason": f"larger than {error.limit} bytes"}]
     if isinstance(error, Unavailable | RateLimited):
         headers = {"Retry-After": str(error.retry_after)}
     if isinstance(error, Unauthenticated):

@@ -14,16 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.exceptions import NotPermitted
 from services.access.principal import Principal
 from services.api.deps import PublisherDep, SessionDep, require
+from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
 from services.ingest.schemas import IngestResult
-from services.metrics import EVENTS_INGESTED, INGEST_UNAVAILABLE
+from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
 from services.validation import FieldError
 
 router = APIRouter(tags=["ingest"])
-MAX_BODY_BYTES = 5 * 1024 * 1024
 PUBLISH_WAIT_SECONDS = 2.0
 
 _request_body: dict[str, Any] = {
@@ -54,11 +54,11 @@ _request_body: dict[str, Any] = {
 
 
 class BodyTooLarge(PayloadTooLarge):
-    """A body over MAX_BODY_BYTES; `head` is what was read of it, for the dead letter."""
+    """A body over EVENTS_BODY_LIMIT; `head` is what was read of it, for the dead letter."""
 
     def __init__(self, head: bytes) -> None:
         super().__init__(
-            f"body larger than {MAX_BODY_BYTES} bytes",
+            f"body larger than {EVENTS_BODY_LIMIT} bytes",
             errors=[FieldError(field="body", reason="too large")],
         )
         self.head = head
@@ -94,7 +94,11 @@ async def post_events(
         items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
         _check_hospitals(caller, items)
         result, accepted = await ingest_service.record(
-            db_session=db_session, items=items, is_batch=is_batch
+            db_session=db_session,
+            items=items,
+            is_batch=is_batch,
+            now=datetime.now(UTC),
+            bounds=request.app.state.settings.time_bounds,
         )
         await db_session.commit()
     except BodyTooLarge as refusal:
@@ -116,6 +120,9 @@ async def post_events(
         count = sum(r.status == status for r in result.results)
         if count:
             EVENTS_INGESTED.labels(status=status).inc(count)
+    backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
+    if backdated:
+        EVENTS_BACKDATED.inc(backdated)
     if accepted and publisher.started:
         try:
             # durable already: if the broker is slow or away, answer now and let the
@@ -138,14 +145,14 @@ def _check_hospitals(caller: Principal, items: list[Any]) -> None:
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and declared.isdigit() and int(declared) > EVENTS_BODY_LIMIT:
         raise BodyTooLarge(b"")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         chunks.append(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > EVENTS_BODY_LIMIT:
             raise BodyTooLarge(b"".join(chunks)[: dead_letters.MAX_PAYLOAD_CHARS])
     return b"".join(chunks)
 

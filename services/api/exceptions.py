@@ -4,6 +4,7 @@ services/errors.py); services/api/errors.py turns every one into an answer.
 ApiError
  ├── NotAuthenticated    no valid API key where one is required   (Unauthenticated)
  ├── CaseNotFound        no such case, or outside the scope       (NotFound)
+ ├── RequestBodyTooLarge a body over its route's limit            (TooLarge)
  ├── DatabaseUnavailable the database does not answer             (Unavailable)
  ├── UnknownHost         the Host header names another service    (Malformed)
  ├── ForeignOrigin       sent by a web page of another origin     (NotAllowed)
@@ -20,6 +21,7 @@ from services.errors import (
     NotAllowed,
     NotFound,
     RateLimited,
+    TooLarge,
     Unauthenticated,
     Unavailable,
     UnsupportedMedia,
@@ -36,6 +38,14 @@ class NotAuthenticated(ApiError, Unauthenticated):
 
 class CaseNotFound(ApiError, NotFound):
     pass
+
+
+class RequestBodyTooLarge(ApiError, TooLarge):
+    """`limit`: the route's body limit in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than this route's limit of {limit} bytes")
+        self.limit = limit
 
 
 class DatabaseUnavailable(ApiError, Unavailable):

@@ -3,12 +3,12 @@
 FastAPI documents only the success response and its own validation error. This adds
 the event contract that POST /v1/events takes, and the errors every operation can
 give, in the one body shape the error handlers produce (`ErrorBody`): 422 naming the
-fields, 400 for a cursor the service did not issue or a Host it does not answer to,
-404 for an absent (or out of scope) resource, 503 with Retry-After when a dependency
-is down, 401 for a missing (production) or wrong key, 429 with Retry-After once an
-address has sent too many wrong keys, 403 where the caller's role does not allow the
-action or a web page of another origin sent the request, and 415 for a body that is
-not JSON.
+fields, 413 for a body over the route's limit (limits.py), 400 for a cursor the service
+did not issue or a Host it does not answer to, 404 for an absent (or out of scope)
+resource, 503 with Retry-After when a dependency is down, 401 for a missing
+(production) or wrong key, 429 with Retry-After once an address has sent too many wrong
+keys, 403 where the caller's role does not allow the action or a web page of another
+origin sent the request, and 415 for a body that is not JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from services.api.auth import OPEN_PATHS
+from services.api.limits import body_limit
 from services.casecost.events import EVENT_ADAPTER
 from services.ingest.schemas import ItemResult
 from services.validation import FieldError
@@ -101,9 +102,13 @@ def _document_errors(
         responses["404"] = _error(
             NOT_FOUND.get((method, path), "not found, or outside the caller's scope")
         )
-    for status in ("409", "413"):
-        if status in responses:
-            responses[status] = _error(responses[status]["description"])
+    if "409" in responses:
+        responses["409"] = _error(responses["409"]["description"])
+    if "requestBody" in operation:
+        described = responses.get("413", {}).get("description")
+        responses["413"] = _error(
+            described or f"the body is larger than this route's limit of {body_limit(path)} bytes"
+        )
     if path == "/readyz":
         responses["503"] = {
             "description": "not ready: the body says which check failed",

@@ -3,12 +3,15 @@ runs inside each API process)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.access import key_strength
 from services.alerting.webhooks.settings import WebhookSettings
 from services.api.guard import split_host
+from services.ingest.plausibility import TimeBounds
 from services.settings import CommonSettings
 
 
@@ -28,6 +31,17 @@ class ApiSettings(CommonSettings, WebhookSettings):
     auth_failures_per_minute: float = Field(default=10.0, gt=0)
     # live streams one identity may hold open at once, per API process
     streams_per_identity: int = Field(default=8, ge=1, le=1000)
+    # ingest refuses an event dated more than this after it was received (clock skew)
+    event_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
+    # and accepts, with a warning and a metric, one dated more than this before it
+    event_backdated_warning_days: int = Field(default=90, ge=1, le=36_500)
+
+    @property
+    def time_bounds(self) -> TimeBounds:
+        return TimeBounds(
+            future_skew=timedelta(seconds=self.event_future_skew_seconds),
+            backdated_after=timedelta(days=self.event_backdated_warning_days),
+        )
 
     @property
     def api_key_list(self) -> list[str]:

@@ -2,6 +2,14 @@
 
 Money and quantities are decimal strings on the wire and `Decimal` here; a JSON number
 for money is refused, because a binary float cannot carry a price to the cent.
+
+Identifiers (event, hospital, case, order and orderer ids) are 1 to 64 characters of
+ASCII letters, digits and `-` `_` `.` `:`, starting with a letter or digit; codes
+(department, DRG, insurance scheme, item) are 1 to 32 of the same without `:`. That is
+what HIS and billing systems use for keys (`ZY2026-000123`, `1.2.156.112604:88`), and
+it keeps every id safe as a URL path segment and inside the case key
+`hospital_id/case_id` (services/wire.py), which is unambiguous only because no id
+holds a `/`. Control characters (NUL among them) never get in.
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     TypeAdapter,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
 CENT = Decimal("0.01")
 MAX_MONEY = Decimal("1000000000")  # one billion per line: anything larger is a typo
@@ -113,15 +123,21 @@ def _quantity(value: Decimal) -> Decimal:
     return value
 
 
-def _printable(value: str) -> str:
-    """Any script is fine; control and invisible format characters are not.
+LINE_BREAKS = frozenset("\r\n\t")
 
-    Unicode categories Cc (C0 and C1 controls) and Cf (format: bidirectional overrides
-    that make text display other than it is stored, zero-width characters, BOM).
+
+def printable(value: str, *, line_breaks: bool = False) -> str:
+    """Any script is fine; control and invisible format characters are not (with
+    `line_breaks`, text of several lines keeps its line breaks and tabs).
+
+    Unicode categories Cc (C0 and C1 controls, NUL among them) and Cf (format:
+    bidirectional overrides that make text display other than it is stored, zero-width
+    characters, BOM).
     """
     if value.isprintable():  # the usual case, at C speed: no Cc or Cf in it
         return value
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    allowed = LINE_BREAKS if line_breaks else frozenset()
+    if any(ch not in allowed and unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         raise ValueError("must not contain control or invisible formatting characters")
     return value
 
@@ -161,13 +177,48 @@ Quantity = Annotated[
     BeforeValidator(lambda value: _quantity(decimal_text(value))),
     _decimal_schema(4, "decimal string (an integer is accepted), greater than zero"),
 ]
+
+
+class CharacterRule:
+    """Reports any refusal of the annotated text type as one sentence stating its rule
+    (instead of pydantic's length or regex messages); the check itself stays in
+    pydantic-core, so events validate at the same speed."""
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.custom_error_schema(
+            handler(source), custom_error_type="characters", custom_error_message=self.rule
+        )
+
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+IDENTIFIER_RULE = (
+    "must be 1 to 64 characters: letters A-Z a-z, digits 0-9 and - _ . :,"
+    " starting with a letter or digit"
+)
+CODE_RULE = (
+    "must be 1 to 32 characters: letters A-Z a-z, digits 0-9 and - _ .,"
+    " starting with a letter or digit"
+)
 Identifier = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-/]*$"),
+    Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description=IDENTIFIER_RULE),
+    CharacterRule(IDENTIFIER_RULE),
 ]
-Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
-Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+Code = Annotated[
+    str,
+    Field(min_length=1, max_length=32, pattern=CODE_PATTERN, description=CODE_RULE),
+    CharacterRule(CODE_RULE),
+]
+Label = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(printable)]
 Timestamp = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(_aware)]
+# every time an event can carry, for checks across them (ingest's plausibility)
+TIMESTAMP_FIELDS = ("occurred_at", "admitted_at", "discharged_at")
 
 
 class _EventBase(BaseModel):

@@ -14,6 +14,8 @@ class ItemResult(BaseModel):
     event_id: str | None
     status: Literal["accepted", "duplicate", "rejected"]
     errors: list[FieldError] = []
+    # accepted (or duplicate) but worth a look, e.g. dated long before it was received
+    warnings: list[FieldError] = []
 
 
 class IngestResult(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import orjson
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casecost.events import Event, event_to_wire, parse_event
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
+from services.ingest.plausibility import TimeBounds, check_times
 from services.ingest.schemas import IngestResult, ItemResult
 from services.storage import dead_letters
 from services.storage.engine import insert_ignoring, is_unavailable, upsert
@@ -84,24 +85,36 @@ def split_body(body: Any) -> tuple[list[Any], bool]:
     )
 
 
-def validate_items(items: list[Any]) -> tuple[list[tuple[int, Event]], list[ItemResult]]:
-    """Validate each item; return the valid events with their index, and the rejections."""
+def validate_items(
+    items: list[Any], *, now: datetime, bounds: TimeBounds
+) -> tuple[list[tuple[int, Event]], list[ItemResult], dict[int, list[FieldError]]]:
+    """Validate each item against the contract and its times against `now`; return the
+    valid events with their index, the rejections, and the warnings by index."""
     valid: list[tuple[int, Event]] = []
     rejected: list[ItemResult] = []
+    warnings: dict[int, list[FieldError]] = {}
     for index, raw in enumerate(items):
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
         try:
-            valid.append((index, parse_event(raw)))
+            event = parse_event(raw)
         except ValidationError as error:
-            event_id = raw.get("event_id") if isinstance(raw, dict) else None
-            rejected.append(
-                ItemResult(
-                    index=index,
-                    event_id=event_id if isinstance(event_id, str) else None,
-                    status="rejected",
-                    errors=field_errors(error),
-                )
+            errors = field_errors(error)
+        else:
+            errors, warned = check_times(event, now=now, bounds=bounds)
+            if not errors:
+                valid.append((index, event))
+                if warned:
+                    warnings[index] = warned
+                continue
+        rejected.append(
+            ItemResult(
+                index=index,
+                event_id=event_id if isinstance(event_id, str) else None,
+                status="rejected",
+                errors=errors,
             )
-    return valid, rejected
+        )
+    return valid, rejected, warnings
 
 
 def payload_hash(wire: bytes) -> str:
@@ -109,16 +122,21 @@ def payload_hash(wire: bytes) -> str:
 
 
 async def record(
-    *, db_session: AsyncSession, items: list[Any], is_batch: bool
+    *,
+    db_session: AsyncSession,
+    items: list[Any],
+    is_batch: bool,
+    now: datetime,
+    bounds: TimeBounds,
 ) -> tuple[IngestResult, list[Accepted]]:
-    """Validate and durably record a submission; the caller commits, then publishes."""
-    valid, rejected = validate_items(items)
+    """Validate and durably record a submission received at `now`; the caller commits,
+    then publishes."""
+    valid, rejected, warnings = validate_items(items, now=now, bounds=bounds)
     if not is_batch and rejected:
         raise PayloadRejected("the event is invalid", errors=rejected[0].errors)
     if not valid:
         raise PayloadRejected("no event in the batch is valid", results=rejected)
     results: dict[int, ItemResult] = {result.index: result for result in rejected}
-    now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     wires: dict[tuple[str, str], bytes] = {}
     first_index: dict[tuple[str, str], int] = {}
@@ -199,6 +217,9 @@ async def record(
         if is_unavailable(error):
             raise LedgerUnavailable() from error
         raise
+    for index, warned in warnings.items():
+        if results[index].status != "rejected":
+            results[index].warnings = warned
     ordered = [results[index] for index in sorted(results)]
     if not accepted and all(r.status == "rejected" for r in ordered):
         # e.g. an event_id reused for different content: nothing was recorded

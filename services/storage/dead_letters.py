@@ -1,4 +1,10 @@
-"""Dead letters: events that were refused or could not be processed, kept with why."""
+"""Dead letters: events that were refused or could not be processed, kept with why.
+
+What was refused is often what cannot be stored as it is: PostgreSQL text holds no NUL
+character, and one in a refused event's id, field name or body made the whole row (and
+with it the transaction of the valid events beside it) fail. Every text of a dead letter
+is kept with each NUL written as the six characters `\\u0000`, as JSON would escape it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,20 @@ import orjson
 from services.storage.models import DeadLetter
 
 MAX_PAYLOAD_CHARS = 16_384
+NUL = "\x00"
+ESCAPED_NUL = "\\u0000"
+
+
+def storable(text: str) -> str:
+    """`text` with every NUL escaped, so that any database can hold it."""
+    return text.replace(NUL, ESCAPED_NUL) if NUL in text else text
+
+
+def _storable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {key: storable(value) if isinstance(value, str) else value for key, value in error.items()}
+        for error in errors
+    ]
 
 
 def dead_letter(
@@ -27,22 +47,22 @@ def dead_letter(
 
     def text(name: str) -> str | None:
         value = raw.get(name) if attribute and isinstance(raw, dict) else None
-        return value[:64] if isinstance(value, str) else None
+        return storable(value)[:64] if isinstance(value, str) else None
 
     if isinstance(raw, str):  # a body that was not JSON at all, as text
-        payload = raw[:MAX_PAYLOAD_CHARS]
+        payload = storable(raw[:MAX_PAYLOAD_CHARS])
     else:
         try:
-            payload = orjson.dumps(raw).decode()
+            payload = orjson.dumps(raw).decode()  # JSON escapes NUL itself
         except TypeError:
-            payload = repr(raw)[:MAX_PAYLOAD_CHARS]
+            payload = storable(repr(raw)[:MAX_PAYLOAD_CHARS])
     return DeadLetter(
         stage=stage,
         hospital_id=text("hospital_id"),
         case_id=text("case_id"),
         event_id=text("event_id"),
-        reason=reason[:2000],
-        errors=errors,
+        reason=storable(reason[:2000]),
+        errors=_storable_errors(errors),
         payload=payload[:MAX_PAYLOAD_CHARS],
         received_at=now,
     )

@@ -36,4 +36,8 @@ def decode_cursor(cursor: str | None, length: int) -> list[Any] | None:
         raise BadCursor("cursor: not a cursor this service issued")
     if not all(isinstance(part, str | int) and not isinstance(part, bool) for part in key):
         raise BadCursor("cursor: not a cursor this service issued")
+    # the keys issued are ids and numbers; a hand-made one could carry a NUL byte, which
+    # PostgreSQL text cannot hold, into the query
+    if any(isinstance(part, str) and not part.isprintable() for part in key):
+        raise BadCursor("cursor: not a cursor this service issued")
     return key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,12 +33,15 @@ async def dead_letters(api: Api) -> list[dict[str, Any]]:
 
 
 async def test_single_valid_event_is_accepted_and_ledgered(api: Api) -> None:
-    response = await api.client.post("/v1/events", json=charge("e-1"))
+    just_now = datetime.now(UTC).isoformat(timespec="seconds")
+    response = await api.client.post("/v1/events", json=charge("e-1", occurred_at=just_now))
 
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["accepted"] == 1 and body["duplicates"] == 0 and body["rejected"] == 0
-    assert body["results"] == [{"index": 0, "event_id": "e-1", "status": "accepted", "errors": []}]
+    assert body["results"] == [
+        {"index": 0, "event_id": "e-1", "status": "accepted", "errors": [], "warnings": []}
+    ]
     rows = await api.rows(
         "SELECT hospital_id, event_id, case_id, event_type, payload, published FROM ingest_ledger"
     )

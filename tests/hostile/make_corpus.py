@@ -413,7 +413,59 @@ for name, value in [
 ]:
     add_json(f"occurred_at {name}", charge(occurred_at=value), ["occurred_at"])
 
-# --- 14. unknown fields on an event --------------------------------------------------
+# --- 14. ids that would make a case key ambiguous, or that a path cannot carry --------
+# the case key is hospital_id/case_id: hospital H001's case OTHER/C9 would be hospital
+# H001/OTHER's case C9, and a case id with a slash could never be opened by its URL
+add_json("case id holding a slash", charge(case_id="OTHER/C9"), ["case_id"])
+add_json("hospital id holding a slash", charge(hospital_id="H001/OTHER"), ["hospital_id"])
+for field in ["event_id", "order_id", "ordered_by"]:
+    add_json(f"{field} holding a slash", charge(**{field: "A/B"}), [field])
+add_json(
+    "credit reverses an id holding a slash",
+    event("credit", reverses_event_id="E/0"),
+    ["reverses_event_id"],
+)
+add_json("drg code holding a colon", event("drg_assigned", drg_code="FM:15"), ["drg_code"])
+add_json(
+    "batch of the two ambiguous cases",
+    {
+        "events": [
+            charge(event_id="E1", case_id="OTHER/C9"),
+            charge(event_id="E2", hospital_id="H001/OTHER", case_id="C9"),
+        ]
+    },
+    ["case_id", "hospital_id"],
+)
+
+# --- 15. NUL where PostgreSQL text cannot hold it --------------------------------------
+for field in ["event_id", "hospital_id", "case_id", "department", "item_code"]:
+    add_json(f"{field} only a nul", charge(**{field: "\u0000"}), [field])
+add_json("nul in a field name", {**charge(), "pri\u0000ority": "high"}, ["pri"])
+add_json("nul in the type", charge(type="charge\u0000"), ["type"])
+add_json(
+    "batch where every event holds a nul",
+    {"events": [charge(event_id=f"E{n}", case_id=f"C{n}\u0000") for n in range(3)]},
+    ["case_id"],
+)
+
+# --- 16. times that cannot have happened yet (far enough ahead to stay so) ----------
+add_json(
+    "occurred_at in 2099",
+    charge(occurred_at="2099-01-01T00:00:00+08:00"),
+    ["occurred_at", "future"],
+)
+add_json(
+    "admitted_at in 2099",
+    event("admitted", admitted_at="2099-12-31T23:00:00+08:00"),
+    ["admitted_at", "future"],
+)
+add_json(
+    "discharged_at in 2098",
+    event("discharged", discharged_at="2098-06-01T00:00:00+00:00"),
+    ["discharged_at", "future"],
+)
+
+# --- 17. unknown fields on an event --------------------------------------------------
 for kind in VALID:
     add_json(f"{kind} unknown field", event(kind, priority="high"), ["priority"])
 add_json("charge with __proto__ field", charge(__proto__={"admin": True}), ["__proto__"])

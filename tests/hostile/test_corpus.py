@@ -1,4 +1,5 @@
-"""Every case of corpus/ is refused with a 4xx that names the problem; nothing is ledgered.
+"""Every case of corpus/ is refused with a 4xx that names the problem and kept as a dead
+letter; nothing is ledgered.
 
 Each corpus file is posted as raw bytes to POST /v1/events (content-type
 application/json) and checked against its sidecar ``*.expect.json``: the status is one
@@ -92,6 +93,9 @@ async def test_corpus_case_is_refused(api: Api, body_file: Path, expect: dict[st
     assert response.headers.get("content-type", "").startswith("application/json")
     check_refusal(body_file.name, response.status_code, response.json(), expect)
     assert await ledger_count(api) == 0, f"{body_file.name}: something was ledgered"
+    # and nothing refused is silently dropped: it is listed with its reason
+    kept = await api.scalar("SELECT count(*) FROM dead_letters WHERE reason <> ''")
+    assert kept >= 1, f"{body_file.name}: no dead letter kept"
 
 
 async def test_oversized_body_without_content_length_is_refused(api: Api) -> None:

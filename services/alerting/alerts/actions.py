@@ -149,25 +149,35 @@ async def act(
 async def timeline(
     *, db_session: AsyncSession, hospital_id: str, case_id: str, principal: Principal
 ) -> CaseTimeline:
-    """The case's alerts and the actions on them, oldest first; 404 out of scope."""
+    """The case's alerts the caller may read and the actions on them, oldest first; 404
+    when the case is out of scope.
+
+    A case moves between departments; each alert keeps the department it was raised in,
+    and shows here only to those who may read it (as `get` decides), with its actions and
+    their notes: a department head sees the case's alerts of their own departments.
+    """
     case = await db_session.get(CaseRecord, (hospital_id, case_id))
     if case is None or not principal.sees_department(hospital_id, case.department):
         raise UnknownCase(f"no case {case_id} in hospital {hospital_id}")
     alerts = (
         await db_session.scalars(
             select(AlertRecord)
-            .where(AlertRecord.hospital_id == hospital_id, AlertRecord.case_id == case_id)
+            .where(
+                AlertRecord.hospital_id == hospital_id,
+                AlertRecord.case_id == case_id,
+                principal.scope_clause(AlertRecord.hospital_id, AlertRecord.department),
+            )
             .order_by(AlertRecord.seq)
         )
     ).all()
+    level_of = {alert.alert_id: alert.level for alert in alerts}
     actions = (
         await db_session.scalars(
             select(AlertAction)
-            .where(AlertAction.hospital_id == hospital_id, AlertAction.case_id == case_id)
+            .where(AlertAction.alert_id.in_(sorted(level_of)))
             .order_by(AlertAction.seq)
         )
     ).all()
-    level_of = {alert.alert_id: alert.level for alert in alerts}
     # sort key: the moment, then alerts before the actions taken at the same instant,
     # then the order written
     keyed: list[tuple[tuple[datetime, int, int], TimelineEntry]] = []

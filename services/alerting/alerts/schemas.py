@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.alerting.alerts.lifecycle import ActionKind, Decision, Overspend, Reason, Status
+from services.casecost.events import printable
 
 
 # one of the items that cost a case the most: the "why" of an alert
@@ -50,7 +51,14 @@ class AlertList(BaseModel):
 
 # --- the alert lifecycle (issue 5) ---------------------------------------------------------
 
-Note = Annotated[str | None, Field(default=None, max_length=2000)]
+
+def _note_text(note: str | None) -> str | None:
+    return None if note is None else printable(note, line_breaks=True)
+
+
+# a note is shown to people (timeline, alert detail, the dashboard): lines of any script,
+# nothing that displays other than it is stored, nothing a database cannot hold
+Note = Annotated[str | None, Field(default=None, max_length=2000), AfterValidator(_note_text)]
 
 
 class AcknowledgeIn(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 
 from services.access.principal import Principal
 from services.alerting.alerts import actions as alert_actions
@@ -22,10 +22,9 @@ from services.alerting.alerts.schemas import (
 )
 from services.api.deps import SessionDep, require
 from services.api.openapi import ErrorBody
-from services.casecost.events import Identifier
+from services.api.params import AlertId, CaseId, HospitalId
 
 router = APIRouter(tags=["alerts"])
-AlertId = Annotated[str, Path(min_length=1, max_length=36)]
 Reader = Annotated[Principal, Depends(require("alerts:read"))]
 Acknowledger = Annotated[Principal, Depends(require("alerts:acknowledge"))]
 Resolver = Annotated[Principal, Depends(require("alerts:resolve"))]
@@ -94,7 +93,7 @@ async def review_alert(
     | {404: {"model": ErrorBody, "description": "no such case, or outside the caller's scope"}},
 )
 async def case_timeline(
-    hospital_id: Identifier, case_id: Identifier, db_session: SessionDep, caller: Reader
+    hospital_id: HospitalId, case_id: CaseId, db_session: SessionDep, caller: Reader
 ) -> CaseTimeline:
     """The case's alerts and the actions on them, oldest first."""
     return await alert_actions.timeline(

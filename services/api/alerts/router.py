@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.access.principal import Principal
@@ -13,6 +12,14 @@ from services.alerting.alerts import service as alert_service
 from services.alerting.alerts.schemas import AlertList
 from services.api.alerts import live
 from services.api.deps import CallerCheckDep, SessionDep, require
+from services.api.params import (
+    CaseFilter,
+    Cursor,
+    DepartmentFilter,
+    HospitalFilter,
+    LastEventId,
+    Moment,
+)
 
 router = APIRouter(tags=["alerts"])
 AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
@@ -27,14 +34,14 @@ StatusList = Annotated[str | None, Query(pattern=rf"^({_STATUS})(,({_STATUS}))*$
 async def list_alerts(
     db_session: SessionDep,
     caller: AlertReader,
-    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
-    case_id: Annotated[str | None, Query(max_length=64)] = None,
-    department: Annotated[str | None, Query(max_length=32)] = None,
+    hospital_id: HospitalFilter = None,
+    case_id: CaseFilter = None,
+    department: DepartmentFilter = None,
     level: LevelList = None,
-    since: datetime | None = None,
+    since: Annotated[Moment | None, Query()] = None,
     status: StatusList = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> AlertList:
     """Alert history, newest first; `status=under_review` is the insurance office's queue."""
     return await alert_service.list_alerts(
@@ -66,10 +73,10 @@ async def stream_alerts(
     request: Request,
     caller: AlertReader,
     recheck: CallerCheckDep,
-    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
-    department: Annotated[str | None, Query(max_length=32)] = None,
+    hospital_id: HospitalFilter = None,
+    department: DepartmentFilter = None,
     min_level: Literal["none", "blue", "yellow", "red"] | None = None,
-    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Live alerts as server-sent events; `id:` resumes through Last-Event-ID.
 
@@ -79,8 +86,8 @@ async def stream_alerts(
     sessions = request.app.state.sessions
     release = request.app.state.stream_slots.take(caller.identity_id)
     try:
-        if last_event_id is not None and last_event_id.isdigit():
-            cursor = int(last_event_id)
+        if last_event_id is not None:
+            cursor = last_event_id
         else:
             async with sessions() as db_session:
                 cursor = await alert_service.last_seq(db_session=db_session)

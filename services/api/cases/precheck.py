@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.access.principal import Principal
 from services.api.cases import service as case_service
 from services.api.deps import SessionDep, require
-from services.casecost.events import Category, Code, Identifier, Label, Quantity, UnitPrice
+from services.api.params import CaseId, HospitalId
+from services.casecost.events import Category, Code, Label, Quantity, UnitPrice
 from services.casecost.forecast import Landing, ProposedItem, forecast
 from services.casecost.pricing import PriceBook
 from services.reference import service as catalogue_service
@@ -72,8 +73,8 @@ async def _price_book(request: Request, db_session: SessionDep) -> PriceBook:
 
 @router.post("/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", response_model=PrecheckOut)
 async def precheck(
-    hospital_id: Identifier,
-    case_id: Identifier,
+    hospital_id: HospitalId,
+    case_id: CaseId,
     proposal: PrecheckIn,
     db_session: SessionDep,
     request: Request,

@@ -10,7 +10,7 @@ from services.access.principal import Principal
 from services.api.cases import service as case_service
 from services.api.cases.schemas import CaseList, CaseOut
 from services.api.deps import SessionDep, require
-from services.casecost.events import Identifier
+from services.api.params import CaseId, Cursor, DepartmentFilter, HospitalId
 
 router = APIRouter(tags=["cases"])
 CaseReader = Annotated[Principal, Depends(require("cases:read"))]
@@ -18,7 +18,7 @@ CaseReader = Annotated[Principal, Depends(require("cases:read"))]
 
 @router.get("/v1/hospitals/{hospital_id}/cases/{case_id}", response_model=CaseOut)
 async def get_case(
-    hospital_id: Identifier, case_id: Identifier, db_session: SessionDep, caller: CaseReader
+    hospital_id: HospitalId, case_id: CaseId, db_session: SessionDep, caller: CaseReader
 ) -> CaseOut:
     """Live state of one case: DRG, standard, total, ratio, level, cost by category."""
     return await case_service.get(
@@ -28,17 +28,17 @@ async def get_case(
 
 @router.get("/v1/hospitals/{hospital_id}/cases", response_model=CaseList)
 async def list_cases(
-    hospital_id: Identifier,
+    hospital_id: HospitalId,
     db_session: SessionDep,
     caller: CaseReader,
-    department: Annotated[str | None, Query(max_length=32)] = None,
+    department: DepartmentFilter = None,
     level: Annotated[
         str | None,
         Query(pattern=r"^(unpriced|none|blue|yellow|red)(,(unpriced|none|blue|yellow|red))*$"),
     ] = None,
     status: Literal["open", "discharged"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> CaseList:
     """Cases of a hospital, by case id, filtered by department, level (comma list), status."""
     return await case_service.list_cases(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from services.access.principal import Principal
 from services.api.deps import SessionDep, require
+from services.api.params import Cursor, HospitalFilter
 from services.storage.models import DeadLetter
 from services.storage.pagination import decode_int_cursor, encode_cursor
 
@@ -38,10 +39,10 @@ class DeadLetterList(BaseModel):
 async def list_dead_letters(
     db_session: SessionDep,
     caller: Annotated[Principal, Depends(require("dead_letters:read"))],
-    hospital_id: Annotated[str | None, Query(max_length=64)] = None,
+    hospital_id: HospitalFilter = None,
     stage: Literal["ingest", "stream"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> DeadLetterList:
     """Refused and unprocessable events, newest first."""
     query = select(DeadLetter)

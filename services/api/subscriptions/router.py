@@ -20,6 +20,7 @@ from services.alerting.webhooks.schemas import (
 )
 from services.alerting.webhooks.targets import TargetPolicy
 from services.api.deps import SessionDep, require
+from services.api.params import Cursor
 
 router = APIRouter(tags=["subscriptions"])
 SubscriptionId = Annotated[str, Path(max_length=40, pattern=r"^sub_[0-9a-f]{1,36}$")]
@@ -59,7 +60,7 @@ async def list_subscriptions(
     caller: Manager,
     db_session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> SubscriptionList:
     """The caller's subscriptions (every one, for an admin)."""
     return await subscription_service.list_subscriptions(
@@ -138,7 +139,7 @@ async def list_deliveries(
     db_session: SessionDep,
     status: Literal["pending", "delivered", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> DeliveryList:
     """Deliveries, newest first, each with its attempts."""
     return await subscription_service.list_deliveries(
