@@ -17,7 +17,15 @@ from pydantic import (
     model_validator,
 )
 
-from services.casecost.events import Code, Identifier, Label, decimal_text
+from services.casecost.events import (
+    CODE_RULE,
+    IDENTIFIER_RULE,
+    CharacterRule,
+    Code,
+    Identifier,
+    Label,
+    decimal_text,
+)
 
 PositiveDecimal = Annotated[Decimal, BeforeValidator(decimal_text), Field(gt=0)]
 
@@ -197,11 +205,25 @@ class WithdrawalReport(BaseModel):
 Fraction = Annotated[Decimal, BeforeValidator(decimal_text), Field(gt=0, le=10)]
 
 
+# a hospital id or "*" (every hospital), a DRG code or "*" (every DRG): thresholds and
+# filters of reference data name either
+HospitalScope = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9._:-]*)$"),
+    CharacterRule(IDENTIFIER_RULE + ", or * for every hospital"),
+]
+DrgScope = Annotated[
+    str,
+    Field(min_length=1, max_length=32, pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]*)$"),
+    CharacterRule(CODE_RULE + ", or * for every DRG"),
+]
+
+
 class ThresholdsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    hospital_id: Annotated[str, Field(min_length=1, max_length=64)] = "*"
-    drg_code: Annotated[str, Field(min_length=1, max_length=32)] = "*"
+    hospital_id: HospitalScope = "*"
+    drg_code: DrgScope = "*"
     blue: Fraction
     yellow: Fraction
     red: Fraction

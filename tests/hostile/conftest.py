@@ -16,6 +16,8 @@ PATH_VALUES = {
     "subscription_id": "sub_0",
     "delivery_id": "msg_0",
     "drg_code": "FM15",
+    "catalogue_id": "1",
+    "identity_id": "idn_00000000",
 }
 
 

@@ -29,10 +29,9 @@ HOSTILE_VALUES = {
 }
 # the live stream never ends once it starts: a refusal must come at once
 ANSWER_SECONDS = 10.0
+
+
 # reference data routes are being changed elsewhere; their parameters follow later
-PENDING = {"/v1/drg-catalogues/current/groups/{drg_code}"}
-
-
 def id_parameters(api: Api) -> list[Any]:
     found = []
     for path, operations in api.app.openapi()["paths"].items():
@@ -59,8 +58,6 @@ async def test_every_id_parameter_refuses_what_no_id_may_hold(api: Api) -> None:
     assert len(parameters) >= 12, parameters
     failures = []
     for method, path, name, where in parameters:
-        if path in PENDING:
-            continue
         for label, value in HOSTILE_VALUES.items():
             if where == "path" and label == "slash":
                 continue  # a decoded slash leaves the route: 404 below
@@ -76,13 +73,11 @@ async def test_every_id_parameter_refuses_what_no_id_may_hold(api: Api) -> None:
     assert not failures, failures[:5]
 
 
-@pytest.mark.xfail(strict=True, reason="reference data routes: parameters not yet checked")
 async def test_reference_parameters_refuse_nul(api: Api) -> None:
     response = await api.client.get("/v1/drg-catalogues/current/groups/FM15?hospital_id=%00")
     assert response.status_code == 422
 
 
-@pytest.mark.xfail(strict=True, reason="reference data routes: thresholds answer 500 to a NUL")
 async def test_threshold_ids_refuse_nul(api: Api) -> None:
     body = {"hospital_id": "H\u0000", "blue": "0.9", "yellow": "0.95", "red": "1"}
     response = await api.client.put("/v1/alert-thresholds", json=body)

@@ -11,13 +11,16 @@ from services.access.exceptions import NotPermitted
 from services.access.principal import ALL_HOSPITALS, Principal
 from services.api.deps import SessionDep, TodayDep, ZoneDep, require
 from services.api.openapi import ErrorBody
+from services.casecost.events import Code, Identifier
 from services.reference import service as catalogue_service
 from services.reference import thresholds as threshold_service
 from services.reference.schemas import (
     CatalogueDetail,
     CatalogueIn,
     CatalogueList,
+    DrgScope,
     GroupOut,
+    HospitalScope,
     ImportReport,
     ThresholdList,
     ThresholdsIn,
@@ -31,8 +34,8 @@ router = APIRouter(tags=["reference data"])
 ReferenceReader = Annotated[Principal, Depends(require("reference:read"))]
 ReferenceWriter = Annotated[Principal, Depends(require("reference:write"))]
 CatalogueId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-HospitalFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
-DrgFilter = Annotated[str | None, Query(min_length=1, max_length=32)]
+HospitalFilter = Annotated[HospitalScope | None, Query()]
+DrgFilter = Annotated[DrgScope | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
@@ -134,11 +137,11 @@ async def get_current_catalogue(
 
 @router.get("/v1/drg-catalogues/current/groups/{drg_code}", response_model=GroupOut)
 async def get_current_group(
-    drg_code: str,
+    drg_code: Annotated[Code, Path()],
     db_session: SessionDep,
     caller: ReferenceReader,
     today: TodayDep,
-    hospital_id: HospitalFilter = None,
+    hospital_id: Annotated[Identifier | None, Query()] = None,
     on: date | None = None,
 ) -> GroupOut:
     """A DRG group in the catalogue in force today (the hospital's local day) or `on`."""
@@ -242,8 +245,8 @@ async def put_thresholds(
 async def delete_thresholds(
     db_session: SessionDep,
     caller: ReferenceWriter,
-    hospital_id: Annotated[str, Query(min_length=1, max_length=64)],
-    drg_code: Annotated[str, Query(min_length=1, max_length=32)],
+    hospital_id: Annotated[HospitalScope, Query()],
+    drg_code: Annotated[DrgScope, Query()],
 ) -> ThresholdsOut:
     """Remove the thresholds of a hospital and DRG (both named, '*' for any); the next
     most specific ones, or the default, apply again and open cases re-level."""
