@@ -25,7 +25,9 @@ from sqlalchemy import update
 
 from services.reference import service as catalogue_service
 from services.settings import CommonSettings
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage import schema
+from services.storage.engine import make_engine, session_factory
+from services.storage.exceptions import StorageError
 from services.storage.models import LedgerEntry
 from services.topics import create_topics
 
@@ -101,10 +103,11 @@ def start_broker(port: int, log_path: Path) -> subprocess.Popen[bytes]:
 async def prepare_database(
     settings: CommonSettings, *, replay_ledger: bool, load_sample: bool = True
 ) -> int:
-    """Create tables, load the sample catalogue into an empty database, queue a replay."""
+    """Upgrade the schema to the head, load the sample catalogue into an empty database,
+    queue a replay."""
+    await schema.upgrade(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
     try:
-        await create_schema(engine)
         sessions = session_factory(engine)
         async with sessions() as db_session:
             if load_sample and not await catalogue_service.has_any(db_session=db_session):
@@ -225,6 +228,9 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
         return 0
     except RuntimeError as error:
         print(f"drgwatch: {error}; see {logs}", file=sys.stderr, flush=True)
+        return 1
+    except StorageError as error:  # e.g. a database a newer drgwatch has upgraded
+        print(f"drgwatch: {error.message}", file=sys.stderr, flush=True)
         return 1
     finally:
         print("drgwatch: stopping", flush=True)

@@ -34,7 +34,8 @@ from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState
 from services.metrics import SEQUENCE_GAPS_RELEASED
 from services.reference import service as catalogue_service
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage import schema
+from services.storage.engine import make_engine, session_factory
 from services.wire import CASE_SEQUENCE_HEADER
 
 log = logging.getLogger(__name__)
@@ -454,7 +455,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     async def _prepare() -> None:
         while True:
             try:
-                await create_schema(engine)
+                await schema.prepare(engine, mode=stack.mode)
                 break
             except (SQLAlchemyError, OSError) as error:
                 log.warning("database not reachable yet (%s); retrying", type(error).__name__)

@@ -9,6 +9,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from services.cli import db as db_commands
 from services.cli import users as user_commands
 from services.settings import CommonSettings
 
@@ -30,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("worker", help="run the Faust worker")
 
-    db = commands.add_parser("db", help="database administration")
-    db.add_argument("action", choices=["init"])
-    db.add_argument("--sample", action="store_true", help="load the sample DRG catalogue if empty")
+    db_commands.add_parser(commands)
 
     topics = commands.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"])
@@ -87,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     user_commands.add_parser(commands)
 
     args = parser.parse_args(argv)
+    try:
+        log_level = CommonSettings().log_level
+    except ValueError:  # settings the command itself reports in one line (e.g. `db`)
+        log_level = "INFO"
     logging.basicConfig(
-        level=CommonSettings().log_level,
+        level=log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic's own lines (one per migration context); schema changes are logged by
+    # services/storage/schema.py and printed by `drgwatch db`
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "up":
         from services.stack import up as start_stack
 
@@ -107,13 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return _run_worker()
     if args.command == "db":
-        from services.stack import prepare_database
-
-        asyncio.run(
-            prepare_database(CommonSettings(), replay_ledger=False, load_sample=args.sample)
-        )
-        print("database ready")
-        return 0
+        return db_commands.run(args)
     if args.command == "topics":
         from services.topics import create_topics
 
@@ -149,6 +149,10 @@ def _serve_api(host: str, port: int) -> int:
     if settings.mode == "embedded" and host not in {"127.0.0.1", "localhost", "::1"}:
         print("embedded mode serves loopback only; use DRGWATCH_MODE=production", file=sys.stderr)
         return 2
+    refusal = db_commands.start_refusal(settings)
+    if refusal:
+        print(f"drgwatch api: {refusal}", file=sys.stderr)
+        return 1
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     return 0
 
@@ -158,6 +162,10 @@ def _run_worker() -> int:
     from services.alerting.worker import create_worker, run
 
     settings = WorkerSettings()
+    refusal = db_commands.start_refusal(settings)
+    if refusal:
+        print(f"drgwatch worker: {refusal}", file=sys.stderr)
+        return 1
     run(create_worker(settings), settings.worker_log_level)
     return 0
 
@@ -235,23 +243,30 @@ def _import_catalogue(args: argparse.Namespace) -> int:
         print(response.text)
         return 0 if response.status_code == 201 else 1
 
-    async def store() -> None:
-        from services.storage.engine import create_schema, make_engine, session_factory
+    async def store() -> int:
+        from services.storage import schema
+        from services.storage.engine import make_engine, session_factory
+        from services.storage.exceptions import StorageError
 
-        engine = make_engine(CommonSettings().resolved_database_url)
+        settings = CommonSettings()
+        engine = make_engine(settings.resolved_database_url)
         try:
-            await create_schema(engine)
+            try:
+                await schema.prepare(engine, mode=settings.mode)
+            except StorageError as error:  # a schema this process may not use (production)
+                print(f"drgwatch drg import: {error.message}", file=sys.stderr)
+                return 1
             async with session_factory(engine)() as db_session:
                 created = await catalogue_service.create(
                     db_session=db_session, catalogue_in=catalogue_in
                 )
                 await db_session.commit()
             print(created.model_dump_json())
+            return 0
         finally:
             await engine.dispose()
 
-    asyncio.run(store())
-    return 0
+    return asyncio.run(store())
 
 
 if __name__ == "__main__":

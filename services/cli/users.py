@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +11,9 @@ from services.access import service as access_service
 from services.access.exceptions import InvalidIdentity
 from services.access.principal import ROLES
 from services.settings import CommonSettings
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage import schema
+from services.storage.engine import make_engine, session_factory
+from services.storage.exceptions import StorageError
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +61,11 @@ async def run(args: argparse.Namespace) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
-        await create_schema(engine)
+        try:
+            await schema.prepare(engine, mode=settings.mode)
+        except StorageError as error:  # a schema this process may not use (production)
+            print(f"drgwatch users: {error.message}", file=sys.stderr)
+            return 1
         async with session_factory(engine)() as db_session:
             try:
                 lines = await _act(args, db_session)
