@@ -495,6 +495,23 @@ async def test_a_first_release_database_is_adopted_and_upgraded(
     assert await on(url, shape) == await on(reference, shape)
 
 
+async def test_a_failed_upgrade_changes_nothing(url: str) -> None:
+    """Two events of one case with the same number (possible before the constraint
+    existed) stop 0002; the adoption's stamp goes back with the rest."""
+    await schema.upgrade(url, FIRST)
+    await on(url, forget_revision)
+    await on(url, fill_first_release)
+    await on(url, old_start_up)
+    await on(url, lambda c: c.execute(text("UPDATE ingest_ledger SET case_seq = 1")))
+    rows = await on(url, dump)
+    with pytest.raises(SchemaError, match="given twice"):
+        await schema.upgrade(url)
+    assert "alembic_version" not in await on(url, tables)
+    assert (await schema.status(url)).made_before_migrations == FIRST
+    assert await on(url, dump) == rows
+    assert await on(url, case_numbers) == [("e1", 1), ("e2", 1)]
+
+
 async def test_a_database_of_the_last_release_before_migrations_is_adopted_as_it_is(
     url: str,
 ) -> None:
