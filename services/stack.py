@@ -29,7 +29,8 @@ from services.metrics import SUPERVISOR_STATE_FILE
 from services.ports import PortInUse, listening_socket, owns_listener, spare_port
 from services.reference import service as catalogue_service
 from services.settings import CommonSettings
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage import schema
+from services.storage.engine import make_engine, session_factory
 from services.storage.models import LedgerEntry
 from services.supervisor import (
     Child,
@@ -88,10 +89,11 @@ def start_broker(port: int, log_path: Path, timeout: float = 15.0) -> subprocess
 async def prepare_database(
     settings: CommonSettings, *, replay_ledger: bool, load_sample: bool = True
 ) -> int:
-    """Create tables, load the sample catalogue into an empty database, queue a replay."""
+    """Upgrade the schema to the head, load the sample catalogue into an empty database,
+    queue a replay."""
+    await schema.upgrade(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
     try:
-        await create_schema(engine)
         sessions = session_factory(engine)
         async with sessions() as db_session:
             if load_sample:
@@ -156,6 +158,9 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
             http, broker_port=broker_port, data_dir=data_dir, partitions=partitions
         )
         base_url = f"http://127.0.0.1:{port}"
+        # the schema first, once: a database this drgwatch cannot use (one a newer
+        # drgwatch upgraded) is said in one line rather than as a component failing
+        asyncio.run(schema.upgrade(settings.resolved_database_url))
         print(f"drgwatch: starting the embedded broker on 127.0.0.1:{broker_port}", flush=True)
         supervisor.start()
         ready_by = time.monotonic() + READY_TIMEOUT

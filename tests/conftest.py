@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.storage.engine import create_schema, make_engine
+from services.storage import schema
+from services.storage.engine import make_engine
 
 PG_HOST = os.environ.get("DRGWATCH_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("DRGWATCH_TEST_PG_PORT", "5432"))
@@ -75,9 +76,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture
 async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on the session database with the schema created and every table emptied."""
+    """An engine on the session database, upgraded to the head, every table emptied."""
+    await schema.upgrade(postgres_url)
     engine = make_engine(postgres_url)
-    await create_schema(engine)
     from sqlalchemy import text
 
     async with engine.begin() as connection:

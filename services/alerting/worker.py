@@ -31,7 +31,8 @@ from services.alerting.batch import LiveStates, Message, RecordSink, Topics, app
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
 from services.reference import service as catalogue_service
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage import schema
+from services.storage.engine import make_engine, session_factory
 from services.wire import RELEASE_COMMAND, REPRICE_COMMAND, encode_command, new_command
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     async def _prepare() -> None:
         while True:
             try:
-                await create_schema(engine)
+                await schema.prepare(engine, mode=settings.mode)
                 break
             except (SQLAlchemyError, OSError) as error:
                 log.warning("database not reachable yet (%s); retrying", type(error).__name__)

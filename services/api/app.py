@@ -35,7 +35,8 @@ from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
-from services.storage.engine import create_schema, make_engine, session_factory
+from services.storage import schema
+from services.storage.engine import make_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await create_schema(engine)
+        # embedded: upgrade to the head; production: refuse a database not at the head
+        await schema.prepare(engine, mode=settings.mode)
         relay: asyncio.Task[None] | None = None
         if connect_broker:
             await _start_publisher(publisher)

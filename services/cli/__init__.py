@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from services.cli import db as db_commands
 from services.cli import reference as reference_commands
 from services.cli import users as user_commands
 from services.cli.output import Output
@@ -50,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("worker", help="run the Faust worker")
 
-    db = commands.add_parser("db", help="database administration")
-    db.add_argument("action", choices=["init"])
-    db.add_argument("--sample", action="store_true", help="load the sample DRG catalogue if empty")
+    db_commands.add_parser(commands)
 
     topics = commands.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"])
@@ -90,11 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     user_commands.add_parser(commands)
 
     args = parser.parse_args(argv)
+    try:
+        log_level = CommonSettings().log_level
+    except ValueError:  # settings the command itself reports in one line (e.g. `db`)
+        log_level = "INFO"
     logging.basicConfig(
-        level=CommonSettings().log_level,
+        level=log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic's own lines (one per migration context); schema changes are logged by
+    # services/storage/schema.py and printed by `drgwatch db`
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.command == "up":
         from services.stack import up as start_stack
 
@@ -110,13 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return _run_worker()
     if args.command == "db":
-        from services.stack import prepare_database
-
-        asyncio.run(
-            prepare_database(CommonSettings(), replay_ledger=False, load_sample=args.sample)
-        )
-        print("database ready")
-        return 0
+        return db_commands.run(args)
     if args.command == "topics":
         from services.topics import create_topics
 
@@ -156,6 +156,10 @@ def _serve_api(host: str, port: int, fd: int | None) -> int:
     if settings.mode == "embedded" and host not in {"127.0.0.1", "localhost", "::1"}:
         print("embedded mode serves loopback only; use DRGWATCH_MODE=production", file=sys.stderr)
         return 2
+    refusal = db_commands.start_refusal(settings)
+    if refusal:
+        print(f"drgwatch api: {refusal}", file=sys.stderr)
+        return 1
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -175,6 +179,10 @@ def _run_worker() -> int:
     from services.alerting.worker import create_worker, run
 
     settings = WorkerSettings()
+    refusal = db_commands.start_refusal(settings)
+    if refusal:
+        print(f"drgwatch worker: {refusal}", file=sys.stderr)
+        return 1
     run(create_worker(settings), settings.worker_log_level)
     return 0
 

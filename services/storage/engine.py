@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, event, insert, inspect, text
+from sqlalchemy import event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -14,8 +14,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql.dml import Insert
-
-from services.storage.models import Base, ReferenceVersion
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -27,12 +25,7 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+            sqlite_pragmas(dbapi_connection)
 
         return engine
     return create_async_engine(
@@ -40,40 +33,24 @@ def make_engine(url: str) -> AsyncEngine:
     )
 
 
+def sqlite_pragmas(
+    dbapi_connection: Any, *, foreign_keys: bool = True, busy_timeout_ms: int = 30_000
+) -> None:
+    """WAL, durable commits, a busy timeout and foreign keys, on a new SQLite connection.
+
+    Foreign keys are off only while the schema changes (services/storage/schema.py): a
+    table rebuilt there must not cascade deletes into the tables that refer to it.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # first: WAL may wait
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+    cursor.close()
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-# Columns added to existing tables since the first release: (table, column, SQL type).
-# create_all makes missing tables only, so a database from an earlier version gets them
-# here; all are nullable or defaulted, and rows from before simply have none.
-ADDED_COLUMNS = [
-    ("ingest_ledger", "case_seq", "BIGINT"),
-    ("drg_catalogues", "sample", "BOOLEAN NOT NULL DEFAULT false"),
-    ("drg_catalogues", "import_mode", "VARCHAR(16)"),
-    ("drg_catalogues", "based_on_id", "BIGINT"),
-    ("drg_catalogues", "created_by", "VARCHAR(200)"),
-    ("drg_catalogues", "withdrawn_at", "TIMESTAMP WITH TIME ZONE"),
-    ("drg_catalogues", "withdrawn_by", "VARCHAR(200)"),
-    ("drg_catalogues", "withdrawn_reason", "TEXT"),
-]
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and columns, and the reference-version row (idempotent)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-        await connection.run_sync(_add_missing_columns)
-        statement = insert_ignoring(engine, ReferenceVersion).values(id=1, version=0)
-        await connection.execute(statement)
-
-
-def _add_missing_columns(connection: Connection) -> None:
-    inspector = inspect(connection)
-    for table, column, sql_type in ADDED_COLUMNS:
-        present = {existing["name"] for existing in inspector.get_columns(table)}
-        if column not in present:
-            connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def insert_ignoring(engine: AsyncEngine | str, table: Any) -> Insert:

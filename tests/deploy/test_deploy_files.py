@@ -193,8 +193,10 @@ def test_drgwatch_service_commands(services: dict[str, dict[str, Any]]) -> None:
     init_cmd = " ".join(
         as_argv(services["init"].get("entrypoint")) + as_argv(services["init"].get("command"))
     )
-    assert "drgwatch db init" in init_cmd and "drgwatch topics create" in init_cmd, init_cmd
-    assert init_cmd.index("db init") < init_cmd.index("topics create")
+    # the schema is upgraded before anything starts on it (production refuses a database
+    # behind its code), then the topics are made
+    assert "drgwatch db upgrade" in init_cmd and "drgwatch topics create" in init_cmd, init_cmd
+    assert init_cmd.index("db upgrade") < init_cmd.index("topics create")
     assert as_argv(services["worker"].get("command"))[:1] == ["worker"]
     api_cmd = as_argv(services["api"].get("command"))
     assert api_cmd[:1] == ["api"]
@@ -476,6 +478,30 @@ def test_k8s_workloads_get_database_and_kafka_settings(k8s_docs: list[dict[str, 
             ):
                 assert required in keys, f"{name}: {required} not provided"
             assert keys.get("DRGWATCH_MODE") == "production", name
+
+
+def test_k8s_init_job_upgrades_the_schema_before_making_topics(
+    k8s_docs: list[dict[str, Any]],
+) -> None:
+    (job,) = by_kind(k8s_docs, "Job")
+    (container,) = pod_spec(job)["containers"]
+    script = " ".join(as_argv(container.get("command")) + as_argv(container.get("args")))
+    assert "drgwatch db upgrade" in script and "drgwatch topics create" in script, script
+    assert script.index("db upgrade") < script.index("topics create")
+    assert "&&" in script, "topics must not be made when the upgrade failed"
+    assert "db init" not in script
+    keys = {
+        src.get("configMapRef", src.get("secretRef", {})).get("name")
+        for src in container["envFrom"]
+    }
+    assert {"drgwatch-config", "drgwatch-secrets"} <= keys  # the production database
+
+
+def test_deploy_readme_says_how_to_upgrade() -> None:
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for needed in ("drgwatch db upgrade", "drgwatch db current", "drgwatch db downgrade"):
+        assert needed in text, needed
+    assert "refuse" in text  # what api and worker do on a database behind their code
 
 
 def test_k8s_selectors_and_references(k8s_docs: list[dict[str, Any]]) -> None:

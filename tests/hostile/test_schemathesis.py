@@ -27,7 +27,8 @@ from sqlalchemy import text
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from services.storage.engine import create_schema, make_engine
+from services.storage import schema
+from services.storage.engine import make_engine
 
 EXCLUDED = {("GET", "/v1/alerts/stream")}  # server-sent events: the response never ends
 MAX_EXAMPLES = 30
@@ -70,9 +71,9 @@ NOT_APPLICABLE = {
 
 
 async def _empty_database(url: str) -> None:
+    await schema.upgrade(url)
     engine = make_engine(url)
     try:
-        await create_schema(engine)
         async with engine.begin() as connection:
             await connection.execute(
                 text(
