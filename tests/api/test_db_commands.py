@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from services.storage import schema
+from tests.api.helpers import OPERATOR_KEY
 from tests.conftest import _new_database
 
 HEAD = schema.head()
+PREVIOUS = schema.revisions()[-2]
 FIRST = schema.FIRST
 
 
@@ -84,7 +86,10 @@ def test_upgrade_current_downgrade_and_init(tmp_path: Path, where: list[str]) ->
 
     result = drgwatch("db", "downgrade", *where, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"from {HEAD} to {FIRST}" in result.stdout
+    assert f"from {HEAD} to {PREVIOUS}" in result.stdout
+    result = drgwatch("db", "downgrade", FIRST, *where, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"from {PREVIOUS} to {FIRST}" in result.stdout
     result = drgwatch("db", "downgrade", *where, cwd=tmp_path)  # would drop every table
     assert result.returncode == 1
     assert "first revision" in one_line(result)
@@ -125,7 +130,7 @@ def test_production_api_and_worker_refuse_a_database_behind_in_one_line(
         cwd=tmp_path,
         DRGWATCH_MODE="production",
         DRGWATCH_DATABASE_URL=url,
-        DRGWATCH_API_KEYS="operator-key-0123456789abcdef",
+        DRGWATCH_API_KEYS=OPERATOR_KEY,
     )
     assert result.returncode == 1
     line = one_line(result)

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Connection, Table, insert, inspect, select, text
+from sqlalchemy import Column, Connection, MetaData, Table, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -37,14 +37,14 @@ from services.storage.exceptions import (
     SchemaUnrecognised,
 )
 from services.storage.models import Base, ReferenceVersion
-from tests.api.helpers import HOSPITAL, admitted, charge
+from tests.api.helpers import HOSPITAL, OPERATOR_KEY, admitted, charge
 from tests.conftest import _new_database
 
 T = TypeVar("T")
 HEAD = schema.head()
+PREVIOUS = schema.revisions()[-2]
 FIRST = schema.FIRST
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
-OPERATOR_KEY = "operator-key-0123456789abcdef"
 # every table of the first revision, and its columns then (case_seq came in 0002)
 FIRST_TABLES = [table for table in Base.metadata.sorted_tables if table.name != "case_sequences"]
 
@@ -128,8 +128,31 @@ def ledger_columns(connection: Connection) -> set[str]:
     return {column["name"] for column in inspect(connection).get_columns("ingest_ledger")}
 
 
+# columns the models have that the last release before migrations did not
+ADDED_SINCE_MIGRATIONS = {
+    ("drg_catalogues", column)
+    for column in (
+        "sample",
+        "import_mode",
+        "based_on_id",
+        "created_by",
+        "withdrawn_at",
+        "withdrawn_by",
+        "withdrawn_reason",
+    )
+}
+# and those the first revision did not have either
+ADDED_SINCE_FIRST = {("ingest_ledger", "case_seq")} | ADDED_SINCE_MIGRATIONS
+
+
 def first_columns(table: Table) -> list[Column[Any]]:
-    return [c for c in table.columns if (table.name, c.name) != ("ingest_ledger", "case_seq")]
+    return [c for c in table.columns if (table.name, c.name) not in ADDED_SINCE_FIRST]
+
+
+def first_table(name: str) -> Table:
+    """A table as the first revision had it (the models' column types, no later column)."""
+    table = Base.metadata.tables[name]
+    return Table(name, MetaData(), *(column._copy() for column in first_columns(table)))
 
 
 def dump(connection: Connection) -> dict[str, list[tuple[Any, ...]]]:
@@ -153,9 +176,8 @@ def case_numbers(connection: Connection) -> list[tuple[str, int | None]]:
 def fill_first_release(connection: Connection) -> None:
     """Rows in every table of the first revision, written the way the services write
     them (through the models' column types), none of them in a column added since."""
-    table = Base.metadata.tables
     connection.execute(
-        insert(table["ingest_ledger"]),
+        insert(first_table("ingest_ledger")),
         [
             {
                 "hospital_id": HOSPITAL,
@@ -171,7 +193,7 @@ def fill_first_release(connection: Connection) -> None:
         ],
     )
     connection.execute(
-        insert(table["dead_letters"]),
+        insert(first_table("dead_letters")),
         {
             "stage": "ingest",
             "hospital_id": HOSPITAL,
@@ -184,7 +206,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     connection.execute(
-        insert(table["cases"]),
+        insert(first_table("cases")),
         {
             "hospital_id": HOSPITAL,
             "case_id": "C1",
@@ -226,10 +248,12 @@ def fill_first_release(connection: Connection) -> None:
         "raised_at": NOW,
         "top_contributors": [{"item_code": "C-STENT", "amount": "38000.00"}],
     }
-    alert_seq = connection.execute(insert(table["alerts"]).returning(table["alerts"].c.seq), alert)
+    alert_seq = connection.execute(
+        insert(first_table("alerts")).returning(first_table("alerts").c.seq), alert
+    )
     alert_seq_value = alert_seq.scalar_one()
     connection.execute(
-        insert(table["alert_actions"]),
+        insert(first_table("alert_actions")),
         {
             "alert_id": alert["alert_id"],
             "step": 1,
@@ -248,7 +272,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     catalogue_id = connection.execute(
-        insert(table["drg_catalogues"]).returning(table["drg_catalogues"].c.id),
+        insert(first_table("drg_catalogues")).returning(first_table("drg_catalogues").c.id),
         {
             "name": "CHS-DRG sample",
             "effective_from": date(2026, 1, 1),
@@ -258,7 +282,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     ).scalar_one()
     connection.execute(
-        insert(table["drg_groups"]),
+        insert(first_table("drg_groups")),
         {
             "catalogue_id": catalogue_id,
             "drg_code": "FM15",
@@ -269,7 +293,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     connection.execute(
-        insert(table["alert_thresholds"]),
+        insert(first_table("alert_thresholds")),
         {
             "hospital_id": HOSPITAL,
             "drg_code": "*",
@@ -281,11 +305,11 @@ def fill_first_release(connection: Connection) -> None:
     )
     connection.execute(text("UPDATE reference_version SET version = 3 WHERE id = 1"))
     connection.execute(
-        insert(table["worker_heartbeats"]),
+        insert(first_table("worker_heartbeats")),
         {"worker_id": "host:1", "ready": True, "partitions": 8, "updated_at": NOW},
     )
     connection.execute(
-        insert(table["identities"]),
+        insert(first_table("identities")),
         {
             "id": "id-head",
             "name": "Dr Li, cardiology",
@@ -297,7 +321,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     connection.execute(
-        insert(table["api_keys"]),
+        insert(first_table("api_keys")),
         {
             "id": "key-1",
             "identity_id": "id-head",
@@ -307,7 +331,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     connection.execute(
-        insert(table["webhook_subscriptions"]),
+        insert(first_table("webhook_subscriptions")),
         {
             "id": "sub-1",
             "identity_id": "id-head",
@@ -329,7 +353,9 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     delivery_seq = connection.execute(
-        insert(table["webhook_deliveries"]).returning(table["webhook_deliveries"].c.seq),
+        insert(first_table("webhook_deliveries")).returning(
+            first_table("webhook_deliveries").c.seq
+        ),
         {
             "id": "msg_sub-1_a1e7",
             "subscription_id": "sub-1",
@@ -347,7 +373,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     ).scalar_one()
     connection.execute(
-        insert(table["webhook_attempts"]),
+        insert(first_table("webhook_attempts")),
         {
             "delivery_seq": delivery_seq,
             "attempted_at": NOW,
@@ -357,7 +383,7 @@ def fill_first_release(connection: Connection) -> None:
         },
     )
     connection.execute(
-        insert(table["webhook_digest_entries"]),
+        insert(first_table("webhook_digest_entries")),
         {"subscription_id": "sub-1", "alert_seq": alert_seq_value},
     )
 
@@ -365,8 +391,13 @@ def fill_first_release(connection: Connection) -> None:
 def old_start_up(connection: Connection) -> None:
     """What every start did before migrations (create_schema): create_all, which makes
     missing tables only, ADDED_COLUMNS' ALTER TABLE for the ledger's case_seq, which
-    never added its unique constraint, and the reference_version row."""
+    never added its unique constraint, and the reference_version row. The models have
+    gained columns since; a table this makes has them dropped again."""
+    made = set(Base.metadata.tables) - set(inspect(connection).get_table_names())
     Base.metadata.create_all(connection)
+    for table, column in sorted(ADDED_SINCE_MIGRATIONS):
+        if table in made:
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     if "case_seq" not in ledger_columns(connection):
         connection.execute(text("ALTER TABLE ingest_ledger ADD COLUMN case_seq BIGINT"))
     statement = insert_ignoring(connection.dialect.name, ReferenceVersion).values(id=1, version=0)
@@ -445,18 +476,20 @@ async def test_downgrade_one_step_and_upgrade_again(url: str) -> None:
     before = await on(url, dump)
 
     change = await schema.downgrade(url)  # one step back by default
-    assert (change.before, change.after) == (HEAD, FIRST)
-    assert "case_sequences" not in await on(url, tables)
-    assert "case_seq" not in await on(url, ledger_columns)
+    assert (change.before, change.after) == (HEAD, PREVIOUS)
     assert await on(url, dump) == before
 
     change = await schema.upgrade(url)
-    assert (change.before, change.after) == (FIRST, HEAD)
+    assert (change.before, change.after) == (PREVIOUS, HEAD)
     assert await on(url, dump) == before
     assert await on(url, differences) == []
 
-    # back to 0001, one step more would drop every table: only an explicit `base` does
-    await schema.downgrade(url)
+    # step by step back to 0001; one step more would drop every table: only `base` does
+    while (await schema.status(url)).revision != FIRST:
+        await schema.downgrade(url)
+    assert "case_sequences" not in await on(url, tables)
+    assert "case_seq" not in await on(url, ledger_columns)
+    assert await on(url, dump) == before
     with pytest.raises(SchemaError, match="first revision"):
         await schema.downgrade(url)
     assert (await schema.status(url)).revision == FIRST

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from services.storage.models import BigId, UtcDateTime
+
 revision = "0003_reference_data"
 down_revision = "0002_ledger_case_seq"
 branch_labels = None
@@ -37,14 +39,13 @@ def upgrade() -> None:
     # (copy, drop, rename), and dropping drg_catalogues with foreign keys on deletes every
     # drg_groups row through ON DELETE CASCADE. A literal default keeps SQLite's ALTER.
     op.add_column(
-        "drg_catalogues", sa.Column("sample", sa.Boolean(), nullable=False, server_default="0")
+        "drg_catalogues",
+        sa.Column("sample", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.add_column("drg_catalogues", sa.Column("import_mode", sa.String(16), nullable=True))
-    op.add_column("drg_catalogues", sa.Column("based_on_id", sa.BigInteger(), nullable=True))
+    op.add_column("drg_catalogues", sa.Column("based_on_id", BigId, nullable=True))
     op.add_column("drg_catalogues", sa.Column("created_by", sa.String(200), nullable=True))
-    op.add_column(
-        "drg_catalogues", sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("drg_catalogues", sa.Column("withdrawn_at", UtcDateTime(), nullable=True))
     op.add_column("drg_catalogues", sa.Column("withdrawn_by", sa.String(200), nullable=True))
     op.add_column("drg_catalogues", sa.Column("withdrawn_reason", sa.Text(), nullable=True))
     op.execute(
