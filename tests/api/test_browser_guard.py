@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -66,10 +67,11 @@ async def test_every_json_route_refuses_a_plain_text_body(api: Api) -> None:
     assert int(await api.scalar("SELECT count(*) FROM webhook_subscriptions")) == 0
 
 
-async def test_a_dns_rebinding_page_is_refused_by_its_host() -> None:
+async def test_a_dns_rebinding_page_is_refused_by_its_host(tmp_path: Path) -> None:
     """The page's name resolves to 127.0.0.1: the request reaches the real socket with
     the page's own name as its Host."""
-    app = create_app(ApiSettings(database_url="sqlite+aiosqlite://"), connect_broker=False)
+    database = f"sqlite+aiosqlite:///{tmp_path / 'drgwatch.db'}"
+    app = create_app(ApiSettings(database_url=database), connect_broker=False)
     async with app.router.lifespan_context(app), serving(app) as base:
         port = int(base.rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
