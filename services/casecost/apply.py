@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -249,22 +249,25 @@ def _price(state: CaseState, price_book: PriceBook) -> None:
 
 def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
     """The case's group, standard and thresholds; looked up again only when the price
-    book, the DRG, the scheme or the pricing day moved (most events move none)."""
-    on = _pricing_date(state, price_book)
+    book, the DRG, the scheme or the moment of the pricing day moved (most events move
+    none). The same instant under the same price book (so the same zone) is the same day."""
+    moment = state.admitted_at or state.first_event_at
     known = state.memo.pricing
     if (
         known is not None
         and known.price_book is price_book
         and known.drg_code == state.drg_code
         and known.scheme == state.insurance_scheme
-        and known.on == on
+        and known.moment == moment
     ):
         return known
+    on = None if moment is None else price_book.local_day(moment)
     hospital_id, drg_code, scheme = state.hospital_id, state.drg_code, state.insurance_scheme
     pricing = Pricing(
         price_book=price_book,
         drg_code=drg_code,
         scheme=scheme,
+        moment=moment,
         on=on,
         group=None
         if on is None or drg_code is None
@@ -274,13 +277,6 @@ def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
     )
     state.memo.pricing = pricing
     return pricing
-
-
-def _pricing_date(state: CaseState, price_book: PriceBook) -> date | None:
-    """Standards in force on the hospital's day of admission (or of the first event until
-    then), whatever offset the event was written in."""
-    moment = state.admitted_at or state.first_event_at
-    return None if moment is None else price_book.local_day(moment)
 
 
 def _alert_for(state: CaseState, event: Event | Reprice, now: datetime) -> dict[str, Any] | None:

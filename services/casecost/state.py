@@ -49,6 +49,8 @@ class Pricing:
     price_book: PriceBook
     drg_code: str | None
     scheme: str | None
+    # the moment the pricing day is taken from (admission, or the first event until then)
+    moment: datetime | None
     on: date | None
     group: DrgGroup | None
     standard: Standard | None
