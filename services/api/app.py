@@ -33,6 +33,7 @@ from services.api.limits import BodyLimit
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
 from services.api.subscriptions.router import router as subscriptions_router
+from services.api.ui import router as ui_router
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.storage import schema
@@ -108,6 +109,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         identities_router,
         health_router,
         docs_router,
+        ui_router,
     ):
         app.include_router(router)
     # the last added runs first: security headers, timing, the request guard, then the key
