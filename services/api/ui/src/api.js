@@ -13,10 +13,11 @@ export const session = reactive({
 });
 
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super(body && body.detail ? String(body.detail) : `HTTP ${status}`);
     this.status = status;
     this.body = body;
+    this.retryAfter = retryAfter; // seconds, from Retry-After on 429 and 503
   }
 }
 
@@ -59,7 +60,7 @@ export async function call(method, path, { query, body } = {}) {
       session.signedIn = false;
       window.dispatchEvent(new CustomEvent("drgwatch:signed-out"));
     }
-    throw new ApiError(response.status, data);
+    throw new ApiError(response.status, data, response.headers.get("Retry-After"));
   }
   return data;
 }
