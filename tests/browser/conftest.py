@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.hospital_day import HOSPITAL, a_stay
+from tests.conftest import _new_database
 from tests.integration.harness import Stack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,6 +48,29 @@ def browser(stack: Stack) -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack"), postgres_url) as running:
-        yield running
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack in embedded mode, on a database of this module's own."""
+    for database_url in _new_database():
+        with running_stack(tmp_path_factory.mktemp("stack"), database_url) as running:
+            yield running
+
+
+@pytest.fixture(scope="module")
+def hospital(stack: Stack) -> Stack:
+    """One hospital: cases at every level in two departments."""
+    events = [
+        *a_stay("C-1001", "FM15", "CARDIO", "0.92"),  # blue
+        *a_stay("C-1002", "FR13", "CARDIO", "1.04"),  # red
+        *a_stay("C-2001", "ES33", "RESP", "0.60"),  # none, until the test pushes it over
+        *a_stay("C-2002", "ES31", "RESP", "0.96"),  # yellow
+    ]
+    stack.post(events)
+    stack.wait_for(
+        lambda: (
+            (stack.case(HOSPITAL, "C-2002") or {}).get("level") == "yellow"
+            and (stack.case(HOSPITAL, "C-1002") or {}).get("level") == "red"
+            and (stack.case(HOSPITAL, "C-1001") or {}).get("level") == "blue"
+        ),
+        60,
+    )
+    return stack

@@ -12,133 +12,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET
+from tests.browser.hospital_day import HOSPITAL, charge, share
 from tests.integration.harness import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-HOSPITAL = "H001"
-ZONE = ZoneInfo("Asia/Shanghai")
-# the sample catalogue's standards for the employee scheme (weight x 12252.70)
-STANDARD = {
-    "FM15": Decimal("40400.83"),
-    "FR13": Decimal("18136.55"),
-    "ES31": Decimal("15329.35"),
-    "ES33": Decimal("10652.50"),
-}
-
-
-def _moment(days_ago: float) -> str:
-    return (datetime.now(ZONE) - timedelta(days=days_ago)).isoformat(timespec="seconds")
-
-
-def admitted(case: str, drg: str, department: str, days_ago: float) -> dict[str, Any]:
-    return {
-        "event_id": f"{case}-adm",
-        "type": "admitted",
-        "hospital_id": HOSPITAL,
-        "case_id": case,
-        "occurred_at": _moment(days_ago),
-        "department": department,
-        "drg_code": drg,
-        "insurance_scheme": "employee",
-        "admitted_at": _moment(days_ago),
-    }
-
-
-def charge(
-    case: str,
-    n: str,
-    amount: Decimal,
-    *,
-    department: str,
-    days_ago: float,
-    item: tuple[str, str, str] = ("C0451", "Drug-eluting coronary stent", "consumable"),
-    doctor: str | None = "D1024",
-) -> dict[str, Any]:
-    code, name, category = item
-    event: dict[str, Any] = {
-        "event_id": f"{case}-{n}",
-        "type": "charge",
-        "hospital_id": HOSPITAL,
-        "case_id": case,
-        "occurred_at": _moment(days_ago),
-        "department": department,
-        "item_code": code,
-        "item_name": name,
-        "category": category,
-        "quantity": "1",
-        "unit_price": str(amount),
-        "amount": str(amount),
-    }
-    if doctor:
-        event["ordered_by"] = doctor
-    return event
-
-
-def share(drg: str, fraction: str) -> Decimal:
-    return (STANDARD[drg] * Decimal(fraction)).quantize(Decimal("0.01"))
-
-
-def a_stay(case: str, drg: str, department: str, fraction: str) -> list[dict[str, Any]]:
-    """A case admitted three days ago whose charges over the stay reach `fraction` of its
-    standard: bed and nursing each day, drugs, labs, and the big item last."""
-    total = share(drg, fraction)
-    daily = [
-        (("B001", "Ward bed, standard", "bed"), Decimal("0.04")),
-        (("N002", "Level I nursing", "nursing"), Decimal("0.03")),
-        (("D3301", "Ticagrelor 90 mg", "drug"), Decimal("0.08")),
-        (("L1102", "Troponin I", "lab"), Decimal("0.05")),
-    ]
-    events = [admitted(case, drg, department, 3.2)]
-    spent = Decimal("0")
-    for day in range(3):
-        for index, (item, part) in enumerate(daily):
-            amount = (total * part).quantize(Decimal("0.01"))
-            spent += amount
-            doctor = "D1024" if index % 2 == 0 else "D2071"
-            events.append(
-                charge(
-                    case,
-                    f"d{day}i{index}",
-                    amount,
-                    department=department,
-                    days_ago=3 - day,
-                    item=item,
-                    doctor=doctor,
-                )
-            )
-    events.append(charge(case, "main", total - spent, department=department, days_ago=0.5))
-    return events
-
-
-@pytest.fixture(scope="module")
-def hospital(stack: Stack) -> Stack:
-    """One hospital: cases at every level in two departments."""
-    events = [
-        *a_stay("C-1001", "FM15", "CARDIO", "0.92"),  # blue
-        *a_stay("C-1002", "FR13", "CARDIO", "1.04"),  # red
-        *a_stay("C-2001", "ES33", "RESP", "0.60"),  # none, until the test pushes it over
-        *a_stay("C-2002", "ES31", "RESP", "0.96"),  # yellow
-    ]
-    stack.post(events)
-    stack.wait_for(
-        lambda: (
-            (stack.case(HOSPITAL, "C-2002") or {}).get("level") == "yellow"
-            and (stack.case(HOSPITAL, "C-1002") or {}).get("level") == "red"
-            and (stack.case(HOSPITAL, "C-1001") or {}).get("level") == "blue"
-        ),
-        60,
-    )
-    return stack
 
 
 def _watch_console(page: Any) -> list[str]:

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from tests.api.helpers import OPERATOR_KEY
 from tests.browser.conftest import LAPTOP
-from tests.browser.test_dashboard import HOSPITAL, a_stay
+from tests.browser.hospital_day import HOSPITAL, a_stay
 from tests.conftest import _new_database
 from tests.integration.harness import Stack
 
