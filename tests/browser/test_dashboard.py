@@ -263,3 +263,33 @@ def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str,
         assert problems == []
     finally:
         context.close()
+
+
+def test_a_resolution_goes_to_review_and_the_office_approves_it(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/RESP")
+    alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    row = alerts_card.locator(".el-table__row", has_text="C-2002").first
+    row.get_by_role("button", name="处理").click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator(".el-select__wrapper").click()
+    page.get_by_role("option", name="新技术新项目").click()
+    dialog.get_by_label("备注").fill("ECMO support, a new technique approved this year")
+    dialog.get_by_role("button", name="提交").click()
+    page.get_by_text("操作已完成").first.wait_for()
+
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    queue = page.locator(".el-table__row", has_text="C-2002").first
+    queue.get_by_role("button", name="通过").click()
+    page.get_by_text("操作已完成").first.wait_for()
+    alerts = httpx.get(
+        f"{hospital.url}/v1/alerts", params={"hospital_id": HOSPITAL, "case_id": "C-2002"}
+    ).json()["items"]
+    assert "resolved" in {alert["status"] for alert in alerts}
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-2002")
+    timeline = page.get_by_test_id("timeline")
+    timeline.get_by_text("审核通过").wait_for()
+    assert "新技术新项目" in timeline.inner_text()
+    assert problems == []
