@@ -46,7 +46,9 @@ PREVIOUS = schema.revisions()[-2]
 FIRST = schema.FIRST
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
 # every table of the first revision, and its columns then (case_seq came in 0002)
-TABLES_ADDED_SINCE_FIRST = {"case_sequences", "departments", "department_targets"}
+# tables made by migrations after the last release before migrations (create_all's era)
+TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets"}
+TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 FIRST_TABLES = [
     table for table in Base.metadata.sorted_tables if table.name not in TABLES_ADDED_SINCE_FIRST
 ]
@@ -396,8 +398,9 @@ def old_start_up(connection: Connection) -> None:
     missing tables only, ADDED_COLUMNS' ALTER TABLE for the ledger's case_seq, which
     never added its unique constraint, and the reference_version row. The models have
     gained columns since; a table this makes has them dropped again."""
-    made = set(Base.metadata.tables) - set(inspect(connection).get_table_names())
-    Base.metadata.create_all(connection)
+    then = [t for t in Base.metadata.sorted_tables if t.name not in TABLES_ADDED_SINCE_MIGRATIONS]
+    made = {t.name for t in then} - set(inspect(connection).get_table_names())
+    Base.metadata.create_all(connection, tables=then)
     for table, column in sorted(ADDED_SINCE_MIGRATIONS):
         if table in made:
             connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
