@@ -26,6 +26,7 @@ from services.api.indicators.schemas import (
 )
 from services.api.indicators.service import discharged_between, ensure_visible
 from services.casecost import targets as pacing
+from services.casecost.pricing import money
 from services.casecost.targets import Figures, Period
 from services.storage.models import CaseRecord, DepartmentRecord, DepartmentTarget
 
@@ -83,18 +84,14 @@ async def name_department(
     return _department_out(record)
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def _target_out(record: DepartmentTarget) -> TargetOut:
     return TargetOut(
         hospital_id=record.hospital_id,
         department=record.department,
         period=record.period,
         cases=record.cases,
-        cost_per_case=_money(record.cost_per_case),
-        total_cost=_money(record.total_cost),
+        cost_per_case=money(record.cost_per_case),
+        total_cost=money(record.total_cost),
         updated_by=record.updated_by,
         updated_at=record.updated_at,
     )
@@ -176,8 +173,8 @@ def _figures(record: DepartmentTarget) -> Figures:
 def _figures_out(figures: Figures) -> FiguresOut:
     return FiguresOut(
         cases=figures.cases,
-        cost_per_case=_money(figures.cost_per_case),
-        total_cost=_money(figures.total_cost),
+        cost_per_case=money(figures.cost_per_case),
+        total_cost=money(figures.total_cost),
     )
 
 
@@ -213,7 +210,9 @@ async def progress(
     if chosen:
         rows = await db_session.execute(
             select(CaseRecord.department, CaseRecord.total_cost).where(
-                *discharged_between(caller, hospital_id, period.first, period.last, zone),
+                *discharged_between(
+                    caller, hospital_id, period.first, min(period.last, today), zone
+                ),
                 CaseRecord.department.in_(sorted(chosen)),
             )
         )
