@@ -26,17 +26,15 @@ A figure with nothing to divide by is None.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TypeVar
 
 from services.casecost.pricing import CENT, RATIO_PLACES
 
 WEIGHT_PLACES = Decimal("0.0001")
 DAY_PLACES = Decimal("0.01")
 ZERO = Decimal(0)
-K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +88,96 @@ def _share(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
     return _round(Decimal(part) / Decimal(whole), RATIO_PLACES)
 
 
-def _consumption_index(by_drg: dict[str, tuple[int, Decimal, Decimal]]) -> Decimal | None:
+@dataclass(slots=True)
+class DrgTally:
+    """Running sums over the cases of one DRG (within a department, or overall): what
+    every indicator is computed from, so that a month of cases is read once."""
+
+    cases: int = 0
+    weighed: int = 0  # cases whose weight is known
+    weight: Decimal = ZERO
+    cost: Decimal = ZERO
+    standard: Decimal = ZERO
+    stays: int = 0  # cases whose length of stay is known
+    stay_days: int = 0
+    timed: int = 0  # ... and whose DRG has an average stay
+    timed_days: int = 0
+    expected_days: Decimal = ZERO
+    high: int = 0
+    low: int = 0
+    by_category: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, case: DischargedCase) -> None:
+        """Count one case in."""
+        self.cases += 1
+        if case.weight is not None:
+            self.weighed += 1
+            self.weight += case.weight
+        self.cost += case.total_cost
+        self.standard += case.standard_cost
+        if case.los_days is not None:
+            self.stays += 1
+            self.stay_days += case.los_days
+            if case.avg_los_days is not None:
+                self.timed += 1
+                self.timed_days += case.los_days
+                self.expected_days += case.avg_los_days
+        if case.ratio_flag == "high":
+            self.high += 1
+        elif case.ratio_flag == "low":
+            self.low += 1
+        by_category = self.by_category
+        for category, amount in case.cost_by_category.items():
+            by_category[category] = by_category.get(category, ZERO) + amount
+
+    def merge(self, other: DrgTally) -> None:
+        """Count another tally's cases in (of the same DRG)."""
+        self.cases += other.cases
+        self.weighed += other.weighed
+        self.weight += other.weight
+        self.cost += other.cost
+        self.standard += other.standard
+        self.stays += other.stays
+        self.stay_days += other.stay_days
+        self.timed += other.timed
+        self.timed_days += other.timed_days
+        self.expected_days += other.expected_days
+        self.high += other.high
+        self.low += other.low
+        for category, amount in other.by_category.items():
+            self.by_category[category] = self.by_category.get(category, ZERO) + amount
+
+
+def tally(cases: Iterable[DischargedCase]) -> dict[str, DrgTally]:
+    """The cases' sums by DRG."""
+    by_drg: dict[str, DrgTally] = {}
+    for case in cases:
+        drg = by_drg.get(case.drg_code)
+        if drg is None:
+            drg = by_drg[case.drg_code] = DrgTally()
+        drg.add(case)
+    return by_drg
+
+
+def merged(tallies: Iterable[Mapping[str, DrgTally]]) -> dict[str, DrgTally]:
+    """Several groups' sums by DRG, as one."""
+    by_drg: dict[str, DrgTally] = {}
+    for group in tallies:
+        for drg_code, sums in group.items():
+            into = by_drg.get(drg_code)
+            if into is None:
+                into = by_drg[drg_code] = DrgTally()
+            into.merge(sums)
+    return by_drg
+
+
+def _consumption_index(pairs: Iterable[tuple[int, Decimal, Decimal]]) -> Decimal | None:
     """sum of k_i x n_i / sum of n_i, with k_i = actual_i / reference_i (both sums over
     the DRG's n_i cases, so the means' n_i cancel)."""
     weighted = ZERO
     cases = 0
-    for count, actual, reference in by_drg.values():
-        if reference <= 0:
+    for count, actual, reference in pairs:
+        if count == 0 or reference <= 0:
             continue
         weighted += actual / reference * count
         cases += count
@@ -115,51 +196,43 @@ def exact_cost_per_case(cases: Sequence[DischargedCase]) -> Decimal | None:
 def compute(cases: Sequence[DischargedCase], previous: Sequence[DischargedCase] = ()) -> Indicators:
     """Every indicator of `cases`; `previous` are the cases of the period before (for
     the period-on-period change of cost per case)."""
-    count = len(cases)
-    weights = [case.weight for case in cases if case.weight is not None]
-    total_weight = sum(weights, ZERO)
-    total_cost = sum((case.total_cost for case in cases), ZERO)
-    total_standard = sum((case.standard_cost for case in cases), ZERO)
+    return summarize(tally(cases), exact_cost_per_case(previous))
 
-    cost_by_drg: dict[str, tuple[int, Decimal, Decimal]] = {}
-    time_by_drg: dict[str, tuple[int, Decimal, Decimal]] = {}
-    stays = 0
-    stay_days = 0
+
+def summarize(by_drg: Mapping[str, DrgTally], previous_per_case: Decimal | None) -> Indicators:
+    """Every indicator from the cases' sums by DRG, and the unrounded cost per case of
+    the period before."""
+    tallies = list(by_drg.values())
+    count = sum(t.cases for t in tallies)
+    weighed = sum(t.weighed for t in tallies)
+    total_weight = sum((t.weight for t in tallies), ZERO)
+    total_cost = sum((t.cost for t in tallies), ZERO)
+    total_standard = sum((t.standard for t in tallies), ZERO)
+    stays = sum(t.stays for t in tallies)
+    stay_days = sum(t.stay_days for t in tallies)
+    high = sum(t.high for t in tallies)
+    low = sum(t.low for t in tallies)
     by_category: dict[str, Decimal] = {}
-    for case in cases:
-        n, cost, standard = cost_by_drg.get(case.drg_code, (0, ZERO, ZERO))
-        cost_by_drg[case.drg_code] = (n + 1, cost + case.total_cost, standard + case.standard_cost)
-        if case.los_days is not None:
-            stays += 1
-            stay_days += case.los_days
-            if case.avg_los_days is not None:
-                n, days, expected = time_by_drg.get(case.drg_code, (0, ZERO, ZERO))
-                time_by_drg[case.drg_code] = (
-                    n + 1,
-                    days + case.los_days,
-                    expected + case.avg_los_days,
-                )
-        for category, amount in case.cost_by_category.items():
+    for t in tallies:
+        for category, amount in t.by_category.items():
             by_category[category] = by_category.get(category, ZERO) + amount
-
-    high = sum(1 for case in cases if case.ratio_flag == "high")
-    low = sum(1 for case in cases if case.ratio_flag == "low")
-    per_case = exact_cost_per_case(cases)
-    previous_per_case = exact_cost_per_case(previous)
+    per_case = total_cost / count if count else None
     change = None
     if per_case is not None and previous_per_case:
         change = _round(per_case / previous_per_case - 1, RATIO_PLACES)
     some = count > 0
     return Indicators(
         cases=count,
-        total_weight=_round(total_weight, WEIGHT_PLACES) if weights else None,
-        cmi=_round(total_weight / len(weights), WEIGHT_PLACES) if weights else None,
+        total_weight=_round(total_weight, WEIGHT_PLACES) if weighed else None,
+        cmi=_round(total_weight / weighed, WEIGHT_PLACES) if weighed else None,
         total_cost=_round(total_cost, CENT) if some else None,
         total_standard=_round(total_standard, CENT) if some else None,
         budget_execution=_share(total_cost, total_standard) if some else None,
         surplus=_round(total_standard - total_cost, CENT) if some else None,
-        cost_consumption_index=_consumption_index(cost_by_drg),
-        time_consumption_index=_consumption_index(time_by_drg),
+        cost_consumption_index=_consumption_index((t.cases, t.cost, t.standard) for t in tallies),
+        time_consumption_index=_consumption_index(
+            (t.timed, Decimal(t.timed_days), t.expected_days) for t in tallies
+        ),
         mean_los_days=_round(Decimal(stay_days) / stays, DAY_PLACES) if stays else None,
         drug_share=_share(by_category.get("drug", ZERO), total_cost) if some else None,
         consumables_share=(
@@ -180,13 +253,3 @@ def compute(cases: Sequence[DischargedCase], previous: Sequence[DischargedCase] 
         ),
         cost_per_case_change=change,
     )
-
-
-def grouped(
-    cases: Iterable[DischargedCase], key: Callable[[DischargedCase], K]
-) -> dict[K, list[DischargedCase]]:
-    """The cases split by `key`, in first-seen order."""
-    groups: dict[K, list[DischargedCase]] = {}
-    for case in cases:
-        groups.setdefault(key(case), []).append(case)
-    return groups

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.casecost.indicators import DischargedCase, compute, grouped
+from services.casecost.indicators import DischargedCase, compute, merged, summarize, tally
 from services.casecost.targets import (
     Figures,
     elapsed_share,
@@ -114,9 +114,21 @@ def test_the_hospital_as_a_whole() -> None:
     assert figures.cost_per_case_change == Decimal("0.0289")  # 15433.33... / 15000 - 1
 
 
+def by_department(cases: list[DischargedCase]) -> dict[str | None, list[DischargedCase]]:
+    groups: dict[str | None, list[DischargedCase]] = {}
+    for row in cases:
+        groups.setdefault(row.department, []).append(row)
+    return groups
+
+
+def test_the_sums_of_the_groups_make_the_whole() -> None:
+    groups = [tally(members) for members in by_department(NOVEMBER).values()]
+    assert summarize(merged(groups), Decimal(15000)) == compute(NOVEMBER, OCTOBER)
+
+
 def test_each_department() -> None:
-    now = grouped(NOVEMBER, lambda c: c.department)
-    before = grouped(OCTOBER, lambda c: c.department)
+    now = by_department(NOVEMBER)
+    before = by_department(OCTOBER)
     card = compute(now["CARD"], before["CARD"])
     surg = compute(now["SURG"], before["SURG"])
 

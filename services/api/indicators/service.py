@@ -12,7 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, CompoundSelect, select, union
+import orjson
+from sqlalchemy import ColumnElement, CompoundSelect, Text, cast, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.principal import Principal
@@ -28,7 +29,7 @@ from services.api.indicators.schemas import (
     IndicatorsOut,
 )
 from services.casecost import indicators as formulas
-from services.casecost.indicators import DischargedCase, Indicators
+from services.casecost.indicators import ZERO, DischargedCase, DrgTally, Indicators
 from services.casecost.pricing import PriceBook
 from services.storage.models import (
     AlertRecord,
@@ -136,7 +137,8 @@ async def report(
         CaseRecord.standard_cost,
         CaseRecord.total_cost,
         CaseRecord.ratio_flag,
-        CaseRecord.cost_by_category,
+        # the JSON as text, decoded by orjson: a month of a large hospital is 10,000 cases
+        cast(CaseRecord.cost_by_category, Text).label("cost_by_category"),
         CaseRecord.admitted_at,
         CaseRecord.discharged_at,
         CaseRecord.avg_los_days,
@@ -145,8 +147,13 @@ async def report(
         *_filters(department, drg_code),
     )
     weights: dict[tuple[str, date], Decimal | None] = {}
-    cases: list[DischargedCase] = []
     drg_names: dict[str, str] = {}
+
+    def key(department: str | None, drg_code: str) -> str | None:
+        return department if group_by == "department" else drg_code if group_by else ""
+
+    # one pass over the period's cases: sums by group (or "" for none) and DRG
+    tallies: dict[str | None, dict[str, DrgTally]] = {}
     for row in await db_session.execute(current):
         pricing_day = price_book.local_day(row.admitted_at or row.discharged_at)
         known = (row.drg_code, pricing_day)
@@ -155,7 +162,11 @@ async def report(
             weights[known] = None if group is None else group.weight
         if row.drg_name:
             drg_names.setdefault(row.drg_code, row.drg_name)
-        cases.append(
+        by_drg = tallies.setdefault(key(row.department, row.drg_code), {})
+        sums = by_drg.get(row.drg_code)
+        if sums is None:
+            sums = by_drg[row.drg_code] = DrgTally()
+        sums.add(
             DischargedCase(
                 department=row.department,
                 drg_code=row.drg_code,
@@ -164,32 +175,26 @@ async def report(
                 weight=weights[known],
                 los_days=los_days(row.admitted_at, row.discharged_at, now, zone),
                 avg_los_days=row.avg_los_days,
-                cost_by_category={k: Decimal(v) for k, v in row.cost_by_category.items()},
+                cost_by_category={
+                    k: Decimal(v) for k, v in orjson.loads(row.cost_by_category).items()
+                },
                 ratio_flag=row.ratio_flag,
             )
         )
     before_first, before_last = previous_period(first, last)
-    before = select(
-        CaseRecord.department,
-        CaseRecord.drg_code,
-        CaseRecord.standard_cost,
-        CaseRecord.total_cost,
-    ).where(
+    before = select(CaseRecord.department, CaseRecord.drg_code, CaseRecord.total_cost).where(
         *discharged_between(caller, hospital_id, before_first, before_last, zone),
         *_filters(department, drg_code),
     )
-    previous = [
-        DischargedCase(
-            department=row.department,
-            drg_code=row.drg_code,
-            standard_cost=row.standard_cost,
-            total_cost=row.total_cost,
-            weight=None,
-            los_days=None,
-            avg_los_days=None,
-        )
-        for row in await db_session.execute(before)
-    ]
+    earlier: dict[str | None, tuple[int, Decimal]] = {}
+    for earlier_case in await db_session.execute(before):
+        group_key = key(earlier_case.department, earlier_case.drg_code)
+        count, total = earlier.get(group_key, (0, ZERO))
+        earlier[group_key] = (count + 1, total + earlier_case.total_cost)
+
+    def per_case(found: tuple[int, Decimal] | None) -> Decimal | None:
+        return None if found is None else found[1] / found[0]
+
     groups: list[IndicatorGroup] = []
     if group_by is not None:
         names: dict[str | None, str | None]
@@ -197,21 +202,20 @@ async def report(
             names = dict(await _department_names(db_session=db_session, hospital_id=hospital_id))
         else:
             names = {code: name for code, name in drg_names.items()}
-
-        def key(case: DischargedCase) -> str | None:
-            return case.department if group_by == "department" else case.drg_code
-
-        earlier = formulas.grouped(previous, key)
-        for group_key, members in sorted(
-            formulas.grouped(cases, key).items(), key=lambda item: (item[0] is None, item[0] or "")
-        ):
-            figures = formulas.compute(members, earlier.get(group_key, []))
+        for group_key in sorted(tallies, key=lambda k: (k is None, k or "")):
+            figures = formulas.summarize(tallies[group_key], per_case(earlier.get(group_key)))
             groups.append(IndicatorGroup(key=group_key, name=names.get(group_key), **_out(figures)))
+    previous_count = sum(count for count, _ in earlier.values())
+    previous_total = sum((total for _, total in earlier.values()), ZERO)
+    overall = formulas.summarize(
+        formulas.merged(tallies.values()),
+        per_case((previous_count, previous_total) if previous_count else None),
+    )
     return IndicatorReport(
         hospital_id=hospital_id,
         from_=first,
         to=last,
-        overall=IndicatorsOut(**_out(formulas.compute(cases, previous))),
+        overall=IndicatorsOut(**_out(overall)),
         groups=groups,
     )
 
