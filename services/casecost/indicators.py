@@ -37,7 +37,7 @@ DAY_PLACES = Decimal("0.01")
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, and a month is 10,000
 class DischargedCase:
     """One discharged case with a priced DRG, as the indicators need it."""
 

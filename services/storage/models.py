@@ -137,6 +137,8 @@ class CaseRecord(Base):
     __table_args__ = (
         Index("ix_cases_department", "hospital_id", "department", "case_id"),
         Index("ix_cases_level", "hospital_id", "level", "case_id"),
+        # indicators and targets read the cases discharged in a period
+        Index("ix_cases_discharged", "hospital_id", "discharged_at"),
     )
 
     hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,4 +1,5 @@
-"""Departments (their names) and department targets (by year or month).
+"""Departments (their names), department targets (by year or month), and an index on
+the cases by discharge time for the indicators.
 
 Revision ID: 0004_indicators
 Revises: 0003_reference_data
@@ -39,7 +40,10 @@ def upgrade() -> None:
         sa.Column("updated_at", UtcDateTime(), nullable=False),
     )
 
+    op.create_index("ix_cases_discharged", "cases", ["hospital_id", "discharged_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_discharged", table_name="cases")
     op.drop_table("department_targets")
     op.drop_table("departments")
