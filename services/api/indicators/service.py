@@ -113,6 +113,17 @@ def _out(figures: Indicators) -> dict[str, Any]:
     }
 
 
+def _group_key(group_by: GroupBy | None, department: str | None, drg_code: str) -> str | None:
+    """The group a case falls in: its department, its DRG, or "" when not grouped."""
+    if group_by == "department":
+        return department
+    return drg_code if group_by == "drg" else ""
+
+
+def _per_case(found: tuple[int, Decimal] | None) -> Decimal | None:
+    return None if found is None else found[1] / found[0]
+
+
 async def report(
     *,
     db_session: AsyncSession,
@@ -129,8 +140,60 @@ async def report(
     """The indicators of the discharged, priced cases of local days `first` to `last`,
     overall and by department or DRG, with the period before for cost per case."""
     ensure_visible(caller, hospital_id)
-    now = datetime.now(UTC)
-    current = select(
+    narrowing = _filters(department, drg_code)
+    tallies, drg_names = await _tallies(
+        db_session=db_session,
+        price_book=price_book,
+        zone=zone,
+        hospital_id=hospital_id,
+        conditions=[*discharged_between(caller, hospital_id, first, last, zone), *narrowing],
+        group_by=group_by,
+    )
+    before_first, before_last = previous_period(first, last)
+    earlier = await _totals(
+        db_session=db_session,
+        conditions=[
+            *discharged_between(caller, hospital_id, before_first, before_last, zone),
+            *narrowing,
+        ],
+        group_by=group_by,
+    )
+    groups: list[IndicatorGroup] = []
+    if group_by is not None:
+        names: dict[str | None, str | None]
+        if group_by == "department":
+            names = dict(await _department_names(db_session=db_session, hospital_id=hospital_id))
+        else:
+            names = {code: name for code, name in drg_names.items()}
+        for key in sorted(tallies, key=lambda key: (key is None, key or "")):
+            figures = formulas.summarize(tallies[key], _per_case(earlier.get(key)))
+            groups.append(IndicatorGroup(key=key, name=names.get(key), **_out(figures)))
+    earlier_cases = sum(count for count, _ in earlier.values())
+    earlier_cost = sum((total for _, total in earlier.values()), ZERO)
+    overall = formulas.summarize(
+        formulas.merged(tallies.values()),
+        _per_case((earlier_cases, earlier_cost) if earlier_cases else None),
+    )
+    return IndicatorReport(
+        hospital_id=hospital_id,
+        from_=first,
+        to=last,
+        overall=IndicatorsOut(**_out(overall)),
+        groups=groups,
+    )
+
+
+async def _tallies(
+    *,
+    db_session: AsyncSession,
+    price_book: PriceBook,
+    zone: tzinfo,
+    hospital_id: str,
+    conditions: list[ColumnElement[bool]],
+    group_by: GroupBy | None,
+) -> tuple[dict[str | None, dict[str, DrgTally]], dict[str, str]]:
+    """The cases' sums by group and DRG, read in one pass; and each DRG's name."""
+    query = select(
         CaseRecord.department,
         CaseRecord.drg_code,
         CaseRecord.drg_name,
@@ -142,19 +205,13 @@ async def report(
         CaseRecord.admitted_at,
         CaseRecord.discharged_at,
         CaseRecord.avg_los_days,
-    ).where(
-        *discharged_between(caller, hospital_id, first, last, zone),
-        *_filters(department, drg_code),
-    )
+    ).where(*conditions)
+    now = datetime.now(UTC)
     weights: dict[tuple[str, date], Decimal | None] = {}
     drg_names: dict[str, str] = {}
-
-    def key(department: str | None, drg_code: str) -> str | None:
-        return department if group_by == "department" else drg_code if group_by else ""
-
-    # one pass over the period's cases: sums by group (or "" for none) and DRG
     tallies: dict[str | None, dict[str, DrgTally]] = {}
-    for row in await db_session.execute(current):
+    for row in await db_session.execute(query):
+        # the weight as the standard came: the case's group on its local admission day
         pricing_day = price_book.local_day(row.admitted_at or row.discharged_at)
         known = (row.drg_code, pricing_day)
         if known not in weights:
@@ -162,7 +219,7 @@ async def report(
             weights[known] = None if group is None else group.weight
         if row.drg_name:
             drg_names.setdefault(row.drg_code, row.drg_name)
-        by_drg = tallies.setdefault(key(row.department, row.drg_code), {})
+        by_drg = tallies.setdefault(_group_key(group_by, row.department, row.drg_code), {})
         sums = by_drg.get(row.drg_code)
         if sums is None:
             sums = by_drg[row.drg_code] = DrgTally()
@@ -181,43 +238,25 @@ async def report(
                 ratio_flag=row.ratio_flag,
             )
         )
-    before_first, before_last = previous_period(first, last)
-    before = select(CaseRecord.department, CaseRecord.drg_code, CaseRecord.total_cost).where(
-        *discharged_between(caller, hospital_id, before_first, before_last, zone),
-        *_filters(department, drg_code),
-    )
-    earlier: dict[str | None, tuple[int, Decimal]] = {}
-    for earlier_case in await db_session.execute(before):
-        group_key = key(earlier_case.department, earlier_case.drg_code)
-        count, total = earlier.get(group_key, (0, ZERO))
-        earlier[group_key] = (count + 1, total + earlier_case.total_cost)
+    return tallies, drg_names
 
-    def per_case(found: tuple[int, Decimal] | None) -> Decimal | None:
-        return None if found is None else found[1] / found[0]
 
-    groups: list[IndicatorGroup] = []
-    if group_by is not None:
-        names: dict[str | None, str | None]
-        if group_by == "department":
-            names = dict(await _department_names(db_session=db_session, hospital_id=hospital_id))
-        else:
-            names = {code: name for code, name in drg_names.items()}
-        for group_key in sorted(tallies, key=lambda k: (k is None, k or "")):
-            figures = formulas.summarize(tallies[group_key], per_case(earlier.get(group_key)))
-            groups.append(IndicatorGroup(key=group_key, name=names.get(group_key), **_out(figures)))
-    previous_count = sum(count for count, _ in earlier.values())
-    previous_total = sum((total for _, total in earlier.values()), ZERO)
-    overall = formulas.summarize(
-        formulas.merged(tallies.values()),
-        per_case((previous_count, previous_total) if previous_count else None),
+async def _totals(
+    *,
+    db_session: AsyncSession,
+    conditions: list[ColumnElement[bool]],
+    group_by: GroupBy | None,
+) -> dict[str | None, tuple[int, Decimal]]:
+    """Cases and total cost by group."""
+    query = select(CaseRecord.department, CaseRecord.drg_code, CaseRecord.total_cost).where(
+        *conditions
     )
-    return IndicatorReport(
-        hospital_id=hospital_id,
-        from_=first,
-        to=last,
-        overall=IndicatorsOut(**_out(overall)),
-        groups=groups,
-    )
+    totals: dict[str | None, tuple[int, Decimal]] = {}
+    for row in await db_session.execute(query):
+        key = _group_key(group_by, row.department, row.drg_code)
+        count, total = totals.get(key, (0, ZERO))
+        totals[key] = (count + 1, total + row.total_cost)
+    return totals
 
 
 async def _department_names(
