@@ -1,10 +1,11 @@
 """The indicators DRG performance evaluation judges a hospital by, over discharged cases.
 
 Pure functions over plain rows (`DischargedCase`), one row per discharged case with a
-priced DRG; the API reads the rows from the case projection (the state the alerts come
-from) and the DRG weight from the price book the case was priced with.
+priced DRG, summed by DRG (`DrgTally`: a period's cases are read once, and a group's
+sums merge into the whole); the API reads the rows from the case projection (the state
+the alerts come from) and the DRG weight from the price book the case was priced with.
 
-The formulas (README "Indicators" has a worked example of each):
+The formulas (the README's "Indicators, departments and targets" works an example of each):
 - CMI = sum of weights / cases; total weight = sum of weights.
 - cost consumption index = sum over DRGs of k_i x n_i / sum of n_i, where
   k_i = (mean cost per case in DRG i) / (reference mean cost of DRG i); the reference

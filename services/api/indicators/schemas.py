@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -17,8 +17,7 @@ from pydantic import (
 )
 
 from services.casecost.events import Label, money_text
-
-Pace = Literal["on_track", "ahead", "behind", "over"]
+from services.casecost.targets import Pace
 
 
 class IndicatorsOut(BaseModel):
