@@ -31,7 +31,7 @@ from services.storage.models import Base
 from tests.api.conftest import Api
 from tests.api.corefactory import CaseBuilder
 
-CATALOGUE = {
+CATALOGUE: dict[str, Any] = {
     "name": "indicators test catalogue",
     "effective_from": "2026-01-01",
     "base_rates": {"employee": "10000.00", "resident": "8000.00"},
@@ -739,3 +739,23 @@ async def test_daily_alert_counts_by_local_day(seeded: Api) -> None:
     for days in ("0", "367", "x"):
         refused = await seeded.client.get("/v1/hospitals/H001/alerts/daily", params={"days": days})
         assert refused.status_code == 422
+
+
+async def test_the_weight_is_the_groups_on_the_day_of_admission(seeded: Api) -> None:
+    # from 10 November CC33 weighs 1.5: C5 and C6 (admitted the 20th and 21st) weigh that,
+    # the cases admitted before keep the weights they were priced by
+    newer = CATALOGUE | {
+        "name": "indicators test catalogue, November",
+        "effective_from": "2026-11-10",
+        "groups": [
+            group | {"weight": "1.5"} if group["drg_code"] == "CC33" else group
+            for group in CATALOGUE["groups"]
+        ],
+    }
+    response = await seeded.client.post("/v1/drg-catalogues", json=newer)
+    assert response.status_code == 201, response.text
+
+    body = (await seeded.client.get("/v1/hospitals/H001/indicators", params=NOVEMBER)).json()
+
+    # 1 + 1 + 2.5 + 2.5 + 1.5 + 1.5 = 10; 10 / 6
+    assert (body["overall"]["total_weight"], body["overall"]["cmi"]) == ("10.0000", "1.6667")
