@@ -29,6 +29,7 @@ from services.api.events import router as ingest_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.identities.router import router as identities_router
+from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
@@ -106,6 +107,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         catalogue_router,
         dead_letters_router,
         identities_router,
+        indicators_router,
         health_router,
         docs_router,
     ):
