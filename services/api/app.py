@@ -21,6 +21,7 @@ from services.api.alerts.lifecycle_router import router as alert_lifecycle_route
 from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import OPEN_PATHS, Authentication
+from services.api.briefings.router import router as briefings_router
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
@@ -108,6 +109,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         dead_letters_router,
         identities_router,
         indicators_router,
+        briefings_router,
         health_router,
         docs_router,
     ):

@@ -335,7 +335,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         )
         for action in ("keys", "disable")
     ],
-    # indicators, departments, targets, daily alerts: reading needs cases:read and the
+    # indicators, departments, targets, daily alerts, briefings: reading needs cases:read and the
     # hospital in scope (a department head's figures hold only their departments);
     # writing needs reference:write
     *[
@@ -360,6 +360,8 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
             ("GET", "/targets/progress", None, reading),
             ("PUT", "/targets/CARD/2026-12", {"cases": 40}, writing),
             ("GET", "/alerts/daily", None, reading),
+            ("GET", "/briefings/weekly", None, reading),
+            ("GET", "/briefings/weekly?format=html", None, reading),
         ]
     ],
     (
