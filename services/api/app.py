@@ -21,6 +21,7 @@ from services.api.alerts.lifecycle_router import router as alert_lifecycle_route
 from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import OPEN_PATHS, Authentication
+from services.api.briefings.router import router as briefings_router
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
@@ -29,6 +30,7 @@ from services.api.events import router as ingest_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.identities.router import router as identities_router
+from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
@@ -107,6 +109,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         catalogue_router,
         dead_letters_router,
         identities_router,
+        indicators_router,
+        briefings_router,
         health_router,
         docs_router,
         ui_router,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from services.cli import briefing as briefing_command
 from services.cli import db as db_commands
 from services.cli import reference as reference_commands
 from services.cli import users as user_commands
@@ -24,6 +25,7 @@ DATA_COMMANDS: dict[str, Callable[[argparse.Namespace, Client, Output], Awaitabl
     "drg": reference_commands.run_drg,
     "thresholds": reference_commands.run_thresholds,
     "users": user_commands.run,
+    "briefing": briefing_command.run,
 }
 
 
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reference_commands.add_parsers(commands)
     user_commands.add_parser(commands)
+    briefing_command.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -232,7 +235,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _run_data_command(args: argparse.Namespace) -> int:
     """A command on reference data or identities: one line on stderr when it fails."""
     action = getattr(args, f"{args.command}_command", "")
-    command = f"drgwatch {args.command} {action}"
+    command = " ".join(part for part in ("drgwatch", args.command, action) if part)
     try:
         return asyncio.run(_data_command(args))
     except CommandError as error:

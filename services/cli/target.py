@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -175,6 +176,35 @@ class Client:
         if response.is_success:
             return body
         raise CommandError(self._refusal(response.status_code, body))
+
+    async def text(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> str:
+        """A successful answer's text, whatever its type (a CSV, a page, JSON)."""
+        try:
+            response = await self._http.request(method, path, params=params)
+        except httpx.TransportError as error:
+            raise CommandError(self._unreachable(error)) from None
+        if response.is_success:
+            return response.text
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise CommandError(
+                f"{self.target.description} did not answer as drgwatch does"
+                f" (HTTP {response.status_code} {response.headers.get('content-type', '')})"
+            )
+        raise CommandError(self._refusal(response.status_code, body))
+
+    def decoded(self, text: str) -> dict[str, Any]:
+        """A JSON answer's object, or CommandError."""
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise CommandError(f"{self.target.description} did not answer as drgwatch does")
+        return body
 
     def _unreachable(self, error: httpx.TransportError) -> str:
         if isinstance(error, httpx.TimeoutException):

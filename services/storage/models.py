@@ -137,6 +137,8 @@ class CaseRecord(Base):
     __table_args__ = (
         Index("ix_cases_department", "hospital_id", "department", "case_id"),
         Index("ix_cases_level", "hospital_id", "level", "case_id"),
+        # indicators and targets read the cases discharged in a period
+        Index("ix_cases_discharged", "hospital_id", "discharged_at"),
     )
 
     hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -406,3 +408,32 @@ class WebhookDigestEntry(Base):
         String(40), ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), primary_key=True
     )
     alert_seq: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+class DepartmentRecord(Base):
+    """A department's names; the codes come from the cases, the names from the office."""
+
+    __tablename__ = "departments"
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DepartmentTarget(Base):
+    """A department's targets for a year (`2026`) or a month (`2026-12`), as the
+    insurance office set them last; a null measure has no target."""
+
+    __tablename__ = "department_targets"
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    cases: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_per_case: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    total_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

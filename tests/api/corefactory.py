@@ -49,6 +49,7 @@ class CaseBuilder:
     clock: datetime = field(default_factory=lambda: datetime(2026, 3, 2, 0, 0, tzinfo=UTC))
     state: CaseState | None = None
     counter: int = 0
+    price_book: PriceBook = PRICE_BOOK
 
     def __post_init__(self) -> None:
         self.state = new_case(self.hospital_id, self.case_id)
@@ -57,7 +58,7 @@ class CaseBuilder:
         self.counter += 1
         self.clock += timedelta(seconds=1)
         assert self.state is not None
-        outcome = apply_event(self.state, parse_event(raw), PRICE_BOOK, self.clock)
+        outcome = apply_event(self.state, parse_event(raw), self.price_book, self.clock)
         self.state = outcome.state
         return outcome.alerts
 

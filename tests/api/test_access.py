@@ -336,6 +336,47 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         )
         for action in ("keys", "disable")
     ],
+    # indicators, departments, targets, daily alerts, briefings: reading needs cases:read and the
+    # hospital in scope (a department head's figures hold only their departments);
+    # writing needs reference:write
+    *[
+        (method, f"/v1/hospitals/{hospital}{tail}", body, expected)
+        for hospital, reading, writing in [
+            (
+                "H001",
+                dict.fromkeys(ROLES, 200),
+                dict(his_h1=403, head_card=403, office_h1=200, office_all=200, admin=200),
+            ),
+            (
+                "H002",
+                dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+                dict(his_h1=403, head_card=403, office_h1=404, office_all=200, admin=200),
+            ),
+        ]
+        for method, tail, body, expected in [
+            ("GET", "/indicators", None, reading),
+            ("GET", "/departments", None, reading),
+            ("PUT", "/departments/CARD", {"name_en": "Cardiology"}, writing),
+            ("GET", "/targets", None, reading),
+            ("GET", "/targets/progress", None, reading),
+            ("PUT", "/targets/CARD/2026-12", {"cases": 40}, writing),
+            ("GET", "/alerts/daily", None, reading),
+            ("GET", "/briefings/weekly", None, reading),
+            ("GET", "/briefings/weekly?format=html", None, reading),
+        ]
+    ],
+    (
+        "DELETE",
+        "/v1/hospitals/H001/targets/SURG/2026-12",
+        None,
+        dict(his_h1=403, head_card=403, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "GET",
+        "/v1/hospitals",
+        None,
+        dict.fromkeys(ROLES, 200),
+    ),
     (
         "GET",
         "/docs",
@@ -384,8 +425,14 @@ def _template(path: str) -> str:
         ("idn_0000000000000000", "{identity_id}"),
     ):
         path = path.replace(f"/{concrete}", f"/{name}")
-    path = re.sub(r"/departments/(CARD|SURG)$", "/departments/{department}", path)
-    for concrete, name in (("C1", "{case_id}"), ("C2", "{case_id}"), ("FM15", "{drg_code}")):
+    for concrete, name in (
+        ("C1", "{case_id}"),
+        ("C2", "{case_id}"),
+        ("FM15", "{drg_code}"),
+        ("CARD", "{department}"),
+        ("SURG", "{department}"),
+        ("2026-12", "{period}"),
+    ):
         path = path.replace(f"/{concrete}", f"/{name}")
     return path
 

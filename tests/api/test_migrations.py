@@ -46,7 +46,14 @@ PREVIOUS = schema.revisions()[-2]
 FIRST = schema.FIRST
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
 # every table of the first revision, and its columns then (case_seq came in 0002)
-FIRST_TABLES = [table for table in Base.metadata.sorted_tables if table.name != "case_sequences"]
+# tables made by migrations after the last release before migrations (create_all's era)
+TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets"}
+TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
+# (table, index) made by migrations since
+INDEXES_ADDED_SINCE_MIGRATIONS = {("cases", "ix_cases_discharged")}
+FIRST_TABLES = [
+    table for table in Base.metadata.sorted_tables if table.name not in TABLES_ADDED_SINCE_FIRST
+]
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -392,12 +399,16 @@ def old_start_up(connection: Connection) -> None:
     """What every start did before migrations (create_schema): create_all, which makes
     missing tables only, ADDED_COLUMNS' ALTER TABLE for the ledger's case_seq, which
     never added its unique constraint, and the reference_version row. The models have
-    gained columns since; a table this makes has them dropped again."""
-    made = set(Base.metadata.tables) - set(inspect(connection).get_table_names())
-    Base.metadata.create_all(connection)
+    gained columns and indexes since; a table this makes has them dropped again."""
+    then = [t for t in Base.metadata.sorted_tables if t.name not in TABLES_ADDED_SINCE_MIGRATIONS]
+    made = {t.name for t in then} - set(inspect(connection).get_table_names())
+    Base.metadata.create_all(connection, tables=then)
     for table, column in sorted(ADDED_SINCE_MIGRATIONS):
         if table in made:
             connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+    for table, index in sorted(INDEXES_ADDED_SINCE_MIGRATIONS):
+        if table in made:
+            connection.execute(text(f"DROP INDEX {index}"))
     if "case_seq" not in ledger_columns(connection):
         connection.execute(text("ALTER TABLE ingest_ledger ADD COLUMN case_seq BIGINT"))
     statement = insert_ignoring(connection.dialect.name, ReferenceVersion).values(id=1, version=0)

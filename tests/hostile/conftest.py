@@ -18,6 +18,8 @@ PATH_VALUES = {
     "drg_code": "FM15",
     "catalogue_id": "1",
     "identity_id": "idn_00000000",
+    "department": "CARD",
+    "period": "2026-12",
 }
 
 

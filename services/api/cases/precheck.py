@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.access.principal import Principal
 from services.api.cases import service as case_service
-from services.api.deps import SessionDep, require
+from services.api.deps import PriceBookDep, SessionDep, require
 from services.api.params import CaseId, HospitalId
 from services.casecost.events import Category, Code, Label, Quantity, UnitPrice
 from services.casecost.forecast import Landing, ProposedItem, forecast
-from services.casecost.pricing import PriceBook
-from services.reference import service as catalogue_service
 
 router = APIRouter(tags=["cases"])
 
@@ -61,30 +59,19 @@ def _out(landing: Landing) -> LandingOut:
     )
 
 
-async def _price_book(request: Request, db_session: SessionDep) -> PriceBook:
-    """The price book, cached per process until the reference version moves."""
-    version = await catalogue_service.reference_version(db_session=db_session)
-    cached: PriceBook | None = getattr(request.app.state, "price_book", None)
-    if cached is None or cached.version != version:
-        cached = await catalogue_service.load_price_book(db_session=db_session)
-        request.app.state.price_book = cached
-    return cached
-
-
 @router.post("/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", response_model=PrecheckOut)
 async def precheck(
     hospital_id: HospitalId,
     case_id: CaseId,
     proposal: PrecheckIn,
     db_session: SessionDep,
-    request: Request,
     caller: Annotated[Principal, Depends(require("cases:precheck"))],
+    price_book: PriceBookDep,
 ) -> PrecheckOut:
     """Project the case's total, ratio and level with the proposed items added."""
     record = await case_service.get_record(
         db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
     )
-    price_book = await _price_book(request, db_session)
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
     result = forecast(
         record.total_cost,
