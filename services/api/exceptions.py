@@ -9,7 +9,9 @@ ApiError
  ├── UnknownHost         the Host header names another service    (Malformed)
  ├── ForeignOrigin       sent by a web page of another origin     (NotAllowed)
  ├── UnsupportedBody     a body not in the route's media type     (UnsupportedMedia)
+ ├── MissingCsrfToken    a signed-in change without its CSRF token (NotAllowed)
  ├── TooManyWrongKeys    this address sent too many wrong keys    (RateLimited)
+ ├── TooManySignIns      too many failed sign-ins for this name or address (RateLimited)
  └── TooManyStreams      this caller holds its most live streams  (RateLimited)
 """
 
@@ -68,6 +70,18 @@ class UnsupportedBody(ApiError, UnsupportedMedia):
 class TooManyWrongKeys(ApiError, RateLimited):
     def __init__(self, retry_after: int) -> None:
         super().__init__("too many wrong API keys from this address; retry later", retry_after)
+
+
+class MissingCsrfToken(ApiError, NotAllowed):
+    pass
+
+
+class TooManySignIns(ApiError, RateLimited):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many failed sign-ins for this name or from this address; retry later",
+            retry_after,
+        )
 
 
 class TooManyStreams(ApiError, RateLimited):
