@@ -178,7 +178,7 @@ async def test_thresholds_and_users_through_a_database_url(
     assert created.code == 0, created.err
     assert re.search(r"API key \(shown once, keep it secret\): dwk_\S+", created.out)
     users = await drgwatch(tmp_path, "users", "list", *where)
-    assert re.search(r"hospital_system +H1 +1 +HIS of H1", users.out), users.out
+    assert re.search(r"hospital_system +H1 +1 +no +HIS of H1", users.out), users.out
     disabled = await drgwatch(tmp_path, "users", "disable", "HIS of H1", *where)
     assert disabled.code == 0 and "its keys are revoked" in disabled.out
     no_key = await drgwatch(tmp_path, "users", "key", "HIS of H1", *where)
