@@ -70,7 +70,11 @@ async def sign_in(
     SignInRefused (its `reason`: unknown_name, no_password, disabled, wrong_password) when
     they do not match; every refusal spends the time of one password check.
     """
-    identity = await db_session.scalar(select(Identity).where(Identity.name == name.strip()))
+    name = name.strip()
+    # a NUL is in no name (PostgreSQL text cannot hold one), and may not reach a query
+    identity = None
+    if "\x00" not in name:
+        identity = await db_session.scalar(select(Identity).where(Identity.name == name))
     password_hash = identity.password_hash if identity is not None else None
     matched = await asyncio.to_thread(passwords.matches, password_hash, password)
     if identity is None:
@@ -83,12 +87,8 @@ async def sign_in(
         raise SignInRefused("wrong_password")
     if passwords.needs_rehash(identity.password_hash):
         identity.password_hash = await asyncio.to_thread(passwords.hashed, password)
-    # the person's sessions that have run out are of no more use to anyone
-    await db_session.execute(
-        delete(SignInSession).where(
-            SignInSession.identity_id == identity.id, SignInSession.expires_at <= now
-        )
-    )
+    # sessions that have run out (anyone's) are of no more use: each sign-in clears them
+    await db_session.execute(delete(SignInSession).where(SignInSession.expires_at <= now))
     token = secrets.token_urlsafe(32)
     record = SignInSession(
         id="ses_" + secrets.token_hex(8),
