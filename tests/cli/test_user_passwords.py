@@ -4,52 +4,19 @@ and the person signs in with it."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import sqlite3
-import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from services.access import passwords
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from services.settings import CommonSettings
-from services.stack import prepare_database
-from tests.cli.test_data_commands import Ran
+from tests.cli.test_data_commands import drgwatch
 
 FIRST = "first password, long enough"
 SECOND = "second password, long enough"
-
-
-async def drgwatch_with_stdin(cwd: Path, stdin: str, *args: str) -> Ran:
-    """The command line in a subprocess whose stdin is a pipe holding `stdin`."""
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("DRGWATCH_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        *args,
-        cwd=cwd,
-        env=clean,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), 120)
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
-
-
-@pytest.fixture
-async def data_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "var"
-    directory.mkdir()
-    await prepare_database(CommonSettings(data_dir=directory), replay_ledger=False)
-    return directory
 
 
 def stored_hash(data_dir: Path, name: str) -> str | None:
@@ -74,10 +41,8 @@ async def test_create_a_person_with_a_password_and_change_it(
     tmp_path: Path, data_dir: Path
 ) -> None:
     where = ("--data-dir", str(data_dir))
-    created = await drgwatch_with_stdin(
-        tmp_path, FIRST + "\n", "users", "create", "Dr Li", "--role", "insurance_office",
-        "--hospital", "H1", "--password", *where,
-    )  # fmt: skip
+    create = ("users", "create", "Dr Li", "--role", "insurance_office", "--hospital", "H1")
+    created = await drgwatch(tmp_path, *create, "--password", *where, stdin=FIRST + "\n")
     assert created.code == 0, created.err
     assert "created idn_" in created.out and FIRST not in created.out + created.err
     first_hash = stored_hash(data_dir, "Dr Li")
@@ -85,12 +50,10 @@ async def test_create_a_person_with_a_password_and_change_it(
     assert passwords.matches(first_hash, FIRST)
     assert await signs_in(data_dir, "Dr Li", FIRST) == 200
 
-    listed = await drgwatch_with_stdin(tmp_path, "", "users", "list", *where)
+    listed = await drgwatch(tmp_path, "users", "list", *where)
     assert re.search(r"insurance_office +H1 +1 +yes +Dr Li", listed.out), listed.out
 
-    changed = await drgwatch_with_stdin(
-        tmp_path, SECOND + "\n", "users", "password", "Dr Li", *where
-    )
+    changed = await drgwatch(tmp_path, "users", "password", "Dr Li", *where, stdin=SECOND + "\n")
     assert changed.code == 0, changed.err
     assert changed.out.strip() == "password set for 'Dr Li'; its sessions are ended"
     assert passwords.matches(stored_hash(data_dir, "Dr Li"), SECOND)
@@ -102,29 +65,20 @@ async def test_a_short_or_missing_password_is_refused_in_one_line(
     tmp_path: Path, data_dir: Path
 ) -> None:
     where = ("--data-dir", str(data_dir))
-    short = await drgwatch_with_stdin(
-        tmp_path, "short pass\n", "users", "create", "Dr Wang", "--role", "admin",
-        "--password", *where,
-    )  # fmt: skip
+    create = ("users", "create", "Dr Wang", "--role", "admin", *where)
+    short = await drgwatch(tmp_path, *create, "--password", stdin="short pass\n")
     line = short.failed_with_one_line()
     assert line == "drgwatch users create: password: at least 12 characters", line
     assert "short pass" not in short.err
-    assert stored_hash(data_dir, "Dr Wang") is None
     with sqlite3.connect(data_dir / "drgwatch.db") as connection:
         assert connection.execute("SELECT count(*) FROM identities").fetchone() == (0,)
 
-    empty = await drgwatch_with_stdin(
-        tmp_path, "", "users", "create", "Dr Wang", "--role", "admin", "--password", *where
-    )
+    empty = await drgwatch(tmp_path, *create, "--password", stdin="")
     assert "no password: stdin is empty" in empty.failed_with_one_line()
 
-    created = await drgwatch_with_stdin(
-        tmp_path, "", "users", "create", "Dr Wang", "--role", "admin", *where
-    )
+    created = await drgwatch(tmp_path, *create, stdin="")
     assert created.code == 0, created.err
     assert stored_hash(data_dir, "Dr Wang") is None  # keys only, no password
-    unchanged = await drgwatch_with_stdin(
-        tmp_path, "tiny\n", "users", "password", "Dr Wang", *where
-    )
+    unchanged = await drgwatch(tmp_path, "users", "password", "Dr Wang", *where, stdin="tiny\n")
     assert unchanged.failed_with_one_line().endswith("password: at least 12 characters")
     assert stored_hash(data_dir, "Dr Wang") is None
