@@ -53,8 +53,8 @@ from services.access.principal import LOCAL_ADMIN, OPERATOR, Principal
 from services.access.sessions import ActiveSession, Lifetimes
 from services.api.errors import error_response
 from services.api.exceptions import (
+    CsrfTokenRefused,
     DatabaseUnavailable,
-    MissingCsrfToken,
     NotAuthenticated,
     TooManyWrongKeys,
 )
@@ -69,19 +69,17 @@ SESSION_COOKIE = "drgwatch_session"
 CSRF_HEADER = b"x-csrf-token"
 # methods that change nothing: a cookie suffices for them
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CACHE_SECONDS = 10.0
+CACHE_LIMIT = 10_000
+# a key seen valid this recently is still looked up from a rate-limited address
+RECENTLY_VALID_SECONDS = 3600.0
+CallerCheck = Callable[[], Awaitable[Principal | None]]
 Clock = Callable[[], datetime]
 
 
 def wall_clock() -> datetime:
     """Now, in UTC: the sessions' clock (a test passes its own to create_app)."""
     return datetime.now(UTC)
-
-
-CACHE_SECONDS = 10.0
-CACHE_LIMIT = 10_000
-# a key seen valid this recently is still looked up from a rate-limited address
-RECENTLY_VALID_SECONDS = 3600.0
-CallerCheck = Callable[[], Awaitable[Principal | None]]
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -107,7 +105,7 @@ def session_token(scope: Scope) -> str | None:
     return None
 
 
-def _csrf_refusal(scope: Scope, active: ActiveSession) -> MissingCsrfToken | None:
+def _csrf_refusal(scope: Scope, active: ActiveSession) -> CsrfTokenRefused | None:
     """Why a cookie-authenticated request may not go on, or None if it may."""
     if scope["method"] in READ_METHODS:
         return None
@@ -118,12 +116,12 @@ def _csrf_refusal(scope: Scope, active: ActiveSession) -> MissingCsrfToken | Non
         if name == CSRF_HEADER:
             presented = value
     if not presented:
-        return MissingCsrfToken(
+        return CsrfTokenRefused(
             "X-CSRF-Token: missing; a signed-in request that changes something needs the"
             " session's CSRF token (GET /v1/session gives it)"
         )
     if not hmac.compare_digest(presented, active.csrf_token.encode()):
-        return MissingCsrfToken("X-CSRF-Token: does not match this session's CSRF token")
+        return CsrfTokenRefused("X-CSRF-Token: does not match this session's CSRF token")
     return None
 
 
@@ -256,7 +254,7 @@ class Authentication:
         if (
             refusal is not None
             and scope["path"] == SESSION_PATH
-            and not isinstance(refusal, MissingCsrfToken)
+            and not isinstance(refusal, CsrfTokenRefused)
         ):
             # the session endpoint answers anyone: a wrong key there is no one signed in
             principal, active = None, None

@@ -2,16 +2,16 @@
 services/errors.py); services/api/errors.py turns every one into an answer.
 
 ApiError
- ├── NotAuthenticated    no valid API key where one is required   (Unauthenticated)
+ ├── NotAuthenticated    no valid key or session where needed     (Unauthenticated)
  ├── CaseNotFound        no such case, or outside the scope       (NotFound)
  ├── RequestBodyTooLarge a body over its route's limit            (TooLarge)
  ├── DatabaseUnavailable the database does not answer             (Unavailable)
  ├── UnknownHost         the Host header names another service    (Malformed)
  ├── ForeignOrigin       sent by a web page of another origin     (NotAllowed)
  ├── UnsupportedBody     a body not in the route's media type     (UnsupportedMedia)
- ├── MissingCsrfToken    a signed-in change without its CSRF token (NotAllowed)
+ ├── CsrfTokenRefused    a signed-in change lacks its CSRF token  (NotAllowed)
  ├── TooManyWrongKeys    this address sent too many wrong keys    (RateLimited)
- ├── TooManySignIns      too many failed sign-ins for this name or address (RateLimited)
+ ├── TooManySignIns      failed sign-ins of a name or address     (RateLimited)
  └── TooManyStreams      this caller holds its most live streams  (RateLimited)
 """
 
@@ -72,7 +72,7 @@ class TooManyWrongKeys(ApiError, RateLimited):
         super().__init__("too many wrong API keys from this address; retry later", retry_after)
 
 
-class MissingCsrfToken(ApiError, NotAllowed):
+class CsrfTokenRefused(ApiError, NotAllowed):
     pass
 
 
