@@ -6,9 +6,11 @@ the password."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,8 @@ from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.storage import schema
 from tests.api.helpers import OPERATOR_KEY
+from tests.api.live import serving
+from tests.api.webhooks import raise_alert
 from tests.conftest import _new_database
 
 PASSWORD = "correct horse battery"
@@ -553,3 +557,49 @@ async def test_every_refusal_costs_one_password_check(
         hasher.verified.clear()
         assert (await site.sign_in(name, "a wrong password")).status_code == 401
         assert hasher.verified == [checked_against], name
+
+
+async def test_a_signed_in_live_stream_ends_when_its_session_does(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The stream asks again who its caller is (every 5 s), past the session's sliding
+    touch: a signed-out session, like a revoked key, stops it (embedded mode here, where
+    a request without a session would be the local admin)."""
+    settings = settings_for(database_url, tmp_path, mode="embedded", api_keys="")
+    async with running(settings, Clock(), "http://127.0.0.1") as site:
+        await _stream_until_signed_out(site)
+
+
+async def _stream_until_signed_out(site: SignIn) -> None:
+    await site.person("Dr Li", role="insurance_office", hospitals=["H001"])
+    async with (
+        serving(site.app) as base,
+        httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5, read=30)) as browser,
+    ):
+        signed = await site.sign_in("Dr Li", client=browser)
+        assert signed.status_code == 200
+        received: list[str] = []
+
+        async def read() -> float:
+            async with browser.stream("GET", "/v1/alerts/stream") as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        received.append(line)
+            return time.monotonic()
+
+        reading = asyncio.create_task(read())
+        await asyncio.sleep(0.5)
+        await raise_alert(site.app.state.sessions, case_id="C1")
+        for _ in range(200):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert len(received) == 1
+        out = await browser.delete(
+            "/v1/session", headers={"X-CSRF-Token": signed.json()["csrf_token"]}
+        )
+        assert out.status_code == 204
+        signed_out_at = time.monotonic()
+        ended_at = await asyncio.wait_for(reading, 15)
+        assert ended_at - signed_out_at <= 10.0
