@@ -2,7 +2,9 @@
 
 A key is `dwk_` + 43 random URL-safe characters (256 bits); only its SHA-256 digest is
 stored, so a database dump does not hand out keys. A plain digest (not a slow password
-hash) is right for a random key of this length, and keeps the lookup cheap.
+hash) is right for a random key of this length, and keeps the lookup cheap. A person's
+password is the opposite case, chosen by a human: it gets a slow Argon2id hash
+(services/access/passwords.py); sessions opened with it are services/access/sessions.py.
 """
 
 from __future__ import annotations
