@@ -264,6 +264,8 @@ class Authentication:
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["sign_in_session"] = active
+        # a cookie whose session has ended: the session endpoint clears it
+        state["ended_session_cookie"] = token is not None and active is None
         state["recheck_caller"] = _recheck(self, key, token if active is not None else None)
         await self.app(scope, receive, send)
 

@@ -394,7 +394,9 @@ async def test_an_api_key_needs_no_csrf_token_and_wins_over_a_cookie(site: SignI
     # a department head may not set thresholds; the operator key may, cookie or not
     with_key = await site.client.put("/v1/alert-thresholds", json=THRESHOLDS, headers=OPERATOR)
     assert with_key.status_code == 200, with_key.text
-    session = (await site.client.get("/v1/session", headers=OPERATOR)).json()
+    with_both = await site.client.get("/v1/session", headers=OPERATOR)
+    assert "set-cookie" not in with_both.headers  # the key's answer leaves the cookie be
+    session = with_both.json()
     assert session["signed_in"] is True
     assert session["identity"]["identity_id"] == "operator"
     assert session["csrf_token"] is None and session["expires_at"] is None

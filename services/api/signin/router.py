@@ -26,7 +26,7 @@ from services.access.exceptions import SignInRefused
 from services.access.principal import Principal
 from services.access.schemas import SessionIdentity, SessionOut, SignInIn
 from services.access.sessions import ActiveSession
-from services.api.auth import SESSION_COOKIE, SESSION_PATH, Clock, session_token
+from services.api.auth import SESSION_COOKIE, SESSION_PATH, Clock
 from services.api.deps import SessionDep
 from services.api.exceptions import TooManySignIns
 from services.api.openapi import ErrorBody
@@ -81,7 +81,7 @@ async def get_session(request: Request, response: Response) -> SessionOut:
     change), an API key's owner, the embedded local admin, or nobody (production: sign
     in first). Answers everyone; a cookie whose session has ended is cleared."""
     active: ActiveSession | None = request.state.sign_in_session
-    if active is None and session_token(request.scope) is not None:
+    if request.state.ended_session_cookie:
         _forget_cookie(request, response)
     settings: ApiSettings = request.app.state.settings
     return _session_out(settings, request.state.principal, active)
