@@ -306,6 +306,27 @@ class Identity(Base):
     departments: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Argon2id hash (PHC string) of a person's password; None: signs in with keys only
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class SignInSession(Base):
+    """A person's signed-in browser session; only the SHA-256 digest of the cookie's
+    random token is kept, so a database dump signs nobody in."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    identity_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # the earlier of last seen + idle timeout and created + absolute lifetime
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ApiKeyRecord(Base):

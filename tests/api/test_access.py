@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.access import service as access_service
 from services.api.app import create_app
-from services.api.auth import OPEN_PATHS
+from services.api.auth import OPEN_PATHS, SESSION_PATH
 from services.api.settings import ApiSettings
 from tests.api.conftest import Api
 from tests.api.helpers import OPERATOR_KEY, charge
@@ -377,6 +377,27 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict.fromkeys(ROLES, 200),
     ),
     (
+        "PUT",
+        "/v1/identities/idn_0000000000000000/password",
+        {"password": "twelve or more characters"},
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=404),
+    ),
+    # the caller's own sign-in state answers everyone; an API key's caller has no
+    # session to end, and a name and password that match no one are 401 for all
+    (
+        "GET",
+        "/v1/session",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/session",
+        {"name": "nobody", "password": "not anyone's password"},
+        dict.fromkeys(ROLES, 401),
+    ),
+    ("DELETE", "/v1/session", None, dict.fromkeys(ROLES, 204)),
+    (
         "GET",
         "/docs",
         None,
@@ -625,10 +646,14 @@ async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator
 async def test_production_refuses_every_endpoint_without_a_key(production: Api) -> None:
     routes = operations(production.app)
     assert len(routes) >= 10
+    # but the session endpoint, where a page asks whether it must sign in, and signs in
+    answers_anyone = {("GET", SESSION_PATH): 200, ("POST", SESSION_PATH): 422}
+    answers_anyone[("DELETE", SESSION_PATH)] = 204
+    assert set(answers_anyone) <= routes
     for method, path in routes:
         concrete = path.replace("{hospital_id}", "H001").replace("{case_id}", "C1")
         response = await production.client.request(method, concrete.replace("{drg_code}", "X"))
-        assert response.status_code == 401, (method, path)
+        assert response.status_code == answers_anyone.get((method, path), 401), (method, path)
 
 
 async def test_production_scopes_identities_like_embedded_mode(production: Api) -> None:

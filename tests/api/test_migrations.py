@@ -47,7 +47,7 @@ FIRST = schema.FIRST
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
 # every table of the first revision, and its columns then (case_seq came in 0002)
 # tables made by migrations after the last release before migrations (create_all's era)
-TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets"}
+TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets", "sign_in_sessions"}
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since
 INDEXES_ADDED_SINCE_MIGRATIONS = {("cases", "ix_cases_discharged")}
@@ -147,7 +147,7 @@ ADDED_SINCE_MIGRATIONS = {
         "withdrawn_by",
         "withdrawn_reason",
     )
-}
+} | {("identities", "password_hash")}
 # and those the first revision did not have either
 ADDED_SINCE_FIRST = {("ingest_ledger", "case_seq")} | ADDED_SINCE_MIGRATIONS
 
