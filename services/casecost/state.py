@@ -91,6 +91,12 @@ class CaseState:
     last_event_at: datetime | None = None
     total_cost: Decimal = Decimal("0")
     cost_by_category: dict[str, Decimal] = field(default_factory=dict)
+    # net cost per local day of the cost lines' occurred_at (ISO dates), the one-off part
+    # of it (procedures and consumables, see forecast.py), and per orderer ("" for lines
+    # that name none)
+    cost_by_day: dict[str, Decimal] = field(default_factory=dict)
+    one_off_by_day: dict[str, Decimal] = field(default_factory=dict)
+    cost_by_orderer: dict[str, Decimal] = field(default_factory=dict)
     items: dict[str, ItemCost] = field(default_factory=dict)
     events_applied: int = 0
     seen: set[str] = field(default_factory=set)
@@ -106,9 +112,16 @@ class CaseState:
     ratio: Decimal | None = None
     level: CaseLevel = "unpriced"
     ratio_flag: str | None = None
+    # the projection to discharge (forecast.project_to_discharge), after every event
+    projected_total: Decimal | None = None
+    projected_ratio: Decimal | None = None
     # alerting memory
     alert_level: AlertLevel = "none"
     alert_seq: int = 0
+    # whether the current forecast episode (the run of events whose projection stays
+    # above red) has raised its forecast alert, and how many forecast alerts were raised
+    forecast_fired: bool = False
+    forecast_seq: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
@@ -149,6 +162,9 @@ class CaseState:
             "last_event_at": _iso(self.last_event_at),
             "total_cost": str(self.total_cost),
             "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
+            "cost_by_day": _amounts(self.cost_by_day),
+            "one_off_by_day": _amounts(self.one_off_by_day),
+            "cost_by_orderer": _amounts(self.cost_by_orderer),
             "items": self._items_wire(),
             "events_applied": self.events_applied,
             "seen": sorted(self.seen),
@@ -161,8 +177,12 @@ class CaseState:
             "ratio": _str(self.ratio),
             "level": self.level,
             "ratio_flag": self.ratio_flag,
+            "projected_total": _str(self.projected_total),
+            "projected_ratio": _str(self.projected_ratio),
             "alert_level": self.alert_level,
             "alert_seq": self.alert_seq,
+            "forecast_fired": self.forecast_fired,
+            "forecast_seq": self.forecast_seq,
             "alerts": self.alerts,
         }
 
@@ -196,6 +216,10 @@ class CaseState:
             last_event_at=_dt(data.get("last_event_at")),
             total_cost=Decimal(data["total_cost"]),
             cost_by_category={k: Decimal(v) for k, v in data["cost_by_category"].items()},
+            # states written before these were kept decode with none recorded
+            cost_by_day=_decimals(data.get("cost_by_day")),
+            one_off_by_day=_decimals(data.get("one_off_by_day")),
+            cost_by_orderer=_decimals(data.get("cost_by_orderer")),
             items={
                 code: ItemCost(code, wire[0], wire[1], Decimal(wire[2]), Decimal(wire[3]))
                 for code, wire in items.items()
@@ -211,8 +235,12 @@ class CaseState:
             ratio=_dec(data.get("ratio")),
             level=data["level"],
             ratio_flag=data.get("ratio_flag"),
+            projected_total=_dec(data.get("projected_total")),
+            projected_ratio=_dec(data.get("projected_ratio")),
             alert_level=data["alert_level"],
             alert_seq=data["alert_seq"],
+            forecast_fired=bool(data.get("forecast_fired", False)),
+            forecast_seq=int(data.get("forecast_seq", 0)),
             alerts=list(data["alerts"]),
             memo=Memo(item_wire=dict(items)),
         )
@@ -232,6 +260,14 @@ def _str(value: Decimal | None) -> str | None:
 
 def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+def _amounts(values: dict[str, Decimal]) -> dict[str, str]:
+    return {key: str(amount) for key, amount in sorted(values.items())}
+
+
+def _decimals(values: dict[str, str] | None) -> dict[str, Decimal]:
+    return {} if not values else {key: Decimal(amount) for key, amount in values.items()}
 
 
 def _stamp(value: Any) -> Stamp | None:
