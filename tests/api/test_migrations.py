@@ -140,6 +140,20 @@ ADDED_SINCE_MIGRATIONS = {
         "withdrawn_by",
         "withdrawn_reason",
     )
+} | {
+    (table, column)
+    for table, columns in {
+        "cases": (
+            "projected_total",
+            "projected_ratio",
+            "cost_by_day",
+            "cost_by_orderer",
+            "admitted_day",
+            "discharged_day",
+        ),
+        "alerts": ("kind", "projected_total", "projected_ratio"),
+    }.items()
+    for column in columns
 }
 # and those the first revision did not have either
 ADDED_SINCE_FIRST = {("ingest_ledger", "case_seq")} | ADDED_SINCE_MIGRATIONS
