@@ -356,6 +356,8 @@ class WebhookSubscription(Base):
     departments: Mapped[list[str]] = mapped_column(JSON)
     min_level: Mapped[str] = mapped_column(String(16))
     blue_digest: Mapped[bool] = mapped_column(Boolean)
+    # alert kinds sent (level, forecast); None or empty: every kind
+    kinds: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

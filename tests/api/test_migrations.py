@@ -152,6 +152,7 @@ ADDED_SINCE_MIGRATIONS = {
             "discharged_day",
         ),
         "alerts": ("kind", "projected_total", "projected_ratio"),
+        "webhook_subscriptions": ("kinds",),
     }.items()
     for column in columns
 }

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.access.principal import Principal
 from services.api.cases import service as case_service
+from services.api.cases.price_book import PriceBookDep
 from services.api.deps import SessionDep, require
 from services.api.params import CaseId, HospitalId
 from services.casecost.events import Category, Code, Label, Quantity, UnitPrice
-from services.casecost.forecast import Landing, ProposedItem, forecast
-from services.casecost.pricing import PriceBook
-from services.reference import service as catalogue_service
+from services.casecost.forecast import Landing, ProposedItem, forecast, landing
 
 router = APIRouter(tags=["cases"])
 
@@ -51,6 +50,9 @@ class PrecheckOut(BaseModel):
     projected: LandingOut
     crosses_level: bool
     headroom: dict[str, str] | None
+    # where the case lands at discharge with the items ordered: its projection to
+    # discharge plus their cost (null while the case cannot be projected)
+    projected_at_discharge: LandingOut | None = None
 
 
 def _out(landing: Landing) -> LandingOut:
@@ -61,36 +63,30 @@ def _out(landing: Landing) -> LandingOut:
     )
 
 
-async def _price_book(request: Request, db_session: SessionDep) -> PriceBook:
-    """The price book, cached per process until the reference version moves."""
-    version = await catalogue_service.reference_version(db_session=db_session)
-    cached: PriceBook | None = getattr(request.app.state, "price_book", None)
-    if cached is None or cached.version != version:
-        cached = await catalogue_service.load_price_book(db_session=db_session)
-        request.app.state.price_book = cached
-    return cached
-
-
 @router.post("/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", response_model=PrecheckOut)
 async def precheck(
     hospital_id: HospitalId,
     case_id: CaseId,
     proposal: PrecheckIn,
     db_session: SessionDep,
-    request: Request,
+    price_book: PriceBookDep,
     caller: Annotated[Principal, Depends(require("cases:precheck"))],
 ) -> PrecheckOut:
     """Project the case's total, ratio and level with the proposed items added."""
     record = await case_service.get_record(
         db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
     )
-    price_book = await _price_book(request, db_session)
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
     result = forecast(
         record.total_cost,
         record.standard_cost,
         thresholds,
         [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items],
+    )
+    at_discharge = (
+        None
+        if record.projected_total is None
+        else landing(record.projected_total + result.added_cost, record.standard_cost, thresholds)
     )
     return PrecheckOut(
         hospital_id=hospital_id,
@@ -104,4 +100,5 @@ async def precheck(
         headroom=None
         if result.headroom is None
         else {level: str(amount) for level, amount in result.headroom.items()},
+        projected_at_discharge=None if at_discharge is None else _out(at_discharge),
     )

@@ -3,8 +3,8 @@
 Cases gain their projected total and ratio, cost per local day and per orderer, and the
 local days of admission and discharge (to sort by days over the average stay); alerts
 gain `kind` (every existing alert is a level alert) and the projection a forecast alert
-carries. Downgrading drops forecast alerts (and their actions): the earlier schema
-cannot tell them from level alerts.
+carries; webhook subscriptions may name the kinds they want. Downgrading drops forecast
+alerts (and their actions): the earlier schema cannot tell them from level alerts.
 
 Revision ID: 0004_forecast
 Revises: 0003_reference_data
@@ -48,12 +48,14 @@ def upgrade() -> None:
     )
     op.add_column("alerts", sa.Column("projected_total", ExactDecimal(18, 2), nullable=True))
     op.add_column("alerts", sa.Column("projected_ratio", ExactDecimal(12, 4), nullable=True))
+    op.add_column("webhook_subscriptions", sa.Column("kinds", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     forecast = sa.select(alerts.c.alert_id).where(alerts.c.kind != "level")
     op.execute(alert_actions.delete().where(alert_actions.c.alert_id.in_(forecast)))
     op.execute(alerts.delete().where(alerts.c.kind != "level"))
+    op.drop_column("webhook_subscriptions", "kinds")
     for column in ("projected_ratio", "projected_total", "kind"):
         op.drop_column("alerts", column)
     for column in CASE_COLUMNS:
