@@ -95,6 +95,7 @@ class CaseBuilder:
         kind: str = "charge",
         department: str = "CARD",
         at: str = "2026-03-02T09:00:00+08:00",
+        ordered_by: str | None = None,
     ) -> CaseBuilder:
         self._apply(
             self._base(kind, at)
@@ -107,6 +108,7 @@ class CaseBuilder:
                 "unit_price": amount,
                 "amount": amount,
             }
+            | ({} if ordered_by is None else {"ordered_by": ordered_by})
         )
         return self
 
