@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +49,7 @@ from services.casecost.state import (
 ALERT_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8e-9a57-4f0b3c2d1e10")
 HIGH_RATIO = Decimal("2")
 LOW_RATIO = Decimal("0.4")
+ZERO = Decimal(0)
 # a forecast alert waits for this many full local days of the stay (see _forecast_alert_for)
 FORECAST_ALERT_MIN_FULL_DAYS = 1
 
@@ -235,7 +236,7 @@ def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
         state.memo.item_wire.pop(event.item_code, None)
         # the day a cost line belongs to is the hospital's day it occurred on, whenever
         # it arrived; a credit lowers the day it was posted on
-        day = price_book.local_day(occurred).isoformat()
+        day = _local_day(state, occurred, price_book)[1]
         state.cost_by_day[day] = state.cost_by_day.get(day, Decimal(0)) + amount
         if category in ONE_OFF_CATEGORIES:
             state.one_off_by_day[day] = state.one_off_by_day.get(day, Decimal(0)) + amount
@@ -274,18 +275,13 @@ def _project(state: CaseState, pricing: Pricing, price_book: PriceBook) -> Proje
         standard=state.standard_cost,
         avg_los_days=state.avg_los_days,
         admission_day=admission_day,
-        latest_day=None
-        if state.last_event_at is None
-        else price_book.local_day(state.last_event_at),
-        admission_day_one_off=Decimal(0)
-        if admission_day is None
+        latest_day=_latest_day(state, price_book),
+        admission_day_one_off=ZERO
+        if admission_day is None or not state.one_off_by_day
         else state.one_off_by_day.get(admission_day.isoformat(), Decimal(0)),
         discharged=state.discharged_at is not None,
     )
-    if projection is None:
-        state.projected_total = state.projected_ratio = None
-    else:
-        state.projected_total, state.projected_ratio = projection.total, projection.ratio
+    state.projected_total = None if projection is None else projection.total
     return projection
 
 
@@ -424,6 +420,30 @@ def _forecast_alert_for(
     }
     state.alerts = [*state.alerts, alert][-MAX_ALERTS_KEPT:]
     return alert
+
+
+def _latest_day(state: CaseState, price_book: PriceBook) -> date | None:
+    """The local day of the case's latest event (kept while that event stays the latest)."""
+    latest, memo = state.last_event_at, state.memo
+    if latest is None:
+        return None
+    if latest is not memo.latest_moment or memo.days_zone is not price_book.zone:
+        memo.latest_day = _local_day(state, latest, price_book)[0]
+        memo.latest_moment = latest
+    return memo.latest_day
+
+
+def _local_day(state: CaseState, moment: datetime, price_book: PriceBook) -> tuple[date, str]:
+    """The hospital's day of `moment` (and its ISO form), remembered by quarter hour."""
+    memo = state.memo
+    if memo.days_zone is not price_book.zone:
+        memo.days_zone, memo.days = price_book.zone, {}
+    quarter = int(moment.timestamp()) // 900
+    known = memo.days.get(quarter)
+    if known is None:
+        day = price_book.local_day(moment)
+        known = memo.days[quarter] = (day, day.isoformat())
+    return known
 
 
 def _stamp(priority: int, event: Event) -> Stamp:

@@ -10,6 +10,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from services.casecost.pricing import CaseLevel, Thresholds, ratio_of
 
 CENT = Decimal("0.01")
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,6 @@ class Projection:
     """Where an open case is expected to stand at discharge (see `project_to_discharge`)."""
 
     total: Decimal
-    ratio: Decimal
     days_observed: int
     remaining_days: Decimal
     run_rate: Decimal
@@ -128,12 +128,11 @@ def project_to_discharge(
     full_days = max(0, (latest - admission_day).days)
     days_observed = full_days + 1
     if discharged:
-        return Projection(
-            total, ratio_of(total, standard), days_observed, Decimal(0), Decimal(0), full_days
-        )
-    run_rate = max(Decimal(0), total - admission_day_one_off) / days_observed
-    remaining_days = max(Decimal(0), avg_los_days - days_observed)
-    projected = (total + run_rate * remaining_days).quantize(CENT, rounding=ROUND_HALF_UP)
-    return Projection(
-        projected, ratio_of(projected, standard), days_observed, remaining_days, run_rate, full_days
-    )
+        return Projection(total, days_observed, ZERO, ZERO, full_days)
+    run_rate = max(ZERO, total - admission_day_one_off) / days_observed
+    remaining_days = max(ZERO, avg_los_days - days_observed)
+    if remaining_days:
+        projected = (total + run_rate * remaining_days).quantize(CENT, rounding=ROUND_HALF_UP)
+    else:
+        projected = total
+    return Projection(projected, days_observed, remaining_days, run_rate, full_days)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from services.casecost.pricing import (
     PriceBook,
     Standard,
     Thresholds,
+    ratio_of,
 )
 
 MAX_ALERTS_KEPT = 20  # older alerts are already projected; these are kept for redelivery
@@ -71,6 +72,13 @@ class Memo:
     # each item's changelog form until the item changes: a large case rewrites all its
     # items with every batch, most of them untouched
     item_wire: dict[str, list[str]] = field(default_factory=dict)
+    # local days by quarter hour of UTC time (every zone's midnight falls on a quarter
+    # hour, so a quarter hour lies within one local day), for the zone they were taken in
+    days_zone: tzinfo | None = None
+    days: dict[int, tuple[date, str]] = field(default_factory=dict)
+    # the latest event's moment and its local day
+    latest_moment: datetime | None = None
+    latest_day: date | None = None
 
 
 @dataclass(slots=True)
@@ -114,7 +122,6 @@ class CaseState:
     ratio_flag: str | None = None
     # the projection to discharge (forecast.project_to_discharge), after every event
     projected_total: Decimal | None = None
-    projected_ratio: Decimal | None = None
     # alerting memory
     alert_level: AlertLevel = "none"
     alert_seq: int = 0
@@ -124,6 +131,13 @@ class CaseState:
     forecast_seq: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+
+    @property
+    def projected_ratio(self) -> Decimal | None:
+        """projected_total / standard_cost to four places (worked out when asked for)."""
+        if self.projected_total is None or self.standard_cost is None:
+            return None
+        return ratio_of(self.projected_total, self.standard_cost)
 
     @property
     def status(self) -> str:
@@ -236,7 +250,6 @@ class CaseState:
             level=data["level"],
             ratio_flag=data.get("ratio_flag"),
             projected_total=_dec(data.get("projected_total")),
-            projected_ratio=_dec(data.get("projected_ratio")),
             alert_level=data["alert_level"],
             alert_seq=data["alert_seq"],
             forecast_fired=bool(data.get("forecast_fired", False)),
