@@ -8,6 +8,11 @@ that must keep the state before an event keeps a copy (`CaseState.from_dict(
 state.to_dict())`). It never touches a broker or a database, so every rule here is
 tested directly, and the worker only decodes, calls it and stores the result.
 
+After every event the case is priced (standard, ratio, level) and projected to discharge
+(forecast.project_to_discharge, on the case's own clock); an event raises a level alert
+when the level changed, and a forecast alert when the projection crossed red while the
+cost is below blue (once per episode, see `_forecast_alert_for`).
+
 `receive(...)` puts a case's events in ledger order first. Ingest numbers each case's
 acknowledged events 1, 2, 3, ... in the order it made them durable; the stream can
 deliver them in another order (a relay publishing what a crashed request could not,
