@@ -120,6 +120,25 @@ async def test_a_discharged_case_is_projected_at_its_cost_and_its_stay_stops(api
     case = (await api.client.get("/v1/hospitals/H001/cases/C1")).json()
     assert case["projected_total"] == case["total_cost"] == "22500.00"
     assert case["los_days"] == 10 and case["days_over_avg_stay"] == "2.5"
+    # the stay's days run to the day of discharge, the last ones without costs
+    days = case["daily_costs"]
+    assert (days[0]["day"], days[-1]["day"], len(days)) == ("2026-03-02", "2026-03-12", 11)
+    assert days[-1] == {"day": "2026-03-12", "amount": "0.00", "cumulative": "22500.00"}
+
+
+async def test_the_daily_costs_start_on_the_day_of_admission(api: Api) -> None:
+    late_first_charge = (
+        CaseBuilder("H001", "C7")
+        .admit(at="2026-03-01T23:30:00+08:00")
+        .cost("100.00", at="2026-03-02T16:30:00Z")  # 00:30 on the 3rd in Shanghai
+    )
+    await write(api, late_first_charge)
+    case = (await api.client.get("/v1/hospitals/H001/cases/C7")).json()
+    assert case["daily_costs"] == [
+        {"day": "2026-03-01", "amount": "0.00", "cumulative": "0.00"},
+        {"day": "2026-03-02", "amount": "0.00", "cumulative": "0.00"},
+        {"day": "2026-03-03", "amount": "100.00", "cumulative": "100.00"},
+    ]
 
 
 async def pages(api: Api, order: str, limit: int = 2, **filters: str) -> list[str]:

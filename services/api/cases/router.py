@@ -10,7 +10,7 @@ from services.access.principal import Principal
 from services.api.cases import service as case_service
 from services.api.cases.price_book import PriceBookDep
 from services.api.cases.schemas import CaseDetail, CaseList, CaseOrder, OpenCasesSummary
-from services.api.deps import NowDep, SessionDep, require
+from services.api.deps import NowDep, SessionDep, ZoneDep, require
 from services.api.params import CaseId, Cursor, DepartmentFilter, HospitalId
 
 router = APIRouter(tags=["cases"])
@@ -25,6 +25,7 @@ async def get_case(
     caller: CaseReader,
     price_book: PriceBookDep,
     now: NowDep,
+    zone: ZoneDep,
 ) -> CaseDetail:
     """Live state of one case: DRG, standard, total, ratio, level, cost by category, the
     projection to discharge, the thresholds in force, cost per day and per orderer."""
@@ -35,6 +36,7 @@ async def get_case(
         case_id=case_id,
         price_book=price_book,
         now=now,
+        zone=zone,
     )
 
 

@@ -104,9 +104,12 @@ def threshold_text(value: Decimal) -> str:
     return text
 
 
-def daily_costs(cost_by_day: dict[str, str] | None) -> list[DailyCost]:
-    """Each local day from the first cost line's to the last one's (days without any at
-    zero), with the running total."""
+def daily_costs(
+    cost_by_day: dict[str, str] | None, admitted_day: date | None, discharged_day: date | None
+) -> list[DailyCost]:
+    """Each local day of the stay, from admission (or the first cost line, if earlier) to
+    discharge (or the last cost line, if later), days without costs at zero, with the
+    running total. Empty while the case has no cost line."""
     amounts = {
         date.fromisoformat(day): Decimal(amount) for day, amount in (cost_by_day or {}).items()
     }
@@ -114,7 +117,8 @@ def daily_costs(cost_by_day: dict[str, str] | None) -> list[DailyCost]:
         return []
     days: list[DailyCost] = []
     cumulative = Decimal(0)
-    day, last = min(amounts), max(amounts)
+    day = min(amounts) if admitted_day is None else min(min(amounts), admitted_day)
+    last = max(amounts) if discharged_day is None else max(max(amounts), discharged_day)
     while day <= last:
         amount = amounts.get(day, Decimal(0))
         cumulative += amount
@@ -161,8 +165,10 @@ async def get(
     case_id: str,
     price_book: PriceBook,
     now: datetime,
+    zone: tzinfo,
 ) -> CaseDetail:
-    """One case, with the thresholds in force for it, its daily costs and cost per orderer."""
+    """One case, with the thresholds in force for it, its daily costs (by the local days of
+    `zone`, the hospitals' time zone, as the worker counts them) and cost per orderer."""
     record = await get_record(
         db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
     )
@@ -174,7 +180,11 @@ async def get(
             yellow=threshold_text(thresholds.yellow),
             red=threshold_text(thresholds.red),
         ),
-        daily_costs=daily_costs(record.cost_by_day),
+        daily_costs=daily_costs(
+            record.cost_by_day,
+            None if record.admitted_at is None else record.admitted_at.astimezone(zone).date(),
+            None if record.discharged_at is None else record.discharged_at.astimezone(zone).date(),
+        ),
         cost_by_doctor=cost_by_doctor(record.cost_by_orderer),
     )
 
