@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.casecost.apply import apply_event, new_case
@@ -29,6 +29,7 @@ from tests.unit.case_events import (
     discharged,
 )
 from tests.unit.test_apply_properties import PRICE_BOOK, PROPERTY_SETTINGS, case_events, parse_all
+from tests.unit.test_ledger_order import deliver, raised
 
 D1 = date(2026, 3, 1)
 STANDARD = Decimal("10000.00")
@@ -308,8 +309,68 @@ def _full_days(state: CaseState) -> int:
     return (PRICE_BOOK.local_day(state.last_event_at) - PRICE_BOOK.local_day(start)).days
 
 
+@st.composite
+def stays(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """The events of a stay whose projection often crosses red below blue: admitted on
+    1 March (D1: standard 10000.00, 7.5 days), charges over its first three days, some
+    credits, perhaps a regroup (D2: 20000.00, red above 70%) and a discharge."""
+    base = {"hospital_id": HOSPITAL, "case_id": CASE}
+    events: list[dict[str, Any]] = [
+        {
+            **base,
+            "event_id": "adm",
+            "type": "admitted",
+            "occurred_at": at(1, 8),
+            "admitted_at": at(1, 8),
+            "department": "CARD",
+            "insurance_scheme": "employee",
+            "drg_code": "D1",
+        }
+    ]
+    for n in range(draw(st.integers(1, 6))):
+        kind = "credit" if n and draw(st.integers(0, 5)) == 0 else "charge"
+        amount = draw(st.sampled_from(["300.00", "1500.00", "2500.00", "4000.00"]))
+        events.append(
+            {
+                **base,
+                "event_id": f"{kind}-{n}",
+                "type": kind,
+                "occurred_at": at(draw(st.integers(1, 3)), draw(st.integers(0, 23))),
+                "department": "CARD",
+                "item_code": f"I{n}",
+                "item_name": "item",
+                "category": draw(st.sampled_from(["drug", "procedure", "bed", "consumable"])),
+                "quantity": "1",
+                "unit_price": amount,
+                "amount": amount,
+            }
+        )
+    if draw(st.booleans()):
+        events.append(
+            {
+                **base,
+                "event_id": "regroup",
+                "type": "drg_assigned",
+                "occurred_at": at(draw(st.integers(1, 7)), 12),
+                "drg_code": "D2",
+            }
+        )
+    if draw(st.integers(0, 3)) == 0:
+        when = at(draw(st.integers(2, 8)), 18)
+        events.append(
+            {
+                **base,
+                "event_id": "dis",
+                "type": "discharged",
+                "occurred_at": when,
+                "discharged_at": when,
+            }
+        )
+    return events
+
+
 @PROPERTY_SETTINGS
-@given(case_events(), st.data())
+@given(st.one_of(case_events(), stays()), st.data())
 def test_a_forecast_alert_fires_exactly_once_per_episode_in_any_order(
     raws: list[dict[str, Any]], data: st.DataObject
 ) -> None:
@@ -347,7 +408,39 @@ def test_a_forecast_alert_fires_exactly_once_per_episode_in_any_order(
 
 
 @PROPERTY_SETTINGS
-@given(case_events(), st.data())
+@given(st.one_of(case_events(), stays()), st.data())
+def test_in_ledger_order_any_delivery_raises_the_same_forecast_alerts(
+    raws: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """Delivered in any order, with duplicates and round trips through the changelog's
+    form, a case's events applied in ledger order raise the same alerts, ids and all."""
+    numbered = list(enumerate(parse_all(raws), start=1))
+    _, in_order = deliver(new_case(HOSPITAL, CASE), numbered)
+    repeats = data.draw(st.lists(st.sampled_from(numbered), max_size=6)) if numbered else []
+    shuffled = data.draw(st.permutations(numbered + repeats))
+    state, outcomes = deliver(new_case(HOSPITAL, CASE), shuffled, round_trip=True)
+    assert raised(outcomes) == raised(in_order)
+    episodes = [a for a in raised(in_order) if a["kind"] == "forecast"]
+    assert len({a["alert_id"] for a in episodes}) == len(episodes) == state.forecast_seq
+
+
+def test_the_stays_raise_forecast_alerts() -> None:
+    """The generator above exercises the forecast (a property over stays that never
+    raise one would prove little)."""
+    found: list[int] = []
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(stays())
+    def count(raws: list[dict[str, Any]]) -> None:
+        _, alerts = run(parse_all(raws), PRICE_BOOK)
+        found.append(len(forecasts(alerts)))
+
+    count()
+    assert sum(1 for n in found if n) >= len(found) // 5
+
+
+@PROPERTY_SETTINGS
+@given(st.one_of(case_events(), stays()), st.data())
 def test_the_projection_and_daily_costs_do_not_depend_on_order(
     raws: list[dict[str, Any]], data: st.DataObject
 ) -> None:
