@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.exceptions import NotPermitted
 from services.access.principal import LOCAL_ADMIN, Permission, Principal
 from services.api.auth import CallerCheck
+from services.casecost.pricing import PriceBook
 from services.ingest.publisher import EventPublisher
+from services.reference import service as catalogue_service
 from services.settings import CommonSettings
 
 
@@ -80,9 +82,24 @@ async def get_caller_check(request: Request) -> CallerCheck:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
+
+
+async def get_price_book(request: Request, db_session: SessionDep) -> PriceBook:
+    """The price book the worker prices with (in the hospitals' time zone), cached per
+    process until the reference version moves."""
+    version = await catalogue_service.reference_version(db_session=db_session)
+    cached: PriceBook | None = getattr(request.app.state, "price_book", None)
+    if cached is None or cached.version != version:
+        settings: CommonSettings = request.app.state.settings
+        cached = await catalogue_service.load_price_book(db_session=db_session, zone=settings.zone)
+        request.app.state.price_book = cached
+    return cached
+
+
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 NowDep = Annotated[datetime, Depends(get_now)]
 TodayDep = Annotated[date, Depends(get_today)]
 ZoneDep = Annotated[tzinfo, Depends(get_zone)]
 CallerCheckDep = Annotated[CallerCheck, Depends(get_caller_check)]
+PriceBookDep = Annotated[PriceBook, Depends(get_price_book)]

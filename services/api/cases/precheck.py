@@ -9,11 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.access.principal import Principal
 from services.api.cases import service as case_service
-from services.api.cases.price_book import PriceBookDep
-from services.api.deps import SessionDep, require
+from services.api.deps import PriceBookDep, SessionDep, require
 from services.api.params import CaseId, HospitalId
 from services.casecost.events import Category, Code, Label, Quantity, UnitPrice
-from services.casecost.forecast import Landing, ProposedItem, forecast, landing
+from services.casecost.forecast import Landing, ProposedItem, forecast
 
 router = APIRouter(tags=["cases"])
 
@@ -69,24 +68,20 @@ async def precheck(
     case_id: CaseId,
     proposal: PrecheckIn,
     db_session: SessionDep,
-    price_book: PriceBookDep,
     caller: Annotated[Principal, Depends(require("cases:precheck"))],
+    price_book: PriceBookDep,
 ) -> PrecheckOut:
     """Project the case's total, ratio and level with the proposed items added."""
     record = await case_service.get_record(
         db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
     )
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
-    result = forecast(
-        record.total_cost,
-        record.standard_cost,
-        thresholds,
-        [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items],
-    )
+    items = [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items]
+    result = forecast(record.total_cost, record.standard_cost, thresholds, items)
     at_discharge = (
         None
         if record.projected_total is None
-        else landing(record.projected_total + result.added_cost, record.standard_cost, thresholds)
+        else forecast(record.projected_total, record.standard_cost, thresholds, items).projected
     )
     return PrecheckOut(
         hospital_id=hospital_id,

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from services.access.principal import Principal
 from services.api.cases import service as case_service
-from services.api.cases.price_book import PriceBookDep
 from services.api.cases.schemas import CaseDetail, CaseList, CaseOrder, OpenCasesSummary
-from services.api.deps import NowDep, SessionDep, ZoneDep, require
+from services.api.deps import NowDep, PriceBookDep, SessionDep, ZoneDep, require
 from services.api.params import CaseId, Cursor, DepartmentFilter, HospitalId
 
 router = APIRouter(tags=["cases"])
