@@ -117,6 +117,24 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
     ),
     (
+        "GET",
+        "/v1/hospitals/H001/cases?order=projected_ratio",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H001/open-cases/summary",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H002/open-cases/summary",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
         "POST",
         "/v1/hospitals/H001/cases/C2/precheck",
         PRECHECK,
@@ -533,6 +551,28 @@ async def test_lists_hold_only_what_the_caller_may_see(
     assert await seen("head_card", "/v1/alerts", hospital_id="H002") == set()
     assert await seen("office_h1", "/v1/hospitals/H001/cases") == h001
     assert await seen("head_card", "/v1/hospitals/H001/cases") == {("H001", "C1", "CARD")}
+    assert await seen("head_card", "/v1/hospitals/H001/cases", order="ratio") == {
+        ("H001", "C1", "CARD")
+    }
+    summaries = {
+        name: (
+            await api.client.get("/v1/hospitals/H001/open-cases/summary", headers=c.headers)
+        ).json()
+        for name, c in callers.items()
+        if name != "office_all"
+    }
+    assert [d["department"] for d in summaries["head_card"]["departments"]] == ["CARD"]
+    assert sorted(d["department"] for d in summaries["office_h1"]["departments"]) == [
+        "CARD",
+        "SURG",
+    ]
+    assert (
+        await api.client.get(
+            "/v1/hospitals/H001/open-cases/summary",
+            params={"department": "SURG"},
+            headers=callers["head_card"].headers,
+        )
+    ).json()["departments"] == []
     counts = {
         name: len((await api.client.get("/v1/alerts", headers=c.headers)).json()["items"])
         for name, c in callers.items()

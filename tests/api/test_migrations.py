@@ -136,18 +136,37 @@ def ledger_columns(connection: Connection) -> set[str]:
 
 
 # columns the models have that the last release before migrations did not
-ADDED_SINCE_MIGRATIONS = {
-    ("drg_catalogues", column)
-    for column in (
-        "sample",
-        "import_mode",
-        "based_on_id",
-        "created_by",
-        "withdrawn_at",
-        "withdrawn_by",
-        "withdrawn_reason",
-    )
-} | {("identities", "password_hash")}
+ADDED_SINCE_MIGRATIONS = (
+    {
+        ("drg_catalogues", column)
+        for column in (
+            "sample",
+            "import_mode",
+            "based_on_id",
+            "created_by",
+            "withdrawn_at",
+            "withdrawn_by",
+            "withdrawn_reason",
+        )
+    }
+    | {
+        (table, column)
+        for table, columns in {
+            "cases": (
+                "projected_total",
+                "projected_ratio",
+                "cost_by_day",
+                "cost_by_orderer",
+                "admitted_day",
+                "discharged_day",
+            ),
+            "alerts": ("kind", "projected_total", "projected_ratio"),
+            "webhook_subscriptions": ("kinds",),
+        }.items()
+        for column in columns
+    }
+    | {("identities", "password_hash")}
+)
 # and those the first revision did not have either
 ADDED_SINCE_FIRST = {("ingest_ledger", "case_seq")} | ADDED_SINCE_MIGRATIONS
 
