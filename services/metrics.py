@@ -37,6 +37,12 @@ WEBHOOK_DELIVERIES = Counter(
 WEBHOOK_ATTEMPT_SECONDS = Histogram(
     "drgwatch_webhook_attempt_seconds", "Duration of one webhook POST, until its answer"
 )
+SIGN_IN_FAILURES = Counter(
+    "drgwatch_sign_in_failures_total",
+    "Refused sign-ins (POST /v1/session) by reason: unknown_name, no_password, disabled,"
+    " wrong_password, throttled",
+    ["reason"],
+)
 ALERT_ACTIONS = Counter(
     "drgwatch_alert_actions_total",
     "Actions on alerts (acknowledge, resolve, review) by the status they led to",

@@ -2,11 +2,14 @@
 
 A key is `dwk_` + 43 random URL-safe characters (256 bits); only its SHA-256 digest is
 stored, so a database dump does not hand out keys. A plain digest (not a slow password
-hash) is right for a random key of this length, and keeps the lookup cheap.
+hash) is right for a random key of this length, and keeps the lookup cheap. A person's
+password is the opposite case, chosen by a human: it gets a slow Argon2id hash
+(services/access/passwords.py); sessions opened with it are services/access/sessions.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -16,6 +19,7 @@ from typing import cast
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access import passwords
 from services.access.exceptions import (
     IdentityDisabled,
     IdentityExists,
@@ -24,7 +28,7 @@ from services.access.exceptions import (
 )
 from services.access.principal import ALL_HOSPITALS, ROLES, Principal, Role
 from services.access.schemas import IdentityOut
-from services.storage.models import ApiKeyRecord, Identity
+from services.storage.models import ApiKeyRecord, Identity, SignInSession
 
 KEY_PREFIX = "dwk_"
 IDENTITY_ID = re.compile(r"^idn_[0-9a-f]+$")
@@ -78,8 +82,10 @@ async def create_identity(
     role: str,
     hospitals: list[str],
     departments: list[str],
+    password: str | None = None,
 ) -> tuple[Identity, str]:
-    """A new identity and its first API key (the key is shown once, never stored)."""
+    """A new identity and its first API key (the key is shown once, never stored); with a
+    `password`, a person who can also sign in (only its Argon2id hash is kept)."""
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidIdentity("name: 1 to 200 characters")
@@ -89,6 +95,9 @@ async def create_identity(
     hospitals, departments = _checked_scope(role, hospitals, departments)
     if await db_session.scalar(select(Identity.id).where(Identity.name == name)) is not None:
         raise IdentityExists(f"an identity named {name!r} exists")
+    password_hash = None
+    if password is not None:
+        password_hash = await asyncio.to_thread(passwords.hashed, password)
     identity = Identity(
         id="idn_" + secrets.token_hex(8),
         name=name,
@@ -97,6 +106,7 @@ async def create_identity(
         departments=departments,
         created_at=datetime.now(UTC),
         disabled_at=None,
+        password_hash=password_hash,
     )
     db_session.add(identity)
     await db_session.flush()
@@ -161,7 +171,7 @@ async def list_identities(*, db_session: AsyncSession) -> list[tuple[Identity, i
 
 
 async def disable(*, db_session: AsyncSession, name_or_id: str) -> Identity:
-    """Disable an identity and revoke all its keys."""
+    """Disable an identity, revoke all its keys and end all its sign-in sessions."""
     identity = await find(db_session=db_session, name_or_id=name_or_id)
     now = datetime.now(UTC)
     identity.disabled_at = identity.disabled_at or now
@@ -170,7 +180,28 @@ async def disable(*, db_session: AsyncSession, name_or_id: str) -> Identity:
         .where(ApiKeyRecord.identity_id == identity.id, ApiKeyRecord.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    await end_sessions_of(db_session=db_session, identity_id=identity.id, now=now)
     return identity
+
+
+async def set_password(*, db_session: AsyncSession, name_or_id: str, password: str) -> Identity:
+    """Set or change an identity's password; every session it has open ends (whoever
+    knew the old password is signed out)."""
+    identity = await find(db_session=db_session, name_or_id=name_or_id)
+    if identity.disabled_at is not None:
+        raise IdentityDisabled(f"{identity.name!r} is disabled; create a new identity instead")
+    identity.password_hash = await asyncio.to_thread(passwords.hashed, password)
+    await end_sessions_of(db_session=db_session, identity_id=identity.id, now=datetime.now(UTC))
+    return identity
+
+
+async def end_sessions_of(*, db_session: AsyncSession, identity_id: str, now: datetime) -> None:
+    """Revoke every live sign-in session of an identity."""
+    await db_session.execute(
+        update(SignInSession)
+        .where(SignInSession.identity_id == identity_id, SignInSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
 
 
 async def principal_for_key(*, db_session: AsyncSession, key: str) -> Principal | None:
@@ -197,4 +228,5 @@ def identity_out(identity: Identity, live_keys: int) -> IdentityOut:
         created_at=identity.created_at,
         disabled_at=identity.disabled_at,
         live_keys=live_keys,
+        password_set=identity.password_hash is not None,
     )

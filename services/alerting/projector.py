@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -51,7 +51,14 @@ CASE_COLUMNS = [
     "events_applied",
     "last_event_at",
     "updated_at",
+    "projected_total",
+    "projected_ratio",
+    "cost_by_day",
+    "cost_by_orderer",
+    "admitted_day",
+    "discharged_day",
 ]
+EPOCH = date(1970, 1, 1)
 
 
 def case_row(state: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -59,6 +66,7 @@ def case_row(state: dict[str, Any], now: datetime) -> dict[str, Any]:
     from services.casecost.state import CaseState
 
     case = CaseState.from_dict(state)
+    offset = _offset_minutes(case.admitted_at or case.first_event_at)
     return {
         "hospital_id": case.hospital_id,
         "case_id": case.case_id,
@@ -76,12 +84,28 @@ def case_row(state: dict[str, Any], now: datetime) -> dict[str, Any]:
         "top_contributors": case.top_contributors(),
         "admitted_at": case.admitted_at,
         "discharged_at": case.discharged_at,
-        "utc_offset_minutes": _offset_minutes(case.admitted_at or case.first_event_at),
+        "utc_offset_minutes": offset,
         "avg_los_days": case.avg_los_days,
         "events_applied": case.events_applied,
         "last_event_at": case.last_event_at,
         "updated_at": now,
+        "projected_total": case.projected_total,
+        "projected_ratio": case.projected_ratio,
+        "cost_by_day": {day: str(amount) for day, amount in sorted(case.cost_by_day.items())},
+        "cost_by_orderer": {
+            orderer: str(amount) for orderer, amount in sorted(case.cost_by_orderer.items())
+        },
+        "admitted_day": _day_number(case.admitted_at, offset),
+        "discharged_day": _day_number(case.discharged_at, offset),
     }
+
+
+def _day_number(moment: datetime | None, offset_minutes: int) -> int | None:
+    """The local day of `moment` at the case's UTC offset, as days since 1970-01-01."""
+    if moment is None:
+        return None
+    local = moment.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    return (local.date() - EPOCH).days
 
 
 def _offset_minutes(moment: datetime | None) -> int:
@@ -106,7 +130,15 @@ def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
         "occurred_at": datetime.fromisoformat(alert["occurred_at"]),
         "raised_at": datetime.fromisoformat(alert["raised_at"]),
         "top_contributors": alert["top_contributors"],
+        # alerts raised before kinds existed are level alerts
+        "kind": alert.get("kind", "level"),
+        "projected_total": _decimal(alert.get("projected_total")),
+        "projected_ratio": _decimal(alert.get("projected_ratio")),
     }
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 async def write_batch(

@@ -20,7 +20,7 @@ from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
 from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
-from services.api.auth import OPEN_PATHS, Authentication
+from services.api.auth import OPEN_PATHS, Authentication, Clock, wall_clock
 from services.api.briefings.router import router as briefings_router
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
@@ -32,8 +32,10 @@ from services.api.health import router as health_router
 from services.api.identities.router import router as identities_router
 from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
+from services.api.ratelimit import SignInThrottle
 from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
+from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
 from services.ingest.publisher import EventPublisher, run_relay
@@ -44,8 +46,11 @@ from services.storage.engine import make_engine, session_factory
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI:
-    """Wire settings, database, publisher and routers into one FastAPI app."""
+def create_app(
+    settings: ApiSettings, *, connect_broker: bool = True, clock: Clock = wall_clock
+) -> FastAPI:
+    """Wire settings, database, publisher and routers into one FastAPI app (`clock`: the
+    time sign-in sessions are opened, expired and throttled by)."""
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
@@ -99,6 +104,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
     app.state.publisher = publisher
     app.state.stream_slots = StreamSlots(settings.streams_per_identity)
     app.state.webhook_targets = webhook_targets
+    app.state.clock = clock
+    app.state.sign_in_throttle = SignInThrottle()
     for router in (
         ingest_router,
         cases_router,
@@ -111,6 +118,7 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         identities_router,
         indicators_router,
         briefings_router,
+        sign_in_router,
         health_router,
         docs_router,
         ui_router,
@@ -124,6 +132,8 @@ def create_app(settings: ApiSettings, *, connect_broker: bool = True) -> FastAPI
         require_key=settings.mode == "production",
         failures_burst=settings.auth_failures_burst,
         failures_per_minute=settings.auth_failures_per_minute,
+        lifetimes=settings.session_lifetimes,
+        clock=clock,
     )
     app.add_middleware(
         RequestGuard,

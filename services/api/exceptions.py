@@ -2,14 +2,16 @@
 services/errors.py); services/api/errors.py turns every one into an answer.
 
 ApiError
- ├── NotAuthenticated    no valid API key where one is required   (Unauthenticated)
+ ├── NotAuthenticated    no valid key or session where needed     (Unauthenticated)
  ├── CaseNotFound        no such case, or outside the scope       (NotFound)
  ├── RequestBodyTooLarge a body over its route's limit            (TooLarge)
  ├── DatabaseUnavailable the database does not answer             (Unavailable)
  ├── UnknownHost         the Host header names another service    (Malformed)
  ├── ForeignOrigin       sent by a web page of another origin     (NotAllowed)
  ├── UnsupportedBody     a body not in the route's media type     (UnsupportedMedia)
+ ├── CsrfTokenRefused    a signed-in change lacks its CSRF token  (NotAllowed)
  ├── TooManyWrongKeys    this address sent too many wrong keys    (RateLimited)
+ ├── TooManySignIns      failed sign-ins of a name or address     (RateLimited)
  └── TooManyStreams      this caller holds its most live streams  (RateLimited)
 """
 
@@ -72,6 +74,18 @@ class UnsupportedBody(ApiError, UnsupportedMedia):
 class TooManyWrongKeys(ApiError, RateLimited):
     def __init__(self, retry_after: int) -> None:
         super().__init__("too many wrong API keys from this address; retry later", retry_after)
+
+
+class CsrfTokenRefused(ApiError, NotAllowed):
+    pass
+
+
+class TooManySignIns(ApiError, RateLimited):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many failed sign-ins for this name or from this address; retry later",
+            retry_after,
+        )
 
 
 class TooManyStreams(ApiError, RateLimited):

@@ -7,8 +7,9 @@ fields, 413 for a body over the route's limit (limits.py), 400 for a cursor the 
 did not issue or a Host it does not answer to, 404 for an absent (or out of scope)
 resource, 503 with Retry-After when a dependency is down, 401 for a missing
 (production) or wrong key, 429 with Retry-After once an address has sent too many wrong
-keys, 403 where the caller's role does not allow the action or a web page of another
-origin sent the request, and 415 for a body that is not JSON.
+keys, 403 where the caller's role does not allow the action, a signed-in change lacks
+its CSRF token, or a web page of another origin sent the request, and 415 for a body
+that is not JSON. `/v1/session` answers everyone and refuses only a sign-in.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from services.api.auth import OPEN_PATHS
+from services.api.auth import OPEN_PATHS, SESSION_COOKIE, SESSION_PATH
 from services.api.limits import body_limit
 from services.casecost.events import EVENT_ADAPTER
 from services.ingest.schemas import ItemResult
@@ -75,6 +76,8 @@ def build(app: FastAPI, *, production: bool) -> dict[str, Any]:
     document["components"]["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer"},
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        # a person signed in with POST /v1/session; changes also need X-CSRF-Token
+        "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
     }
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -119,21 +122,35 @@ def _document_errors(
         responses["503"] = _error(
             described or "the database is unavailable; retry later", retry_after=True
         )
-    if path not in OPEN_PATHS:
+    if path == SESSION_PATH:
+        # answers every caller: only a sign-in is refused (401, 429), a change without
+        # the session's CSRF token (403)
+        if method != "post":
+            responses.pop("401", None)
+            responses.pop("429", None)
+        else:
+            responses["401"] = _error(responses["401"]["description"])
+            responses["429"] = _error(responses["429"]["description"], retry_after=True)
+        responses["403"] = _error(
+            "X-CSRF-Token: missing or not this session's, on a signed-in change; or a web"
+            " page of another origin sent the request"
+        )
+        operation["security"] = [{"bearer": []}, {"apiKey": []}, {"session": []}, {}]
+    elif path not in OPEN_PATHS:
         responses["401"] = _error(
-            "a valid API key is required"
+            "a valid API key or a signed-in session is required"
             if production
-            else "the API key is not valid (without a key, embedded mode acts as admin)"
+            else "the API key is not valid (without a key or session, embedded mode acts as admin)"
         )
         responses["403"] = _error(
-            "the caller's role does not allow this action, or a web page of another origin"
-            " sent the request"
+            "the caller's role does not allow this action; a signed-in change without the"
+            " session's X-CSRF-Token; or a web page of another origin sent the request"
         )
         described = responses.get("429", {}).get("description")
         responses["429"] = _error(
             described or "too many wrong API keys from this address; retry after Retry-After",
             retry_after=True,
         )
-        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        operation["security"] = [{"bearer": []}, {"apiKey": []}, {"session": []}]
         if not production:
             operation["security"].append({})

@@ -1,4 +1,5 @@
-"""Token buckets per key (a client address, an identity), held in one API process.
+"""Token buckets per key (a client address, an identity), held in one API process; and
+the count of failed sign-ins per name and address (`SignInThrottle`).
 
 A bucket holds up to `burst` tokens and gains `per_minute` of them a minute; each
 counted event takes one. An empty bucket says how long until the next token. Buckets
@@ -64,3 +65,62 @@ class TokenBuckets:
 
     def _refilled(self, bucket: _Bucket, now: float) -> bool:
         return bucket.tokens + (now - bucket.updated) * self._per_second >= self._burst
+
+
+@dataclass
+class _Failures:
+    count: int
+    last: float
+    blocked_until: float
+
+
+class SignInThrottle:
+    """Failed sign-ins per key (a name, a client address), held in one API process.
+
+    The first `free` failures of a key cost nothing; each further one blocks the key for
+    1 s, 2 s, 4 s, ... up to `MAX_BLOCK_SECONDS`, during which every sign-in of it is
+    answered 429 without checking a password. A success resets the key; a key with no
+    failure for `FORGET_SECONDS` starts afresh. `now` is a clock reading in seconds.
+    """
+
+    MAX_BLOCK_SECONDS = 15 * 60.0
+    FORGET_SECONDS = 60 * 60.0
+
+    def __init__(self, *, tracked: int = TRACKED_KEYS) -> None:
+        self._tracked = tracked
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until `key` may try again (0: it may now)."""
+        failures = self._failures.get(key)
+        return 0.0 if failures is None else max(0.0, failures.blocked_until - now)
+
+    def failed(self, key: str, now: float, *, free: int) -> None:
+        """Count one failure of `key`, blocking it once it has had `free` of them."""
+        failures = self._failures.get(key)
+        if failures is None or now - failures.last >= self.FORGET_SECONDS:
+            failures = _Failures(count=0, last=now, blocked_until=now)
+            self._failures[key] = failures
+            self._forget_some(now)
+        self._failures.move_to_end(key)
+        failures.count += 1
+        failures.last = now
+        if failures.count >= free:
+            block = min(self.MAX_BLOCK_SECONDS, 2.0 ** min(failures.count - free, 30))
+            failures.blocked_until = now + block
+
+    def succeeded(self, key: str) -> None:
+        """Forget the failures of `key`."""
+        self._failures.pop(key, None)
+
+    def _forget_some(self, now: float) -> None:
+        if len(self._failures) <= self._tracked:
+            return
+        for key in [
+            k
+            for k, f in self._failures.items()
+            if now - f.last >= self.FORGET_SECONDS and f.blocked_until <= now
+        ]:
+            del self._failures[key]
+        while len(self._failures) > self._tracked:
+            self._failures.popitem(last=False)

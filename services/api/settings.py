@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.access import key_strength
+from services.access.sessions import Lifetimes
 from services.alerting.webhooks.settings import WebhookSettings
 from services.api.guard import split_host
 from services.ingest.plausibility import TimeBounds
@@ -29,6 +30,13 @@ class ApiSettings(CommonSettings, WebhookSettings):
     # wrong API keys per client address: a burst, then this many a minute (429 beyond)
     auth_failures_burst: int = Field(default=10, ge=1)
     auth_failures_per_minute: float = Field(default=10.0, gt=0)
+    # people's sign-in sessions: idle timeout (sliding) and absolute lifetime
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=30 * 24)
+    # failed sign-ins before each further one is slowed (429 with Retry-After, doubling):
+    # per name, and per client address (higher: a hospital's staff share a NAT address)
+    sign_in_failures_per_name: int = Field(default=5, ge=1, le=1000)
+    sign_in_failures_per_address: int = Field(default=20, ge=1, le=100_000)
     # live streams one identity may hold open at once, per API process
     streams_per_identity: int = Field(default=8, ge=1, le=1000)
     # ingest refuses an event dated more than this after it was received (clock skew)
@@ -41,6 +49,13 @@ class ApiSettings(CommonSettings, WebhookSettings):
         return TimeBounds(
             future_skew=timedelta(seconds=self.event_future_skew_seconds),
             backdated_after=timedelta(days=self.event_backdated_warning_days),
+        )
+
+    @property
+    def session_lifetimes(self) -> Lifetimes:
+        return Lifetimes(
+            idle=timedelta(minutes=self.session_idle_minutes),
+            absolute=timedelta(hours=self.session_absolute_hours),
         )
 
     @property

@@ -8,6 +8,11 @@ that must keep the state before an event keeps a copy (`CaseState.from_dict(
 state.to_dict())`). It never touches a broker or a database, so every rule here is
 tested directly, and the worker only decodes, calls it and stores the result.
 
+After every event the case is priced (standard, ratio, level) and projected to discharge
+(forecast.project_to_discharge, on the case's own clock); an event raises a level alert
+when the level changed, and a forecast alert when the projection crossed red while the
+cost is below blue (once per episode, see `_forecast_alert_for`).
+
 `receive(...)` puts a case's events in ledger order first. Ingest numbers each case's
 acknowledged events 1, 2, 3, ... in the order it made them durable; the stream can
 deliver them in another order (a relay publishing what a crashed request could not,
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +40,8 @@ from services.casecost.events import (
     event_to_wire,
     parse_event,
 )
-from services.casecost.pricing import LEVEL_RANK, AlertLevel, PriceBook, ratio_of
+from services.casecost.forecast import ONE_OFF_CATEGORIES, Projection, project_to_discharge
+from services.casecost.pricing import LEVEL_RANK, AlertLevel, PriceBook, Thresholds, ratio_of
 from services.casecost.state import (
     MAX_ALERTS_KEPT,
     CaseState,
@@ -48,6 +54,9 @@ from services.casecost.state import (
 ALERT_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8e-9a57-4f0b3c2d1e10")
 HIGH_RATIO = Decimal("2")
 LOW_RATIO = Decimal("0.4")
+ZERO = Decimal(0)
+# a forecast alert waits for this many full local days of the stay (see _forecast_alert_for)
+FORECAST_ALERT_MIN_FULL_DAYS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +111,18 @@ def apply_event(
         return Outcome(state, earlier, duplicate=True)
     state.seen.add(digest)
     if not isinstance(event, Reprice):
-        _fold(state, event)
+        _fold(state, event, price_book)
         state.events_applied += 1
-    _price(state, price_book)
+    pricing = _price(state, price_book)
+    projection = _project(state, pricing, price_book)
+    alerts = []
     alert = _alert_for(state, event, now)
-    return Outcome(state, [alert] if alert else [])
+    if alert is not None:
+        alerts.append(alert)
+    forecast_alert = _forecast_alert_for(state, event, now, pricing.thresholds, projection)
+    if forecast_alert is not None:
+        alerts.append(forecast_alert)
+    return Outcome(state, alerts)
 
 
 def receive(
@@ -177,7 +193,7 @@ def _drained(
     return Outcome(state, alerts, released=tuple(released))
 
 
-def _fold(state: CaseState, event: Event) -> None:
+def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
     occurred = event.occurred_at
     if state.first_event_at is None or occurred < state.first_event_at:
         state.first_event_at = occurred
@@ -223,9 +239,17 @@ def _fold(state: CaseState, event: Event) -> None:
         item.quantity += sign * event.quantity
         item.amount += amount
         state.memo.item_wire.pop(event.item_code, None)
+        # the day a cost line belongs to is the hospital's day it occurred on, whenever
+        # it arrived; a credit lowers the day it was posted on
+        day = _local_day(state, occurred, price_book)[1]
+        state.cost_by_day[day] = state.cost_by_day.get(day, Decimal(0)) + amount
+        if category in ONE_OFF_CATEGORIES:
+            state.one_off_by_day[day] = state.one_off_by_day.get(day, Decimal(0)) + amount
+        orderer = event.ordered_by or ""
+        state.cost_by_orderer[orderer] = state.cost_by_orderer.get(orderer, Decimal(0)) + amount
 
 
-def _price(state: CaseState, price_book: PriceBook) -> None:
+def _price(state: CaseState, price_book: PriceBook) -> Pricing:
     pricing = _pricing(state, price_book)
     group, standard = pricing.group, pricing.standard
     state.drg_name = group.name if group else None
@@ -235,7 +259,7 @@ def _price(state: CaseState, price_book: PriceBook) -> None:
         state.ratio = None
         state.level = "unpriced"
         state.ratio_flag = None
-        return
+        return pricing
     state.standard_cost = standard.standard_cost
     state.ratio = ratio_of(state.total_cost, standard.standard_cost)
     state.level = pricing.thresholds.level_for(state.total_cost, standard.standard_cost)
@@ -245,6 +269,25 @@ def _price(state: CaseState, price_book: PriceBook) -> None:
             state.ratio_flag = "high"
         elif state.total_cost < LOW_RATIO * standard.standard_cost:
             state.ratio_flag = "low"
+    return pricing
+
+
+def _project(state: CaseState, pricing: Pricing, price_book: PriceBook) -> Projection | None:
+    """The projection to discharge, on the case's own clock (its latest event's day)."""
+    admission_day = pricing.on  # the local day of admission (or of the first event until then)
+    projection = project_to_discharge(
+        total=state.total_cost,
+        standard=state.standard_cost,
+        avg_los_days=state.avg_los_days,
+        admission_day=admission_day,
+        latest_day=_latest_day(state, price_book),
+        admission_day_one_off=ZERO
+        if admission_day is None or not state.one_off_by_day
+        else state.one_off_by_day.get(admission_day.isoformat(), Decimal(0)),
+        discharged=state.discharged_at is not None,
+    )
+    state.projected_total = None if projection is None else projection.total
+    return projection
 
 
 def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
@@ -295,6 +338,7 @@ def _alert_for(state: CaseState, event: Event | Reprice, now: datetime) -> dict[
         "alert_id": str(
             uuid.uuid5(ALERT_NAMESPACE, f"{state.hospital_id}/{state.case_id}/{state.alert_seq}")
         ),
+        "kind": "level",
         "hospital_id": state.hospital_id,
         "case_id": state.case_id,
         "department": state.department,
@@ -309,11 +353,102 @@ def _alert_for(state: CaseState, event: Event | Reprice, now: datetime) -> dict[
         "occurred_at": event.occurred_at.isoformat(),
         "raised_at": now.astimezone(UTC).isoformat(),
         "top_contributors": state.top_contributors(),
+        "projected_total": None,
+        "projected_ratio": None,
         "sequence": state.alert_seq,
     }
     state.alert_level = level
     state.alerts = [*state.alerts, alert][-MAX_ALERTS_KEPT:]
     return alert
+
+
+def _forecast_alert_for(
+    state: CaseState,
+    event: Event | Reprice,
+    now: datetime,
+    thresholds: Thresholds,
+    projection: Projection | None,
+) -> dict[str, Any] | None:
+    """A forecast alert when the projection crosses red while the cost is still below blue.
+
+    One per episode: an episode runs while the projection stays above red, and ends when
+    it falls back to red or below (or the case can no longer be projected); the next
+    crossing starts another. A case already at blue or above has its level alerts. The
+    alert waits until the stay has a full day behind it (its latest event on a later
+    local day than admission): the admission day's pace alone, work-up and all, is noise.
+    """
+    standard, projected = state.standard_cost, state.projected_total
+    if (
+        standard is None
+        or projected is None
+        or projection is None
+        or thresholds.level_for(projected, standard) != "red"
+    ):
+        state.forecast_fired = False
+        return None
+    if (
+        state.forecast_fired
+        or state.level != "none"
+        or state.discharged_at is not None
+        or projection.full_days < FORECAST_ALERT_MIN_FULL_DAYS
+    ):
+        return None
+    state.forecast_fired = True
+    state.forecast_seq += 1
+    alert = {
+        "alert_id": str(
+            uuid.uuid5(
+                ALERT_NAMESPACE,
+                f"{state.hospital_id}/{state.case_id}/forecast/{state.forecast_seq}",
+            )
+        ),
+        "kind": "forecast",
+        "hospital_id": state.hospital_id,
+        "case_id": state.case_id,
+        "department": state.department,
+        "drg_code": state.drg_code,
+        # the level the projection reaches, from the level the case stands at
+        "level": "red",
+        "previous_level": state.alert_level,
+        "transition": "projected",
+        "total_cost": str(state.total_cost),
+        "standard_cost": str(standard),
+        "ratio": str(state.ratio),
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at.isoformat(),
+        "raised_at": now.astimezone(UTC).isoformat(),
+        "top_contributors": state.top_contributors(),
+        "projected_total": str(projected),
+        "projected_ratio": str(state.projected_ratio),
+        # after the level alerts raised so far (and any raised by the same event)
+        "sequence": state.alert_seq,
+    }
+    state.alerts = [*state.alerts, alert][-MAX_ALERTS_KEPT:]
+    return alert
+
+
+def _latest_day(state: CaseState, price_book: PriceBook) -> date | None:
+    """The local day of the case's latest event (kept while that event stays the latest)."""
+    latest, memo = state.last_event_at, state.memo
+    if latest is None:
+        return None
+    if latest is not memo.latest_moment or memo.days_zone is not price_book.zone:
+        memo.latest_day = _local_day(state, latest, price_book)[0]
+        memo.latest_moment = latest
+    return memo.latest_day
+
+
+def _local_day(state: CaseState, moment: datetime, price_book: PriceBook) -> tuple[date, str]:
+    """The hospital's day of `moment` (and its ISO form), remembered by quarter hour."""
+    memo = state.memo
+    if memo.days_zone is not price_book.zone:
+        memo.days_zone, memo.days = price_book.zone, {}
+    quarter = int(moment.timestamp()) // 900
+    known = memo.days.get(quarter)
+    if known is None:
+        day = price_book.local_day(moment)
+        known = memo.days[quarter] = (day, day.isoformat())
+    return known
 
 
 def _stamp(priority: int, event: Event) -> Stamp:

@@ -1,13 +1,16 @@
-"""Where a case lands if proposed items are ordered: pure what-if arithmetic."""
+"""Pure what-if arithmetic: where a case lands if proposed items are ordered, and where an
+open case is expected to stand at discharge at its own pace."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from services.casecost.pricing import CaseLevel, Thresholds, ratio_of
 
 CENT = Decimal("0.01")
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +74,65 @@ def forecast(
 
 def _up_to_cent(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_CEILING)
+
+
+# --- the projection to discharge ----------------------------------------------------------
+
+# categories whose admission-day cost is a one-off (the operation, the implant), counted in
+# the total but not taken as the pace of the days that follow
+ONE_OFF_CATEGORIES = frozenset({"procedure", "consumable"})
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """Where an open case is expected to stand at discharge (see `project_to_discharge`)."""
+
+    total: Decimal
+    days_observed: int
+    remaining_days: Decimal
+    run_rate: Decimal
+    # whole local days from admission to the latest event (0 on the day of admission)
+    full_days: int
+
+
+def project_to_discharge(
+    *,
+    total: Decimal,
+    standard: Decimal | None,
+    avg_los_days: Decimal | None,
+    admission_day: date | None,
+    latest_day: date | None,
+    admission_day_one_off: Decimal,
+    discharged: bool,
+) -> Projection | None:
+    """The case's cost at discharge: cost so far plus its daily run-rate over the days left.
+
+    The clock is the case's own, never the wall: `latest_day` is the local day of its
+    latest event, so replaying the same events gives the same projection on any day.
+
+    - days observed = local calendar days from the day of admission through the latest
+      event's day, both counted (the costs so far were posted on those days);
+    - run-rate = (total - the admission day's procedures and consumables) / days observed,
+      never below zero: an operation on the day of admission is paid once, not every day;
+    - remaining days = the DRG's average stay - days observed, never below zero;
+    - projected total = total + run-rate x remaining days, half-up to the cent.
+
+    Counting the latest day as observed keeps the early days honest: on the second day a
+    stay has two days of charges, and dividing them by one day would double its pace.
+    None without a standard, an average stay or an admission day; a discharged case is
+    projected at what it cost.
+    """
+    if standard is None or avg_los_days is None or admission_day is None:
+        return None
+    latest = latest_day or admission_day
+    full_days = max(0, (latest - admission_day).days)
+    days_observed = full_days + 1
+    if discharged:
+        return Projection(total, days_observed, ZERO, ZERO, full_days)
+    run_rate = max(ZERO, total - admission_day_one_off) / days_observed
+    remaining_days = max(ZERO, avg_los_days - days_observed)
+    if remaining_days:
+        projected = (total + run_rate * remaining_days).quantize(CENT, rounding=ROUND_HALF_UP)
+    else:
+        projected = total
+    return Projection(projected, days_observed, remaining_days, run_rate, full_days)

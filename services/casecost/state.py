@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from services.casecost.pricing import (
     PriceBook,
     Standard,
     Thresholds,
+    ratio_of,
 )
 
 MAX_ALERTS_KEPT = 20  # older alerts are already projected; these are kept for redelivery
@@ -71,6 +72,13 @@ class Memo:
     # each item's changelog form until the item changes: a large case rewrites all its
     # items with every batch, most of them untouched
     item_wire: dict[str, list[str]] = field(default_factory=dict)
+    # local days by quarter hour of UTC time (every zone's midnight falls on a quarter
+    # hour, so a quarter hour lies within one local day), for the zone they were taken in
+    days_zone: tzinfo | None = None
+    days: dict[int, tuple[date, str]] = field(default_factory=dict)
+    # the latest event's moment and its local day
+    latest_moment: datetime | None = None
+    latest_day: date | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +99,12 @@ class CaseState:
     last_event_at: datetime | None = None
     total_cost: Decimal = Decimal("0")
     cost_by_category: dict[str, Decimal] = field(default_factory=dict)
+    # net cost per local day of the cost lines' occurred_at (ISO dates), the one-off part
+    # of it (procedures and consumables, see forecast.py), and per orderer ("" for lines
+    # that name none)
+    cost_by_day: dict[str, Decimal] = field(default_factory=dict)
+    one_off_by_day: dict[str, Decimal] = field(default_factory=dict)
+    cost_by_orderer: dict[str, Decimal] = field(default_factory=dict)
     items: dict[str, ItemCost] = field(default_factory=dict)
     events_applied: int = 0
     seen: set[str] = field(default_factory=set)
@@ -106,11 +120,24 @@ class CaseState:
     ratio: Decimal | None = None
     level: CaseLevel = "unpriced"
     ratio_flag: str | None = None
+    # the projection to discharge (forecast.project_to_discharge), after every event
+    projected_total: Decimal | None = None
     # alerting memory
     alert_level: AlertLevel = "none"
     alert_seq: int = 0
+    # whether the current forecast episode (the run of events whose projection stays
+    # above red) has raised its forecast alert, and how many forecast alerts were raised
+    forecast_fired: bool = False
+    forecast_seq: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+
+    @property
+    def projected_ratio(self) -> Decimal | None:
+        """projected_total / standard_cost to four places (worked out when asked for)."""
+        if self.projected_total is None or self.standard_cost is None:
+            return None
+        return ratio_of(self.projected_total, self.standard_cost)
 
     @property
     def status(self) -> str:
@@ -149,6 +176,9 @@ class CaseState:
             "last_event_at": _iso(self.last_event_at),
             "total_cost": str(self.total_cost),
             "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
+            "cost_by_day": _amounts(self.cost_by_day),
+            "one_off_by_day": _amounts(self.one_off_by_day),
+            "cost_by_orderer": _amounts(self.cost_by_orderer),
             "items": self._items_wire(),
             "events_applied": self.events_applied,
             "seen": sorted(self.seen),
@@ -161,8 +191,12 @@ class CaseState:
             "ratio": _str(self.ratio),
             "level": self.level,
             "ratio_flag": self.ratio_flag,
+            "projected_total": _str(self.projected_total),
+            "projected_ratio": _str(self.projected_ratio),
             "alert_level": self.alert_level,
             "alert_seq": self.alert_seq,
+            "forecast_fired": self.forecast_fired,
+            "forecast_seq": self.forecast_seq,
             "alerts": self.alerts,
         }
 
@@ -196,6 +230,10 @@ class CaseState:
             last_event_at=_dt(data.get("last_event_at")),
             total_cost=Decimal(data["total_cost"]),
             cost_by_category={k: Decimal(v) for k, v in data["cost_by_category"].items()},
+            # states written before these were kept decode with none recorded
+            cost_by_day=_decimals(data.get("cost_by_day")),
+            one_off_by_day=_decimals(data.get("one_off_by_day")),
+            cost_by_orderer=_decimals(data.get("cost_by_orderer")),
             items={
                 code: ItemCost(code, wire[0], wire[1], Decimal(wire[2]), Decimal(wire[3]))
                 for code, wire in items.items()
@@ -211,8 +249,11 @@ class CaseState:
             ratio=_dec(data.get("ratio")),
             level=data["level"],
             ratio_flag=data.get("ratio_flag"),
+            projected_total=_dec(data.get("projected_total")),
             alert_level=data["alert_level"],
             alert_seq=data["alert_seq"],
+            forecast_fired=bool(data.get("forecast_fired", False)),
+            forecast_seq=int(data.get("forecast_seq", 0)),
             alerts=list(data["alerts"]),
             memo=Memo(item_wire=dict(items)),
         )
@@ -232,6 +273,14 @@ def _str(value: Decimal | None) -> str | None:
 
 def _dec(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+def _amounts(values: dict[str, Decimal]) -> dict[str, str]:
+    return {key: str(amount) for key, amount in sorted(values.items())}
+
+
+def _decimals(values: dict[str, str] | None) -> dict[str, Decimal]:
+    return {} if not values else {key: Decimal(amount) for key, amount in values.items()}
 
 
 def _stamp(value: Any) -> Stamp | None:

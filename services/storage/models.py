@@ -163,6 +163,17 @@ class CaseRecord(Base):
     events_applied: Mapped[int] = mapped_column(Integer)
     last_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # the projection to discharge (services/casecost/forecast.py)
+    projected_total: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    projected_ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(12, 4), nullable=True)
+    # {local day: net cost} and {orderer ("" for none): net cost}; None for rows projected
+    # before they were kept
+    cost_by_day: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    cost_by_orderer: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    # local days of admission and discharge as days since 1970-01-01 (by the case's own UTC
+    # offset, as los_days counts), so that a stay's days over its average sort in SQL
+    admitted_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    discharged_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AlertRecord(Base):
@@ -190,6 +201,10 @@ class AlertRecord(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     raised_at: Mapped[datetime] = mapped_column(UtcDateTime())
     top_contributors: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    # level: the case changed level; forecast: its projection to discharge crossed red
+    kind: Mapped[str] = mapped_column(String(16), server_default="level")
+    projected_total: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    projected_ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(12, 4), nullable=True)
 
 
 class AlertAction(Base):
@@ -306,6 +321,27 @@ class Identity(Base):
     departments: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Argon2id hash (PHC string) of a person's password; None: signs in with keys only
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class SignInSession(Base):
+    """A person's signed-in browser session; only the SHA-256 digest of the cookie's
+    random token is kept, so a database dump signs nobody in."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    identity_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # the earlier of last seen + idle timeout and created + absolute lifetime
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ApiKeyRecord(Base):
@@ -343,6 +379,8 @@ class WebhookSubscription(Base):
     departments: Mapped[list[str]] = mapped_column(JSON)
     min_level: Mapped[str] = mapped_column(String(16))
     blue_digest: Mapped[bool] = mapped_column(Boolean)
+    # alert kinds sent (level, forecast); None or empty: every kind
+    kinds: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -96,6 +96,7 @@ class CaseBuilder:
         kind: str = "charge",
         department: str = "CARD",
         at: str = "2026-03-02T09:00:00+08:00",
+        ordered_by: str | None = None,
     ) -> CaseBuilder:
         self._apply(
             self._base(kind, at)
@@ -108,6 +109,7 @@ class CaseBuilder:
                 "unit_price": amount,
                 "amount": amount,
             }
+            | ({} if ordered_by is None else {"ordered_by": ordered_by})
         )
         return self
 

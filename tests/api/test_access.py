@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.access import service as access_service
 from services.api.app import create_app
-from services.api.auth import OPEN_PATHS
+from services.api.auth import OPEN_PATHS, SESSION_PATH
 from services.api.settings import ApiSettings
 from services.api.ui import PAGE_PATHS
 from tests.api.conftest import Api
@@ -114,6 +114,24 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     (
         "GET",
         "/v1/hospitals/H002/cases",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H001/cases?order=projected_ratio",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H001/open-cases/summary",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
+        "/v1/hospitals/H002/open-cases/summary",
         None,
         dict(his_h1=404, head_card=404, office_h1=404, office_all=200, admin=200),
     ),
@@ -378,6 +396,27 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         dict.fromkeys(ROLES, 200),
     ),
     (
+        "PUT",
+        "/v1/identities/idn_0000000000000000/password",
+        {"password": "twelve or more characters"},
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=404),
+    ),
+    # the caller's own sign-in state answers everyone; an API key's caller has no
+    # session to end, and a name and password that match no one are 401 for all
+    (
+        "GET",
+        "/v1/session",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/session",
+        {"name": "nobody", "password": "not anyone's password"},
+        dict.fromkeys(ROLES, 401),
+    ),
+    ("DELETE", "/v1/session", None, dict.fromkeys(ROLES, 204)),
+    (
         "GET",
         "/docs",
         None,
@@ -536,6 +575,28 @@ async def test_lists_hold_only_what_the_caller_may_see(
     assert await seen("head_card", "/v1/alerts", hospital_id="H002") == set()
     assert await seen("office_h1", "/v1/hospitals/H001/cases") == h001
     assert await seen("head_card", "/v1/hospitals/H001/cases") == {("H001", "C1", "CARD")}
+    assert await seen("head_card", "/v1/hospitals/H001/cases", order="ratio") == {
+        ("H001", "C1", "CARD")
+    }
+    summaries = {
+        name: (
+            await api.client.get("/v1/hospitals/H001/open-cases/summary", headers=c.headers)
+        ).json()
+        for name, c in callers.items()
+        if name != "office_all"
+    }
+    assert [d["department"] for d in summaries["head_card"]["departments"]] == ["CARD"]
+    assert sorted(d["department"] for d in summaries["office_h1"]["departments"]) == [
+        "CARD",
+        "SURG",
+    ]
+    assert (
+        await api.client.get(
+            "/v1/hospitals/H001/open-cases/summary",
+            params={"department": "SURG"},
+            headers=callers["head_card"].headers,
+        )
+    ).json()["departments"] == []
     counts = {
         name: len((await api.client.get("/v1/alerts", headers=c.headers)).json()["items"])
         for name, c in callers.items()
@@ -652,10 +713,14 @@ async def test_production_refuses_every_endpoint_without_a_key(production: Api) 
         (method, path) for method, path in operations(production.app) if path not in PAGE_PATHS
     }
     assert len(routes) >= 10
+    # but the session endpoint, where a page asks whether it must sign in, and signs in
+    answers_anyone = {("GET", SESSION_PATH): 200, ("POST", SESSION_PATH): 422}
+    answers_anyone[("DELETE", SESSION_PATH)] = 204
+    assert set(answers_anyone) <= routes
     for method, path in routes:
         concrete = path.replace("{hospital_id}", "H001").replace("{case_id}", "C1")
         response = await production.client.request(method, concrete.replace("{drg_code}", "X"))
-        assert response.status_code == 401, (method, path)
+        assert response.status_code == answers_anyone.get((method, path), 401), (method, path)
 
 
 async def test_production_scopes_identities_like_embedded_mode(production: Api) -> None:

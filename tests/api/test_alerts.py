@@ -30,6 +30,9 @@ ALERT_FIELDS = {
     "occurred_at",
     "raised_at",
     "top_contributors",
+    "kind",
+    "projected_total",
+    "projected_ratio",
 }
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 
@@ -101,6 +104,11 @@ async def test_alert_records_carry_the_design_fields(api: Api) -> None:
         # the design's fields, and where the alert's lifecycle stands (issue 5)
         assert set(item) == ALERT_FIELDS | {"status"}
         assert item["status"] == "open"
+        assert (item["kind"], item["projected_total"], item["projected_ratio"]) == (
+            "level",
+            None,
+            None,
+        )
     red = items[1]
     assert red["total_cost"] == "41000.00"
     assert red["standard_cost"] == "40400.83"

@@ -47,7 +47,7 @@ FIRST = schema.FIRST
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
 # every table of the first revision, and its columns then (case_seq came in 0002)
 # tables made by migrations after the last release before migrations (create_all's era)
-TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets"}
+TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets", "sign_in_sessions"}
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since
 INDEXES_ADDED_SINCE_MIGRATIONS = {("cases", "ix_cases_discharged")}
@@ -136,18 +136,37 @@ def ledger_columns(connection: Connection) -> set[str]:
 
 
 # columns the models have that the last release before migrations did not
-ADDED_SINCE_MIGRATIONS = {
-    ("drg_catalogues", column)
-    for column in (
-        "sample",
-        "import_mode",
-        "based_on_id",
-        "created_by",
-        "withdrawn_at",
-        "withdrawn_by",
-        "withdrawn_reason",
-    )
-}
+ADDED_SINCE_MIGRATIONS = (
+    {
+        ("drg_catalogues", column)
+        for column in (
+            "sample",
+            "import_mode",
+            "based_on_id",
+            "created_by",
+            "withdrawn_at",
+            "withdrawn_by",
+            "withdrawn_reason",
+        )
+    }
+    | {
+        (table, column)
+        for table, columns in {
+            "cases": (
+                "projected_total",
+                "projected_ratio",
+                "cost_by_day",
+                "cost_by_orderer",
+                "admitted_day",
+                "discharged_day",
+            ),
+            "alerts": ("kind", "projected_total", "projected_ratio"),
+            "webhook_subscriptions": ("kinds",),
+        }.items()
+        for column in columns
+    }
+    | {("identities", "password_hash")}
+)
 # and those the first revision did not have either
 ADDED_SINCE_FIRST = {("ingest_ledger", "case_seq")} | ADDED_SINCE_MIGRATIONS
 

@@ -28,17 +28,17 @@ async def _identity(api: Api, role: str, hospitals: list[str], departments: list
 class Reader:
     """Reads one stream in the background: its alerts, and when it ended."""
 
-    def __init__(self, base: str, key: str) -> None:
+    def __init__(self, base: str, key: str, params: dict[str, str] | None = None) -> None:
         self.alerts: list[dict[str, Any]] = []
         self.ended_at: float | None = None
         self.status: int | None = None
-        self._task = asyncio.create_task(self._read(base, key))
+        self._task = asyncio.create_task(self._read(base, key, params or {}))
 
-    async def _read(self, base: str, key: str) -> None:
+    async def _read(self, base: str, key: str, params: dict[str, str]) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         async with (
             httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5, read=30)) as client,
-            client.stream("GET", "/v1/alerts/stream", headers=headers) as response,
+            client.stream("GET", "/v1/alerts/stream", headers=headers, params=params) as response,
         ):
             self.status = response.status_code
             async for line in response.aiter_lines():
@@ -183,3 +183,31 @@ async def _identity_id(api: Api, key: str) -> str:
             d=access_service.key_digest(key),
         )
     )
+
+
+async def test_the_stream_carries_the_kind_and_filters_by_it(api: Api) -> None:
+    key = await _identity(api, "insurance_office", ["H001"], [])
+    async with serving(api.app) as base:
+        everything = Reader(base, key)
+        forecasts = Reader(base, key, {"kind": "forecast"})
+        await asyncio.sleep(0.5)
+        level = await raise_alert(api.sessions, case_id="C1")
+        forecast = await raise_alert(
+            api.sessions,
+            case_id="C2",
+            level="red",
+            previous_level="none",
+            transition="projected",
+            kind="forecast",
+        )
+        await everything.until(2)
+        await forecasts.until(1)
+        await asyncio.sleep(0.3)
+        assert [(a["alert_id"], a["kind"]) for a in everything.alerts] == [
+            (level, "level"),
+            (forecast, "forecast"),
+        ]
+        assert [a["alert_id"] for a in forecasts.alerts] == [forecast]
+        assert forecasts.alerts[0]["projected_total"] == "45000.00"
+        everything.cancel()
+        forecasts.cancel()

@@ -277,3 +277,54 @@ async def test_an_acknowledged_case_is_not_notified_again_for_the_same_level(
     assert told == [yellow, red, down]
     assert below in alert_ids(hooks.receiver, "head")
     assert new_episode in alert_ids(hooks.receiver, "head")
+
+
+async def test_forecast_alerts_go_where_red_alerts_go_unless_a_subscription_names_kinds(
+    hooks: Hooks,
+) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    office = await hooks.identity("insurance_office", ["H001"], [])
+    head_sub = await hooks.subscribe("head", head)
+    office_sub = await hooks.subscribe("office", office, format="wecom")
+    levels_sub = await hooks.subscribe("levels", office, kinds=["level"])
+    forecasts_sub = await hooks.subscribe("forecasts", office, kinds=["forecast", "forecast"])
+    assert (office_sub["kinds"], levels_sub["kinds"], forecasts_sub["kinds"]) == (
+        [],
+        ["level"],
+        ["forecast"],
+    )
+
+    forecast = await raise_alert(
+        hooks.sessions, level="red", previous_level="none", transition="projected", kind="forecast"
+    )
+    red = await raise_alert(hooks.sessions, case_id="C2")
+
+    for subscription, owner in (
+        (head_sub, head),
+        (office_sub, office),
+        (levels_sub, office),
+        (forecasts_sub, office),
+    ):
+        await hooks.deliveries_when(subscription["id"], settled, owner)
+    await until(lambda: len(hooks.receiver.got("office")) == 2, 3, "both at the office")
+    assert set(alert_ids(hooks.receiver, "head")) == {forecast, red}
+    assert [r.payload["data"]["alert_id"] for r in hooks.receiver.got("forecasts")] == [forecast]
+    assert [r.payload["data"]["alert_id"] for r in hooks.receiver.got("levels")] == [red]
+    forecast_message = hooks.receiver.got("forecasts")[0].payload
+    assert forecast_message["type"] == "alert.forecast"
+    assert forecast_message["data"]["projected_total"] == "45000.00"
+    robot_texts = [r.payload["markdown"]["content"] for r in hooks.receiver.got("office")]
+    assert any("费用预测预警" in text and "预计总费用 45000.00" in text for text in robot_texts)
+
+    narrowed = await hooks.client.patch(
+        f"/v1/subscriptions/{levels_sub['id']}",
+        json={"kinds": ["forecast"]},
+        headers={"Authorization": f"Bearer {office}"},
+    )
+    assert narrowed.status_code == 200 and narrowed.json()["kinds"] == ["forecast"]
+    refused = await hooks.client.patch(
+        f"/v1/subscriptions/{levels_sub['id']}",
+        json={"kinds": ["rule"]},
+        headers={"Authorization": f"Bearer {office}"},
+    )
+    assert refused.status_code == 422

@@ -277,8 +277,10 @@ async def raise_alert(
     hospital_id: str = "H001",
     case_id: str = "C1",
     department: str | None = "CARD",
+    kind: str = "level",
 ) -> str:
-    """An alert as the projector writes it; its alert_id."""
+    """An alert as the projector writes it; its alert_id. A forecast alert carries a
+    projection of 45000.00."""
     global _alert_counter
     _alert_counter += 1
     alert_id = str(uuid.uuid4())
@@ -301,6 +303,9 @@ async def raise_alert(
                 occurred_at=now,
                 raised_at=now,
                 top_contributors=CONTRIBUTORS,
+                kind=kind,
+                projected_total=Decimal("45000.00") if kind == "forecast" else None,
+                projected_ratio=Decimal("1.1139") if kind == "forecast" else None,
             )
         )
         await db_session.commit()

@@ -58,6 +58,11 @@ def test_the_check_finds_a_wrong_total_and_a_missing_alert() -> None:
             alerts.append((key.encode(), orjson.dumps(alert)))
     right = Outcome("drgwatch", report={"cases": cases})
     assert check_drgwatch(right, recount, alerts + alerts[:3]) == []  # redelivery: same ids
+    # a forecast alert is no level transition: counted, not compared with the recount
+    forecast = {"alert_id": "f1", "kind": "forecast", "previous_level": "none", "level": "red"}
+    some_key = next(iter(recount)).encode()
+    assert check_drgwatch(right, recount, [*alerts, (some_key, orjson.dumps(forecast))]) == []
+    assert right.report["forecast_alerts"] == 1
     some_case = next(iter(cases))
     cases[some_case] = {**cases[some_case], "total_cost": "0.01"}
     wrong = check_drgwatch(Outcome("drgwatch", report={"cases": cases}), recount, alerts[1:])

@@ -18,8 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from services.settings import CommonSettings
-from services.stack import prepare_database
 from tests.api.live import serving
 
 OPERATOR_KEY = "operator-key-for-the-cli-tests-0123456789"
@@ -48,8 +46,11 @@ class Ran:
         return lines[0]
 
 
-async def drgwatch(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
-    """Run the command line in a subprocess, with no DRGWATCH_* setting but those given."""
+async def drgwatch(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> Ran:
+    """Run the command line in a subprocess, with no DRGWATCH_* setting but those given
+    (and with `stdin`, if given, as a pipe holding it: not a terminal)."""
     clean = {name: value for name, value in os.environ.items() if not name.startswith("DRGWATCH_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -58,21 +59,14 @@ async def drgwatch(cwd: Path, *args: str, env: dict[str, str] | None = None) -> 
         *args,
         cwd=cwd,
         env={**clean, **(env or {})},
+        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
+    piped = stdin.encode() if stdin is not None else None
+    out, err = await asyncio.wait_for(process.communicate(piped), 120)
     assert process.returncode is not None
     return Ran(process.returncode, out.decode(), err.decode())
-
-
-@pytest.fixture
-async def data_dir(tmp_path: Path) -> Path:
-    """A data directory as `drgwatch up` leaves it: tables and the sample catalogue."""
-    directory = tmp_path / "var"
-    directory.mkdir()
-    await prepare_database(CommonSettings(data_dir=directory), replay_ledger=False)
-    return directory
 
 
 async def test_catalogues_through_a_data_directory(tmp_path: Path, data_dir: Path) -> None:
@@ -178,7 +172,7 @@ async def test_thresholds_and_users_through_a_database_url(
     assert created.code == 0, created.err
     assert re.search(r"API key \(shown once, keep it secret\): dwk_\S+", created.out)
     users = await drgwatch(tmp_path, "users", "list", *where)
-    assert re.search(r"hospital_system +H1 +1 +HIS of H1", users.out), users.out
+    assert re.search(r"hospital_system +H1 +1 +no +HIS of H1", users.out), users.out
     disabled = await drgwatch(tmp_path, "users", "disable", "HIS of H1", *where)
     assert disabled.code == 0 and "its keys are revoked" in disabled.out
     no_key = await drgwatch(tmp_path, "users", "key", "HIS of H1", *where)

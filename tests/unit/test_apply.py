@@ -36,14 +36,15 @@ from tests.unit.case_events import (
 def run(
     events: list[Event], price_book: PriceBook | None = None, state: CaseState | None = None
 ) -> tuple[CaseState, list[dict[str, Any]]]:
-    """Apply events in order; return the final state and every alert raised."""
+    """Apply events in order; return the final state and every level alert raised (the
+    forecast alerts are tested in test_projection.py)."""
     price_book = price_book or book()
     state = state or new_case(HOSPITAL, CASE)
     alerts: list[dict[str, Any]] = []
     for event in events:
         outcome = apply_event(state, event, price_book, NOW)
         state = outcome.state
-        alerts.extend(outcome.alerts)
+        alerts.extend(alert for alert in outcome.alerts if alert["kind"] == "level")
     return state, alerts
 
 

@@ -109,3 +109,56 @@ def test_nothing_taken_from_events_can_open_markup(value: str) -> None:
     assert not re.search(r"[\[\]()<>`*_#!|~\\@&{}\n\r\u2028\u2029]", shown), shown
     assert "://" not in shown and not re.search(r"[A-Za-z0-9]\.[A-Za-z]", shown)
     assert not re.search(r"(?i)www\.", shown)
+
+
+def _forecast(item_name: str = "冠脉支架", dept: str = "CARD") -> AlertOut:
+    return _alert(item_name, dept=dept).model_copy(
+        update={
+            "kind": "forecast",
+            "level": "red",
+            "previous_level": "none",
+            "transition": "projected",
+            "total_cost": "12000.00",
+            "ratio": "0.2970",
+            "projected_total": "45000.00",
+            "projected_ratio": "1.1139",
+        }
+    )
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_a_forecast_alert_reads_as_a_warning_ahead_of_time(
+    message_format: formats.Format,
+) -> None:
+    body = orjson.loads(formats.alert_body(_forecast(), message_format))
+    text = _text(formats.alert_body(_forecast(), message_format), message_format)
+    assert "费用预测预警" in text and "预计出院时" in text
+    assert "**111.39%**" in text and "预计总费用 45000.00" in text
+    assert "目前：费用比 29.70%（总费用 12000.00 / 标准 40400.83），等级 无" in text
+    assert "升级" not in text  # not a level change
+    if message_format == "dingtalk":
+        assert body["markdown"]["title"] == "🔴 DRG 费用预测预警：预计出院时超标准"
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_forecast_alert_keeps_event_text_inert(
+    message_format: formats.Format, hostile: str
+) -> None:
+    text = _text(
+        formats.alert_body(_forecast(hostile, dept=hostile), message_format), message_format
+    )
+    [item_line] = [line for line in text.splitlines() if line.startswith("- ")]
+    assert not MARKUP.search(item_line[2:]), item_line
+    [department_line] = [line for line in text.splitlines() if line.startswith("> 科室")]
+    assert not MARKUP.search(department_line.split("　")[0][len("> 科室：") :])
+
+
+def test_the_standard_format_names_a_forecast_alert_and_its_projection() -> None:
+    body = orjson.loads(formats.alert_body(_forecast(), "standard"))
+    assert body["type"] == "alert.forecast"
+    assert body["data"]["kind"] == "forecast"
+    assert body["data"]["projected_total"] == "45000.00"
+    level = orjson.loads(formats.alert_body(_alert("x"), "standard"))
+    assert level["type"] == "alert.escalated" and level["data"]["kind"] == "level"
+    assert level["data"]["projected_total"] is None

@@ -80,3 +80,39 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds(earlier, now) == 0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+def forecast_alert(acknowledged: str | None = None) -> AlertFacts:
+    return AlertFacts(
+        "f1",
+        "H001",
+        "CARD",
+        "red",
+        "none",
+        "projected",
+        "forecast",
+        acknowledged_level=acknowledged,
+    )
+
+
+def test_a_forecast_alert_goes_where_red_alerts_go() -> None:
+    yellow_up = Route(frozenset(), frozenset(), "yellow", blue_digest=True)
+    red_only = Route(frozenset(), frozenset(), "red", blue_digest=True)
+    for route in (EVERYTHING, yellow_up, red_only):
+        assert is_deliverable(forecast_alert(), route, OFFICE)
+        assert not goes_to_digest(forecast_alert(), route)
+    assert is_deliverable(forecast_alert(), EVERYTHING, HEAD)
+    assert not is_deliverable(
+        AlertFacts("f1", "H001", "SURG", "red", "none", "projected", "forecast"), EVERYTHING, HEAD
+    )
+    # a red level acknowledged earlier does not silence the forecast of a new episode
+    assert is_deliverable(forecast_alert(acknowledged="red"), EVERYTHING, OFFICE)
+
+
+def test_a_subscription_may_name_the_kinds_it_wants() -> None:
+    levels_only = Route(frozenset(), frozenset(), "blue", False, frozenset({"level"}))
+    forecasts_only = Route(frozenset(), frozenset(), "blue", False, frozenset({"forecast"}))
+    assert not is_deliverable(forecast_alert(), levels_only, OFFICE)
+    assert is_deliverable(alert("red", "none"), levels_only, OFFICE)
+    assert is_deliverable(forecast_alert(), forecasts_only, OFFICE)
+    assert not is_deliverable(alert("red", "none"), forecasts_only, OFFICE)

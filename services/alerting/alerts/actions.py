@@ -231,6 +231,12 @@ def timeline_kind(action: ActionOut) -> TimelineKind:
 def alert_summary(alert: AlertOut) -> str:
     percent = f"{(Decimal(alert.ratio) * 100).quantize(Decimal('0.01'))}%"
     where = f"{alert.total_cost} of {alert.standard_cost} ({percent} of the DRG standard)"
+    if alert.kind == "forecast" and alert.projected_total is not None:
+        projected = f"{(Decimal(alert.projected_ratio or '0') * 100).quantize(Decimal('0.01'))}%"
+        return (
+            f"projected to reach {alert.level} at discharge: {alert.projected_total}"
+            f" ({projected} of the DRG standard); cost so far {where}"
+        )
     if alert.transition == "escalated":
         return f"escalated {alert.previous_level} -> {alert.level}: cost {where}"
     if alert.transition == "de-escalated":
@@ -264,8 +270,12 @@ async def acknowledged_level(
     stood when the alert being routed was raised).
     """
     acted = exists().where(AlertAction.alert_id == AlertRecord.alert_id)
+    # a forecast alert is about where the case is heading: acting on it acknowledges no
+    # level the case has reached
     query = select(AlertRecord.level, acted).where(
-        AlertRecord.hospital_id == hospital_id, AlertRecord.case_id == case_id
+        AlertRecord.hospital_id == hospital_id,
+        AlertRecord.case_id == case_id,
+        AlertRecord.kind == "level",
     )
     if before_seq is not None:
         query = query.where(AlertRecord.seq < before_seq)

@@ -20,15 +20,24 @@ class Contributor(BaseModel):
     amount: str
 
 
+AlertKind = Literal["level", "forecast"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("level", "forecast")
+
+
 class AlertOut(BaseModel):
+    """An alert: `kind` level (the case changed level) or forecast (its projection to
+    discharge crossed red while its cost was below blue; `level` is then the level the
+    projection reaches, `previous_level` the case's own, `transition` projected)."""
+
     alert_id: str
+    kind: AlertKind = "level"
     hospital_id: str
     case_id: str
     department: str | None
     drg_code: str | None
     level: Literal["none", "blue", "yellow", "red"]
     previous_level: Literal["none", "blue", "yellow", "red"]
-    transition: Literal["escalated", "de-escalated", "resolved"]
+    transition: Literal["escalated", "de-escalated", "resolved", "projected"]
     total_cost: str
     standard_cost: str
     ratio: str
@@ -36,6 +45,9 @@ class AlertOut(BaseModel):
     occurred_at: datetime
     raised_at: datetime
     top_contributors: list[Contributor]
+    # the projection to discharge a forecast alert was raised on (null on level alerts)
+    projected_total: str | None = None
+    projected_ratio: str | None = None
 
 
 class AlertListItem(AlertOut):

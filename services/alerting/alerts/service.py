@@ -18,6 +18,7 @@ from services.storage.pagination import decode_int_cursor, encode_cursor
 def to_out(record: AlertRecord) -> AlertOut:
     return AlertOut(
         alert_id=record.alert_id,
+        kind=record.kind,
         hospital_id=record.hospital_id,
         case_id=record.case_id,
         department=record.department,
@@ -32,6 +33,8 @@ def to_out(record: AlertRecord) -> AlertOut:
         occurred_at=record.occurred_at,
         raised_at=record.raised_at,
         top_contributors=[Contributor(**item) for item in record.top_contributors],
+        projected_total=money(record.projected_total),
+        projected_ratio=None if record.projected_ratio is None else str(record.projected_ratio),
     )
 
 
@@ -44,6 +47,7 @@ def _filtered(
     level: str | None,
     min_level: str | None = None,
     since: datetime | None = None,
+    kind: str | None = None,
 ) -> Select[Any]:
     if hospital_id:
         query = query.where(AlertRecord.hospital_id == hospital_id)
@@ -58,6 +62,8 @@ def _filtered(
         query = query.where(AlertRecord.level.in_(wanted))
     if since:
         query = query.where(AlertRecord.raised_at >= since)
+    if kind:
+        query = query.where(AlertRecord.kind.in_(kind.split(",")))
     return query
 
 
@@ -73,6 +79,7 @@ async def list_alerts(
     limit: int,
     cursor: str | None,
     status: str | None = None,
+    kind: str | None = None,
 ) -> AlertList:
     """Newest first, each with its lifecycle status; the cursor is the last alert's sequence."""
     current = _current_status()
@@ -86,6 +93,7 @@ async def list_alerts(
         department=department,
         level=level,
         since=since,
+        kind=kind,
     )
     if status:
         query = query.where(status_column.in_(status.split(",")))
@@ -124,6 +132,7 @@ async def alerts_after(
     department: str | None,
     min_level: str | None,
     limit: int = 500,
+    kind: str | None = None,
 ) -> list[tuple[int, AlertOut]]:
     """Alerts with a sequence above `after_seq`, oldest first (the live feed)."""
     query = _filtered(
@@ -136,6 +145,7 @@ async def alerts_after(
         department=department,
         level=None,
         min_level=min_level,
+        kind=kind,
     )
     rows = (await db_session.scalars(query.order_by(AlertRecord.seq).limit(limit))).all()
     return [(row.seq, to_out(row)) for row in rows]

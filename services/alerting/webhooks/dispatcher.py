@@ -289,6 +289,7 @@ class Dispatcher:
             departments=frozenset(subscription.departments),
             min_level=subscription.min_level,
             blue_digest=subscription.blue_digest,
+            kinds=frozenset(subscription.kinds or ()),
         )
         floor = LEVEL_RANK[route.min_level]
         wanted = [level for level, rank in LEVEL_RANK.items() if rank >= floor]
@@ -323,6 +324,7 @@ class Dispatcher:
                 level=alert.level,
                 previous_level=alert.previous_level,
                 transition=alert.transition,
+                kind=alert.kind,
                 acknowledged_level=acknowledged,
             )
             if not is_deliverable(facts, route, owner):

@@ -26,7 +26,12 @@ from services.alerting.alerts.schemas import AlertOut
 Format = Literal["standard", "wecom", "dingtalk"]
 LEVEL_NAMES = {"none": "无", "blue": "蓝色", "yellow": "黄色", "red": "红色"}
 LEVEL_MARKS = {"none": "⚪", "blue": "🔵", "yellow": "🟡", "red": "🔴"}
-TRANSITION_NAMES = {"escalated": "升级", "de-escalated": "降级", "resolved": "解除"}
+TRANSITION_NAMES = {
+    "escalated": "升级",
+    "de-escalated": "降级",
+    "resolved": "解除",
+    "projected": "预测",
+}
 TOP_CONTRIBUTORS_SHOWN = 3
 DIGEST_LINES_SHOWN = 30
 # WeCom refuses markdown content over 4096 bytes
@@ -82,11 +87,15 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
     if message_format == "standard":
         return _dumps(
             {
-                "type": f"alert.{alert.transition}",
+                "type": "alert.forecast"
+                if alert.kind == "forecast"
+                else f"alert.{alert.transition}",
                 "timestamp": alert.raised_at.isoformat(),
                 "data": alert.model_dump(mode="json"),
             }
         )
+    if alert.kind == "forecast":
+        return _forecast_robot_body(alert, message_format)
     title = (
         f"{LEVEL_MARKS[alert.level]} DRG 费用预警 {LEVEL_NAMES[alert.level]}"
         f"（{TRANSITION_NAMES[alert.transition]}）"
@@ -98,6 +107,33 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         f"> 等级：{LEVEL_NAMES[alert.previous_level]} → **{LEVEL_NAMES[alert.level]}**",
         f"> 费用比：**{percent(alert.ratio)}**"
         f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}）",
+    ]
+    if alert.top_contributors:
+        lines.append("")
+        lines.append("主要费用项目：")
+        for contributor in alert.top_contributors[:TOP_CONTRIBUTORS_SHOWN]:
+            lines.append(
+                f"- {inert(contributor.item_name)}（{inert(contributor.item_code)}）"
+                f"{inert(contributor.amount)}"
+            )
+    return _robot_body(title, "\n".join(lines), message_format)
+
+
+def _forecast_robot_body(alert: AlertOut, message_format: Format) -> str:
+    """A forecast alert reads as a warning ahead of time: the cost is still below blue, the
+    pace of the stay takes it over the standard by discharge."""
+    title = f"{LEVEL_MARKS[alert.level]} DRG 费用预测预警：预计出院时超标准"
+    lines = [
+        f"### {title}",
+        f"> 病例：**{inert(alert.hospital_id)} / {inert(alert.case_id)}**",
+        f"> 科室：{inert(alert.department or '-')}　DRG：{inert(alert.drg_code or '-')}",
+        f"> 目前：费用比 {percent(alert.ratio)}"
+        f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}），"
+        f"等级 {LEVEL_NAMES[alert.previous_level]}",
+        f"> 预计出院时：费用比 **{percent(alert.projected_ratio or '0')}**"
+        f"（预计总费用 {alert.projected_total or '-'}），达到{LEVEL_NAMES[alert.level]}",
+        "",
+        "按本病例目前每日费用及该 DRG 平均住院日推算，请及早评估诊疗方案。",
     ]
     if alert.top_contributors:
         lines.append("")

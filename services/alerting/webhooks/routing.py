@@ -2,7 +2,9 @@
 
 Routing follows DESIGN.md: blue to the department head; yellow and red also to the
 insurance office. An alert's severity is the higher of its level and previous level,
-so a de-escalation or resolution reaches whoever was told of the escalation.
+so a de-escalation or resolution reaches whoever was told of the escalation. A forecast
+alert's level is red (the level its projection reaches), so it goes where red alerts go,
+unless a subscription names the kinds it wants.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class AlertFacts:
     level: str
     previous_level: str
     transition: str = "escalated"
+    kind: str = "level"
     # the highest level of the case someone acknowledged (or resolved) in its current
     # episode before this alert, if any (services/api/alerts/actions.acknowledged_level)
     acknowledged_level: str | None = None
@@ -51,6 +54,8 @@ class Route:
     departments: frozenset[str]
     min_level: str
     blue_digest: bool
+    # alert kinds wanted; empty: every kind
+    kinds: frozenset[str] = frozenset()
 
 
 def severity(alert: AlertFacts) -> str:
@@ -73,6 +78,8 @@ def is_deliverable(alert: AlertFacts, route: Route, owner: Principal) -> bool:
     if route.hospitals and alert.hospital_id not in route.hospitals:
         return False
     if route.departments and alert.department not in route.departments:
+        return False
+    if route.kinds and alert.kind not in route.kinds:
         return False
     return LEVEL_RANK[severity(alert)] >= LEVEL_RANK[route.min_level]
 

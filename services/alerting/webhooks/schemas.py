@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.alerting.alerts.schemas import AlertKind
 from services.alerting.webhooks.formats import Format
 from services.alerting.webhooks.routing import MinLevel
 
@@ -26,8 +27,13 @@ class SubscriptionIn(BaseModel):
         " yellow, others blue",
     )
     blue_digest: bool = False
+    kinds: list[AlertKind] = Field(
+        default_factory=list,
+        max_length=2,
+        description="alert kinds to send (level, forecast); empty: every kind",
+    )
 
-    @field_validator("hospitals", "departments")
+    @field_validator("hospitals", "departments", "kinds")
     @classmethod
     def _distinct(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else sorted(set(values))
@@ -42,9 +48,10 @@ class SubscriptionPatch(BaseModel):
     departments: list[Code] | None = Field(default=None, max_length=200)
     min_level: MinLevel | None = None
     blue_digest: bool | None = None
+    kinds: list[AlertKind] | None = Field(default=None, max_length=2)
     enabled: bool | None = Field(default=None, description="true re-enables and resets failures")
 
-    @field_validator("hospitals", "departments")
+    @field_validator("hospitals", "departments", "kinds")
     @classmethod
     def _distinct(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else sorted(set(values))
@@ -59,6 +66,7 @@ class SubscriptionOut(BaseModel):
     departments: list[str]
     min_level: MinLevel
     blue_digest: bool
+    kinds: list[AlertKind]
     enabled: bool
     disabled_reason: str | None
     disabled_at: datetime | None

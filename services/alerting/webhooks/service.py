@@ -67,6 +67,7 @@ def to_out(record: WebhookSubscription) -> SubscriptionOut:
         departments=record.departments,
         min_level=record.min_level,
         blue_digest=record.blue_digest,
+        kinds=record.kinds or [],
         enabled=record.enabled,
         disabled_reason=record.disabled_reason,
         disabled_at=record.disabled_at,
@@ -157,6 +158,7 @@ async def create(
         departments=subscription_in.departments,
         min_level=subscription_in.min_level or DEFAULT_MIN_LEVEL[owner.role],
         blue_digest=subscription_in.blue_digest,
+        kinds=list(subscription_in.kinds),
         enabled=True,
         consecutive_failures=0,
         after_seq=int(last_seq or 0),
@@ -218,6 +220,8 @@ async def update(
         record.format = patch.format
     if patch.min_level is not None:
         record.min_level = patch.min_level
+    if patch.kinds is not None:
+        record.kinds = list(patch.kinds)
     if patch.blue_digest is not None:
         if record.blue_digest and not patch.blue_digest and record.digest_due_at is not None:
             record.digest_due_at = now  # what was gathered goes out at once

@@ -101,6 +101,7 @@ async def alert_events(
     hospital_id: str | None,
     department: str | None,
     min_level: str | None,
+    kind: str | None = None,
 ) -> AsyncIterator[str]:
     """The stream's text: alerts after `cursor` as the caller may see them, until the
     client goes or the caller's standing changes."""
@@ -126,6 +127,7 @@ async def alert_events(
                     hospital_id=hospital_id,
                     department=department,
                     min_level=min_level,
+                    kind=kind,
                 )
         except (SQLAlchemyError, OSError):
             # the database is away: keep the stream open and try again shortly

@@ -26,6 +26,7 @@ AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 LevelList = Annotated[
     str | None, Query(pattern=r"^(none|blue|yellow|red)(,(none|blue|yellow|red))*$")
 ]
+KindList = Annotated[str | None, Query(pattern=r"^(level|forecast)(,(level|forecast))*$")]
 _STATUS = "open|acknowledged|under_review|returned|resolved"
 StatusList = Annotated[str | None, Query(pattern=rf"^({_STATUS})(,({_STATUS}))*$")]
 
@@ -40,10 +41,12 @@ async def list_alerts(
     level: LevelList = None,
     since: Annotated[Moment | None, Query()] = None,
     status: StatusList = None,
+    kind: KindList = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> AlertList:
-    """Alert history, newest first; `status=under_review` is the insurance office's queue."""
+    """Alert history, newest first; `status=under_review` is the insurance office's queue,
+    `kind=forecast` the cases projected to overspend."""
     return await alert_service.list_alerts(
         db_session=db_session,
         caller=caller,
@@ -53,6 +56,7 @@ async def list_alerts(
         level=level,
         since=since,
         status=status,
+        kind=kind,
         limit=limit,
         cursor=cursor,
     )
@@ -76,6 +80,7 @@ async def stream_alerts(
     hospital_id: HospitalFilter = None,
     department: DepartmentFilter = None,
     min_level: Literal["none", "blue", "yellow", "red"] | None = None,
+    kind: KindList = None,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Live alerts as server-sent events; `id:` resumes through Last-Event-ID.
@@ -103,5 +108,6 @@ async def stream_alerts(
         hospital_id=hospital_id,
         department=department,
         min_level=min_level,
+        kind=kind,
     )
     return live.HeldStream(events, release=release)

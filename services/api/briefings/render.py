@@ -132,6 +132,7 @@ WORDS: dict[Language, dict[str, str]] = {
         "escalated": "升级",
         "de-escalated": "降级",
         "resolved": "解除",
+        "projected": "预计出院超标",
         "open": "待处理",
         "acknowledged": "已确认",
         "under_review": "待医保办审核",
@@ -159,6 +160,7 @@ WORDS: dict[Language, dict[str, str]] = {
     "en": {
         "under_review": "under review",
         "de-escalated": "de-escalated",
+        "projected": "projected over at discharge",
         "new_technique": "new technique",
         "public_health_emergency": "public health emergency",
         "price_change": "price change",

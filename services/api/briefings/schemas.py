@@ -39,6 +39,7 @@ class BriefingAlert(BaseModel):
     """An alert raised during the week and how it stands."""
 
     alert_id: str
+    kind: str  # level, or forecast: the projection to discharge crossed red
     case_id: str
     department: str | None
     drg_code: str | None

@@ -160,6 +160,7 @@ def _alert_out(record: AlertRecord, actions: Sequence[AlertAction]) -> BriefingA
     status: Status = "open" if latest is None else _status(latest.to_status)
     return BriefingAlert(
         alert_id=record.alert_id,
+        kind=record.kind,
         case_id=record.case_id,
         department=record.department,
         drg_code=record.drg_code,

@@ -49,6 +49,9 @@ class PrecheckOut(BaseModel):
     projected: LandingOut
     crosses_level: bool
     headroom: dict[str, str] | None
+    # where the case lands at discharge with the items ordered: its projection to
+    # discharge plus their cost (null while the case cannot be projected)
+    projected_at_discharge: LandingOut | None = None
 
 
 def _out(landing: Landing) -> LandingOut:
@@ -73,11 +76,12 @@ async def precheck(
         db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
     )
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
-    result = forecast(
-        record.total_cost,
-        record.standard_cost,
-        thresholds,
-        [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items],
+    items = [ProposedItem(i.item_code, i.quantity, i.unit_price) for i in proposal.items]
+    result = forecast(record.total_cost, record.standard_cost, thresholds, items)
+    at_discharge = (
+        None
+        if record.projected_total is None
+        else forecast(record.projected_total, record.standard_cost, thresholds, items).projected
     )
     return PrecheckOut(
         hospital_id=hospital_id,
@@ -91,4 +95,5 @@ async def precheck(
         headroom=None
         if result.headroom is None
         else {level: str(amount) for level, amount in result.headroom.items()},
+        projected_at_discharge=None if at_discharge is None else _out(at_discharge),
     )
