@@ -5,6 +5,7 @@ no sign-in (`GET /v1/session` does not answer 200)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from playwright.sync_api import expect
 from tests.api.helpers import OPERATOR_KEY
 from tests.browser.conftest import LAPTOP
 from tests.browser.hospital_day import HOSPITAL, a_stay
+from tests.browser.test_dashboard import shoot
 from tests.conftest import _new_database
 from tests.integration.harness import Stack
 
@@ -101,9 +103,10 @@ def test_sign_in_act_and_sign_out(browser: Any, cases: Stack) -> None:
     try:
         page = context.new_page()
         page.goto(f"{cases.url}/hospitals/{HOSPITAL}/cases/C-1002")
-        page.wait_for_url("**/login?next=*")
+        page.wait_for_url(re.compile(r"/login\?next="))
         _sign_in(page, cases.url, office, "not the password at all")
         expect(page.get_by_test_id("login-error")).to_contain_text("用户名或密码错误")
+        shoot(page, "login-refused-zh-laptop")
         _sign_in(page, cases.url, office, PASSWORD)
         page.wait_for_url(f"**/hospitals/{HOSPITAL}/cases/C-1002")
         page.get_by_test_id("case-summary").wait_for()
@@ -116,9 +119,9 @@ def test_sign_in_act_and_sign_out(browser: Any, cases: Stack) -> None:
         page.get_by_text("操作已完成").wait_for()
 
         page.get_by_role("button", name="退出登录").click()
-        page.wait_for_url("**/login*")
+        page.wait_for_url(re.compile(r"/login"))
         page.goto(f"{cases.url}/")
-        page.wait_for_url("**/login?next=*")
+        page.wait_for_url(re.compile(r"/login\?next="))
     finally:
         context.close()
 
