@@ -184,7 +184,6 @@ _SURGICAL_TREATMENTS = (
 )  # fmt: skip
 _SURGICAL_CONSUMABLES = (
     "C-IVSET", "C-CANNULA", "C-DRESSING", "C-DRAIN", "C-CATHETER", "C-PUMP-LINE", "C-ELECTRODE",
-    "C-HAEMOSTAT",
 )  # fmt: skip
 _ORTHO_DRUGS = (
     "D-CEFAZOLIN", "D-PARECOXIB", "D-FLURBIPROFEN", "D-ENOXAPARIN", "D-RIVAROXABAN",
@@ -225,7 +224,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "pci",
         "XNK",
         "FM1",
-        22,
+        10,
         operation=(
             OperationPart((("P-PCI", 1),)),
             OperationPart((("C-STENT-DOM", 3), ("C-STENT-IMP", 1))),
@@ -262,7 +261,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "pacemaker",
         "XNK",
         "FK",
-        4,
+        3,
         operation=(
             OperationPart((("P-PACEMAKER", 1),)),
             OperationPart((("C-PACEMAKER", 1),)),
@@ -280,7 +279,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "ablation",
         "XNK",
         "FL",
-        5,
+        4,
         operation=(
             OperationPart((("P-ABLATION", 1),)),
             OperationPart((("C-ABL-CATH", 1),)),
@@ -326,7 +325,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "angina",
         "XNK",
         "FR3",
-        18,
+        24,
         drugs=_CARDIO_DRUGS,
         labs=_CARDIO_LABS,
         exams=_CARDIO_EXAMS,
@@ -347,7 +346,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "hip or knee replacement",
         "GK",
         "IC2",
-        24,
+        10,
         operation=(
             OperationPart((("P-THA", 1), ("P-TKA", 1))),  # paired with its prosthesis below
             OperationPart((("P-ANAES-SPINAL", 2), ("P-ANAES-GEN", 1))),
@@ -368,7 +367,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "internal fixation",
         "GK",
         "IF",
-        30,
+        24,
         operation=(
             OperationPart((("P-ORIF", 1),)),
             OperationPart((("P-ANAES-SPINAL", 1), ("P-ANAES-GEN", 1))),
@@ -388,7 +387,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "spinal fusion",
         "GK",
         "IB2",
-        12,
+        4,
         operation=(
             OperationPart((("P-SPINE-FUSION", 1),)),
             OperationPart((("P-ANAES-GEN", 1),)),
@@ -432,7 +431,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "laparoscopic cholecystectomy",
         "PWK",
         "HC3",
-        28,
+        30,
         operation=(
             OperationPart((("P-LAP-CHOLE", 1),)),
             *_LAPAROSCOPY,
@@ -468,7 +467,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "hernia repair",
         "PWK",
         "GE",
-        16,
+        20,
         operation=(
             OperationPart((("P-LAP-HERNIA", 1),)),
             *_LAPAROSCOPY,
@@ -485,7 +484,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "bowel resection",
         "PWK",
         "GB2",
-        12,
+        6,
         operation=(
             OperationPart((("P-LAP-COLECTOMY", 1),)),
             *_LAPAROSCOPY,
@@ -534,7 +533,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "pneumonia",
         "HXNK",
         "ES3",
-        34,
+        40,
         drugs=_RESP_DRUGS,
         labs=_RESP_LABS,
         exams=_RESP_EXAMS,
@@ -556,7 +555,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "respiratory failure",
         "HXNK",
         "ET1",
-        8,
+        6,
         drugs=(*_RESP_DRUGS, "D-MEROPENEM", "D-ALBUMIN"),
         labs=_RESP_LABS,
         exams=_RESP_EXAMS,
@@ -628,7 +627,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "radiotherapy",
         "ZLK",
         "RK1",
-        14,
+        10,
         drugs=("D-ONDANSETRON", "D-PANTOPRAZOLE", "D-NS250", "D-METHYLPRED"),
         labs=_ONCO_LABS,
         exams=_ONCO_EXAMS,
@@ -661,7 +660,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "craniotomy",
         "SJWK",
         "BB2",
-        20,
+        8,
         operation=(
             OperationPart((("P-CRANIOTOMY", 1),)),
             OperationPart((("P-ANAES-GEN", 1),)),
@@ -683,7 +682,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "trauma craniotomy",
         "SJWK",
         "BB1",
-        12,
+        5,
         operation=(
             OperationPart((("P-HAEMATOMA", 1),)),
             OperationPart((("P-ANAES-GEN", 1),)),
@@ -704,7 +703,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "intracranial haemorrhage",
         "SJWK",
         "BR1",
-        20,
+        24,
         drugs=_NEURO_DRUGS,
         labs=_NEURO_LABS,
         exams=_NEURO_EXAMS,
@@ -715,7 +714,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "cerebral ischaemia",
         "SJNK",
         "BR2",
-        50,
+        60,
         drugs=_STROKE_DRUGS,
         labs=(*_NEURO_LABS, "L-LIPID"),
         exams=_NEURO_EXAMS,

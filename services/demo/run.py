@@ -231,11 +231,22 @@ async def run_demo(
         f"({len(live)} events), dated by the real clock"
     )
     state = await _live(
-        client, live, timeline, segment, live_end, state, state_dir, now, sleep, echo
+        client,
+        live,
+        timeline=timeline,
+        segment=segment,
+        live_end=live_end,
+        state=state,
+        state_dir=state_dir,
+        now=now,
+        sleep=sleep,
+        echo=echo,
+        zone=zone,
     )
     echo(
-        f"demo: run {state.run_id} paused at {_local(state.simulated_until, zone)} hospital time; "
-        "continue its stays with `make demo ARGS=--resume` (or `drgwatch demo --resume`)"
+        f"demo: run {state.run_id} done ({_local(state.simulated_until, zone)} in the "
+        "hospital's own time); continue its stays with `make demo ARGS=--resume` "
+        "(or `drgwatch demo --resume`)"
     )
     return state
 
@@ -243,6 +254,7 @@ async def run_demo(
 async def _live(
     client: httpx.AsyncClient,
     events: list[TimedEvent],
+    *,
     timeline: Timeline,
     segment: Segment,
     live_end: datetime,
@@ -251,6 +263,7 @@ async def _live(
     now: Clock,
     sleep: Sleep,
     echo: Echo,
+    zone: tzinfo,
 ) -> RunState:
     """Post each live event once the real clock reaches its time; report every minute."""
     pending = [(timeline.to_real(event.at), event) for event in events]
@@ -273,7 +286,7 @@ async def _live(
         if (current - reported).total_seconds() >= 60 or not pending:
             reported = current
             echo(
-                f"demo: live {current.astimezone(timeline.anchor.tzinfo or UTC):%H:%M:%S}: "
+                f"demo: live {current.astimezone(zone):%H:%M:%S}: "
                 f"{posted} events ({admissions} admissions, {discharges} discharges) so far"
             )
         if not pending:

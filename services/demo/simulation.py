@@ -40,12 +40,12 @@ from services.demo.hospital import (
 Choice = TypeVar("Choice")
 CENT = Decimal("0.01")
 OCCUPANCY = 0.85
-SEVERITY_MIX = (("5", 0.52), ("3", 0.33), ("1", 0.15))
+SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 0.92  # of the standard, before the length of stay is taken into account
+COST_MEDIAN = 0.98  # of the standard, before the length of stay is taken into account
 COST_SPREAD = 0.15  # sigma of log(cost ratio)
-LOS_ELASTICITY = 0.45  # a stay 10% longer than the DRG's average costs about 4.5% more
+LOS_ELASTICITY = 0.3  # a stay 10% longer than the DRG's average costs about 3% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
 HIGH_RATIO_SHARE = 0.025  # complications, intensive care: cost > 2 x standard
 UNGROUPED_SHARE = 0.12  # admitted without a working DRG, grouped within the day
