@@ -172,13 +172,16 @@ async def run_demo(
     live_minutes: float = 4.0,
     live_hours: float = 12.0,
     zone: tzinfo | None = None,
+    departments: Sequence[str] | None = None,
     clock: Clock | None = None,
     sleep: Sleep = asyncio.sleep,
     echo: Echo = print,
 ) -> RunState:
     """Post a run (or resume the last one) through `client`; returns the run's state.
 
-    Raises DemoFailed when the API refuses a posting or an event.
+    `departments` limits the hospital to those department codes (all by default);
+    `clock` and `sleep` stand in for the real ones in tests. Raises DemoFailed when the
+    API refuses a posting or an event.
     """
     zone = zone or ZoneInfo("Asia/Shanghai")
     now = clock or (lambda: datetime.now(UTC))
@@ -199,6 +202,9 @@ async def run_demo(
         hospital_id=state.hospital_id,
         history_days=state.history_days,
     )
+    if departments is not None:
+        kept = {code: DEPARTMENTS[code] for code in departments}
+        hospital = replace(hospital, departments=kept)
     span = timedelta(hours=live_hours)
     live_end = state.simulated_until + span
     plans = plan_cases(hospital, live_end)
@@ -209,7 +215,7 @@ async def run_demo(
         open_at_anchor = sum(plan.discharged_at > state.anchor for plan in plans)
         echo(
             f"demo: run {state.run_id} (seed {state.seed}), hospital {state.hospital_id}: "
-            f"{len(plans)} stays in {len(DEPARTMENTS)} departments, {open_at_anchor} in "
+            f"{len(plans)} stays in {len(hospital.departments)} departments, {open_at_anchor} in "
             f"hospital now; posting {state.history_days} days of history ({len(history)} events)"
         )
         timeline = Timeline(state.anchor)
