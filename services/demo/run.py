@@ -289,15 +289,16 @@ async def _live(
             posted += await _post(client, payloads, echo)
             admissions += sum(payload["type"] == "admitted" for payload in payloads)
             discharges += sum(payload["type"] == "discharged" for payload in payloads)
-        if (current - reported).total_seconds() >= 60 or not pending:
+        finished = not pending and current >= end
+        if (current - reported).total_seconds() >= 60 or finished:
             reported = current
             echo(
                 f"demo: live {current.astimezone(zone):%H:%M:%S}: "
                 f"{posted} events ({admissions} admissions, {discharges} discharges) so far"
             )
+        if finished:
+            return replace(state, simulated_until=live_end)
         if not pending:
-            if current >= end:
-                return replace(state, simulated_until=live_end)
             await sleep(max(0.0, (end - current).total_seconds()))
             continue
         wait = (pending[0][0] - now()).total_seconds()
