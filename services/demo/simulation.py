@@ -43,11 +43,11 @@ OCCUPANCY = 0.85
 SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 0.98  # of the standard, before the length of stay is taken into account
-COST_SPREAD = 0.15  # sigma of log(cost ratio)
-LOS_ELASTICITY = 0.3  # a stay 10% longer than the DRG's average costs about 3% more
+COST_MEDIAN = 0.99  # of the standard, before the length of stay is taken into account
+COST_SPREAD = 0.12  # sigma of log(cost ratio)
+LOS_ELASTICITY = 0.2  # a stay 10% longer than the DRG's average costs about 2% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
-HIGH_RATIO_SHARE = 0.025  # complications, intensive care: cost > 2 x standard
+HIGH_RATIO_SHARE = 0.02  # complications, intensive care: cost > 2 x standard
 UNGROUPED_SHARE = 0.12  # admitted without a working DRG, grouped within the day
 REGROUP_SHARE = 0.06  # severity coded again during the stay
 TRANSFER_SHARE = 0.02
@@ -247,7 +247,7 @@ def _plan_case(
         ratio = rng.uniform(0.15, 0.36)
         operated = False
     elif outcome < LOW_RATIO_SHARE + HIGH_RATIO_SHARE:  # complications, intensive care
-        los = min(MAX_LOS_DAYS, max(2, round(average * rng.uniform(1.4, 2.4))))
+        los = min(MAX_LOS_DAYS, max(2, round(average * rng.uniform(1.3, 2.0))))
         ratio = rng.uniform(2.1, 3.0)
         intensive_days = max(1, round(los * rng.uniform(0.2, 0.45)))
     else:
