@@ -81,6 +81,9 @@ async def test_the_demo_runs_resumes_and_runs_again_without_a_rejection(
     assert await api.scalar("select count(*) from ingest_ledger") == len(history_and_live)
     assert not any("rejected" in line or "not set" in line for line in lines), lines
     assert (tmp_path / STATE_FILE).exists()
+    departments = (await api.client.get("/v1/hospitals/H001/departments")).json()["items"]
+    names = {department["code"]: department for department in departments}
+    assert names["ZLK"]["name_zh"] == "肿瘤科" and names["XNK"]["name_en"] == "Cardiology"
     assert first.simulated_until == first.anchor + timedelta(hours=6)
     # the live part is dated by the clock it was posted by, after the history
     live = [event for event in history_and_live if event["occurred_at"] > first.anchor.isoformat()]
