@@ -228,8 +228,8 @@ PATHWAYS: tuple[Pathway, ...] = (
         operation=(
             OperationPart((("P-PCI", 1),)),
             OperationPart((("C-STENT-DOM", 3), ("C-STENT-IMP", 1))),
-            OperationPart((("P-PCI-EXTRA", 1),), 1, 1, probability=0.35),
-            OperationPart((("C-STENT-DOM", 3), ("C-STENT-IMP", 1)), probability=0.35),
+            OperationPart((("P-PCI-EXTRA", 1),), probability=0.35),  # a second stent
+            OperationPart((("P-IVUS", 1),), probability=0.25),
             OperationPart((("C-BALLOON", 1),), 1, 3),
             OperationPart((("C-GUIDEWIRE", 1),), 1, 2),
             OperationPart((("C-GUIDECATH", 1),)),
@@ -742,7 +742,13 @@ PATHWAYS: tuple[Pathway, ...] = (
     ),
 )
 
-# the prosthesis that goes with each joint operation
-PROSTHESIS = {"P-THA": "C-HIP", "P-TKA": "C-KNEE"}
+# what goes with an operation line: a joint's prosthesis, each added stent, the IVUS
+# catheter (item code and weight of each choice)
+COMPANIONS: dict[str, tuple[tuple[str, int], ...]] = {
+    "P-THA": (("C-HIP", 1),),
+    "P-TKA": (("C-KNEE", 1),),
+    "P-PCI-EXTRA": (("C-STENT-DOM", 3), ("C-STENT-IMP", 1)),
+    "P-IVUS": (("C-IVUS", 1),),
+}
 # a rare transfer: from the department to the one that takes such patients on
 TRANSFERS = {"SJNK": "SJWK", "HXNK": "ZLK", "PWK": "ZLK", "XNK": "HXNK", "GK": "PWK"}

@@ -27,10 +27,10 @@ from typing import Any, TypeVar
 from services.casecost.events import TIMESTAMP_FIELDS
 from services.casecost.pricing import DrgGroup
 from services.demo.hospital import (
+    COMPANIONS,
     DEPARTMENTS,
     ITEMS,
     PATHWAYS,
-    PROSTHESIS,
     TRANSFERS,
     Department,
     Doctor,
@@ -456,16 +456,15 @@ class _CaseWriter:
         """The operation's lines, at the time of the operation on its day."""
         rng, spent = self.rng, Decimal(0)
         at = self._at(day, 8 * 60 + 30, 15 * 60)
-        joint: str | None = None
         for part in self.plan.pathway.operation:
             if rng.random() >= part.probability:
                 continue
             code = _weighted(rng, ((code, float(weight)) for code, weight in part.choices))
             quantity = rng.randint(part.low, part.high)
             spent += self._charge(code, quantity, at, day, standing=False)
-            joint = PROSTHESIS.get(code, joint)
-        if joint is not None:
-            spent += self._charge(joint, 1, at, day, standing=False)
+            if code in COMPANIONS:
+                companion = _weighted(rng, ((c, float(w)) for c, w in COMPANIONS[code]))
+                spent += self._charge(companion, quantity, at, day, standing=False)
         return spent
 
     def _variable_care(self, budget: Decimal, operation_day: int) -> None:

@@ -160,7 +160,9 @@ def test_items_follow_the_department_and_the_drg(run: Run) -> None:
             continue
         seen_pathways.add(name)
         if name == "pci":
-            assert codes["P-PCI"] == 1 and 1 <= codes["C-STENT-DOM"] + codes["C-STENT-IMP"] <= 2
+            assert codes["P-PCI"] == 1 and codes["P-PCI-EXTRA"] <= 1
+            assert codes["C-STENT-DOM"] + codes["C-STENT-IMP"] == 1 + codes["P-PCI-EXTRA"]
+            assert codes["C-IVUS"] == codes["P-IVUS"] <= 1
         if name == "hip or knee replacement":
             assert codes["C-HIP"] == codes["P-THA"] and codes["C-KNEE"] == codes["P-TKA"]
             assert codes["C-HIP"] + codes["C-KNEE"] == 1
