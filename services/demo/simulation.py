@@ -43,7 +43,7 @@ OCCUPANCY = 0.85
 SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 0.99  # of the standard, before the length of stay is taken into account
+COST_MEDIAN = 1.01  # of the standard, before the length of stay is taken into account
 COST_SPREAD = 0.12  # sigma of log(cost ratio)
 LOS_ELASTICITY = 0.2  # a stay 10% longer than the DRG's average costs about 2% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
@@ -248,7 +248,7 @@ def _plan_case(
         operated = False
     elif outcome < LOW_RATIO_SHARE + HIGH_RATIO_SHARE:  # complications, intensive care
         los = min(MAX_LOS_DAYS, max(2, round(average * rng.uniform(1.3, 2.0))))
-        ratio = rng.uniform(2.1, 3.0)
+        ratio = rng.uniform(2.3, 3.2)  # the items land a little under their aim
         intensive_days = max(1, round(los * rng.uniform(0.2, 0.45)))
     else:
         mu = math.log(average) - LOS_SPREAD**2 / 2
