@@ -431,7 +431,8 @@ class _CaseWriter:
         plan, spent = self.plan, Decimal(0)
         intensive_from = -1
         if plan.intensive_days:
-            intensive_from = max(0, operation_day + 1 if operation_day >= 0 else 1)
+            # complications set in after the first days (after the operation, if any)
+            intensive_from = max(operation_day + 1, round(plan.los_days * 0.3))
         if plan.transfer_day is not None:
             self._event(
                 "transferred",
