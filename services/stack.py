@@ -125,9 +125,17 @@ def wait_ready(base_url: str, timeout: float, children: Sequence[subprocess.Pope
     raise RuntimeError(f"the stack was not ready after {timeout:.0f}s")
 
 
-def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: int) -> int:
+def up(
+    *,
+    port: int,
+    broker_port: int,
+    data_dir: Path,
+    demo: bool,
+    partitions: int,
+    resume_demo: bool = False,
+) -> int:
     """Start the stack, keep it running, stop it on Ctrl-C; `port` and `broker_port` 0
-    pick free ports. Returns the exit code."""
+    pick free ports; `resume_demo` continues the last demo run. Returns the exit code."""
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -171,7 +179,7 @@ def up(*, port: int, broker_port: int, data_dir: Path, demo: bool, partitions: i
                 announced = True
                 _announce(base_url, broker_port, settings, logs)
                 if demo:
-                    demo_process = _start_demo(base_url, logs)
+                    demo_process = _start_demo(base_url, data_dir, resume=resume_demo)
             elif not announced and time.monotonic() > ready_by:
                 raise StartFailed(f"the stack was not ready after {READY_TIMEOUT:.0f}s")
             if demo_process is not None and demo_process.poll() is not None:
@@ -289,12 +297,16 @@ def _announce(base_url: str, broker_port: int, settings: CommonSettings, logs: P
     )
 
 
-def _start_demo(base_url: str, logs: Path) -> subprocess.Popen[bytes]:
-    """The simulated hospital day: a client of the stack, run once, not restarted."""
-    process = start_child(
-        [sys.executable, "-m", "services.cli", "demo", "--url", base_url],
-        dict(os.environ),
-        logs / "demo.log",
+def _start_demo(base_url: str, data_dir: Path, *, resume: bool) -> subprocess.Popen[bytes]:
+    """The simulated hospital: a client of the stack, run once, not restarted. Its lines
+    (progress, and every event the API refuses, with the reason) go to the console as
+    well as to its log."""
+    log_path = data_dir / "logs" / "demo.log"
+    argv = [sys.executable, "-m", "services.cli", "demo", "--url", base_url]
+    argv += ["--data-dir", str(data_dir)] + (["--resume"] if resume else [])
+    process = start_child(argv, dict(os.environ), log_path, echo=True)
+    what = (
+        "continuing the last simulated hospital run" if resume else "starting a simulated hospital"
     )
-    print(f"drgwatch: replaying a simulated hospital day (log: {logs / 'demo.log'})", flush=True)
+    print(f"drgwatch: {what} (log: {log_path})", flush=True)
     return process

@@ -26,6 +26,8 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,19 +101,41 @@ def _die_with_parent() -> None:
 
 
 def start_child(
-    argv: Sequence[str], env: dict[str, str], log_path: Path, *, pass_fds: Sequence[int] = ()
+    argv: Sequence[str],
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    pass_fds: Sequence[int] = (),
+    echo: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """A process in a session of its own, its output appended to `log_path`."""
+    """A process in a session of its own, its output appended to `log_path` (and, with
+    `echo`, copied line by line to this process's standard output)."""
     with open(log_path, "ab") as log_file:  # the child keeps its own copy
-        return subprocess.Popen(
+        process = subprocess.Popen(
             list(argv),
             env=env,
-            stdout=log_file,
+            stdout=subprocess.PIPE if echo else log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
             pass_fds=tuple(pass_fds),
         )
+    if echo:
+        threading.Thread(
+            target=_copy_lines, args=(process, log_path), name=f"echo {log_path.name}", daemon=True
+        ).start()
+    return process
+
+
+def _copy_lines(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Each line the child writes, to its log and to the console, until it closes."""
+    assert process.stdout is not None
+    with open(log_path, "ab") as log_file:
+        for line in process.stdout:
+            log_file.write(line)
+            log_file.flush()
+            sys.stdout.write(line.decode("utf-8", "replace"))
+            sys.stdout.flush()
 
 
 def stop_child(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

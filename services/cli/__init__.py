@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--data-dir", type=Path, default=Path("./var"), help="default ./var")
     up.add_argument("--partitions", type=int, default=8, help="event topic partitions")
-    up.add_argument("--demo", action="store_true", help="also replay a simulated hospital day")
+    up.add_argument("--demo", action="store_true", help="also run the simulated hospital")
+    up.add_argument(
+        "--resume", action="store_true", help="with --demo: continue the last demo run's stays"
+    )
 
     api = commands.add_parser("api", help="serve ingest and query HTTP API")
     api.add_argument("--host", default="127.0.0.1")
@@ -61,10 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     schemas = commands.add_parser("schemas", help="contracts in schemas/")
     schemas.add_argument("action", choices=["export"])
 
-    demo = commands.add_parser("demo", help="post a simulated hospital day to a running service")
+    demo = commands.add_parser(
+        "demo", help="post a simulated hospital (a fortnight of history, then live) to a service"
+    )
     demo.add_argument("--url", default="http://127.0.0.1:8000")
-    demo.add_argument("--seconds", type=float, default=45.0, help="how long the day takes")
-    demo.add_argument("--cases", type=int, default=40)
+    demo.add_argument(
+        "--data-dir", type=Path, default=Path("./var"), help="where the run's state is kept"
+    )
+    demo.add_argument("--resume", action="store_true", help="continue the last run's stays")
+    demo.add_argument("--api-key", help="the key for --url (default: DRGWATCH_API_KEY)")
+    demo.add_argument("--seed", type=int, help="the same seed and clock give the same hospital")
+    demo.add_argument("--history-days", type=int, default=14, help="days of history (default 14)")
+    demo.add_argument(
+        "--live-minutes", type=float, default=4.0, help="real minutes of the live phase"
+    )
+    demo.add_argument(
+        "--live-hours", type=float, default=12.0, help="hospital hours the live phase shows"
+    )
 
     bench = commands.add_parser(
         "bench", help="drgwatch's worker against a bare consumer, Quix Streams and plain Faust"
@@ -111,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             broker_port=args.broker_port,
             data_dir=args.data_dir,
-            demo=args.demo,
+            demo=args.demo or args.resume,
+            resume_demo=args.resume,
             partitions=args.partitions,
         )
     if args.command == "api":
@@ -137,9 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "demo":
-        from services.demo import run_demo
+        from services.demo.run import run_demo_at
 
-        return asyncio.run(run_demo(args.url, seconds=args.seconds, cases=args.cases))
+        return asyncio.run(
+            run_demo_at(
+                args.url,
+                state_dir=args.data_dir,
+                resume=args.resume,
+                seed=args.seed,
+                live_minutes=args.live_minutes,
+                live_hours=args.live_hours,
+                history_days=args.history_days,
+                zone=CommonSettings().zone,
+                api_key=args.api_key or os.environ.get("DRGWATCH_API_KEY"),
+            )
+        )
     return 2
 
 

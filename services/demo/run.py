@@ -1,0 +1,384 @@
+"""Post the simulated hospital to a running drgwatch: a fortnight of history, then live.
+
+A run starts at its anchor (the real clock when it starts). It posts the history (every
+stay in hospital during the last `history_days` local days, each event dated when it
+happened) as fast as ingest takes it, then goes live: the next `live_hours` of the
+hospital are posted over `live_minutes` of real time, each event dated the real moment
+it is posted. Every run has ids of its own (the run id is in every case and event id),
+so a second run on the same database adds a new fortnight beside the first.
+
+The run's state (run id, seed, anchor, the live segments so far and how far the
+hospital got) is kept in `demo-run.json` in the data directory after every posting;
+`resume` reads it and continues the same stays where they stopped, from the real clock
+of the resumption. Events the API refuses are printed with their reason and the run
+fails; so does a refused posting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from services.casecost.pricing import DrgGroup
+from services.demo.hospital import DEPARTMENTS
+from services.demo.simulation import (
+    Hospital,
+    Segment,
+    TimedEvent,
+    Timeline,
+    hospital_events,
+    plan_cases,
+)
+from services.reference import service as catalogue_service
+
+STATE_FILE = "demo-run.json"
+BATCH_SIZE = 500
+SHOWN_REJECTIONS = 20
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+Echo = Callable[[str], None]
+
+
+class DemoFailed(Exception):
+    """The API refused a posting or an event; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What `resume` needs to continue a run, as kept in `demo-run.json`."""
+
+    run_id: str
+    seed: int
+    hospital_id: str
+    anchor: datetime
+    history_days: int
+    segments: tuple[Segment, ...]
+    simulated_until: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "seed": self.seed,
+            "hospital_id": self.hospital_id,
+            "anchor": self.anchor.isoformat(),
+            "history_days": self.history_days,
+            "segments": [
+                {
+                    "sim_start": segment.sim_start.isoformat(),
+                    "real_start": segment.real_start.isoformat(),
+                    "speed": segment.speed,
+                }
+                for segment in self.segments
+            ],
+            "simulated_until": self.simulated_until.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunState:
+        return cls(
+            run_id=data["run_id"],
+            seed=int(data["seed"]),
+            hospital_id=data["hospital_id"],
+            anchor=datetime.fromisoformat(data["anchor"]),
+            history_days=int(data["history_days"]),
+            segments=tuple(
+                Segment(
+                    datetime.fromisoformat(segment["sim_start"]),
+                    datetime.fromisoformat(segment["real_start"]),
+                    float(segment["speed"]),
+                )
+                for segment in data["segments"]
+            ),
+            simulated_until=datetime.fromisoformat(data["simulated_until"]),
+        )
+
+
+def sample_hospital(
+    *, run_id: str, seed: int, anchor: datetime, zone: tzinfo, hospital_id: str, history_days: int
+) -> Hospital:
+    """The simulated hospital, priced by the shipped sample catalogue (the one
+    `drgwatch up` loads)."""
+    sample = catalogue_service.sample_catalogue()
+    groups = {
+        group.drg_code: DrgGroup(
+            drg_code=group.drg_code,
+            name=group.name,
+            weight=Decimal(group.weight),
+            avg_los_days=None if group.avg_los_days is None else Decimal(group.avg_los_days),
+            standard_cost=None if group.standard_cost is None else Decimal(group.standard_cost),
+        )
+        for group in sample.groups
+    }
+    return Hospital(
+        run_id=run_id,
+        seed=seed,
+        anchor=anchor,
+        zone=zone,
+        groups=groups,
+        base_rates={scheme: Decimal(rate) for scheme, rate in sample.base_rates.items()},
+        hospital_id=hospital_id,
+        history_days=history_days,
+    )
+
+
+def new_run(
+    *, now: datetime, zone: tzinfo, seed: int | None, hospital_id: str, history_days: int
+) -> RunState:
+    """A fresh run anchored at `now`: its id is the local time to the second."""
+    anchor = now.astimezone(UTC).replace(microsecond=0)
+    return RunState(
+        run_id=anchor.astimezone(zone).strftime("%y%m%d%H%M%S"),
+        seed=int(anchor.timestamp()) if seed is None else seed,
+        hospital_id=hospital_id,
+        anchor=anchor,
+        history_days=history_days,
+        segments=(),
+        simulated_until=anchor,
+    )
+
+
+def load_state(state_dir: Path) -> RunState | None:
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    return RunState.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def save_state(state_dir: Path, state: RunState) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / STATE_FILE
+    draft = path.with_suffix(".tmp")
+    draft.write_text(json.dumps(state.to_json(), indent=2), encoding="utf-8")
+    draft.replace(path)  # never a half-written state
+
+
+async def run_demo(
+    client: httpx.AsyncClient,
+    *,
+    state_dir: Path,
+    resume: bool = False,
+    seed: int | None = None,
+    hospital_id: str = "H001",
+    history_days: int = 14,
+    live_minutes: float = 4.0,
+    live_hours: float = 12.0,
+    zone: tzinfo | None = None,
+    departments: Sequence[str] | None = None,
+    clock: Clock | None = None,
+    sleep: Sleep = asyncio.sleep,
+    echo: Echo = print,
+) -> RunState:
+    """Post a run (or resume the last one) through `client`; returns the run's state.
+
+    `departments` limits the hospital to those department codes (all by default);
+    `clock` and `sleep` stand in for the real ones in tests. Raises DemoFailed when the
+    API refuses a posting or an event.
+    """
+    zone = zone or ZoneInfo("Asia/Shanghai")
+    now = clock or (lambda: datetime.now(UTC))
+    if resume:
+        state = load_state(state_dir)
+        if state is None:
+            raise DemoFailed(f"nothing to resume: no {STATE_FILE} in {state_dir}")
+        echo(f"demo: resuming run {state.run_id} from {_local(state.simulated_until, zone)}")
+    else:
+        state = new_run(
+            now=now(), zone=zone, seed=seed, hospital_id=hospital_id, history_days=history_days
+        )
+    hospital = sample_hospital(
+        run_id=state.run_id,
+        seed=state.seed,
+        anchor=state.anchor,
+        zone=zone,
+        hospital_id=state.hospital_id,
+        history_days=state.history_days,
+    )
+    if departments is not None:
+        kept = {code: DEPARTMENTS[code] for code in departments}
+        hospital = replace(hospital, departments=kept)
+    span = timedelta(hours=live_hours)
+    live_end = state.simulated_until + span
+    plans = plan_cases(hospital, live_end)
+    events = hospital_events(hospital, plans)
+    await _name_departments(client, state.hospital_id, echo)
+    if not resume:
+        history = [event for event in events if event.at <= state.anchor]
+        open_at_anchor = sum(plan.discharged_at > state.anchor for plan in plans)
+        echo(
+            f"demo: run {state.run_id} (seed {state.seed}), hospital {state.hospital_id}: "
+            f"{len(plans)} stays in {len(hospital.departments)} departments, {open_at_anchor} in "
+            f"hospital now; posting {state.history_days} days of history ({len(history)} events)"
+        )
+        timeline = Timeline(state.anchor)
+        started = now()
+        accepted = await _post(client, [timeline.stamped(event) for event in history], echo)
+        seconds = (now() - started).total_seconds()
+        echo(f"demo: history posted: {accepted} events accepted in {seconds:.0f} s")
+        save_state(state_dir, state)
+    live = [event for event in events if state.simulated_until < event.at <= live_end]
+    segment = Segment(
+        sim_start=state.simulated_until,
+        real_start=now().replace(microsecond=0) + timedelta(seconds=1),
+        speed=span.total_seconds() / (live_minutes * 60),
+    )
+    state = replace(state, segments=(*state.segments, segment))
+    timeline = Timeline(state.anchor, state.segments)
+    echo(
+        f"demo: live: the next {live_hours:g} hours of the hospital in {live_minutes:g} minutes "
+        f"({len(live)} events), dated by the real clock"
+    )
+    state = await _live(
+        client,
+        live,
+        timeline=timeline,
+        segment=segment,
+        live_end=live_end,
+        state=state,
+        state_dir=state_dir,
+        now=now,
+        sleep=sleep,
+        echo=echo,
+        zone=zone,
+    )
+    echo(
+        f"demo: run {state.run_id} done ({_local(state.simulated_until, zone)} in the "
+        "hospital's own time); continue its stays with `make demo ARGS=--resume` "
+        "(or `drgwatch demo --resume`)"
+    )
+    return state
+
+
+async def _live(
+    client: httpx.AsyncClient,
+    events: list[TimedEvent],
+    *,
+    timeline: Timeline,
+    segment: Segment,
+    live_end: datetime,
+    state: RunState,
+    state_dir: Path,
+    now: Clock,
+    sleep: Sleep,
+    echo: Echo,
+    zone: tzinfo,
+) -> RunState:
+    """Post each live event once the real clock reaches its time; report every minute."""
+    pending = [(timeline.to_real(event.at), event) for event in events]
+    posted = admissions = discharges = 0
+    reported = now()
+    end = segment.to_real(live_end)
+    while True:
+        current = now()
+        due = [event for moment, event in pending if moment <= current]
+        pending = [(moment, event) for moment, event in pending if moment > current]
+        # saved before posting: a resumption never posts an event again with other times
+        reached = min(live_end, segment.sim_start + (current - segment.real_start) * segment.speed)
+        state = replace(state, simulated_until=max(state.simulated_until, reached))
+        save_state(state_dir, state)
+        if due:
+            payloads = [timeline.stamped(event) for event in due]
+            posted += await _post(client, payloads, echo)
+            admissions += sum(payload["type"] == "admitted" for payload in payloads)
+            discharges += sum(payload["type"] == "discharged" for payload in payloads)
+        finished = not pending and current >= end
+        if (current - reported).total_seconds() >= 60 or finished:
+            reported = current
+            echo(
+                f"demo: live {current.astimezone(zone):%H:%M:%S}: "
+                f"{posted} events ({admissions} admissions, {discharges} discharges) so far"
+            )
+        if finished:
+            return replace(state, simulated_until=live_end)
+        if not pending:
+            await sleep(max(0.0, (end - current).total_seconds()))
+            continue
+        wait = (pending[0][0] - now()).total_seconds()
+        await sleep(min(2.0, max(0.2, wait)))
+
+
+async def _post(client: httpx.AsyncClient, payloads: Sequence[dict[str, Any]], echo: Echo) -> int:
+    """Post in batches; print every refused event with its reason and fail on any."""
+    accepted = 0
+    for start in range(0, len(payloads), BATCH_SIZE):
+        batch = list(payloads[start : start + BATCH_SIZE])
+        response = await client.post("/v1/events", json={"events": batch})
+        if response.status_code != 202:
+            raise DemoFailed(
+                f"the API refused a posting of {len(batch)} events: "
+                f"HTTP {response.status_code} {response.text[:500]}"
+            )
+        body = response.json()
+        accepted += body["accepted"]
+        rejected = [result for result in body["results"] if result["status"] == "rejected"]
+        for result in rejected[:SHOWN_REJECTIONS]:
+            reasons = "; ".join(
+                f"{error['field']}: {error['reason']}" for error in result["errors"]
+            )
+            echo(f"demo: rejected {result['event_id']}: {reasons}")
+        if rejected:
+            raise DemoFailed(f"the API rejected {len(rejected)} of {len(batch)} events")
+    return accepted
+
+
+async def _name_departments(client: httpx.AsyncClient, hospital_id: str, echo: Echo) -> None:
+    """Give the departments their Chinese and English names where the API takes them
+    (an API without department names answers 404 or 405: nothing to do)."""
+    for department in DEPARTMENTS.values():
+        response = await client.put(
+            f"/v1/hospitals/{hospital_id}/departments/{department.code}",
+            json={"name_zh": department.name_zh, "name_en": department.name_en},
+        )
+        if response.status_code in (404, 405):
+            return
+        if response.status_code >= 400:
+            echo(
+                f"demo: department names not set ({department.code}: HTTP "
+                f"{response.status_code} {response.text[:200]})"
+            )
+            return
+
+
+def _local(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+async def run_demo_at(
+    url: str,
+    *,
+    state_dir: Path,
+    resume: bool,
+    seed: int | None,
+    live_minutes: float,
+    live_hours: float,
+    history_days: int,
+    zone: tzinfo,
+    api_key: str | None,
+) -> int:
+    """The command line's demo: run against the service at `url`; 1 when it fails."""
+    headers = {"X-API-Key": api_key} if api_key else {}
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers) as client:
+        try:
+            await run_demo(
+                client,
+                state_dir=state_dir,
+                resume=resume,
+                seed=seed,
+                history_days=history_days,
+                live_minutes=live_minutes,
+                live_hours=live_hours,
+                zone=zone,
+                echo=lambda line: print(line, flush=True),
+            )
+        except DemoFailed as failure:
+            print(f"demo: FAILED: {failure}", flush=True)
+            return 1
+    return 0
