@@ -112,13 +112,12 @@ async def page() -> Response:
 for _path in PAGE_PATHS:
     router.add_api_route(_path, page, methods=["GET"])
 
-_ASSETS = built_assets()
-
 
 @router.get("/ui/assets/{name}")
 async def asset(name: str) -> Response:
     """A built file of the page, by its content-hashed name."""
-    path = _ASSETS.get(name)
+    # listed on each request (a handful of files): a rebuilt dist is served without a restart
+    path = built_assets().get(name)
     if path is None:
         raise PageAssetNotFound("no such file of the dashboard")
     return FileResponse(
