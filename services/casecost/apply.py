@@ -56,7 +56,7 @@ HIGH_RATIO = Decimal("2")
 LOW_RATIO = Decimal("0.4")
 ZERO = Decimal(0)
 # a forecast alert waits for this many full local days of the stay (see _forecast_alert_for)
-FORECAST_ALERT_MIN_FULL_DAYS = 1
+FORECAST_ALERT_MIN_FULL_DAYS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +243,6 @@ def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
         # it arrived; a credit lowers the day it was posted on
         day = _local_day(state, occurred, price_book)[1]
         state.cost_by_day[day] = state.cost_by_day.get(day, Decimal(0)) + amount
-        if category in ONE_OFF_CATEGORIES:
-            state.one_off_by_day[day] = state.one_off_by_day.get(day, Decimal(0)) + amount
         orderer = event.ordered_by or ""
         state.cost_by_orderer[orderer] = state.cost_by_orderer.get(orderer, Decimal(0)) + amount
 
@@ -281,9 +279,9 @@ def _project(state: CaseState, pricing: Pricing, price_book: PriceBook) -> Proje
         avg_los_days=state.avg_los_days,
         admission_day=admission_day,
         latest_day=_latest_day(state, price_book),
-        admission_day_one_off=ZERO
-        if admission_day is None or not state.one_off_by_day
-        else state.one_off_by_day.get(admission_day.isoformat(), Decimal(0)),
+        one_off=sum(
+            (state.cost_by_category.get(category, ZERO) for category in ONE_OFF_CATEGORIES), ZERO
+        ),
         discharged=state.discharged_at is not None,
     )
     state.projected_total = None if projection is None else projection.total
@@ -371,23 +369,25 @@ def _forecast_alert_for(
 ) -> dict[str, Any] | None:
     """A forecast alert when the projection crosses red while the cost is still below blue.
 
-    One per episode: an episode runs while the projection stays above red, and ends when
-    it falls back to red or below (or the case can no longer be projected); the next
-    crossing starts another. A case already at blue or above has its level alerts. The
+    One per episode: an episode starts when the projection crosses red and ends only when
+    it falls back below blue (or the case can no longer be projected); the next crossing
+    starts another. A projection wavering around the red line as the days go by (each
+    day observed lowers the pace a little, each day's charges raise it) is one episode,
+    not one alert a day. A case already at blue or above has its level alerts. The
     alert waits until the stay has a full day behind it (its latest event on a later
     local day than admission): the admission day's pace alone, work-up and all, is noise.
     """
     standard, projected = state.standard_cost, state.projected_total
-    if (
-        standard is None
-        or projected is None
-        or projection is None
-        or thresholds.level_for(projected, standard) != "red"
-    ):
+    if standard is None or projected is None or projection is None:
+        state.forecast_fired = False
+        return None
+    projected_level = thresholds.level_for(projected, standard)
+    if projected_level == "none":
         state.forecast_fired = False
         return None
     if (
-        state.forecast_fired
+        projected_level != "red"
+        or state.forecast_fired
         or state.level != "none"
         or state.discharged_at is not None
         or projection.full_days < FORECAST_ALERT_MIN_FULL_DAYS

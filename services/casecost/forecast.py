@@ -78,8 +78,8 @@ def _up_to_cent(amount: Decimal) -> Decimal:
 
 # --- the projection to discharge ----------------------------------------------------------
 
-# categories whose admission-day cost is a one-off (the operation, the implant), counted in
-# the total but not taken as the pace of the days that follow
+# categories whose cost is a one-off (the operation, the implant, the devices it uses),
+# counted in the total but never taken as the pace of the days that follow
 ONE_OFF_CATEGORIES = frozenset({"procedure", "consumable"})
 
 
@@ -102,7 +102,7 @@ def project_to_discharge(
     avg_los_days: Decimal | None,
     admission_day: date | None,
     latest_day: date | None,
-    admission_day_one_off: Decimal,
+    one_off: Decimal,
     discharged: bool,
 ) -> Projection | None:
     """The case's cost at discharge: cost so far plus its daily run-rate over the days left.
@@ -112,8 +112,9 @@ def project_to_discharge(
 
     - days observed = local calendar days from the day of admission through the latest
       event's day, both counted (the costs so far were posted on those days);
-    - run-rate = (total - the admission day's procedures and consumables) / days observed,
-      never below zero: an operation on the day of admission is paid once, not every day;
+    - run-rate = (total - `one_off`, the case's procedures and consumables so far) / days
+      observed, never below zero: an operation and its implant are paid once, whichever
+      day they fall on, and are not a pace the days that follow will repeat;
     - remaining days = the DRG's average stay - days observed, never below zero;
     - projected total = total + run-rate x remaining days, half-up to the cent.
 
@@ -129,7 +130,7 @@ def project_to_discharge(
     days_observed = full_days + 1
     if discharged:
         return Projection(total, days_observed, ZERO, ZERO, full_days)
-    run_rate = max(ZERO, total - admission_day_one_off) / days_observed
+    run_rate = max(ZERO, total - one_off) / days_observed
     remaining_days = max(ZERO, avg_los_days - days_observed)
     if remaining_days:
         projected = (total + run_rate * remaining_days).quantize(CENT, rounding=ROUND_HALF_UP)

@@ -99,11 +99,9 @@ class CaseState:
     last_event_at: datetime | None = None
     total_cost: Decimal = Decimal("0")
     cost_by_category: dict[str, Decimal] = field(default_factory=dict)
-    # net cost per local day of the cost lines' occurred_at (ISO dates), the one-off part
-    # of it (procedures and consumables, see forecast.py), and per orderer ("" for lines
-    # that name none)
+    # net cost per local day of the cost lines' occurred_at (ISO dates), and per orderer
+    # ("" for lines that name none)
     cost_by_day: dict[str, Decimal] = field(default_factory=dict)
-    one_off_by_day: dict[str, Decimal] = field(default_factory=dict)
     cost_by_orderer: dict[str, Decimal] = field(default_factory=dict)
     items: dict[str, ItemCost] = field(default_factory=dict)
     events_applied: int = 0
@@ -177,7 +175,6 @@ class CaseState:
             "total_cost": str(self.total_cost),
             "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
             "cost_by_day": _amounts(self.cost_by_day),
-            "one_off_by_day": _amounts(self.one_off_by_day),
             "cost_by_orderer": _amounts(self.cost_by_orderer),
             "items": self._items_wire(),
             "events_applied": self.events_applied,
@@ -232,7 +229,6 @@ class CaseState:
             cost_by_category={k: Decimal(v) for k, v in data["cost_by_category"].items()},
             # states written before these were kept decode with none recorded
             cost_by_day=_decimals(data.get("cost_by_day")),
-            one_off_by_day=_decimals(data.get("one_off_by_day")),
             cost_by_orderer=_decimals(data.get("cost_by_orderer")),
             items={
                 code: ItemCost(code, wire[0], wire[1], Decimal(wire[2]), Decimal(wire[3]))

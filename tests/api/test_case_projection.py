@@ -265,14 +265,15 @@ async def test_an_empty_hospital_has_a_summary_of_zeros(api: Api) -> None:
 
 
 def forecast_case() -> CaseBuilder:
-    """FM15 (40400.83, 7.5 days): 6000.00 a day over the first two days projects to
-    12000 + 6000 x 5.5 = 45000.00, red, while the cost is at 30%; then it escalates."""
+    """FM15 (40400.83, 7.5 days): 6000.00 a day over the first three days projects to
+    18000 + 6000 x 4.5 = 45000.00, red, while the cost is at 45%; then it escalates."""
     return (
         CaseBuilder("H001", "F1")
         .admit()
         .cost("6000.00")
         .cost("6000.00", at="2026-03-03T09:00:00+08:00")
-        .cost("26500.00", category="consumable", at="2026-03-03T10:00:00+08:00")
+        .cost("6000.00", at="2026-03-04T09:00:00+08:00")
+        .cost("20500.00", category="consumable", at="2026-03-04T10:00:00+08:00")
     )
 
 
@@ -288,7 +289,7 @@ async def test_forecast_alerts_are_listed_with_their_kind_and_projection(api: Ap
     (alert,) = forecast
     assert alert["projected_total"] == "45000.00"
     assert alert["projected_ratio"] == str(ratio_of(Decimal("45000.00"), FM15_EMPLOYEE))
-    assert (alert["total_cost"], alert["previous_level"]) == ("12000.00", "none")
+    assert (alert["total_cost"], alert["previous_level"]) == ("18000.00", "none")
     levels = (await api.client.get("/v1/alerts", params={"kind": "level"})).json()["items"]
     assert [(a["kind"], a["projected_total"]) for a in levels] == [("level", None)]
     both = (await api.client.get("/v1/alerts", params={"kind": "level,forecast"})).json()
