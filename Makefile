@@ -8,7 +8,7 @@ MUTATION_VENV := .venv-mutation
 MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat requirements-mutation.lock | sha1sum | cut -c1-12)
 MUTATION_CHILDREN ?= 1
 
-.PHONY: up demo test lint typecheck mutation clean
+.PHONY: up demo test lint typecheck mutation clean ui
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS)
+
+# the dashboard: install the pinned Node packages and build services/api/ui/dist (committed,
+# so running drgwatch needs no Node); run after changing anything under services/api/ui
+ui:
+	cd services/api/ui && npm ci --no-audit --no-fund && npm run build
 
 lint: $(STAMP)
 	$(BIN)/ruff check services tests

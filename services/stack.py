@@ -285,6 +285,7 @@ def _ready(base_url: str) -> bool:
 def _announce(base_url: str, broker_port: int, settings: CommonSettings, logs: Path) -> None:
     print(
         "drgwatch is up (embedded mode, loopback only: a request without a key acts as admin)\n"
+        f"  dashboard        {base_url}/\n"
         f"  API and ingest   {base_url}    (OpenAPI: {base_url}/docs)\n"
         f"  live alerts      {base_url}/v1/alerts/stream\n"
         f"  metrics          {base_url}/metrics\n"

@@ -37,6 +37,7 @@ from services.api.reference.router import router as catalogue_router
 from services.api.settings import ApiSettings
 from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
+from services.api.ui import router as ui_router
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.storage import schema
@@ -120,6 +121,7 @@ def create_app(
         sign_in_router,
         health_router,
         docs_router,
+        ui_router,
     ):
         app.include_router(router)
     # the last added runs first: security headers, timing, the request guard, then the key

@@ -1,4 +1,5 @@
-"""Who is calling: every endpoint but health and metrics resolves the caller first.
+"""Who is calling: every endpoint but health, metrics and the dashboard's page resolves the
+caller first.
 
 A key is sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys of
 identities (`drgwatch users`) are looked up by their SHA-256 digest and the caller
@@ -59,6 +60,7 @@ from services.api.exceptions import (
     TooManyWrongKeys,
 )
 from services.api.ratelimit import TokenBuckets
+from services.api.ui import is_page_path
 from services.errors import DrgwatchError
 from services.storage.engine import is_unavailable
 
@@ -218,7 +220,8 @@ class Authentication:
         return principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        # the dashboard's views and assets hold no data; the endpoints they call check the key
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or is_page_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = presented_key(scope)

@@ -42,6 +42,10 @@ class CaseNotFound(ApiError, NotFound):
     pass
 
 
+class PageAssetNotFound(ApiError, NotFound):
+    pass
+
+
 class RequestBodyTooLarge(ApiError, TooLarge):
     """`limit`: the route's body limit in bytes."""
 

@@ -24,6 +24,7 @@ from services.access import service as access_service
 from services.api.app import create_app
 from services.api.auth import OPEN_PATHS, SESSION_PATH
 from services.api.settings import ApiSettings
+from services.api.ui import PAGE_PATHS
 from tests.api.conftest import Api
 from tests.api.helpers import OPERATOR_KEY, charge
 from tests.api.live import serving
@@ -427,6 +428,25 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         None,
         dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
     ),
+    # the dashboard's views are the same page for everyone (and open without a key): what
+    # each caller sees on them comes from the rows above, so a view of another department's
+    # or hospital's case is the page, whose data endpoints answer 404
+    *[
+        (
+            "GET",
+            view,
+            None,
+            dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+        )
+        for view in (
+            "/",
+            "/login",
+            "/hospitals/H001/departments/CARD",
+            "/hospitals/H001/departments/SURG",
+            "/hospitals/H001/cases/C2",
+            "/hospitals/H002/cases/C1",
+        )
+    ],
 ]
 # the live feed is checked by what it delivers (test_the_stream_carries_only_the_callers_alerts)
 STREAMS = {"/v1/alerts/stream"}
@@ -458,12 +478,16 @@ def _template(path: str) -> str:
 
 def operations(app: FastAPI) -> set[tuple[str, str]]:
     """Every operation the app serves, from its OpenAPI document (health and metrics aside)."""
-    return {
-        (method.upper(), path)
-        for path, methods in app.openapi()["paths"].items()
-        if path not in OPEN_PATHS
-        for method in methods
-    } | {("GET", "/docs"), ("GET", "/openapi.json")}
+    return (
+        {
+            (method.upper(), path)
+            for path, methods in app.openapi()["paths"].items()
+            if path not in OPEN_PATHS
+            for method in methods
+        }
+        | {("GET", "/docs"), ("GET", "/openapi.json")}
+        | {("GET", view) for view in PAGE_PATHS}
+    )
 
 
 def test_the_matrix_covers_every_endpoint() -> None:
@@ -684,7 +708,10 @@ async def production(postgres_url: str, pg_engine: AsyncEngine) -> AsyncIterator
 
 
 async def test_production_refuses_every_endpoint_without_a_key(production: Api) -> None:
-    routes = operations(production.app)
+    # the dashboard's views are open: the page holds no data (test_dashboard_page.py)
+    routes = {
+        (method, path) for method, path in operations(production.app) if path not in PAGE_PATHS
+    }
     assert len(routes) >= 10
     # but the session endpoint, where a page asks whether it must sign in, and signs in
     answers_anyone = {("GET", SESSION_PATH): 200, ("POST", SESSION_PATH): 422}

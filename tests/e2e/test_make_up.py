@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def test_make_up_demo_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path) -
         port, broker_port = banner_ports(banner)
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/readyz").status_code == 200
+        # the first address printed is the dashboard's, and it serves the page
+        first = re.search(r"drgwatch is up[^\n]*\n\s+dashboard\s+(\S+)", banner)
+        assert first and first.group(1) == f"{base}/", banner
+        assert '<div id="app">' in httpx.get(first.group(1)).text
         group = httpx.get(f"{base}/v1/drg-catalogues/current/groups/FM15").json()
         assert group["weight"] == "3.2973"
 

@@ -1,0 +1,186 @@
+"""The views read the endpoints' fields as their contracts name them: the open cases'
+summary, the daily alert trend, the indicators, departments and a case's projection,
+daily costs and cost by doctor. Those answers are given here in the contract's shape
+(fixed figures, so each can be looked for on the page); the rest is the real stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LAPTOP
+from tests.browser.hospital_day import HOSPITAL
+from tests.browser.test_dashboard import _watch_console, shoot
+from tests.integration.harness import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+GROUP = {"cases": 3, "total_cost": "123456.7", "standard_cost": "120000"}
+SUMMARY = {
+    "by_level": {
+        "none": {"cases": 7, "total_cost": "52000.10", "standard_cost": "98000.00"},
+        "blue": {"cases": 2, "total_cost": "70000.00", "standard_cost": "76000.00"},
+        "yellow": GROUP,
+        "red": {"cases": 4, "total_cost": "210000.55", "standard_cost": "180000.00"},
+        "unpriced": {"cases": 1, "total_cost": "900.00", "standard_cost": "0"},
+    },
+    "money_at_risk": "33457.25",
+    "departments": [
+        {
+            "department": "CARDIO",
+            "open_cases": 9,
+            "total_cost": "280000.55",
+            "standard_cost": "260000.00",
+            "projected_total": "301234.56",
+            "projected_overspend": "41234.56",
+        },
+        {
+            "department": "RESP",
+            "open_cases": 8,
+            "total_cost": "175456.80",
+            "standard_cost": "214000.00",
+            "projected_total": "199000.00",
+            "projected_overspend": "1200.00",
+        },
+    ],
+}
+DAILY = {
+    "items": [
+        {"day": f"2026-11-{day:02d}", "red": day % 3, "yellow": day % 2, "blue": 0}
+        for day in range(2, 31)
+    ]
+    + [{"day": "2026-12-01", "red": 5, "yellow": 1, "blue": 0}]
+}
+INDICATORS = {
+    "cases": 12,
+    "total_weight": "20.5",
+    "cmi": "1.7083",
+    "total_cost": "150000.00",
+    "total_standard": "140000.00",
+    "budget_execution": "1.0714",
+    "surplus": "-10000.00",
+    "cost_consumption_index": "1.07",
+    "time_consumption_index": "0.93",
+    "mean_los_days": "8.2",
+    "drug_share": "0.31",
+    "consumables_share": "0.22",
+    "cost_by_category_share": {"drug": "0.31", "consumable": "0.22", "lab": "0.12", "bed": "0.35"},
+    "high_ratio_cases": 1,
+    "high_ratio_share": "0.0833",
+    "low_ratio_cases": 0,
+    "low_ratio_share": "0",
+    "cost_per_case": "12500.00",
+    "previous_cost_per_case": "11800.00",
+    "cost_per_case_change": "0.0593",
+}
+
+
+def _answer(route: Any, body: Any) -> None:
+    route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+
+def _indicators(route: Any) -> None:
+    groups = []
+    if "group_by=drg" in route.request.url:
+        groups = [{"key": "FR13", "name": "Acute myocardial infarction, with CC", **INDICATORS}]
+    _answer(
+        route,
+        {
+            "hospital_id": HOSPITAL,
+            "from": "2026-12-01",
+            "to": "2026-12-01",
+            "overall": INDICATORS,
+            "groups": groups,
+        },
+    )
+
+
+def _case(route: Any) -> None:
+    answer = route.fetch()
+    case = answer.json()
+    case.update(
+        projected_total="21000.40",
+        projected_ratio="1.1579",
+        thresholds={"blue": "0.90", "yellow": "0.95", "red": "1.00"},
+        daily_costs=[
+            {"day": "2026-11-28", "amount": "3000.00", "cumulative": "3000.00"},
+            {"day": "2026-11-29", "amount": "4100.50", "cumulative": "7100.50"},
+            {"day": "2026-11-30", "amount": "4100.50", "cumulative": "11201.00"},
+            {"day": "2026-12-01", "amount": "7661.01", "cumulative": "18862.01"},
+        ],
+        cost_by_doctor=[
+            {"ordered_by": "D1024", "amount": "12000.00"},
+            {"ordered_by": None, "amount": "862.01"},
+        ],
+    )
+    route.fulfill(response=answer, body=json.dumps(case))
+
+
+def _contracts(page: Any) -> None:
+    page.route("**/v1/hospitals/*/open-cases/summary*", lambda route: _answer(route, SUMMARY))
+    page.route("**/v1/hospitals/*/alerts/daily*", lambda route: _answer(route, DAILY))
+    page.route("**/v1/hospitals/*/indicators*", _indicators)
+    page.route(
+        "**/v1/hospitals/*/departments",
+        lambda route: _answer(
+            route, {"items": [{"code": "CARDIO", "name_zh": "心内科", "name_en": "Cardiology"}]}
+        ),
+    )
+    page.route("**/v1/hospitals/*/cases/C-1002", _case)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_views_show_every_contract_field(
+    browser: Any,
+    hospital: Stack,
+    language: str,
+) -> None:
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN" if language == "zh" else "en")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        _contracts(page)
+
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        expect(page.get_by_test_id("money-at-risk")).to_have_text("33,457.25")
+        expect(page.get_by_test_id("count-red")).to_contain_text("4")
+        levels = page.locator("[data-level=red]").inner_text()
+        assert "210,000.55" in levels and "180,000.00" in levels
+        ranking = page.get_by_role("table").filter(has_text="41,234.56").first.inner_text()
+        assert ranking.index("CARDIO") < ranking.index("RESP")
+        assert "301,234.56" in ranking
+        page.get_by_text("数据表" if language == "zh" else "Data table").first.click()
+        assert "2026-12-01" in page.locator("table.plain").first.inner_text()
+        shoot(page, f"overview-full-{language}-laptop")
+
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+        name = "心内科 (CARDIO)" if language == "zh" else "Cardiology (CARDIO)"
+        page.get_by_role("heading", name=name, exact=False).wait_for()
+        # open 280,000.55 of 260,000.00 and discharged 150,000.00 of 140,000.00:
+        # 430,000.55 / 400,000.00 = 107.5%
+        expect(page.get_by_test_id("budget-execution")).to_have_text("107.5%")
+        assert "430,000.55" in page.inner_text("body")
+        drgs = page.get_by_role("table").filter(has_text="FR13 ").last.inner_text()
+        assert "1.07" in drgs and "0.93" in drgs and "12,500.00" in drgs
+        shoot(page, f"department-full-{language}-laptop")
+
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-1002")
+        summary = page.get_by_test_id("case-summary")
+        expect(summary).to_contain_text("21,000.40")
+        expect(summary).to_contain_text("115.8%")
+        page.locator("canvas").first.wait_for()
+        body = page.inner_text("body")
+        assert "D1024" in body and "12,000.00" in body
+        assert ("未记录" if language == "zh" else "Not recorded") in body
+        for summary_toggle in page.locator("details.chart-table summary").all():
+            summary_toggle.click()
+        tables = " ".join(page.locator("table.plain").all_inner_texts())
+        assert "18,862.01" in tables and "2026-11-29" in tables
+        assert "35.0%" in tables  # the DRG's typical share of bed
+        shoot(page, f"case-full-{language}-laptop")
+        assert problems == []
+    finally:
+        context.close()

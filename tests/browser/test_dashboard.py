@@ -1,0 +1,295 @@
+"""The dashboard as people use it, in Chromium against the real stack.
+
+Events go in through the API (as the hospital's systems post them), through Kafka and the
+worker; the page is what the service serves. Each view is saved as a screenshot (zh and
+en, laptop and tablet) under test-artifacts/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET
+from tests.browser.hospital_day import HOSPITAL, charge, share
+from tests.integration.harness import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def _watch_console(page: Any) -> list[str]:
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+
+    def console(message: Any) -> None:
+        text = message.text
+        # an endpoint this build does not serve yet answers 404; the page shows "—"
+        if message.type == "error" and "status of 404" not in text:
+            problems.append(text)
+
+    page.on("console", console)
+    return problems
+
+
+@pytest.fixture
+def browser_page(browser: Any, hospital: Stack) -> Iterator[tuple[Any, list[str]]]:
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN", timezone_id="Europe/Berlin")
+    page = context.new_page()
+    problems = _watch_console(page)
+    try:
+        yield page, problems
+    finally:
+        context.close()
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(400)  # charts finish their first frame
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def count(page: Any, level: str) -> str:
+    return str(page.get_by_test_id(f"count-{level}").inner_text()).split()[0]
+
+
+def test_overview_counts_and_a_new_alert_arrive_without_a_reload(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    page.get_by_text("全院总览").first.wait_for()
+    expect(page.get_by_test_id("count-red")).to_contain_text("1", timeout=15_000)
+    assert (count(page, "red"), count(page, "yellow"), count(page, "blue")) == ("1", "1", "1")
+    page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+    page.evaluate("window.__same_document = true")
+
+    # C-2001 goes over its standard
+    hospital.post(
+        [
+            charge(
+                "C-2001",
+                "late",
+                share("ES33", "0.45"),
+                department="RESP",
+                days_ago=0.1,
+                item=("P7788", "Bronchoscopy with lavage", "procedure"),
+            )
+        ]
+    )
+    live = page.get_by_test_id("live-alerts")
+    live.get_by_text("C-2001").wait_for(timeout=15_000)
+    assert "红色预警" in live.inner_text()
+    expect(page.get_by_test_id("count-red")).to_have_text(re.compile(r"^\s*2\b"), timeout=15_000)
+    assert page.evaluate("window.__same_document") is True  # no reload happened
+    assert problems == []
+
+
+def test_drill_from_overview_to_department_to_case_and_acknowledge(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+    hospital.post(
+        [charge("C-1001", "more", share("FM15", "0.05"), department="CARDIO", days_ago=0.05)]
+    )
+    live = page.get_by_test_id("live-alerts")
+    live.get_by_role("link", name="CARDIO").first.click()
+    page.wait_for_url(f"**/hospitals/{HOSPITAL}/departments/CARDIO")
+    page.get_by_role("heading", name="科室：CARDIO").wait_for()
+    cases = page.get_by_role("table").filter(has_text="C-1002")
+    cases.first.wait_for()
+    page.get_by_role("link", name="C-1002").first.click()
+    page.wait_for_url(f"**/hospitals/{HOSPITAL}/cases/C-1002")
+    summary = page.get_by_test_id("case-summary")
+    summary.wait_for()
+    case = httpx.get(f"{hospital.url}/v1/hospitals/{HOSPITAL}/cases/C-1002").json()
+    figures = summary.inner_text()
+    assert "红色预警" in figures
+    total = Decimal(case["total_cost"]).quantize(Decimal("0.01"))
+    assert f"{total:,.2f}" in figures  # money as the API gave it, with separators
+    assert "Drug-eluting coronary stent" in page.inner_text("body")
+
+    # acknowledge the case's red alert
+    page.get_by_role("button", name="确认").first.click()
+    page.get_by_text("操作已完成").wait_for()
+    statuses = {
+        alert["status"]
+        for alert in httpx.get(
+            f"{hospital.url}/v1/alerts",
+            params={"hospital_id": HOSPITAL, "case_id": "C-1002", "level": "red"},
+        ).json()["items"]
+    }
+    assert "acknowledged" in statuses
+    page.get_by_test_id("timeline").get_by_text("已确认").first.wait_for()
+    assert problems == []
+
+
+def test_the_language_switches_and_is_remembered(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    page.get_by_role("heading", name="全院总览").wait_for()
+    page.get_by_text("English", exact=True).click()
+    page.get_by_role("heading", name="Hospital overview").wait_for()
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.reload()
+    page.get_by_role("heading", name="Hospital overview").wait_for()
+    page.get_by_text("中文", exact=True).click()
+    page.get_by_role("heading", name="全院总览").wait_for()
+    assert problems == []
+
+
+def test_english_is_the_default_for_a_browser_that_prefers_it(
+    browser: Any, hospital: Stack
+) -> None:
+    context = browser.new_context(viewport=LAPTOP, locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_role("heading", name="Hospital overview").wait_for()
+    finally:
+        context.close()
+
+
+def _department_head_key(stack: Stack) -> str:
+    """`drgwatch users create`: a head of CARDIO at H001, and the key it prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "users", "create", f"Dr Li {uuid.uuid4().hex[:6]}"]
+        + ["--role", "department_head", "--hospital", HOSPITAL, "--department", "CARDIO"]
+        + ["--database-url", stack.database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = re.search(r"(dwk_\S+)", done.stdout)
+    assert found, done.stdout
+    return found.group(1)
+
+
+def test_a_department_head_cannot_open_another_departments_case_by_url(
+    browser: Any, hospital: Stack
+) -> None:
+    # the head's browser presents its key on every request (as a signed-in session would)
+    key = _department_head_key(hospital)
+    context = browser.new_context(
+        viewport=LAPTOP, locale="zh-CN", extra_http_headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        seen: list[str] = []
+        page.on("response", lambda response: seen.append(f"{response.status} {response.url}"))
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-2002")
+        page.get_by_test_id("case-not-found").wait_for()
+        body = page.inner_text("body")
+        assert "RESP" not in body and "ES31" not in body and "C-2002" in body  # only the URL's id
+        assert any(line.startswith("404 ") and "/cases/C-2002" in line for line in seen)
+        # their own department's case opens
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-1001")
+        page.get_by_test_id("case-summary").wait_for()
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_precheck_shows_where_the_case_would_land(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-2002")
+    page.get_by_test_id("case-summary").wait_for()
+    page.get_by_label("项目编码").fill("C0451")
+    page.get_by_label("数量").fill("1")
+    page.get_by_label("单价（元）").fill("2000.00")
+    page.get_by_label("单价（元）").press("Enter")
+    result = page.get_by_test_id("precheck-result")
+    result.wait_for()
+    assert "2,000.00" in result.inner_text()
+    assert "将跨越预警级别" in page.inner_text("body")
+    assert problems == []
+
+
+@pytest.mark.parametrize("size", ["laptop", "tablet"])
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str, size: str) -> None:
+    context = browser.new_context(
+        viewport=LAPTOP if size == "laptop" else TABLET,
+        locale="zh-CN" if language == "zh" else "en-GB",
+    )
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        views = {
+            "overview": (f"/?hospital={HOSPITAL}", "count-red"),
+            "department": (f"/hospitals/{HOSPITAL}/departments/CARDIO", "budget-execution"),
+            "case": (f"/hospitals/{HOSPITAL}/cases/C-1002", "case-summary"),
+        }
+        for view, (path, marker) in views.items():
+            page.goto(f"{hospital.url}{path}")
+            if marker:
+                page.get_by_test_id(marker).wait_for()
+            page.wait_for_timeout(1500)  # the page's other calls (the live feed never ends)
+            shoot(page, f"{view}-{language}-{size}")
+        # the sign-in page as a production service shows it (the session says sign-in is needed)
+        page.route(
+            "**/v1/session",
+            lambda route: route.fulfill(
+                json={
+                    "signed_in": False,
+                    "sign_in_required": True,
+                    "mode": "production",
+                    "identity": None,
+                    "csrf_token": None,
+                    "expires_at": None,
+                    "timezone": "Asia/Shanghai",
+                }
+            ),
+        )
+        page.goto(f"{hospital.url}/login")
+        page.locator("#login-name").wait_for()
+        shoot(page, f"login-{language}-{size}")
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_a_resolution_goes_to_review_and_the_office_approves_it(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/RESP")
+    alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    row = alerts_card.locator(".el-table__row", has_text="C-2002").first
+    row.get_by_role("button", name="处理").click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator(".el-select__wrapper").click()
+    page.get_by_role("option", name="新技术新项目").click()
+    dialog.get_by_label("备注").fill("ECMO support, a new technique approved this year")
+    dialog.get_by_role("button", name="提交").click()
+    page.get_by_text("操作已完成").first.wait_for()
+
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    queue = page.locator(".el-table__row", has_text="C-2002").first
+    queue.get_by_role("button", name="通过").click()
+    page.get_by_text("操作已完成").first.wait_for()
+    alerts = httpx.get(
+        f"{hospital.url}/v1/alerts", params={"hospital_id": HOSPITAL, "case_id": "C-2002"}
+    ).json()["items"]
+    assert "resolved" in {alert["status"] for alert in alerts}
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-2002")
+    timeline = page.get_by_test_id("timeline")
+    timeline.get_by_text("审核通过").wait_for()
+    assert "新技术新项目" in timeline.inner_text()
+    assert problems == []
