@@ -87,7 +87,8 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
                 "TRUNCATE ingest_ledger, case_sequences, dead_letters, cases, alerts,"
                 " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats,"
                 " identities, api_keys, webhook_subscriptions, webhook_deliveries,"
-                " webhook_attempts, webhook_digest_entries, departments, department_targets"
+                " webhook_attempts, webhook_digest_entries, departments, department_targets,"
+                " target_watches, sign_in_sessions"
                 " RESTART IDENTITY CASCADE"
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.casecost.targets import WatchRules
 from services.settings import CommonSettings
 
 
@@ -39,3 +40,18 @@ class WorkerSettings(CommonSettings):
     # arrived after it (gaps normally close within the relay's few seconds)
     sequence_gap_seconds: float = Field(default=300.0, gt=0)
     sequence_gap_check_seconds: float = Field(default=30.0, gt=0)
+    # how often departments' paces against their targets are judged (targetwatch.py)
+    target_check_seconds: float = Field(default=30.0, gt=0)
+    # from which local day of a month and of a year a department's pace is alerted on,
+    # and how many discharged cases its cost per case needs (casecost/targets.WatchRules)
+    target_watch_month_from_day: int = Field(default=7, ge=1, le=31)
+    target_watch_year_from_day: int = Field(default=30, ge=1, le=366)
+    target_watch_min_cases: int = Field(default=10, ge=1)
+
+    @property
+    def target_watch_rules(self) -> WatchRules:
+        return WatchRules(
+            month_from_day=self.target_watch_month_from_day,
+            year_from_day=self.target_watch_year_from_day,
+            min_cases=self.target_watch_min_cases,
+        )

@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerting import projector, transport
+from services.alerting import projector, targetwatch, transport
 from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
@@ -302,6 +302,18 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     @app.timer(settings.sequence_gap_check_seconds)
     async def _release_stale_gaps() -> None:
         await worker.release_stale_gaps()
+
+    @app.timer(settings.target_check_seconds)
+    async def _watch_targets() -> None:
+        if worker.reference.loaded:
+            await targetwatch.watch_once(
+                engine,
+                sessions,
+                worker.reference.price_book,
+                settings.zone,
+                datetime.now(UTC),
+                settings.target_watch_rules,
+            )
 
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from services.casecost.pricing import CENT, RATIO_PLACES
+from services.casecost.pricing import CENT, LEVEL_RANK, RATIO_PLACES, AlertLevel, Thresholds
 
 Pace = Literal["on_track", "ahead", "behind", "over"]
 PERIOD_PATTERN = r"^[1-9][0-9]{3}(-(0[1-9]|1[0-2]))?$"
@@ -64,6 +64,11 @@ def parse_period(text: str) -> Period:
     return Period(
         text, date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
     )
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The first instant of a local day, in UTC."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def elapsed_days(period: Period, today: date) -> int:
@@ -155,3 +160,102 @@ def pace(target: Figures, so_far: Figures, projected: Figures | None) -> dict[st
         if target.total_cost is None or projected.total_cost is None
         else _ceiling_pace(projected.total_cost, target.total_cost),
     }
+
+
+# --- watching the ceilings: department alerts ----------------------------------------------
+
+WatchedMeasure = Literal["total_cost", "cost_per_case"]
+WATCHED_MEASURES: tuple[WatchedMeasure, ...] = ("total_cost", "cost_per_case")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRules:
+    """When a period's figures are steady enough to alert on. The first days of a period
+    swing with every discharge (one costly case on the 2nd of a month projects to fifteen
+    of them): by default a month is watched from its 7th local day, a year from its 30th,
+    and cost per case once the period has discharged 10 cases."""
+
+    month_from_day: int = 7
+    year_from_day: int = 30
+    min_cases: int = 10
+
+
+# A level is held until its ratio falls this far below the level's threshold, so that a
+# projection moving a little each day does not raise an alert each day.
+LEVEL_HOLD = Decimal("0.02")
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One ceiling measure as the alert sees it: the value so far, the target, and the
+    value the level is decided on (the projection for total cost, the value so far for
+    cost per case)."""
+
+    measure: WatchedMeasure
+    so_far: Decimal
+    target: Decimal
+    compared: Decimal
+    projected: Decimal | None
+
+    @property
+    def ratio(self) -> Decimal:
+        return (self.compared / self.target).quantize(RATIO_PLACES, rounding=ROUND_HALF_UP)
+
+
+def watches(
+    period: Period, today: date, target: Figures, so_far: Figures, rules: WatchRules
+) -> list[Watch]:
+    """The ceilings to judge today: those with a positive target, in a period far enough
+    along (and, for cost per case, with enough cases) for the figure to mean something."""
+    from_day = rules.month_from_day if period.is_month else rules.year_from_day
+    if elapsed_days(period, today) < from_day:
+        return []
+    found: list[Watch] = []
+    projected = project(period, today, so_far.cases or 0, so_far.total_cost or Decimal(0))
+    if (
+        target.total_cost
+        and so_far.total_cost is not None
+        and projected is not None
+        and projected.total_cost is not None
+    ):
+        found.append(
+            Watch(
+                "total_cost",
+                so_far.total_cost,
+                target.total_cost,
+                projected.total_cost,
+                projected.total_cost,
+            )
+        )
+    if (
+        target.cost_per_case
+        and so_far.cost_per_case is not None
+        and (so_far.cases or 0) >= rules.min_cases
+    ):
+        found.append(
+            Watch(
+                "cost_per_case",
+                so_far.cost_per_case,
+                target.cost_per_case,
+                so_far.cost_per_case,
+                None,
+            )
+        )
+    return found
+
+
+def watched_level(watch: Watch, thresholds: Thresholds, previous: AlertLevel) -> AlertLevel:
+    """The level of the compared value against the target by the hospital's thresholds
+    (compared exactly, as for cases), holding `previous` until the value falls
+    `LEVEL_HOLD` x target below that level's threshold."""
+    now = thresholds.level_for(watch.compared, watch.target)
+    held = thresholds.level_for(watch.compared + LEVEL_HOLD * watch.target, watch.target)
+    floor = min(previous, held, key=LEVEL_RANK.__getitem__)
+    return max(now, floor, key=LEVEL_RANK.__getitem__)
+
+
+def transition(previous: AlertLevel, level: AlertLevel) -> str:
+    """How a level change reads, as for cases: escalated, de-escalated or resolved."""
+    if LEVEL_RANK[level] > LEVEL_RANK[previous]:
+        return "escalated"
+    return "resolved" if level == "none" else "de-escalated"

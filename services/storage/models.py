@@ -205,6 +205,10 @@ class AlertRecord(Base):
     kind: Mapped[str] = mapped_column(String(16), server_default="level")
     projected_total: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
     projected_ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(12, 4), nullable=True)
+    # target: a department's pace against its target crossed a threshold; case_id is empty,
+    # the period and measure name the target
+    target_period: Mapped[str | None] = mapped_column(String(7), nullable=True)
+    target_measure: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AlertAction(Base):
@@ -474,4 +478,21 @@ class DepartmentTarget(Base):
     cost_per_case: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
     total_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
     updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TargetWatch(Base):
+    """Where a department's ceiling measure stands against its target for a period: the
+    level of its last alert and how many it has raised (the next alert's id derives
+    from that count). Written only by the worker's target watch."""
+
+    __tablename__ = "target_watches"
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    ratio: Mapped[Decimal] = mapped_column(ExactDecimal(12, 4))
+    alerts_raised: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

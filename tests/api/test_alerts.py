@@ -33,6 +33,8 @@ ALERT_FIELDS = {
     "kind",
     "projected_total",
     "projected_ratio",
+    "target_period",
+    "target_measure",
 }
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 

@@ -47,7 +47,12 @@ FIRST = schema.FIRST
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
 # every table of the first revision, and its columns then (case_seq came in 0002)
 # tables made by migrations after the last release before migrations (create_all's era)
-TABLES_ADDED_SINCE_MIGRATIONS = {"departments", "department_targets", "sign_in_sessions"}
+TABLES_ADDED_SINCE_MIGRATIONS = {
+    "departments",
+    "department_targets",
+    "sign_in_sessions",
+    "target_watches",
+}
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since
 INDEXES_ADDED_SINCE_MIGRATIONS = {("cases", "ix_cases_discharged")}
@@ -160,7 +165,13 @@ ADDED_SINCE_MIGRATIONS = (
                 "admitted_day",
                 "discharged_day",
             ),
-            "alerts": ("kind", "projected_total", "projected_ratio"),
+            "alerts": (
+                "kind",
+                "projected_total",
+                "projected_ratio",
+                "target_period",
+                "target_measure",
+            ),
             "webhook_subscriptions": ("kinds",),
         }.items()
         for column in columns

@@ -328,3 +328,40 @@ async def test_forecast_alerts_go_where_red_alerts_go_unless_a_subscription_name
         headers={"Authorization": f"Bearer {office}"},
     )
     assert refused.status_code == 422
+
+
+async def test_department_alerts_reach_that_departments_head_and_the_office(hooks: Hooks) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    other_head = await hooks.identity("department_head", ["H001"], ["SURG"])
+    office = await hooks.identity("insurance_office", ["H001"], [])
+    head_sub = await hooks.subscribe("head", head, format="dingtalk")
+    other_sub = await hooks.subscribe("other", other_head)
+    targets_sub = await hooks.subscribe("targets", office, kinds=["target"])
+    levels_sub = await hooks.subscribe("levels", office, kinds=["level", "forecast"])
+
+    target = await raise_alert(
+        hooks.sessions, case_id="", level="red", previous_level="none", kind="target"
+    )
+    red = await raise_alert(hooks.sessions, case_id="C2")
+
+    for subscription, owner in (
+        (head_sub, head),
+        (targets_sub, office),
+        (levels_sub, office),
+    ):
+        await hooks.deliveries_when(subscription["id"], settled, owner)
+    await until(lambda: len(hooks.receiver.got("head")) == 2, 3, "both at the head")
+    # the other department's head is sent neither
+    listed = await hooks.client.get(
+        f"/v1/subscriptions/{other_sub['id']}/deliveries",
+        headers={"Authorization": f"Bearer {other_head}"},
+    )
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert hooks.receiver.got("other") == []
+    assert [r.payload["data"]["alert_id"] for r in hooks.receiver.got("targets")] == [target]
+    assert [r.payload["data"]["alert_id"] for r in hooks.receiver.got("levels")] == [red]
+    message = hooks.receiver.got("targets")[0].payload
+    assert message["type"] == "alert.target"
+    assert (message["data"]["target_period"], message["data"]["case_id"]) == ("2026-11", "")
+    robot_texts = [r.payload["markdown"]["text"] for r in hooks.receiver.got("head")]
+    assert any("科室目标预警" in text and "指标：总费用" in text for text in robot_texts)

@@ -279,8 +279,9 @@ async def raise_alert(
     department: str | None = "CARD",
     kind: str = "level",
 ) -> str:
-    """An alert as the projector writes it; its alert_id. A forecast alert carries a
-    projection of 45000.00."""
+    """An alert as the projector (or the target watch) writes it; its alert_id. A
+    forecast alert carries a projection of 45000.00; a target alert is about November
+    2026's total cost of its department, projected at 45000.00."""
     global _alert_counter
     _alert_counter += 1
     alert_id = str(uuid.uuid4())
@@ -292,7 +293,7 @@ async def raise_alert(
                 hospital_id=hospital_id,
                 case_id=case_id,
                 department=department,
-                drg_code="FM15",
+                drg_code=None if kind == "target" else "FM15",
                 level=level,
                 previous_level=previous_level,
                 transition=transition,
@@ -304,8 +305,10 @@ async def raise_alert(
                 raised_at=now,
                 top_contributors=CONTRIBUTORS,
                 kind=kind,
-                projected_total=Decimal("45000.00") if kind == "forecast" else None,
-                projected_ratio=Decimal("1.1139") if kind == "forecast" else None,
+                projected_total=Decimal("45000.00") if kind != "level" else None,
+                projected_ratio=Decimal("1.1139") if kind != "level" else None,
+                target_period="2026-11" if kind == "target" else None,
+                target_measure="total_cost" if kind == "target" else None,
             )
         )
         await db_session.commit()

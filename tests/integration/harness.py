@@ -287,9 +287,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, database_url: str) -> Iterator[Stack]:
+def running_stack(
+    workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """A started stack (broker, one worker, API), stopped afterwards whatever happens."""
-    stack = Stack(workdir=workdir, database_url=database_url)
+    stack = Stack(workdir=workdir, database_url=database_url, extra_env=extra_env or {})
     try:
         stack.start()
         yield stack

@@ -8,9 +8,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -24,9 +26,19 @@ pytestmark = pytest.mark.integration
 FM15_EMPLOYEE = Decimal("40400.83")  # 3.2973 x 12252.70, the sample catalogue
 
 
+# departments' paces are judged every half second, from the first day of a period and
+# the first discharged case, so that a test on any date sees them
+TARGET_WATCH = {
+    "DRGWATCH_TARGET_CHECK_SECONDS": "0.5",
+    "DRGWATCH_TARGET_WATCH_MONTH_FROM_DAY": "1",
+    "DRGWATCH_TARGET_WATCH_YEAR_FROM_DAY": "1",
+    "DRGWATCH_TARGET_WATCH_MIN_CASES": "1",
+}
+
+
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack"), postgres_url) as running:
+    with running_stack(tmp_path_factory.mktemp("stack"), postgres_url, TARGET_WATCH) as running:
         yield running
 
 
@@ -462,3 +474,77 @@ def test_the_worker_commits_what_it_applied(stack: Stack) -> None:
 
     stack.wait_for(lambda: not any(asyncio.run(lag()).values()), 20, 0.5)
     assert asyncio.run(lag()) == dict.fromkeys(range(stack.partitions), 0)
+
+
+def read_stream(url: str, hospital_id: str, found: list[dict[str, Any]]) -> None:
+    """The live stream of a hospital's alerts until a department alert arrives."""
+    with httpx.stream(
+        "GET",
+        f"{url}/v1/alerts/stream",
+        params={"hospital_id": hospital_id},
+        timeout=httpx.Timeout(10, read=60),
+    ) as response:
+        for text in response.iter_lines():
+            if text.startswith("data: "):
+                found.append(orjson.loads(text[6:]))
+                if found[-1]["kind"] == "target":
+                    return
+
+
+def test_a_department_over_its_cost_per_case_target_is_alerted_live(stack: Stack) -> None:
+    h, c = ids()
+    streamed: list[dict[str, Any]] = []
+    reader = threading.Thread(target=read_stream, args=(stack.url, h, streamed), daemon=True)
+    reader.start()
+    time.sleep(0.5)  # the stream is open
+    for _attempt in range(2):
+        # a case discharged now, in the hospitals' zone: the period is today's month
+        now = datetime.now(ZoneInfo("Asia/Shanghai"))
+        at = now.isoformat(timespec="seconds")
+        stack.post(
+            [
+                admitted(h, c, f"{c}-a", at=at),
+                line(h, c, f"{c}-b", "30000.00", at=at),
+                {
+                    "event_id": f"{c}-d",
+                    "type": "discharged",
+                    "hospital_id": h,
+                    "case_id": c,
+                    "occurred_at": at,
+                    "discharged_at": at,
+                },
+            ]
+        )
+        stack.wait_for(lambda c=c: (stack.case(h, c) or {}).get("status") == "discharged")
+        # the month's cost per case may be 15,000.00: the case alone costs twice that
+        target = httpx.put(
+            f"{stack.url}/v1/hospitals/{h}/targets/CARDIO/{now:%Y-%m}",
+            json={"cost_per_case": "15000.00"},
+            timeout=10,
+        )
+        assert target.status_code == 200, target.text
+        try:
+            stack.wait_for(lambda: any(a["kind"] == "target" for a in streamed), 15)
+            break
+        except AssertionError:
+            if datetime.now(ZoneInfo("Asia/Shanghai")).date() == now.date():
+                raise
+        c = f"{c}x"  # the local day turned during the attempt: once more on the new one
+    reader.join(timeout=5)
+    [alert] = [a for a in streamed if a["kind"] == "target"]
+    assert alert == alert | {
+        "hospital_id": h,
+        "case_id": "",
+        "department": "CARDIO",
+        "level": "red",
+        "previous_level": "none",
+        "transition": "escalated",
+        "total_cost": "30000.00",
+        "standard_cost": "15000.00",
+        "ratio": "2.0000",
+        "target_measure": "cost_per_case",
+        "target_period": f"{now:%Y-%m}",
+    }
+    assert [a["alert_id"] for a in stack.all_alerts(hospital_id=h, kind="target")] == [
+        alert["alert_id"]
+    ]

@@ -162,3 +162,67 @@ def test_the_standard_format_names_a_forecast_alert_and_its_projection() -> None
     level = orjson.loads(formats.alert_body(_alert("x"), "standard"))
     assert level["type"] == "alert.escalated" and level["data"]["kind"] == "level"
     assert level["data"]["projected_total"] is None
+
+
+def _target(measure: str = "total_cost", *, dept: str = "CARD") -> AlertOut:
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    per_case = measure == "cost_per_case"
+    return AlertOut(
+        alert_id="t1",
+        kind="target",
+        hospital_id="H001",
+        case_id="",
+        department=dept,
+        drg_code=None,
+        level="red",
+        previous_level="none",
+        transition="escalated",
+        total_cost="23333.33" if per_case else "70000.00",
+        standard_cost="20000.00" if per_case else "80000.00",
+        ratio="1.1667" if per_case else "1.3125",
+        event_id="",
+        occurred_at=now,
+        raised_at=now,
+        top_contributors=[],
+        projected_total=None if per_case else "105000.00",
+        projected_ratio=None if per_case else "1.3125",
+        target_period="2026-11",
+        target_measure="cost_per_case" if per_case else "total_cost",  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_a_department_alert_names_the_target_and_the_projection(
+    message_format: formats.Format,
+) -> None:
+    text = _text(formats.alert_body(_target(), message_format), message_format)
+    assert "科室目标预警 红色（升级）" in text
+    assert "H001 / CARD" in text and "目标期间：2026-11" in text and "指标：总费用" in text
+    assert "预计期末总费用 **105000.00**，为目标 80000.00 的 **131.25%**（已发生 70000.00）" in text
+    per_case = _text(formats.alert_body(_target("cost_per_case"), message_format), message_format)
+    assert "指标：次均费用" in per_case
+    assert "次均费用 **23333.33**，为目标 20000.00 的 **116.67%**" in per_case
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_department_alert_keeps_the_department_inert(
+    message_format: formats.Format, hostile: str
+) -> None:
+    text = _text(formats.alert_body(_target(dept=hostile), message_format), message_format)
+    [department_line] = [line for line in text.splitlines() if line.startswith("> 科室")]
+    # > 科室：**H001 / <the department>**　目标期间：...
+    assert not MARKUP.search(department_line.split("**")[1]), department_line
+
+
+def test_the_standard_format_and_the_digest_name_a_department_alert() -> None:
+    body = orjson.loads(formats.alert_body(_target(), "standard"))
+    assert body["type"] == "alert.target"
+    assert (body["data"]["target_period"], body["data"]["target_measure"]) == (
+        "2026-11",
+        "total_cost",
+    )
+    assert body["data"]["case_id"] == ""
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    digest = _text(formats.digest_body([_target()], now, now, "dingtalk"), "dingtalk")
+    assert "- **H001 / CARD 2026-11 总费用** 无→红色 131.25%" in digest

@@ -20,14 +20,19 @@ class Contributor(BaseModel):
     amount: str
 
 
-AlertKind = Literal["level", "forecast"]
-ALERT_KINDS: tuple[AlertKind, ...] = ("level", "forecast")
+AlertKind = Literal["level", "forecast", "target"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("level", "forecast", "target")
 
 
 class AlertOut(BaseModel):
-    """An alert: `kind` level (the case changed level) or forecast (its projection to
+    """An alert: `kind` level (the case changed level), forecast (its projection to
     discharge crossed red while its cost was below blue; `level` is then the level the
-    projection reaches, `previous_level` the case's own, `transition` projected)."""
+    projection reaches, `previous_level` the case's own, `transition` projected) or
+    target (a department's pace against a target the insurance office set changed level:
+    `case_id` is empty, `target_period` and `target_measure` name the target,
+    `standard_cost` is the target, `total_cost` the measure so far, `ratio` what the level
+    is decided on: the projection to the period's end over the target for total cost,
+    the cost per case so far over the target for cost per case)."""
 
     alert_id: str
     kind: AlertKind = "level"
@@ -48,6 +53,9 @@ class AlertOut(BaseModel):
     # the projection to discharge a forecast alert was raised on (null on level alerts)
     projected_total: str | None = None
     projected_ratio: str | None = None
+    # the target a target alert was raised on (null on case alerts)
+    target_period: str | None = None
+    target_measure: Literal["total_cost", "cost_per_case"] | None = None
 
 
 class AlertListItem(AlertOut):

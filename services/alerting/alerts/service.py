@@ -35,6 +35,8 @@ def to_out(record: AlertRecord) -> AlertOut:
         top_contributors=[Contributor(**item) for item in record.top_contributors],
         projected_total=money(record.projected_total),
         projected_ratio=None if record.projected_ratio is None else str(record.projected_ratio),
+        target_period=record.target_period,
+        target_measure=record.target_measure,
     )
 
 

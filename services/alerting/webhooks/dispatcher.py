@@ -310,7 +310,7 @@ class Dispatcher:
         message_format = cast(Format, subscription.format)
         for alert in alerts:
             acknowledged = None
-            if alert.transition == "escalated":
+            if alert.transition == "escalated" and alert.kind != "target":
                 acknowledged = await alert_actions.acknowledged_level(
                     db_session=db_session,
                     hospital_id=alert.hospital_id,

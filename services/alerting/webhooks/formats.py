@@ -87,8 +87,8 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
     if message_format == "standard":
         return _dumps(
             {
-                "type": "alert.forecast"
-                if alert.kind == "forecast"
+                "type": f"alert.{alert.kind}"
+                if alert.kind in ("forecast", "target")
                 else f"alert.{alert.transition}",
                 "timestamp": alert.raised_at.isoformat(),
                 "data": alert.model_dump(mode="json"),
@@ -96,6 +96,8 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         )
     if alert.kind == "forecast":
         return _forecast_robot_body(alert, message_format)
+    if alert.kind == "target":
+        return _target_robot_body(alert, message_format)
     title = (
         f"{LEVEL_MARKS[alert.level]} DRG 费用预警 {LEVEL_NAMES[alert.level]}"
         f"（{TRANSITION_NAMES[alert.transition]}）"
@@ -146,6 +148,48 @@ def _forecast_robot_body(alert: AlertOut, message_format: Format) -> str:
     return _robot_body(title, "\n".join(lines), message_format)
 
 
+MEASURE_NAMES = {"total_cost": "总费用", "cost_per_case": "次均费用"}
+
+
+def _target_robot_body(alert: AlertOut, message_format: Format) -> str:
+    """A department's pace against its target: total cost by its projection to the end of
+    the period, cost per case by its value so far."""
+    measure = MEASURE_NAMES.get(alert.target_measure or "", "-")
+    period = inert(alert.target_period or "-")
+    title = (
+        f"{LEVEL_MARKS[alert.level]} 科室目标预警 {LEVEL_NAMES[alert.level]}"
+        f"（{TRANSITION_NAMES[alert.transition]}）"
+    )
+    lines = [
+        f"### {title}",
+        f"> 科室：**{inert(alert.hospital_id)} / {inert(alert.department or '-')}**"
+        f"　目标期间：{period}　指标：{measure}",
+        f"> 等级：{LEVEL_NAMES[alert.previous_level]} → **{LEVEL_NAMES[alert.level]}**",
+    ]
+    if alert.target_measure == "total_cost":
+        lines.append(
+            f"> 预计期末总费用 **{alert.projected_total or '-'}**，为目标 {alert.standard_cost} 的"
+            f" **{percent(alert.ratio)}**（已发生 {alert.total_cost}）"
+        )
+    else:
+        lines.append(
+            f"> 次均费用 **{alert.total_cost}**，为目标 {alert.standard_cost} 的"
+            f" **{percent(alert.ratio)}**"
+        )
+    return _robot_body(title, "\n".join(lines), message_format)
+
+
+def _subject(alert: AlertOut) -> str:
+    """Who an alert is about: a case, or a department's target."""
+    if alert.kind == "target":
+        measure = MEASURE_NAMES.get(alert.target_measure or "", "")
+        return (
+            f"{inert(alert.hospital_id)} / {inert(alert.department or '-')}"
+            f" {inert(alert.target_period or '')} {measure}"
+        )
+    return f"{inert(alert.hospital_id)} / {inert(alert.case_id)}"
+
+
 def digest_body(
     alerts: list[AlertOut], period_start: datetime, period_end: datetime, message_format: Format
 ) -> str:
@@ -171,8 +215,8 @@ def digest_body(
     ]
     for alert in alerts[:DIGEST_LINES_SHOWN]:
         lines.append(
-            f"- **{inert(alert.hospital_id)} / {inert(alert.case_id)}**"
-            f" {inert(alert.department or '-')}"
+            f"- **{_subject(alert)}**"
+            f"{'' if alert.kind == 'target' else ' ' + inert(alert.department or '-')}"
             f" {LEVEL_NAMES[alert.previous_level]}→{LEVEL_NAMES[alert.level]}"
             f" {percent(alert.ratio)}"
         )

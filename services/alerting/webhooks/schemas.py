@@ -29,8 +29,8 @@ class SubscriptionIn(BaseModel):
     blue_digest: bool = False
     kinds: list[AlertKind] = Field(
         default_factory=list,
-        max_length=2,
-        description="alert kinds to send (level, forecast); empty: every kind",
+        max_length=3,
+        description="alert kinds to send (level, forecast, target); empty: every kind",
     )
 
     @field_validator("hospitals", "departments", "kinds")
@@ -48,7 +48,7 @@ class SubscriptionPatch(BaseModel):
     departments: list[Code] | None = Field(default=None, max_length=200)
     min_level: MinLevel | None = None
     blue_digest: bool | None = None
-    kinds: list[AlertKind] | None = Field(default=None, max_length=2)
+    kinds: list[AlertKind] | None = Field(default=None, max_length=3)
     enabled: bool | None = Field(default=None, description="true re-enables and resets failures")
 
     @field_validator("hospitals", "departments", "kinds")

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from services.access.principal import Principal
 from services.alerting.alerts import service as alert_service
-from services.alerting.alerts.schemas import AlertList
+from services.alerting.alerts.schemas import ALERT_KINDS, AlertList
 from services.api.alerts import live
 from services.api.deps import CallerCheckDep, SessionDep, require
 from services.api.params import (
@@ -26,7 +26,8 @@ AlertReader = Annotated[Principal, Depends(require("alerts:read"))]
 LevelList = Annotated[
     str | None, Query(pattern=r"^(none|blue|yellow|red)(,(none|blue|yellow|red))*$")
 ]
-KindList = Annotated[str | None, Query(pattern=r"^(level|forecast)(,(level|forecast))*$")]
+KINDS = "|".join(ALERT_KINDS)
+KindList = Annotated[str | None, Query(pattern=rf"^({KINDS})(,({KINDS}))*$")]
 _STATUS = "open|acknowledged|under_review|returned|resolved"
 StatusList = Annotated[str | None, Query(pattern=rf"^({_STATUS})(,({_STATUS}))*$")]
 

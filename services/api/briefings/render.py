@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, select_autoescape
 
-from services.api.briefings.schemas import WeeklyBriefing
+from services.api.briefings.schemas import BriefingAlert, WeeklyBriefing
 
 Language = Literal["zh", "en"]
 CENT = Decimal("0.01")
@@ -156,8 +156,14 @@ WORDS: dict[Language, dict[str, str]] = {
         "procedure": "手术治疗",
         "bed": "床位",
         "nursing": "护理",
+        "target": "科室目标",
+        "total_cost": "总费用",
+        "cost_per_case": "次均费用",
     },
     "en": {
+        "target": "department target",
+        "total_cost": "total cost",
+        "cost_per_case": "cost per case",
         "under_review": "under review",
         "de-escalated": "de-escalated",
         "projected": "projected over at discharge",
@@ -239,6 +245,12 @@ class Formats:
             return "—"
         return WORDS[self.language].get(value, value.replace("_", " "))
 
+    def subject(self, alert: BriefingAlert) -> str:
+        """The case an alert is about, or the department target."""
+        if alert.kind != "target":
+            return alert.case_id
+        return f"{self.word('target')} {alert.target_period} {self.word(alert.target_measure)}"
+
     def case_status(self, value: str | None) -> str:
         return CASE_OPEN[self.language] if value == "open" else self.word(value)
 
@@ -319,7 +331,7 @@ def to_csv(briefing: WeeklyBriefing, language: Language, zone: tzinfo) -> str:
     for alert in briefing.alerts:
         rows.writerow(
             [
-                alert.case_id,
+                shown.subject(alert),
                 alert.department or "",
                 shown.word(alert.level),
                 shown.word(alert.transition),

@@ -39,8 +39,12 @@ class BriefingAlert(BaseModel):
     """An alert raised during the week and how it stands."""
 
     alert_id: str
-    kind: str  # level, or forecast: the projection to discharge crossed red
+    # level; forecast: the projection to discharge crossed red; target: the department's
+    # pace against its target (case_id empty, target_period and target_measure set)
+    kind: str
     case_id: str
+    target_period: str | None = None
+    target_measure: str | None = None
     department: str | None
     drg_code: str | None
     level: str

@@ -24,6 +24,7 @@ from services.alerting.alerts.schemas import Contributor
 from services.api.briefings.schemas import AlertTally, BriefingAlert, RedCase, WeeklyBriefing
 from services.api.indicators import service as indicator_service
 from services.casecost.pricing import PriceBook, money
+from services.casecost.targets import day_start
 from services.storage.models import AlertAction, AlertRecord, CaseRecord, DepartmentRecord
 
 WEEK_PATTERN = r"^\d{4}-W\d{2}$"
@@ -85,8 +86,8 @@ async def weekly(
         caller=caller,
         hospital_id=hospital_id,
         department=department,
-        start=indicator_service.day_start(first, zone),
-        end=indicator_service.day_start(last + timedelta(days=1), zone),
+        start=day_start(first, zone),
+        end=day_start(last + timedelta(days=1), zone),
     )
     actions = await _actions_of(db_session=db_session, alert_ids=[r.alert_id for r in records])
     alerts = [_alert_out(record, actions.get(record.alert_id, ())) for record in records]
@@ -162,6 +163,8 @@ def _alert_out(record: AlertRecord, actions: Sequence[AlertAction]) -> BriefingA
         alert_id=record.alert_id,
         kind=record.kind,
         case_id=record.case_id,
+        target_period=record.target_period,
+        target_measure=record.target_measure,
         department=record.department,
         drg_code=record.drg_code,
         level=record.level,
@@ -196,7 +199,7 @@ async def _red_cases(
     """Each case's first crossing into red in the week, with the case as it is now."""
     crossings: dict[str, tuple[AlertRecord, BriefingAlert]] = {}
     for record, alert in zip(records, alerts, strict=True):
-        if record.level == "red" and record.transition == "escalated":
+        if record.kind == "level" and record.level == "red" and record.transition == "escalated":
             crossings.setdefault(record.case_id, (record, alert))
     cases = await _cases(db_session=db_session, hospital_id=hospital_id, ids=list(crossings))
     red: list[RedCase] = []

@@ -8,7 +8,7 @@ up as the core looks it up: the case's group on its local day of admission.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from services.api.indicators.schemas import (
 from services.casecost import indicators as formulas
 from services.casecost.indicators import ZERO, DischargedCase, DrgTally, Indicators
 from services.casecost.pricing import PriceBook
+from services.casecost.targets import day_start
 from services.storage.models import (
     AlertRecord,
     CaseRecord,
@@ -41,11 +42,6 @@ from services.storage.models import (
 
 GroupBy = Literal["department", "drg"]
 ALERT_LEVELS = ("blue", "yellow", "red")
-
-
-def day_start(day: date, zone: tzinfo) -> datetime:
-    """The first instant of a local day, in UTC."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def previous_period(first: date, last: date) -> tuple[date, date]:
@@ -301,6 +297,7 @@ async def daily_alerts(
     first = today - timedelta(days=days - 1)
     query = select(AlertRecord.occurred_at, AlertRecord.level, AlertRecord.case_id).where(
         AlertRecord.hospital_id == hospital_id,
+        AlertRecord.kind == "level",
         AlertRecord.transition == "escalated",
         AlertRecord.level.in_(ALERT_LEVELS),
         AlertRecord.occurred_at >= day_start(first, zone),
