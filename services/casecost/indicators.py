@@ -11,6 +11,8 @@ The formulas (the README's "Indicators, departments and targets" works an exampl
   k_i = (mean cost per case in DRG i) / (reference mean cost of DRG i); the reference
   is the mean of the cases' own standards (a case's standard depends on its insurance
   scheme), so k_i = sum of costs in DRG i / sum of standards in DRG i.
+- regional cost consumption index: the same with the region's mean cost per case of DRG
+  i as the reference, where the catalogue gives one (DRGs without one are left out).
 - time consumption index: the same with the mean length of stay against the DRG's
   average stay (the mean of the cases' average stays); DRGs without an average stay are
   left out of it.
@@ -53,6 +55,8 @@ class DischargedCase:
     avg_los_days: Decimal | None
     cost_by_category: dict[str, Decimal] = field(default_factory=dict)
     ratio_flag: str | None = None  # "high" | "low" | None, as the core set it
+    # the region's mean cost per case of the DRG, where the catalogue gives one
+    mean_cost: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class Indicators:
     budget_execution: Decimal | None
     surplus: Decimal | None
     cost_consumption_index: Decimal | None
+    regional_cost_consumption_index: Decimal | None
     time_consumption_index: Decimal | None
     mean_los_days: Decimal | None
     drug_share: Decimal | None
@@ -107,6 +112,9 @@ class DrgTally:
     high: int = 0
     low: int = 0
     by_category: dict[str, Decimal] = field(default_factory=dict)
+    regional: int = 0  # cases whose DRG has a regional mean cost
+    regional_cost: Decimal = ZERO
+    regional_mean: Decimal = ZERO
 
     def add(self, case: DischargedCase) -> None:
         """Count one case in."""
@@ -127,6 +135,10 @@ class DrgTally:
             self.high += 1
         elif case.ratio_flag == "low":
             self.low += 1
+        if case.mean_cost is not None:
+            self.regional += 1
+            self.regional_cost += case.total_cost
+            self.regional_mean += case.mean_cost
         by_category = self.by_category
         for category, amount in case.cost_by_category.items():
             by_category[category] = by_category.get(category, ZERO) + amount
@@ -145,6 +157,9 @@ class DrgTally:
         self.expected_days += other.expected_days
         self.high += other.high
         self.low += other.low
+        self.regional += other.regional
+        self.regional_cost += other.regional_cost
+        self.regional_mean += other.regional_mean
         for category, amount in other.by_category.items():
             self.by_category[category] = self.by_category.get(category, ZERO) + amount
 
@@ -231,6 +246,9 @@ def summarize(by_drg: Mapping[str, DrgTally], previous_per_case: Decimal | None)
         budget_execution=_share(total_cost, total_standard) if some else None,
         surplus=_round(total_standard - total_cost, CENT) if some else None,
         cost_consumption_index=_consumption_index((t.cases, t.cost, t.standard) for t in tallies),
+        regional_cost_consumption_index=_consumption_index(
+            (t.regional, t.regional_cost, t.regional_mean) for t in tallies
+        ),
         time_consumption_index=_consumption_index(
             (t.timed, Decimal(t.timed_days), t.expected_days) for t in tallies
         ),

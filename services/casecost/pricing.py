@@ -51,6 +51,9 @@ class DrgGroup:
     weight: Decimal
     avg_los_days: Decimal | None = None
     standard_cost: Decimal | None = None  # explicit override of weight x base rate
+    # the region's mean cost per case of the group (区域例均费用), where the catalogue gives
+    # one: the reference of the regional cost consumption index
+    mean_cost: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ from services.casecost.targets import (
 
 AVG = {"AA11": Decimal("5.0"), "BB22": Decimal("10.0"), "CC33": None}
 WEIGHT = {"AA11": Decimal("1.0000"), "BB22": Decimal("2.5000"), "CC33": Decimal("0.5000")}
+# the region's mean cost per case, where the catalogue gives one
+MEAN = {"AA11": Decimal("9500.00"), "BB22": Decimal("30000.00"), "CC33": None}
 
 
 def case(
@@ -56,6 +58,7 @@ def case(
         avg_los_days=AVG[drg],
         cost_by_category=costs,
         ratio_flag=flag,
+        mean_cost=MEAN[drg],
     )
 
 
@@ -94,6 +97,9 @@ def test_the_hospital_as_a_whole() -> None:
     # AA11 18000/18000 = 1, BB22 70000/50000 = 1.4, CC33 4600/8000 = 0.575, two cases
     # each: (2 x 1 + 2 x 1.4 + 2 x 0.575) / 6 = 5.95 / 6
     assert figures.cost_consumption_index == Decimal("0.9917")
+    # against the region's means: AA11 18000 / (2 x 9500) = 0.9474, BB22 70000 / (2 x 30000)
+    # = 1.1667; CC33 has no regional mean: (2 x 0.9474 + 2 x 1.1667) / 4 = 4.2281 / 4
+    assert figures.regional_cost_consumption_index == Decimal("1.0570")
     # AA11 (4 + 7) / (5 + 5) = 1.1, BB22 (12 + 9) / (10 + 10) = 1.05; CC33 has no
     # average stay: (2 x 1.1 + 2 x 1.05) / 4
     assert figures.time_consumption_index == Decimal("1.0750")
@@ -173,6 +179,7 @@ def test_an_empty_period_has_no_figures_to_divide() -> None:
         "budget_execution",
         "surplus",
         "cost_consumption_index",
+        "regional_cost_consumption_index",
         "time_consumption_index",
         "mean_los_days",
         "drug_share",
@@ -193,6 +200,8 @@ def test_only_drgs_without_an_average_stay_give_no_time_index() -> None:
     assert figures.time_consumption_index is None
     assert figures.mean_los_days == Decimal("1.00")
     assert figures.cost_consumption_index == Decimal("0.5750")
+    # nor a regional mean cost: no regional index either
+    assert figures.regional_cost_consumption_index is None
 
 
 def test_a_case_whose_group_is_gone_is_left_out_of_the_cmi_only() -> None:

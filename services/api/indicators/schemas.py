@@ -31,6 +31,9 @@ class IndicatorsOut(BaseModel):
     budget_execution: str | None
     surplus: str | None
     cost_consumption_index: str | None
+    # against the region's mean cost per case of each DRG (null where the catalogue
+    # gives none)
+    regional_cost_consumption_index: str | None
     time_consumption_index: str | None
     mean_los_days: str | None
     drug_share: str | None

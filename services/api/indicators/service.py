@@ -94,6 +94,7 @@ def _out(figures: Indicators) -> dict[str, Any]:
         "budget_execution": text(figures.budget_execution),
         "surplus": text(figures.surplus),
         "cost_consumption_index": text(figures.cost_consumption_index),
+        "regional_cost_consumption_index": text(figures.regional_cost_consumption_index),
         "time_consumption_index": text(figures.time_consumption_index),
         "mean_los_days": text(figures.mean_los_days),
         "drug_share": text(figures.drug_share),
@@ -203,7 +204,7 @@ async def _tallies(
         CaseRecord.avg_los_days,
     ).where(*conditions)
     now = datetime.now(UTC)
-    weights: dict[tuple[str, date], Decimal | None] = {}
+    weights: dict[tuple[str, date], tuple[Decimal | None, Decimal | None]] = {}
     drg_names: dict[str, str] = {}
     tallies: dict[str | None, dict[str, DrgTally]] = {}
     for row in await db_session.execute(query):
@@ -212,7 +213,7 @@ async def _tallies(
         known = (row.drg_code, pricing_day)
         if known not in weights:
             group = price_book.group(hospital_id, row.drg_code, pricing_day)
-            weights[known] = None if group is None else group.weight
+            weights[known] = (None, None) if group is None else (group.weight, group.mean_cost)
         if row.drg_name:
             drg_names.setdefault(row.drg_code, row.drg_name)
         by_drg = tallies.setdefault(_group_key(group_by, row.department, row.drg_code), {})
@@ -225,7 +226,8 @@ async def _tallies(
                 drg_code=row.drg_code,
                 standard_cost=row.standard_cost,
                 total_cost=row.total_cost,
-                weight=weights[known],
+                weight=weights[known][0],
+                mean_cost=weights[known][1],
                 los_days=los_days(row.admitted_at, row.discharged_at, now, zone),
                 avg_los_days=row.avg_los_days,
                 cost_by_category={
