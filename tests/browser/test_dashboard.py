@@ -134,6 +134,44 @@ def test_drill_from_overview_to_department_to_case_and_acknowledge(
     assert problems == []
 
 
+def _first_case(page: Any) -> str:
+    return str(page.locator(".el-table__body a[href*='/cases/']").first.inner_text())
+
+
+def test_the_case_table_sorts_from_the_keyboard(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # CARDIO: C-1002 is at 104% of a small standard, C-1001 at 92% of a large one, so
+    # by ratio C-1002 leads and by cost so far C-1001 does
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+    page.get_by_role("link", name="C-1001").first.wait_for()
+    assert _first_case(page) == "C-1002"
+    ratio_cell = page.locator("th", has=page.get_by_role("button", name="按费用比排序（从高到低）"))
+    expect(ratio_cell).to_have_attribute("aria-sort", "descending")
+
+    target = "按累计费用排序（从高到低）"
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('aria-label')") == target:
+            break
+    else:
+        raise AssertionError(f"Tab never reached the button {target!r}")
+    page.keyboard.press("Enter")
+    expect(page.locator(".el-table__body a[href*='/cases/']").first).to_have_text("C-1001")
+    cost_cell = page.locator("th", has=page.get_by_role("button", name=target))
+    expect(cost_cell).to_have_attribute("aria-sort", "descending")
+    expect(ratio_cell).to_have_attribute("aria-sort", "none")
+
+    for _ in range(3):  # back past days over stay and projected ratio, to ratio
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Space")
+    expect(page.locator(".el-table__body a[href*='/cases/']").first).to_have_text("C-1002")
+    expect(ratio_cell).to_have_attribute("aria-sort", "descending")
+    shoot(page, "department-sorted-by-keyboard-zh-laptop")
+    assert problems == []
+
+
 def test_the_language_switches_and_is_remembered(
     browser_page: tuple[Any, list[str]], hospital: Stack
 ) -> None:
