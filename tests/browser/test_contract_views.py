@@ -6,13 +6,18 @@ daily costs and cost by doctor. Those answers are given here in the contract's s
 from __future__ import annotations
 
 import json
+import re
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import LAPTOP
-from tests.browser.hospital_day import HOSPITAL
+from tests.browser.hospital_day import HOSPITAL, ZONE
 from tests.browser.test_dashboard import _watch_console, shoot
 from tests.integration.harness import Stack
 
@@ -181,6 +186,100 @@ def test_the_views_show_every_contract_field(
         assert "18,862.01" in tables and "2026-11-29" in tables
         assert "35.0%" in tables  # the DRG's typical share of bed
         shoot(page, f"case-full-{language}-laptop")
+        assert problems == []
+    finally:
+        context.close()
+
+
+def _periods_asked(urls: list[str]) -> set[tuple[str, str]]:
+    asked = set()
+    for url in urls:
+        query = parse_qs(urlparse(url).query)
+        asked.add((query["from"][0], query["to"][0]))
+    return asked
+
+
+def _wait_for(page: Any, condition: Callable[[], bool]) -> None:
+    """Until `condition` holds; the page's events are seen while Playwright waits."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the page never asked"
+        page.wait_for_timeout(100)
+
+
+def test_the_period_defaults_to_the_last_30_days_and_can_be_chosen(
+    browser: Any,
+    hospital: Stack,
+) -> None:
+    today = datetime.now(ZONE).date()
+    first_of_month = today.replace(day=1)
+    last_month_end = first_of_month - timedelta(days=1)
+    last_30 = ((today - timedelta(days=29)).isoformat(), today.isoformat())
+    last_month = (last_month_end.replace(day=1).isoformat(), last_month_end.isoformat())
+    this_year = (date(today.year, 1, 1).isoformat(), today.isoformat())
+    context = browser.new_context(viewport=LAPTOP, locale="en")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        _contracts(page)
+        indicators: list[str] = []
+        daily: list[str] = []
+        page.on(
+            "request",
+            lambda request: (
+                indicators.append(request.url)
+                if "/indicators?" in request.url
+                else daily.append(request.url)
+                if "/alerts/daily?" in request.url
+                else None
+            ),
+        )
+
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+        expect(page.get_by_test_id("budget-execution")).to_have_text("107.5%")
+        expect(page.get_by_test_id("period-range")).to_have_text(" – ".join(last_30))
+        _wait_for(page, lambda: len(indicators) == 2)
+        assert _periods_asked(indicators) == {last_30}
+
+        indicators.clear()
+        page.get_by_test_id("period-choice").click()
+        page.get_by_role("option", name="Last month").click()
+        expect(page.get_by_test_id("period-range")).to_have_text(" – ".join(last_month))
+        page.wait_for_url("**period=lastMonth")
+        expect(
+            page.get_by_text(f"Cases discharged {last_month[0]} to {last_month[1]}")
+        ).to_be_visible()
+        _wait_for(page, lambda: len(indicators) == 2)  # the overall and the DRG figures
+        assert _periods_asked(indicators) == {last_month}
+
+        # the breadcrumb back to the overview keeps the period; the overview asks for it
+        indicators.clear()
+        daily.clear()
+        page.get_by_role("link", name=f"Overview · {HOSPITAL}").click()
+        page.wait_for_url(re.compile(r"/\?hospital=.*period=lastMonth"))
+        discharged = page.get_by_test_id("discharged")
+        expect(discharged).to_contain_text("107.1%")  # the hospital's budget execution
+        expect(discharged).to_contain_text("12,500.00")
+        expect(discharged).to_contain_text("1.71")
+        _wait_for(page, lambda: len(indicators) == 1 and len(daily) == 1)
+        assert _periods_asked(indicators) == {last_month}
+        days = int(parse_qs(urlparse(daily[0]).query)["days"][0])
+        assert days == (today - last_month_end.replace(day=1)).days + 1
+        # the trend shows the period's days only
+        page.get_by_text("Data table").first.click()
+        trend = page.locator("table.plain").first.inner_text()
+        for item in DAILY["items"]:
+            inside = last_month[0] <= str(item["day"]) <= last_month[1]
+            assert (str(item["day"]) in trend) == inside, item["day"]
+
+        indicators.clear()
+        page.get_by_test_id("period-choice").click()
+        page.get_by_role("option", name="This year").click()
+        expect(page.get_by_test_id("period-range")).to_have_text(" – ".join(this_year))
+        expect(discharged).to_contain_text(f"{this_year[0]} to {this_year[1]}")
+        _wait_for(page, lambda: len(indicators) == 1)
+        assert _periods_asked(indicators) == {this_year}
+        shoot(page, "overview-period-en-laptop")
         assert problems == []
     finally:
         context.close()
