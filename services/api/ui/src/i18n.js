@@ -12,7 +12,14 @@ const zh = {
   caseStatus: { open: "在院", discharged: "已出院" },
   reason: { new_technique: "新技术新项目", public_health_emergency: "突发公共卫生事件", price_change: "价格调整", over_treatment: "过度诊疗", management_gap: "管理疏漏", other: "其他" },
   category: { drug: "药品", consumable: "耗材", exam: "检查", lab: "检验", procedure: "治疗/手术", bed: "床位", nursing: "护理", other: "其他" },
-  kind: { level: "费用预警", forecast: "预测预警" },
+  kind: { level: "费用预警", forecast: "预测预警", target: "目标预警" },
+  target: {
+    totalCost: "{department} {period} 总费用预计达目标的 {ratio}",
+    costPerCase: "{department} {period} 次均费用为目标的 {ratio}",
+    department: "科室 {code}",
+    value: "目标 {value}",
+    projected: "预计 {value}",
+  },
   common: { loading: "加载中…", none: "暂无数据", notAvailable: "—", retry: "重试", refresh: "刷新", cases: "例", open: "查看", cancel: "取消", submit: "提交", note: "备注", table: "数据表", chart: "图表", more: "加载更多", error: "加载失败：{detail}", saved: "已保存", department: "科室", drg: "DRG 组", sortBy: "按{column}排序（从高到低）", all: "全部", yes: "是", no: "否" },
   overview: {
     title: "全院总览",
@@ -47,6 +54,7 @@ const zh = {
     rejectNote: "退回原因（必填）",
     noReview: "暂无待审核的预警",
     newAlert: "新预警：{case}（{department}）{level}",
+    newTargetAlert: "新预警：{text}，{level}",
   },
   department: {
     title: "科室：{name}",
@@ -168,7 +176,14 @@ const en = {
   caseStatus: { open: "In hospital", discharged: "Discharged" },
   reason: { new_technique: "New technique", public_health_emergency: "Public health emergency", price_change: "Price change", over_treatment: "Over-treatment", management_gap: "Management gap", other: "Other" },
   category: { drug: "Drugs", consumable: "Consumables", exam: "Exams", lab: "Lab tests", procedure: "Procedures", bed: "Bed", nursing: "Nursing", other: "Other" },
-  kind: { level: "Cost alert", forecast: "Forecast alert" },
+  kind: { level: "Cost alert", forecast: "Forecast alert", target: "Target alert" },
+  target: {
+    totalCost: "{department}: total cost projected at {ratio} of its {period} target",
+    costPerCase: "{department}: cost per case at {ratio} of its {period} target",
+    department: "Department {code}",
+    value: "target {value}",
+    projected: "projected {value}",
+  },
   common: { loading: "Loading…", none: "No data", notAvailable: "—", retry: "Retry", refresh: "Refresh", cases: "cases", open: "Open", cancel: "Cancel", submit: "Submit", note: "Note", table: "Data table", chart: "Chart", more: "Load more", error: "Could not load: {detail}", saved: "Saved", department: "Department", drg: "DRG", sortBy: "Sort by {column}, largest first", all: "All", yes: "Yes", no: "No" },
   overview: {
     title: "Hospital overview",
@@ -203,6 +218,7 @@ const en = {
     rejectNote: "Why it is returned (required)",
     noReview: "Nothing waits for review",
     newAlert: "New alert: {case} ({department}) {level}",
+    newTargetAlert: "New alert: {text}; {level}",
   },
   department: {
     title: "Department: {name}",
