@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET
+from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
 from tests.browser.hospital_day import HOSPITAL, charge, share
 from tests.integration.harness import Stack
 
@@ -259,11 +259,14 @@ def test_precheck_shows_where_the_case_would_land(
     assert problems == []
 
 
-@pytest.mark.parametrize("size", ["laptop", "tablet"])
+SIZES = {"laptop": LAPTOP, "tablet": TABLET, "tablet-landscape": TABLET_LANDSCAPE}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str, size: str) -> None:
     context = browser.new_context(
-        viewport=LAPTOP if size == "laptop" else TABLET,
+        viewport=SIZES[size],
         locale="zh-CN" if language == "zh" else "en-GB",
     )
     try:
