@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
-from tests.browser.hospital_day import HOSPITAL, charge, share
+from tests.browser.hospital_day import HOSPITAL, ZONE, charge, share
 from tests.integration.harness import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -131,6 +132,41 @@ def test_drill_from_overview_to_department_to_case_and_acknowledge(
     }
     assert "acknowledged" in statuses
     page.get_by_test_id("timeline").get_by_text("已确认").first.wait_for()
+    assert problems == []
+
+
+def _local_minute(moment: str) -> str:
+    """An API time as the page shows it in Chinese: the hospital's zone, to the minute."""
+    return datetime.fromisoformat(moment).astimezone(ZONE).strftime("%Y/%m/%d %H:%M")
+
+
+def test_alerts_are_dated_when_the_case_crossed_the_line(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # C-1002's last charge was posted as having happened half a day ago: its red alert
+    # occurred then, and was raised when the worker saw the charge
+    page, problems = browser_page
+    red = httpx.get(
+        f"{hospital.url}/v1/alerts",
+        params={"hospital_id": HOSPITAL, "case_id": "C-1002", "level": "red"},
+    ).json()["items"]
+    alert = next(item for item in red if item["kind"] == "level")
+    occurred, raised = _local_minute(alert["occurred_at"]), _local_minute(alert["raised_at"])
+    assert occurred != raised
+
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+    alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    row = alerts_card.locator(".el-table__row", has_text="104.0%").first
+    expect(row).to_contain_text(occurred)
+    assert raised not in row.inner_text()
+
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-1002")
+    timeline_card = page.locator(".el-card", has=page.get_by_role("heading", name="预警与处理记录"))
+    row = timeline_card.locator(".el-table__row", has_text="104.0%").first
+    expect(row.get_by_test_id("alert-occurred")).to_have_text(occurred)
+    expect(row.get_by_test_id("alert-raised")).to_have_text(f"系统预警于 {raised}")
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline).to_contain_text(f"{occurred} · 系统预警于 {raised}")
     assert problems == []
 
 
