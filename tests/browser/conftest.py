@@ -25,6 +25,7 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 768, "height": 1024}
+TABLET_LANDSCAPE = {"width": 1024, "height": 768}
 
 
 @pytest.fixture(scope="module")

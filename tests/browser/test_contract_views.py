@@ -6,13 +6,18 @@ daily costs and cost by doctor. Those answers are given here in the contract's s
 from __future__ import annotations
 
 import json
+import re
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import LAPTOP
-from tests.browser.hospital_day import HOSPITAL
+from tests.browser.hospital_day import HOSPITAL, ZONE
 from tests.browser.test_dashboard import _watch_console, shoot
 from tests.integration.harness import Stack
 
@@ -181,6 +186,235 @@ def test_the_views_show_every_contract_field(
         assert "18,862.01" in tables and "2026-11-29" in tables
         assert "35.0%" in tables  # the DRG's typical share of bed
         shoot(page, f"case-full-{language}-laptop")
+        assert problems == []
+    finally:
+        context.close()
+
+
+def _periods_asked(urls: list[str]) -> set[tuple[str, str]]:
+    asked = set()
+    for url in urls:
+        query = parse_qs(urlparse(url).query)
+        asked.add((query["from"][0], query["to"][0]))
+    return asked
+
+
+def _wait_for(page: Any, condition: Callable[[], bool]) -> None:
+    """Until `condition` holds; the page's events are seen while Playwright waits."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the page never asked"
+        page.wait_for_timeout(100)
+
+
+def test_the_period_defaults_to_the_last_30_days_and_can_be_chosen(
+    browser: Any,
+    hospital: Stack,
+) -> None:
+    today = datetime.now(ZONE).date()
+    first_of_month = today.replace(day=1)
+    last_month_end = first_of_month - timedelta(days=1)
+    last_30 = ((today - timedelta(days=29)).isoformat(), today.isoformat())
+    last_month = (last_month_end.replace(day=1).isoformat(), last_month_end.isoformat())
+    this_year = (date(today.year, 1, 1).isoformat(), today.isoformat())
+    context = browser.new_context(viewport=LAPTOP, locale="en")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        _contracts(page)
+        indicators: list[str] = []
+        daily: list[str] = []
+        page.on(
+            "request",
+            lambda request: (
+                indicators.append(request.url)
+                if "/indicators?" in request.url
+                else daily.append(request.url)
+                if "/alerts/daily?" in request.url
+                else None
+            ),
+        )
+
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+        expect(page.get_by_test_id("budget-execution")).to_have_text("107.5%")
+        expect(page.get_by_test_id("period-range")).to_have_text(" – ".join(last_30))
+        _wait_for(page, lambda: len(indicators) == 2)
+        assert _periods_asked(indicators) == {last_30}
+
+        indicators.clear()
+        page.get_by_test_id("period-choice").click()
+        page.get_by_role("option", name="Last month").click()
+        expect(page.get_by_test_id("period-range")).to_have_text(" – ".join(last_month))
+        page.wait_for_url("**period=lastMonth")
+        expect(
+            page.get_by_text(f"Cases discharged {last_month[0]} to {last_month[1]}")
+        ).to_be_visible()
+        _wait_for(page, lambda: len(indicators) == 2)  # the overall and the DRG figures
+        assert _periods_asked(indicators) == {last_month}
+
+        # the breadcrumb back to the overview keeps the period; the overview asks for it
+        indicators.clear()
+        daily.clear()
+        page.get_by_role("link", name=f"Overview · {HOSPITAL}").click()
+        page.wait_for_url(re.compile(r"/\?hospital=.*period=lastMonth"))
+        discharged = page.get_by_test_id("discharged")
+        expect(discharged).to_contain_text("107.1%")  # the hospital's budget execution
+        expect(discharged).to_contain_text("12,500.00")
+        expect(discharged).to_contain_text("1.71")
+        _wait_for(page, lambda: len(indicators) == 1 and len(daily) == 1)
+        assert _periods_asked(indicators) == {last_month}
+        days = int(parse_qs(urlparse(daily[0]).query)["days"][0])
+        assert days == (today - last_month_end.replace(day=1)).days + 1
+        # the trend shows the period's days only
+        page.get_by_text("Data table").first.click()
+        trend = page.locator("table.plain").first.inner_text()
+        for item in DAILY["items"]:
+            inside = last_month[0] <= str(item["day"]) <= last_month[1]
+            assert (str(item["day"]) in trend) == inside, item["day"]
+
+        indicators.clear()
+        page.get_by_test_id("period-choice").click()
+        page.get_by_role("option", name="This year").click()
+        expect(page.get_by_test_id("period-range")).to_have_text(" – ".join(this_year))
+        expect(discharged).to_contain_text(f"{this_year[0]} to {this_year[1]}")
+        _wait_for(page, lambda: len(indicators) == 1)
+        assert _periods_asked(indicators) == {this_year}
+        shoot(page, "overview-period-en-laptop")
+        assert problems == []
+    finally:
+        context.close()
+
+
+# a department's pace against its target: no case, the department's code, the period and
+# measure the target is for; total_cost the measure so far, standard_cost the target
+TARGET_ALERT = {
+    "alert_id": "target-H001-CARDIO-2026-12-total_cost-red",
+    "kind": "target",
+    "hospital_id": HOSPITAL,
+    "case_id": "",
+    "department": "CARDIO",
+    "drg_code": None,
+    "target_period": "2026-12",
+    "target_measure": "total_cost",
+    "level": "red",
+    "previous_level": "yellow",
+    "transition": "escalated",
+    "total_cost": "98000.00",
+    "standard_cost": "120000.00",
+    "ratio": "1.0420",
+    "projected_total": "125040.00",
+    "projected_ratio": None,
+    "event_id": "target-CARDIO-2026-12",
+    "occurred_at": "2026-12-01T09:30:00+08:00",
+    "raised_at": "2026-12-01T09:31:00+08:00",
+    "top_contributors": [],
+    "status": "open",
+}
+PER_CASE_ALERT = {
+    **TARGET_ALERT,
+    "alert_id": "target-H001-CARDIO-2026-cost_per_case-yellow",
+    "target_period": "2026",
+    "target_measure": "cost_per_case",
+    "level": "yellow",
+    "previous_level": "blue",
+    "total_cost": "12500.00",
+    "standard_cost": "13000.00",
+    "ratio": "0.9612",
+    "projected_total": None,
+}
+TARGET_TEXT = {
+    "zh": (
+        "心内科 (CARDIO) 2026-12 总费用预计达目标的 104.2%",
+        "心内科 (CARDIO) 2026 次均费用为目标的 96.1%",
+    ),
+    "en": (
+        "Cardiology (CARDIO): total cost projected at 104.2% of its 2026-12 target",
+        "Cardiology (CARDIO): cost per case at 96.1% of its 2026 target",
+    ),
+}
+
+
+def _target_alerts(page: Any, acted: list[tuple[str, Any]]) -> None:
+    """The live feed brings the target alert; the department's list holds both target
+    alerts beside its real case alerts; acting on them is answered (and recorded) here."""
+    feed = f"retry: 600000\nid: 1\nevent: alert\ndata: {json.dumps(TARGET_ALERT)}\n\n"
+    page.route(
+        re.compile(r"/v1/alerts/stream\?"),
+        lambda route: route.fulfill(status=200, content_type="text/event-stream", body=feed),
+    )
+
+    def alert_list(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        if "department=CARDIO" in route.request.url:
+            body["items"] = [TARGET_ALERT, PER_CASE_ALERT, *body["items"]]
+        route.fulfill(response=answer, body=json.dumps(body))
+
+    def action(route: Any) -> None:
+        acted.append((route.request.url, route.request.post_data_json))
+        _answer(route, {**TARGET_ALERT, "status": "acknowledged", "actions": []})
+
+    page.route(re.compile(r"/v1/alerts\?"), alert_list)
+    page.route(re.compile(r"/v1/alerts/target-[^/]+/(ack|resolve)$"), action)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_a_department_target_alert_reads_as_a_sentence_and_opens_the_department(
+    browser: Any,
+    hospital: Stack,
+    language: str,
+) -> None:
+    total_text, per_case_text = TARGET_TEXT[language]
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN" if language == "zh" else "en")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        _contracts(page)
+        acted: list[tuple[str, Any]] = []
+        _target_alerts(page, acted)
+
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        live = page.get_by_test_id("live-alerts")
+        expect(live).to_contain_text(total_text)
+        item = live.locator("li").filter(has_text=total_text)
+        assert "09:30" in item.inner_text() and "09:31" not in item.inner_text()  # when it occurred
+        assert live.locator("a[href*='/cases/']").count() == 0
+        shoot(page, f"overview-target-alert-{language}-laptop")
+        item.get_by_role("link", name=total_text).click()
+        page.wait_for_url(f"**/hospitals/{HOSPITAL}/departments/CARDIO")
+
+        name = "科室：心内科 (CARDIO)" if language == "zh" else "Department: Cardiology (CARDIO)"
+        page.get_by_role("heading", name=name).wait_for()
+        heading = "本科室预警" if language == "zh" else "Alerts of this department"
+        alerts = page.locator(".el-card").filter(has=page.get_by_role("heading", name=heading))
+        target_row = alerts.get_by_role("row").filter(has_text=total_text)
+        expect(target_row).to_contain_text("98,000.00")
+        expect(target_row).to_contain_text("120,000.00")  # the target
+        expect(target_row).to_contain_text("125,040.00")  # the projection to the month's end
+        link = target_row.get_by_role("link", name=total_text)
+        expect(link).to_have_attribute("href", f"/hospitals/{HOSPITAL}/departments/CARDIO")
+        per_case_row = alerts.get_by_role("row").filter(has_text=per_case_text)
+        expect(per_case_row).to_contain_text("12,500.00")
+        assert "125,040.00" not in per_case_row.inner_text()  # no projection for cost per case
+        for row in (target_row, per_case_row):
+            assert row.locator("a[href*='/cases/']").count() == 0
+        # the department's case alerts are listed beside them, with their case links
+        expect(alerts.locator("a[href*='/cases/C-1002']").first).to_be_visible()
+        shoot(page, f"department-target-alert-{language}-laptop")
+
+        target_row.get_by_role("button", name="确认" if language == "zh" else "Acknowledge").click()
+        page.get_by_text("操作已完成" if language == "zh" else "Done").first.wait_for()
+        assert acted[0][0].endswith(f"/v1/alerts/{TARGET_ALERT['alert_id']}/ack")
+
+        per_case_row.get_by_role("button", name="处理" if language == "zh" else "Resolve").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text(per_case_text)
+        dialog.locator(".el-select__wrapper").click()
+        page.get_by_role("option", name="价格调整" if language == "zh" else "Price change").click()
+        dialog.get_by_role("button", name="提交" if language == "zh" else "Submit").click()
+        expect(dialog).to_be_hidden()
+        assert acted[1][0].endswith(f"/v1/alerts/{PER_CASE_ALERT['alert_id']}/resolve")
+        assert acted[1][1] == {"reason": "price_change"}
         assert problems == []
     finally:
         context.close()

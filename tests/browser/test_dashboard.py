@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET
-from tests.browser.hospital_day import HOSPITAL, charge, share
+from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
+from tests.browser.hospital_day import HOSPITAL, ZONE, charge, share
 from tests.integration.harness import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -134,6 +135,79 @@ def test_drill_from_overview_to_department_to_case_and_acknowledge(
     assert problems == []
 
 
+def _local_minute(moment: str) -> str:
+    """An API time as the page shows it in Chinese: the hospital's zone, to the minute."""
+    return datetime.fromisoformat(moment).astimezone(ZONE).strftime("%Y/%m/%d %H:%M")
+
+
+def test_alerts_are_dated_when_the_case_crossed_the_line(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # C-1002's last charge was posted as having happened half a day ago: its red alert
+    # occurred then, and was raised when the worker saw the charge
+    page, problems = browser_page
+    red = httpx.get(
+        f"{hospital.url}/v1/alerts",
+        params={"hospital_id": HOSPITAL, "case_id": "C-1002", "level": "red"},
+    ).json()["items"]
+    alert = next(item for item in red if item["kind"] == "level")
+    occurred, raised = _local_minute(alert["occurred_at"]), _local_minute(alert["raised_at"])
+    assert occurred != raised
+
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+    alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    row = alerts_card.locator(".el-table__row", has_text="104.0%").first
+    expect(row).to_contain_text(occurred)
+    assert raised not in row.inner_text()
+
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-1002")
+    timeline_card = page.locator(".el-card", has=page.get_by_role("heading", name="预警与处理记录"))
+    row = timeline_card.locator(".el-table__row", has_text="104.0%").first
+    expect(row.get_by_test_id("alert-occurred")).to_have_text(occurred)
+    expect(row.get_by_test_id("alert-raised")).to_have_text(f"系统预警于 {raised}")
+    timeline = page.get_by_test_id("timeline")
+    expect(timeline).to_contain_text(f"{occurred} · 系统预警于 {raised}")
+    assert problems == []
+
+
+def _first_case(page: Any) -> str:
+    return str(page.locator(".el-table__body a[href*='/cases/']").first.inner_text())
+
+
+def test_the_case_table_sorts_from_the_keyboard(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # CARDIO: C-1002 is at 104% of a small standard, C-1001 at 92% of a large one, so
+    # by ratio C-1002 leads and by cost so far C-1001 does
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+    page.get_by_role("link", name="C-1001").first.wait_for()
+    assert _first_case(page) == "C-1002"
+    ratio_cell = page.locator("th", has=page.get_by_role("button", name="按费用比排序（从高到低）"))
+    expect(ratio_cell).to_have_attribute("aria-sort", "descending")
+
+    target = "按累计费用排序（从高到低）"
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('aria-label')") == target:
+            break
+    else:
+        raise AssertionError(f"Tab never reached the button {target!r}")
+    page.keyboard.press("Enter")
+    expect(page.locator(".el-table__body a[href*='/cases/']").first).to_have_text("C-1001")
+    cost_cell = page.locator("th", has=page.get_by_role("button", name=target))
+    expect(cost_cell).to_have_attribute("aria-sort", "descending")
+    expect(ratio_cell).to_have_attribute("aria-sort", "none")
+
+    for _ in range(3):  # back past days over stay and projected ratio, to ratio
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Space")
+    expect(page.locator(".el-table__body a[href*='/cases/']").first).to_have_text("C-1002")
+    expect(ratio_cell).to_have_attribute("aria-sort", "descending")
+    shoot(page, "department-sorted-by-keyboard-zh-laptop")
+    assert problems == []
+
+
 def test_the_language_switches_and_is_remembered(
     browser_page: tuple[Any, list[str]], hospital: Stack
 ) -> None:
@@ -221,11 +295,14 @@ def test_precheck_shows_where_the_case_would_land(
     assert problems == []
 
 
-@pytest.mark.parametrize("size", ["laptop", "tablet"])
+SIZES = {"laptop": LAPTOP, "tablet": TABLET, "tablet-landscape": TABLET_LANDSCAPE}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str, size: str) -> None:
     context = browser.new_context(
-        viewport=LAPTOP if size == "laptop" else TABLET,
+        viewport=SIZES[size],
         locale="zh-CN" if language == "zh" else "en-GB",
     )
     try:
