@@ -185,7 +185,5 @@ async def test_the_weekly_briefing_lists_department_alerts_apart_from_red_cases(
     assert all(case["case_id"] for case in briefing["red_cases"])
     csv_text = (await seeded.client.get(WEEKLY, params={**params, "format": "csv"})).text
     assert "科室目标 2026-11 总费用" in csv_text
-    page = (
-        await seeded.client.get(WEEKLY, params={**params, "format": "html", "lang": "en"})
-    ).text
+    page = (await seeded.client.get(WEEKLY, params={**params, "format": "html", "lang": "en"})).text
     assert "department target 2026-11 total cost" in page

@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser.hospital_day import HOSPITAL, a_stay
 from tests.conftest import _new_database
-from tests.integration.harness import Stack, running_stack
+from tests.integration.harness import TARGET_WATCH, Stack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,7 +52,7 @@ def browser(stack: Stack) -> Iterator[object]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack in embedded mode, on a database of this module's own."""
     for database_url in _new_database():
-        with running_stack(tmp_path_factory.mktemp("stack"), database_url) as running:
+        with running_stack(tmp_path_factory.mktemp("stack"), database_url, TARGET_WATCH) as running:
             yield running
 
 

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
-from tests.browser.hospital_day import HOSPITAL, ZONE, charge, share
+from tests.browser.hospital_day import HOSPITAL, ZONE, a_stay, charge, share
 from tests.integration.harness import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -369,4 +369,45 @@ def test_a_resolution_goes_to_review_and_the_office_approves_it(
     timeline = page.get_by_test_id("timeline")
     timeline.get_by_text("审核通过").wait_for()
     assert "新技术新项目" in timeline.inner_text()
+    assert problems == []
+
+
+def test_a_department_alert_arrives_live_and_leads_to_the_department(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+    # an orthopaedic case discharged now, then a cost per case target it is far over
+    now = datetime.now(ZONE)
+    stay = a_stay("C-3001", "FM15", "ORTHO", "0.60")
+    hospital.post(
+        [
+            *stay,
+            {
+                "event_id": "C-3001-dis",
+                "type": "discharged",
+                "hospital_id": HOSPITAL,
+                "case_id": "C-3001",
+                "occurred_at": now.isoformat(timespec="seconds"),
+                "discharged_at": now.isoformat(timespec="seconds"),
+            },
+        ]
+    )
+    hospital.wait_for(
+        lambda: (hospital.case(HOSPITAL, "C-3001") or {}).get("status") == "discharged"
+    )
+    answer = httpx.put(
+        f"{hospital.url}/v1/hospitals/{HOSPITAL}/targets/ORTHO/{now:%Y-%m}",
+        json={"cost_per_case": "1000.00"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+
+    live = page.get_by_test_id("live-alerts")
+    sentence = live.get_by_text(re.compile(r"ORTHO .*次均费用为目标的"))
+    sentence.first.wait_for(timeout=15_000)
+    shoot(page, "overview-department-alert")
+    sentence.first.click()
+    page.wait_for_url(re.compile(r"/hospitals/H001/departments/ORTHO"), timeout=15_000)
     assert problems == []

@@ -28,6 +28,15 @@ from services.stack import prepare_database, start_broker
 from services.supervisor import start_child, stop_child
 from services.topics import create_topics
 
+# departments' paces judged every half second, from the first day of a period and the
+# first discharged case, so that a test on any date sees them
+TARGET_WATCH = {
+    "DRGWATCH_TARGET_CHECK_SECONDS": "0.5",
+    "DRGWATCH_TARGET_WATCH_MONTH_FROM_DAY": "1",
+    "DRGWATCH_TARGET_WATCH_YEAR_FROM_DAY": "1",
+    "DRGWATCH_TARGET_WATCH_MIN_CASES": "1",
+}
+
 
 @dataclass
 class Stack:

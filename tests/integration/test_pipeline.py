@@ -20,20 +20,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.wire import CASE_SEQUENCE_HEADER
-from tests.integration.harness import Stack, running_stack
+from tests.integration.harness import TARGET_WATCH, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 FM15_EMPLOYEE = Decimal("40400.83")  # 3.2973 x 12252.70, the sample catalogue
-
-
-# departments' paces are judged every half second, from the first day of a period and
-# the first discharged case, so that a test on any date sees them
-TARGET_WATCH = {
-    "DRGWATCH_TARGET_CHECK_SECONDS": "0.5",
-    "DRGWATCH_TARGET_WATCH_MONTH_FROM_DAY": "1",
-    "DRGWATCH_TARGET_WATCH_YEAR_FROM_DAY": "1",
-    "DRGWATCH_TARGET_WATCH_MIN_CASES": "1",
-}
 
 
 @pytest.fixture(scope="module")
