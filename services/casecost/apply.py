@@ -263,9 +263,11 @@ def _price(state: CaseState, price_book: PriceBook) -> Pricing:
     state.level = pricing.thresholds.level_for(state.total_cost, standard.standard_cost)
     state.ratio_flag = None
     if state.discharged_at is not None:
-        if state.total_cost > HIGH_RATIO * standard.standard_cost:
+        high = HIGH_RATIO if group is None or group.high_ratio is None else group.high_ratio
+        low = LOW_RATIO if group is None or group.low_ratio is None else group.low_ratio
+        if state.total_cost > high * standard.standard_cost:
             state.ratio_flag = "high"
-        elif state.total_cost < LOW_RATIO * standard.standard_cost:
+        elif state.total_cost < low * standard.standard_cost:
             state.ratio_flag = "low"
     return pricing
 

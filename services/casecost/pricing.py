@@ -54,6 +54,11 @@ class DrgGroup:
     # the region's mean cost per case of the group (区域例均费用), where the catalogue gives
     # one: the reference of the regional cost consumption index
     mean_cost: Decimal | None = None
+    # a discharged case costing more than high_ratio x its standard is a high-ratio case,
+    # one costing less than low_ratio x its standard a low-ratio case (settled apart from
+    # the DRG payment); None: the common 2 and 0.4
+    high_ratio: Decimal | None = None
+    low_ratio: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

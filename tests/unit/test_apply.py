@@ -461,6 +461,25 @@ def test_discharge_sets_the_ratio_flag(total: str, flag: str | None) -> None:
     assert state.discharged_at is not None
 
 
+@pytest.mark.parametrize(
+    ("total", "flag"),
+    [
+        # this catalogue's D1: high above 3 x 10000.00, low below 0.3 x
+        ("30000.01", "high"),
+        ("30000.00", None),
+        ("20000.01", None),
+        ("2999.99", "low"),
+        ("3000.00", None),
+    ],
+)
+def test_a_catalogue_may_set_a_groups_ratio_limits(total: str, flag: str | None) -> None:
+    usual = catalogue()
+    d1 = dataclasses.replace(usual.groups["D1"], high_ratio=Decimal("3"), low_ratio=Decimal("0.3"))
+    own = book(dataclasses.replace(usual, groups={**usual.groups, "D1": d1}))
+    state, _ = run([admitted(), charge("c1", total), discharged()], own)
+    assert state.status == "discharged" and state.ratio_flag == flag
+
+
 def test_discharge_before_admission_arrives_is_still_discharged() -> None:
     state, _ = run([discharged(), admitted(), charge("c1", "30000.00")])
     assert state.status == "discharged" and state.ratio_flag == "high"
