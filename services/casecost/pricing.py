@@ -51,6 +51,7 @@ class DrgGroup:
     weight: Decimal
     avg_los_days: Decimal | None = None
     standard_cost: Decimal | None = None  # explicit override of weight x base rate
+    name_en: str | None = None  # the English name, where the catalogue gives one
 
 
 @dataclass(frozen=True, slots=True)
