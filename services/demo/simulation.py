@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from services.casecost.events import TIMESTAMP_FIELDS
 from services.casecost.pricing import DrgGroup
 from services.demo.hospital import (
+    ALTERNATIVES,
     COMPANIONS,
     DEPARTMENTS,
     ITEMS,
@@ -299,6 +300,16 @@ def _plan_case(
     )
 
 
+def _one_of_each(codes: list[str]) -> list[str]:
+    """`codes` in order, less any of which an earlier one is an alternative (a second
+    P2Y12 inhibitor, a second anticoagulant, ...: see `ALTERNATIVES`)."""
+    kept: list[str] = []
+    for code in codes:
+        if not any(code in group and not group.isdisjoint(kept) for group in ALTERNATIVES):
+            kept.append(code)
+    return kept
+
+
 # how much of a category's spending falls on a day of the stay: the day of admission
 # (admission labs and imaging), the day after the operation, and any other day (labs
 # every third day, imaging rarely after the first days)
@@ -315,8 +326,8 @@ def _day_weight(category: str, day: int, operation_day: int) -> float:
 
 
 LINES_PER_DAY = {"lab": 3, "exam": 2}
-# what a case in intensive care also gets
-RESCUE_DRUGS = ("D-ALBUMIN", "D-IMMUNOGLOBULIN", "D-MEROPENEM")
+# what a case in intensive care also gets: albumin, a carbapenem, a vasopressor
+RESCUE_DRUGS = ("D-ALBUMIN", "D-MEROPENEM", "D-NOREPINEPHRINE")
 
 
 class _CaseWriter:
@@ -520,7 +531,7 @@ class _CaseWriter:
         `budget`), charged on each of `days` in a daily quantity that spends it."""
         if budget <= 0 or not days or not pool:
             return Decimal(0)
-        order = self.rng.sample(pool, len(pool))
+        order = _one_of_each(self.rng.sample(pool, len(pool)))
         chosen, rest = order[:size], order[size:]
         daily = budget / len(days)
         rest.sort(key=lambda code: -ITEMS[code].unit_price)
