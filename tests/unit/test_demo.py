@@ -250,8 +250,11 @@ def test_the_core_prices_a_plausible_hospital(run: Run) -> None:
         by_drg[state.drg_code].append(ratio)
     cost_index = sum(sum(values) for values in by_drg.values()) / len(ratios)
     assert Decimal("0.85") <= cost_index <= Decimal("1.1")
+    # a tertiary hospital's case mix index; about a fifth to a third of its cases over
+    # their standard at discharge
     weights = [run.hospital.groups[s.drg_code].weight for s in discharged if s.drg_code]
-    assert Decimal("0.9") <= sum(weights) / len(weights) <= Decimal("1.6")
+    assert Decimal("1.1") <= sum(weights) / len(weights) <= Decimal("1.5")
+    assert 0.18 <= sum(r > 1 for r in ratios) / len(ratios) <= 0.35
     totals: Counter[str] = Counter()
     for state in discharged:
         for category, amount in state.cost_by_category.items():
@@ -259,11 +262,13 @@ def test_the_core_prices_a_plausible_hospital(run: Run) -> None:
     total = sum(totals.values())
     assert 0.2 <= totals["drug"] / total <= 0.38
     assert 0.12 <= totals["consumable"] / total <= 0.3
+    # Of the cases in hospital, about one in twelve is already over its standard (red):
+    # those with complications and the long stays, which a census holds more of than the
+    # admissions do; a few more are on their way (blue, yellow).
     levels = Counter(s.level for s in open_cases)
-    assert levels["red"] >= 3 and levels["blue"] + levels["yellow"] >= 2
-    for level in ("blue", "yellow", "red"):
-        assert levels[level] < 0.25 * len(open_cases)  # a minority at each level
-    assert levels["none"] > 0.5 * len(open_cases)
+    assert 0.05 <= levels["red"] / len(open_cases) <= 0.11
+    assert 0.02 <= (levels["blue"] + levels["yellow"]) / len(open_cases) <= 0.15
+    assert levels["none"] > 0.75 * len(open_cases)
 
 
 def test_a_run_is_the_same_for_its_seed_and_clock_and_runs_never_share_ids() -> None:
