@@ -71,7 +71,7 @@ def plan_import(price_book: PriceBook, catalogue_in: CatalogueIn) -> ImportPlan:
             group.weight,
             group.avg_los_days,
             group.standard_cost,
-            group.name_en,
+            name_en=group.name_en,
         )
         for group in catalogue_in.groups
     }

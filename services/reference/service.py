@@ -552,7 +552,7 @@ def _out(record: CatalogueRecord, group_count: int, in_force: set[int]) -> Catal
 
 def _group(row: DrgGroupRecord) -> DrgGroup:
     return DrgGroup(
-        row.drg_code, row.name, row.weight, row.avg_los_days, row.standard_cost, row.name_en
+        row.drg_code, row.name, row.weight, row.avg_los_days, row.standard_cost, name_en=row.name_en
     )
 
 
