@@ -59,6 +59,7 @@ class DrgGroup:
     # the DRG payment); None: the common 2 and 0.4
     high_ratio: Decimal | None = None
     low_ratio: Decimal | None = None
+    name_en: str | None = None  # the English name, where the catalogue gives one
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,10 +173,12 @@ _LAPAROSCOPY = (
 )
 _CARDIO_LABS = ("L-CBC", "L-BIOCHEM", "L-COAG", "L-TNI", "L-NTBNP", "L-LIPID", "L-DDIMER")
 _CARDIO_EXAMS = ("E-ECG", "E-ECHO", "E-CXR", "E-HOLTER")
-_CARDIO_DRUGS = (
+# coronary disease: antiplatelets (aspirin with one P2Y12 inhibitor), a statin, nitrates,
+# anticoagulation, gastric protection
+_CORONARY_DRUGS = (
     "D-ASPIRIN", "D-CLOPIDOGREL", "D-TICAGRELOR", "D-ATORVASTATIN", "D-NITROGLYCERIN",
-    "D-PANTOPRAZOLE", "D-ENOXAPARIN", "D-FUROSEMIDE", "D-NS250", "D-CREATINE-P",
-    "D-XUESAITONG", "D-NICORANDIL",
+    "D-PANTOPRAZOLE", "D-ENOXAPARIN", "D-NS250", "D-CREATINE-P", "D-XUESAITONG",
+    "D-NICORANDIL",
 )  # fmt: skip
 _SURGICAL_LABS = ("L-CBC", "L-BIOCHEM", "L-COAG", "L-CRP", "L-INFECT", "L-BLOODTYPE", "L-URINE")
 _SURGICAL_TREATMENTS = (
@@ -189,15 +191,39 @@ _ORTHO_DRUGS = (
     "D-CEFAZOLIN", "D-PARECOXIB", "D-FLURBIPROFEN", "D-ENOXAPARIN", "D-RIVAROXABAN",
     "D-TRANEXAMIC", "D-PANTOPRAZOLE", "D-NS250", "D-ALBUMIN", "D-XUESAITONG",
 )  # fmt: skip
-_ABDOMINAL_DRUGS = (
+# after a major bowel operation: cover for gut flora, nil by mouth with parenteral
+# nutrition, analgesia
+_BOWEL_DRUGS = (
     "D-CEFUROXIME", "D-ORNIDAZOLE", "D-PANTOPRAZOLE", "D-PARECOXIB", "D-NS250", "D-GS250",
-    "D-PN-BAG", "D-SOMATOSTATIN", "D-ALBUMIN", "D-METOCLOPRAMIDE", "D-GLUTATHIONE",
-    "D-AMINO-ACIDS",
+    "D-PN-BAG", "D-SOMATOSTATIN", "D-ALBUMIN", "D-METOCLOPRAMIDE", "D-AMINO-ACIDS",
 )  # fmt: skip
+# a short laparoscopic stay: prophylaxis, analgesia, fluids (a gallbladder also liver
+# protection and antiemetics)
+_CHOLECYSTECTOMY_DRUGS = (
+    "D-CEFUROXIME", "D-PANTOPRAZOLE", "D-PARECOXIB", "D-NS250", "D-GS250", "D-GLUTATHIONE",
+    "D-METOCLOPRAMIDE",
+)  # fmt: skip
+_APPENDICECTOMY_DRUGS = (
+    "D-CEFUROXIME", "D-ORNIDAZOLE", "D-PANTOPRAZOLE", "D-PARECOXIB", "D-NS250", "D-GS250",
+)  # fmt: skip
+_HERNIA_DRUGS = ("D-CEFAZOLIN", "D-PARECOXIB", "D-FLURBIPROFEN", "D-NS250", "D-GS250")
+# bowel obstruction: drip and suck, nutrition, somatostatin to cut secretions; no
+# prokinetic (metoclopramide is contraindicated in a mechanical obstruction)
+_OBSTRUCTION_DRUGS = (
+    "D-CEFUROXIME", "D-ORNIDAZOLE", "D-PANTOPRAZOLE", "D-NS250", "D-GS250", "D-PN-BAG",
+    "D-SOMATOSTATIN", "D-AMINO-ACIDS", "D-ALBUMIN",
+)  # fmt: skip
+# infection and airway: one beta-lactam (with moxifloxacin for atypical cover), mucolytic,
+# nebulised steroid and bronchodilator, a steroid for an exacerbation
 _RESP_DRUGS = (
     "D-CEFTRIAXONE", "D-PIPTAZO", "D-MOXIFLOXACIN", "D-AMBROXOL", "D-METHYLPRED",
     "D-BUDESONIDE", "D-IPRATROPIUM", "D-DOXOFYLLINE", "D-NS250", "D-THYMALFASIN",
     "D-MEROPENEM",
+)  # fmt: skip
+# an asthma attack is treated with bronchodilators and steroids, not antibiotics
+_ASTHMA_DRUGS = (
+    "D-TERBUTALINE", "D-BUDESONIDE", "D-IPRATROPIUM", "D-METHYLPRED", "D-DOXOFYLLINE",
+    "D-AMBROXOL", "D-NS250",
 )  # fmt: skip
 _RESP_LABS = ("L-CBC", "L-BIOCHEM", "L-CRP", "L-PCT", "L-ABG", "L-SPUTUM", "L-DDIMER")
 _RESP_EXAMS = ("E-CT-CHEST", "E-CXR", "E-LUNGFUNC", "E-ECG")
@@ -217,6 +243,42 @@ _CHEMO_SUPPORT = (
     "D-PALONOSETRON", "D-ONDANSETRON", "D-PANTOPRAZOLE", "D-NS250", "D-GS250", "D-GLUTATHIONE",
     "D-THYMALFASIN",
 )  # fmt: skip
+# pegfilgrastim once per cycle, for regimens that often bring neutropenia
+_PEG_GCSF = OperationPart((("D-PEG-GCSF", 1),), probability=0.35)
+
+
+def _chemotherapy(
+    name: str, share: int, *regimen: OperationPart, supportive: tuple[str, ...] = ()
+) -> Pathway:
+    """A cycle of one regimen: its agents infused on one day (doses for a body surface of
+    about 1.7 m2), supportive drugs every day."""
+    return Pathway(
+        name,
+        "ZLK",
+        "RE1",
+        share,
+        operation=(*regimen, OperationPart((("P-CHEMO-PUMP", 1),))),
+        operation_day=(1, 2),
+        drugs=(*supportive, *_CHEMO_SUPPORT),
+        labs=_ONCO_LABS,
+        exams=_ONCO_EXAMS,
+        treatments=("P-IVDRIP",),
+        consumables=("C-IVSET", "C-CANNULA", "C-DRESSING"),
+        mix=CHEMOTHERAPY_MIX,
+    )
+
+
+# Items of which a case's standing orders take one at most: one P2Y12 inhibitor, one
+# anticoagulant, one NSAID, one broad-spectrum beta-lactam, one 5-HT3 antagonist, one
+# long-acting opioid.
+ALTERNATIVES: tuple[frozenset[str], ...] = (
+    frozenset({"D-CLOPIDOGREL", "D-TICAGRELOR"}),
+    frozenset({"D-ENOXAPARIN", "D-RIVAROXABAN"}),
+    frozenset({"D-PARECOXIB", "D-FLURBIPROFEN"}),
+    frozenset({"D-CEFTRIAXONE", "D-PIPTAZO", "D-MEROPENEM", "D-CEFUROXIME", "D-CEFAZOLIN"}),
+    frozenset({"D-PALONOSETRON", "D-ONDANSETRON"}),
+    frozenset({"D-OXYCODONE", "D-FENTANYL-PATCH"}),
+)
 
 PATHWAYS: tuple[Pathway, ...] = (
     # cardiology: interventions in the cath lab, and medical care
@@ -238,7 +300,7 @@ PATHWAYS: tuple[Pathway, ...] = (
             OperationPart((("D-BIVALIRUDIN", 1),), 1, 2, probability=0.5),
         ),
         operation_day=(0, 2),
-        drugs=_CARDIO_DRUGS,
+        drugs=_CORONARY_DRUGS,
         labs=_CARDIO_LABS,
         exams=_CARDIO_EXAMS,
         treatments=("P-IVDRIP", "P-OXYGEN", "P-ECG-MONITOR"),
@@ -251,7 +313,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         14,
         operation=(OperationPart((("P-CAG", 1),)), *_ANGIO),
         operation_day=(1, 2),
-        drugs=_CARDIO_DRUGS,
+        drugs=_CORONARY_DRUGS,
         labs=_CARDIO_LABS,
         exams=_CARDIO_EXAMS,
         treatments=("P-IVDRIP",),
@@ -298,7 +360,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "XNK",
         "FR1",
         10,
-        drugs=(*_CARDIO_DRUGS, "D-TIROFIBAN"),
+        drugs=(*_CORONARY_DRUGS, "D-TIROFIBAN", "D-FUROSEMIDE"),
         labs=_CARDIO_LABS,
         exams=_CARDIO_EXAMS,
         treatments=("P-IVDRIP", "P-OXYGEN", "P-ECG-MONITOR"),
@@ -326,7 +388,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "XNK",
         "FR3",
         24,
-        drugs=_CARDIO_DRUGS,
+        drugs=_CORONARY_DRUGS,
         labs=_CARDIO_LABS,
         exams=_CARDIO_EXAMS,
         treatments=("P-IVDRIP", "P-ECG-MONITOR"),
@@ -336,7 +398,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "XNK",
         "FR4",
         11,
-        drugs=("D-AMIODARONE", "D-NS250", "D-ENOXAPARIN", "D-PANTOPRAZOLE"),
+        drugs=("D-AMIODARONE", "D-NS250", "D-ENOXAPARIN", "D-RIVAROXABAN", "D-PANTOPRAZOLE"),
         labs=_CARDIO_LABS,
         exams=_CARDIO_EXAMS,
         treatments=("P-IVDRIP", "P-ECG-MONITOR"),
@@ -438,7 +500,7 @@ PATHWAYS: tuple[Pathway, ...] = (
             OperationPart((("C-CLIP", 1),), 3, 6),
             OperationPart((("C-ULTRASCALPEL", 1),), probability=0.4),
         ),
-        drugs=_ABDOMINAL_DRUGS,
+        drugs=_CHOLECYSTECTOMY_DRUGS,
         labs=_SURGICAL_LABS,
         exams=("E-US-ABD", "E-ECG", "E-CXR"),
         treatments=_SURGICAL_TREATMENTS,
@@ -456,7 +518,7 @@ PATHWAYS: tuple[Pathway, ...] = (
             OperationPart((("C-CLIP", 1),), 2, 4),
         ),
         operation_day=(0, 1),
-        drugs=_ABDOMINAL_DRUGS,
+        drugs=_APPENDICECTOMY_DRUGS,
         labs=_SURGICAL_LABS,
         exams=("E-US-ABD", "E-CT-ABD", "E-ECG"),
         treatments=_SURGICAL_TREATMENTS,
@@ -473,7 +535,7 @@ PATHWAYS: tuple[Pathway, ...] = (
             *_LAPAROSCOPY,
             OperationPart((("C-MESH", 1),)),
         ),
-        drugs=_ABDOMINAL_DRUGS,
+        drugs=_HERNIA_DRUGS,
         labs=_SURGICAL_LABS,
         exams=("E-US-ABD", "E-ECG", "E-CXR"),
         treatments=_SURGICAL_TREATMENTS,
@@ -495,7 +557,7 @@ PATHWAYS: tuple[Pathway, ...] = (
             OperationPart((("C-DRAIN", 1),)),
         ),
         operation_day=(2, 4),
-        drugs=_ABDOMINAL_DRUGS,
+        drugs=_BOWEL_DRUGS,
         labs=(*_SURGICAL_LABS, "L-TUMOUR"),
         exams=("E-CT-ABD", "E-ECG", "E-CXR"),
         treatments=(*_SURGICAL_TREATMENTS, "P-GIDECOMP"),
@@ -507,7 +569,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "PWK",
         "GV",
         12,
-        drugs=_ABDOMINAL_DRUGS,
+        drugs=_OBSTRUCTION_DRUGS,
         labs=("L-CBC", "L-BIOCHEM", "L-CRP", "L-COAG"),
         exams=("E-CT-ABD", "E-US-ABD", "E-CXR"),
         treatments=("P-GIDECOMP", "P-IVDRIP"),
@@ -556,7 +618,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "HXNK",
         "ET1",
         6,
-        drugs=(*_RESP_DRUGS, "D-MEROPENEM", "D-ALBUMIN"),
+        drugs=(*_RESP_DRUGS, "D-ALBUMIN"),
         labs=_RESP_LABS,
         exams=_RESP_EXAMS,
         treatments=("P-VENTILATOR", "P-NEBULISE", "P-OXYGEN", "P-IVDRIP", "P-ECG-MONITOR"),
@@ -567,10 +629,10 @@ PATHWAYS: tuple[Pathway, ...] = (
         "HXNK",
         "EV1",
         12,
-        drugs=_RESP_DRUGS,
+        drugs=_ASTHMA_DRUGS,
         labs=_RESP_LABS,
         exams=_RESP_EXAMS,
-        treatments=("P-NEBULISE", "P-OXYGEN", "P-IVDRIP", "P-AIRWAY", "P-NIV"),
+        treatments=("P-NEBULISE", "P-OXYGEN", "P-IVDRIP"),
         consumables=("C-IVSET", "C-CANNULA", "C-NEBULISER", "C-ELECTRODE", "C-PUMP-LINE"),
     ),
     Pathway(
@@ -589,37 +651,52 @@ PATHWAYS: tuple[Pathway, ...] = (
         treatments=("P-NEBULISE", "P-OXYGEN", "P-IVDRIP", "P-AIRWAY", "P-NIV"),
         consumables=("C-IVSET", "C-CANNULA", "C-NEBULISER", "C-ELECTRODE", "C-PUMP-LINE"),
     ),
-    # oncology: chemotherapy cycles, radiotherapy and palliative care (no stents, no
-    # operations)
-    Pathway(
-        "chemotherapy",
-        "ZLK",
-        "RE1",
-        40,
-        drugs=(
-            "D-OXALIPLATIN",
-            "D-PACLITAXEL-ALB",
-            "D-DOCETAXEL",
-            "D-CISPLATIN",
-            "D-PEMETREXED",
-            "D-PEG-GCSF",
-            *_CHEMO_SUPPORT,
-        ),
-        labs=_ONCO_LABS,
-        exams=_ONCO_EXAMS,
-        treatments=("P-CHEMO-PUMP", "P-IVDRIP"),
-        consumables=("C-IVSET", "C-CANNULA", "C-DRESSING"),
-        mix=CHEMOTHERAPY_MIX,
+    # oncology: chemotherapy cycles (the regimen's agents on one day of the stay),
+    # radiotherapy and palliative care; no stents, no operations
+    _chemotherapy(  # non-squamous lung cancer
+        "chemotherapy: pemetrexed and cisplatin",
+        12,
+        OperationPart((("D-PEMETREXED", 1),), 2, 2),
+        OperationPart((("D-CISPLATIN", 1),), 4, 5),
     ),
-    Pathway(
+    _chemotherapy(  # lung, gastric, head and neck cancer
+        "chemotherapy: docetaxel and cisplatin",
+        8,
+        OperationPart((("D-DOCETAXEL", 1),), 6, 7),
+        OperationPart((("D-CISPLATIN", 1),), 4, 5),
+        _PEG_GCSF,
+    ),
+    _chemotherapy(  # colorectal and gastric cancer (XELOX: capecitabine by mouth)
+        "chemotherapy: oxaliplatin and capecitabine",
+        14,
+        OperationPart((("D-OXALIPLATIN", 1),), 4, 5),
+        supportive=("D-CAPECITABINE",),
+    ),
+    _chemotherapy(  # pancreatic cancer
+        "chemotherapy: nab-paclitaxel and gemcitabine",
+        6,
+        OperationPart((("D-PACLITAXEL-ALB", 1),), 2, 3),
+        OperationPart((("D-GEMCITABINE", 1),), 2, 2),
+        _PEG_GCSF,
+    ),
+    Pathway(  # diffuse large B-cell lymphoma: a cycle of R-CHOP
         "lymphoma",
         "ZLK",
         "RS1",
         12,
-        drugs=("D-RITUXIMAB", "D-DOCETAXEL", "D-PEG-GCSF", "D-METHYLPRED", *_CHEMO_SUPPORT),
+        operation=(
+            OperationPart((("D-RITUXIMAB", 1),), 6, 6, probability=0.8),  # CD20-positive
+            OperationPart((("D-CYCLOPHOSPHAMIDE", 1),), 6, 7),
+            OperationPart((("D-DOXORUBICIN", 1),), 8, 9),
+            OperationPart((("D-VINCRISTINE", 1),), 2, 2),
+            OperationPart((("P-CHEMO-PUMP", 1),)),
+            _PEG_GCSF,
+        ),
+        operation_day=(1, 2),
+        drugs=("D-PREDNISONE", *_CHEMO_SUPPORT),
         labs=_ONCO_LABS,
         exams=_ONCO_EXAMS,
-        treatments=("P-CHEMO-PUMP", "P-IVDRIP"),
+        treatments=("P-IVDRIP",),
         consumables=("C-IVSET", "C-CANNULA", "C-DRESSING"),
         mix=CHEMOTHERAPY_MIX,
     ),
@@ -725,7 +802,7 @@ PATHWAYS: tuple[Pathway, ...] = (
         "SJNK",
         "BV1",
         16,
-        drugs=("D-VALPROATE", "D-LEVETIRACETAM", "D-MANNITOL", "D-NS250", "D-PANTOPRAZOLE"),
+        drugs=("D-VALPROATE", "D-LEVETIRACETAM", "D-NS250", "D-PANTOPRAZOLE"),
         labs=_NEURO_LABS,
         exams=("E-EEG", "E-MRI-HEAD", "E-CT-HEAD", "E-ECG"),
         treatments=("P-IVDRIP",),
@@ -735,7 +812,8 @@ PATHWAYS: tuple[Pathway, ...] = (
         "SJNK",
         "BU1",
         14,
-        drugs=("D-BUTYLPHTHALIDE", "D-NS250", "D-PANTOPRAZOLE", "D-ATORVASTATIN"),
+        # Parkinson's disease and dementia
+        drugs=("D-MADOPAR", "D-PRAMIPEXOLE", "D-DONEPEZIL", "D-OXIRACETAM", "D-NS250"),
         labs=_NEURO_LABS,
         exams=("E-MRI-HEAD", "E-CT-HEAD", "E-ECG"),
         treatments=("P-IVDRIP", "P-REHAB", "P-LIMB-TRAINING", "P-PNEUMATIC"),

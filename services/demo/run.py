@@ -5,7 +5,9 @@ stay in hospital during the last `history_days` local days, each event dated whe
 happened) as fast as ingest takes it, then goes live: the next `live_hours` of the
 hospital are posted over `live_minutes` of real time, each event dated the real moment
 it is posted. Every run has ids of its own (the run id is in every case and event id),
-so a second run on the same database adds a new fortnight beside the first.
+so a second run on the same database adds a new fortnight beside the first. So that the
+hospital does not then hold two censuses, a new run first discharges the stays the
+earlier run of the same data directory left in hospital, at the moment that run stopped.
 
 The run's state (run id, seed, anchor, the live segments so far and how far the
 hospital got) is kept in `demo-run.json` in the data directory after every posting;
@@ -63,6 +65,7 @@ class RunState:
     history_days: int
     segments: tuple[Segment, ...]
     simulated_until: datetime
+    departments: tuple[str, ...] | None = None  # the department codes simulated (None: all)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class RunState:
                 for segment in self.segments
             ],
             "simulated_until": self.simulated_until.isoformat(),
+            "departments": None if self.departments is None else list(self.departments),
         }
 
     @classmethod
@@ -99,6 +103,7 @@ class RunState:
                 for segment in data["segments"]
             ),
             simulated_until=datetime.fromisoformat(data["simulated_until"]),
+            departments=None if data.get("departments") is None else tuple(data["departments"]),
         )
 
 
@@ -131,7 +136,13 @@ def sample_hospital(
 
 
 def new_run(
-    *, now: datetime, zone: tzinfo, seed: int | None, hospital_id: str, history_days: int
+    *,
+    now: datetime,
+    zone: tzinfo,
+    seed: int | None,
+    hospital_id: str,
+    history_days: int,
+    departments: Sequence[str] | None = None,
 ) -> RunState:
     """A fresh run anchored at `now`: its id is the local time to the second."""
     anchor = now.astimezone(UTC).replace(microsecond=0)
@@ -143,7 +154,45 @@ def new_run(
         history_days=history_days,
         segments=(),
         simulated_until=anchor,
+        departments=None if departments is None else tuple(departments),
     )
+
+
+def run_hospital(state: RunState, zone: tzinfo) -> Hospital:
+    """The simulated hospital of a run, with the departments it simulates."""
+    hospital = sample_hospital(
+        run_id=state.run_id,
+        seed=state.seed,
+        anchor=state.anchor,
+        zone=zone,
+        hospital_id=state.hospital_id,
+        history_days=state.history_days,
+    )
+    if state.departments is None:
+        return hospital
+    return replace(hospital, departments={code: DEPARTMENTS[code] for code in state.departments})
+
+
+def closing_discharges(state: RunState, zone: tzinfo) -> list[dict[str, Any]]:
+    """Discharges for the stays a run left in hospital (admitted by the point it reached,
+    not discharged by then), dated the real moment it reached that point.
+
+    Their event ids are fixed by the case, so posting them again is a duplicate."""
+    hospital = run_hospital(state, zone)
+    reached = state.simulated_until
+    moment = Timeline(state.anchor, state.segments).to_real(reached).isoformat()
+    return [
+        {
+            "event_id": f"{plan.case_id}-closed",
+            "type": "discharged",
+            "hospital_id": hospital.hospital_id,
+            "case_id": plan.case_id,
+            "occurred_at": moment,
+            "discharged_at": moment,
+        }
+        for plan in plan_cases(hospital, reached)
+        if plan.admitted_at <= reached < plan.discharged_at
+    ]
 
 
 def load_state(state_dir: Path) -> RunState | None:
@@ -185,31 +234,34 @@ async def run_demo(
     """
     zone = zone or ZoneInfo("Asia/Shanghai")
     now = clock or (lambda: datetime.now(UTC))
+    earlier = load_state(state_dir)
     if resume:
-        state = load_state(state_dir)
-        if state is None:
+        if earlier is None:
             raise DemoFailed(f"nothing to resume: no {STATE_FILE} in {state_dir}")
+        state = earlier
         echo(f"demo: resuming run {state.run_id} from {_local(state.simulated_until, zone)}")
     else:
         state = new_run(
-            now=now(), zone=zone, seed=seed, hospital_id=hospital_id, history_days=history_days
+            now=now(),
+            zone=zone,
+            seed=seed,
+            hospital_id=hospital_id,
+            history_days=history_days,
+            departments=departments,
         )
-    hospital = sample_hospital(
-        run_id=state.run_id,
-        seed=state.seed,
-        anchor=state.anchor,
-        zone=zone,
-        hospital_id=state.hospital_id,
-        history_days=state.history_days,
-    )
-    if departments is not None:
-        kept = {code: DEPARTMENTS[code] for code in departments}
-        hospital = replace(hospital, departments=kept)
+    hospital = run_hospital(state, zone)
     span = timedelta(hours=live_hours)
     live_end = state.simulated_until + span
     plans = plan_cases(hospital, live_end)
     events = hospital_events(hospital, plans)
     await _name_departments(client, state.hospital_id, echo)
+    if not resume and earlier is not None and earlier.run_id != state.run_id:
+        closing = closing_discharges(earlier, zone)
+        echo(
+            f"demo: run {earlier.run_id} left {len(closing)} stays in hospital; discharging"
+            " them at the moment it stopped (`--resume` continues a run instead)"
+        )
+        await _post(client, closing, echo)
     if not resume:
         history = [event for event in events if event.at <= state.anchor]
         open_at_anchor = sum(plan.discharged_at > state.anchor for plan in plans)

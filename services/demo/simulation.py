@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from services.casecost.events import TIMESTAMP_FIELDS
 from services.casecost.pricing import DrgGroup
 from services.demo.hospital import (
+    ALTERNATIVES,
     COMPANIONS,
     DEPARTMENTS,
     ITEMS,
@@ -43,11 +44,11 @@ OCCUPANCY = 0.85
 SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 1.01  # of the standard, before the length of stay is taken into account
+COST_MEDIAN = 0.95  # of the standard, before the length of stay is taken into account
 COST_SPREAD = 0.12  # sigma of log(cost ratio)
 LOS_ELASTICITY = 0.2  # a stay 10% longer than the DRG's average costs about 2% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
-HIGH_RATIO_SHARE = 0.02  # complications, intensive care: cost > 2 x standard
+HIGH_RATIO_SHARE = 0.015  # complications, intensive care: cost > 2 x standard
 UNGROUPED_SHARE = 0.12  # admitted without a working DRG, grouped within the day
 REGROUP_SHARE = 0.06  # severity coded again during the stay
 TRANSFER_SHARE = 0.02
@@ -299,6 +300,16 @@ def _plan_case(
     )
 
 
+def _one_of_each(codes: list[str]) -> list[str]:
+    """`codes` in order, less any of which an earlier one is an alternative (a second
+    P2Y12 inhibitor, a second anticoagulant, ...: see `ALTERNATIVES`)."""
+    kept: list[str] = []
+    for code in codes:
+        if not any(code in group and not group.isdisjoint(kept) for group in ALTERNATIVES):
+            kept.append(code)
+    return kept
+
+
 # how much of a category's spending falls on a day of the stay: the day of admission
 # (admission labs and imaging), the day after the operation, and any other day (labs
 # every third day, imaging rarely after the first days)
@@ -315,8 +326,8 @@ def _day_weight(category: str, day: int, operation_day: int) -> float:
 
 
 LINES_PER_DAY = {"lab": 3, "exam": 2}
-# what a case in intensive care also gets
-RESCUE_DRUGS = ("D-ALBUMIN", "D-IMMUNOGLOBULIN", "D-MEROPENEM")
+# what a case in intensive care also gets: albumin, a carbapenem, a vasopressor
+RESCUE_DRUGS = ("D-ALBUMIN", "D-MEROPENEM", "D-NOREPINEPHRINE")
 
 
 class _CaseWriter:
@@ -520,7 +531,7 @@ class _CaseWriter:
         `budget`), charged on each of `days` in a daily quantity that spends it."""
         if budget <= 0 or not days or not pool:
             return Decimal(0)
-        order = self.rng.sample(pool, len(pool))
+        order = _one_of_each(self.rng.sample(pool, len(pool)))
         chosen, rest = order[:size], order[size:]
         daily = budget / len(days)
         rest.sort(key=lambda code: -ITEMS[code].unit_price)

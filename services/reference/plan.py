@@ -66,7 +66,12 @@ def plan_import(price_book: PriceBook, catalogue_in: CatalogueIn) -> ImportPlan:
     )
     imported = {
         group.drg_code: DrgGroup(
-            group.drg_code, group.name, group.weight, group.avg_los_days, group.standard_cost
+            group.drg_code,
+            group.name,
+            group.weight,
+            group.avg_los_days,
+            group.standard_cost,
+            name_en=group.name_en,
         )
         for group in catalogue_in.groups
     }

@@ -61,6 +61,7 @@ class GroupIn(BaseModel):
     weight: Annotated[PositiveDecimal, Field(le=100)]
     avg_los_days: Annotated[PositiveDecimal, Field(le=365)] | None = None
     standard_cost: Annotated[PositiveDecimal, Field(le=100_000_000)] | None = None
+    name_en: Label | None = None  # the English name, beside `name` in the catalogue's language
 
 
 class CatalogueIn(BaseModel):
@@ -161,6 +162,7 @@ class CatalogueList(BaseModel):
 class GroupRow(BaseModel):
     drg_code: str
     name: str
+    name_en: str | None
     weight: str
     avg_los_days: str | None
     standard_cost: str | None

@@ -51,7 +51,7 @@ from services.storage.models import (
 )
 from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 
-CSV_COLUMNS = ("drg_code", "name", "weight", "avg_los_days", "standard_cost")
+CSV_COLUMNS = ("drg_code", "name", "weight", "avg_los_days", "standard_cost", "name_en")
 SAMPLE_CSV = Path(__file__).parent / "sample" / "chs_drg_sample.csv"
 SAMPLE_NAME = "SAMPLE CHS-DRG-style catalogue (illustrative, not for payment)"
 SAMPLE_BASE_RATES = {"employee": "12252.70", "resident": "9649.24"}
@@ -63,7 +63,8 @@ VisibleSelect = TypeVar("VisibleSelect", bound=Select[Any])
 
 
 def groups_from_csv(text: str) -> list[GroupIn]:
-    """Parse `drg_code,name,weight,avg_los_days,standard_cost` rows (header required)."""
+    """Parse `drg_code,name,weight,avg_los_days,standard_cost` rows, with an optional
+    `name_en` column (header required; columns in any order)."""
     reader = csv.DictReader(io.StringIO(text))
     missing = [column for column in CSV_COLUMNS[:3] if column not in (reader.fieldnames or [])]
     if missing:
@@ -78,6 +79,7 @@ def groups_from_csv(text: str) -> list[GroupIn]:
                     weight=row["weight"],
                     avg_los_days=row.get("avg_los_days") or None,
                     standard_cost=row.get("standard_cost") or None,
+                    name_en=row.get("name_en") or None,
                 )
             )
         except ValueError as error:
@@ -129,9 +131,7 @@ async def load_price_book(*, db_session: AsyncSession, zone: tzinfo | None = Non
         .where(CatalogueRecord.withdrawn_at.is_(None))
     )
     for row in rows:
-        groups[row.catalogue_id][row.drg_code] = DrgGroup(
-            row.drg_code, row.name, row.weight, row.avg_los_days, row.standard_cost
-        )
+        groups[row.catalogue_id][row.drg_code] = _group(row)
     thresholds = {
         (row.hospital_id, row.drg_code): Thresholds(row.blue, row.yellow, row.red)
         for row in (await db_session.scalars(select(ThresholdRecord))).all()
@@ -249,6 +249,7 @@ async def _store(
             weight=group.weight,
             avg_los_days=group.avg_los_days,
             standard_cost=group.standard_cost,
+            name_en=group.name_en,
         )
         for group in catalogue.groups.values()
     )
@@ -550,7 +551,9 @@ def _out(record: CatalogueRecord, group_count: int, in_force: set[int]) -> Catal
 
 
 def _group(row: DrgGroupRecord) -> DrgGroup:
-    return DrgGroup(row.drg_code, row.name, row.weight, row.avg_los_days, row.standard_cost)
+    return DrgGroup(
+        row.drg_code, row.name, row.weight, row.avg_los_days, row.standard_cost, name_en=row.name_en
+    )
 
 
 def _group_row(group: DrgGroup, base_rates: dict[str, Decimal]) -> GroupRow:
@@ -558,6 +561,7 @@ def _group_row(group: DrgGroup, base_rates: dict[str, Decimal]) -> GroupRow:
     return GroupRow(
         drg_code=group.drg_code,
         name=group.name,
+        name_en=group.name_en,
         weight=str(group.weight),
         avg_los_days=None if group.avg_los_days is None else str(group.avg_los_days),
         standard_cost=None if group.standard_cost is None else str(group.standard_cost),

@@ -275,6 +275,8 @@ class DrgGroupRecord(Base):
     )
     drg_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # the English name beside `name` (which is in the catalogue's own language), if given
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)
     weight: Mapped[Decimal] = mapped_column(ExactDecimal(10, 4))
     avg_los_days: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 1), nullable=True)
     standard_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)

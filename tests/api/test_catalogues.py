@@ -376,3 +376,92 @@ async def test_workers_reload_after_a_withdrawal_and_price_without_it(api: Api) 
     assert await reference.refresh() is True  # -> reprice commands for the open cases
     assert reference.price_book.catalogues == ()
     assert reference.price_book.standard("H001", "FM15", "employee", march) is None
+
+
+BILINGUAL: dict[str, Any] = {
+    "name": "Province 2026",
+    "effective_from": "2026-01-01",
+    "base_rates": {"employee": "11000.00", "resident": "9000.00"},
+    "groups": [
+        {
+            "drg_code": "FM15",
+            "name": "经皮冠状动脉支架植入，不伴并发症或合并症",
+            "name_en": "Percutaneous coronary intervention with stent, without CC",
+            "weight": "3.1000",
+        },
+        {"drg_code": "ES23", "name": "胸腔积液，伴一般并发症或合并症", "weight": "1.1000"},
+    ],
+}
+
+
+async def test_groups_keep_the_english_name_an_import_gives_and_cases_show_it(
+    api: Api,
+) -> None:
+    stored = await post(api, BILINGUAL)
+    groups = (await api.client.get(f"/v1/drg-catalogues/{stored['catalogue_id']}")).json()
+    assert [(g["drg_code"], g["name_en"]) for g in groups["groups"]["items"]] == [
+        ("ES23", None),
+        ("FM15", "Percutaneous coronary intervention with stent, without CC"),
+    ]
+    group = (await api.client.get("/v1/drg-catalogues/current/groups/FM15")).json()
+    assert group["name"] == "经皮冠状动脉支架植入，不伴并发症或合并症"
+    assert group["name_en"] == "Percutaneous coronary intervention with stent, without CC"
+    assert (await api.client.get("/v1/drg-catalogues/current/groups/ES23")).json()[
+        "name_en"
+    ] is None
+
+    # a case shows its group's English name beside the catalogue's, where there is one
+    await open_cases(
+        api,
+        ("C-FM15", "FM15", "employee", "2026-11-30T09:00:00+08:00", "open"),
+        ("C-ES23", "ES23", "employee", "2026-11-30T09:00:00+08:00", "open"),
+        ("C-NONE", None, "employee", "2026-11-30T09:00:00+08:00", "open"),
+    )
+    async with api.sessions() as db_session:
+        for case_id, group in (("C-FM15", 0), ("C-ES23", 1)):
+            record = await db_session.get(CaseRecord, ("H001", case_id))
+            assert record is not None
+            record.drg_name = BILINGUAL["groups"][group]["name"]
+        await db_session.commit()
+    case = (await api.client.get("/v1/hospitals/H001/cases/C-FM15")).json()
+    assert case["drg_name"] == "经皮冠状动脉支架植入，不伴并发症或合并症"
+    assert case["drg_name_en"] == "Percutaneous coronary intervention with stent, without CC"
+    listed = (await api.client.get("/v1/hospitals/H001/cases")).json()["items"]
+    assert [(c["case_id"], c["drg_name_en"]) for c in listed] == [
+        ("C-ES23", None),
+        ("C-FM15", "Percutaneous coronary intervention with stent, without CC"),
+        ("C-NONE", None),
+    ]
+
+    # an amendment that drops the English name takes it away from groups and cases alike
+    amended = {**BILINGUAL, "mode": "amend", "effective_from": "2026-06-01", "base_rates": {}}
+    amended["groups"] = [{k: v for k, v in BILINGUAL["groups"][0].items() if k != "name_en"}]
+    report = await post(api, amended)
+    assert report["changes"] == {"added": 0, "changed": 1, "unchanged": 1, "withdrawn": 0}
+    assert (await api.client.get("/v1/hospitals/H001/cases/C-FM15")).json()["drg_name_en"] is None
+
+
+async def test_the_sample_names_its_groups_in_chinese_and_keeps_the_english(api: Api) -> None:
+    await load_sample(api)
+    group = (await api.client.get("/v1/drg-catalogues/current/groups/FM15")).json()
+    assert group["sample"] is True
+    assert group["name"] == "经皮冠状动脉支架植入，不伴并发症或合并症"
+    assert group["name_en"] == (
+        "Percutaneous coronary intervention with stent, without complications or comorbidities"
+    )
+
+
+def test_a_csv_names_its_groups_in_english_only_where_it_has_the_column() -> None:
+    plain = catalogue_service.groups_from_csv(
+        "drg_code,name,weight,avg_los_days,standard_cost\nES23,胸腔积液,1.1000,11.5,\n"
+    )
+    assert [(g.name, g.name_en) for g in plain] == [("胸腔积液", None)]
+    bilingual = catalogue_service.groups_from_csv(
+        "drg_code,name,name_en,weight\n"
+        "ES23,胸腔积液,Pleural effusion,1.1000\n"
+        'FM15,经皮冠状动脉支架植入,"",3.1000\n'
+    )
+    assert [(g.drg_code, g.name, g.name_en) for g in bilingual] == [
+        ("ES23", "胸腔积液", "Pleural effusion"),
+        ("FM15", "经皮冠状动脉支架植入", None),
+    ]

@@ -1,6 +1,6 @@
 """The demo against the real app: every event accepted, none dated ahead of the clock it
 is posted by, a resumption that continues the same stays, and a second run beside the
-first with ids of its own.
+first with ids of its own that discharges the stays the first left in hospital.
 
 One department (oncology) keeps the run small; the clock is the real one at the start
 and moves on only when the demo sleeps, so the live phase takes no real time (and stays
@@ -19,6 +19,12 @@ import httpx
 from services.casecost.events import TIMESTAMP_FIELDS
 from services.demo.run import STATE_FILE, RunState, run_demo
 from tests.api.conftest import Api
+
+
+def in_hospital(events: list[dict[str, str]]) -> set[str]:
+    """The cases these events leave in hospital: some event, and no discharge."""
+    discharged = {event["case_id"] for event in events if event["type"] == "discharged"}
+    return {event["case_id"] for event in events} - discharged
 
 
 class SteppedClock:
@@ -100,10 +106,24 @@ async def test_the_demo_runs_resumes_and_runs_again_without_a_rejection(
         event["event_id"] for event in history_and_live
     }
 
+    census = in_hospital(history_and_live + continued)
+    assert len(census) > 10  # of oncology's 32 beds
+
     clock.moment = max(clock.moment, datetime.now(UTC)) + timedelta(seconds=5)
     second, again = await _run(api, clock, tmp_path, lines)
     assert second.run_id != first.run_id
-    assert not {event["case_id"] for event in again} & earlier_cases
+    # the first run's stays still in hospital are discharged when it stopped, once each
+    closing = [event for event in again if event["case_id"] in earlier_cases]
+    assert {event["case_id"] for event in closing} == census
+    assert all(event["type"] == "discharged" for event in closing)
+    assert len(closing) == len(census)
+    stopped = resumed.segments[-1].to_real(resumed.simulated_until)
+    assert {event["discharged_at"] for event in closing} == {stopped.isoformat()}
+    # one hospital's census afterwards: the second run's stays only, about as many
+    after = in_hospital(history_and_live + continued + again)
+    assert after and all(case_id.startswith(f"ZY{second.run_id}-") for case_id in after)
+    assert 0.6 * len(census) <= len(after) <= 1.6 * len(census)
+    assert any("left" in line and "stays in hospital" in line for line in lines)
     total = len(history_and_live) + len(continued) + len(again)
     assert await api.scalar("select count(*) from ingest_ledger") == total
     assert await api.scalar("select count(*) from dead_letters") == 0

@@ -555,7 +555,14 @@ CODE = re.compile(r"^[A-Z][A-Z][0-9][1359]$")
 def catalogue_rows() -> list[dict[str, str]]:
     with SAMPLE_CSV.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == ["drg_code", "name", "weight", "avg_los_days", "standard_cost"]
+        assert reader.fieldnames == [
+            "drg_code",
+            "name",
+            "weight",
+            "avg_los_days",
+            "standard_cost",
+            "name_en",
+        ]
         return list(reader)
 
 
@@ -566,7 +573,9 @@ def test_sample_catalogue_rows(catalogue_rows: list[dict[str, str]]) -> None:
     for row in catalogue_rows:
         code = row["drg_code"]
         assert CODE.match(code), code
-        assert row["name"].strip(), code
+        # named in Chinese, as a medical insurance bureau's catalogue is, with the English
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in row["name"]), code
+        assert row["name_en"].strip() and row["name_en"].isascii(), code
         weight = Decimal(row["weight"])
         assert weight.as_tuple().exponent == -4, f"{code}: weight needs 4 decimal places"
         assert Decimal("0.2") <= weight <= Decimal("30"), f"{code}: weight {weight}"

@@ -45,6 +45,7 @@ async def list_cases(
     db_session: SessionDep,
     caller: CaseReader,
     now: NowDep,
+    price_book: PriceBookDep,
     department: DepartmentFilter = None,
     level: Annotated[
         str | None,
@@ -71,6 +72,7 @@ async def list_cases(
         limit=limit,
         cursor=cursor,
         now=now,
+        price_book=price_book,
     )
 
 

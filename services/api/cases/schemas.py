@@ -19,6 +19,8 @@ class CaseOut(BaseModel):
     department: str | None
     drg_code: str | None
     drg_name: str | None
+    # the group's English name, where the catalogue that prices the case gives one
+    drg_name_en: str | None = None
     insurance_scheme: str | None
     standard_cost: str | None
     total_cost: str

@@ -64,7 +64,22 @@ def _local(moment: datetime | None, local: tzinfo) -> datetime | None:
     return None if moment is None else moment.astimezone(local)
 
 
-def to_out(record: CaseRecord, now: datetime) -> CaseOut:
+def drg_name_en(record: CaseRecord, price_book: PriceBook) -> str | None:
+    """The English name of the case's DRG group, from the catalogue that prices the case
+    (the one in force on its day of admission), where that catalogue gives one.
+
+    Read from the price book the API keeps in memory, so neither the worker nor the
+    query pays for it; None unless the group there still has the name the case shows."""
+    moment = record.admitted_at or record.last_event_at
+    if record.drg_code is None or moment is None:
+        return None
+    group = price_book.group(record.hospital_id, record.drg_code, price_book.local_day(moment))
+    if group is None or group.name != record.drg_name:
+        return None
+    return group.name_en
+
+
+def to_out(record: CaseRecord, now: datetime, price_book: PriceBook) -> CaseOut:
     local = timezone(timedelta(minutes=record.utc_offset_minutes or 0))
     over = days_over_avg_stay(record, now)
     return CaseOut(
@@ -74,6 +89,7 @@ def to_out(record: CaseRecord, now: datetime) -> CaseOut:
         department=record.department,
         drg_code=record.drg_code,
         drg_name=record.drg_name,
+        drg_name_en=drg_name_en(record, price_book),
         insurance_scheme=record.insurance_scheme,
         standard_cost=money(record.standard_cost),
         total_cost=money(record.total_cost) or "0.00",
@@ -174,7 +190,7 @@ async def get(
     )
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
     return CaseDetail(
-        **to_out(record, now).model_dump(),
+        **to_out(record, now, price_book).model_dump(),
         thresholds=Thresholds(
             blue=threshold_text(thresholds.blue),
             yellow=threshold_text(thresholds.yellow),
@@ -248,6 +264,7 @@ async def list_cases(
     cursor: str | None,
     order: CaseOrder | None = None,
     now: datetime,
+    price_book: PriceBook,
 ) -> CaseList:
     """A page of cases: by case id, or by `order` descending (nulls last, then case id)."""
     if not caller.sees_hospital(hospital_id):
@@ -285,7 +302,7 @@ async def list_cases(
                 )
         query = query.order_by(case((key.is_(None), 1), else_=0), key.desc(), CaseRecord.case_id)
     rows = (await db_session.scalars(query.limit(limit + 1))).all()
-    items = [to_out(row, now) for row in rows[:limit]]
+    items = [to_out(row, now, price_book) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
