@@ -72,6 +72,9 @@ def plan_import(price_book: PriceBook, catalogue_in: CatalogueIn) -> ImportPlan:
             group.avg_los_days,
             group.standard_cost,
             name_en=group.name_en,
+            mean_cost=group.mean_cost,
+            high_ratio=group.high_ratio,
+            low_ratio=group.low_ratio,
         )
         for group in catalogue_in.groups
     }

@@ -62,6 +62,12 @@ class GroupIn(BaseModel):
     avg_los_days: Annotated[PositiveDecimal, Field(le=365)] | None = None
     standard_cost: Annotated[PositiveDecimal, Field(le=100_000_000)] | None = None
     name_en: Label | None = None  # the English name, beside `name` in the catalogue's language
+    # the region's mean cost per case of the group (区域例均费用), the reference of the
+    # regional cost consumption index
+    mean_cost: Annotated[PositiveDecimal, Field(le=100_000_000)] | None = None
+    # the group's own high-ratio and low-ratio limits (x standard); none: 2 and 0.4
+    high_ratio: Annotated[PositiveDecimal, Field(gt=1, le=20)] | None = None
+    low_ratio: Annotated[PositiveDecimal, Field(lt=1)] | None = None
 
 
 class CatalogueIn(BaseModel):
@@ -167,6 +173,9 @@ class GroupRow(BaseModel):
     avg_los_days: str | None
     standard_cost: str | None
     standard_costs: dict[str, str]  # per insurance scheme: weight x base rate, or the override
+    mean_cost: str | None
+    high_ratio: str | None  # null: 2
+    low_ratio: str | None  # null: 0.4
 
 
 class GroupPage(BaseModel):

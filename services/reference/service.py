@@ -51,7 +51,17 @@ from services.storage.models import (
 )
 from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 
-CSV_COLUMNS = ("drg_code", "name", "weight", "avg_los_days", "standard_cost", "name_en")
+CSV_COLUMNS = (
+    "drg_code",
+    "name",
+    "weight",
+    "avg_los_days",
+    "standard_cost",
+    "name_en",
+    "mean_cost",
+    "high_ratio",
+    "low_ratio",
+)
 SAMPLE_CSV = Path(__file__).parent / "sample" / "chs_drg_sample.csv"
 SAMPLE_NAME = "SAMPLE CHS-DRG-style catalogue (illustrative, not for payment)"
 SAMPLE_BASE_RATES = {"employee": "12252.70", "resident": "9649.24"}
@@ -63,8 +73,9 @@ VisibleSelect = TypeVar("VisibleSelect", bound=Select[Any])
 
 
 def groups_from_csv(text: str) -> list[GroupIn]:
-    """Parse `drg_code,name,weight,avg_los_days,standard_cost` rows, with an optional
-    `name_en` column (header required; columns in any order)."""
+    """Parse `drg_code,name,weight,avg_los_days,standard_cost` rows, with optional
+    `name_en`, `mean_cost`, `high_ratio` and `low_ratio` columns (header required; columns
+    in any order)."""
     reader = csv.DictReader(io.StringIO(text))
     missing = [column for column in CSV_COLUMNS[:3] if column not in (reader.fieldnames or [])]
     if missing:
@@ -80,6 +91,9 @@ def groups_from_csv(text: str) -> list[GroupIn]:
                     avg_los_days=row.get("avg_los_days") or None,
                     standard_cost=row.get("standard_cost") or None,
                     name_en=row.get("name_en") or None,
+                    mean_cost=row.get("mean_cost") or None,
+                    high_ratio=row.get("high_ratio") or None,
+                    low_ratio=row.get("low_ratio") or None,
                 )
             )
         except ValueError as error:
@@ -250,6 +264,9 @@ async def _store(
             avg_los_days=group.avg_los_days,
             standard_cost=group.standard_cost,
             name_en=group.name_en,
+            mean_cost=group.mean_cost,
+            high_ratio=group.high_ratio,
+            low_ratio=group.low_ratio,
         )
         for group in catalogue.groups.values()
     )
@@ -552,7 +569,15 @@ def _out(record: CatalogueRecord, group_count: int, in_force: set[int]) -> Catal
 
 def _group(row: DrgGroupRecord) -> DrgGroup:
     return DrgGroup(
-        row.drg_code, row.name, row.weight, row.avg_los_days, row.standard_cost, name_en=row.name_en
+        row.drg_code,
+        row.name,
+        row.weight,
+        row.avg_los_days,
+        row.standard_cost,
+        name_en=row.name_en,
+        mean_cost=row.mean_cost,
+        high_ratio=row.high_ratio,
+        low_ratio=row.low_ratio,
     )
 
 
@@ -566,4 +591,7 @@ def _group_row(group: DrgGroup, base_rates: dict[str, Decimal]) -> GroupRow:
         avg_los_days=None if group.avg_los_days is None else str(group.avg_los_days),
         standard_cost=None if group.standard_cost is None else str(group.standard_cost),
         standard_costs={scheme: str(cost) for scheme, cost in costs.items() if cost is not None},
+        mean_cost=None if group.mean_cost is None else str(group.mean_cost),
+        high_ratio=None if group.high_ratio is None else str(group.high_ratio),
+        low_ratio=None if group.low_ratio is None else str(group.low_ratio),
     )

@@ -280,6 +280,10 @@ class DrgGroupRecord(Base):
     weight: Mapped[Decimal] = mapped_column(ExactDecimal(10, 4))
     avg_los_days: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 1), nullable=True)
     standard_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    # the region's mean cost per case, and the group's own high-/low-ratio limits
+    mean_cost: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 2), nullable=True)
+    high_ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 4), nullable=True)
+    low_ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 4), nullable=True)
 
 
 class ThresholdRecord(Base):

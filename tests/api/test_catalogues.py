@@ -6,7 +6,7 @@ hospital's local day (the clock is set: 02:05 on 1 December in Beijing)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -464,4 +464,59 @@ def test_a_csv_names_its_groups_in_english_only_where_it_has_the_column() -> Non
     assert [(g.drg_code, g.name, g.name_en) for g in bilingual] == [
         ("ES23", "胸腔积液", "Pleural effusion"),
         ("FM15", "经皮冠状动脉支架植入", None),
+    ]
+
+
+async def test_groups_keep_the_regions_mean_cost_and_their_own_ratio_limits(api: Api) -> None:
+    body = {
+        **BILINGUAL,
+        "groups": [
+            {
+                **BILINGUAL["groups"][0],
+                "mean_cost": "36000.00",
+                "high_ratio": "3",
+                "low_ratio": "0.3",
+            },
+            BILINGUAL["groups"][1],
+        ],
+    }
+    stored = await post(api, body)
+
+    groups = (await api.client.get(f"/v1/drg-catalogues/{stored['catalogue_id']}")).json()
+    assert [
+        (g["drg_code"], g["mean_cost"], g["high_ratio"], g["low_ratio"])
+        for g in groups["groups"]["items"]
+    ] == [("ES23", None, None, None), ("FM15", "36000.00", "3.0000", "0.3000")]
+    async with api.sessions() as db_session:
+        book = await catalogue_service.load_price_book(db_session=db_session)
+    fm15 = book.group("H001", "FM15", date(2026, 3, 1))
+    assert fm15 is not None
+    assert (fm15.mean_cost, fm15.high_ratio, fm15.low_ratio) == (
+        Decimal("36000.00"),
+        Decimal("3.0000"),
+        Decimal("0.3000"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("high_ratio", "1"), ("high_ratio", "0.5"), ("low_ratio", "1"), ("mean_cost", "0")],
+)
+async def test_ratio_limits_and_mean_costs_out_of_range_are_refused(
+    api: Api, field: str, value: str
+) -> None:
+    body = {**BILINGUAL, "groups": [{**BILINGUAL["groups"][0], field: value}]}
+    refused = await post(api, body, status=422)
+    assert any(field in error["field"] for error in refused["errors"]), refused
+
+
+def test_a_csv_may_give_the_mean_cost_and_the_ratio_limits() -> None:
+    groups = catalogue_service.groups_from_csv(
+        "drg_code,name,weight,mean_cost,high_ratio,low_ratio\n"
+        "ES23,胸腔积液,1.1000,14200.50,2.5,0.35\n"
+        "FM15,经皮冠状动脉支架植入,3.1000,,,\n"
+    )
+    assert [(g.drg_code, g.mean_cost, g.high_ratio, g.low_ratio) for g in groups] == [
+        ("ES23", Decimal("14200.50"), Decimal("2.5"), Decimal("0.35")),
+        ("FM15", None, None, None),
     ]

@@ -36,8 +36,20 @@ CATALOGUE: dict[str, Any] = {
     "effective_from": "2026-01-01",
     "base_rates": {"employee": "10000.00", "resident": "8000.00"},
     "groups": [
-        {"drg_code": "AA11", "name": "Pneumonia", "weight": "1", "avg_los_days": "5"},
-        {"drg_code": "BB22", "name": "Hip replacement", "weight": "2.5", "avg_los_days": "10"},
+        {
+            "drg_code": "AA11",
+            "name": "Pneumonia",
+            "weight": "1",
+            "avg_los_days": "5",
+            "mean_cost": "9500.00",
+        },
+        {
+            "drg_code": "BB22",
+            "name": "Hip replacement",
+            "weight": "2.5",
+            "avg_los_days": "10",
+            "mean_cost": "30000.00",
+        },
         {"drg_code": "CC33", "name": "Day chemotherapy", "weight": "0.5", "standard_cost": "4000"},
     ],
 }
@@ -305,7 +317,9 @@ CARD = {
     "budget_execution": "1.6279",
     "surplus": "-27000.00",
     "cost_consumption_index": "1.3600",
-    "regional_cost_consumption_index": None,
+    # against the regions' means: AA11 18000 / (2 x 9500), BB22 52000 / 30000:
+    # (2 x 0.9474 + 1 x 1.7333) / 3
+    "regional_cost_consumption_index": "1.2094",
     "time_consumption_index": "1.1333",
     "mean_los_days": "7.67",
     "drug_share": "0.2714",
@@ -334,7 +348,7 @@ SURG = {
     "budget_execution": "0.6848",
     "surplus": "10400.00",
     "cost_consumption_index": "0.6233",
-    "regional_cost_consumption_index": None,
+    "regional_cost_consumption_index": "0.6000",
     "time_consumption_index": "0.9000",
     "mean_los_days": "3.67",
     "drug_share": "0.1858",
@@ -362,7 +376,7 @@ OVERALL = {
     "budget_execution": "1.2184",
     "surplus": "-16600.00",
     "cost_consumption_index": "0.9917",
-    "regional_cost_consumption_index": None,
+    "regional_cost_consumption_index": "1.0570",
     "time_consumption_index": "1.0750",
     "mean_los_days": "5.67",
     "drug_share": "0.2505",

@@ -177,7 +177,7 @@ ADDED_SINCE_MIGRATIONS = (
         for column in columns
     }
     | {("identities", "password_hash")}
-    | {("drg_groups", "name_en")}
+    | {("drg_groups", column) for column in ("name_en", "mean_cost", "high_ratio", "low_ratio")}
 )
 # and those the first revision did not have either
 ADDED_SINCE_FIRST = {("ingest_ledger", "case_seq")} | ADDED_SINCE_MIGRATIONS

@@ -562,6 +562,7 @@ def catalogue_rows() -> list[dict[str, str]]:
             "avg_los_days",
             "standard_cost",
             "name_en",
+            "mean_cost",
         ]
         return list(reader)
 
@@ -585,6 +586,11 @@ def test_sample_catalogue_rows(catalogue_rows: list[dict[str, str]]) -> None:
         if row["standard_cost"]:
             cost = Decimal(row["standard_cost"])
             assert cost > 0 and cost.as_tuple().exponent == -2, f"{code}: {cost}"
+        # the region's mean cost per case: above the employee standard (the base rate is
+        # set below the region's mean), in cents
+        mean = Decimal(row["mean_cost"])
+        standard = Decimal(row["standard_cost"] or weight * Decimal("12252.70"))
+        assert mean.as_tuple().exponent == -2 and standard < mean < 2 * standard, code
     assert "FM15" in codes
 
 
