@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.casecost.explain import (
     Acceleration,
@@ -252,3 +255,76 @@ def test_no_trend_to_break_while_the_days_before_sum_to_nothing() -> None:
     # a credit that cancels the first days leaves no trend either
     assert accelerated_day(days("100", "-100", "500"), ADMITTED) is None
     assert accelerated_day({}, ADMITTED) is None
+
+
+# --- properties over generated cases ---------------------------------------------------------
+
+CATEGORIES = ["drug", "consumable", "exam", "lab", "procedure", "bed", "nursing", "other"]
+AMOUNTS = st.decimals(
+    min_value=-500, max_value=20000, places=2, allow_nan=False, allow_infinity=False
+)
+
+
+@given(st.lists(st.one_of(st.none(), AMOUNTS), max_size=12), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_acceleration_day_is_the_first_to_break_the_trend(
+    amounts: list[Decimal | None], admitted: bool
+) -> None:
+    by_day = {
+        date(2026, 3, 2 + n): amount for n, amount in enumerate(amounts) if amount is not None
+    }
+    found = accelerated_day(by_day, ADMITTED if admitted else None)
+    if not by_day:
+        assert found is None
+        return
+    start = ADMITTED if admitted else min(by_day)
+    stay = [
+        by_day.get(date.fromordinal(o), D(0))
+        for o in range(start.toordinal(), 1 + max(by_day).toordinal())
+    ]
+    breaking = [
+        n for n in range(2, len(stay)) if sum(stay[:n]) > 0 and stay[n] > 2 * sum(stay[:n]) / n
+    ]
+    if not breaking:
+        assert found is None
+    else:
+        n = breaking[0]
+        assert found is not None
+        assert found.day == date.fromordinal(start.toordinal() + n)
+        assert found.amount == stay[n]
+        assert found.baseline == (sum(stay[:n]) / n).quantize(D("0.01"), ROUND_HALF_UP)
+
+
+@given(
+    st.dictionaries(st.sampled_from(CATEGORIES), AMOUNTS.filter(lambda a: a > 0), min_size=1),
+    st.dictionaries(
+        st.sampled_from(CATEGORIES),
+        st.decimals(min_value=0, max_value=1, places=4, allow_nan=False, allow_infinity=False),
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_excess_money_reconciles_with_the_total_and_the_driver_is_over_the_margin(
+    by_category: dict[str, Decimal], shares: dict[str, Decimal]
+) -> None:
+    case = figures({category: str(amount) for category, amount in by_category.items()})
+    total = case.total_cost
+    explanation = explain(case, TypicalMix(shares=shares, cases=10))
+
+    assert sum(row.amount for row in explanation.categories) == total
+    # excess = amount - typical x total, so over every category it sums to
+    # total x (1 - the typical shares), each row rounded to the cent
+    expected = total * (1 - sum((s for s in shares.values() if s > 0), D(0)))
+    excess = sum((row.excess or D(0)) for row in explanation.categories)
+    assert abs(excess - expected) <= D("0.005") * len(explanation.categories)
+    driver = explanation.driver
+    assert driver is not None
+    if driver.kind == "category":
+        chosen = by_category[driver.category or ""] / total - shares.get(driver.category or "", 0)
+        assert chosen >= D("0.05")
+        for category, amount in by_category.items():
+            difference = amount / total - shares.get(category, D(0))
+            assert difference < D("0.05") or difference <= chosen
+    else:
+        assert all(
+            amount / total - shares.get(c, D(0)) < D("0.05") for c, amount in by_category.items()
+        )
