@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.alerting.projector import write_batch
-from services.api.cases.explanation import TYPICAL_MIN_CASES
+from services.api.cases.explanation import TYPICAL_MIN_CASES, TypicalMixes
 from services.casecost.pricing import Catalogue, DrgGroup, PriceBook
 from tests.api.conftest import Api
 from tests.api.corefactory import CaseBuilder
@@ -283,6 +283,24 @@ async def test_the_tenth_discharged_case_makes_the_typical_mix(service: Api) -> 
     # 9 x (3000, 1000, 1000) + 1000 of drug: 46000 in all
     shares = {row["category"]: row["typical_share"] for row in explanation["categories"]}
     assert shares == {"drug": "0.6087", "consumable": "0.1957", "lab": "0.1957"}
+
+
+async def test_the_typical_mix_is_kept_for_five_minutes(service: Api) -> None:
+    clock = [1000.0]
+    service.app.state.typical_mixes = TypicalMixes(clock=lambda: clock[0])
+    await seed(service, hospital_cases())
+
+    async def source() -> Any:
+        case = await service.client.get("/v1/hospitals/H001/cases/OPEN-BB")
+        return case.json()["explanation"]["typical_source"]
+
+    assert await source() is None
+    tenth = discharged("B9", "BB22", [("1000", "drug")], "2026-11-29T10:00:00")
+    await write_batch(service.engine, service.sessions, [tenth.to_dict()], [])
+    clock[0] += 299
+    assert await source() is None
+    clock[0] += 1
+    assert await source() == "hospital"
 
 
 async def test_the_alert_detail_explains_its_case_as_it_stands_now(service: Api) -> None:

@@ -15,6 +15,7 @@ for `TYPICAL_CACHE_SECONDS`: a case page asked for again and again reads it once
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
@@ -50,21 +51,27 @@ class _Kept:
 
 
 class TypicalMixes:
-    """Typical mixes by (hospital, DRG, first day of the window), each kept for a while."""
+    """Typical mixes by (hospital, DRG, first day of the window), each kept for `seconds`
+    of `clock` (monotonic seconds)."""
 
-    def __init__(self, seconds: float = TYPICAL_CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        seconds: float = TYPICAL_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._seconds = seconds
+        self._clock = clock
         self._kept: dict[tuple[str, str, date], _Kept] = {}
 
     def get(self, key: tuple[str, str, date]) -> tuple[bool, core.TypicalMix | None]:
         """(whether it is kept and fresh, the mix)."""
         kept = self._kept.get(key)
-        if kept is None or kept.expires <= time.monotonic():
+        if kept is None or kept.expires <= self._clock():
             return False, None
         return True, kept.mix
 
     def put(self, key: tuple[str, str, date], mix: core.TypicalMix | None) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if len(self._kept) >= TYPICAL_CACHE_LIMIT:
             self._kept = {k: v for k, v in self._kept.items() if v.expires > now}
             if len(self._kept) >= TYPICAL_CACHE_LIMIT:
