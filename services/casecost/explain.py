@@ -116,7 +116,7 @@ class CategoryCost:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemCost:
+class ItemShare:
     item: ItemLine
     share: Decimal | None
 
@@ -147,7 +147,7 @@ class Driver:
 class Explanation:
     categories: tuple[CategoryCost, ...]
     typical: TypicalMix | None
-    top_items: tuple[ItemCost, ...]
+    top_items: tuple[ItemShare, ...]
     top_orderers: tuple[OrdererCost, ...]
     accelerated: Acceleration | None
     driver: Driver | None
@@ -162,7 +162,7 @@ def explain(case: CaseFigures, typical: TypicalMix | None) -> Explanation:
     categories = _categories(case, typical)
     items = sorted(case.items, key=lambda item: (-item.amount, item.item_code))
     top_items = tuple(
-        ItemCost(item, _share(item.amount, total)) for item in items[:TOP_ITEMS] if item.amount > 0
+        ItemShare(item, _share(item.amount, total)) for item in items[:TOP_ITEMS] if item.amount > 0
     )
     orderers = sorted(
         ((name, amount) for name, amount in case.cost_by_orderer.items() if name and amount > 0),
@@ -262,7 +262,7 @@ def _driver(
     case: CaseFigures,
     typical: TypicalMix | None,
     categories: Sequence[CategoryCost],
-    top_items: Sequence[ItemCost],
+    top_items: Sequence[ItemShare],
     accelerated: Acceleration | None,
 ) -> Driver | None:
     """The first rule of the module's list that applies, on exact (unrounded) shares."""
@@ -314,7 +314,7 @@ def _sentences(
     case: CaseFigures,
     driver: Driver | None,
     categories: Sequence[CategoryCost],
-    top_items: Sequence[ItemCost],
+    top_items: Sequence[ItemShare],
     top_orderers: Sequence[OrdererCost],
     accelerated: Acceleration | None,
 ) -> tuple[str, str]:
