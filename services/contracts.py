@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.alerting.alerts.schemas import AlertOut
-from services.api.cases.schemas import CaseOut
+from services.api.cases.schemas import PublishedCase
 from services.casecost.events import EVENT_ADAPTER
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
@@ -23,7 +23,7 @@ def contracts() -> dict[str, dict[str, Any]]:
     event["title"] = "drgwatch event v1"
     alert = AlertOut.model_json_schema(mode="serialization")
     alert["$id"] = "https://drgwatch.example/schemas/alert.v1.json"
-    case = CaseOut.model_json_schema(mode="serialization")
+    case = PublishedCase.model_json_schema(mode="serialization")
     case["$id"] = "https://drgwatch.example/schemas/case.v1.json"
     return {"event.v1.json": event, "alert.v1.json": alert, "case.v1.json": case}
 

@@ -22,6 +22,7 @@ from services.api.alerts.live import StreamSlots
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import OPEN_PATHS, Authentication, Clock, wall_clock
 from services.api.briefings.router import router as briefings_router
+from services.api.cases.explanation import TypicalMixes
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
@@ -106,6 +107,7 @@ def create_app(
     app.state.webhook_targets = webhook_targets
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
+    app.state.typical_mixes = TypicalMixes()
     for router in (
         ingest_router,
         cases_router,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.exceptions import NotPermitted
 from services.access.principal import LOCAL_ADMIN, Permission, Principal
 from services.api.auth import CallerCheck
+from services.api.cases.explanation import TypicalMixes
 from services.casecost.pricing import PriceBook
 from services.ingest.publisher import EventPublisher
 from services.reference import service as catalogue_service
@@ -81,6 +82,12 @@ async def get_caller_check(request: Request) -> CallerCheck:
     return recheck
 
 
+async def get_typical_mixes(request: Request) -> TypicalMixes:
+    """The typical category mixes of DRGs read lately (kept per process)."""
+    mixes: TypicalMixes = request.app.state.typical_mixes
+    return mixes
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
@@ -103,3 +110,4 @@ TodayDep = Annotated[date, Depends(get_today)]
 ZoneDep = Annotated[tzinfo, Depends(get_zone)]
 CallerCheckDep = Annotated[CallerCheck, Depends(get_caller_check)]
 PriceBookDep = Annotated[PriceBook, Depends(get_price_book)]
+TypicalMixesDep = Annotated[TypicalMixes, Depends(get_typical_mixes)]

@@ -97,20 +97,27 @@ class CaseBuilder:
         department: str = "CARD",
         at: str = "2026-03-02T09:00:00+08:00",
         ordered_by: str | None = None,
+        quantity: str = "1",
+        item_name: str | None = None,
     ) -> CaseBuilder:
+        """A charge (or credit) of `amount`: `quantity` at amount / quantity each."""
         self._apply(
             self._base(kind, at)
             | {
                 "department": department,
                 "item_code": item_code,
-                "item_name": f"item {item_code}",
+                "item_name": item_name or f"item {item_code}",
                 "category": category,
-                "quantity": "1",
-                "unit_price": amount,
+                "quantity": quantity,
+                "unit_price": str(Decimal(amount) / Decimal(quantity)),
                 "amount": amount,
             }
             | ({} if ordered_by is None else {"ordered_by": ordered_by})
         )
+        return self
+
+    def transfer(self, department: str, at: str = "2026-03-03T10:00:00+08:00") -> CaseBuilder:
+        self._apply(self._base("transferred", at) | {"department": department})
         return self
 
     def discharge(self, at: str = "2026-03-06T10:00:00+08:00") -> CaseBuilder:

@@ -23,3 +23,18 @@ def test_event_schema_names_every_event_type_and_money_as_strings() -> None:
         "credit",
     }
     assert "amount" in event["$defs"]["Charge"]["required"]
+
+
+def test_case_schema_publishes_the_explanation_as_optional() -> None:
+    case = contracts()["case.v1.json"]
+    assert case["title"] == "CaseOut"
+    assert "explanation" in case["properties"]
+    assert "explanation" not in case["required"]  # lists leave it out
+    explanation = case["$defs"]["Explanation"]
+    assert {"typical_source", "categories", "driver", "summary_zh", "summary_en"} <= set(
+        explanation["required"]
+    )
+    assert explanation["properties"]["typical_source"]["anyOf"] == [
+        {"const": "hospital", "type": "string"},
+        {"type": "null"},
+    ]

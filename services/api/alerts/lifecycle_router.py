@@ -20,7 +20,9 @@ from services.alerting.alerts.schemas import (
     ResolveIn,
     ReviewIn,
 )
-from services.api.deps import SessionDep, require
+from services.api.alerts.schemas import ExplainedAlert
+from services.api.cases import service as case_service
+from services.api.deps import NowDep, SessionDep, TypicalMixesDep, ZoneDep, require
 from services.api.openapi import ErrorBody
 from services.api.params import AlertId, CaseId, HospitalId
 
@@ -45,11 +47,29 @@ ACTION_ERRORS = FORBIDDEN | ALERT_NOT_FOUND | NOT_NOW
 
 
 @router.get(
-    "/v1/alerts/{alert_id}", response_model=AlertDetail, responses=FORBIDDEN | ALERT_NOT_FOUND
+    "/v1/alerts/{alert_id}", response_model=ExplainedAlert, responses=FORBIDDEN | ALERT_NOT_FOUND
 )
-async def get_alert(alert_id: AlertId, db_session: SessionDep, caller: Reader) -> AlertDetail:
-    """One alert with its lifecycle status and every action on it."""
-    return await alert_actions.get(db_session=db_session, alert_id=alert_id, principal=caller)
+async def get_alert(
+    alert_id: AlertId,
+    db_session: SessionDep,
+    caller: Reader,
+    typical_mixes: TypicalMixesDep,
+    now: NowDep,
+    zone: ZoneDep,
+) -> ExplainedAlert:
+    """One alert with its lifecycle status, every action on it, and the explanation of its
+    case as the case stands now."""
+    detail = await alert_actions.get(db_session=db_session, alert_id=alert_id, principal=caller)
+    explanation = await case_service.explain(
+        db_session=db_session,
+        caller=caller,
+        hospital_id=detail.hospital_id,
+        case_id=detail.case_id,
+        typical_mixes=typical_mixes,
+        now=now,
+        zone=zone,
+    )
+    return ExplainedAlert(**detail.model_dump(), explanation=explanation)
 
 
 async def _act(

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Query
 from services.access.principal import Principal
 from services.api.cases import service as case_service
 from services.api.cases.schemas import CaseDetail, CaseList, CaseOrder, OpenCasesSummary
-from services.api.deps import NowDep, PriceBookDep, SessionDep, ZoneDep, require
+from services.api.deps import (
+    NowDep,
+    PriceBookDep,
+    SessionDep,
+    TypicalMixesDep,
+    ZoneDep,
+    require,
+)
 from services.api.params import CaseId, Cursor, DepartmentFilter, HospitalId
 
 router = APIRouter(tags=["cases"])
@@ -23,17 +30,20 @@ async def get_case(
     db_session: SessionDep,
     caller: CaseReader,
     price_book: PriceBookDep,
+    typical_mixes: TypicalMixesDep,
     now: NowDep,
     zone: ZoneDep,
 ) -> CaseDetail:
     """Live state of one case: DRG, standard, total, ratio, level, cost by category, the
-    projection to discharge, the thresholds in force, cost per day and per orderer."""
+    projection to discharge, the thresholds in force, cost per day and per orderer, and
+    the explanation of its cost (against its DRG's typical mix in the hospital)."""
     return await case_service.get(
         db_session=db_session,
         caller=caller,
         hospital_id=hospital_id,
         case_id=case_id,
         price_book=price_book,
+        typical_mixes=typical_mixes,
         now=now,
         zone=zone,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.alerting.alerts.schemas import Contributor
 
@@ -44,6 +44,73 @@ class CaseOut(BaseModel):
     days_over_avg_stay: str | None = None
 
 
+class CategoryExplained(BaseModel):
+    category: str
+    amount: str
+    share: str | None = Field(description="of the case's cost (null while it has no cost)")
+    typical_share: str | None = Field(description="the DRG's typical share (null without one)")
+    difference: str | None = Field(description="share - typical_share, in share points")
+    excess: str | None = Field(
+        description="amount - typical_share x total: the money beyond the typical share"
+    )
+
+
+class ItemExplained(Contributor):
+    share: str | None = Field(description="of the case's cost")
+
+
+class DoctorExplained(BaseModel):
+    ordered_by: str
+    amount: str
+    share: str | None = Field(description="of the case's cost")
+
+
+class Acceleration(BaseModel):
+    day: date
+    amount: str = Field(description="that local day's charges minus credits")
+    baseline: str = Field(description="the mean per day of the stay's days before it")
+
+
+class Driver(BaseModel):
+    kind: Literal["category", "item", "day", "stay", "largest_category"]
+    category: str | None = None
+    item_code: str | None = None
+    day: date | None = None
+
+
+class Explanation(BaseModel):
+    """Why the case costs what it does (the rules: services/casecost/explain.py, README
+    "Why a case costs what it does"), worked out from the case as it stands when served."""
+
+    typical_source: Literal["hospital"] | None = Field(
+        description="hospital: the typical mix is that of this hospital's discharged cases"
+        " of the DRG in the last 365 days; null: too few of them (no typical mix)"
+    )
+    typical_cases: int | None = Field(description="how many cases the typical mix is from")
+    categories: list[CategoryExplained]
+    top_items: list[ItemExplained]
+    top_doctors: list[DoctorExplained]
+    accelerated: Acceleration | None = Field(
+        description="the first day, after the first two of the stay, whose charges exceed"
+        " twice the mean of the days before it; null when no day did"
+    )
+    driver: Driver | None = Field(description="the main driver (null while there is no cost)")
+    summary_zh: str
+    summary_en: str
+
+
+class PublishedCase(CaseOut):
+    """The case contract (schemas/case.v1.json): a case as lists and the single case
+    serve it; the single case adds its explanation."""
+
+    model_config = ConfigDict(title="CaseOut")
+
+    explanation: Explanation | None = Field(
+        default=None,
+        description="on GET /v1/hospitals/{h}/cases/{c} only (lists leave it out)",
+    )
+
+
 class Thresholds(BaseModel):
     blue: str
     yellow: str
@@ -68,6 +135,7 @@ class CaseDetail(CaseOut):
     thresholds: Thresholds
     daily_costs: list[DailyCost]
     cost_by_doctor: list[DoctorCost]
+    explanation: Explanation
 
 
 class CaseList(BaseModel):

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.principal import Principal
 from services.alerting.alerts.schemas import Contributor
+from services.api.cases import explanation as case_explanation
+from services.api.cases.explanation import TypicalMixes
 from services.api.cases.schemas import (
     CaseDetail,
     CaseList,
@@ -20,6 +22,7 @@ from services.api.cases.schemas import (
     DailyCost,
     DepartmentSummary,
     DoctorCost,
+    Explanation,
     LevelSummary,
     OpenCasesSummary,
     Thresholds,
@@ -47,14 +50,19 @@ def los_days(
     return max(1, (end.astimezone(local).date() - admitted_at.astimezone(local).date()).days)
 
 
+def stay_days(record: CaseRecord, now: datetime) -> int | None:
+    """The case's `los_days` (so far, for an open case), at its own UTC offset."""
+    local = timezone(timedelta(minutes=record.utc_offset_minutes or 0))
+    return los_days(record.admitted_at, record.discharged_at, now, local)
+
+
 def days_over_avg_stay(record: CaseRecord, now: datetime) -> Decimal | None:
     """Length of stay (so far, for an open case) minus the DRG's average stay.
 
     Worked out when read: an open stay grows by a day every day, events or not. Days are
     counted at the case's own UTC offset, as `los_days` counts them.
     """
-    local = timezone(timedelta(minutes=record.utc_offset_minutes or 0))
-    days = los_days(record.admitted_at, record.discharged_at, now, local)
+    days = stay_days(record, now)
     if days is None or record.avg_los_days is None:
         return None
     return Decimal(days) - record.avg_los_days
@@ -102,7 +110,7 @@ def to_out(record: CaseRecord, now: datetime, price_book: PriceBook) -> CaseOut:
         top_contributors=[Contributor(**item) for item in record.top_contributors],
         admitted_at=_local(record.admitted_at, local),
         discharged_at=_local(record.discharged_at, local),
-        los_days=los_days(record.admitted_at, record.discharged_at, now, local),
+        los_days=stay_days(record, now),
         avg_los_days=None if record.avg_los_days is None else str(record.avg_los_days),
         events_applied=record.events_applied,
         last_event_at=_local(record.last_event_at, local),
@@ -180,17 +188,20 @@ async def get(
     hospital_id: str,
     case_id: str,
     price_book: PriceBook,
+    typical_mixes: TypicalMixes,
     now: datetime,
     zone: tzinfo,
 ) -> CaseDetail:
     """One case, with the thresholds in force for it, its daily costs (by the local days of
-    `zone`, the hospitals' time zone, as the worker counts them) and cost per orderer."""
+    `zone`, the hospitals' time zone, as the worker counts them), cost per orderer, and
+    the explanation of its cost."""
     record = await get_record(
         db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
     )
     thresholds = price_book.thresholds_for(hospital_id, record.drg_code)
+    case = to_out(record, now, price_book)
     return CaseDetail(
-        **to_out(record, now, price_book).model_dump(),
+        **case.model_dump(),
         thresholds=Thresholds(
             blue=threshold_text(thresholds.blue),
             yellow=threshold_text(thresholds.yellow),
@@ -202,6 +213,44 @@ async def get(
             None if record.discharged_at is None else record.discharged_at.astimezone(zone).date(),
         ),
         cost_by_doctor=cost_by_doctor(record.cost_by_orderer),
+        explanation=await case_explanation.explain_record(
+            db_session=db_session,
+            mixes=typical_mixes,
+            record=record,
+            los_days=case.los_days,
+            today=now.astimezone(zone).date(),
+            zone=zone,
+        ),
+    )
+
+
+async def explain(
+    *,
+    db_session: AsyncSession,
+    caller: Principal,
+    hospital_id: str,
+    case_id: str,
+    typical_mixes: TypicalMixes,
+    now: datetime,
+    zone: tzinfo,
+) -> Explanation | None:
+    """The explanation of a case as it stands now, if the caller may read the case; None
+    otherwise (the case's own scope, not the alert's, decides), and without a case id."""
+    if not case_id or not caller.may("cases:read"):
+        return None
+    try:
+        record = await get_record(
+            db_session=db_session, caller=caller, hospital_id=hospital_id, case_id=case_id
+        )
+    except CaseNotFound:
+        return None
+    return await case_explanation.explain_record(
+        db_session=db_session,
+        mixes=typical_mixes,
+        record=record,
+        los_days=stay_days(record, now),
+        today=now.astimezone(zone).date(),
+        zone=zone,
     )
 
 
