@@ -290,8 +290,9 @@ def _driver(
         and case.los_days > case.avg_los_days
     ):
         return Driver("stay")
-    largest = categories[0]  # total > 0, so some category has cost
-    return Driver("largest_category", category=largest.category)
+    if not categories:  # a cost with no category to show it by: nothing to point at
+        return None
+    return Driver("largest_category", category=categories[0].category)
 
 
 def _money(amount: Decimal) -> str:
