@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import accessibility
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
 from tests.browser.hospital_day import HOSPITAL, ZONE, a_stay, charge, share
 from tests.integration.harness import Stack
@@ -295,12 +296,51 @@ def test_precheck_shows_where_the_case_would_land(
     assert problems == []
 
 
+def test_the_accessibility_check_finds_what_it_looks_for(browser: Any) -> None:
+    # a page with a nameless button, faint text (in a table too) and an image without text:
+    # the check fails it, and its report shows each element
+    context = browser.new_context(viewport=LAPTOP)
+    try:
+        page = context.new_page()
+        page.set_content(
+            '<html lang="en"><head><title>Sample</title></head><body><main><h1>Sample</h1>'
+            '<button id="nameless"></button><p style="color:#aaa;background:#fff">faint</p>'
+            '<img id="wordless" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+            # a table as Element Plus draws it: a line on a pseudo-element over its cells
+            "<style>.el-table { position: relative } .el-table::before { content: '';"
+            " position: absolute; left: 0; right: 0; bottom: 0; height: 1px;"
+            " background: #ebeef5 }</style>"
+            '<div class="el-table"><p style="color:#aaa;background:#fff">faint cell</p></div>'
+            "</main></body></html>"
+        )
+        found = accessibility.violations(page)
+        failing = {violation["id"] for violation in accessibility.failing(found)}
+        assert {"button-name", "color-contrast", "image-alt"} <= failing
+        message = accessibility.report("sample", found)
+        assert "button-name (critical)" in message and "#nameless" in message
+        assert "image-alt (critical)" in message and "#wordless" in message
+        assert "faint</p>" in message
+        assert "(in a table)" in message and "faint cell" in message
+    finally:
+        context.close()
+
+
 SIZES = {"laptop": LAPTOP, "tablet": TABLET, "tablet-landscape": TABLET_LANDSCAPE}
 
 
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str, size: str) -> None:
+def test_every_view_is_shot_and_passes_the_accessibility_check(
+    browser: Any, hospital: Stack, language: str, size: str
+) -> None:
+    # each view as it stands once loaded: saved for a person to look at, and checked by
+    # axe-core (no serious or critical violation); every view is shot before any verdict
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    def look(name: str) -> None:
+        shoot(page, name)
+        found[name] = accessibility.violations(page)
+
     context = browser.new_context(
         viewport=SIZES[size],
         locale="zh-CN" if language == "zh" else "en-GB",
@@ -318,7 +358,7 @@ def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str,
             if marker:
                 page.get_by_test_id(marker).wait_for()
             page.wait_for_timeout(1500)  # the page's other calls (the live feed never ends)
-            shoot(page, f"{view}-{language}-{size}")
+            look(f"{view}-{language}-{size}")
         # the sign-in page as a production service shows it (the session says sign-in is needed)
         page.route(
             "**/v1/session",
@@ -336,8 +376,12 @@ def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str,
         )
         page.goto(f"{hospital.url}/login")
         page.locator("#login-name").wait_for()
-        shoot(page, f"login-{language}-{size}")
+        look(f"login-{language}-{size}")
         assert problems == []
+        failures = {name: items for name, items in found.items() if accessibility.failing(items)}
+        assert not failures, "\n\n".join(
+            accessibility.report(name, items) for name, items in failures.items()
+        )
     finally:
         context.close()
 
@@ -411,3 +455,4 @@ def test_a_department_alert_arrives_live_and_leads_to_the_department(
     sentence.first.click()
     page.wait_for_url(re.compile(r"/hospitals/H001/departments/ORTHO"), timeout=15_000)
     assert problems == []
+
