@@ -456,3 +456,145 @@ def test_a_department_alert_arrives_live_and_leads_to_the_department(
     page.wait_for_url(re.compile(r"/hospitals/H001/departments/ORTHO"), timeout=15_000)
     assert problems == []
 
+
+# Recorded before the page's own scripts run: every Notification the page creates (then made
+# as usual) and every tone it starts (the oscillators of its WebAudio context).
+RECORD_CUES = """
+window.__notifications = [];
+window.__tones = [];
+if (window.Notification) {
+  const Browser = window.Notification;
+  window.Notification = class extends Browser {
+    constructor(title, options) {
+      window.__notifications.push({ title, body: (options && options.body) || "" });
+      super(title, options);
+    }
+  };
+}
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) {
+  window.__tones.push(this.frequency.value);
+  return start.apply(this, args);
+};
+"""
+
+
+def _an_open_case(stack: Stack, case: str) -> None:
+    """A NEURO case at 60% of its standard, no alert yet."""
+    stack.post(a_stay(case, "ES33", "NEURO", "0.60"))
+    stack.wait_for(lambda: (stack.case(HOSPITAL, case) or {}).get("level") == "none", 60)
+
+
+def _cross_red(stack: Stack, case: str) -> None:
+    stack.post([charge(case, "over", share("ES33", "0.50"), department="NEURO", days_ago=0.05)])
+
+
+def _cue_page(browser: Any, permissions: list[str] | None) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
+    if permissions is not None:
+        context.grant_permissions(permissions)
+    context.add_init_script(RECORD_CUES)
+    page = context.new_page()
+    return context, page, _watch_console(page)
+
+
+def test_a_red_alert_is_highlighted_sounded_and_notified(browser: Any, hospital: Stack) -> None:
+    _an_open_case(hospital, "C-4001")
+    context, page, problems = _cue_page(browser, ["notifications"])
+    try:
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+        sound = page.get_by_role("button", name="提示音")
+        notifications = page.get_by_role("button", name="桌面通知")
+        expect(sound).to_have_attribute("aria-pressed", "false")
+        expect(notifications).to_have_attribute("aria-pressed", "false")
+        sound.click()
+        notifications.click()
+        expect(sound).to_have_attribute("aria-pressed", "true")
+        expect(notifications).to_have_attribute("aria-pressed", "true")
+        assert page.get_by_test_id("notify-state").inner_text().strip() == ""
+
+        _cross_red(hospital, "C-4001")
+        item = page.get_by_test_id("live-alerts").locator("li", has_text="C-4001").first
+        item.wait_for(timeout=15_000)
+        # the visible cue: the new alert is marked and drawn apart from the rest of the list
+        expect(item).to_have_class(re.compile(r"\bfresh\b"))
+        expect(item).to_have_attribute("data-fresh", "true")
+        assert "红色预警" in item.inner_text()
+        plain = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert item.evaluate("li => getComputedStyle(li).backgroundColor") != plain
+        # the notification names the case and its department, the tone is the red one
+        page.wait_for_function("window.__notifications.length > 0", timeout=10_000)
+        created = page.evaluate("window.__notifications")
+        assert any(
+            "C-4001" in note["body"] and "NEURO" in note["body"] and "红色预警" in note["body"]
+            for note in created
+        ), created
+        assert all(note["title"] == "实时预警" for note in created)
+        tones = page.evaluate("window.__tones")
+        assert tones.count(880) == 2 * len(created), tones  # two beeps per notified alert
+        shoot(page, "overview-live-cue-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("live cue", found)
+
+        # turned off again: the next crossing is shown, but neither sounded nor notified
+        sound.click()
+        notifications.click()
+        expect(notifications).to_have_attribute("aria-pressed", "false")
+        before = (len(page.evaluate("window.__notifications")), len(tones))
+        _an_open_case(hospital, "C-4003")
+        _cross_red(hospital, "C-4003")
+        page.get_by_test_id("live-alerts").locator("li", has_text="C-4003").first.wait_for(
+            timeout=15_000
+        )
+        page.wait_for_timeout(500)
+        after = (len(page.evaluate("window.__notifications")), len(page.evaluate("window.__tones")))
+        assert after == before
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_notifications_the_browser_refuses_are_said_to_be_blocked(
+    browser: Any, hospital: Stack
+) -> None:
+    _an_open_case(hospital, "C-4002")
+    # not granted: the browser refuses when the page asks
+    context, page, problems = _cue_page(browser, None)
+    try:
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+        state = page.get_by_test_id("notify-state")
+        assert state.inner_text().strip() == ""
+        page.get_by_role("button", name="提示音").click()
+        notifications = page.get_by_role("button", name="桌面通知")
+        notifications.click()
+        expect(state).to_have_text(re.compile("浏览器已阻止本页的桌面通知"))
+        expect(notifications).to_be_disabled()
+        expect(notifications).to_have_attribute("aria-pressed", "false")
+
+        _cross_red(hospital, "C-4002")
+        item = page.get_by_test_id("live-alerts").locator("li", has_text="C-4002").first
+        item.wait_for(timeout=15_000)
+        expect(item).to_have_class(re.compile(r"\bfresh\b"))
+        page.wait_for_function("window.__tones.length > 0", timeout=10_000)
+        assert page.evaluate("window.__notifications") == []
+        shoot(page, "overview-notifications-blocked-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("blocked", found)
+        assert problems == []
+    finally:
+        context.close()
+
+    # blocked before the page opens (the site's settings): said at once, in English too
+    context = browser.new_context(viewport=LAPTOP, locale="en-GB")
+    context.grant_permissions([])
+    try:
+        page = context.new_page()
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        expect(page.get_by_test_id("notify-state")).to_have_text(
+            re.compile("The browser blocks notifications from this page")
+        )
+        expect(page.get_by_role("button", name="Desktop notifications")).to_be_disabled()
+    finally:
+        context.close()
