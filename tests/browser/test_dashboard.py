@@ -398,6 +398,8 @@ def test_a_resolution_goes_to_review_and_the_office_approves_it(
     dialog.locator(".el-select__wrapper").click()
     page.get_by_role("option", name="新技术新项目").click()
     dialog.get_by_label("备注").fill("ECMO support, a new technique approved this year")
+    found = accessibility.violations(page)
+    assert not accessibility.failing(found), accessibility.report("resolve dialog", found)
     dialog.get_by_role("button", name="提交").click()
     page.get_by_text("操作已完成").first.wait_for()
 
