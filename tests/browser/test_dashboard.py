@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import accessibility
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
 from tests.browser.hospital_day import HOSPITAL, ZONE, a_stay, charge, share
 from tests.integration.harness import Stack
@@ -295,12 +296,51 @@ def test_precheck_shows_where_the_case_would_land(
     assert problems == []
 
 
+def test_the_accessibility_check_finds_what_it_looks_for(browser: Any) -> None:
+    # a page with a nameless button, faint text (in a table too) and an image without text:
+    # the check fails it, and its report shows each element
+    context = browser.new_context(viewport=LAPTOP)
+    try:
+        page = context.new_page()
+        page.set_content(
+            '<html lang="en"><head><title>Sample</title></head><body><main><h1>Sample</h1>'
+            '<button id="nameless"></button><p style="color:#aaa;background:#fff">faint</p>'
+            '<img id="wordless" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+            # a table as Element Plus draws it: a line on a pseudo-element over its cells
+            "<style>.el-table { position: relative } .el-table::before { content: '';"
+            " position: absolute; left: 0; right: 0; bottom: 0; height: 1px;"
+            " background: #ebeef5 }</style>"
+            '<div class="el-table"><p style="color:#aaa;background:#fff">faint cell</p></div>'
+            "</main></body></html>"
+        )
+        found = accessibility.violations(page)
+        failing = {violation["id"] for violation in accessibility.failing(found)}
+        assert {"button-name", "color-contrast", "image-alt"} <= failing
+        message = accessibility.report("sample", found)
+        assert "button-name (critical)" in message and "#nameless" in message
+        assert "image-alt (critical)" in message and "#wordless" in message
+        assert "faint</p>" in message
+        assert "(in a table)" in message and "faint cell" in message
+    finally:
+        context.close()
+
+
 SIZES = {"laptop": LAPTOP, "tablet": TABLET, "tablet-landscape": TABLET_LANDSCAPE}
 
 
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str, size: str) -> None:
+def test_every_view_is_shot_and_passes_the_accessibility_check(
+    browser: Any, hospital: Stack, language: str, size: str
+) -> None:
+    # each view as it stands once loaded: saved for a person to look at, and checked by
+    # axe-core (no serious or critical violation); every view is shot before any verdict
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    def look(name: str) -> None:
+        shoot(page, name)
+        found[name] = accessibility.violations(page)
+
     context = browser.new_context(
         viewport=SIZES[size],
         locale="zh-CN" if language == "zh" else "en-GB",
@@ -318,7 +358,7 @@ def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str,
             if marker:
                 page.get_by_test_id(marker).wait_for()
             page.wait_for_timeout(1500)  # the page's other calls (the live feed never ends)
-            shoot(page, f"{view}-{language}-{size}")
+            look(f"{view}-{language}-{size}")
         # the sign-in page as a production service shows it (the session says sign-in is needed)
         page.route(
             "**/v1/session",
@@ -336,8 +376,12 @@ def test_screenshots_of_every_view(browser: Any, hospital: Stack, language: str,
         )
         page.goto(f"{hospital.url}/login")
         page.locator("#login-name").wait_for()
-        shoot(page, f"login-{language}-{size}")
+        look(f"login-{language}-{size}")
         assert problems == []
+        failures = {name: items for name, items in found.items() if accessibility.failing(items)}
+        assert not failures, "\n\n".join(
+            accessibility.report(name, items) for name, items in failures.items()
+        )
     finally:
         context.close()
 
@@ -354,6 +398,8 @@ def test_a_resolution_goes_to_review_and_the_office_approves_it(
     dialog.locator(".el-select__wrapper").click()
     page.get_by_role("option", name="新技术新项目").click()
     dialog.get_by_label("备注").fill("ECMO support, a new technique approved this year")
+    found = accessibility.violations(page)
+    assert not accessibility.failing(found), accessibility.report("resolve dialog", found)
     dialog.get_by_role("button", name="提交").click()
     page.get_by_text("操作已完成").first.wait_for()
 
@@ -411,3 +457,147 @@ def test_a_department_alert_arrives_live_and_leads_to_the_department(
     sentence.first.click()
     page.wait_for_url(re.compile(r"/hospitals/H001/departments/ORTHO"), timeout=15_000)
     assert problems == []
+
+
+# Recorded before the page's own scripts run: every Notification the page creates (then made
+# as usual) and every tone it starts (the oscillators of its WebAudio context).
+RECORD_CUES = """
+window.__notifications = [];
+window.__tones = [];
+if (window.Notification) {
+  const Browser = window.Notification;
+  window.Notification = class extends Browser {
+    constructor(title, options) {
+      window.__notifications.push({ title, body: (options && options.body) || "" });
+      super(title, options);
+    }
+  };
+}
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) {
+  window.__tones.push(this.frequency.value);
+  return start.apply(this, args);
+};
+"""
+
+
+def _an_open_case(stack: Stack, case: str) -> None:
+    """A NEURO case at 60% of its standard, no alert yet."""
+    stack.post(a_stay(case, "ES33", "NEURO", "0.60"))
+    stack.wait_for(lambda: (stack.case(HOSPITAL, case) or {}).get("level") == "none", 60)
+
+
+def _cross_red(stack: Stack, case: str) -> None:
+    stack.post([charge(case, "over", share("ES33", "0.50"), department="NEURO", days_ago=0.05)])
+
+
+def _cue_page(browser: Any, permissions: list[str] | None) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
+    if permissions is not None:
+        context.grant_permissions(permissions)
+    context.add_init_script(RECORD_CUES)
+    page = context.new_page()
+    return context, page, _watch_console(page)
+
+
+def test_a_red_alert_is_highlighted_sounded_and_notified(browser: Any, hospital: Stack) -> None:
+    _an_open_case(hospital, "C-4001")
+    context, page, problems = _cue_page(browser, ["notifications"])
+    try:
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+        sound = page.get_by_role("button", name="提示音")
+        notifications = page.get_by_role("button", name="桌面通知")
+        expect(sound).to_have_attribute("aria-pressed", "false")
+        expect(notifications).to_have_attribute("aria-pressed", "false")
+        sound.click()
+        notifications.click()
+        expect(sound).to_have_attribute("aria-pressed", "true")
+        expect(notifications).to_have_attribute("aria-pressed", "true")
+        assert page.get_by_test_id("notify-state").inner_text().strip() == ""
+
+        _cross_red(hospital, "C-4001")
+        item = page.get_by_test_id("live-alerts").locator("li", has_text="C-4001").first
+        item.wait_for(timeout=15_000)
+        # the visible cue: the new alert is marked and drawn apart from the rest of the list
+        expect(item).to_have_class(re.compile(r"\bfresh\b"))
+        expect(item).to_have_attribute("data-fresh", "true")
+        assert "红色预警" in item.inner_text()
+        plain = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert item.evaluate("li => getComputedStyle(li).backgroundColor") != plain
+        # the notification names the case and its department, the tone is the red one
+        page.wait_for_function("window.__notifications.length > 0", timeout=10_000)
+        created = page.evaluate("window.__notifications")
+        assert any(
+            "C-4001" in note["body"] and "NEURO" in note["body"] and "红色预警" in note["body"]
+            for note in created
+        ), created
+        assert all(note["title"] == "实时预警" for note in created)
+        tones = page.evaluate("window.__tones")
+        # two beeps per escalation, as many as notifications; the red one's are the higher
+        assert len(tones) == 2 * len(created) and tones.count(880) >= 2, tones
+        shoot(page, "overview-live-cue-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("live cue", found)
+
+        # turned off again: the next crossing is shown, but neither sounded nor notified
+        sound.click()
+        notifications.click()
+        expect(notifications).to_have_attribute("aria-pressed", "false")
+        before = (len(page.evaluate("window.__notifications")), len(tones))
+        _an_open_case(hospital, "C-4003")
+        _cross_red(hospital, "C-4003")
+        page.get_by_test_id("live-alerts").locator("li", has_text="C-4003").first.wait_for(
+            timeout=15_000
+        )
+        page.wait_for_timeout(500)
+        after = (len(page.evaluate("window.__notifications")), len(page.evaluate("window.__tones")))
+        assert after == before
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_notifications_the_browser_refuses_are_said_to_be_blocked(
+    browser: Any, hospital: Stack
+) -> None:
+    _an_open_case(hospital, "C-4002")
+    # not granted: the browser refuses when the page asks
+    context, page, problems = _cue_page(browser, None)
+    try:
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+        state = page.get_by_test_id("notify-state")
+        assert state.inner_text().strip() == ""
+        page.get_by_role("button", name="提示音").click()
+        notifications = page.get_by_role("button", name="桌面通知")
+        notifications.click()
+        expect(state).to_have_text(re.compile("浏览器已阻止本页的桌面通知"))
+        expect(notifications).to_be_disabled()
+        expect(notifications).to_have_attribute("aria-pressed", "false")
+
+        _cross_red(hospital, "C-4002")
+        item = page.get_by_test_id("live-alerts").locator("li", has_text="C-4002").first
+        item.wait_for(timeout=15_000)
+        expect(item).to_have_class(re.compile(r"\bfresh\b"))
+        page.wait_for_function("window.__tones.length > 0", timeout=10_000)
+        assert page.evaluate("window.__notifications") == []
+        shoot(page, "overview-notifications-blocked-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("blocked", found)
+        assert problems == []
+    finally:
+        context.close()
+
+    # blocked before the page opens (the site's settings): said at once, in English too
+    context = browser.new_context(viewport=LAPTOP, locale="en-GB")
+    context.grant_permissions([])
+    try:
+        page = context.new_page()
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        expect(page.get_by_test_id("notify-state")).to_have_text(
+            re.compile("The browser blocks notifications from this page")
+        )
+        expect(page.get_by_role("button", name="Desktop notifications")).to_be_disabled()
+    finally:
+        context.close()

@@ -5,7 +5,7 @@ import { createI18n } from "vue-i18n";
 const STORAGE_KEY = "drgwatch.locale";
 
 const zh = {
-  app: { title: "DRG 费用实时监控", product: "drgwatch", hospital: "医院", language: "语言", signOut: "退出登录", signedInAs: "当前用户", overview: "全院总览", embedded: "本机模式（无需登录）", skip: "跳到主要内容" },
+  app: { title: "DRG 费用实时监控", product: "drgwatch", hospital: "医院", language: "语言", signOut: "退出登录", signedInAs: "当前用户", overview: "全院总览", navigation: "主导航", embedded: "本机模式（无需登录）", skip: "跳到主要内容" },
   level: { none: "正常", blue: "蓝色预警", yellow: "黄色预警", red: "红色预警", unpriced: "未定价" },
   levelShort: { none: "正常", blue: "蓝", yellow: "黄", red: "红", unpriced: "未定价" },
   status: { open: "待处理", acknowledged: "已确认", under_review: "待审核", returned: "已退回", resolved: "已处理", discharged: "已出院" },
@@ -33,10 +33,10 @@ const zh = {
     liveHint: "新预警将实时出现，无需刷新",
     connected: "实时连接正常",
     disconnected: "实时连接中断，正在重连…",
-    enableSound: "开启提示音",
-    soundOn: "提示音已开启",
-    enableNotify: "开启桌面通知",
-    notifyOn: "桌面通知已开启",
+    sound: "提示音",
+    notifications: "桌面通知",
+    notifyBlocked: "浏览器已阻止本页的桌面通知：如需通知，请在浏览器的网站设置中允许。",
+    notifyUnsupported: "此浏览器不支持桌面通知。",
     noLive: "自打开本页以来暂无新预警",
     departments: "科室预计超支排名",
     projectedOverspend: "预计超支",
@@ -170,7 +170,7 @@ const zh = {
 };
 
 const en = {
-  app: { title: "DRG cost watch", product: "drgwatch", hospital: "Hospital", language: "Language", signOut: "Sign out", signedInAs: "Signed in as", overview: "Overview", embedded: "Local mode (no sign-in)", skip: "Skip to main content" },
+  app: { title: "DRG cost watch", product: "drgwatch", hospital: "Hospital", language: "Language", signOut: "Sign out", signedInAs: "Signed in as", overview: "Overview", navigation: "Main navigation", embedded: "Local mode (no sign-in)", skip: "Skip to main content" },
   level: { none: "Normal", blue: "Blue alert", yellow: "Yellow alert", red: "Red alert", unpriced: "Unpriced" },
   levelShort: { none: "Normal", blue: "Blue", yellow: "Yellow", red: "Red", unpriced: "Unpriced" },
   status: { open: "Open", acknowledged: "Acknowledged", under_review: "Under review", returned: "Returned", resolved: "Resolved", discharged: "Discharged" },
@@ -198,10 +198,10 @@ const en = {
     liveHint: "New alerts appear here as they happen, without reloading",
     connected: "Live feed connected",
     disconnected: "Live feed interrupted, reconnecting…",
-    enableSound: "Turn on sound",
-    soundOn: "Sound is on",
-    enableNotify: "Turn on notifications",
-    notifyOn: "Notifications are on",
+    sound: "Sound",
+    notifications: "Desktop notifications",
+    notifyBlocked: "The browser blocks notifications from this page: allow them in the browser's site settings to get them.",
+    notifyUnsupported: "This browser cannot show notifications.",
     noLive: "No new alerts since this page was opened",
     departments: "Departments by projected overspend",
     projectedOverspend: "Projected overspend",

@@ -2,8 +2,30 @@
 // short tone synthesized with WebAudio, and browser notifications when the user allows them.
 import { ref } from "vue";
 
+const NOTIFY_KEY = "drgwatch.notifications";
+
+function remembered() {
+  try {
+    return window.localStorage.getItem(NOTIFY_KEY) === "on";
+  } catch {
+    return false;
+  }
+}
+
+function remember(on) {
+  try {
+    window.localStorage.setItem(NOTIFY_KEY, on ? "on" : "off");
+  } catch {
+    // storage refused (a private window): the choice lasts as long as the page
+  }
+}
+
 export const soundOn = ref(false);
-export const notifyOn = ref(typeof Notification !== "undefined" && Notification.permission === "granted");
+// "granted", "denied" (the user or the browser's settings blocked them), "default" (not asked
+// yet) or "unsupported"
+export const notifyPermission = ref(typeof Notification === "undefined" ? "unsupported" : Notification.permission);
+// on when the user turned them on in this browser and the browser still allows them
+export const notifyOn = ref(notifyPermission.value === "granted" && remembered());
 let audio = null;
 
 /** Turn the tone on; must run from a user's click (browsers start audio only then). */
@@ -14,6 +36,15 @@ export function enableSound() {
   audio.resume();
   soundOn.value = true;
   return true;
+}
+
+/** The sound toggle: on (from the user's click) or off. */
+export function toggleSound() {
+  if (soundOn.value) {
+    soundOn.value = false;
+    return false;
+  }
+  return enableSound();
 }
 
 /** Two short beeps, higher for red. */
@@ -38,8 +69,20 @@ export function tone(level) {
 export async function enableNotifications() {
   if (typeof Notification === "undefined") return false;
   const permission = await Notification.requestPermission();
+  notifyPermission.value = permission;
   notifyOn.value = permission === "granted";
+  if (notifyOn.value) remember(true);
   return notifyOn.value;
+}
+
+/** The notification toggle: asks the browser's permission when turned on. */
+export async function toggleNotifications() {
+  if (notifyOn.value) {
+    notifyOn.value = false;
+    remember(false);
+    return false;
+  }
+  return enableNotifications();
 }
 
 export function notify(title, body) {
