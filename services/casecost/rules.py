@@ -61,7 +61,6 @@ MAX_FIRED = 200
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 SHARE_PLACES = Decimal("0.0001")
-SECONDS_PER_DAY = 86400
 
 Severity = Literal["blue", "yellow", "red"]
 CASE_KINDS = (
@@ -352,6 +351,18 @@ class RuleSet:
 
 
 @dataclass(slots=True)
+class _DayBase:
+    """The net cost and number of a case's days with cost lines before `day`, as they
+    stood after its `events_applied`-th event (`known_days`: its days with cost lines then)."""
+
+    day: str
+    total: Decimal
+    days: int
+    known_days: int
+    events_applied: int
+
+
+@dataclass(slots=True)
 class CaseMemory:
     """What case rules remember of a case beyond its state.
 
@@ -366,6 +377,10 @@ class CaseMemory:
 
     items: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     fired: dict[str, None] = field(default_factory=dict)
+    # the days before the latest day a daily rule looked at, kept up to date with each
+    # event so that the next charge that day need not sum them again; not part of the
+    # memory (never in its dict form or its equality): without it they are summed afresh
+    day_base: _DayBase | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -442,6 +457,10 @@ def _take_back(days: dict[str, Decimal], day: str, quantity: Decimal) -> None:
 # --- case rules ------------------------------------------------------------------------------
 
 
+_COST_LINES = (Charge, Credit)
+_CHARGE_RULES = (RepeatItemRule, OrderBoundRule, DailySpikeRule, SameDayRepeatsRule)
+
+
 class Happening(Protocol):
     """An event or internal command applied to a case (all a finding needs of it)."""
 
@@ -460,18 +479,12 @@ class _Applicable:
     order_bound: tuple[OrderBoundRule, ...]
     daily_spike: tuple[DailySpikeRule, ...]
     category_share: tuple[CategoryShareRule, ...]
-    stay_over_average: tuple[StayOverAverageRule, ...]
+    # with the key of the one period they have (the stay)
+    stay_over_average: tuple[tuple[StayOverAverageRule, str], ...]
     same_day_repeats: tuple[SameDayRepeatsRule, ...]
 
-    @property
-    def on_cost_lines(self) -> bool:
-        return bool(
-            self.repeat_item
-            or self.order_bound
-            or self.daily_spike
-            or self.category_share
-            or self.same_day_repeats
-        )
+    # whether any of them looks at a charge (worked out once, not with every event)
+    on_charges: bool
 
 
 class CaseRules:
@@ -480,7 +493,7 @@ class CaseRules:
     def __init__(self, rules: Iterable[CaseRule], zone: tzinfo) -> None:
         self.rules = tuple(rule for rule in rules if rule.enabled)
         self.zone = zone
-        # the categories whose items the memory tracks, and the items it need not
+        # the categories whose items the memory tracks (those the repeat rules watch)
         tracked: set[str] = set()
         for rule in self.rules:
             if isinstance(rule, RepeatItemRule | SameDayRepeatsRule):
@@ -503,13 +516,28 @@ class CaseRules:
                 order_bound=tuple(r for r in rules if isinstance(r, OrderBoundRule)),
                 daily_spike=tuple(r for r in rules if isinstance(r, DailySpikeRule)),
                 category_share=tuple(r for r in rules if isinstance(r, CategoryShareRule)),
-                stay_over_average=tuple(r for r in rules if isinstance(r, StayOverAverageRule)),
+                stay_over_average=tuple(
+                    (r, _key(r, "stay")) for r in rules if isinstance(r, StayOverAverageRule)
+                ),
                 same_day_repeats=tuple(r for r in rules if isinstance(r, SameDayRepeatsRule)),
+                on_charges=any(isinstance(r, _CHARGE_RULES) for r in rules),
             )
         return known
 
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
+
+    def day_of(self, state: CaseState, moment: datetime) -> str:
+        """The local day (ISO) of a moment of the case: the one apply_event remembered
+        for it when it worked it out in the same zone (a cost line's day always is)."""
+        memo = state.memo
+        if memo.days_zone is self.zone:
+            if moment is memo.latest_moment and memo.latest_day is not None:
+                return memo.latest_day.isoformat()  # the case's latest event: the usual one
+            known = memo.days.get(int(moment.timestamp()) // 900)
+            if known is not None:
+                return known[1]
+        return moment.astimezone(self.zone).date().isoformat()
 
 
 def evaluate_case(
@@ -524,32 +552,54 @@ def evaluate_case(
     the memory counts each cost line once."""
     findings: list[dict[str, Any]] = []
     applicable = rules.applicable(state.hospital_id, state.department)
-    if isinstance(event, Charge | Credit):
-        category = event.category.value
-        day: str | None = None
-        days: dict[str, Decimal] | None = None
-        if category in rules.tracked:
-            day = rules.local_day(event.occurred_at).isoformat()
-            quantity = event.quantity if isinstance(event, Charge) else -event.quantity
+    base = memory.day_base
+    if base is not None and base.events_applied != state.events_applied - 1:
+        # an event the rules did not see: the days before are summed afresh when needed
+        memory.day_base = base = None
+    if not isinstance(event, _COST_LINES):
+        if base is not None:
+            base.events_applied = state.events_applied
+    else:
+        charge = event if isinstance(event, Charge) else None
+        tracked = event.category.value in rules.tracked
+        day = (
+            rules.day_of(state, event.occurred_at)
+            if tracked or base is not None or (charge is not None and applicable.daily_spike)
+            else ""
+        )
+        if base is not None:
+            _keep_day_base(base, state, event, day)
+        days = None
+        if tracked:
+            quantity = event.quantity if charge is not None else -event.quantity
             days = memory.record(event.item_code, day, quantity)
-        if isinstance(event, Charge) and applicable.on_cost_lines:
-            if day is None and (applicable.daily_spike or applicable.same_day_repeats):
-                day = rules.local_day(event.occurred_at).isoformat()
+        if charge is not None and applicable.on_charges:
             for order_rule in applicable.order_bound:
-                _order_bound(order_rule, state, event, now, findings)
-            if days is not None and day is not None:
+                _order_bound(order_rule, state, charge, now, findings)
+            if days is not None:
                 for repeat_rule in applicable.repeat_item:
-                    _repeat_item(repeat_rule, memory, state, event, day, days, now, findings)
+                    _repeat_item(repeat_rule, memory, state, charge, day, days, now, findings)
                 for same_day_rule in applicable.same_day_repeats:
-                    _same_day(same_day_rule, memory, state, event, day, days, now, findings)
-            if day is not None:
-                for spike_rule in applicable.daily_spike:
-                    _daily_spike(spike_rule, memory, state, event, day, now, findings)
+                    _same_day(same_day_rule, memory, state, charge, day, days, now, findings)
+            for spike_rule in applicable.daily_spike:
+                _daily_spike(spike_rule, memory, state, charge, day, now, findings)
         for share_rule in applicable.category_share:
             _category_share(share_rule, memory, state, event, now, findings)
-    for stay_rule in applicable.stay_over_average:
-        _stay_over_average(stay_rule, rules, memory, state, event, now, findings)
+    for stay_rule, stay_key in applicable.stay_over_average:
+        if stay_key not in memory.fired:
+            _stay_over_average(stay_rule, stay_key, rules, memory, state, event, now, findings)
     return memory, findings
+
+
+def _keep_day_base(base: _DayBase, state: CaseState, line: Charge | Credit, day: str) -> None:
+    """Bring the days-before sum up to date with the cost line just applied (on `day`)."""
+    base.events_applied = state.events_applied
+    known_days = len(state.cost_by_day)
+    if day < base.day:
+        base.total += line.amount if isinstance(line, Charge) else -line.amount
+        if known_days != base.known_days:
+            base.days += 1
+    base.known_days = known_days
 
 
 def _order_bound(
@@ -712,11 +762,7 @@ def _daily_spike(
     day_total = by_day.get(day, ZERO)
     if day_total <= 0 or day_total < params.min_day_amount:
         return
-    earlier_total, earlier_days = ZERO, 0
-    for other, amount in by_day.items():
-        if other < day:
-            earlier_total += amount
-            earlier_days += 1
+    earlier_total, earlier_days = _earlier_days(memory, state, day)
     if earlier_days < params.min_days or earlier_total <= 0:
         return
     # exactly: day_total > factor x earlier_total / earlier_days
@@ -751,6 +797,21 @@ def _daily_spike(
             f"{mean} over the {earlier_days} days before (bound {params.factor} times)",
         )
     )
+
+
+def _earlier_days(memory: CaseMemory, state: CaseState, day: str) -> tuple[Decimal, int]:
+    """The net cost of the case's days with cost lines before `day`, and how many."""
+    base = memory.day_base
+    if base is None or base.day != day:
+        total, days = ZERO, 0
+        for other, amount in state.cost_by_day.items():
+            if other < day:
+                total += amount
+                days += 1
+        base = memory.day_base = _DayBase(
+            day, total, days, len(state.cost_by_day), state.events_applied
+        )
+    return base.total, base.days
 
 
 def _category_share(
@@ -799,6 +860,7 @@ def _category_share(
 
 def _stay_over_average(
     rule: StayOverAverageRule,
+    key: str,
     rules: CaseRules,
     memory: CaseMemory,
     state: CaseState,
@@ -809,19 +871,19 @@ def _stay_over_average(
     average, admitted, latest = state.avg_los_days, state.admitted_at, state.last_event_at
     if average is None or admitted is None or latest is None or state.discharged_at is not None:
         return
+    # two moments' local days are at most their whole elapsed days plus one apart (plus
+    # one more where a zone's offset moved): a stay that far below the bound needs no more
     bound = rule.params.ratio * average
-    # local days between two moments are at most their elapsed days rounded up, plus one
-    # (a zone's offset moving): a stay that far below the bound needs no local days
-    if (latest - admitted).total_seconds() / SECONDS_PER_DAY + 2 <= bound:
-        return
-    key = _key(rule, "stay")
-    if memory.raised(key):
+    if (latest - admitted).days + 2 <= bound:
         return
     days = (rules.local_day(latest) - rules.local_day(admitted)).days
     if days <= bound:
         return
     memory.remember(key)
     drg = state.drg_code or ""
+    ratio = rule.params.ratio
+    times_en = "" if ratio == 1 else f"{ratio} times "
+    times_zh = "" if ratio == 1 else f"的 {ratio} 倍"
     findings.append(
         _case_finding(
             rule,
@@ -836,8 +898,9 @@ def _stay_over_average(
                 "admitted_on": rules.local_day(admitted).isoformat(),
                 "as_of": rules.local_day(latest).isoformat(),
             },
-            text_zh=f"已住院 {days} 天，超过 {drg} 的平均住院日 {average} 天",
-            text_en=f"In hospital {days} days, beyond the average stay of {average} days for {drg}",
+            text_zh=f"已住院 {days} 天，超过 {drg} 的平均住院日 {average} 天{times_zh}",
+            text_en=f"In hospital {days} days, beyond {times_en}the average stay of {average} "
+            f"days for {drg}",
         )
     )
 
