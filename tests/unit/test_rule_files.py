@@ -68,9 +68,8 @@ def test_numbers_are_read_exactly_from_yaml_and_json(tmp_path: Path) -> None:
     write(
         tmp_path,
         "b.json",
-        json.dumps({"version": 1, "rules": []})[:-3]
-        + '[{"id": "spike", "version": 1, "name": {"zh": "a", "en": "b"}, "kind": "daily_spike",'
-        ' "severity": "blue", "params": {"factor": 2.7}}]}',
+        '{"version": 1, "rules": [{"id": "spike", "version": 1, "name": {"zh": "a", "en": "b"},'
+        ' "kind": "daily_spike", "severity": "blue", "params": {"factor": 2.7}}]}',
     )
     loaded = load_rule_files(tmp_path)
     assert [rule.id for rule in loaded.rules] == ["growth", "spike"]
