@@ -51,7 +51,6 @@ from services.casecost.events import (
 )
 from services.casecost.state import CaseState
 
-RULE_FORMAT_VERSION = 1
 RULE_NAMESPACE = uuid.UUID("0b6c2f3e-8d41-4a57-b7e2-5f9a1c3d7e24")
 RULE_ID_PATTERN = r"^[a-z0-9-]{1,64}$"
 # what the memory keeps, at most: days per tracked item, tracked items, periods raised
@@ -200,8 +199,9 @@ class StayOverAverageParams(_Strict):
 
 
 class SameDayRepeatsParams(_Strict):
-    """The same item charged more than `max_per_day` times (units, net of credits) on one
-    local day: possible splitting of one service into several charges."""
+    """The same item charged more than `max_per_day` times on one local day: possible
+    splitting of one service into several charges. Times are charge lines, never more
+    than the net units (one line of 24 hourly units is one time)."""
 
     max_per_day: int = Field(default=3, ge=1, le=1000)
     categories: tuple[Category, ...] = Field(
@@ -363,19 +363,34 @@ class _DayBase:
 
 
 @dataclass(slots=True)
+class ItemDay:
+    """A tracked item on one local day: the charge lines posted, and the net quantity."""
+
+    lines: int = 0
+    quantity: Decimal = ZERO
+
+    @property
+    def times(self) -> Decimal:
+        """How many times the item was charged that day: its lines, never more than the
+        net units (one line of 24 hourly units is one time; a credited unit line is gone)."""
+        return min(Decimal(self.lines), self.quantity)
+
+
+@dataclass(slots=True)
 class CaseMemory:
     """What case rules remember of a case beyond its state.
 
-    `items`: per tracked item (the categories the repeat rules watch), the net quantity
-    charged on each local day (ISO date); a credit takes back from the day it was posted
-    on, else the latest earlier day that still has some, so that a credited duplicate
-    no longer counts. At most MAX_ITEM_DAYS days per item (the oldest go first) and
-    MAX_TRACKED_ITEMS items (the one charged longest ago goes first).
+    `items`: per tracked item (the categories the repeat rules watch) and local day (ISO
+    date), the charge lines and the net quantity (`ItemDay`); a credit takes its quantity
+    back from the day it was posted on, else the latest earlier day that still has some,
+    so that a credited duplicate no longer counts. At most MAX_ITEM_DAYS days per item
+    (the oldest go first) and MAX_TRACKED_ITEMS items (the one charged longest ago goes
+    first).
     `fired`: the periods that raised a finding (`rule@version/period`), oldest first, at
     most MAX_FIRED: one forgotten can only be raised again with the same alert_id.
     """
 
-    items: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    items: dict[str, dict[str, ItemDay]] = field(default_factory=dict)
     fired: dict[str, None] = field(default_factory=dict)
     # the days before the latest day a daily rule looked at, kept up to date with each
     # event so that the next charge that day need not sum them again; not part of the
@@ -385,7 +400,7 @@ class CaseMemory:
     def to_dict(self) -> dict[str, Any]:
         return {
             "items": {
-                code: {day: str(quantity) for day, quantity in sorted(days.items())}
+                code: {day: [on.lines, str(on.quantity)] for day, on in sorted(days.items())}
                 for code, days in sorted(self.items.items())
             },
             "fired": list(self.fired),
@@ -397,7 +412,7 @@ class CaseMemory:
             return cls()
         return cls(
             items={
-                code: {day: Decimal(quantity) for day, quantity in days.items()}
+                code: {day: ItemDay(int(on[0]), Decimal(on[1])) for day, on in days.items()}
                 for code, days in data.get("items", {}).items()
             },
             fired=dict.fromkeys(data.get("fired", ())),
@@ -411,15 +426,19 @@ class CaseMemory:
         while len(self.fired) > MAX_FIRED:
             del self.fired[next(iter(self.fired))]
 
-    def record(self, item_code: str, day: str, quantity: Decimal) -> dict[str, Decimal]:
-        """A charge (positive quantity) or credit (negative) of a tracked item on a day."""
+    def record(self, item_code: str, day: str, quantity: Decimal) -> dict[str, ItemDay]:
+        """A charge line (positive quantity) or credit (negative) of a tracked item."""
         days = self.items.get(item_code)
         if days is None:
             days = self.items[item_code] = {}
             if len(self.items) > MAX_TRACKED_ITEMS:
                 self._forget_an_item(keep=item_code)
         if quantity > 0:
-            days[day] = days.get(day, ZERO) + quantity
+            on = days.get(day)
+            if on is None:
+                on = days[day] = ItemDay()
+            on.lines += 1
+            on.quantity += quantity
         else:
             _take_back(days, day, -quantity)
         if len(days) > MAX_ITEM_DAYS:
@@ -435,23 +454,26 @@ class CaseMemory:
         del self.items[stalest]
 
 
-def _take_back(days: dict[str, Decimal], day: str, quantity: Decimal) -> None:
+def _take_back(days: dict[str, ItemDay], day: str, quantity: Decimal) -> None:
     """A credit's quantity from the day it was posted on, then the latest earlier days,
     then the earliest later ones; what nothing was charged against waits on its day."""
-    order = [day] if days.get(day, ZERO) > 0 else []
+    posted = days.get(day)
+    order = [day] if posted is not None and posted.quantity > 0 else []
     order += sorted((d for d in days if d < day), reverse=True)
     order += sorted(d for d in days if d > day)
     for other in order:
         if quantity <= 0:
             break
-        held = days.get(other, ZERO)
-        if held <= 0:
+        on = days[other]
+        if on.quantity <= 0:
             continue
-        taken = min(held, quantity)
-        days[other] = held - taken
+        taken = min(on.quantity, quantity)
+        on.quantity -= taken
         quantity -= taken
     if quantity > 0:
-        days[day] = days.get(day, ZERO) - quantity
+        if posted is None:
+            posted = days[day] = ItemDay()
+        posted.quantity -= quantity
 
 
 # --- case rules ------------------------------------------------------------------------------
@@ -656,14 +678,15 @@ def _repeat_item(
     state: CaseState,
     event: Charge,
     day: str,
-    days: dict[str, Decimal],
+    days: dict[str, ItemDay],
     now: datetime,
     findings: list[dict[str, Any]],
 ) -> None:
     params = rule.params
     if event.category not in params.categories or event.item_code in params.exclude_items:
         return
-    if len(days) < 2 or days.get(day, ZERO) <= 0:
+    on = days.get(day)  # gone when a late line's day is older than the days kept
+    if on is None or on.quantity <= 0 or len(days) < 2:
         return
     key = _key(rule, f"{day}/{event.item_code}")
     if memory.raised(key):
@@ -671,9 +694,9 @@ def _repeat_item(
     this_day = date.fromisoformat(day)
     others = sorted(
         other
-        for other, quantity in days.items()
+        for other, on in days.items()
         if other != day
-        and quantity > 0
+        and on.quantity > 0
         and abs((date.fromisoformat(other) - this_day).days) <= params.within_days
     )
     if not others:
@@ -709,14 +732,17 @@ def _same_day(
     state: CaseState,
     event: Charge,
     day: str,
-    days: dict[str, Decimal],
+    days: dict[str, ItemDay],
     now: datetime,
     findings: list[dict[str, Any]],
 ) -> None:
     params = rule.params
     if event.category not in params.categories or event.item_code in params.exclude_items:
         return
-    times = days.get(day, ZERO)
+    on = days.get(day)
+    if on is None:
+        return
+    times = on.times
     if times <= params.max_per_day:
         return
     key = _key(rule, f"{day}/{event.item_code}")

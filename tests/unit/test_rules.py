@@ -60,6 +60,7 @@ def line(
     unit_price: str = "300.00",
     kind: str = "charge",
     hour: int = 10,
+    month: int = 3,
     **fields: Any,
 ) -> Event:
     amount = (Decimal(quantity) * Decimal(unit_price)).quantize(Decimal("0.01"))
@@ -67,7 +68,7 @@ def line(
         raw(
             kind,
             event_id,
-            at(day, hour),
+            at(day, hour, month=month),
             department=fields.pop("department", "CARD"),
             item_code=item,
             item_name=f"name of {item}",
@@ -202,17 +203,25 @@ def test_the_same_item_more_than_n_times_in_one_day_is_found_once() -> None:
     )
 
 
-def test_units_count_and_a_credit_takes_them_back() -> None:
+def test_one_line_of_many_units_is_one_time() -> None:
+    # ventilation is charged by the hour: 24 units on one line is one charge, not splitting
     case = Case(rules({"kind": "same_day_repeats", "params": {"max_per_day": 3}}))
-    case.apply(
-        admitted(), line("l1", 2, item="L-GLU", category="lab", quantity="3", unit_price="8.00")
-    )
-    case.apply(line("l1-back", 2, kind="credit", item="L-GLU", category="lab", unit_price="8.00"))
-    assert case.apply(line("l2", 2, item="L-GLU", category="lab", unit_price="8.00")) == []
-    [finding] = case.apply(
-        line("l3", 2, item="L-GLU", category="lab", unit_price="8.00", quantity="2")
-    )
-    assert finding["detail"]["times"] == "5"
+    vent = {"item": "P-VENT", "category": "procedure", "unit_price": "10.00"}
+    case.apply(admitted(), line("v1", 2, quantity="24", **vent))
+    assert case.findings == []
+    # the same hours split over four lines is
+    case.apply(*(line(f"w{n}", 3, quantity="6", **vent) for n in range(4)))
+    assert [f["detail"]["times"] for f in case.findings] == ["4"]
+
+
+def test_a_credited_line_no_longer_counts_as_a_time() -> None:
+    case = Case(rules({"kind": "same_day_repeats", "params": {"max_per_day": 3}}))
+    lab = {"item": "L-GLU", "category": "lab", "unit_price": "8.00"}
+    case.apply(admitted(), *(line(f"g{n}", 2, **lab) for n in range(3)))
+    case.apply(line("g0-back", 2, kind="credit", **lab))
+    assert case.apply(line("g3", 2, **lab)) == []  # 4 lines, one credited: 3 times
+    [finding] = case.apply(line("g4", 2, **lab))
+    assert finding["detail"]["times"] == "4"
 
 
 def test_same_day_repeats_leaves_drugs_alone_by_default() -> None:
@@ -533,11 +542,22 @@ def test_the_memory_stays_bounded() -> None:
     assert memory.raised(f"r@1/{MAX_FIRED + 9}")
 
 
+def test_a_late_line_older_than_the_days_kept_is_left_out() -> None:
+    case = Case(rules({"kind": "repeat_item"}, {"kind": "same_day_repeats"}))
+    cbc = {"item": "L-CBC", "category": "lab"}
+    case.apply(admitted(), *(line(f"c{d}", d, **cbc) for d in range(1, 32)))
+    case.apply(line("april", 1, month=4, **cbc))
+    assert min(case.memory.items["L-CBC"]) == "2026-03-02"
+    assert case.apply(line("late", 1, hour=20, **cbc)) == []
+    assert min(case.memory.items["L-CBC"]) == "2026-03-02"
+
+
 def test_a_credit_before_anything_was_charged_waits_on_its_day() -> None:
     memory = CaseMemory()
     memory.record("E", "2026-03-03", Decimal(-1))
     memory.record("E", "2026-03-03", Decimal(1))
-    assert memory.items["E"] == {"2026-03-03": Decimal(0)}
+    assert memory.to_dict()["items"] == {"E": {"2026-03-03": [1, "0"]}}
+    assert memory.items["E"]["2026-03-03"].times == 0
 
 
 def test_evaluating_every_shipped_kind_over_a_long_stay_runs_as_a_smoke_check() -> None:
