@@ -138,6 +138,8 @@ class RepeatItemParams(_Strict):
     categories: tuple[Category, ...] = Field(default=(Category.EXAM, Category.LAB), min_length=1)
     within_days: int = Field(default=3, ge=1, le=90)
     exclude_items: tuple[Code, ...] = ()
+    # items cheaper than this are not checked (routine monitoring labs); 0: every item
+    min_unit_price: Money = ZERO
 
 
 class OrderBound(_Strict):
@@ -183,7 +185,7 @@ class CategoryShareParams(_Strict):
 
     shares: dict[Category, Share] = Field(
         default_factory=lambda: {
-            Category.DRUG: Decimal("0.40"),
+            Category.DRUG: Decimal("0.50"),
             Category.CONSUMABLE: Decimal("0.60"),
         },
         min_length=1,
@@ -685,6 +687,8 @@ def _repeat_item(
     params = rule.params
     if event.category not in params.categories or event.item_code in params.exclude_items:
         return
+    if event.unit_price < params.min_unit_price:
+        return
     on = days.get(day)  # gone when a late line's day is older than the days kept
     if on is None or on.quantity <= 0 or len(days) < 2:
         return
@@ -852,7 +856,16 @@ def _category_share(
     total = state.total_cost
     if total <= 0 or total < params.min_total:
         return
+    # a charge lowers every other category's share: unless it just took the case past
+    # min_total, only its own category can have crossed its bound
+    only = (
+        event.category
+        if isinstance(event, Charge) and total - event.amount >= params.min_total
+        else None
+    )
     for category, bound in params.shares.items():
+        if only is not None and category is not only:
+            continue
         cost = state.cost_by_category.get(category.value, ZERO)
         if cost <= bound * total:
             continue

@@ -61,7 +61,12 @@ async def test_a_directory_of_rules_is_listed_with_scope_and_file(tmp_path: Path
     ]
     as_json = await drgwatch(tmp_path, "rules", "validate", str(rules), "--json")
     [rule] = json.loads(as_json.out)
-    assert rule["params"] == {"categories": ["exam"], "within_days": 7, "exclude_items": []}
+    assert rule["params"] == {
+        "categories": ["exam"],
+        "within_days": 7,
+        "exclude_items": [],
+        "min_unit_price": "0",
+    }
 
 
 async def test_problems_are_listed_on_stderr_with_exit_2(tmp_path: Path) -> None:

@@ -177,6 +177,15 @@ def test_only_the_listed_categories_and_not_the_excluded_items_repeat() -> None:
     assert finding["detail"]["item_code"] == "L-CBC"
 
 
+def test_items_below_the_unit_price_floor_are_not_checked() -> None:
+    case = Case(rules({"kind": "repeat_item", "params": {"min_unit_price": "50"}}))
+    cbc = {"item": "L-CBC", "category": "lab", "unit_price": "49.99"}
+    case.apply(admitted(), line("cbc1", 2, **cbc), line("cbc2", 3, **cbc))
+    assert case.findings == []
+    case.apply(line("ct1", 2, unit_price="50.00"), line("ct2", 3, unit_price="50.00"))
+    assert [f["detail"]["item_code"] for f in case.findings] == ["E-CT"]
+
+
 def test_each_repeat_day_is_its_own_finding_and_a_duplicate_event_raises_nothing() -> None:
     case = Case(rules({"kind": "repeat_item"}))
     case.apply(admitted(), line("ct1", 2), line("ct2", 3), line("ct2", 3), line("ct3", 4))
