@@ -698,9 +698,9 @@ def _repeat_item(
     this_day = date.fromisoformat(day)
     others = sorted(
         other
-        for other, on in days.items()
+        for other, charged in days.items()
         if other != day
-        and on.quantity > 0
+        and charged.quantity > 0
         and abs((date.fromisoformat(other) - this_day).days) <= params.within_days
     )
     if not others:

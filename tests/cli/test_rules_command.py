@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.reference.rules import DEFAULT_RULES_DIR
 from tests.cli.test_data_commands import drgwatch
 
 GOOD = """\
@@ -105,4 +104,3 @@ async def test_a_missing_directory_is_one_line_and_exit_2(tmp_path: Path) -> Non
         f"drgwatch rules validate: {tmp_path / 'nowhere'}: no such file or directory"
     )
     assert ran.code == 2
-    assert DEFAULT_RULES_DIR.is_dir()

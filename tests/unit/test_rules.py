@@ -569,7 +569,7 @@ def test_a_credit_before_anything_was_charged_waits_on_its_day() -> None:
     assert memory.items["E"]["2026-03-03"].times == 0
 
 
-def test_evaluating_every_shipped_kind_over_a_long_stay_runs_as_a_smoke_check() -> None:
+def test_every_case_rule_over_a_long_stay_runs_as_a_smoke_check() -> None:
     # not timed (speed is measured by `drgwatch bench`): a stay of 2,000 cost lines runs
     # through every case rule, and the memory stays small
     case = Case(every_rule())
