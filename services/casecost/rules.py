@@ -599,7 +599,9 @@ def evaluate_case(
             days = memory.record(event.item_code, day, quantity)
         if charge is not None and applicable.on_charges:
             for order_rule in applicable.order_bound:
-                _order_bound(order_rule, state, charge, now, findings)
+                bound = order_rule.params.bounds.get(charge.category)
+                if bound is not None:
+                    _order_bound(order_rule, bound, state, charge, now, findings)
             if days is not None:
                 for repeat_rule in applicable.repeat_item:
                     _repeat_item(repeat_rule, memory, state, charge, day, days, now, findings)
@@ -608,7 +610,8 @@ def evaluate_case(
             for spike_rule in applicable.daily_spike:
                 _daily_spike(spike_rule, memory, state, charge, day, now, findings)
         for share_rule in applicable.category_share:
-            _category_share(share_rule, memory, state, event, now, findings)
+            if state.total_cost >= share_rule.params.min_total:
+                _category_share(share_rule, memory, state, event, now, findings)
     for stay_rule, stay_key in applicable.stay_over_average:
         if stay_key not in memory.fired:
             _stay_over_average(stay_rule, stay_key, rules, memory, state, event, now, findings)
@@ -628,14 +631,12 @@ def _keep_day_base(base: _DayBase, state: CaseState, line: Charge | Credit, day:
 
 def _order_bound(
     rule: OrderBoundRule,
+    bound: OrderBound,
     state: CaseState,
     event: Charge,
     now: datetime,
     findings: list[dict[str, Any]],
 ) -> None:
-    bound = rule.params.bounds.get(event.category)
-    if bound is None:
-        return
     over_amount = bound.max_amount is not None and event.amount > bound.max_amount
     over_quantity = bound.max_quantity is not None and event.quantity > bound.max_quantity
     if not (over_amount or over_quantity):
