@@ -54,12 +54,18 @@ class RuleProblem:
 
 
 def rule_files(paths: Path | Iterable[Path]) -> list[Path]:
-    """The rule files of directories (their *.yaml, *.yml, *.json, by name) and files."""
+    """The rule files of directories (their *.yaml, *.yml, *.json but hidden ones, by
+    name) and files."""
     found: list[Path] = []
     for path in [paths] if isinstance(paths, Path) else paths:
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.iterdir() if p.suffix in RULE_FILE_SUFFIXES and p.is_file())
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    # an editor's hidden lock or backup file is not a rule file
+                    if p.suffix in RULE_FILE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+                )
             )
         else:
             found.append(path)

@@ -150,6 +150,7 @@ def test_a_key_written_twice_and_a_wrong_format_version_are_refused(tmp_path: Pa
 
 def test_no_rule_files_at_all_is_refused(tmp_path: Path) -> None:
     write(tmp_path, "notes.txt", "not rules")
+    write(tmp_path, ".#rules.yaml", "an editor's lock file")
     [problem] = refused(tmp_path)
     assert problem == f"{tmp_path}: no *.yaml, *.yml or *.json rule files"
 
