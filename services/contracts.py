@@ -1,4 +1,5 @@
-"""JSON Schema files in schemas/: the event, alert and case contracts shared by all services.
+"""JSON Schema files in schemas/: the event, alert and case contracts shared by all services,
+and the format of monitoring rule files.
 
 They are generated from the pydantic models so the two cannot drift; a test compares
 them, and `drgwatch schemas export` rewrites them.
@@ -13,6 +14,7 @@ from typing import Any
 from services.alerting.alerts.schemas import AlertOut
 from services.api.cases.schemas import PublishedCase
 from services.casecost.events import EVENT_ADAPTER
+from services.casecost.rules import RuleFile
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -25,7 +27,14 @@ def contracts() -> dict[str, dict[str, Any]]:
     alert["$id"] = "https://drgwatch.example/schemas/alert.v1.json"
     case = PublishedCase.model_json_schema(mode="serialization")
     case["$id"] = "https://drgwatch.example/schemas/case.v1.json"
-    return {"event.v1.json": event, "alert.v1.json": alert, "case.v1.json": case}
+    rules = RuleFile.model_json_schema(mode="validation")
+    rules["$id"] = "https://drgwatch.example/schemas/rules.v1.json"
+    return {
+        "event.v1.json": event,
+        "alert.v1.json": alert,
+        "case.v1.json": case,
+        "rules.v1.json": rules,
+    }
 
 
 def render(schema: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from services.cli import briefing as briefing_command
 from services.cli import db as db_commands
 from services.cli import reference as reference_commands
+from services.cli import rules as rule_commands
 from services.cli import users as user_commands
 from services.cli.output import Output
 from services.cli.target import Client, CommandError, CommandSettings, connect, resolve
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     reference_commands.add_parsers(commands)
+    rule_commands.add_parser(commands)
     user_commands.add_parser(commands)
     briefing_command.add_parser(commands)
 
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_worker()
     if args.command == "db":
         return db_commands.run(args)
+    if args.command == "rules":
+        return rule_commands.run(args)
     if args.command == "topics":
         from services.topics import create_topics
 

@@ -1,16 +1,23 @@
-"""Errors of reference data (DRG catalogues, thresholds).
+"""Errors of reference data (DRG catalogues, thresholds, monitoring rules).
 
 ReferenceDataError
  ├── GroupNotInForce      a DRG that the catalogue in force does not hold   (NotFound)
  ├── UnknownCatalogue     no such catalogue, or one outside the caller's scope (NotFound)
  ├── UnknownThresholds    no thresholds set for that hospital and DRG       (NotFound)
  ├── AlreadyWithdrawn     a catalogue withdrawn before                      (Conflict)
- └── CatalogueRefused     an import that would price cases wrongly         (Invalid)
+ ├── CatalogueRefused     an import that would price cases wrongly         (Invalid)
+ └── RuleFilesRefused     rule files that do not validate, every problem   (Invalid)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from services.errors import Conflict, DrgwatchError, Invalid, NotFound
+
+if TYPE_CHECKING:
+    from services.reference.rules import RuleProblem
 
 
 class ReferenceDataError(DrgwatchError):
@@ -35,3 +42,11 @@ class AlreadyWithdrawn(ReferenceDataError, Conflict):
 
 class CatalogueRefused(ReferenceDataError, Invalid):
     pass
+
+
+class RuleFilesRefused(ReferenceDataError, Invalid):
+    """Rule files with problems: `problems` lists every one (file, line, rule, field)."""
+
+    def __init__(self, problems: Sequence[RuleProblem]) -> None:
+        super().__init__("\n".join(str(problem) for problem in problems))
+        self.problems = list(problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.casecost.rules import CASE_KINDS, DEPARTMENT_KINDS
 from services.contracts import SCHEMA_DIR, contracts, render
 
 
@@ -38,3 +39,10 @@ def test_case_schema_publishes_the_explanation_as_optional() -> None:
         {"const": "hospital", "type": "string"},
         {"type": "null"},
     ]
+
+
+def test_rules_schema_names_every_rule_kind() -> None:
+    rules = contracts()["rules.v1.json"]
+    kinds = set(rules["properties"]["rules"]["items"]["discriminator"]["mapping"])
+    assert kinds == {*CASE_KINDS, *DEPARTMENT_KINDS}
+    assert rules["properties"]["version"]["const"] == 1
