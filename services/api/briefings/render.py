@@ -17,6 +17,7 @@ from typing import Any, Literal
 from jinja2 import Environment, select_autoescape
 
 from services.api.briefings.schemas import BriefingAlert, WeeklyBriefing
+from services.casecost.explain import CATEGORY_ZH
 
 Language = Literal["zh", "en"]
 CENT = Decimal("0.01")
@@ -151,13 +152,7 @@ WORDS: dict[Language, dict[str, str]] = {
         "acknowledge": "确认",
         "resolve": "处理",
         "review": "审核",
-        "drug": "药品",
-        "consumable": "耗材",
-        "exam": "检查",
-        "lab": "检验",
-        "procedure": "手术治疗",
-        "bed": "床位",
-        "nursing": "护理",
+        **CATEGORY_ZH,  # cost categories
         "target": "科室目标",
         "total_cost": "总费用",
         "cost_per_case": "次均费用",
