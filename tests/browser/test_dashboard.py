@@ -95,6 +95,20 @@ def test_overview_counts_and_a_new_alert_arrive_without_a_reload(
     assert problems == []
 
 
+def test_the_feed_opens_with_the_alerts_raised_before_the_page(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    earlier = page.get_by_test_id("earlier-alerts")
+    # C-1002 went red while the hospital's day was posted, before the page opened
+    earlier.locator("li", has_text="C-1002").first.wait_for(timeout=15_000)
+    assert "红色预警" in earlier.inner_text()
+    newest = hospital.all_alerts(hospital_id=HOSPITAL)[0]
+    assert newest["case_id"] in earlier.locator("li").first.inner_text()
+    assert problems == []
+
+
 def test_drill_from_overview_to_department_to_case_and_acknowledge(
     browser_page: tuple[Any, list[str]], hospital: Stack
 ) -> None:
