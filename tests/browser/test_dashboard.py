@@ -134,6 +134,9 @@ def test_drill_from_overview_to_department_to_case_and_acknowledge(
     total = Decimal(case["total_cost"]).quantize(Decimal("0.01"))
     assert f"{total:,.2f}" in figures  # money as the API gave it, with separators
     assert "Drug-eluting coronary stent" in page.inner_text("body")
+    # why it is red, in the sentence the API gives (three clicks from the overview)
+    why = page.get_by_test_id("case-why").inner_text()
+    assert case["explanation"]["summary_zh"] in why.replace("\n", " ")
 
     # acknowledge the case's red alert
     page.get_by_role("button", name="确认").first.click()

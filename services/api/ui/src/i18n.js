@@ -82,6 +82,8 @@ const zh = {
     onlyOpen: "仅未处理",
   },
   case: {
+    why: "费用原因：",
+    accelerated: "费用自 {day} 起加快",
     title: "病例 {id}",
     notFound: "未找到该病例，或不在您的权限范围内。",
     back: "返回科室",
@@ -248,6 +250,8 @@ const en = {
     onlyOpen: "Open only",
   },
   case: {
+    why: "Why it costs this:",
+    accelerated: "cost accelerated from {day}",
     title: "Case {id}",
     notFound: "No such case, or it is outside what you may see.",
     back: "Back to the department",
