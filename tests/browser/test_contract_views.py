@@ -583,7 +583,7 @@ def test_the_targets_card_shows_progress_and_sets_a_periods_targets(
         dialog.get_by_label("次均费用（元）" if zh else "Cost per case (CNY)").fill("15000.5")
         dialog.get_by_label("总费用（元）" if zh else "Total cost (CNY)").fill("1800000.00")
         page.mouse.move(0, 0)  # off the save button clicked above (its hover colours are faint)
-        shoot(page, f"set-targets-{language}-laptop")
+        shoot(page, f"set-targets-filled-{language}-laptop")
         found = accessibility.violations(page)
         assert not accessibility.failing(found), accessibility.report("set targets", found)
         # saved, the card asks for its progress again
