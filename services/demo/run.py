@@ -22,8 +22,8 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ import httpx
 from services.casecost.pricing import DrgGroup
 from services.demo.hospital import DEPARTMENTS
 from services.demo.simulation import (
+    CasePlan,
     Hospital,
     Segment,
     TimedEvent,
@@ -276,6 +277,7 @@ async def run_demo(
         seconds = (now() - started).total_seconds()
         echo(f"demo: history posted: {accepted} events accepted in {seconds:.0f} s")
         save_state(state_dir, state)
+        await _set_targets(client, state.hospital_id, demo_targets(hospital, plans), echo)
     live = [event for event in events if state.simulated_until < event.at <= live_end]
     segment = Segment(
         sim_start=state.simulated_until,
@@ -397,6 +399,86 @@ async def _name_departments(client: httpx.AsyncClient, hospital_id: str, echo: E
                 f"{response.status_code} {response.text[:200]})"
             )
             return
+
+
+# the departments' targets: room above their expected figures for most, a ceiling below
+# them for every third (in code order), so the page shows both paces
+TARGET_ROOM = Decimal("1.2")
+TIGHT_TARGET = Decimal("0.7")
+CENT = Decimal("0.01")
+
+
+def _period_days(period: str) -> tuple[date, int]:
+    """The first day of a year (`2026`) or a month (`2026-12`) and its number of days."""
+    if len(period) == 4:
+        start = date(int(period), 1, 1)
+        return start, (date(start.year + 1, 1, 1) - start).days
+    start = date(int(period[:4]), int(period[5:7]), 1)
+    following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return start, (following - start).days
+
+
+def demo_targets(hospital: Hospital, plans: Sequence[CasePlan]) -> dict[tuple[str, str], Any]:
+    """Each simulated department's targets for the anchor's month and year, as PUT bodies.
+
+    They come from the hospital's own expected figures: the stays its history discharges
+    per day and their mean expected cost (payment standard x planned cost ratio). The demo
+    has discharges from its history days only, so a period's figures are expected over
+    the part of it the history covers and carried to the period's end at that pace, as
+    the progress endpoint projects them. Most departments get 20% of room on cost per
+    case and total cost; every third gets a ceiling 30% below (over pace: the planned
+    cost ratios run above what the stays end up costing, so a tighter cut would not
+    show); the cases target is the expected count.
+    """
+    today = hospital.anchor_day
+    first_day = today - timedelta(days=hospital.history_days)
+    targets: dict[tuple[str, str], Any] = {}
+    for index, code in enumerate(sorted(hospital.departments)):
+        discharged = [
+            plan
+            for plan in plans
+            if plan.pathway.department == code
+            and first_day <= plan.discharged_at.astimezone(hospital.zone).date() < today
+        ]
+        if not discharged:
+            continue
+        per_day = Decimal(len(discharged)) / hospital.history_days
+        per_case = sum(
+            (plan.standard * Decimal(str(plan.target_ratio)) for plan in discharged), Decimal(0)
+        ) / len(discharged)
+        room = TIGHT_TARGET if index % 3 == 2 else TARGET_ROOM
+        for period in (f"{today:%Y-%m}", f"{today:%Y}"):
+            start, days = _period_days(period)
+            covered = (today - max(start, first_day)).days + 1
+            elapsed = (today - start).days + 1
+            cases = per_day * covered * days / elapsed
+            targets[(code, period)] = {
+                "cases": max(1, int(cases.to_integral_value(rounding=ROUND_HALF_UP))),
+                "cost_per_case": str((per_case * room).quantize(CENT, rounding=ROUND_HALF_UP)),
+                "total_cost": str((cases * per_case * room).quantize(CENT, rounding=ROUND_HALF_UP)),
+            }
+    return targets
+
+
+async def _set_targets(
+    client: httpx.AsyncClient, hospital_id: str, targets: dict[tuple[str, str], Any], echo: Echo
+) -> None:
+    """Set the departments' targets where the API takes them (an API without targets, or
+    a key that may not set them, answers 404, 405 or 403: nothing to do)."""
+    for (department, period), body in targets.items():
+        response = await client.put(
+            f"/v1/hospitals/{hospital_id}/targets/{department}/{period}", json=body
+        )
+        if response.status_code in (403, 404, 405):
+            return
+        if response.status_code >= 400:
+            echo(
+                f"demo: targets not set ({department} {period}: HTTP "
+                f"{response.status_code} {response.text[:200]})"
+            )
+            return
+    departments = len({department for department, _ in targets})
+    echo(f"demo: targets set for {departments} departments (this month and this year)")
 
 
 def _local(moment: datetime, zone: tzinfo) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -90,6 +91,17 @@ async def test_the_demo_runs_resumes_and_runs_again_without_a_rejection(
     departments = (await api.client.get("/v1/hospitals/H001/departments")).json()["items"]
     names = {department["code"]: department for department in departments}
     assert names["ZLK"]["name_zh"] == "肿瘤科" and names["XNK"]["name_en"] == "Cardiology"
+    # the simulated department's targets for this month and this year, set through the API
+    today = first.anchor.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    targets = (await api.client.get("/v1/hospitals/H001/targets")).json()["items"]
+    assert {(item["department"], item["period"]) for item in targets} == {
+        ("ZLK", f"{today:%Y-%m}"),
+        ("ZLK", f"{today:%Y}"),
+    }
+    for item in targets:
+        assert item["cases"] > 0
+        assert Decimal(item["total_cost"]) > Decimal(item["cost_per_case"]) > 0
+    assert any("targets set for 1 departments" in line for line in lines), lines
     assert first.simulated_until == first.anchor + timedelta(hours=6)
     # the live part is dated by the clock it was posted by, after the history
     live = [event for event in history_and_live if event["occurred_at"] > first.anchor.isoformat()]

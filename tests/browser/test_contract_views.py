@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import accessibility
 from tests.browser.conftest import LAPTOP
 from tests.browser.hospital_day import HOSPITAL, ZONE
 from tests.browser.test_dashboard import _watch_console, shoot
@@ -415,6 +416,222 @@ def test_a_department_target_alert_reads_as_a_sentence_and_opens_the_department(
         expect(dialog).to_be_hidden()
         assert acted[1][0].endswith(f"/v1/alerts/{PER_CASE_ALERT['alert_id']}/resolve")
         assert acted[1][1] == {"reason": "price_change"}
+        assert problems == []
+    finally:
+        context.close()
+
+
+# a department's progress against its targets: this month's target is a twelfth of the
+# year's; the year has its own
+def _progress(period: str) -> dict[str, Any]:
+    year = period[:4]
+    monthly = len(period) == 7
+    return {
+        "period": period,
+        "elapsed_share": "0.0323" if monthly else "0.9151",
+        "items": [
+            {
+                "department": "CARDIO",
+                "target": {
+                    "period": year,
+                    "cases": 100 if monthly else 1200,
+                    "cost_per_case": "15000.00",
+                    "total_cost": "1500000.00" if monthly else "18000000.00",
+                },
+                "actual": {"cases": 5, "cost_per_case": "16200.40", "total_cost": "81002.00"},
+                "projected": {
+                    "cases": 155 if monthly else 1150,
+                    "cost_per_case": "16200.40",
+                    "total_cost": "2511062.00" if monthly else "17321987.65",
+                },
+                "pace": {
+                    "cases": "ahead" if monthly else "on_track",
+                    "cost_per_case": "over",
+                    "total_cost": "over" if monthly else "on_track",
+                },
+            }
+        ],
+    }
+
+
+STORED_TARGET = {
+    "hospital_id": HOSPITAL,
+    "department": "CARDIO",
+    "cases": 1200,
+    "cost_per_case": "15000.00",
+    "total_cost": "18000000.00",
+    "updated_by": "office",
+    "updated_at": "2026-11-20T08:00:00+08:00",
+}
+CSRF = "csrf-for-this-page"
+
+
+def _session(role: str) -> dict[str, Any]:
+    return {
+        "signed_in": True,
+        "sign_in_required": False,
+        "mode": "embedded",
+        "identity": {
+            "identity_id": f"id-{role}",
+            "name": "Wang" if role == "insurance_office" else "Dr Li",
+            "role": role,
+            "hospitals": [HOSPITAL],
+            "departments": ["CARDIO"] if role == "department_head" else [],
+        },
+        "csrf_token": CSRF,
+        "expires_at": None,
+        "timezone": "Asia/Shanghai",
+    }
+
+
+def _targets(page: Any, role: str, changes: list[tuple[str, str, Any, dict[str, str]]]) -> None:
+    """The session of `role`, the targets' endpoints answered here; changes are recorded."""
+    year = str(datetime.now(ZONE).year)
+    page.route("**/v1/session", lambda route: _answer(route, _session(role)))
+
+    def progress(route: Any) -> None:
+        period = parse_qs(urlparse(route.request.url).query)["period"][0]
+        _answer(route, _progress(period))
+
+    def targets(route: Any) -> None:
+        request = route.request
+        if request.method == "GET":
+            _answer(route, {"items": [{**STORED_TARGET, "period": year}]})
+            return
+        changes.append((request.method, request.url, request.post_data_json, request.headers))
+        if request.method == "DELETE":
+            route.fulfill(status=204)
+            return
+        period = urlparse(request.url).path.rsplit("/", 1)[1]
+        _answer(route, {**STORED_TARGET, **request.post_data_json, "period": period})
+
+    page.route(re.compile(r"/v1/hospitals/[^/]+/targets/progress\?"), progress)
+    page.route(re.compile(r"/v1/hospitals/[^/]+/targets(\?.*)?$"), targets)
+    page.route(re.compile(r"/v1/hospitals/[^/]+/targets/CARDIO/[0-9-]+$"), targets)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_targets_card_shows_progress_and_sets_a_periods_targets(
+    browser: Any,
+    hospital: Stack,
+    language: str,
+) -> None:
+    zh = language == "zh"
+    today = datetime.now(ZONE).date()
+    next_month = (today.replace(day=28) + timedelta(days=4)).strftime("%Y-%m")
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN" if zh else "en")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        _contracts(page)
+        changes: list[tuple[str, str, Any, dict[str, str]]] = []
+        _targets(page, "insurance_office", changes)
+
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+        card = page.get_by_test_id("targets-card")
+        month = card.get_by_test_id("targets-thisMonth")
+        year = card.get_by_test_id("targets-thisYear")
+        expect(month).to_contain_text(today.strftime("%Y-%m"))
+        expect(month.get_by_test_id("elapsed")).to_contain_text("3.2%")
+        expect(month.get_by_test_id("target-source")).to_have_text(
+            f"目标：{today.year} 年目标的十二分之一"
+            if zh
+            else f"Target: a twelfth of the {today.year} target"
+        )
+        expect(year.get_by_test_id("target-source")).to_have_text(
+            "目标：本年目标" if zh else "Target: the year's own"
+        )
+        total_row = month.get_by_role("row").filter(has_text="总费用" if zh else "Total cost")
+        expect(total_row).to_contain_text("1,500,000.00")  # the target
+        expect(total_row).to_contain_text("81,002.00")  # so far
+        expect(total_row).to_contain_text("2,511,062.00")  # projected
+        expect(total_row).to_contain_text("超目标" if zh else "Over")
+        cases_row = month.get_by_role("row").filter(has_text="病例数" if zh else "Cases")
+        expect(cases_row).to_contain_text("超进度" if zh else "Ahead")
+        expect(year.locator("[data-pace=on_track]").first).to_have_text(
+            "进度正常" if zh else "On track"
+        )
+        shoot(page, f"department-targets-{language}-laptop")
+
+        # the overview's table of this month's department targets, linking to the department
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        table = page.get_by_test_id("department-targets")
+        row = table.get_by_role("row").filter(has_text="CARDIO")
+        expect(row).to_contain_text("2,511,062.00 / 1,500,000.00")
+        expect(row.locator("[data-pace=over]")).to_have_count(2)
+        expect(row.locator("[data-pace=ahead]")).to_have_text("超进度" if zh else "Ahead")
+        shoot(page, f"overview-targets-{language}-laptop")
+        row.get_by_role("link").click()
+        page.wait_for_url(f"**/hospitals/{HOSPITAL}/departments/CARDIO*")
+
+        card.get_by_test_id("set-targets").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_test_id("target-period").click()
+        page.get_by_role("option", name=f"({next_month})").click()
+        cases_input = dialog.get_by_label("病例数（例）" if zh else "Cases")
+        cases_input.fill("-5")
+        dialog.get_by_test_id("save-targets").click()
+        expect(dialog).to_contain_text("请输入正整数" if zh else "Enter a whole number above zero")
+        dialog.get_by_label("次均费用（元）" if zh else "Cost per case (CNY)").fill("15000.555")
+        expect(dialog).to_contain_text(
+            "请输入正数，最多两位小数"
+            if zh
+            else "Enter an amount above zero with at most 2 decimals"
+        )
+        assert changes == []
+        cases_input.fill("120")
+        dialog.get_by_label("次均费用（元）" if zh else "Cost per case (CNY)").fill("15000.5")
+        dialog.get_by_label("总费用（元）" if zh else "Total cost (CNY)").fill("1800000.00")
+        page.mouse.move(0, 0)  # off the save button clicked above (its hover colours are faint)
+        shoot(page, f"set-targets-filled-{language}-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("set targets", found)
+        # saved, the card asks for its progress again
+        with page.expect_request(re.compile(r"/targets/progress\?")):
+            dialog.get_by_test_id("save-targets").click()
+        expect(dialog).to_be_hidden()
+        method, url, body, headers = changes[0]
+        assert method == "PUT"
+        assert urlparse(url).path == f"/v1/hospitals/{HOSPITAL}/targets/CARDIO/{next_month}"
+        assert body == {"cases": 120, "cost_per_case": "15000.5", "total_cost": "1800000.00"}
+        assert headers["x-csrf-token"] == CSRF
+
+        # this year's stored targets fill the form; they can be removed
+        card.get_by_test_id("set-targets").click()
+        dialog.get_by_test_id("target-period").click()
+        page.get_by_role("option", name=f"({today.year})").click()
+        expect(dialog.get_by_label("总费用（元）" if zh else "Total cost (CNY)")).to_have_value(
+            "18000000.00"
+        )
+        with page.expect_request(re.compile(r"/targets/progress\?")):
+            dialog.get_by_test_id("remove-targets").click()
+        expect(dialog).to_be_hidden()
+        method, url, body, headers = changes[1]
+        assert method == "DELETE"
+        assert urlparse(url).path == f"/v1/hospitals/{HOSPITAL}/targets/CARDIO/{today.year}"
+        assert headers["x-csrf-token"] == CSRF
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_a_department_head_sees_the_targets_but_cannot_set_them(
+    browser: Any,
+    hospital: Stack,
+) -> None:
+    context = browser.new_context(viewport=LAPTOP, locale="en")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        _contracts(page)
+        changes: list[tuple[str, str, Any, dict[str, str]]] = []
+        _targets(page, "department_head", changes)
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+        card = page.get_by_test_id("targets-card")
+        expect(card.get_by_test_id("targets-thisMonth")).to_contain_text("1,500,000.00")
+        expect(card.get_by_role("button")).to_have_count(0)
+        assert changes == []
+        shoot(page, "department-targets-head-en-laptop")
         assert problems == []
     finally:
         context.close()

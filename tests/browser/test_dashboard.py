@@ -376,6 +376,12 @@ def test_every_view_is_shot_and_passes_the_accessibility_check(
                 page.get_by_test_id(marker).wait_for()
             page.wait_for_timeout(1500)  # the page's other calls (the live feed never ends)
             look(f"{view}-{language}-{size}")
+        # the set-targets dialog over the department page
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+        page.get_by_test_id("set-targets").click()
+        page.get_by_role("dialog").get_by_test_id("save-targets").wait_for()
+        page.wait_for_timeout(500)  # the dialog's opening transition
+        look(f"set-targets-{language}-{size}")
         # the sign-in page as a production service shows it (the session says sign-in is needed)
         page.route(
             "**/v1/session",
@@ -618,3 +624,44 @@ def test_notifications_the_browser_refuses_are_said_to_be_blocked(
         expect(page.get_by_role("button", name="Desktop notifications")).to_be_disabled()
     finally:
         context.close()
+
+
+def test_the_office_sets_a_departments_target_on_the_page_and_the_card_shows_it(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    page, problems = browser_page
+    month = datetime.now(ZONE).strftime("%Y-%m")
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/CARDIO")
+    card = page.get_by_test_id("targets-card")
+    expect(card.get_by_test_id("targets-thisMonth")).to_contain_text("未设置目标")
+    card.get_by_test_id("set-targets").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"本月 ({month})")
+    dialog.get_by_label("病例数（例）").fill("40")
+    dialog.get_by_label("次均费用（元）").fill("18000.5")
+    dialog.get_by_label("总费用（元）").fill("720000.00")
+    dialog.get_by_test_id("save-targets").click()
+    expect(dialog).to_be_hidden()
+
+    this_month = card.get_by_test_id("targets-thisMonth")
+    expect(this_month.get_by_test_id("target-source")).to_have_text("目标：本月目标")
+    total = this_month.get_by_role("row").filter(has_text="总费用")
+    expect(total).to_contain_text("720,000.00")
+    expect(this_month.get_by_role("row").filter(has_text="次均费用")).to_contain_text("18,000.50")
+    expect(this_month.get_by_role("row").filter(has_text="病例数")).to_contain_text("40")
+    # nothing discharged in CARDIO yet: no cost so far, and the cases fall behind
+    expect(this_month.locator("[data-pace=behind]")).to_have_text("落后")
+    stored = httpx.get(
+        f"{hospital.url}/v1/hospitals/{HOSPITAL}/targets", params={"department": "CARDIO"}
+    ).json()["items"]
+    assert [(item["period"], item["cases"], item["total_cost"]) for item in stored] == [
+        (month, 40, "720000.00")
+    ]
+    shoot(page, "department-target-set-zh-laptop")
+
+    # removed again, from the same dialog
+    card.get_by_test_id("set-targets").click()
+    dialog.get_by_test_id("remove-targets").click()
+    expect(dialog).to_be_hidden()
+    expect(this_month).to_contain_text("未设置目标")
+    assert problems == []

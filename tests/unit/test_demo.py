@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.casecost import targets as pacing
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import TIMESTAMP_FIELDS, parse_event
 from services.casecost.pricing import Catalogue, PriceBook
 from services.casecost.state import CaseState
 from services.demo.hospital import ALTERNATIVES, DEPARTMENTS, ITEMS, PATHWAYS
-from services.demo.run import new_run, sample_hospital
+from services.demo.run import demo_targets, new_run, sample_hospital
 from services.demo.simulation import (
     RESCUE_DRUGS,
     CasePlan,
@@ -302,3 +303,38 @@ def test_every_department_and_pathway_has_what_it_needs() -> None:
     for department in DEPARTMENTS.values():
         assert department.code.isascii() and department.name_zh and department.name_en
         assert 25 <= department.beds <= 60
+
+
+def test_the_targets_put_most_departments_on_track_and_some_over(run: Run) -> None:
+    # the year's progress as the service computes it from the history the core priced:
+    # the departments with room are on track, every third is over its ceilings
+    hospital = run.hospital
+    targets = demo_targets(hospital, run.plans)
+    today = hospital.anchor_day
+    codes = sorted(hospital.departments)
+    assert set(targets) == {(code, period) for code in codes for period in ("2026-12", "2026")}
+    year = pacing.parse_period("2026")
+    paces: dict[str, dict[str, pacing.Pace | None]] = {}
+    for code in codes:
+        body = targets[(code, "2026")]
+        for measure in ("cost_per_case", "total_cost"):
+            assert Decimal(body[measure]) > 0 and Decimal(body[measure]).as_tuple().exponent == -2
+        discharged = [
+            state
+            for state in run.states.values()
+            if state.department == code and state.discharged_at is not None
+        ]
+        cost = sum((state.total_cost for state in discharged), Decimal(0))
+        so_far = pacing.actual(len(discharged), cost)
+        target = pacing.Figures(
+            body["cases"], Decimal(body["cost_per_case"]), Decimal(body["total_cost"])
+        )
+        paces[code] = pacing.pace(
+            target, so_far, pacing.project(year, today, len(discharged), cost)
+        )
+    over = {code for code, pace in paces.items() if pace["total_cost"] == "over"}
+    tight = {code for index, code in enumerate(codes) if index % 3 == 2}
+    assert over == tight and tight
+    assert all(paces[code]["cost_per_case"] == "over" for code in tight)
+    assert all(paces[code]["cost_per_case"] == "on_track" for code in set(codes) - tight)
+    assert len(over) < len(codes) / 2
