@@ -34,6 +34,9 @@ class CommonSettings(BaseSettings):
     # a hospital's day is its local calendar day ("today", pricing days, weeks)
     timezone: str = DEFAULT_TIMEZONE
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # the monitoring rule files (a directory of YAML/JSON files, or one file); unset: the
+    # rules drgwatch ships (services/reference/rules/)
+    rules_dir: Path | None = None
 
     @field_validator("timezone")
     @classmethod

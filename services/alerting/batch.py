@@ -242,7 +242,7 @@ async def apply_batch(
         states[key] = outcome.state
         partition_of[key] = message.partition
         if outcome.alerts:
-            unwritten_alerts[key] = unwritten_alerts.get(key, 0) + 1
+            unwritten_alerts[key] = unwritten_alerts.get(key, 0) + len(outcome.alerts)
             if unwritten_alerts[key] >= MAX_ALERTS_KEPT // 2:
                 # the state keeps only its latest alerts: write it before any drop out
                 writes.append(

@@ -123,9 +123,10 @@ def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
         "level": alert["level"],
         "previous_level": alert["previous_level"],
         "transition": alert["transition"],
-        "total_cost": Decimal(alert["total_cost"]),
-        "standard_cost": Decimal(alert["standard_cost"]),
-        "ratio": Decimal(alert["ratio"]),
+        "total_cost": Decimal(alert.get("total_cost") or 0),
+        # a rule finding on a case not priced yet has neither: kept as 0
+        "standard_cost": Decimal(alert.get("standard_cost") or 0),
+        "ratio": Decimal(alert.get("ratio") or 0),
         "event_id": alert["event_id"],
         "occurred_at": datetime.fromisoformat(alert["occurred_at"]),
         "raised_at": datetime.fromisoformat(alert["raised_at"]),
@@ -134,6 +135,15 @@ def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
         "kind": alert.get("kind", "level"),
         "projected_total": _decimal(alert.get("projected_total")),
         "projected_ratio": _decimal(alert.get("projected_ratio")),
+        "rule_id": alert.get("rule_id"),
+        "rule_version": alert.get("rule_version"),
+        "rule_period": alert.get("period") if alert.get("kind") == "rule" else None,
+        # what the rule found, with the rule's name as it was then
+        "detail": None
+        if alert.get("kind") != "rule"
+        else {**alert.get("detail", {}), "rule_name": alert.get("rule_name")},
+        "text_zh": alert.get("text_zh"),
+        "text_en": alert.get("text_en"),
     }
 
 

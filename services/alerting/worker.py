@@ -17,7 +17,7 @@ import socket
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NoReturn, cast
 
@@ -30,7 +30,9 @@ from services.alerting import projector, targetwatch, transport
 from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
+from services.casecost.rules import CaseRules, RuleSet
 from services.reference import service as catalogue_service
+from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
 from services.wire import RELEASE_COMMAND, REPRICE_COMMAND, encode_command, new_command
@@ -40,13 +42,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ReferenceData:
-    """The price book in use, reloaded when the database's reference version moves."""
+    """The price book in use, reloaded when the database's reference version moves, with
+    the case rules in force compiled into it (`use_rules`)."""
 
     sessions: async_sessionmaker[AsyncSession]
     zone: tzinfo | None = None  # the hospitals' time zone (the product's default if None)
     price_book: PriceBook = field(default_factory=PriceBook)
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    rules: RuleSet = field(default_factory=RuleSet)
+
+    def use_rules(self, rules: RuleSet) -> None:
+        """Evaluate these rules from the next batch on (compiled in the price book's zone)."""
+        self.rules = rules
+        self.price_book = self._with_rules(self.price_book)
+
+    def _with_rules(self, book: PriceBook) -> PriceBook:
+        compiled = CaseRules.compile(self.rules, book.zone)
+        return replace(book, case_rules=compiled if compiled.rules else None)
 
     async def refresh_until_done(self) -> None:
         """Load the reference data, waiting out a database outage (pricing needs it)."""
@@ -67,8 +80,8 @@ class ReferenceData:
                 version = await catalogue_service.reference_version(db_session=db_session)
                 if self.loaded and version <= self.price_book.version:
                     return False
-                self.price_book = await catalogue_service.load_price_book(
-                    db_session=db_session, zone=self.zone
+                self.price_book = self._with_rules(
+                    await catalogue_service.load_price_book(db_session=db_session, zone=self.zone)
                 )
             changed = self.loaded
             self.loaded = True
@@ -281,6 +294,9 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         progress=Progress(),
         projector=ProjectorService(settings, engine, sessions),
     )
+    # the rule files are read before anything starts: a file refused stops the worker here,
+    # naming the file, rule and field, rather than running without its rules
+    worker.reference.use_rules(load_rule_files(settings.rules_dir or DEFAULT_RULES_DIR))
     # the only way the events reach the worker: a fetched batch at a time (transport.py)
     transport.deliver_in_batches(app, events, worker.deliver)
 

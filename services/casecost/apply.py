@@ -42,6 +42,7 @@ from services.casecost.events import (
 )
 from services.casecost.forecast import ONE_OFF_CATEGORIES, Projection, project_to_discharge
 from services.casecost.pricing import LEVEL_RANK, AlertLevel, PriceBook, Thresholds, ratio_of
+from services.casecost.rules import CaseMemory, evaluate_case
 from services.casecost.state import (
     MAX_ALERTS_KEPT,
     CaseState,
@@ -122,6 +123,16 @@ def apply_event(
     forecast_alert = _forecast_alert_for(state, event, now, pricing.thresholds, projection)
     if forecast_alert is not None:
         alerts.append(forecast_alert)
+    rules = price_book.case_rules
+    if rules is not None and rules.rules:
+        memory = state.rule_memory
+        if not isinstance(memory, CaseMemory):
+            memory = CaseMemory.from_dict(memory if isinstance(memory, dict) else None)
+            state.rule_memory = memory
+        findings = evaluate_case(rules, memory, state, event, now)[1]
+        if findings:
+            state.alerts = [*state.alerts, *findings][-MAX_ALERTS_KEPT:]
+            alerts.extend(findings)
     return Outcome(state, alerts)
 
 

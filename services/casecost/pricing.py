@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from services.casecost.rules import CaseRules
 
 AlertLevel = Literal["none", "blue", "yellow", "red"]
 CaseLevel = Literal["unpriced", "none", "blue", "yellow", "red"]
@@ -93,6 +96,8 @@ class PriceBook:
     # the hospitals' time zone: a case is priced by its day of admission there, whatever
     # offset the admission was written in
     zone: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    # the enabled case rules, compiled in `zone`; evaluated after every event applied
+    case_rules: CaseRules | None = None
 
     def local_day(self, moment: datetime) -> date:
         """The hospital's calendar day of `moment`."""

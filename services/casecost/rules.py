@@ -985,6 +985,8 @@ def _case_finding(
         "raised_at": now.astimezone(UTC).isoformat(),
         "top_contributors": state.top_contributors(),
         "detail": detail,
+        # the rule's name as it was when it found this
+        "rule_name": {"zh": rule.name.zh, "en": rule.name.en},
         "text_zh": text_zh,
         "text_en": text_en,
     }
@@ -1206,6 +1208,8 @@ def _department_finding(
         "raised_at": raised_at,
         "top_contributors": [],
         "detail": detail,
+        # the rule's name as it was when it found this
+        "rule_name": {"zh": rule.name.zh, "en": rule.name.en},
         "text_zh": text_zh,
         "text_en": text_en,
     }

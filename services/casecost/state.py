@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from services.casecost.pricing import (
     AlertLevel,
@@ -128,6 +128,9 @@ class CaseState:
     forecast_fired: bool = False
     forecast_seq: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # what the case rules remember of the case (rules.CaseMemory, or its plain form as
+    # decoded until a rule next looks at it; None until one has)
+    rule_memory: RuleMemory | dict[str, Any] | None = None
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     @property
@@ -195,6 +198,7 @@ class CaseState:
             "forecast_fired": self.forecast_fired,
             "forecast_seq": self.forecast_seq,
             "alerts": self.alerts,
+            "rule_memory": _rule_memory(self.rule_memory),
         }
 
     def _items_wire(self) -> dict[str, list[str]]:
@@ -251,8 +255,19 @@ class CaseState:
             forecast_fired=bool(data.get("forecast_fired", False)),
             forecast_seq=int(data.get("forecast_seq", 0)),
             alerts=list(data["alerts"]),
+            rule_memory=data.get("rule_memory"),
             memo=Memo(item_wire=dict(items)),
         )
+
+
+class RuleMemory(Protocol):
+    """What the case rules keep of a case (services/casecost/rules.py, CaseMemory)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _rule_memory(memory: RuleMemory | dict[str, Any] | None) -> dict[str, Any] | None:
+    return memory if memory is None or isinstance(memory, dict) else memory.to_dict()
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -209,6 +209,14 @@ class AlertRecord(Base):
     # the period and measure name the target
     target_period: Mapped[str | None] = mapped_column(String(7), nullable=True)
     target_measure: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # rule: a monitoring rule found something on a case (or a department: case_id empty);
+    # the rule and version, the finding's period, what it found and the sentences saying so
+    rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rule_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rule_period: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    text_zh: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text_en: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AlertAction(Base):

@@ -35,6 +35,13 @@ ALERT_FIELDS = {
     "projected_ratio",
     "target_period",
     "target_measure",
+    "rule_id",
+    "rule_version",
+    "rule_name",
+    "rule_period",
+    "detail",
+    "text_zh",
+    "text_en",
 }
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 

@@ -171,6 +171,12 @@ ADDED_SINCE_MIGRATIONS = (
                 "projected_ratio",
                 "target_period",
                 "target_measure",
+                "rule_id",
+                "rule_version",
+                "rule_period",
+                "detail",
+                "text_zh",
+                "text_en",
             ),
             "webhook_subscriptions": ("kinds",),
         }.items()

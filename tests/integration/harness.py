@@ -30,6 +30,7 @@ from services.topics import create_topics
 
 # departments' paces judged every half second, from the first day of a period and the
 # first discharged case, so that a test on any date sees them
+NO_RULES = Path(__file__).resolve().parents[1] / "fixtures" / "no-rules.yaml"
 TARGET_WATCH = {
     "DRGWATCH_TARGET_CHECK_SECONDS": "0.5",
     "DRGWATCH_TARGET_WATCH_MONTH_FROM_DAY": "1",
@@ -89,6 +90,7 @@ class Stack:
             DRGWATCH_TOPIC_PARTITIONS=str(self.partitions),
             DRGWATCH_DATA_DIR=str(self.workdir),
             DRGWATCH_WORKER_LOG_LEVEL="INFO",
+            DRGWATCH_RULES_DIR=str(NO_RULES),
         )
         env.update(self.extra_env)
         return env

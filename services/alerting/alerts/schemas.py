@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -20,8 +20,15 @@ class Contributor(BaseModel):
     amount: str
 
 
-AlertKind = Literal["level", "forecast", "target"]
-ALERT_KINDS: tuple[AlertKind, ...] = ("level", "forecast", "target")
+class RuleName(BaseModel):
+    """A rule's name in Chinese and English."""
+
+    zh: str
+    en: str
+
+
+AlertKind = Literal["level", "forecast", "target", "rule"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("level", "forecast", "target", "rule")
 
 
 class AlertOut(BaseModel):
@@ -32,7 +39,11 @@ class AlertOut(BaseModel):
     `case_id` is empty, `target_period` and `target_measure` name the target,
     `standard_cost` is the target, `total_cost` the measure so far, `ratio` what the level
     is decided on: the projection to the period's end over the target for total cost,
-    the cost per case so far over the target for cost per case)."""
+    the cost per case so far over the target for cost per case) or rule (a monitoring
+    rule found something: `rule_id` and `rule_version` name it, `level` is its severity,
+    `transition` raised, `rule_period` the period it is raised once for, `detail` what it
+    found, `text_zh` and `text_en` say so; `case_id` is empty for a department rule;
+    `standard_cost` and `ratio` are the case's, 0 while it is not priced)."""
 
     alert_id: str
     kind: AlertKind = "level"
@@ -42,7 +53,7 @@ class AlertOut(BaseModel):
     drg_code: str | None
     level: Literal["none", "blue", "yellow", "red"]
     previous_level: Literal["none", "blue", "yellow", "red"]
-    transition: Literal["escalated", "de-escalated", "resolved", "projected"]
+    transition: Literal["escalated", "de-escalated", "resolved", "projected", "raised"]
     total_cost: str
     standard_cost: str
     ratio: str
@@ -56,6 +67,14 @@ class AlertOut(BaseModel):
     # the target a target alert was raised on (null on case alerts)
     target_period: str | None = None
     target_measure: Literal["total_cost", "cost_per_case"] | None = None
+    # the rule a rule alert was raised by, and what it found (null on other alerts)
+    rule_id: str | None = None
+    rule_version: int | None = None
+    rule_name: RuleName | None = None
+    rule_period: str | None = None
+    detail: dict[str, Any] | None = None
+    text_zh: str | None = None
+    text_en: str | None = None
 
 
 class AlertListItem(AlertOut):

@@ -37,6 +37,15 @@ def to_out(record: AlertRecord) -> AlertOut:
         projected_ratio=None if record.projected_ratio is None else str(record.projected_ratio),
         target_period=record.target_period,
         target_measure=record.target_measure,
+        rule_id=record.rule_id,
+        rule_version=record.rule_version,
+        rule_period=record.rule_period,
+        detail=None
+        if record.detail is None
+        else {k: v for k, v in record.detail.items() if k != "rule_name"},
+        rule_name=None if record.detail is None else record.detail.get("rule_name"),
+        text_zh=record.text_zh,
+        text_en=record.text_en,
     )
 
 
