@@ -397,7 +397,7 @@ class WebhookSubscription(Base):
     departments: Mapped[list[str]] = mapped_column(JSON)
     min_level: Mapped[str] = mapped_column(String(16))
     blue_digest: Mapped[bool] = mapped_column(Boolean)
-    # alert kinds sent (level, forecast); None or empty: every kind
+    # alert kinds sent (level, forecast, target, rule); None or empty: every kind
     kinds: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

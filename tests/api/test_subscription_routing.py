@@ -324,7 +324,7 @@ async def test_forecast_alerts_go_where_red_alerts_go_unless_a_subscription_name
     assert narrowed.status_code == 200 and narrowed.json()["kinds"] == ["forecast"]
     refused = await hooks.client.patch(
         f"/v1/subscriptions/{levels_sub['id']}",
-        json={"kinds": ["rule"]},
+        json={"kinds": ["budget"]},
         headers={"Authorization": f"Bearer {office}"},
     )
     assert refused.status_code == 422
@@ -365,3 +365,69 @@ async def test_department_alerts_reach_that_departments_head_and_the_office(hook
     assert (message["data"]["target_period"], message["data"]["case_id"]) == ("2026-11", "")
     robot_texts = [r.payload["markdown"]["text"] for r in hooks.receiver.got("head")]
     assert any("科室目标预警" in text and "指标：总费用" in text for text in robot_texts)
+
+
+async def test_rule_alerts_reach_subscriptions_that_want_them_titled_by_their_rule(
+    hooks: Hooks,
+) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    other_head = await hooks.identity("department_head", ["H001"], ["SURG"])
+    office = await hooks.identity("insurance_office", ["H001"], [])
+    head_sub = await hooks.subscribe("head", head, format="dingtalk")
+    other_sub = await hooks.subscribe("other", other_head)
+    rules_sub = await hooks.subscribe("rules", office, kinds=["rule"], format="wecom")
+    levels_sub = await hooks.subscribe("levels", office, kinds=["level"])
+    standard_sub = await hooks.subscribe("standard", office, kinds=["rule"])
+    assert rules_sub["kinds"] == ["rule"]
+
+    # a yellow finding on a case standing at red: a yellow alert, not a red one
+    case_rule = await raise_alert(
+        hooks.sessions, level="yellow", previous_level="red", transition="raised", kind="rule"
+    )
+    department_rule = await raise_alert(
+        hooks.sessions,
+        case_id="",
+        level="yellow",
+        previous_level="none",
+        transition="raised",
+        kind="rule",
+    )
+    red = await raise_alert(hooks.sessions, case_id="C2")
+
+    for subscription, owner in (
+        (head_sub, head),
+        (rules_sub, office),
+        (levels_sub, office),
+        (standard_sub, office),
+    ):
+        await hooks.deliveries_when(subscription["id"], settled, owner)
+    await until(lambda: len(hooks.receiver.got("head")) == 3, 3, "all three at the head")
+    await until(lambda: len(hooks.receiver.got("rules")) == 2, 3, "both findings")
+    assert hooks.receiver.got("other") == []
+    listed = await hooks.client.get(
+        f"/v1/subscriptions/{other_sub['id']}/deliveries",
+        headers={"Authorization": f"Bearer {other_head}"},
+    )
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert alert_ids(hooks.receiver, "levels") == [red]
+    assert sorted(alert_ids(hooks.receiver, "standard")) == sorted([case_rule, department_rule])
+    standard = {r.payload["data"]["alert_id"]: r.payload for r in hooks.receiver.got("standard")}
+    assert standard[case_rule]["type"] == "alert.rule"
+    assert standard[case_rule]["data"]["rule_name"] == {
+        "zh": "重复检查检验",
+        "en": "Repeated exam or lab",
+    }
+    assert standard[department_rule]["data"]["case_id"] == ""
+    wecom = [r.payload["markdown"]["content"] for r in hooks.receiver.got("rules")]
+    case_text = next(text for text in wecom if "病例" in text)
+    assert case_text.startswith("### 🟡 规则预警 · 重复检查检验\n")
+    assert "头颅CT（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费" in case_text
+    department_text = next(text for text in wecom if "病例" not in text)
+    assert department_text.startswith("### 🟡 规则预警 · 科室例均费用增长过快\n")
+    assert "> 科室：**H001 / CARD**" in department_text
+    titles = [r.payload["markdown"]["title"] for r in hooks.receiver.got("head")]
+    assert sorted(titles) == [
+        "🔴 DRG 费用预警 红色（升级）",
+        "🟡 规则预警 · 科室例均费用增长过快",
+        "🟡 规则预警 · 重复检查检验",
+    ]

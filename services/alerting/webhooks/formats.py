@@ -31,6 +31,7 @@ TRANSITION_NAMES = {
     "de-escalated": "降级",
     "resolved": "解除",
     "projected": "预测",
+    "raised": "触发",
 }
 TOP_CONTRIBUTORS_SHOWN = 3
 DIGEST_LINES_SHOWN = 30
@@ -88,7 +89,7 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         return _dumps(
             {
                 "type": f"alert.{alert.kind}"
-                if alert.kind in ("forecast", "target")
+                if alert.kind in ("forecast", "target", "rule")
                 else f"alert.{alert.transition}",
                 "timestamp": alert.raised_at.isoformat(),
                 "data": alert.model_dump(mode="json"),
@@ -98,6 +99,8 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         return _forecast_robot_body(alert, message_format)
     if alert.kind == "target":
         return _target_robot_body(alert, message_format)
+    if alert.kind == "rule":
+        return _rule_robot_body(alert, message_format)
     title = (
         f"{LEVEL_MARKS[alert.level]} DRG 费用预警 {LEVEL_NAMES[alert.level]}"
         f"（{TRANSITION_NAMES[alert.transition]}）"
@@ -179,8 +182,47 @@ def _target_robot_body(alert: AlertOut, message_format: Format) -> str:
     return _robot_body(title, "\n".join(lines), message_format)
 
 
+def rule_title(alert: AlertOut) -> str:
+    """ "规则预警 · {the rule's Chinese name}" (its id where the name is missing)."""
+    name = alert.rule_name.zh if alert.rule_name is not None else alert.rule_id or "-"
+    return f"规则预警 · {inert(name)}"
+
+
+def _rule_robot_body(alert: AlertOut, message_format: Format) -> str:
+    """A monitoring rule's finding: the rule, the case (or the department, for a
+    department rule), the severity, and the rule's own sentence saying what it found."""
+    title = f"{LEVEL_MARKS[alert.level]} {rule_title(alert)}"
+    if alert.case_id:
+        lines = [
+            f"### {title}",
+            f"> 病例：**{inert(alert.hospital_id)} / {inert(alert.case_id)}**",
+            f"> 科室：{inert(alert.department or '-')}　DRG：{inert(alert.drg_code or '-')}",
+        ]
+    else:
+        lines = [
+            f"### {title}",
+            f"> 科室：**{inert(alert.hospital_id)} / {inert(alert.department or '-')}**"
+            f"　DRG：{inert(alert.drg_code or '-')}",
+        ]
+    lines.append(
+        f"> 级别：**{LEVEL_NAMES[alert.level]}**"
+        f"　规则：{inert(alert.rule_id or '-')} 第 {alert.rule_version or '-'} 版"
+    )
+    if alert.case_id and Decimal(alert.standard_cost) > 0:
+        lines.append(
+            f"> 费用比：{percent(alert.ratio)}"
+            f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}）"
+        )
+    # the sentence names items and departments taken from events: text, never markup
+    lines.extend(["", f"**{inert(alert.text_zh or '-')}**"])
+    return _robot_body(title, "\n".join(lines), message_format)
+
+
 def _subject(alert: AlertOut) -> str:
-    """Who an alert is about: a case, or a department's target."""
+    """Who an alert is about: a case, a department's target, or (a department rule) a
+    department."""
+    if alert.kind == "rule" and not alert.case_id:
+        return f"{inert(alert.hospital_id)} / {inert(alert.department or '-')}"
     if alert.kind == "target":
         measure = MEASURE_NAMES.get(alert.target_measure or "", "")
         return (
@@ -214,6 +256,13 @@ def digest_body(
         "",
     ]
     for alert in alerts[:DIGEST_LINES_SHOWN]:
+        if alert.kind == "rule":
+            lines.append(
+                f"- **{_subject(alert)}**"
+                f"{' ' + inert(alert.department or '-') if alert.case_id else ''}"
+                f" {rule_title(alert)} {LEVEL_NAMES[alert.level]}：{inert(alert.text_zh or '-')}"
+            )
+            continue
         lines.append(
             f"- **{_subject(alert)}**"
             f"{'' if alert.kind == 'target' else ' ' + inert(alert.department or '-')}"
