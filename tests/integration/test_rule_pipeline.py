@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from services.reference.rules import DEFAULT_RULES_DIR
 from tests.integration.harness import Stack, running_stack
-from tests.integration.test_pipeline import admitted, line
+from tests.integration.test_pipeline import _read_alert_events, admitted, line
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +121,22 @@ def test_a_case_raises_exactly_its_findings_with_rule_and_sentences(stack: Stack
     assert share["rule_name"]["zh"] == "药品或耗材占比过高"
     for alert in alerts.values():
         assert alert["text_zh"] and alert["text_en"] and alert["standard_cost"] == "40400.83"
+
+
+def test_the_live_stream_pushes_rule_alerts_alone_when_asked(stack: Stack) -> None:
+    h, c = f"H{uuid.uuid4().hex[:6]}", "C1"
+    stack.post([admitted(h, c, f"{c}-a")])
+    params = {"hospital_id": h, "kind": "rule"}
+    with httpx.stream("GET", f"{stack.url}/v1/alerts/stream", params=params, timeout=30) as live:
+        stack.post(case_events(h, c)[1:])
+        received = _read_alert_events(live, 4)
+    assert sorted((a["case_id"], a["rule_id"], a["rule_period"]) for _, a in received) == sorted(
+        expected_findings(c)
+    )
+    assert {a["kind"] for _, a in received} == {"rule"}
+    for _, alert in received:
+        assert alert["rule_name"]["zh"] and alert["text_zh"] and alert["text_en"]
+        assert alert["rule_version"] == 1 and alert["detail"]
 
 
 def test_no_finding_is_lost_or_doubled_across_a_worker_kill_and_a_ledger_replay(
