@@ -18,6 +18,7 @@ from sqlalchemy import insert
 
 from services.alerting.projector import alert_row
 from services.casecost.rules import DepartmentPeriod, evaluate_department
+from services.cli.briefing import summary
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.storage.models import AlertRecord
 from tests.api.conftest import Api
@@ -294,6 +295,10 @@ async def test_the_weekly_briefing_lists_rule_alerts_in_both_languages(
         ("C1", "repeat-exam"),
         ("C1", "same-day-repeats"),
     ]
+    assert summary(briefing)[-1] == (
+        "rule alerts: 5 (category-share 1, cost-per-case-growth 1, large-order 1,"
+        " repeat-exam 1, same-day-repeats 1)"
+    )
     growth = next(a for a in rules if not a["case_id"])
     assert growth["rule_name"]["zh"] == "科室例均费用增长过快"
     assert growth["text_en"].startswith("CARD cost per case in 2026-11 is 12000.00, up 20% on")
