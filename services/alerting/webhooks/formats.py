@@ -183,7 +183,7 @@ def _target_robot_body(alert: AlertOut, message_format: Format) -> str:
 
 
 def rule_title(alert: AlertOut) -> str:
-    """ "规则预警 · {the rule's Chinese name}" (its id where the name is missing)."""
+    """The title: 规则预警 · {the rule's Chinese name} (its id where the name is missing)."""
     name = alert.rule_name.zh if alert.rule_name is not None else alert.rule_id or "-"
     return f"规则预警 · {inert(name)}"
 
