@@ -24,8 +24,10 @@ from services.storage.models import AlertRecord
 from tests.api.conftest import Api
 from tests.api.corefactory import RULES_PRICE_BOOK, CaseBuilder
 from tests.api.test_alert_lifecycle import LI, WANG, ZHAO, as_, client, post, write
+from tests.api.test_indicators import database_url, service
 
-__all__ = ["client"]  # the fixture: identities with real API keys
+# the fixtures: identities with real API keys; the app on PostgreSQL and on SQLite
+__all__ = ["client", "database_url", "service"]
 
 RAISED = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
@@ -340,3 +342,33 @@ async def test_a_subscription_may_ask_for_rule_alerts(api: Api, client: httpx.As
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["kinds"] == ["level", "rule"]
+
+
+async def test_a_long_list_of_findings_is_bounded_and_the_most_severe_still_said(
+    service: Api,
+) -> None:
+    """A lab test four times on the first day (red), then a CT every day for two weeks
+    (a repeat each day after the first, yellow; past the average stay, blue): the newest
+    ten are listed, the red one, the oldest, is still the one the summary states (on
+    PostgreSQL and SQLite)."""
+    case = CaseBuilder("H001", "LONG", clock=RAISED, price_book=RULES_PRICE_BOOK)
+    case.admit(at="2026-11-01T08:00:00+08:00")
+    for minute in range(4):
+        case.cost("20.00", category="lab", item_code="LAB", at=f"2026-11-01T09:0{minute}:00+08:00")
+    for day in range(1, 15):
+        case.cost("300.00", category="exam", item_code="CT", at=f"2026-11-{day:02d}T10:00:00+08:00")
+    await write(service, case)
+
+    response = await service.client.get("/v1/hospitals/H001/cases/LONG")
+
+    assert response.status_code == 200, response.text
+    explanation = response.json()["explanation"]
+    rules = [f["rule_id"] for f in explanation["rule_findings"]]
+    assert explanation["rule_findings_total"] == 15  # 1 red, 13 repeats, 1 stay
+    assert len(rules) == 10 and "same-day-repeats" not in rules
+    assert rules[0] == "repeat-exam"
+    assert (
+        'rule alert "Same item charged repeatedly in one day": item LAB (LAB) charged 4'
+        in (explanation["summary_en"])
+    )
+    assert explanation["summary_en"].endswith("(15 rule alerts in all)")
