@@ -19,11 +19,19 @@ from tests.integration.test_pipeline import _read_alert_events, admitted, line
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # the rules drgwatch ships, as a hospital runs them out of the box
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The stack on PostgreSQL (production) and on the SQLite file (the embedded default),
+    with the rules drgwatch ships, as a hospital runs them out of the box."""
+    workdir = tmp_path_factory.mktemp("rules")
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("postgres_url")
+    else:
+        database_url = f"sqlite+aiosqlite:///{workdir / 'drgwatch.db'}"
     rules = {"DRGWATCH_RULES_DIR": str(DEFAULT_RULES_DIR)}
-    with running_stack(tmp_path_factory.mktemp("rules"), postgres_url, rules) as running:
+    with running_stack(workdir, database_url, rules) as running:
         yield running
 
 
@@ -158,7 +166,8 @@ def test_no_finding_is_lost_or_doubled_across_a_worker_kill_and_a_ledger_replay(
         target=lambda: [stack.post(batch[start : start + 20]) for start in range(0, len(batch), 20)]
     )
     posting.start()
-    stack.wait_for(lambda: applied() > 0, timeout=60, interval=0.02)
+    # mid-stream: a third applied, the rest still to come
+    stack.wait_for(lambda: applied() >= len(batch) // 3, timeout=60, interval=0.02)
     stack.kill(stack.workers[-1])
     killed_at = applied()
     posting.join(60)
