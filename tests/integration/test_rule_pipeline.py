@@ -48,12 +48,19 @@ def case_events(h: str, c: str) -> list[dict[str, Any]]:
         line(h, c, f"{c}-stent", "35000.00", item="STENT", at="2026-11-20T10:00:00+08:00"),
         exam(h, c, f"{c}-ct1", "2026-11-20T11:00:00+08:00"),
         *(
-            line(h, c, f"{c}-lab{n}", "20.00", item="LAB", category="lab",
-                 at=f"2026-11-21T09:0{n}:00+08:00")
+            line(
+                h,
+                c,
+                f"{c}-lab{n}",
+                "20.00",
+                item="LAB",
+                category="lab",
+                at=f"2026-11-21T09:0{n}:00+08:00",
+            )
             for n in range(1, 6)
         ),
         exam(h, c, f"{c}-ct2", "2026-11-22T09:00:00+08:00"),
-    ]  # fmt: skip
+    ]
 
 
 def exam(h: str, c: str, n: str, at: str) -> dict[str, Any]:
@@ -88,8 +95,19 @@ def test_a_case_raises_exactly_its_findings_with_rule_and_sentences(stack: Stack
     # the same events again (a hospital system retrying): nothing new
     again = stack.post(events)
     assert {result["status"] for result in again["results"]} == {"duplicate"}
-    stack.post([line(h, c, f"{c}-bed", "80.00", item="BED", category="bed",
-                     at="2026-11-22T12:00:00+08:00")])  # fmt: skip
+    stack.post(
+        [
+            line(
+                h,
+                c,
+                f"{c}-bed",
+                "80.00",
+                item="BED",
+                category="bed",
+                at="2026-11-22T12:00:00+08:00",
+            )
+        ]
+    )
     stack.wait_for(lambda: (stack.case(h, c) or {}).get("events_applied") == len(events) + 1)
     alerts = {a["rule_id"]: a for a in stack.all_alerts(hospital_id=h, kind="rule")}
     assert findings_of(list(alerts.values())) == sorted(expected)
