@@ -240,7 +240,9 @@ async def rules_in_force(*, db_session: AsyncSession) -> RulesInForce:
                     RuleVersionRecord.rule_id
                 )
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     records = sorted(rows, key=lambda record: first_seen.get(record.rule_id, record.id))
     rules = tuple(RULE_ADAPTER.validate_python(record.rule) for record in records)
@@ -331,7 +333,9 @@ async def list_rules(
                     RuleVersionRecord.rule_id
                 )
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     switches: dict[str, list[RuleSwitchRecord]] = {}
     for switch in await _current_switches(db_session=db_session):
