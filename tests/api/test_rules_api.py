@@ -3,6 +3,7 @@ files brought at start, new versions, switches, reload and the dry run."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,3 +290,26 @@ async def test_dry_run_replays_open_cases_from_the_ledger(rules_api: Api) -> Non
     refused = await client.post("/v1/rules/dry-run", json={"rule": department})
     assert refused.status_code == 422
     assert refused.json()["detail"] == "dry run of department rules: not available"
+
+
+async def test_two_imports_at_once_write_each_version_once(rules_api: Api) -> None:
+    """The API and a worker importing the same new files at the same moment: one adds,
+    the other finds it there; neither fails on the other's rows."""
+    path = rules_dir(rules_api) / "local.yaml"
+    path.write_text(RULE_FILE.replace("big-drug", "twice"), encoding="utf-8")
+    moment = datetime(2026, 12, 1, tzinfo=UTC)
+
+    async def importing(who: str) -> registry.ImportReport:
+        async with rules_api.sessions() as db_session:
+            report = await registry.import_rule_files(
+                db_session=db_session, path=rules_dir(rules_api), changed_by=who, now=moment
+            )
+            await db_session.commit()
+            return report
+
+    reports = await asyncio.gather(*(importing(f"importer {n}") for n in range(4)))
+    added = [r for r in reports if {c.action for c in r.changes} == {"added", "retired"}]
+    assert len(added) == 1
+    assert all({c.action for c in r.changes} == {"unchanged"} for r in reports if r not in added)
+    versions = await rules_api.rows("SELECT rule_id, version FROM rule_versions ORDER BY id")
+    assert [tuple(row) for row in versions] == [("big-drug", 1), ("twice", 1)]
