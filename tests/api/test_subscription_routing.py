@@ -324,7 +324,7 @@ async def test_forecast_alerts_go_where_red_alerts_go_unless_a_subscription_name
     assert narrowed.status_code == 200 and narrowed.json()["kinds"] == ["forecast"]
     refused = await hooks.client.patch(
         f"/v1/subscriptions/{levels_sub['id']}",
-        json={"kinds": ["rule"]},
+        json={"kinds": ["rules"]},
         headers={"Authorization": f"Bearer {office}"},
     )
     assert refused.status_code == 422
