@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class ReferenceData:
     """The price book in use, reloaded when the database's reference version moves, with
-    the case rules in force compiled into it (`use_rules`)."""
+    the case rules in force compiled into it (`use_rules`): the rule registry's, less
+    their switches, read again when the registry's generation moves (`reload_rules`)."""
 
     sessions: async_sessionmaker[AsyncSession]
     zone: tzinfo | None = None  # the hospitals' time zone (the product's default if None)

@@ -26,6 +26,14 @@ rules:
     params:
       bounds:
         drug: {max_amount: "5000"}
+  - id: big-exam-line
+    version: 1
+    name: {zh: 大额检查医嘱, en: Large exam order}
+    kind: order_bound
+    severity: yellow
+    params:
+      bounds:
+        exam: {max_amount: "3000"}
 """
 
 
@@ -73,7 +81,8 @@ def test_a_rule_file_reloaded_fires_on_events_sent_afterwards(
     reloaded = response.json()
     assert reloaded["changed"] is True
     assert [(c["rule_id"], c["action"]) for c in reloaded["changes"]] == [
-        ("big-drug-line", "added")
+        ("big-drug-line", "added"),
+        ("big-exam-line", "added"),
     ]
     # the worker notices the registry's new generation on its reference poll
     stack.wait_for(lambda: worker_uses(stack, reloaded["generation"]))
@@ -84,13 +93,34 @@ def test_a_rule_file_reloaded_fires_on_events_sent_afterwards(
     assert (alert["rule_id"], alert["rule_version"], alert["level"]) == ("big-drug-line", 1, "red")
     assert alert["event_id"] == "r2-c"
     assert "5000" in alert["text_en"]
-    # the registry lists it as the file brought it
+    # the registry lists them as the file brought them
     listed = httpx.get(f"{stack.url}/v1/rules", timeout=10).json()
-    [item] = listed["items"]
-    assert (item["rule_id"], item["source"], item["in_force"]) == (
-        "big-drug-line",
-        "file:drugs.yaml",
-        True,
-    )
+    assert [(i["rule_id"], i["source"], i["in_force"]) for i in listed["items"]] == [
+        ("big-drug-line", "file:drugs.yaml", True),
+        ("big-exam-line", "file:drugs.yaml", True),
+    ]
     # the case charged before the reload raised nothing: rules apply from the next batch
     assert rule_alerts(stack, hospital, "R1") == []
+
+    # switched off for the department through the API: the worker follows, no restart
+    switched = httpx.put(
+        f"{stack.url}/v1/rules/big-drug-line/switches",
+        json={"hospital_id": hospital, "department": "CARDIO", "enabled": False},
+        timeout=10,
+    )
+    assert switched.status_code == 200, switched.text
+    generation = httpx.get(f"{stack.url}/v1/rules", timeout=10).json()["generation"]
+    stack.wait_for(lambda: worker_uses(stack, generation))
+    exam = {"category": "exam", "item": "PET-CT"}
+    stack.post(
+        [
+            admitted(hospital, "R3", "r3-a"),
+            line(hospital, "R3", "r3-c", "6000.00", **drug),
+            line(hospital, "R3", "r3-e", "4000.00", **exam),
+        ]
+    )
+    # the exam line's finding comes after the drug line was applied, in ledger order: by
+    # then the drug line's finding, had the switch not held, would be there too
+    stack.wait_for(lambda: len(rule_alerts(stack, hospital, "R3")) == 1)
+    [alert] = rule_alerts(stack, hospital, "R3")
+    assert (alert["rule_id"], alert["event_id"]) == ("big-exam-line", "r3-e")
