@@ -280,6 +280,8 @@ async def test_dry_run_replays_open_cases_from_the_ledger(rules_api: Api) -> Non
     assert "5000" in finding["text_en"] and "5000" in finding["text_zh"]
     bounded = (await client.post("/v1/rules/dry-run", json={"rule": trial, "limit": 1})).json()
     assert (bounded["cases_checked"], bounded["truncated"]) == (1, True)
+    elsewhere = await client.post("/v1/rules/dry-run", json={"rule": trial, "hospital_id": "H002"})
+    assert (elsewhere.json()["cases_checked"], elsewhere.json()["findings"]) == (0, [])
     # nothing was stored
     assert "dry-run" not in {i["rule_id"] for i in (await client.get("/v1/rules")).json()["items"]}
     department = {

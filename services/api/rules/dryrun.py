@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.principal import Principal
@@ -28,6 +28,9 @@ from services.casecost.pricing import PriceBook
 from services.casecost.rules import CASE_RULE_TYPES, CaseRule, CaseRules, DepartmentRule
 from services.reference.exceptions import DryRunUnavailable
 from services.storage.models import CaseRecord, LedgerEntry
+
+# the cases whose ledger entries one query reads
+CASES_PER_READ = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,24 +69,39 @@ async def dry_run(
     truncated = len(cases) > limit
     cases = cases[:limit]
     findings: list[dict[str, Any]] = []
-    for case_hospital, case_id in cases:
-        findings.extend(await _replay(db_session, case_hospital, case_id, book, now))
+    for start in range(0, len(cases), CASES_PER_READ):
+        chunk = cases[start : start + CASES_PER_READ]
+        events = await _ledger(db_session, chunk)
+        for case_hospital, case_id in chunk:
+            findings.extend(
+                _replay(case_hospital, case_id, events.get((case_hospital, case_id), []), book, now)
+            )
     return DryRun(cases_checked=len(cases), truncated=truncated, findings=findings)
 
 
-async def _replay(
-    db_session: AsyncSession, hospital_id: str, case_id: str, book: PriceBook, now: datetime
-) -> Sequence[dict[str, Any]]:
-    """The rule findings of one case replayed from its ledger entries."""
+async def _ledger(
+    db_session: AsyncSession, cases: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[str]]:
+    """The ledger entries (payloads) of some cases, each case's in ledger order: its
+    per-case sequence, then (for entries without one) arrival."""
     rows = await db_session.execute(
-        select(LedgerEntry.payload)
-        .where(LedgerEntry.hospital_id == hospital_id, LedgerEntry.case_id == case_id)
-        # ledger order: the per-case sequence, then (for entries without one) arrival
+        select(LedgerEntry.hospital_id, LedgerEntry.case_id, LedgerEntry.payload)
+        .where(tuple_(LedgerEntry.hospital_id, LedgerEntry.case_id).in_(cases))
         .order_by(LedgerEntry.case_seq.is_(None), LedgerEntry.case_seq, LedgerEntry.seq)
     )
+    found: dict[tuple[str, str], list[str]] = {}
+    for hospital_id, case_id, payload in rows.tuples():
+        found.setdefault((hospital_id, case_id), []).append(payload)
+    return found
+
+
+def _replay(
+    hospital_id: str, case_id: str, payloads: Sequence[str], book: PriceBook, now: datetime
+) -> list[dict[str, Any]]:
+    """The rule findings of one case replayed from its ledger entries."""
     state = new_case(hospital_id, case_id)
     findings: list[dict[str, Any]] = []
-    for (payload,) in rows.tuples():
+    for payload in payloads:
         try:
             event = parse_event(orjson.loads(payload))
         except (orjson.JSONDecodeError, ValidationError):
