@@ -865,3 +865,45 @@ async def test_reference_data_of_another_hospital_is_neither_seen_nor_changed(
     assert withdrawn == 1
     by = await api.scalar("SELECT withdrawn_by FROM drg_catalogues WHERE withdrawn_at IS NOT NULL")
     assert by == "office_h1"
+
+
+async def test_rules_of_another_hospital_are_neither_seen_nor_switched(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    admin = callers["admin"].headers
+    for hospital in ("H001", "H002"):
+        switched = await api.client.put(
+            "/v1/rules/repeat-exam/switches",
+            json={"hospital_id": hospital, "enabled": False},
+            headers=admin,
+        )
+        assert switched.status_code == 200, switched.text
+
+    async def switches(name: str) -> set[str]:
+        listed = await api.client.get("/v1/rules", headers=callers[name].headers)
+        assert listed.status_code == 200, listed.text
+        [rule] = [item for item in listed.json()["items"] if item["rule_id"] == "repeat-exam"]
+        detail = await api.client.get("/v1/rules/repeat-exam", headers=callers[name].headers)
+        history = {switch["hospital_id"] for switch in detail.json()["switch_history"]}
+        shown = {switch["hospital_id"] for switch in rule["switches"]}
+        assert history == shown
+        return shown
+
+    assert await switches("head_card") == {"H001"}
+    assert await switches("office_h1") == {"H001"}
+    assert await switches("office_all") == {"H001", "H002"}
+
+    async def checked(name: str) -> int:
+        trial = {"rule": {**MATRIX_RULE["rule"], "hospitals": []}}
+        ran = await api.client.post("/v1/rules/dry-run", json=trial, headers=callers[name].headers)
+        assert ran.status_code == 200, ran.text
+        return int(ran.json()["cases_checked"])
+
+    # the open cases of the caller's hospitals: H001/C1 and C2; H002/C1 too for every hospital
+    assert (await checked("office_h1"), await checked("office_all")) == (2, 3)
+    foreign = await api.client.post(
+        "/v1/rules/dry-run",
+        json={"rule": MATRIX_RULE["rule"], "hospital_id": "H002"},
+        headers=callers["office_h1"].headers,
+    )
+    assert (foreign.status_code, foreign.json()["cases_checked"]) == (200, 0)
