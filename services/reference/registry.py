@@ -54,6 +54,8 @@ FILE_SOURCE_PREFIX = "file:"
 # the department of a switch for a whole hospital (a key column cannot be null everywhere)
 WHOLE_HOSPITAL = ""
 RULE_ADAPTER: TypeAdapter[CaseRule | DepartmentRule] = TypeAdapter(Rule)
+# a discriminated union's error locations start with the kind: dropped from field names
+_KIND_TAGS = frozenset((*CASE_KINDS, *DEPARTMENT_KINDS))
 
 Action = Literal["added", "updated", "unchanged", "restored", "kept", "retired"]
 
@@ -233,17 +235,7 @@ async def rules_in_force(*, db_session: AsyncSession) -> RulesInForce:
             .where(RuleHead.in_force.is_(True))
         )
     ).scalars()
-    first_seen = dict(
-        (
-            await db_session.execute(
-                select(RuleVersionRecord.rule_id, func.min(RuleVersionRecord.id)).group_by(
-                    RuleVersionRecord.rule_id
-                )
-            )
-        )
-        .tuples()
-        .all()
-    )
+    first_seen = await _first_registered(db_session)
     records = sorted(rows, key=lambda record: first_seen.get(record.rule_id, record.id))
     rules = tuple(RULE_ADAPTER.validate_python(record.rule) for record in records)
     sources = {record.rule_id: record.source for record in records}
@@ -282,6 +274,16 @@ async def _current_switches(
         )
     )
     return list(rows.scalars())
+
+
+async def _first_registered(db_session: AsyncSession) -> dict[str, int]:
+    """Each rule's first version row: rules are listed in the order they came."""
+    rows = await db_session.execute(
+        select(RuleVersionRecord.rule_id, func.min(RuleVersionRecord.id)).group_by(
+            RuleVersionRecord.rule_id
+        )
+    )
+    return dict(rows.tuples().all())
 
 
 async def _stored(*, db_session: AsyncSession) -> dict[str, StoredRule]:
@@ -326,17 +328,7 @@ async def list_rules(
             )
         )
     ).tuples()
-    first_seen = dict(
-        (
-            await db_session.execute(
-                select(RuleVersionRecord.rule_id, func.min(RuleVersionRecord.id)).group_by(
-                    RuleVersionRecord.rule_id
-                )
-            )
-        )
-        .tuples()
-        .all()
-    )
+    first_seen = await _first_registered(db_session)
     switches: dict[str, list[RuleSwitchRecord]] = {}
     for switch in await _current_switches(db_session=db_session):
         if switch.enabled is not None and _visible(switch.hospital_id, hospitals):
@@ -546,14 +538,6 @@ async def set_switch(
     db_session.add(record)
     await db_session.flush()
     return record
-
-
-def parse_rule(data: Mapping[str, Any]) -> CaseRule | DepartmentRule:
-    """A stored rule's JSON as the rule model."""
-    return RULE_ADAPTER.validate_python(data)
-
-
-_KIND_TAGS = frozenset((*CASE_KINDS, *DEPARTMENT_KINDS))
 
 
 async def import_rule_files(
