@@ -330,3 +330,37 @@ async def test_a_department_head_sees_their_own_departments_rule_alerts(cases: A
     assert response.status_code == 404
     response = await cases.client.get(f"/v1/alerts/{alert_id}", headers=head)
     assert response.status_code == 200, response.text
+
+
+async def test_a_department_rule_alert_is_handled_and_briefed_like_any_alert(cases: Api) -> None:
+    await sweep(cases.engine, cases.sessions, RULES, ZONE, NOW)
+    [alert] = [a for a in await rule_alerts(cases) if a["department"] == "LOW"]
+
+    detail = await cases.client.get(f"/v1/alerts/{alert['alert_id']}")
+    assert detail.status_code == 200, detail.text
+    assert (detail.json()["case_id"], detail.json()["explanation"]) == ("", None)
+    acknowledged = await cases.client.post(f"/v1/alerts/{alert['alert_id']}/ack", json={})
+    assert acknowledged.status_code == 200, acknowledged.text
+    assert acknowledged.json()["status"] == "acknowledged"
+    resolved = await cases.client.post(
+        f"/v1/alerts/{alert['alert_id']}/resolve",
+        json={"reason": "management_gap", "note": "coding reviewed"},
+    )
+    assert resolved.status_code == 200, resolved.text
+
+    indicator_tests.set_today(cases, "2026-12-12T12:00:00+08:00")
+    weekly = "/v1/hospitals/H001/briefings/weekly"
+    params = {"department": "LOW", "week": "2026-W50"}
+    briefing = (await cases.client.get(weekly, params=params)).json()
+    [briefed] = briefing["alerts"]
+    assert (briefed["kind"], briefed["rule_id"], briefed["rule_period"]) == (
+        "rule",
+        "low-ratio-share",
+        "2026-11",
+    )
+    assert (briefed["status"], briefed["reason"]) == ("resolved", "management_gap")
+    assert briefing["red_cases"] == []
+    csv_text = (await cases.client.get(weekly, params={**params, "format": "csv"})).text
+    assert "LOW 2026-11 监控规则：低倍率病例占比过高" in csv_text
+    page = (await cases.client.get(weekly, params={**params, "format": "html", "lang": "en"})).text
+    assert "LOW 2026-11 monitoring rule: Too many low-ratio cases" in page
