@@ -104,7 +104,7 @@ def month_of(day: date) -> str:
 
 
 def shift_month(month: str, by: int) -> str:
-    """ "2026-01" shifted by -1 -> "2025-12"."""
+    """The month `by` months after `month`: ("2026-01", -1) -> "2025-12"."""
     number = int(month[:4]) * 12 + int(month[5:7]) - 1 + by
     return f"{number // 12:04d}-{number % 12 + 1:02d}"
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from services.reference.rules import DEFAULT_RULES_DIR
@@ -37,6 +39,27 @@ def discharged(h: str, c: str, n: str, at: str) -> dict[str, Any]:
         "occurred_at": at,
         "discharged_at": at,
     }
+
+
+def streamed_ids(stack: Stack, hospital: str, *, until: str) -> list[str]:
+    """The ids of the rule alerts the live stream sends, from its start, up to `until`."""
+    seen: list[str] = []
+    params = {"hospital_id": hospital, "kind": "rule"}
+    timeout = httpx.Timeout(10, read=15)
+    with httpx.stream(
+        "GET",
+        f"{stack.url}/v1/alerts/stream",
+        params=params,
+        headers={"Last-Event-ID": "0"},
+        timeout=timeout,
+    ) as response:
+        assert response.status_code == 200
+        for text in response.iter_lines():
+            if text.startswith("data: "):
+                seen.append(orjson.loads(text[6:])["alert_id"])
+                if seen[-1] == until:
+                    return seen
+    return seen
 
 
 def test_discharged_cases_raise_a_department_rule_alert(stack: Stack) -> None:
@@ -70,6 +93,8 @@ def test_discharged_cases_raise_a_department_rule_alert(stack: Stack) -> None:
     assert (alert["level"], alert["transition"], alert["status"]) == ("yellow", "raised", "open")
     assert (alert["detail"]["cases"], alert["detail"]["low_ratio_cases"]) == (5, 5)
     assert alert["rule_name"]["en"] == "Too many low-ratio cases"
+    # the live stream carries it (from the start of the history: Last-Event-ID 0)
+    assert alert["alert_id"] in streamed_ids(stack, hospital, until=alert["alert_id"])
     # the checks after it (every half second: six in this window) raise nothing more
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
