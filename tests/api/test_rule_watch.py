@@ -29,7 +29,13 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from services.alerting.rulewatch import DepartmentFigures, department_figures, sweep
+from services.alerting.rulewatch import (
+    DepartmentFigures,
+    department_figures,
+    drg_run_length,
+    shift_month,
+    sweep,
+)
 from services.casecost.rules import DepartmentPeriod, DepartmentRule, DrgMonth
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.settings import CommonSettings
@@ -364,3 +370,20 @@ async def test_a_department_rule_alert_is_handled_and_briefed_like_any_alert(cas
     assert "LOW 2026-11 监控规则：低倍率病例占比过高" in csv_text
     page = (await cases.client.get(weekly, params={**params, "format": "html", "lang": "en"})).text
     assert "LOW 2026-11 monitoring rule: Too many low-ratio cases" in page
+
+
+def test_months_shift_across_years_and_the_run_is_the_longest_rule_asks_for() -> None:
+    assert [shift_month("2026-01", by) for by in (-1, -12, -13, 11, 12)] == [
+        "2025-12",
+        "2025-01",
+        "2024-12",
+        "2026-12",
+        "2027-01",
+    ]
+    run = next(rule for rule in RULES if rule.id == "drg-over-standard")
+    six = run.params.model_copy(update={"months": 6})
+    longer = run.model_copy(update={"id": "drg-six", "params": six})
+    assert drg_run_length(RULES) == 3
+    assert drg_run_length([*RULES, longer]) == 6
+    assert drg_run_length([*RULES, longer.model_copy(update={"enabled": False})]) == 3
+    assert drg_run_length([]) == 1
