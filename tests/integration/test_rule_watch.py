@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +25,11 @@ pytestmark = pytest.mark.integration
 RULE_WATCH = {"DRGWATCH_RULES_DIR": str(DEFAULT_RULES_DIR), "DRGWATCH_RULE_CHECK_SECONDS": "0.5"}
 
 
-@pytest.fixture(scope="module")
-def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack"), postgres_url, RULE_WATCH) as running:
+@pytest.fixture
+def stack(own_postgres_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """A stack on a database of its own: the shipped sample catalogue prices its cases
+    (a database other tests left a catalogue in would not get the sample)."""
+    with running_stack(tmp_path, own_postgres_url, RULE_WATCH) as running:
         yield running
 
 
