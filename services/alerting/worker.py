@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerting import projector, targetwatch, transport
+from services.alerting import projector, rulewatch, targetwatch, transport
 from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
@@ -394,6 +394,18 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 settings.zone,
                 datetime.now(UTC),
                 settings.target_watch_rules,
+            )
+
+    @app.timer(settings.rule_check_seconds)
+    async def _watch_rules() -> None:
+        if worker.reference.loaded:
+            await rulewatch.watch_once(
+                engine,
+                sessions,
+                worker.reference.rules.department_rules,
+                settings.zone,
+                datetime.now(UTC),
+                worker.reference.switches,
             )
 
     worker_id = f"{socket.gethostname()}:{os.getpid()}"

@@ -8,8 +8,7 @@ ReferenceDataError
  ├── CatalogueRefused     an import that would price cases wrongly         (Invalid)
  ├── RuleFilesRefused     rule files that do not validate or import, every problem (Invalid)
  ├── RuleRefused          a rule written to the API that does not validate  (Invalid)
- ├── UnknownRule          no such rule in the registry                      (NotFound)
- └── DryRunUnavailable    a dry run of a kind that cannot be run yet        (Invalid)
+ └── UnknownRule          no such rule in the registry                      (NotFound)
 """
 
 from __future__ import annotations
@@ -67,8 +66,4 @@ class RuleRefused(ReferenceDataError, Invalid):
 
 
 class UnknownRule(ReferenceDataError, NotFound):
-    pass
-
-
-class DryRunUnavailable(ReferenceDataError, Invalid):
     pass

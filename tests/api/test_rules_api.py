@@ -11,16 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
 from services.alerting.projector import write_batch
 from services.api.app import create_app
+from services.api.deps import get_now
 from services.api.settings import ApiSettings
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.reference import registry
+from services.storage.models import CaseRecord
 from tests.api.conftest import Api
 from tests.api.corefactory import PRICE_BOOK
 from tests.api.helpers import admitted, charge
+from tests.api.test_rule_watch import NOW, discharged
 
 RULE_FILE = """version: 1
 rules:
@@ -284,14 +288,47 @@ async def test_dry_run_replays_open_cases_from_the_ledger(rules_api: Api) -> Non
     assert (elsewhere.json()["cases_checked"], elsewhere.json()["findings"]) == (0, [])
     # nothing was stored
     assert "dry-run" not in {i["rule_id"] for i in (await client.get("/v1/rules")).json()["items"]}
-    department = {
-        "name": {"zh": "例均增长", "en": "Growth"},
-        "kind": "cost_per_case_growth",
+
+
+async def test_dry_run_of_a_department_rule_judges_the_current_month(rules_api: Api) -> None:
+    """A department rule over the month so far of each department with discharged cases."""
+    rules_api.app.dependency_overrides[get_now] = lambda: NOW
+    async with rules_api.sessions() as db_session:
+        await db_session.execute(
+            insert(CaseRecord),
+            [
+                discharged("CARD", "2026-12-03T10:00:00", "3000.00"),  # low ratio
+                discharged("CARD", "2026-12-04T10:00:00", "18000.00"),
+                discharged("SURG", "2026-12-05T10:00:00", "19000.00"),
+                discharged("SURG", "2026-11-28T10:00:00", "2000.00"),  # last month
+            ],
+        )
+        await db_session.commit()
+    low_share = {
+        "name": {"zh": "低倍率占比", "en": "Low-ratio share"},
+        "kind": "low_ratio_share",
         "severity": "yellow",
+        "params": {"max_share": 0.25, "min_cases": 1},
     }
-    refused = await client.post("/v1/rules/dry-run", json={"rule": department})
-    assert refused.status_code == 422
-    assert refused.json()["detail"] == "dry run of department rules: not available"
+    response = await rules_api.client.post("/v1/rules/dry-run", json={"rule": low_share})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["kind"], body["period"], body["departments_checked"]) == (
+        "low_ratio_share",
+        "2026-12",
+        2,
+    )
+    [finding] = body["findings"]
+    assert (finding["hospital_id"], finding["department"], finding["case_id"]) == (
+        "H001",
+        "CARD",
+        "",
+    )
+    assert finding["detail"]["low_ratio_cases"] == 1
+    assert finding["detail"]["share"] == "0.5000"
+    assert "CARD" in finding["text_en"] and "CARD" in finding["text_zh"]
+    # nothing was raised or stored
+    assert await rules_api.scalar("SELECT count(*) FROM alerts") == 0
 
 
 async def test_two_imports_at_once_write_each_version_once(rules_api: Api) -> None:

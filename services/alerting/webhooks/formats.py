@@ -88,7 +88,7 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         return _dumps(
             {
                 "type": f"alert.{alert.kind}"
-                if alert.kind in ("forecast", "target")
+                if alert.kind in ("forecast", "target", "rule")
                 else f"alert.{alert.transition}",
                 "timestamp": alert.raised_at.isoformat(),
                 "data": alert.model_dump(mode="json"),
@@ -98,6 +98,8 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         return _forecast_robot_body(alert, message_format)
     if alert.kind == "target":
         return _target_robot_body(alert, message_format)
+    if alert.kind == "rule":
+        return _rule_robot_body(alert, message_format)
     title = (
         f"{LEVEL_MARKS[alert.level]} DRG 费用预警 {LEVEL_NAMES[alert.level]}"
         f"（{TRANSITION_NAMES[alert.transition]}）"
@@ -179,8 +181,39 @@ def _target_robot_body(alert: AlertOut, message_format: Format) -> str:
     return _robot_body(title, "\n".join(lines), message_format)
 
 
+def _rule_robot_body(alert: AlertOut, message_format: Format) -> str:
+    """What a monitoring rule found, about a case or (no case) a department's period."""
+    name = inert(alert.rule_name.zh if alert.rule_name else alert.rule_id or "-")
+    title = f"{LEVEL_MARKS[alert.level]} 监控规则预警 {LEVEL_NAMES[alert.level]}：{name}"
+    if alert.case_id:
+        subject = [
+            f"> 病例：**{inert(alert.hospital_id)} / {inert(alert.case_id)}**",
+            f"> 科室：{inert(alert.department or '-')}　DRG：{inert(alert.drg_code or '-')}",
+        ]
+    else:
+        subject = [
+            f"> 科室：**{inert(alert.hospital_id)} / {inert(alert.department or '-')}**"
+            f"　期间：{inert(alert.rule_period or '-')}"
+            + (f"　DRG：{inert(alert.drg_code)}" if alert.drg_code else "")
+        ]
+    lines = [
+        f"### {title}",
+        *subject,
+        # the finding's text names departments, DRGs and items taken from events
+        f"> {inert(alert.text_zh or '-')}",
+        f"> 规则：{inert(alert.rule_id or '-')}（第 {alert.rule_version or '-'} 版）",
+    ]
+    return _robot_body(title, "\n".join(lines), message_format)
+
+
 def _subject(alert: AlertOut) -> str:
-    """Who an alert is about: a case, or a department's target."""
+    """Who an alert is about: a case, a department's target, or a department's period
+    a monitoring rule judged."""
+    if alert.kind == "rule" and not alert.case_id:
+        return (
+            f"{inert(alert.hospital_id)} / {inert(alert.department or '-')}"
+            f" {inert(alert.rule_period or '')}"
+        )
     if alert.kind == "target":
         measure = MEASURE_NAMES.get(alert.target_measure or "", "")
         return (
@@ -214,6 +247,10 @@ def digest_body(
         "",
     ]
     for alert in alerts[:DIGEST_LINES_SHOWN]:
+        if alert.kind == "rule":
+            name = inert(alert.rule_name.zh if alert.rule_name else alert.rule_id or "-")
+            lines.append(f"- **{_subject(alert)}** {name} {LEVEL_NAMES[alert.level]}")
+            continue
         lines.append(
             f"- **{_subject(alert)}**"
             f"{'' if alert.kind == 'target' else ' ' + inert(alert.department or '-')}"

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.alerting.alerts.schemas import AlertKind
+from services.alerting.alerts.schemas import ALERT_KINDS, AlertKind
 from services.alerting.webhooks.formats import Format
 from services.alerting.webhooks.routing import MinLevel
 
@@ -29,8 +29,8 @@ class SubscriptionIn(BaseModel):
     blue_digest: bool = False
     kinds: list[AlertKind] = Field(
         default_factory=list,
-        max_length=3,
-        description="alert kinds to send (level, forecast, target); empty: every kind",
+        max_length=len(ALERT_KINDS),
+        description="alert kinds to send (level, forecast, target, rule); empty: every kind",
     )
 
     @field_validator("hospitals", "departments", "kinds")
@@ -48,7 +48,7 @@ class SubscriptionPatch(BaseModel):
     departments: list[Code] | None = Field(default=None, max_length=200)
     min_level: MinLevel | None = None
     blue_digest: bool | None = None
-    kinds: list[AlertKind] | None = Field(default=None, max_length=3)
+    kinds: list[AlertKind] | None = Field(default=None, max_length=len(ALERT_KINDS))
     enabled: bool | None = Field(default=None, description="true re-enables and resets failures")
 
     @field_validator("hospitals", "departments", "kinds")

@@ -154,11 +154,14 @@ WORDS: dict[Language, dict[str, str]] = {
         "review": "审核",
         **CATEGORY_ZH,  # cost categories
         "target": "科室目标",
+        "rule": "监控规则",
+        "raised": "发现",
         "total_cost": "总费用",
         "cost_per_case": "次均费用",
     },
     "en": {
         "target": "department target",
+        "rule": "monitoring rule",
         "total_cost": "total cost",
         "cost_per_case": "cost per case",
         "under_review": "under review",
@@ -244,7 +247,15 @@ class Formats:
         return WORDS[self.language].get(value, value.replace("_", " "))
 
     def subject(self, alert: BriefingAlert) -> str:
-        """The case an alert is about, or the department target."""
+        """The case an alert is about, the department target, or the rule that found
+        something about a case or a department's period."""
+        if alert.kind == "rule":
+            name = alert.rule_id or ""
+            if alert.rule_name is not None:
+                name = alert.rule_name.zh if self.language == "zh" else alert.rule_name.en
+            about = alert.case_id or f"{alert.department or ''} {alert.rule_period or ''}"
+            colon = "：" if self.language == "zh" else ": "
+            return f"{about.strip()} {self.word('rule')}{colon}{name}"
         if alert.kind != "target":
             return alert.case_id
         return f"{self.word('target')} {alert.target_period} {self.word(alert.target_measure)}"

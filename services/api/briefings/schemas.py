@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.alerting.alerts.lifecycle import Status
-from services.alerting.alerts.schemas import Contributor
+from services.alerting.alerts.schemas import Contributor, RuleName
 from services.api.indicators.schemas import IndicatorGroup, IndicatorsOut
 
 
@@ -40,11 +40,16 @@ class BriefingAlert(BaseModel):
 
     alert_id: str
     # level; forecast: the projection to discharge crossed red; target: the department's
-    # pace against its target (case_id empty, target_period and target_measure set)
+    # pace against its target (case_id empty, target_period and target_measure set); rule:
+    # a monitoring rule's finding (rule_id, rule_name and rule_period set; case_id empty
+    # for a department rule)
     kind: str
     case_id: str
     target_period: str | None = None
     target_measure: str | None = None
+    rule_id: str | None = None
+    rule_name: RuleName | None = None
+    rule_period: str | None = None
     department: str | None
     drg_code: str | None
     level: str

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import orjson
@@ -22,11 +22,17 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.principal import Principal
+from services.alerting.rulefigures import department_figures, drg_run_length, month_of
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.casecost.pricing import PriceBook
-from services.casecost.rules import CASE_RULE_TYPES, CaseRule, CaseRules, DepartmentRule
-from services.reference.exceptions import DryRunUnavailable
+from services.casecost.rules import (
+    CASE_RULE_TYPES,
+    CaseRule,
+    CaseRules,
+    DepartmentRule,
+    evaluate_department,
+)
 from services.storage.models import CaseRecord, LedgerEntry
 
 # the cases whose ledger entries one query reads
@@ -38,6 +44,9 @@ class DryRun:
     cases_checked: int
     truncated: bool
     findings: list[dict[str, Any]]
+    # department rules: the month judged and the departments with figures in it
+    period: str | None = None
+    departments_checked: int = 0
 
 
 async def dry_run(
@@ -52,8 +61,15 @@ async def dry_run(
 ) -> DryRun:
     """The findings `rule` would raise over the caller's open cases (see the module)."""
     if not isinstance(rule, CASE_RULE_TYPES):
-        raise DryRunUnavailable("dry run of department rules: not available")
-    # evaluated whatever the rule says of itself: a dry run comes before it is enabled
+        return await _department_dry_run(
+            db_session=db_session,
+            caller=caller,
+            # evaluated whatever the rule says of itself: a dry run comes before it is enabled
+            rule=rule.model_copy(update={"enabled": True}),
+            zone=price_book.zone,
+            hospital_id=hospital_id,
+            now=now,
+        )
     trial = rule.model_copy(update={"enabled": True})
     book = replace(price_book, case_rules=CaseRules([trial], price_book.zone))
     query = (
@@ -77,6 +93,48 @@ async def dry_run(
                 _replay(case_hospital, case_id, events.get((case_hospital, case_id), []), book, now)
             )
     return DryRun(cases_checked=len(cases), truncated=truncated, findings=findings)
+
+
+async def _department_dry_run(
+    *,
+    db_session: AsyncSession,
+    caller: Principal,
+    rule: DepartmentRule,
+    zone: tzinfo,
+    hospital_id: str | None,
+    now: datetime,
+) -> DryRun:
+    """The findings of a department rule over the current month's figures of the
+    departments of the caller's hospitals (a department head's: their departments)."""
+    hospitals: set[str] | None = None if caller.all_hospitals else set(caller.hospitals)
+    if hospital_id is not None:
+        hospitals = {hospital_id} & hospitals if hospitals is not None else {hospital_id}
+    month = month_of(now.astimezone(zone).date())
+    figures = await department_figures(
+        db_session=db_session,
+        hospital_ids=hospitals,
+        months=[month],
+        now=now,
+        zone=zone,
+        drg_months=drg_run_length([rule]),
+    )
+    figures = [
+        figure
+        for figure in figures
+        if caller.sees_department(figure.period.hospital_id, figure.period.department)
+    ]
+    findings = [
+        finding
+        for figure in figures
+        for finding in evaluate_department([rule], figure.period, figure.drg_months, now)
+    ]
+    return DryRun(
+        cases_checked=0,
+        truncated=False,
+        findings=findings,
+        period=month,
+        departments_checked=len(figures),
+    )
 
 
 async def _ledger(

@@ -197,8 +197,9 @@ async def dry_run(
     price_book: PriceBookDep,
     now: NowDep,
 ) -> DryRunOut:
-    """What a rule (not stored) would raise over the open cases of the caller's
-    hospitals, each case replayed from its events; case rules only."""
+    """What a rule (not stored) would raise: a case rule over the open cases of the
+    caller's hospitals, each case replayed from its events; a department rule over the
+    current month's figures of their departments."""
     unknown = sorted(set(body) - {"rule", "hospital_id", "limit"})
     if unknown:
         raise RuleRefused([FieldError(field=name, reason="not a field") for name in unknown])
@@ -231,6 +232,8 @@ async def dry_run(
         cases_checked=result.cases_checked,
         limit=limit,
         truncated=result.truncated,
+        period=result.period,
+        departments_checked=result.departments_checked,
         findings=[
             DryRunFinding(
                 hospital_id=finding["hospital_id"],

@@ -113,10 +113,13 @@ class DryRunFinding(BaseModel):
 class DryRunOut(BaseModel):
     rule_id: str
     kind: str
-    # open cases replayed, the most a dry run replays, and whether there were more
+    # a case rule: open cases replayed, the most a dry run replays, whether there were more
     cases_checked: int
     limit: int
     truncated: bool
+    # a department rule: the month judged (the current one) and the departments with figures
+    period: str | None = None
+    departments_checked: int = 0
     findings: list[DryRunFinding]
 
 
