@@ -47,6 +47,9 @@ class WorkerSettings(CommonSettings):
     target_watch_month_from_day: int = Field(default=7, ge=1, le=31)
     target_watch_year_from_day: int = Field(default=30, ge=1, le=366)
     target_watch_min_cases: int = Field(default=10, ge=1)
+    # how often the department monitoring rules are judged over this month so far and the
+    # month just closed (rulewatch.py)
+    rule_check_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def target_watch_rules(self) -> WatchRules:

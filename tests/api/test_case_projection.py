@@ -294,7 +294,7 @@ async def test_forecast_alerts_are_listed_with_their_kind_and_projection(api: Ap
     assert [(a["kind"], a["projected_total"]) for a in levels] == [("level", None)]
     both = (await api.client.get("/v1/alerts", params={"kind": "level,forecast"})).json()
     assert len(both["items"]) == 2
-    refused = await api.client.get("/v1/alerts", params={"kind": "rule"})
+    refused = await api.client.get("/v1/alerts", params={"kind": "rules"})
     assert refused.status_code == 422
     # the lifecycle works the same: acknowledge, then resolve for review
     acked = await api.client.post(f"/v1/alerts/{alert['alert_id']}/ack", json={})

@@ -309,7 +309,7 @@ async def test_the_weekly_briefing_lists_rule_alerts_in_both_languages(
     )
     assert html_zh.status_code == 200, html_zh.text
     assert "规则预警 · 科室例均费用增长过快：CARD 2026-11 例均费用 12000.00 元" in html_zh.text
-    assert "<td>科室 CARD</td>" in html_zh.text
+    assert "<td>科室 CARD 2026-11</td>" in html_zh.text
     assert "规则预警 · 同日重复收费（疑似分解收费）：item LAB（LAB）2026-11-26 当日收费 4 次" in (
         html_zh.text
     )
@@ -318,7 +318,7 @@ async def test_the_weekly_briefing_lists_rule_alerts_in_both_languages(
     )
     assert csv_en.status_code == 200, csv_en.text
     assert (
-        'department CARD,CARD,yellow,"Rule alert · Department cost per case rising:'
+        'department CARD 2026-11,CARD,yellow,"Rule alert · Department cost per case rising:'
         " CARD cost per case in 2026-11 is 12000.00" in csv_en.text
     )
     assert "Rule alert · Repeated exam or lab: item CT (CT) charged again on 2026-11-25" in (

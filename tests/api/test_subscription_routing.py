@@ -9,10 +9,12 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.storage.models import WebhookDelivery
+from services.alerting.rulewatch import sweep
+from services.storage.models import CaseRecord, WebhookDelivery
+from tests.api import test_rule_watch as rule_watch_tests
 from tests.api.helpers import OPERATOR_KEY
 from tests.api.webhooks import (
     Hooks,
@@ -322,9 +324,16 @@ async def test_forecast_alerts_go_where_red_alerts_go_unless_a_subscription_name
         headers={"Authorization": f"Bearer {office}"},
     )
     assert narrowed.status_code == 200 and narrowed.json()["kinds"] == ["forecast"]
+    every_kind = await hooks.client.patch(
+        f"/v1/subscriptions/{levels_sub['id']}",
+        json={"kinds": ["rule", "target", "forecast", "level"]},
+        headers={"Authorization": f"Bearer {office}"},
+    )
+    assert every_kind.status_code == 200, every_kind.text
+    assert every_kind.json()["kinds"] == ["forecast", "level", "rule", "target"]
     refused = await hooks.client.patch(
         f"/v1/subscriptions/{levels_sub['id']}",
-        json={"kinds": ["budget"]},
+        json={"kinds": ["rules"]},
         headers={"Authorization": f"Bearer {office}"},
     )
     assert refused.status_code == 422
@@ -365,6 +374,48 @@ async def test_department_alerts_reach_that_departments_head_and_the_office(hook
     assert (message["data"]["target_period"], message["data"]["case_id"]) == ("2026-11", "")
     robot_texts = [r.payload["markdown"]["text"] for r in hooks.receiver.got("head")]
     assert any("科室目标预警" in text and "指标：总费用" in text for text in robot_texts)
+
+
+async def test_department_rule_alerts_reach_that_departments_head_and_the_office(
+    hooks: Hooks,
+) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    other_head = await hooks.identity("department_head", ["H001"], ["SURG"])
+    office = await hooks.identity("insurance_office", ["H001"], [])
+    head_sub = await hooks.subscribe("head", head, format="wecom")
+    other_sub = await hooks.subscribe("other", other_head)
+    rules_sub = await hooks.subscribe("rules", office, kinds=["rule"])
+    # CARD's November: two low-ratio cases of five, found by the worker's rule watch
+    rows = rule_watch_tests.month_of(
+        "CARD", "2026-11", ["5000.00", "7000.00", "12000.00", "12000.00", "12000.00"]
+    )
+    async with hooks.sessions() as db_session:
+        await db_session.execute(insert(CaseRecord), rows)
+        await db_session.commit()
+    raised = await sweep(
+        hooks.engine,
+        hooks.sessions,
+        rule_watch_tests.RULES,
+        rule_watch_tests.ZONE,
+        rule_watch_tests.NOW,
+    )
+    assert raised == 1
+
+    for subscription, owner in ((head_sub, head), (rules_sub, office)):
+        await hooks.deliveries_when(subscription["id"], settled, owner)
+    await until(lambda: len(hooks.receiver.got("head")) == 1, 3, "the alert at the head")
+    listed = await hooks.client.get(
+        f"/v1/subscriptions/{other_sub['id']}/deliveries",
+        headers={"Authorization": f"Bearer {other_head}"},
+    )
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    [message] = [r.payload for r in hooks.receiver.got("rules")]
+    assert message["type"] == "alert.rule"
+    assert (message["data"]["rule_id"], message["data"]["case_id"]) == ("low-ratio-share", "")
+    assert (message["data"]["department"], message["data"]["rule_period"]) == ("CARD", "2026-11")
+    [robot] = [r.payload["markdown"]["content"] for r in hooks.receiver.got("head")]
+    assert robot.startswith("### 🟡 规则预警 · 低倍率病例占比过高\n")
+    assert "> 科室：**H001 / CARD**　期间：2026-11" in robot
 
 
 async def test_rule_alerts_reach_subscriptions_that_want_them_titled_by_their_rule(

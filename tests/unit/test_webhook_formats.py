@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.alerting.alerts.schemas import AlertOut, Contributor
+from services.alerting.alerts.schemas import AlertOut, Contributor, RuleName
 from services.alerting.webhooks import formats
 
 PHISHING = "[请点此登录医保结算系统](https://phish.example/login) <@all>"
@@ -228,6 +228,82 @@ def test_the_standard_format_and_the_digest_name_a_department_alert() -> None:
     assert "- **H001 / CARD 2026-11 总费用** 无→红色 131.25%" in digest
 
 
+def _department_rule(dept: str = "CARD", blue: bool = False) -> AlertOut:
+    """A department rule's finding as the rule watch raises it: no case, its period."""
+    now = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC)
+    return AlertOut(
+        alert_id="r1",
+        kind="rule",
+        hospital_id="H001",
+        case_id="",
+        department=dept,
+        drg_code=None,
+        level="blue" if blue else "yellow",
+        previous_level="none",
+        transition="raised",
+        total_cost="0",
+        standard_cost="0",
+        ratio="0",
+        event_id="",
+        occurred_at=now,
+        raised_at=now,
+        top_contributors=[],
+        rule_id="cost-per-case-growth",
+        rule_version=1,
+        rule_name=RuleName(zh="科室例均费用增长过快", en="Department cost per case rising"),
+        rule_period="2026-11",
+        detail={"baseline": "same_period_last_year", "growth": "0.2000"},
+        text_zh=f"{dept} 2026-11 例均费用 12000.00 元，较去年同期 10000.00 元上升 20%，超过 15%",
+        text_en=f"{dept} cost per case in 2026-11 is 12000.00, up 20% on the same period last year",
+    )
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_a_department_rule_alert_names_the_rule_the_department_and_the_period(
+    message_format: formats.Format,
+) -> None:
+    text = _text(formats.alert_body(_department_rule(), message_format), message_format)
+    assert text.startswith("### 🟡 规则预警 · 科室例均费用增长过快\n")
+    assert "> 科室：**H001 / CARD**　期间：2026-11" in text
+    assert "**CARD 2026-11 例均费用 12000.00 元，较去年同期 10000.00 元上升 20%，超过 15%**" in text
+    assert "> 级别：**黄色**　规则：cost-per-case-growth 第 1 版" in text
+    assert "病例" not in text
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_a_case_rule_alert_names_its_case(message_format: formats.Format) -> None:
+    alert = _department_rule().model_copy(
+        update={"case_id": "C1", "drg_code": "FM15", "rule_period": "stay"}
+    )
+    text = _text(formats.alert_body(alert, message_format), message_format)
+    assert "> 病例：**H001 / C1**" in text and "DRG：FM15" in text
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_department_rule_alert_keeps_event_text_inert(
+    message_format: formats.Format, hostile: str
+) -> None:
+    text = _text(formats.alert_body(_department_rule(hostile), message_format), message_format)
+    [department_line] = [line for line in text.splitlines() if line.startswith("> 科室")]
+    assert not MARKUP.search(department_line.split("**")[1]), department_line
+    finding = next(line for line in text.splitlines() if "例均费用" in line and "规则" not in line)
+    assert not MARKUP.search(finding.strip("*")), finding  # inside the bold's "**"
+
+
+def test_the_standard_format_and_the_digest_name_a_rule_alert() -> None:
+    body = orjson.loads(formats.alert_body(_department_rule(), "standard"))
+    assert body["type"] == "alert.rule"
+    assert (body["data"]["rule_id"], body["data"]["rule_period"]) == (
+        "cost-per-case-growth",
+        "2026-11",
+    )
+    assert body["data"]["case_id"] == ""
+    blue = _department_rule(blue=True)
+    digest = _text(formats.digest_body([blue], blue.raised_at, blue.raised_at, "wecom"), "wecom")
+    assert "- **H001 / CARD 2026-11** 规则预警 · 科室例均费用增长过快 蓝色：CARD 2026-11" in digest
+
+
 def _rule(
     *,
     case_id: str = "C1",
@@ -292,7 +368,7 @@ def test_a_department_rule_alert_names_the_department_and_no_case(
 ) -> None:
     text = _text(formats.alert_body(_rule(case_id="", level="red"), message_format), message_format)
     assert text.startswith("### 🔴 规则预警 · 重复检查检验\n")
-    assert "> 科室：**H001 / CARD**　DRG：-" in text
+    assert "> 科室：**H001 / CARD**　期间：2026-11\n" in text
     assert "病例" not in text and "费用比" not in text
     assert "> 级别：**红色**　规则：cost-per-case-growth 第 2 版" in text
 
@@ -331,4 +407,4 @@ def test_the_standard_format_and_the_digest_carry_a_rule_alert() -> None:
         "- **H001 / C1** CARD 规则预警 · 重复检查检验 蓝色："
         "头颅CT（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费"
     ) in digest
-    assert "- **H001 / CARD** 规则预警 · 重复检查检验 蓝色：" in digest
+    assert "- **H001 / CARD 2026-11** 规则预警 · 重复检查检验 蓝色：" in digest

@@ -189,8 +189,9 @@ def rule_title(alert: AlertOut) -> str:
 
 
 def _rule_robot_body(alert: AlertOut, message_format: Format) -> str:
-    """A monitoring rule's finding: the rule, the case (or the department, for a
-    department rule), the severity, and the rule's own sentence saying what it found."""
+    """A monitoring rule's finding: the rule, the case (or, for a department rule, the
+    department and the period it judged), the severity, and the rule's own sentence
+    saying what it found."""
     title = f"{LEVEL_MARKS[alert.level]} {rule_title(alert)}"
     if alert.case_id:
         lines = [
@@ -202,7 +203,8 @@ def _rule_robot_body(alert: AlertOut, message_format: Format) -> str:
         lines = [
             f"### {title}",
             f"> 科室：**{inert(alert.hospital_id)} / {inert(alert.department or '-')}**"
-            f"　DRG：{inert(alert.drg_code or '-')}",
+            f"　期间：{inert(alert.rule_period or '-')}"
+            + (f"　DRG：{inert(alert.drg_code)}" if alert.drg_code else ""),
         ]
     lines.append(
         f"> 级别：**{LEVEL_NAMES[alert.level]}**"
@@ -213,16 +215,19 @@ def _rule_robot_body(alert: AlertOut, message_format: Format) -> str:
             f"> 费用比：{percent(alert.ratio)}"
             f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}）"
         )
-    # the sentence names items and departments taken from events: text, never markup
+    # the sentence names items, departments and DRGs taken from events: text, never markup
     lines.extend(["", f"**{inert(alert.text_zh or '-')}**"])
     return _robot_body(title, "\n".join(lines), message_format)
 
 
 def _subject(alert: AlertOut) -> str:
-    """Who an alert is about: a case, a department's target, or (a department rule) a
-    department."""
+    """Who an alert is about: a case, a department's target, or a department's period
+    a monitoring rule judged."""
     if alert.kind == "rule" and not alert.case_id:
-        return f"{inert(alert.hospital_id)} / {inert(alert.department or '-')}"
+        return (
+            f"{inert(alert.hospital_id)} / {inert(alert.department or '-')}"
+            f" {inert(alert.rule_period or '')}"
+        )
     if alert.kind == "target":
         measure = MEASURE_NAMES.get(alert.target_measure or "", "")
         return (

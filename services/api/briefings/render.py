@@ -251,9 +251,10 @@ class Formats:
 
     def subject(self, alert: BriefingAlert) -> str:
         """The case an alert is about, the department target, or (a department rule's
-        finding) the department."""
+        finding) the department and the period it judged."""
         if alert.kind == "rule" and not alert.case_id:
-            return f"{self.word('department_of')} {alert.department or '—'}"
+            period = alert.rule_period or ""
+            return f"{self.word('department_of')} {alert.department or '—'} {period}".rstrip()
         if alert.kind != "target":
             return alert.case_id
         return f"{self.word('target')} {alert.target_period} {self.word(alert.target_measure)}"
