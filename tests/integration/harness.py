@@ -140,7 +140,9 @@ class Stack:
         self.start_broker(replay=False)
         # stacks share the session's database: each starts with its own rules alone
         # (DRGWATCH_RULES_DIR), not with those an earlier test left in the rule registry
-        asyncio.run(self._empty_rule_registry())
+        # (a stack on SQLite has a new file of its own)
+        if self.database_url.startswith("postgresql"):
+            asyncio.run(self._empty_rule_registry())
         self.start_worker()
         self.start_api()
         self.wait_ready()
