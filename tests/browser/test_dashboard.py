@@ -422,9 +422,11 @@ def test_a_resolution_goes_to_review_and_the_office_approves_it(
     page, problems = browser_page
     page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/RESP")
     alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
-    # its cost alert, not one of the rules' findings on the same case
-    row = alerts_card.locator(".el-table__row", has_text="C-2002").filter(has_not_text="规则预警")
-    row.first.get_by_role("button", name="处理").click()
+    # its cost alerts only (not the rules' findings on the same cases)
+    alerts_card.get_by_test_id("kind-filter").get_by_text("费用", exact=True).click()
+    expect(alerts_card.locator(".el-table__row", has_text="规则预警")).to_have_count(0)
+    row = alerts_card.locator(".el-table__row", has_text="C-2002").first
+    row.get_by_role("button", name="处理").click()
     dialog = page.get_by_role("dialog")
     dialog.locator(".el-select__wrapper").click()
     page.get_by_role("option", name="新技术新项目").click()
