@@ -28,8 +28,12 @@ LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 768, "height": 1024}
 TABLET_LANDSCAPE = {"width": 1024, "height": 768}
 # the browser's stacks run the monitoring rules drgwatch ships (the harness runs none unless
-# told), so the pages show rule alerts as a hospital would see them
-SHIPPED_RULES = {"DRGWATCH_RULES_DIR": str(DEFAULT_RULES_DIR)}
+# told), so the pages show rule alerts as a hospital would see them; the department rules
+# are judged every half second
+SHIPPED_RULES = {
+    "DRGWATCH_RULES_DIR": str(DEFAULT_RULES_DIR),
+    "DRGWATCH_RULE_CHECK_SECONDS": "0.5",
+}
 
 
 @pytest.fixture(scope="module")

@@ -858,3 +858,72 @@ def test_the_case_reads_its_rule_findings_from_the_explanation_when_it_carries_t
     expect(row).to_contain_text("蓝色预警")
     assert asked == []
     assert problems == []
+
+
+def test_a_department_rule_alert_reads_as_a_sentence_and_opens_the_department(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # five dermatology cases discharged now, each well below 0.4 of its standard: the
+    # shipped department rule low-ratio-share (above 20% of at least 5 cases) finds it
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+    page.get_by_test_id("rules-today").wait_for()
+    now = datetime.now(ZONE).isoformat(timespec="seconds")
+    cases = [f"C-60{n:02d}" for n in range(5)]
+    hospital.post(
+        [
+            event
+            for case in cases
+            for event in [
+                *a_stay(case, "ES33", "DERM", "0.30"),
+                {
+                    "event_id": f"{case}-dis",
+                    "type": "discharged",
+                    "hospital_id": HOSPITAL,
+                    "case_id": case,
+                    "occurred_at": now,
+                    "discharged_at": now,
+                },
+            ]
+        ]
+    )
+    live = page.get_by_test_id("live-alerts")
+    line = live.locator("li", has_text="低倍率病例占比过高").first
+    line.wait_for(timeout=30_000)
+    (finding,) = [
+        item
+        for item in hospital.all_alerts(hospital_id=HOSPITAL, kind="rule", department="DERM")
+        if item["rule_id"] == "low-ratio-share"
+    ]
+    assert finding["case_id"] == "" and finding["level"] == "yellow"
+    expect(line).to_contain_text(finding["text_zh"])
+    expect(line).to_contain_text("规则预警")
+    # no case: the line names the department and opens it
+    expect(line.get_by_test_id("rule-alert")).to_have_text("科室 DERM")
+    expect(page.get_by_test_id("rule-open-low-ratio-share")).to_have_text(
+        str(_open_findings(hospital, "low-ratio-share")), timeout=15_000
+    )
+    shoot(page, "overview-department-rule-alert-zh-laptop")
+    line.get_by_test_id("rule-alert").click()
+    page.wait_for_url(f"**/hospitals/{HOSPITAL}/departments/DERM**")
+
+    # the department's alerts list it without a case's figures, acknowledged like any other
+    alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    row = alerts_card.locator(".el-table__row", has_text="低倍率病例占比过高")
+    expect(row.get_by_test_id("rule-what")).to_contain_text(finding["text_zh"])
+    expect(row.get_by_test_id("caseless-alert")).to_have_text("科室 DERM")
+    assert "%" not in row.locator("td").nth(2).inner_text()  # no ratio of a case
+    shoot(page, "department-rule-alert-zh-laptop")
+    found = accessibility.violations(page)
+    assert not accessibility.failing(found), accessibility.report("department rule", found)
+    row.get_by_role("button", name="确认").click()
+    page.get_by_text("操作已完成").first.wait_for()
+    hospital.wait_for(
+        lambda: (
+            httpx.get(f"{hospital.url}/v1/alerts/{finding['alert_id']}").json()["status"]
+            == "acknowledged"
+        ),
+        15,
+    )
+    assert problems == []
