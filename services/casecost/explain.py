@@ -162,6 +162,7 @@ class RuleFinding:
     text_zh: str
     text_en: str
     raised_at: datetime
+    occurred_at: datetime  # of the event that raised it (when the worker raised it: raised_at)
 
 
 @dataclass(frozen=True, slots=True)

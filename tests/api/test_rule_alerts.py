@@ -134,7 +134,7 @@ async def test_a_rule_alert_is_acknowledged_resolved_and_shown_on_the_timeline(
         ("resolved", "yellow"),
     ]
     assert of_repeat[0]["summary"] == (
-        "rule Repeated exam or lab (repeat-exam v1, yellow):"
+        "rule Repeated exam or lab (yellow):"
         " item CT (CT) charged again on 2026-11-25, within 3 days of 2026-11-24"
     )
     assert of_repeat[0]["alert"]["text_zh"].startswith("item CT（CT）于 2026-11-25 再次收费")
@@ -169,9 +169,11 @@ async def test_the_case_explanation_lists_the_rule_findings_and_says_the_most_se
             "en": "Same item charged repeatedly in one day",
         },
         "severity": "red",
+        "level": "red",
         "text_zh": "item LAB（LAB）2026-11-26 当日收费 4 次，超过 3 次，疑似分解收费",
         "text_en": "item LAB (LAB) charged 4 times on 2026-11-26, more than 3: possible splitting",
         "raised_at": findings[0]["raised_at"],
+        "occurred_at": "2026-11-26T01:03:00Z",
     }
     raised = [datetime.fromisoformat(f["raised_at"]) for f in findings]
     assert raised == sorted(raised, reverse=True)

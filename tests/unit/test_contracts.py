@@ -49,6 +49,8 @@ def test_case_schema_publishes_the_explanation_as_optional() -> None:
         "rule_version",
         "rule_name",
         "severity",
+        "level",
+        "occurred_at",
         "text_zh",
         "text_en",
         "raised_at",

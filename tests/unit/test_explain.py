@@ -342,6 +342,7 @@ def finding(alert_id: str, severity: str, minute: int, rule: str = "repeat-exam"
         text_zh=f"发现{alert_id}",
         text_en=f"found {alert_id}",
         raised_at=datetime(2026, 3, 2, 8, 0, tzinfo=UTC) + timedelta(minutes=minute),
+        occurred_at=datetime(2026, 3, 2, 7, 0, tzinfo=UTC) + timedelta(minutes=minute),
     )
 
 

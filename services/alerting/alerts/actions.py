@@ -230,11 +230,9 @@ def timeline_kind(action: ActionOut) -> TimelineKind:
 
 def alert_summary(alert: AlertOut) -> str:
     if alert.kind == "rule":
-        name = alert.rule_name.en if alert.rule_name is not None else alert.rule_id
-        return (
-            f"rule {name} ({alert.rule_id} v{alert.rule_version}, {alert.level}):"
-            f" {alert.text_en or '-'}"
-        )
+        # a monitoring rule's finding: the rule's name and what it found
+        name = alert.rule_name.en if alert.rule_name else alert.rule_id
+        return f"rule {name} ({alert.level}): {alert.text_en}"
     percent = f"{(Decimal(alert.ratio) * 100).quantize(Decimal('0.01'))}%"
     where = f"{alert.total_cost} of {alert.standard_cost} ({percent} of the DRG standard)"
     if alert.kind == "forecast" and alert.projected_total is not None:

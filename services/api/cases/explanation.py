@@ -175,6 +175,7 @@ def _finding(record: AlertRecord) -> core.RuleFinding:
         text_zh=record.text_zh or "",
         text_en=record.text_en or "",
         raised_at=record.raised_at,
+        occurred_at=record.occurred_at,
     )
 
 
@@ -227,9 +228,11 @@ def rule_finding_out(finding: core.RuleFinding) -> RuleFindingExplained:
             "rule_version": finding.rule_version,
             "rule_name": RuleName(zh=finding.rule_name_zh, en=finding.rule_name_en),
             "severity": finding.severity,
+            "level": finding.severity,
             "text_zh": finding.text_zh,
             "text_en": finding.text_en,
             "raised_at": finding.raised_at,
+            "occurred_at": finding.occurred_at,
         }
     )
 

@@ -85,10 +85,14 @@ class RuleFindingExplained(BaseModel):
     rule_id: str
     rule_version: int
     rule_name: RuleName
-    severity: Literal["blue", "yellow", "red"] = Field(description="the alert's level")
+    severity: Literal["blue", "yellow", "red"] = Field(description="the rule's severity")
+    level: Literal["blue", "yellow", "red"] = Field(
+        description="the same: the alert's level, as the alert lists call it"
+    )
     text_zh: str
     text_en: str
-    raised_at: datetime
+    raised_at: datetime = Field(description="when the worker raised it")
+    occurred_at: datetime = Field(description="when the event that raised it occurred")
 
 
 class Explanation(BaseModel):
