@@ -68,7 +68,7 @@ async def test_routing_follows_roles_filters_and_the_owners_scope(hooks: Hooks) 
             sentinel in alert_ids(hooks.receiver, "head")
             and sentinel in alert_ids(hooks.receiver, "office")
         ),
-        3,
+        15,
         "the sentinel at both",
     )
     await hooks.deliveries_when(narrow_sub["id"], settled, office)
@@ -96,7 +96,7 @@ async def test_routing_follows_roles_filters_and_the_owners_scope(hooks: Hooks) 
             text("UPDATE identities SET departments = '[\"NEUR\"]' WHERE role = 'department_head'")
         )
     later = await raise_alert(hooks.sessions, case_id="C10")
-    await until(lambda: later in alert_ids(hooks.receiver, "office"), 3, "the later alert")
+    await until(lambda: later in alert_ids(hooks.receiver, "office"), 15, "the later alert")
     await asyncio.sleep(0.3)
     assert later not in alert_ids(hooks.receiver, "head")
     assert len(await hooks.deliveries(head_sub["id"], head)) == 3
@@ -254,13 +254,13 @@ async def test_an_acknowledged_case_is_not_notified_again_for_the_same_level(
         sentinel = await raise_alert(hooks.sessions, case_id="S", department="CARD")
         # the two fan out together and are sent concurrently: once the sentinel is in,
         # the alert's delivery (if it is news) exists, and is waited for until sent
-        await until(lambda: sentinel in alert_ids(hooks.receiver, "head"), 3, "the sentinel")
+        await until(lambda: sentinel in alert_ids(hooks.receiver, "head"), 15, "the sentinel")
         async with hooks.sessions() as db_session:
             delivery = await db_session.scalar(
                 select(func.count()).where(WebhookDelivery.alert_id == alert_id)
             )
         if delivery:
-            await until(lambda: alert_id in alert_ids(hooks.receiver, "head"), 3, "the alert")
+            await until(lambda: alert_id in alert_ids(hooks.receiver, "head"), 15, "the alert")
         return alert_id
 
     yellow = await raise_and_settle(level="yellow", previous_level="blue")

@@ -218,7 +218,7 @@ class Hooks:
         subscription_id: str,
         condition: Callable[[list[dict[str, Any]]], bool],
         key: str | None = None,
-        timeout: float = 3.0,
+        timeout: float = 15.0,
     ) -> list[dict[str, Any]]:
         """The deliveries once `condition` holds (attempts are recorded after the answer)."""
         started = time.monotonic()
