@@ -93,6 +93,7 @@ async def post_fhir(
             now=now,
             bounds=settings.time_bounds,
             sees_hospital=caller.sees_hospital,
+            caller_hospital=_sole_hospital(caller),
         )
         await db_session.commit()
     except FhirRefused as refusal:
@@ -136,6 +137,13 @@ async def post_fhir(
     return JSONResponse(
         answer.body, status_code=answer.status, media_type=FHIR_JSON, headers=headers
     )
+
+
+def _sole_hospital(caller: Principal) -> str | None:
+    """The hospital a caller posts for, when its credential names exactly one."""
+    if caller.all_hospitals or len(caller.hospitals) != 1:
+        return None
+    return next(iter(caller.hospitals))
 
 
 async def _keep(db_session: AsyncSession, letters: list[DeadLetter]) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
+import orjson
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.chargeitem import ChargeItem
 from fhir.resources.R4B.encounter import Encounter
@@ -64,6 +65,17 @@ def decode(raw: bytes) -> Any:
     except (ValueError, RecursionError) as error:
         reason = f"the body is not valid JSON: {error}"
     raise Unreadable(Issue("$", reason, "structure"))
+
+
+def encode(document: Any) -> str:
+    """JSON text of a decoded document, each Decimal written as the number it was."""
+    return orjson.dumps(document, default=_number).decode()
+
+
+def _number(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(type(value).__name__)
 
 
 def split(body: Any) -> Submission:

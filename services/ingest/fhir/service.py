@@ -73,8 +73,10 @@ async def submit(
     now: datetime,
     bounds: TimeBounds,
     sees_hospital: Callable[[str], bool],
+    caller_hospital: str | None = None,
 ) -> FhirAnswer:
     """Record a FHIR submission received at `now`; the caller commits, then publishes.
+    `caller_hospital`: the one hospital the caller posts for, if its credential has one.
 
     Raises FhirRefused (with the dead letters to keep) for a refused resource or
     transaction, and NotPermitted for a resource of a hospital the caller does not see.
@@ -83,7 +85,7 @@ async def submit(
         submission = resources.split(resources.decode(raw))
     except resources.Unreadable as error:
         raise _unreadable(error.issue, raw, now) from None
-    entries = await _translate_all(db_session, submission, mapping, zone)
+    entries = await _translate_all(db_session, submission, mapping, zone, caller_hospital)
     for entry in entries:
         if entry.hospital_id and entry.translation and not sees_hospital(entry.hospital_id):
             raise NotPermitted(
@@ -147,6 +149,7 @@ async def _translate_all(
     submission: resources.Submission,
     mapping: FhirMapping,
     zone: tzinfo,
+    caller_hospital: str | None,
 ) -> list[_Entry]:
     """Translate the entries in order, each seeing what the earlier ones recorded."""
     parsed = [(entry, resources.parse(entry.raw)) for entry in submission.entries]
@@ -158,7 +161,7 @@ async def _translate_all(
                 encounter_ids[entry.full_url] = str(resource.id)
             with contextlib.suppress(Refused):  # refused again, with reasons, below
                 encounter_hospitals[str(resource.id)] = translate.hospital_of(
-                    resource, mapping=mapping, bundle_hospital=None
+                    resource, mapping=mapping, bundle_hospital=None, caller_hospital=caller_hospital
                 )
     known: dict[CaseRef, KnownCase] = {}
     charges: dict[tuple[str, str], dict[str, Any]] = {}
@@ -171,7 +174,9 @@ async def _translate_all(
             continue
         try:
             if isinstance(resource, Encounter):
-                hospital_id = translate.hospital_of(resource, mapping=mapping, bundle_hospital=None)
+                hospital_id = translate.hospital_of(
+                    resource, mapping=mapping, bundle_hospital=None, caller_hospital=caller_hospital
+                )
                 step.hospital_id = hospital_id
                 case = CaseRef(hospital_id, str(resource.id or ""))
                 step.case_id = case.case_id or None
@@ -190,6 +195,7 @@ async def _translate_all(
                     encounter_hospitals,
                     known,
                     charges,
+                    caller_hospital,
                 )
         except Refused as refusal:
             step.issues = refusal.issues
@@ -211,10 +217,14 @@ async def _translate_charge(
     encounter_hospitals: dict[str, str],
     known: dict[CaseRef, KnownCase],
     charges: dict[tuple[str, str], dict[str, Any]],
+    caller_hospital: str | None,
 ) -> tuple[Translation, CaseRef, KnownCase]:
     case_id = translate.case_of_charge(item, encounter_ids)
     hospital_id = translate.hospital_of(
-        item, mapping=mapping, bundle_hospital=encounter_hospitals.get(case_id)
+        item,
+        mapping=mapping,
+        bundle_hospital=encounter_hospitals.get(case_id),
+        caller_hospital=caller_hospital,
     )
     step.hospital_id, step.case_id = hospital_id, case_id
     case = CaseRef(hospital_id, case_id)
@@ -346,7 +356,7 @@ def _letter(entry: _Entry, now: datetime, sees_hospital: Callable[[str], bool]) 
     caller may post for that hospital (and else only to those who see every one)."""
     letter = dead_letters.dead_letter(
         stage="ingest",
-        raw=entry.entry.raw,
+        raw=resources.encode(entry.entry.raw),  # the resource as sent, decimals exact
         reason="; ".join(f"{issue.expression}: {issue.reason}" for issue in entry.issues),
         errors=[{"field": issue.expression, "reason": issue.reason} for issue in entry.issues],
         now=now,

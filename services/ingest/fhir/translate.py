@@ -138,12 +138,18 @@ def money_text(value: Decimal) -> str:
 
 
 def hospital_of(
-    resource: Encounter | ChargeItem, *, mapping: FhirMapping, bundle_hospital: str | None
+    resource: Encounter | ChargeItem,
+    *,
+    mapping: FhirMapping,
+    bundle_hospital: str | None,
+    caller_hospital: str | None = None,
 ) -> str:
     """The hospital a resource belongs to, in this order: a meta.tag of the mapping's
     hospital system; an Encounter's serviceProvider (mapped, or its Organization id);
     the hospital of the Bundle's Encounter a ChargeItem belongs to; a mapped
-    organization of the ChargeItem; meta.source mapped; the default hospital."""
+    organization of the ChargeItem; meta.source mapped; the one hospital the caller
+    posts for (`caller_hospital`, when its credential has exactly one); the mapping's
+    default hospital."""
     kind = resource.get_resource_type()
     meta = resource.meta
     for tag in (meta.tag or []) if meta else []:
@@ -166,6 +172,8 @@ def hospital_of(
                 return mapping.organizations[organization]
     if meta is not None and meta.source and str(meta.source) in mapping.sources:
         return mapping.sources[str(meta.source)]
+    if caller_hospital:
+        return caller_hospital
     if mapping.default_hospital:
         return mapping.default_hospital
     where = "serviceProvider" if kind == "Encounter" else "meta.tag"
