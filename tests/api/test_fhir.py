@@ -341,3 +341,34 @@ async def test_a_hospital_system_posts_for_its_own_hospital_only(api: Api) -> No
     # kept, but in no hospital's own list: only those who see every hospital list it
     [letter] = await letters(api)
     assert letter["hospital_id"] is None and letter["reason"].startswith("forbidden: Encounter/E2")
+
+
+async def test_a_contract_refusal_names_the_fhir_element_and_nothing_builds_on_it(
+    any_api: Api,
+) -> None:
+    bad_code = lab(
+        "CI1",
+        "8.00",
+        code={"coding": [{"system": "urn:site:items", "code": "310100013:01", "display": "Bed"}]},
+    )
+    withdrawn = lab("CI1", "8.00", status="entered-in-error")
+    response = await post(
+        any_api, bundle("batch", encounter(), bad_code, withdrawn, lab("CI2", "3.00"))
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert statuses(answer) == [
+        "201 Created",
+        "422 Unprocessable Entity",
+        "422 Unprocessable Entity",
+        "201 Created",
+    ]
+    [issue] = answer["entry"][1]["response"]["outcome"]["issue"]
+    assert issue["expression"] == ["ChargeItem.code.coding[0].code"]
+    assert "item_code" in issue["diagnostics"]
+    # the refused charge was never recorded, so the credit that withdraws it is refused too
+    [issue] = answer["entry"][2]["response"]["outcome"]["issue"]
+    assert issue["code"] == "not-found"
+    assert case_of(await ledger(any_api)).total_cost == Decimal("3.00")
+    assert len(await letters(any_api)) == 2

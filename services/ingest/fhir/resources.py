@@ -131,7 +131,7 @@ def split(body: Any) -> Submission:
 def parse(raw: Any) -> Resource | list[Issue]:
     """The resource as its R4B model, or the issues naming each element at fault."""
     if not isinstance(raw, dict):
-        return [Issue("resource", "each entry needs a resource (a JSON object)", "required")]
+        return [Issue("Resource", "each entry needs a resource (a JSON object)", "required")]
     kind = raw.get("resourceType")
     model = RESOURCE_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:

@@ -85,14 +85,15 @@ async def submit(
         submission = resources.split(resources.decode(raw))
     except resources.Unreadable as error:
         raise _unreadable(error.issue, raw, now) from None
-    entries = await _translate_all(db_session, submission, mapping, zone, caller_hospital)
+    entries = await _translate_all(
+        db_session, submission, mapping, zone, caller_hospital, now=now, bounds=bounds
+    )
     for entry in entries:
         if entry.hospital_id and entry.translation and not sees_hospital(entry.hospital_id):
             raise NotPermitted(
                 f"{entry.translation.location}: this credential may not post for"
                 f" {entry.hospital_id!r}"
             )
-    _check_events(entries, now=now, bounds=bounds)
     whole = submission.kind != "batch"
     if whole and any(entry.issues for entry in entries):
         raise _refusal(submission, entries, now, sees_hospital)
@@ -150,8 +151,16 @@ async def _translate_all(
     mapping: FhirMapping,
     zone: tzinfo,
     caller_hospital: str | None,
+    *,
+    now: datetime,
+    bounds: TimeBounds,
 ) -> list[_Entry]:
-    """Translate the entries in order, each seeing what the earlier ones recorded."""
+    """Translate the entries in order, each seeing what the earlier ones will record.
+
+    An entry any of whose events breaks the contract (or its times) is refused whole
+    here, before anything is recorded, so that a resource is never half-recorded and
+    no later entry builds on it (a credit on a charge that was refused).
+    """
     parsed = [(entry, resources.parse(entry.raw)) for entry in submission.entries]
     encounter_ids: dict[str, str] = {}  # a Bundle's Encounters by fullUrl
     encounter_hospitals: dict[str, str] = {}
@@ -199,6 +208,13 @@ async def _translate_all(
                 )
         except Refused as refusal:
             step.issues = refusal.issues
+            continue
+        _, rejected, _ = ingest_service.validate_items(
+            step.translation.events, now=now, bounds=bounds
+        )
+        for result in rejected:
+            step.issues += _contract_issues(step, result.errors)
+        if step.issues:
             continue
         known[case] = translate.after(before, step.translation.events)
         for event in step.translation.events:
@@ -269,16 +285,6 @@ async def _ledger_event(
         )
     )
     return None if payload is None else dict(orjson.loads(payload))
-
-
-def _check_events(entries: list[_Entry], *, now: datetime, bounds: TimeBounds) -> None:
-    """Refuse (whole) each entry any of whose events breaks the contract or its times,
-    before anything is recorded: a resource is never half-recorded."""
-    items, owners = _events_of(entries)
-    _, rejected, _ = ingest_service.validate_items(items, now=now, bounds=bounds)
-    for result in rejected:
-        owner = entries[owners[result.index]]
-        owner.issues += _contract_issues(owner, result.errors)
 
 
 def _events_of(entries: list[_Entry]) -> tuple[list[dict[str, Any]], list[int]]:
