@@ -327,9 +327,10 @@ def _answer(entry: _Entry) -> EntryAnswer:
         )
         for result in entry.results
     ]
+    expressions = entry.translation.expressions if entry.translation else {}
     notes += [
         Issue(
-            kind,
+            expressions.get(warning.field, kind),
             f"event {result.event_id}: {warning.field} {warning.reason}",
             "informational",
             "warning",
