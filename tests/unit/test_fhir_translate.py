@@ -424,6 +424,16 @@ def test_unreadable_submissions_name_why(raw: bytes, expression: str, code: str)
     assert (unreadable.value.issue.expression, unreadable.value.issue.code) == (expression, code)
 
 
+def test_nesting_is_bounded_before_the_models_recurse() -> None:
+    deep: dict[str, Any] = {"url": "urn:x", "valueString": "leaf"}
+    for _ in range(resources.MAX_DEPTH):
+        deep = {"url": "urn:x", "extension": [deep]}
+    with pytest.raises(resources.Unreadable) as unreadable:
+        resources.split(charge_item(extension=[deep]))
+    assert unreadable.value.issue.code == "too-costly"
+    assert resources.depth({"a": [{"b": 1}]}) == 3 and resources.depth(7) == 0
+
+
 def test_a_bundle_splits_into_its_entries_in_order() -> None:
     submission = resources.split(
         resources.decode(as_json(bundle("transaction", encounter(), charge_item())))

@@ -28,6 +28,9 @@ RESOURCE_MODELS: dict[str, type[ChargeItem] | type[Encounter]] = {
 }
 BUNDLE_TYPES = ("batch", "transaction")
 MAX_ENTRIES = 1000
+# far deeper than any real resource (a Bundle's ChargeItem with nested extensions is
+# about 10); the models validate recursively, so depth is bounded before they run
+MAX_DEPTH = 48
 
 
 class Unreadable(Exception):
@@ -78,8 +81,31 @@ def _number(value: Any) -> orjson.Fragment:
     raise TypeError(type(value).__name__)
 
 
+def depth(document: Any) -> int:
+    """How deeply objects and arrays nest in a decoded document (without recursing)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > MAX_DEPTH:
+            break
+        pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def split(body: Any) -> Submission:
     """One resource, or the entries of a batch or transaction Bundle (or Unreadable)."""
+    if depth(body) > MAX_DEPTH:
+        raise Unreadable(
+            Issue("$", f"nested deeper than {MAX_DEPTH} levels: not a resource", "too-costly")
+        )
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise Unreadable(
             Issue(
@@ -146,6 +172,8 @@ def parse(raw: Any) -> Resource | list[Issue]:
         return model.model_validate(raw)
     except ValidationError as error:
         return _issues(error, f"{kind}.")
+    except RecursionError:  # MAX_DEPTH keeps this away; a refusal, never a 500
+        return [Issue(str(kind), "nested too deeply to read", "too-costly")]
 
 
 def fhir_path(location: Sequence[int | str]) -> str:
