@@ -372,3 +372,19 @@ async def test_a_contract_refusal_names_the_fhir_element_and_nothing_builds_on_i
     assert issue["code"] == "not-found"
     assert case_of(await ledger(any_api)).total_cost == Decimal("3.00")
     assert len(await letters(any_api)) == 2
+
+
+async def test_a_recorded_charge_sent_again_changed_is_refused_with_what_to_do(
+    any_api: Api,
+) -> None:
+    await post(any_api, bundle("transaction", encounter(), lab("CI1", "30.50")))
+    changed = lab("CI1", "45.75", meta={"versionId": "2", "tag": [H001_TAG]})
+    response = await post(any_api, changed)
+
+    assert response.status_code == 422, response.text
+    [issue] = response.json()["issue"]
+    assert issue["expression"] == ["ChargeItem.id"] and issue["code"] == "business-rule"
+    assert "entered-in-error" in issue["diagnostics"]
+    assert case_of(await ledger(any_api)).total_cost == Decimal("30.50")
+    [letter] = await letters(any_api)
+    assert letter["hospital_id"] == "H001" and "45.75" in letter["payload"]

@@ -306,11 +306,21 @@ def _contract_issues(entry: _Entry, errors: list[FieldError]) -> list[Issue]:
     return [
         Issue(
             expressions.get(error.field, kind),
-            f"{error.reason} (contract v1 field {error.field})",
-            "value",
+            f"{error.reason} (contract v1 field {error.field})"
+            + (_CHANGED.get(kind, "") if error.field == "event_id" else ""),
+            "business-rule" if error.field == "event_id" else "value",
         )
         for error in errors
     ]
+
+
+# what to do instead when a resource already recorded comes again with other content
+_CHANGED = {
+    "ChargeItem": ": a recorded charge cannot change; send this ChargeItem as"
+    " entered-in-error and the corrected charge as a new ChargeItem",
+    "Encounter": ": this version of the Encounter was recorded with other content;"
+    " send the change as a new version (meta.versionId)",
+}
 
 
 def _answer(entry: _Entry) -> EntryAnswer:

@@ -266,7 +266,11 @@ def encounter_events(
     first, current = _departments(encounter, hospital_id, mapping, zone)
     drg_code, drg_where = _drg(encounter, mapping)
     base = {"hospital_id": hospital_id, "case_id": encounter_id}
-    expressions = {"case_id": "Encounter.id", "hospital_id": "Encounter.serviceProvider"}
+    expressions = {
+        "event_id": "Encounter.meta.versionId",
+        "case_id": "Encounter.id",
+        "hospital_id": "Encounter.serviceProvider",
+    }
     events: list[dict[str, Any]] = []
     department, drg = known.department, known.drg_code
     if not known.admitted:
@@ -524,6 +528,7 @@ def charge_events(
     if order_id:
         event["order_id"] = order_id
     expressions = {
+        "event_id": "ChargeItem.id",
         "case_id": "ChargeItem.context",
         "hospital_id": "ChargeItem.meta.tag",
         "occurred_at": time_where,
