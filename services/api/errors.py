@@ -39,6 +39,7 @@ from services.errors import (
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.fhir.exceptions import FhirRefused
 from services.ingest.fhir.outcome import outcome_of
+from services.reference.exceptions import RuleFilesRefused, RuleRefused
 from services.storage.engine import is_unavailable
 from services.validation import FieldError, field_errors
 
@@ -78,6 +79,12 @@ def error_response(error: DrgwatchError) -> JSONResponse:
         body["errors"] = [e.model_dump() for e in error.errors]
         if error.results:
             body["results"] = [r.model_dump() for r in error.results]
+    if isinstance(error, RuleFilesRefused):
+        body["errors"] = [
+            {"field": problem.field or "file", "reason": str(problem)} for problem in error.problems
+        ]
+    if isinstance(error, RuleRefused):
+        body["errors"] = [e.model_dump() for e in error.errors]
     if isinstance(error, RequestBodyTooLarge):
         body["errors"] = [{"field": "body", "reason": f"larger than {error.limit} bytes"}]
     if isinstance(error, Unavailable | RateLimited):

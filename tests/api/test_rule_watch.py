@@ -29,14 +29,14 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from services.alerting.rulewatch import (
+from services.alerting.rulefigures import (
     DepartmentFigures,
     department_figures,
     drg_run_length,
     shift_month,
-    sweep,
 )
-from services.casecost.rules import DepartmentPeriod, DepartmentRule, DrgMonth
+from services.alerting.rulewatch import sweep
+from services.casecost.rules import DepartmentPeriod, DepartmentRule, DrgMonth, RuleSwitches
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.settings import CommonSettings
 from services.storage.models import CaseRecord
@@ -284,6 +284,21 @@ async def test_the_rules_raise_their_findings_once_each(cases: Api) -> None:
     # the checks after it find the same and raise nothing
     assert await sweep(cases.engine, cases.sessions, RULES, ZONE, NOW) == 0
     assert len(await rule_alerts(cases)) == 6
+
+
+async def test_a_rule_switched_off_is_not_judged_there(cases: Api) -> None:
+    switches = RuleSwitches(
+        {
+            ("cost-per-case-growth", "H002", None): False,  # all of H002
+            ("drg-over-standard", "H001", "RUN"): False,  # one department of H001
+        }
+    )
+    assert await sweep(cases.engine, cases.sessions, RULES, ZONE, NOW, switches) == 3
+    assert sorted((a["hospital_id"], a["department"]) for a in await rule_alerts(cases)) == [
+        ("H001", "GROW"),
+        ("H001", "LOW"),
+        ("H001", "PREV"),
+    ]
 
 
 async def test_checks_at_once_raise_each_finding_once(cases: Api) -> None:
