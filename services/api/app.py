@@ -30,6 +30,7 @@ from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
+from services.api.fhir import router as fhir_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.identities.router import router as identities_router
@@ -42,6 +43,7 @@ from services.api.settings import ApiSettings
 from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
+from services.ingest.fhir.mapping import load_mapping
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.reference import registry
@@ -121,8 +123,10 @@ def create_app(
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
+    app.state.fhir_mapping = load_mapping(settings.fhir_mapping)
     for router in (
         ingest_router,
+        fhir_router,
         cases_router,
         precheck_router,
         alerts_router,

@@ -7,7 +7,8 @@ does not answer is 503 with Retry-After on every route; any other unexpected err
 a bare 500 that names nothing of the request.
 
 Every body has `detail`; refusals that concern fields add `errors: [{field, reason}]`,
-and a refused batch adds `results` (one per event).
+and a refused batch adds `results` (one per event). POST /v1/fhir answers in FHIR: its
+refusals are an OperationOutcome (application/fhir+json) naming each element.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from services.errors import (
     UnsupportedMedia,
 )
 from services.ingest.exceptions import PayloadRejected
+from services.ingest.fhir.exceptions import FhirRefused
+from services.ingest.fhir.outcome import outcome_of
 from services.reference.exceptions import RuleFilesRefused, RuleRefused
 from services.storage.engine import is_unavailable
 from services.validation import FieldError, field_errors
@@ -55,6 +58,8 @@ STATUS_BY_KIND: tuple[tuple[type[DrgwatchError], int], ...] = (
     (RateLimited, 429),
     (Unavailable, 503),
 )
+FHIR_PATH = "/v1/fhir"
+FHIR_JSON = "application/fhir+json"
 # FastAPI's own answer to a body that is not UTF-8
 _BODY_PARSE_ERROR = "There was an error parsing the body"
 
@@ -89,6 +94,23 @@ def error_response(error: DrgwatchError) -> JSONResponse:
     return JSONResponse(body, status_code=status_of(error), headers=headers)
 
 
+def fhir_error_response(error: DrgwatchError) -> JSONResponse:
+    """The answer to a domain error on the FHIR route: an OperationOutcome."""
+    plain = error_response(error)
+    status = plain.status_code
+    body = (
+        error.outcome
+        if isinstance(error, FhirRefused)
+        else outcome_of(error.message, status=status)
+    )
+    headers = {
+        name: value
+        for name, value in plain.headers.items()
+        if name.lower() in ("retry-after", "www-authenticate")
+    }
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
 def invalid_request(errors: list[FieldError]) -> JSONResponse:
     return JSONResponse(
         {"detail": "the request is invalid", "errors": [e.model_dump() for e in errors]},
@@ -100,7 +122,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers on the app."""
 
     @app.exception_handler(DrgwatchError)
-    async def _domain_error(_: Request, error: DrgwatchError) -> JSONResponse:
+    async def _domain_error(request: Request, error: DrgwatchError) -> JSONResponse:
+        if request.url.path == FHIR_PATH:
+            return fhir_error_response(error)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

@@ -17,7 +17,9 @@ from services.api.deps import PublisherDep, SessionDep, require
 from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
+from services.ingest.publisher import EventPublisher
 from services.ingest.schemas import IngestResult
+from services.ingest.service import Accepted
 from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
@@ -90,7 +92,7 @@ async def post_events(
     raw = b""
     items: list[Any] = []
     try:
-        raw = await _read_body(request)
+        raw = await read_body(request)
         items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
         _check_hospitals(caller, items)
         result, accepted = await ingest_service.record(
@@ -123,15 +125,21 @@ async def post_events(
     backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
     if backdated:
         EVENTS_BACKDATED.inc(backdated)
-    if accepted and publisher.started:
-        try:
-            # durable already: if the broker is slow or away, answer now and let the
-            # relay publish (a late acknowledgement only means a harmless duplicate)
-            done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
-            publisher.note_published(done)
-        except Exception:  # noqa: BLE001 - durable already; the relay publishes later
-            pass
+    await publish_soon(publisher, accepted)
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+async def publish_soon(publisher: EventPublisher, accepted: list[Accepted]) -> None:
+    """Publish events that are durable already, waiting at most PUBLISH_WAIT_SECONDS:
+    if the broker is slow or away, the answer goes out and the relay publishes them
+    (a late acknowledgement only means a harmless duplicate)."""
+    if not accepted or not publisher.started:
+        return
+    try:
+        done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
+        publisher.note_published(done)
+    except Exception:  # noqa: BLE001 - durable already; the relay publishes later
+        pass
 
 
 def _check_hospitals(caller: Principal, items: list[Any]) -> None:
@@ -143,7 +151,8 @@ def _check_hospitals(caller: Principal, items: list[Any]) -> None:
             raise NotPermitted(f"{where}: this credential may not post events for {hospital_id!r}")
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
+    """The body, within EVENTS_BODY_LIMIT (BodyTooLarge with what was read otherwise)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > EVENTS_BODY_LIMIT:
         raise BodyTooLarge(b"")

@@ -4,6 +4,7 @@ runs inside each API process)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -43,6 +44,9 @@ class ApiSettings(CommonSettings, WebhookSettings):
     event_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     # and accepts, with a warning and a metric, one dated more than this before it
     event_backdated_warning_days: int = Field(default=90, ge=1, le=36_500)
+    # the site's FHIR mapping for POST /v1/fhir (hospitals, departments, categories);
+    # unset: the shipped services/ingest/fhir/default-mapping.yaml
+    fhir_mapping: Path | None = None
 
     @property
     def time_bounds(self) -> TimeBounds:

@@ -29,6 +29,7 @@ from tests.api.conftest import Api
 from tests.api.helpers import OPERATOR_KEY, charge
 from tests.api.live import serving
 from tests.api.test_alerts import build, write
+from tests.unit import fhir_samples
 
 ROLES = ("his_h1", "head_card", "office_h1", "office_all", "admin")
 
@@ -69,6 +70,7 @@ async def _identities(api: Api) -> dict[str, Caller]:
 @pytest.fixture
 async def callers(api: Api) -> dict[str, Caller]:
     await write(api, build())
+    api.app.state.fhir_mapping = fhir_samples.MAPPING
     return await _identities(api)
 
 
@@ -172,6 +174,24 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         "/v1/events",
         {"events": [_event("m-h1b", "H001"), _event("m-h2", "H002")]},
         dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=202),
+    ),
+    # the same Encounter from each caller that may post: the first records it (201), the
+    # next adds nothing new (200); a Bundle is answered 200 with a response per entry
+    (
+        "POST",
+        "/v1/fhir",
+        fhir_samples.encounter("E9"),
+        dict(his_h1=201, head_card=403, office_h1=403, office_all=403, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/fhir",
+        fhir_samples.bundle(
+            "batch",
+            fhir_samples.encounter("E10"),
+            fhir_samples.encounter("E11", serviceProvider={"reference": "Organization/H002"}),
+        ),
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=200),
     ),
     (
         "GET",
@@ -579,7 +599,8 @@ async def test_each_role_against_each_endpoint(
         )
         got[name] = response.status_code
         if response.status_code in (403, 404):
-            assert response.json()["detail"], response.text
+            refusal = response.json()  # FHIR's refusals are OperationOutcomes
+            assert refusal.get("detail") or refusal["issue"][0]["diagnostics"], response.text
     assert got == expected
 
 
