@@ -404,7 +404,7 @@ async def _name_departments(client: httpx.AsyncClient, hospital_id: str, echo: E
 # the departments' targets: room above their expected figures for most, a ceiling below
 # them for every third (in code order), so the page shows both paces
 TARGET_ROOM = Decimal("1.2")
-TIGHT_TARGET = Decimal("0.7")
+TIGHT_TARGET = Decimal("0.65")
 CENT = Decimal("0.01")
 
 
@@ -426,7 +426,7 @@ def demo_targets(hospital: Hospital, plans: Sequence[CasePlan]) -> dict[tuple[st
     has discharges from its history days only, so a period's figures are expected over
     the part of it the history covers and carried to the period's end at that pace, as
     the progress endpoint projects them. Most departments get 20% of room on cost per
-    case and total cost; every third gets a ceiling 30% below (over pace: the planned
+    case and total cost; every third gets a ceiling 35% below (over pace: the planned
     cost ratios run above what the stays end up costing, so a tighter cut would not
     show); the cases target is the expected count.
     """

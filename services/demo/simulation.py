@@ -44,7 +44,7 @@ OCCUPANCY = 0.85
 SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 0.95  # of the standard, before the length of stay is taken into account
+COST_MEDIAN = 0.97  # of the standard, before the length of stay is taken into account
 COST_SPREAD = 0.12  # sigma of log(cost ratio)
 LOS_ELASTICITY = 0.2  # a stay 10% longer than the DRG's average costs about 2% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
@@ -54,6 +54,14 @@ REGROUP_SHARE = 0.06  # severity coded again during the stay
 TRANSFER_SHARE = 0.02
 RETURNED_DRUG_SHARE = 0.12
 MAX_LOS_DAYS = 60
+# ordinary stays end by 1.5 times their DRG's average stay (the shipped stay-over-average
+# rule's bound): a longer one is planted (services/demo/plants.py)
+LONGEST_STAY = 1.5
+LOS_CUT_SHIFT = 0.08
+# an exam or lab item this dear is not done again within 3 days (the shipped repeat-exam
+# rule's bound); cheaper monitoring labs are done every other day
+COSTLY_TEST = Decimal("200")
+REPEAT_GAP_DAYS = 3
 WARMUP_DAYS = 60  # admissions this long before the history may still be in hospital
 
 
@@ -240,6 +248,7 @@ def _plan_case(
     if group.standard_cost is not None:
         standard = group.standard_cost
     average = float(group.avg_los_days or 7)
+    longest = max(1, math.floor(LONGEST_STAY * average))
     outcome = rng.random()
     operated = bool(pathway.operation)
     intensive_days = 0
@@ -248,13 +257,19 @@ def _plan_case(
         ratio = rng.uniform(0.15, 0.36)
         operated = False
     elif outcome < LOW_RATIO_SHARE + HIGH_RATIO_SHARE:  # complications, intensive care
-        los = min(MAX_LOS_DAYS, max(2, round(average * rng.uniform(1.3, 2.0))))
+        los = min(MAX_LOS_DAYS, longest, max(2, round(average * rng.uniform(1.2, 1.5))))
         ratio = rng.uniform(2.3, 3.2)  # the items land a little under their aim
         intensive_days = max(1, round(los * rng.uniform(0.2, 0.45)))
     else:
-        mu = math.log(average) - LOS_SPREAD**2 / 2
+        # centred a little above the average, so that the cut log-normal's mean is
+        # about the average
+        mu = math.log(average) - LOS_SPREAD**2 / 2 + LOS_CUT_SHIFT
         stay = rng.lognormvariate(mu, LOS_SPREAD)
-        los = max(1, min(MAX_LOS_DAYS, round(stay), round(3 * average)))
+        for _ in range(20):  # the log-normal cut at the longest ordinary stay
+            if round(stay) <= longest:
+                break
+            stay = rng.lognormvariate(mu, LOS_SPREAD)
+        los = max(1, min(MAX_LOS_DAYS, round(stay), longest))
         ratio = rng.lognormvariate(math.log(COST_MEDIAN), COST_SPREAD)
         ratio *= (los / average) ** LOS_ELASTICITY
         ratio = min(max(ratio, 0.42), 1.95)
@@ -274,7 +289,13 @@ def _plan_case(
     if draw < UNGROUPED_SHARE:
         working = None
     elif draw < UNGROUPED_SHARE + REGROUP_SHARE and los >= 3:
-        others = [code for code in codes if code != drg_code]
+        # a severity whose average stay the stay does not outrun while coded so
+        others = [
+            code
+            for code in codes
+            if code != drg_code
+            and los <= LONGEST_STAY * float(hospital.groups[code].avg_los_days or 7)
+        ]
         working = rng.choice(others) if others else drg_code
     transfer = None
     if rng.random() < TRANSFER_SHARE and los >= 4 and department.code in TRANSFERS:
@@ -341,6 +362,7 @@ class _CaseWriter:
         self.department = plan.pathway.department
         self.orders: dict[str, str] = {}  # item code -> its standing order's id
         self.reversals: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (credit, charge)
+        self.tested: dict[str, int] = {}  # a costly exam or lab item -> the last day it was done
 
     def write(self) -> list[TimedEvent]:
         plan, rng = self.plan, self.rng
@@ -570,7 +592,7 @@ class _CaseWriter:
     ) -> Decimal:
         """Charge items of `pool` on `day` for up to `allowance`: a few lines (more on
         the day of admission), each as many units as the allowance left pays for, up to
-        the item's daily most."""
+        the item's daily most. A costly item done in the last few days is not done again."""
         rng, spent = self.rng, Decimal(0)
         category = ITEMS[pool[0]].category
         lines = LINES_PER_DAY[category] + (3 if day == 0 else 0)
@@ -579,6 +601,10 @@ class _CaseWriter:
             remaining = allowance - spent
             if item.unit_price > remaining:
                 continue
+            if item.unit_price >= COSTLY_TEST:
+                if day - self.tested.get(code, -REPEAT_GAP_DAYS - 1) <= REPEAT_GAP_DAYS:
+                    continue
+                self.tested[code] = day
             quantity = min(item.max_per_day, int(remaining // item.unit_price))
             at = self._at(day, *hours)
             spent += self._charge(code, quantity, at, day, standing=False)
