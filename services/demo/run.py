@@ -32,13 +32,13 @@ import httpx
 
 from services.casecost.pricing import DrgGroup
 from services.demo.hospital import DEPARTMENTS
+from services.demo.plants import run_events
 from services.demo.simulation import (
     CasePlan,
     Hospital,
     Segment,
     TimedEvent,
     Timeline,
-    hospital_events,
     plan_cases,
 )
 from services.reference import service as catalogue_service
@@ -254,7 +254,7 @@ async def run_demo(
     span = timedelta(hours=live_hours)
     live_end = state.simulated_until + span
     plans = plan_cases(hospital, live_end)
-    events = hospital_events(hospital, plans)
+    events = run_events(hospital, plans)
     await _name_departments(client, state.hospital_id, echo)
     if not resume and earlier is not None and earlier.run_id != state.run_id:
         closing = closing_discharges(earlier, zone)
