@@ -26,7 +26,7 @@ from services.casecost.events import parse_event  # noqa: E402
 from services.casecost.pricing import Catalogue, PriceBook  # noqa: E402
 from services.casecost.rules import CaseRules  # noqa: E402
 from services.casecost.state import CaseState  # noqa: E402
-from services.demo.plants import run_events  # noqa: E402
+from services.demo.plants import plant_departments, run_events  # noqa: E402
 from services.demo.run import sample_hospital  # noqa: E402
 from services.demo.simulation import Timeline, plan_cases  # noqa: E402
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files  # noqa: E402
@@ -49,7 +49,7 @@ def findings_of_run(seed: int, rules_dir: Path) -> tuple[set[str], list[dict[str
     timeline = Timeline(ANCHOR)
     states: dict[str, CaseState] = {}
     findings: list[dict[str, str]] = []
-    for event in run_events(hospital, plan_cases(hospital, until)):
+    for event in run_events(hospital, plant_departments(hospital, plan_cases(hospital, until))):
         if event.at > until:
             continue
         parsed = parse_event(timeline.stamped(event) if event.at <= ANCHOR else event.payload)

@@ -19,7 +19,7 @@ priced as the simulated hospital prices them) with one thing added.
 | PLANT-SPIKE-EARLY | none | the same day after 3 quiet days (the rule waits for 5) |
 | PLANT-DRUG-SHARE | category-share | albumin and meropenem every day: drugs above 80% past 20,000 |
 | PLANT-DRUG-SHARE-UNDER | none | drugs at 79.5% of a stay past 20,000 |
-| PLANT-LONG-STAY | stay-over-average | 14 days of a DRG whose average is 8 (1.5 times: 12) |
+| PLANT-LONG-STAY | stay-over-average | 13 days in hospital, a DRG whose average is 8 (bound 12) |
 | PLANT-STAY-AT-BOUND | none | 12 days of the same DRG, discharged on the 12th |
 | PLANT-SAME-DAY | same-day-repeats | a blood gas charged in 4 lines on one day (the bound is 3) |
 | PLANT-SAME-DAY-3 | none | the blood gas in 3 lines on one day |
@@ -28,13 +28,19 @@ priced as the simulated hospital prices them) with one thing added.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from services.demo.hospital import ITEMS
-from services.demo.simulation import CasePlan, Hospital, TimedEvent, hospital_events
+from services.demo.simulation import (
+    CasePlan,
+    Hospital,
+    TimedEvent,
+    archive_plans,
+    hospital_events,
+)
 
 CENT = Decimal("0.01")
 # the findings the planted stays raise with the shipped rules: (case id suffix, rule id)
@@ -118,10 +124,65 @@ def planted_events(hospital: Hospital) -> list[TimedEvent]:
 
 
 def run_events(hospital: Hospital, plans: Iterable[CasePlan]) -> list[TimedEvent]:
-    """What a run posts: the ordinary stays' events and the planted ones, in order of time."""
+    """What a run posts of its history and live hours: the stays' events (`plans` as
+    `plant_departments` leaves them) and the planted stays', in order of time."""
     events = hospital_events(hospital, plans) + planted_events(hospital)
     events.sort(key=lambda event: event.at)
     return events
+
+
+# the earlier months' planted departments: orthopaedics' stays aim 40% under their usual
+# cost two months before the anchor's and 80% over it the month after (cost per case up
+# on the month before), in the month before the anchor's half of
+# respiratory medicine's leave early at a quarter of their standard (low-ratio share);
+# in each of the earlier months neurology's cerebral ischaemia without complications
+# costs 45% above its aim (over its standard three months running)
+GROWTH_DEPARTMENT = ("GK", 1.8, 0.6)
+LOW_RATIO_DEPARTMENT = ("HXNK", 0.25)
+OVER_STANDARD_DRG = ("SJNK", "BR25", 1.45)
+# the department findings these raise with the shipped rules: (department, rule id)
+PLANTED_DEPARTMENT_FINDINGS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GK", "cost-per-case-growth"),
+        ("HXNK", "low-ratio-share"),
+        ("SJNK", "drg-over-standard"),
+    }
+)
+
+
+def closed_month(hospital: Hospital) -> str:
+    """The month before the anchor's ("2026-11"): the last month that has closed."""
+    return f"{hospital.anchor_day.replace(day=1) - timedelta(days=1):%Y-%m}"
+
+
+def plant_departments(hospital: Hospital, plans: Iterable[CasePlan]) -> list[CasePlan]:
+    """The stays with the planted departments' changes made to those discharged by the
+    end of the month before the anchor's (the earlier months' and the history's alike)."""
+    closed = closed_month(hospital)
+    first_of_closed = date(int(closed[:4]), int(closed[5:7]), 1)
+    before_closed = f"{first_of_closed - timedelta(days=1):%Y-%m}"
+    planted: list[CasePlan] = []
+    for plan in plans:
+        month = f"{plan.discharged_at.astimezone(hospital.zone):%Y-%m}"
+        department = plan.pathway.department
+        if month > closed:
+            planted.append(plan)
+            continue
+        if department == GROWTH_DEPARTMENT[0] and month == closed:
+            plan = replace(plan, target_ratio=plan.target_ratio * GROWTH_DEPARTMENT[1])
+        if department == GROWTH_DEPARTMENT[0] and month == before_closed:
+            plan = replace(plan, target_ratio=plan.target_ratio * GROWTH_DEPARTMENT[2])
+        if department == LOW_RATIO_DEPARTMENT[0] and month == closed and plan.serial % 2 == 0:
+            plan = replace(plan, target_ratio=LOW_RATIO_DEPARTMENT[1], operated=False)
+        if (department, plan.drg_code) == OVER_STANDARD_DRG[:2]:
+            plan = replace(plan, target_ratio=plan.target_ratio * OVER_STANDARD_DRG[2])
+        planted.append(plan)
+    return planted
+
+
+def archive_events(hospital: Hospital) -> list[TimedEvent]:
+    """The earlier months' discharged stays, planted departments and all, in order of time."""
+    return hospital_events(hospital, plant_departments(hospital, archive_plans(hospital)))
 
 
 def plant_case_id(hospital: Hospital, suffix: str) -> str:

@@ -44,7 +44,7 @@ OCCUPANCY = 0.85
 SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 0.97  # of the standard, before the length of stay is taken into account
+COST_MEDIAN = 0.98  # of the standard, before the length of stay is taken into account
 COST_SPREAD = 0.12  # sigma of log(cost ratio)
 LOS_ELASTICITY = 0.2  # a stay 10% longer than the DRG's average costs about 2% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
@@ -63,6 +63,8 @@ LOS_CUT_SHIFT = 0.08
 COSTLY_TEST = Decimal("200")
 REPEAT_GAP_DAYS = 3
 WARMUP_DAYS = 60  # admissions this long before the history may still be in hospital
+ARCHIVE_MONTHS = 3  # the earlier months of discharged stays before the history
+ARCHIVE_SERIAL = 900_000  # the first serial of the stays admitted before the warm-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +166,50 @@ class Hospital:
 def plan_cases(hospital: Hospital, until: datetime) -> list[CasePlan]:
     """Every stay of the run admitted by `until` that is still in hospital at the start
     of its history or later, in order of admission."""
-    first_day = -(hospital.history_days + WARMUP_DAYS)
+    plans = [
+        plan
+        for plan in _planned(hospital, until, -(hospital.history_days + WARMUP_DAYS))
+        if plan.discharged_at >= hospital.history_start
+    ]
+    plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
+    return plans
+
+
+def archive_start(hospital: Hospital) -> datetime:
+    """Where the earlier months begin: the first day of the third month before the
+    anchor's, or the first whole local day within 90 days of the anchor if that is later
+    (an event dated further back draws ingest's backdating warning)."""
+    month = hospital.anchor_day.replace(day=1)
+    for _ in range(ARCHIVE_MONTHS):
+        month = (month - timedelta(days=1)).replace(day=1)
+    floor = (hospital.anchor - timedelta(days=89)).astimezone(hospital.zone).date()
+    return datetime.combine(max(month, floor + timedelta(days=1)), time(0), hospital.zone)
+
+
+def archive_plans(hospital: Hospital) -> list[CasePlan]:
+    """The earlier months: the stays discharged from `archive_start` to the start of the
+    history (the same stays whatever the history holds), in order of admission."""
+    start = archive_start(hospital)
+    first = (start.astimezone(hospital.zone).date() - hospital.anchor_day).days - WARMUP_DAYS
+    plans = [
+        plan
+        for plan in _planned(hospital, hospital.history_start, first)
+        if start <= plan.discharged_at < hospital.history_start
+    ]
+    plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
+    return plans
+
+
+def _planned(hospital: Hospital, until: datetime, first_day: int) -> list[CasePlan]:
+    """The stays admitted from `first_day` (days from the anchor's) up to `until`.
+
+    Serials count from the history's warm-up as they always did; days before it (the
+    earlier months) number theirs from ARCHIVE_SERIAL, so a stay has one id and one seed
+    however far back the plan starts."""
+    warmup = -(hospital.history_days + WARMUP_DAYS)
     last_day = (until.astimezone(hospital.zone).date() - hospital.anchor_day).days
     plans: list[CasePlan] = []
-    serial = 0
+    serial, archive_serial = 0, ARCHIVE_SERIAL
     for offset in range(first_day, last_day + 1):
         day = hospital.anchor_day + timedelta(days=offset)
         for department in hospital.departments.values():
@@ -177,14 +219,15 @@ def plan_cases(hospital: Hospital, until: datetime) -> list[CasePlan]:
             if day.weekday() >= 5:
                 expected *= 0.6
             for _ in range(_poisson(rng, expected)):
-                serial += 1
-                plan = _plan_case(hospital, serial, day, pathways, department)
-                if plan.admitted_at > until:
-                    continue
-                if plan.discharged_at < hospital.history_start:
-                    continue
-                plans.append(plan)
-    plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
+                if offset < warmup:
+                    archive_serial += 1
+                    number = archive_serial
+                else:
+                    serial += 1
+                    number = serial
+                plan = _plan_case(hospital, number, day, pathways, department)
+                if plan.admitted_at <= until:
+                    plans.append(plan)
     return plans
 
 
@@ -362,7 +405,7 @@ class _CaseWriter:
         self.department = plan.pathway.department
         self.orders: dict[str, str] = {}  # item code -> its standing order's id
         self.reversals: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (credit, charge)
-        self.tested: dict[str, int] = {}  # a costly exam or lab item -> the last day it was done
+        self.tested: dict[str, int] = {}  # a costly exam or lab item -> its last day (ordinal)
 
     def write(self) -> list[TimedEvent]:
         plan, rng = self.plan, self.rng
@@ -576,7 +619,13 @@ class _CaseWriter:
                 quantities[code] = quantity
                 remaining -= item.unit_price * quantity
         if not quantities:
-            quantities[chosen[0]] = 1
+            # the cheapest item is dearer than a day's share: one unit on as many of the
+            # days (spread over them) as the budget pays for, at least one
+            code = chosen[0]
+            times = int((budget / ITEMS[code].unit_price).to_integral_value(ROUND_HALF_UP))
+            times = max(1, min(len(days), times))
+            days = [days[index * len(days) // times] for index in range(times)]
+            quantities[code] = 1
         spent = Decimal(0)
         for day in days:
             for code, quantity in quantities.items():
@@ -601,12 +650,15 @@ class _CaseWriter:
             remaining = allowance - spent
             if item.unit_price > remaining:
                 continue
-            if item.unit_price >= COSTLY_TEST:
-                if day - self.tested.get(code, -REPEAT_GAP_DAYS - 1) <= REPEAT_GAP_DAYS:
-                    continue
-                self.tested[code] = day
-            quantity = min(item.max_per_day, int(remaining // item.unit_price))
             at = self._at(day, *hours)
+            if item.unit_price >= COSTLY_TEST:
+                # by the local day it is charged on (a late admission's first tests fall
+                # on the next day)
+                on = at.astimezone(self.hospital.zone).date().toordinal()
+                if on - self.tested.get(code, on - REPEAT_GAP_DAYS - 1) <= REPEAT_GAP_DAYS:
+                    continue
+                self.tested[code] = on
+            quantity = min(item.max_per_day, int(remaining // item.unit_price))
             spent += self._charge(code, quantity, at, day, standing=False)
             lines -= 1
             if not lines:
