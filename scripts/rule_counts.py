@@ -3,9 +3,11 @@ replayed through the cost core with the rules compiled into the price book, as t
 worker applies them.
 
     .venv/bin/python scripts/rule_counts.py [--seeds 7 11] [--rules DIR] [--cases]
+                                            [--earlier-months]
 
-For every seed, the run's stays (the 14 days of history and the 12 live hours after it)
-are applied event by event; the table gives, per rule, the stays it fired on and their
+For every seed, the run's stays (the 14 days of history and the 12 live hours after it;
+with --earlier-months also the stays discharged in the months before, as a new run posts
+them) are applied event by event; the table gives, per rule, the stays it fired on and their
 share of all stays, and how many findings it raised. `--cases` lists each finding's
 case and rule. The planted cases (`PLANT-...`) are counted apart: they are there to fire.
 """
@@ -26,7 +28,7 @@ from services.casecost.events import parse_event  # noqa: E402
 from services.casecost.pricing import Catalogue, PriceBook  # noqa: E402
 from services.casecost.rules import CaseRules  # noqa: E402
 from services.casecost.state import CaseState  # noqa: E402
-from services.demo.plants import plant_departments, run_events  # noqa: E402
+from services.demo.plants import archive_events, plant_departments, run_events  # noqa: E402
 from services.demo.run import sample_hospital  # noqa: E402
 from services.demo.simulation import Timeline, plan_cases  # noqa: E402
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files  # noqa: E402
@@ -36,7 +38,9 @@ ANCHOR = datetime(2026, 12, 1, 2, 30, 15, tzinfo=UTC)
 LIVE = timedelta(hours=12)
 
 
-def findings_of_run(seed: int, rules_dir: Path) -> tuple[set[str], list[dict[str, str]]]:
+def findings_of_run(
+    seed: int, rules_dir: Path, earlier_months: bool = False
+) -> tuple[set[str], list[dict[str, str]]]:
     """The case ids of a run and every rule finding raised as its events are applied."""
     hospital = sample_hospital(
         run_id="RC", seed=seed, anchor=ANCHOR, zone=ZONE, hospital_id="H001", history_days=14
@@ -49,7 +53,10 @@ def findings_of_run(seed: int, rules_dir: Path) -> tuple[set[str], list[dict[str
     timeline = Timeline(ANCHOR)
     states: dict[str, CaseState] = {}
     findings: list[dict[str, str]] = []
-    for event in run_events(hospital, plant_departments(hospital, plan_cases(hospital, until))):
+    events = run_events(hospital, plant_departments(hospital, plan_cases(hospital, until)))
+    if earlier_months:
+        events = archive_events(hospital) + events
+    for event in events:
         if event.at > until:
             continue
         parsed = parse_event(timeline.stamped(event) if event.at <= ANCHOR else event.payload)
@@ -65,10 +72,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11])
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES_DIR)
     parser.add_argument("--cases", action="store_true", help="list every finding")
+    parser.add_argument(
+        "--earlier-months", action="store_true", help="also the months before the history"
+    )
     args = parser.parse_args()
     rule_ids = [rule.id for rule in load_rule_files(args.rules).case_rules]
     for seed in args.seeds:
-        cases, findings = findings_of_run(seed, args.rules)
+        cases, findings = findings_of_run(seed, args.rules, args.earlier_months)
         ordinary = {case for case in cases if "-PLANT-" not in case}
         stays: dict[str, set[str]] = defaultdict(set)
         raised: Counter[str] = Counter()

@@ -17,8 +17,8 @@ priced as the simulated hospital prices them) with one thing added.
 | PLANT-ORDER-UNDER-BOUND | none | 25 vials of albumin in one order: 9,950 (the bound is 10,000) |
 | PLANT-DAILY-SPIKE | daily-spike | a day of head imaging and albumin after 6 quiet days |
 | PLANT-SPIKE-EARLY | none | the same day after 3 quiet days (the rule waits for 5) |
-| PLANT-DRUG-SHARE | category-share | albumin and meropenem every day: drugs above 80% past 20,000 |
-| PLANT-DRUG-SHARE-UNDER | none | drugs at 79.5% of a stay past 20,000 |
+| PLANT-DRUG-SHARE | category-share | albumin and meropenem every day: drugs above 90% past 20,000 |
+| PLANT-DRUG-SHARE-UNDER | none | drugs at 89.8% of a stay past 20,000 |
 | PLANT-LONG-STAY | stay-over-average | 13 days in hospital, a DRG whose average is 8 (bound 12) |
 | PLANT-STAY-AT-BOUND | none | 12 days of the same DRG, discharged on the 12th |
 | PLANT-SAME-DAY | same-day-repeats | a blood gas charged in 4 lines on one day (the bound is 3) |
@@ -98,11 +98,10 @@ PLANTS: tuple[_Plant, ...] = (
     _Plant("PLANT-SPIKE-EARLY", "SJNK", "BR25", 11, 9, _on({3: _SPIKE_DAY})),
     _Plant("PLANT-DRUG-SHARE", "HXNK", "ES33", 13, 12, lambda day: (),
            daily_drugs=(*_DAILY_DRUGS, ("D-ALBUMIN", 3), ("D-MEROPENEM", 6))),
-    # the day's other charges 357.00 before its drugs 1,384.00: 79.49% at every moment
-    _Plant("PLANT-DRUG-SHARE-UNDER", "HXNK", "ES33", 13, 12, lambda day: (),
-           daily_drugs=(("D-ALBUMIN", 3), ("D-MEROPENEM", 2)),
-           daily_treatment=(("P-OXYGEN", 24), ("P-NEBULISE", 3), ("P-AIRWAY", 3), ("C-IVSET", 3),
-                            ("C-NEBULISER", 1))),
+    # the day's other charges 152.00 before its drugs 1,339.40: 89.81% at every moment
+    _Plant("PLANT-DRUG-SHARE-UNDER", "HXNK", "ES33", 14, 14, lambda day: (),
+           daily_drugs=(("D-ALBUMIN", 3), ("D-MEROPENEM", 1), ("D-AMBROXOL", 3), ("D-NS250", 6)),
+           daily_treatment=(("P-NEBULISE", 3), ("C-IVSET", 3))),
     _Plant("PLANT-LONG-STAY", "HXNK", "ES35", 14, 14, lambda day: ()),
     _Plant("PLANT-STAY-AT-BOUND", "HXNK", "ES35", 13, 12, lambda day: ()),
     _Plant("PLANT-SAME-DAY", "HXNK", "ES35", 9, 8, _on({1: (("L-ABG", 1, 4),)})),
