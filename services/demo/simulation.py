@@ -187,14 +187,15 @@ def archive_start(hospital: Hospital) -> datetime:
 
 
 def archive_plans(hospital: Hospital) -> list[CasePlan]:
-    """The earlier months: the stays discharged from `archive_start` to the start of the
-    history (the same stays whatever the history holds), in order of admission."""
+    """The earlier months: the stays admitted from `archive_start` and discharged before
+    the start of the history (the same stays whatever the history holds), in order of
+    admission."""
     start = archive_start(hospital)
     first = (start.astimezone(hospital.zone).date() - hospital.anchor_day).days - WARMUP_DAYS
     plans = [
         plan
         for plan in _planned(hospital, hospital.history_start, first)
-        if start <= plan.discharged_at < hospital.history_start
+        if start <= plan.admitted_at and plan.discharged_at < hospital.history_start
     ]
     plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
     return plans
