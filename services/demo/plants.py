@@ -130,12 +130,13 @@ def run_events(hospital: Hospital, plans: Iterable[CasePlan]) -> list[TimedEvent
     return events
 
 
-# the earlier months' planted departments: orthopaedics' stays aim 40% under their usual
-# cost two months before the anchor's and 80% over it the month after (cost per case up
-# on the month before), in the month before the anchor's half of
+# the planted departments, in the stays discharged up to the end of the month before the
+# anchor's (the earlier months' and the history's): orthopaedics' stays aim 40% under
+# their usual cost two months before the anchor's and 80% over it the month after (cost
+# per case up on the month before); in the month before the anchor's, half of
 # respiratory medicine's leave early at a quarter of their standard (low-ratio share);
-# in each of the earlier months neurology's cerebral ischaemia without complications
-# costs 45% above its aim (over its standard three months running)
+# in every month, neurology's cerebral ischaemia without complications aims 45% above
+# its usual cost (over its standard three months running)
 GROWTH_DEPARTMENT = ("GK", 1.8, 0.6)
 LOW_RATIO_DEPARTMENT = ("HXNK", 0.25)
 OVER_STANDARD_DRG = ("SJNK", "BR25", 1.45)
