@@ -228,9 +228,12 @@ class LowRatioShareParams(_Strict):
 
 
 class DrgOverStandardMonthsParams(_Strict):
-    """A DRG of a department costing more than its standard `months` months running."""
+    """A DRG of a department costing more than its standard `months` months running,
+    with at least `min_cases` discharged cases in each of them (a DRG of one or two cases
+    a month is over its standard now and then by chance alone)."""
 
     months: int = Field(default=3, ge=1, le=24)
+    min_cases: int = Field(default=1, ge=1)
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -1173,7 +1176,8 @@ def drg_over_standard(
     now: datetime,
 ) -> dict[str, Any] | None:
     """A DRG whose cost exceeded its standard in each of the last `months` calendar
-    months running (the latest of `months` included; a month with no case breaks the run)."""
+    months running (the latest of `months` included; a month with fewer than `min_cases`
+    cases, none included, breaks the run)."""
     needed = rule.params.months
     if len(months) < needed:
         return None
@@ -1181,7 +1185,8 @@ def drg_over_standard(
     for earlier, later in zip(run, run[1:], strict=False):
         if _next_month(earlier.month) != later.month:
             return None
-    if any(month.cases <= 0 or month.total_cost <= month.total_standard for month in run):
+    least = rule.params.min_cases
+    if any(month.cases < least or month.total_cost <= month.total_standard for month in run):
         return None
     last = run[-1].month
     ratios = [

@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, help="the same seed and clock give the same hospital")
     demo.add_argument("--history-days", type=int, default=14, help="days of history (default 14)")
     demo.add_argument(
+        "--earlier-months",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="post the stays discharged in the months before the history (default: on)",
+    )
+    demo.add_argument(
         "--live-minutes", type=float, default=4.0, help="real minutes of the live phase"
     )
     demo.add_argument(
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 live_minutes=args.live_minutes,
                 live_hours=args.live_hours,
                 history_days=args.history_days,
+                earlier_months=args.earlier_months,
                 zone=CommonSettings().zone,
                 api_key=args.api_key or os.environ.get("DRGWATCH_API_KEY"),
             )

@@ -44,7 +44,7 @@ OCCUPANCY = 0.85
 SEVERITY_MIX = (("5", 0.58), ("3", 0.31), ("1", 0.11))
 SCHEME_MIX = (("employee", 0.62), ("resident", 0.38))
 LOS_SPREAD = 0.42  # sigma of log(length of stay)
-COST_MEDIAN = 0.95  # of the standard, before the length of stay is taken into account
+COST_MEDIAN = 0.98  # of the standard, before the length of stay is taken into account
 COST_SPREAD = 0.12  # sigma of log(cost ratio)
 LOS_ELASTICITY = 0.2  # a stay 10% longer than the DRG's average costs about 2% more
 LOW_RATIO_SHARE = 0.03  # left early, the operation cancelled: cost < 0.4 x standard
@@ -54,7 +54,17 @@ REGROUP_SHARE = 0.06  # severity coded again during the stay
 TRANSFER_SHARE = 0.02
 RETURNED_DRUG_SHARE = 0.12
 MAX_LOS_DAYS = 60
+# ordinary stays end by 1.5 times their DRG's average stay (the shipped stay-over-average
+# rule's bound): a longer one is planted (services/demo/plants.py)
+LONGEST_STAY = 1.5
+LOS_CUT_SHIFT = 0.08
+# an exam or lab item this dear is not done again within 3 days (the shipped repeat-exam
+# rule's bound); cheaper monitoring labs are done every other day
+COSTLY_TEST = Decimal("200")
+REPEAT_GAP_DAYS = 3
 WARMUP_DAYS = 60  # admissions this long before the history may still be in hospital
+ARCHIVE_MONTHS = 3  # the earlier months of discharged stays before the history
+ARCHIVE_SERIAL = 900_000  # the first serial of the stays admitted before the warm-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +166,51 @@ class Hospital:
 def plan_cases(hospital: Hospital, until: datetime) -> list[CasePlan]:
     """Every stay of the run admitted by `until` that is still in hospital at the start
     of its history or later, in order of admission."""
-    first_day = -(hospital.history_days + WARMUP_DAYS)
+    plans = [
+        plan
+        for plan in _planned(hospital, until, -(hospital.history_days + WARMUP_DAYS))
+        if plan.discharged_at >= hospital.history_start
+    ]
+    plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
+    return plans
+
+
+def archive_start(hospital: Hospital) -> datetime:
+    """Where the earlier months begin: the first day of the third month before the
+    anchor's, or the first whole local day within 90 days of the anchor if that is later
+    (an event dated further back draws ingest's backdating warning)."""
+    month = hospital.anchor_day.replace(day=1)
+    for _ in range(ARCHIVE_MONTHS):
+        month = (month - timedelta(days=1)).replace(day=1)
+    floor = (hospital.anchor - timedelta(days=89)).astimezone(hospital.zone).date()
+    return datetime.combine(max(month, floor + timedelta(days=1)), time(0), hospital.zone)
+
+
+def archive_plans(hospital: Hospital) -> list[CasePlan]:
+    """The earlier months: the stays admitted from `archive_start` and discharged before
+    the start of the history (the same stays whatever the history holds), in order of
+    admission."""
+    start = archive_start(hospital)
+    first = (start.astimezone(hospital.zone).date() - hospital.anchor_day).days - WARMUP_DAYS
+    plans = [
+        plan
+        for plan in _planned(hospital, hospital.history_start, first)
+        if start <= plan.admitted_at and plan.discharged_at < hospital.history_start
+    ]
+    plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
+    return plans
+
+
+def _planned(hospital: Hospital, until: datetime, first_day: int) -> list[CasePlan]:
+    """The stays admitted from `first_day` (days from the anchor's) up to `until`.
+
+    Serials count from the history's warm-up as they always did; days before it (the
+    earlier months) number theirs from ARCHIVE_SERIAL, so a stay has one id and one seed
+    however far back the plan starts."""
+    warmup = -(hospital.history_days + WARMUP_DAYS)
     last_day = (until.astimezone(hospital.zone).date() - hospital.anchor_day).days
     plans: list[CasePlan] = []
-    serial = 0
+    serial, archive_serial = 0, ARCHIVE_SERIAL
     for offset in range(first_day, last_day + 1):
         day = hospital.anchor_day + timedelta(days=offset)
         for department in hospital.departments.values():
@@ -169,14 +220,15 @@ def plan_cases(hospital: Hospital, until: datetime) -> list[CasePlan]:
             if day.weekday() >= 5:
                 expected *= 0.6
             for _ in range(_poisson(rng, expected)):
-                serial += 1
-                plan = _plan_case(hospital, serial, day, pathways, department)
-                if plan.admitted_at > until:
-                    continue
-                if plan.discharged_at < hospital.history_start:
-                    continue
-                plans.append(plan)
-    plans.sort(key=lambda plan: (plan.admitted_at, plan.serial))
+                if offset < warmup:
+                    archive_serial += 1
+                    number = archive_serial
+                else:
+                    serial += 1
+                    number = serial
+                plan = _plan_case(hospital, number, day, pathways, department)
+                if plan.admitted_at <= until:
+                    plans.append(plan)
     return plans
 
 
@@ -240,6 +292,7 @@ def _plan_case(
     if group.standard_cost is not None:
         standard = group.standard_cost
     average = float(group.avg_los_days or 7)
+    longest = max(1, math.floor(LONGEST_STAY * average))
     outcome = rng.random()
     operated = bool(pathway.operation)
     intensive_days = 0
@@ -248,13 +301,19 @@ def _plan_case(
         ratio = rng.uniform(0.15, 0.36)
         operated = False
     elif outcome < LOW_RATIO_SHARE + HIGH_RATIO_SHARE:  # complications, intensive care
-        los = min(MAX_LOS_DAYS, max(2, round(average * rng.uniform(1.3, 2.0))))
+        los = min(MAX_LOS_DAYS, longest, max(2, round(average * rng.uniform(1.2, 1.5))))
         ratio = rng.uniform(2.3, 3.2)  # the items land a little under their aim
         intensive_days = max(1, round(los * rng.uniform(0.2, 0.45)))
     else:
-        mu = math.log(average) - LOS_SPREAD**2 / 2
+        # centred a little above the average, so that the cut log-normal's mean is
+        # about the average
+        mu = math.log(average) - LOS_SPREAD**2 / 2 + LOS_CUT_SHIFT
         stay = rng.lognormvariate(mu, LOS_SPREAD)
-        los = max(1, min(MAX_LOS_DAYS, round(stay), round(3 * average)))
+        for _ in range(20):  # the log-normal cut at the longest ordinary stay
+            if round(stay) <= longest:
+                break
+            stay = rng.lognormvariate(mu, LOS_SPREAD)
+        los = max(1, min(MAX_LOS_DAYS, round(stay), longest))
         ratio = rng.lognormvariate(math.log(COST_MEDIAN), COST_SPREAD)
         ratio *= (los / average) ** LOS_ELASTICITY
         ratio = min(max(ratio, 0.42), 1.95)
@@ -274,7 +333,13 @@ def _plan_case(
     if draw < UNGROUPED_SHARE:
         working = None
     elif draw < UNGROUPED_SHARE + REGROUP_SHARE and los >= 3:
-        others = [code for code in codes if code != drg_code]
+        # a severity whose average stay the stay does not outrun while coded so
+        others = [
+            code
+            for code in codes
+            if code != drg_code
+            and los <= LONGEST_STAY * float(hospital.groups[code].avg_los_days or 7)
+        ]
         working = rng.choice(others) if others else drg_code
     transfer = None
     if rng.random() < TRANSFER_SHARE and los >= 4 and department.code in TRANSFERS:
@@ -341,6 +406,7 @@ class _CaseWriter:
         self.department = plan.pathway.department
         self.orders: dict[str, str] = {}  # item code -> its standing order's id
         self.reversals: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (credit, charge)
+        self.tested: dict[str, int] = {}  # a costly exam or lab item -> its last day (ordinal)
 
     def write(self) -> list[TimedEvent]:
         plan, rng = self.plan, self.rng
@@ -554,7 +620,13 @@ class _CaseWriter:
                 quantities[code] = quantity
                 remaining -= item.unit_price * quantity
         if not quantities:
-            quantities[chosen[0]] = 1
+            # the cheapest item is dearer than a day's share: one unit on as many of the
+            # days (spread over them) as the budget pays for, at least one
+            code = chosen[0]
+            times = int((budget / ITEMS[code].unit_price).to_integral_value(ROUND_HALF_UP))
+            times = max(1, min(len(days), times))
+            days = [days[index * len(days) // times] for index in range(times)]
+            quantities[code] = 1
         spent = Decimal(0)
         for day in days:
             for code, quantity in quantities.items():
@@ -570,7 +642,7 @@ class _CaseWriter:
     ) -> Decimal:
         """Charge items of `pool` on `day` for up to `allowance`: a few lines (more on
         the day of admission), each as many units as the allowance left pays for, up to
-        the item's daily most."""
+        the item's daily most. A costly item done in the last few days is not done again."""
         rng, spent = self.rng, Decimal(0)
         category = ITEMS[pool[0]].category
         lines = LINES_PER_DAY[category] + (3 if day == 0 else 0)
@@ -579,8 +651,15 @@ class _CaseWriter:
             remaining = allowance - spent
             if item.unit_price > remaining:
                 continue
-            quantity = min(item.max_per_day, int(remaining // item.unit_price))
             at = self._at(day, *hours)
+            if item.unit_price >= COSTLY_TEST:
+                # by the local day it is charged on (a late admission's first tests fall
+                # on the next day)
+                on = at.astimezone(self.hospital.zone).date().toordinal()
+                if on - self.tested.get(code, on - REPEAT_GAP_DAYS - 1) <= REPEAT_GAP_DAYS:
+                    continue
+                self.tested[code] = on
+            quantity = min(item.max_per_day, int(remaining // item.unit_price))
             spent += self._charge(code, quantity, at, day, standing=False)
             lines -= 1
             if not lines:

@@ -34,7 +34,7 @@ async def test_the_shipped_rules_validate(tmp_path: Path) -> None:
         "to",
         "file",
     ]
-    assert any(line.split()[:3] == ["repeat-exam", "1", "repeat_item"] for line in lines)
+    assert any(line.split()[:3] == ["repeat-exam", "2", "repeat_item"] for line in lines)
     assert lines[-1] == "9 rules (9 enabled) from 1 file: valid"
     assert ran.err == ""
 

@@ -139,7 +139,9 @@ def test_stays_scatter_around_the_drg_average_stay_right_skewed(run: Run) -> Non
     assert 0.9 <= statistics.mean(relative) <= 1.15
     assert statistics.median(relative) < statistics.mean(relative)  # a long right tail
     assert min(plan.los_days for plan in admitted) >= 1
-    assert max(relative) > 1.8 and min(relative) < 0.5
+    # the longest ordinary stays reach 1.5 times the average, the bound of the shipped
+    # stay-over-average rule (a longer stay is planted to fire it)
+    assert 1.4 <= max(relative) <= 1.5 and min(relative) < 0.5
 
 
 def test_items_follow_the_department_and_the_drg(run: Run) -> None:

@@ -45,7 +45,7 @@ def test_the_shipped_rules_cover_every_kind_and_load() -> None:
     assert set(shipped.sources.values()) == {str(DEFAULT_RULES_DIR / "default.yaml")}
     spike = shipped.get("daily-spike")
     assert isinstance(spike, DailySpikeRule)
-    assert spike.params.factor == 3 and spike.params.min_days == 3
+    assert spike.params.factor == 3 and spike.params.min_days == 5
 
 
 def test_the_shipped_rules_validate_against_the_published_schema() -> None:

@@ -662,6 +662,16 @@ def test_a_broken_run_is_not_found(months: list[DrgMonth]) -> None:
     assert evaluate_department(DEPARTMENT_RULES, period(), {"FM15": months}, WHEN) == []
 
 
+def test_a_run_needs_min_cases_in_every_month() -> None:
+    at_least_3 = rules({"kind": "drg_over_standard_months", "params": {"min_cases": 3}})
+    over = [month("2026-08", "36000", "30000.00", 3), month("2026-09", "24000", "20000.00", 2)]
+    over.append(month("2026-10", "36000", "30000.00", 3))
+    assert evaluate_department(at_least_3.department_rules, period(), {"FM15": over}, WHEN) == []
+    over[1] = month("2026-09", "36000", "30000.00", 3)
+    [finding] = evaluate_department(at_least_3.department_rules, period(), {"FM15": over}, WHEN)
+    assert finding["detail"]["months"][1]["cases"] == 3
+
+
 def test_department_findings_keep_their_ids_and_respect_scope() -> None:
     figures = period(low_ratio_cases=5)
     first = evaluate_department(DEPARTMENT_RULES, figures, {}, WHEN)
