@@ -420,7 +420,7 @@ class CaseMemory:
         """The plain form (shared until the memory changes: read it, never change it)."""
         if self.wire is None:
             codes, known = self.codes, self.item_wire
-            if codes is None or len(codes) != len(self.items):
+            if codes is None or len(codes) != len(self.items):  # an item came or went
                 codes = self.codes = sorted(self.items)
             items = {}
             for code in codes:
@@ -461,7 +461,6 @@ class CaseMemory:
         self.item_wire.pop(item_code, None)
         days = self.items.get(item_code)
         if days is None:
-            self.codes = None
             days = self.items[item_code] = {}
             if len(self.items) > MAX_TRACKED_ITEMS:
                 self._forget_an_item(keep=item_code)
