@@ -63,6 +63,7 @@ class Outcome:
     processed: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0  # the contender's process, between its first and last message
     error: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -147,6 +148,7 @@ def run_contender(
         processed=data["processed"],
         seconds=data["done_at"] - data["first_at"],
         peak_rss_mb=data["peak_rss_mb"],
+        cpu_seconds=data.get("cpu_seconds", 0.0),
         report=data,
     )
 
@@ -415,7 +417,7 @@ def summarise(
     drgwatch = outcomes.get("drgwatch")
     rates = {name: round(o.per_second) for name, o in outcomes.items() if o.error is None}
     ratios = {}
-    rules_cost = None
+    rules_cost = rules_cpu_share = None
     if "drgwatch" in rates:
         for peer in ("quix", "naive_faust", "ceiling"):
             if rates.get(peer):
@@ -427,6 +429,13 @@ def summarise(
             ratios["with_rules_vs_without"] = round(with_rules, 3)
             # the share of the worker's throughput the shipped rules take
             rules_cost = round(1 - with_rules, 3)
+            # and of its CPU per message: on a shared machine the one that other
+            # processes' load leaves alone (same messages: the CPU seconds' ratio)
+            cpu_on = outcomes["drgwatch"].cpu_seconds
+            cpu_off = outcomes["drgwatch_no_rules"].cpu_seconds
+            if cpu_on > 0 and cpu_off > 0:
+                ratios["cpu_with_rules_vs_without"] = round(cpu_off / cpu_on, 3)
+                rules_cpu_share = round(1 - cpu_off / cpu_on, 3)
     return {
         "workload": {
             "messages": load.events,
@@ -441,6 +450,8 @@ def summarise(
         "peak_rss_mb": {n: o.peak_rss_mb for n, o in outcomes.items() if o.error is None},
         "errors": {n: o.error for n, o in outcomes.items() if o.error is not None},
         "rules_cost": rules_cost,
+        "rules_cpu_share": rules_cpu_share,
+        "cpu_seconds": {n: round(o.cpu_seconds, 3) for n, o in outcomes.items() if o.error is None},
         "rule_alerts": drgwatch.report.get("rule_alerts", {}) if drgwatch else {},
         "correct": drgwatch is not None and drgwatch.error is None and not problems,
         "problems": problems[:50],
@@ -466,6 +477,13 @@ def table(result: dict[str, Any]) -> str:
             f"({result['lines_per_s']['drgwatch']:,}/s with the shipped rules, "
             f"{result['lines_per_s']['drgwatch_no_rules']:,}/s without; "
             f"{sum(result['rule_alerts'].values()):,} rule alerts)"
+        )
+    if result.get("rules_cpu_share") is not None:
+        cpu = result["cpu_seconds"]
+        rows.append(
+            f"rules take {result['rules_cpu_share']:.1%} of the worker's CPU per message "
+            f"({cpu['drgwatch']:.1f} CPU s with the shipped rules, "
+            f"{cpu['drgwatch_no_rules']:.1f} without)"
         )
     rows.append(f"drgwatch exactly correct: {result['correct']}")
     rows.extend(f"  {problem}" for problem in result["problems"][:10])
