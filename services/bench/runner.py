@@ -482,8 +482,8 @@ def table(result: dict[str, Any]) -> str:
         cpu = result["cpu_seconds"]
         rows.append(
             f"rules take {result['rules_cpu_share']:.1%} of the worker's CPU per message "
-            f"({cpu['drgwatch']:.1f} CPU s with the shipped rules, "
-            f"{cpu['drgwatch_no_rules']:.1f} without)"
+            f"({cpu['drgwatch']:.2f} CPU s with the shipped rules, "
+            f"{cpu['drgwatch_no_rules']:.2f} without)"
         )
     rows.append(f"drgwatch exactly correct: {result['correct']}")
     rows.extend(f"  {problem}" for problem in result["problems"][:10])
