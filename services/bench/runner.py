@@ -4,8 +4,11 @@ One tansu broker, one topic holding the workload, then each contender in a proce
 its own (one at a time, so none competes with another for the two cores), each from
 the beginning of the topic with its own consumer group and state. Throughput is
 messages processed per second between the first and the last message a contender
-processed (its start-up and group join left out, the same for all). drgwatch's final
-case states and the alerts it produced are checked against the workload's recount.
+processed (its start-up and group join left out, the same for all). drgwatch's worker
+runs twice, with the shipped monitoring rules (as it ships) and with none, each on
+topics, a group and a database of its own, so that the rules' cost is a ratio within
+the run. Its final case states and the alerts it produced are checked against the
+workload's recount (and the rules' findings against the recount of those it can do).
 """
 
 from __future__ import annotations
@@ -27,16 +30,21 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.bench import workload as bench_workload
+from services.casecost.rules import RULE_NAMESPACE
+from services.reference.rules import DEFAULT_RULES_DIR
 from services.settings import CommonSettings
 
-CONTENDERS = ("ceiling", "quix", "naive_faust", "drgwatch", "drgwatch_x2")
+CONTENDERS = ("ceiling", "quix", "naive_faust", "drgwatch", "drgwatch_no_rules", "drgwatch_x2")
 LABELS = {
     "ceiling": "bare aiokafka (decode + sum)",
     "quix": "Quix Streams (stateful sum + check)",
     "naive_faust": "plain Faust agent + table",
-    "drgwatch": "drgwatch worker",
+    "drgwatch": "drgwatch worker (shipped rules)",
+    "drgwatch_no_rules": "drgwatch worker, no rules",
     "drgwatch_x2": "two drgwatch workers, one group",
 }
+# a rules file with no rules, for the worker's run without them
+NO_RULES = "# the benchmark's worker without monitoring rules\nversion: 1\nrules: []\n"
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Outcome:
     processed: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0  # the contender's process, between its first and last message
     error: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -139,6 +148,7 @@ def run_contender(
         processed=data["processed"],
         seconds=data["done_at"] - data["first_at"],
         peak_rss_mb=data["peak_rss_mb"],
+        cpu_seconds=data.get("cpu_seconds", 0.0),
         report=data,
     )
 
@@ -191,9 +201,19 @@ def run_workers(
 
 
 def check_drgwatch(
-    outcome: Outcome, expected: dict[str, bench_workload.ExpectedCase], alerts: list[Any]
+    outcome: Outcome,
+    expected: dict[str, bench_workload.ExpectedCase],
+    alerts: list[Any],
+    findings: bench_workload.ExpectedFindings | None = None,
 ) -> list[str]:
-    """Differences between drgwatch's result and the recount (empty: exactly right)."""
+    """Differences between drgwatch's result and the recount (empty: exactly right).
+
+    Level alerts are compared with the recount's transitions. Rule findings (`kind`
+    "rule", only with `findings`: the run with the shipped rules) must each be well
+    formed (the alert id the rule, case and period give; a shipped case rule at its
+    version and severity) and be raised once per rule, case and period; those of the
+    rules the recount redoes (`findings.rules`) must be exactly the recount's.
+    """
     problems: list[str] = []
     cases = outcome.report.get("cases", {})
     if set(cases) != set(expected):
@@ -213,21 +233,73 @@ def check_drgwatch(
     raised: dict[str, list[tuple[str, str]]] = defaultdict(list)
     ids: set[str] = set()
     forecasts = 0
+    found: dict[tuple[str, int, str, str], str] = {}  # (rule, version, case, period) -> id
     for key, value in alerts:
         alert = orjson.loads(value)
         if alert["alert_id"] in ids:
             continue
         ids.add(alert["alert_id"])
-        if alert.get("kind", "level") != "level":
+        kind = alert.get("kind", "level")
+        if kind == "rule" and findings is not None:
+            problems.extend(_check_finding(key.decode(), alert, findings, found))
+            continue
+        if kind != "level":
             forecasts += 1  # a projection's warning, not a level transition the recount knows
             continue
         raised[key.decode()].append((alert["previous_level"], alert["level"]))
     outcome.report["forecast_alerts"] = forecasts
+    if findings is not None:
+        by_rule: dict[str, int] = defaultdict(int)
+        for rule_id, _, _, _ in found:
+            by_rule[rule_id] += 1
+        outcome.report["rule_alerts"] = dict(sorted(by_rule.items()))
+        recounted = [rule for rule in sorted(findings.expected) if rule in findings.rules]
+        outcome.report["rules_recounted"] = [f"{rule}@{version}" for rule, version in recounted]
+        for rule_id, version in recounted:
+            wanted = findings.expected[rule_id, version]
+            got = {(case, period) for (r, v, case, period) in found if (r, v) == (rule_id, version)}
+            if got != wanted:
+                problems.append(
+                    f"rule {rule_id}@{version}: {len(wanted - got)} findings missing, "
+                    f"{len(got - wanted)} unexpected (e.g. {sorted(wanted ^ got)[:3]})"
+                )
     if len(ids) != len(alerts):
         outcome.report["alert_records_repeated"] = len(alerts) - len(ids)
     for key, want in expected.items():
         if raised.get(key, []) != want.transitions:
             problems.append(f"{key}: alerts {raised.get(key, [])} != {want.transitions}")
+    return problems
+
+
+def _check_finding(
+    key: str,
+    alert: dict[str, Any],
+    findings: bench_workload.ExpectedFindings,
+    found: dict[tuple[str, int, str, str], str],
+) -> list[str]:
+    """A rule finding's own problems; records it in `found` (by rule, version, case, period)."""
+    required = ("rule_id", "rule_version", "period", "hospital_id", "case_id", "level")
+    if any(alert.get(name) in (None, "") for name in required):
+        return [f"{key}: rule alert {alert['alert_id']} lacks one of {required}"]
+    rule_id, version = alert["rule_id"], alert["rule_version"]
+    problems = []
+    severity = findings.rules.get((rule_id, version))
+    if severity is None:
+        problems.append(f"{key}: rule alert of {rule_id}@{version}, not a shipped case rule")
+    elif alert["level"] != severity or alert.get("severity") != severity:
+        problems.append(f"{key}: {rule_id} raised at {alert['level']}, its severity {severity}")
+    if f"{alert['hospital_id']}/{alert['case_id']}" != key:
+        problems.append(f"{key}: rule alert {alert['alert_id']} names another case")
+    if alert.get("transition") != "raised" or not alert.get("text_zh") or not alert.get("text_en"):
+        problems.append(f"{key}: rule alert {alert['alert_id']} is not a raised finding with texts")
+    # the id is the rule's version, the case and the period: one finding, one id
+    name = f"{rule_id}/{version}/{key}/{alert['period']}"
+    if alert["alert_id"] != str(uuid.uuid5(RULE_NAMESPACE, name)):
+        problems.append(f"{key}: rule alert {alert['alert_id']} is not the id of {name}")
+    slot = (rule_id, version, key, alert["period"])
+    if slot in found:
+        problems.append(f"{key}: {rule_id} raised twice for {alert['period']}")
+    found[slot] = alert["alert_id"]
     return problems
 
 
@@ -268,7 +340,11 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
             DRGWATCH_KAFKA_BOOTSTRAP=bootstrap,
             DRGWATCH_TOPIC_PREFIX=prefix,
             DRGWATCH_TOPIC_PARTITIONS=str(plan.partitions),
+            DRGWATCH_RULES_DIR=str(DEFAULT_RULES_DIR),  # the worker as it ships
         )
+        no_rules = work / "no-rules.yaml"
+        no_rules.write_text(NO_RULES, encoding="utf-8")
+        alerts_topics = {"drgwatch": settings.alerts_topic}
         for name in plan.contenders:
             config = {
                 "bootstrap": bootstrap,
@@ -287,6 +363,27 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
                 config.update(prefix=group.topic_prefix, topic=group.events_topic)
                 env2 = {**env, "DRGWATCH_TOPIC_PREFIX": group.topic_prefix}
                 outcome = run_workers(2, config, env2, plan.timeout, work)
+            elif name == "drgwatch_no_rules":
+                # the same worker and workload without rules: topics, group and (embedded)
+                # database of its own, so that neither run finds the other's work
+                bare = settings.model_copy(
+                    update={"topic_prefix": f"{prefix}nr", "data_dir": work / name}
+                )
+                bare.data_dir.mkdir()
+                asyncio.run(create_topics(bare))
+                asyncio.run(prepare_database(bare, replay_ledger=False))
+                asyncio.run(produce(bootstrap, bare.events_topic, load.messages))
+                config.update(prefix=bare.topic_prefix, topic=bare.events_topic)
+                env_bare = {
+                    **env,
+                    "DRGWATCH_TOPIC_PREFIX": bare.topic_prefix,
+                    "DRGWATCH_DATA_DIR": str(bare.data_dir),
+                    "DRGWATCH_RULES_DIR": str(no_rules),
+                }
+                log = work / f"{name}.log"
+                outcome = run_contender("drgwatch", config, env_bare, plan.timeout, log)
+                outcome.name = name
+                alerts_topics[name] = bare.alerts_topic
             else:
                 outcome = run_contender(name, config, env, plan.timeout, work / f"{name}.log")
             outcomes[name] = outcome
@@ -295,9 +392,14 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
                 if outcome.error is None
                 else f"  failed: {outcome.error}"
             )
-        if "drgwatch" in outcomes and outcomes["drgwatch"].error is None:
-            alerts = asyncio.run(read_topic(bootstrap, settings.alerts_topic))
-            problems = check_drgwatch(outcomes["drgwatch"], expected, alerts)
+        findings = bench_workload.expected_findings(load)
+        for name, topic in alerts_topics.items():
+            if name in outcomes and outcomes[name].error is None:
+                alerts = asyncio.run(read_topic(bootstrap, topic))
+                wrong = check_drgwatch(
+                    outcomes[name], expected, alerts, findings if name == "drgwatch" else None
+                )
+                problems += wrong if name == "drgwatch" else [f"no rules: {p}" for p in wrong]
     finally:
         stop_child(broker)
     result = summarise(plan, load, outcomes, problems)
@@ -315,12 +417,25 @@ def summarise(
     drgwatch = outcomes.get("drgwatch")
     rates = {name: round(o.per_second) for name, o in outcomes.items() if o.error is None}
     ratios = {}
+    rules_cost = rules_cpu_share = None
     if "drgwatch" in rates:
         for peer in ("quix", "naive_faust", "ceiling"):
             if rates.get(peer):
                 ratios[f"drgwatch_vs_{peer}"] = round(rates["drgwatch"] / rates[peer], 3)
         if rates.get("drgwatch_x2"):
             ratios["two_workers_vs_one"] = round(rates["drgwatch_x2"] / rates["drgwatch"], 3)
+        if rates.get("drgwatch_no_rules"):
+            with_rules = rates["drgwatch"] / rates["drgwatch_no_rules"]
+            ratios["with_rules_vs_without"] = round(with_rules, 3)
+            # the share of the worker's throughput the shipped rules take
+            rules_cost = round(1 - with_rules, 3)
+            # and of its CPU per message: on a shared machine the one that other
+            # processes' load leaves alone (same messages: the CPU seconds' ratio)
+            cpu_on = outcomes["drgwatch"].cpu_seconds
+            cpu_off = outcomes["drgwatch_no_rules"].cpu_seconds
+            if cpu_on > 0 and cpu_off > 0:
+                ratios["cpu_with_rules_vs_without"] = round(cpu_off / cpu_on, 3)
+                rules_cpu_share = round(1 - cpu_off / cpu_on, 3)
     return {
         "workload": {
             "messages": load.events,
@@ -334,6 +449,10 @@ def summarise(
         "seconds": {n: round(o.seconds, 3) for n, o in outcomes.items() if o.error is None},
         "peak_rss_mb": {n: o.peak_rss_mb for n, o in outcomes.items() if o.error is None},
         "errors": {n: o.error for n, o in outcomes.items() if o.error is not None},
+        "rules_cost": rules_cost,
+        "rules_cpu_share": rules_cpu_share,
+        "cpu_seconds": {n: round(o.cpu_seconds, 3) for n, o in outcomes.items() if o.error is None},
+        "rule_alerts": drgwatch.report.get("rule_alerts", {}) if drgwatch else {},
         "correct": drgwatch is not None and drgwatch.error is None and not problems,
         "problems": problems[:50],
         "latency_ms": {},
@@ -352,6 +471,20 @@ def table(result: dict[str, Any]) -> str:
             rows.append(f"{LABELS[name]:<40} failed: {result['errors'][name]}")
     for name, ratio in result["ratios"].items():
         rows.append(f"{name:<40} {ratio:>12.2f}x")
+    if result.get("rules_cost") is not None:
+        rows.append(
+            f"rules cost {result['rules_cost']:.1%} of the worker's throughput "
+            f"({result['lines_per_s']['drgwatch']:,}/s with the shipped rules, "
+            f"{result['lines_per_s']['drgwatch_no_rules']:,}/s without; "
+            f"{sum(result['rule_alerts'].values()):,} rule alerts)"
+        )
+    if result.get("rules_cpu_share") is not None:
+        cpu = result["cpu_seconds"]
+        rows.append(
+            f"rules take {result['rules_cpu_share']:.1%} of the worker's CPU per message "
+            f"({cpu['drgwatch']:.2f} CPU s with the shipped rules, "
+            f"{cpu['drgwatch_no_rules']:.2f} without)"
+        )
     rows.append(f"drgwatch exactly correct: {result['correct']}")
     rows.extend(f"  {problem}" for problem in result["problems"][:10])
     full = result.get("full_path")

@@ -9,7 +9,10 @@ ingest publishes it.
 
 `expected()` recounts, without any drgwatch code, each case's total and level and the
 alerts it must raise: the events of each case in order, duplicates left out, money in
-Decimal, levels by the documented default thresholds.
+Decimal, levels by the documented default thresholds. `expected_findings()` recounts
+the same way the findings of two shipped rules as documented (large-order: a charge
+line over its category's bound; category-share: a category's share of the case's cost
+over its bound once the case costs 5,000, once per stay).
 """
 
 from __future__ import annotations
@@ -248,6 +251,66 @@ def expected(workload: Workload) -> dict[str, ExpectedCase]:
             case.transitions.append((case.level, level))
             case.level = level
     return cases
+
+
+# the shipped rules the recount redoes, at their version, with their documented bounds
+LARGE_ORDER = ("large-order", 1)
+ORDER_BOUNDS = {  # category: (max_amount, max_quantity)
+    "drug": (Decimal("10000"), Decimal("100")),
+    "consumable": (Decimal("30000"), Decimal("50")),
+    "exam": (Decimal("3000"), Decimal("3")),
+    "lab": (Decimal("2000"), Decimal("5")),
+    "procedure": (Decimal("20000"), Decimal("24")),
+}
+CATEGORY_SHARE = ("category-share", 1)
+SHARE_BOUNDS = {"drug": Decimal("0.50"), "consumable": Decimal("0.60")}
+SHARE_MIN_TOTAL = Decimal("5000")
+
+
+@dataclass
+class ExpectedFindings:
+    """The shipped case rules (rule id, version) -> severity, and for the rules recounted
+    the (case key, period) of every finding they must raise."""
+
+    rules: dict[tuple[str, int], str]
+    expected: dict[tuple[str, int], set[tuple[str, str]]]
+
+
+def expected_findings(
+    workload: Workload, rules: dict[tuple[str, int], str] | None = None
+) -> ExpectedFindings:
+    """The findings of large-order and category-share, recounted from the events."""
+    if rules is None:
+        from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
+
+        shipped = load_rule_files(DEFAULT_RULES_DIR)
+        rules = {(r.id, r.version): r.severity for r in shipped.case_rules if r.enabled}
+    orders: set[tuple[str, str]] = set()
+    shares: set[tuple[str, str]] = set()
+    totals: dict[str, Decimal] = {}
+    by_category: dict[str, dict[str, Decimal]] = {}
+    seen: set[str] = set()
+    for message in workload.messages:
+        event = orjson.loads(message.value)
+        kind = event["type"]
+        if event["event_id"] in seen or kind not in ("charge", "credit"):
+            continue
+        seen.add(event["event_id"])
+        key = message.key.decode()
+        amount, category = Decimal(event["amount"]), event["category"]
+        if kind == "charge" and category in ORDER_BOUNDS:
+            max_amount, max_quantity = ORDER_BOUNDS[category]
+            if amount > max_amount or Decimal(event["quantity"]) > max_quantity:
+                orders.add((key, f"order/{event['event_id']}"))
+        sign = 1 if kind == "charge" else -1
+        total = totals[key] = totals.get(key, Decimal(0)) + sign * amount
+        costs = by_category.setdefault(key, {})
+        costs[category] = costs.get(category, Decimal(0)) + sign * amount
+        if total > 0 and total >= SHARE_MIN_TOTAL:
+            for watched, bound in SHARE_BOUNDS.items():
+                if costs.get(watched, Decimal(0)) > bound * total:
+                    shares.add((key, f"stay/{watched}"))
+    return ExpectedFindings(rules, {LARGE_ORDER: orders, CATEGORY_SHARE: shares})
 
 
 def level_of(total: Decimal, standard: Decimal) -> str:

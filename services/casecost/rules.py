@@ -31,10 +31,11 @@ run on a schedule and when a period closes.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, Protocol
 
@@ -57,6 +58,8 @@ RULE_ID_PATTERN = r"^[a-z0-9-]{1,64}$"
 MAX_ITEM_DAYS = 31
 MAX_TRACKED_ITEMS = 300
 MAX_FIRED = 200
+# how far past the admission the stay rules' quick check looks at most (about 270 years)
+MAX_STAY_DAYS = 100_000
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 SHARE_PLACES = Decimal("0.0001")
@@ -424,15 +427,38 @@ class CaseMemory:
     # event so that the next charge that day need not sum them again; not part of the
     # memory (never in its dict form or its equality): without it they are summed afresh
     day_base: _DayBase | None = field(default=None, compare=False, repr=False)
+    # the dict form until the memory next changes, and each item's until the item does
+    # (the changelog writes the memory with every batch that touches the case, mostly
+    # with a few items changed, if any); not part of the memory
+    wire: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    item_wire: dict[str, dict[str, list[Any]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    # the tracked items' codes in order, until an item comes or goes
+    codes: list[str] | None = field(default=None, compare=False, repr=False)
+    # the moment before which no stay rule can find this stay too long, and what it was
+    # worked out from (admission, average stay, the rules' ratio); not part of the memory
+    stay_clear: tuple[datetime, Decimal, Decimal, datetime] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": {
-                code: {day: [on.lines, str(on.quantity)] for day, on in sorted(days.items())}
-                for code, days in sorted(self.items.items())
-            },
-            "fired": list(self.fired),
-        }
+        """The plain form (shared until the memory changes: read it, never change it)."""
+        if self.wire is None:
+            codes, known = self.codes, self.item_wire
+            if codes is None or len(codes) != len(self.items):  # an item came or went
+                codes = self.codes = sorted(self.items)
+            items = {}
+            for code in codes:
+                form = known.get(code)
+                if form is None:
+                    days = self.items[code]
+                    form = known[code] = {
+                        day: [on.lines, str(on.quantity)] for day, on in sorted(days.items())
+                    }
+                items[code] = form
+            self.wire = {"items": items, "fired": list(self.fired)}
+        return self.wire
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> CaseMemory:
@@ -450,12 +476,15 @@ class CaseMemory:
         return key in self.fired
 
     def remember(self, key: str) -> None:
+        self.wire = None
         self.fired[key] = None
         while len(self.fired) > MAX_FIRED:
             del self.fired[next(iter(self.fired))]
 
     def record(self, item_code: str, day: str, quantity: Decimal) -> dict[str, ItemDay]:
         """A charge line (positive quantity) or credit (negative) of a tracked item."""
+        self.wire = None
+        self.item_wire.pop(item_code, None)
         days = self.items.get(item_code)
         if days is None:
             days = self.items[item_code] = {}
@@ -480,6 +509,8 @@ class CaseMemory:
             key=lambda code: (max(self.items[code], default=""), code),
         )
         del self.items[stalest]
+        self.item_wire.pop(stalest, None)
+        self.codes = None
 
 
 def _take_back(days: dict[str, ItemDay], day: str, quantity: Decimal) -> None:
@@ -535,6 +566,10 @@ class _Applicable:
 
     # whether any of them looks at a charge (worked out once, not with every event)
     on_charges: bool
+    # the lowest ratio of the stay rules (None: there are none), and the fewest days with
+    # cost lines the spike rules need before a day can be a spike (-1: there are none)
+    stay_ratio: Decimal | None
+    spike_days: int
 
 
 class CaseRules:
@@ -583,6 +618,14 @@ class CaseRules:
                 ),
                 same_day_repeats=tuple(r for r in rules if isinstance(r, SameDayRepeatsRule)),
                 on_charges=any(isinstance(r, _CHARGE_RULES) for r in rules),
+                stay_ratio=min(
+                    (r.params.ratio for r in rules if isinstance(r, StayOverAverageRule)),
+                    default=None,
+                ),
+                spike_days=min(
+                    (r.params.min_days for r in rules if isinstance(r, DailySpikeRule)),
+                    default=-1,
+                ),
             )
         return known
 
@@ -623,12 +666,10 @@ def evaluate_case(
             base.events_applied = state.events_applied
     else:
         charge = event if isinstance(event, Charge) else None
-        tracked = event.category.value in rules.tracked
-        day = (
-            rules.day_of(state, event.occurred_at)
-            if tracked or base is not None or (charge is not None and applicable.daily_spike)
-            else ""
-        )
+        tracked = event.category in rules.tracked  # a StrEnum: its value's hash
+        # no day is a spike before the case has more days with cost lines than min_days
+        spike = charge is not None and len(state.cost_by_day) > applicable.spike_days >= 0
+        day = rules.day_of(state, event.occurred_at) if tracked or base is not None or spike else ""
         if base is not None:
             _keep_day_base(base, state, event, day)
         days = None
@@ -638,22 +679,53 @@ def evaluate_case(
         if charge is not None and applicable.on_charges:
             for order_rule in applicable.order_bound:
                 bound = order_rule.params.bounds.get(charge.category)
-                if bound is not None:
-                    _order_bound(order_rule, bound, state, charge, now, findings)
+                if bound is None:
+                    continue
+                over_amount = bound.max_amount is not None and charge.amount > bound.max_amount
+                over_quantity = (
+                    bound.max_quantity is not None and charge.quantity > bound.max_quantity
+                )
+                if over_amount or over_quantity:
+                    _order_bound(
+                        order_rule, bound, over_amount, over_quantity, state, charge, now, findings
+                    )
             if days is not None:
                 for repeat_rule in applicable.repeat_item:
                     _repeat_item(repeat_rule, memory, state, charge, day, days, now, findings)
                 for same_day_rule in applicable.same_day_repeats:
                     _same_day(same_day_rule, memory, state, charge, day, days, now, findings)
-            for spike_rule in applicable.daily_spike:
-                _daily_spike(spike_rule, memory, state, charge, day, now, findings)
+            if spike:
+                for spike_rule in applicable.daily_spike:
+                    _daily_spike(spike_rule, memory, state, charge, day, now, findings)
         for share_rule in applicable.category_share:
             if state.total_cost >= share_rule.params.min_total:
                 _category_share(share_rule, memory, state, event, now, findings)
-    for stay_rule, stay_key in applicable.stay_over_average:
-        if stay_key not in memory.fired:
-            _stay_over_average(stay_rule, stay_key, rules, memory, state, event, now, findings)
+    stay_ratio = applicable.stay_ratio
+    if stay_ratio is not None and _stay_may_be_long(stay_ratio, memory, state):
+        for stay_rule, stay_key in applicable.stay_over_average:
+            if stay_key not in memory.fired:
+                _stay_over_average(stay_rule, stay_key, rules, memory, state, event, now, findings)
     return memory, findings
+
+
+def _stay_may_be_long(ratio: Decimal, memory: CaseMemory, state: CaseState) -> bool:
+    """Whether a stay rule of at least `ratio` could find the open stay too long now; the
+    moment before which none can is worked out once per admission and average stay."""
+    latest, admitted, average = state.last_event_at, state.admitted_at, state.avg_los_days
+    if latest is None or admitted is None or average is None or state.discharged_at is not None:
+        return False
+    clear = memory.stay_clear
+    if (
+        clear is None
+        or clear[0] is not admitted
+        or clear[1] is not average
+        or clear[2] is not ratio
+    ):
+        # _stay_over_average looks no further while (latest - admitted).days + 2 <= bound,
+        # that is while fewer than floor(bound - 2) + 1 whole days have passed
+        days = min(math.floor(ratio * average - 2) + 1, MAX_STAY_DAYS)
+        clear = memory.stay_clear = (admitted, average, ratio, admitted + timedelta(days=days))
+    return latest >= clear[3]
 
 
 def _keep_day_base(base: _DayBase, state: CaseState, line: Charge | Credit, day: str) -> None:
@@ -670,15 +742,14 @@ def _keep_day_base(base: _DayBase, state: CaseState, line: Charge | Credit, day:
 def _order_bound(
     rule: OrderBoundRule,
     bound: OrderBound,
+    over_amount: bool,
+    over_quantity: bool,
     state: CaseState,
     event: Charge,
     now: datetime,
     findings: list[dict[str, Any]],
 ) -> None:
-    over_amount = bound.max_amount is not None and event.amount > bound.max_amount
-    over_quantity = bound.max_quantity is not None and event.quantity > bound.max_quantity
-    if not (over_amount or over_quantity):
-        return
+    """The finding of a charge line over its bound in amount, quantity or both."""
     zh_category, en_category = CATEGORY_NAMES[event.category.value]
     parts_zh, parts_en = [], []
     if over_amount:
@@ -731,18 +802,16 @@ def _repeat_item(
     on = days.get(day)  # gone when a late line's day is older than the days kept
     if on is None or on.quantity <= 0 or len(days) < 2:
         return
+    # the days within reach, looked up (the item's days are ISO dates, as day_of gives them)
+    others = [
+        other
+        for other in _days_around(day, params.within_days)
+        if (charged := days.get(other)) is not None and charged.quantity > 0
+    ]
+    if not others:
+        return
     key = _key(rule, f"{day}/{event.item_code}")
     if memory.raised(key):
-        return
-    this_day = date.fromisoformat(day)
-    others = sorted(
-        other
-        for other, charged in days.items()
-        if other != day
-        and charged.quantity > 0
-        and abs((date.fromisoformat(other) - this_day).days) <= params.within_days
-    )
-    if not others:
         return
     memory.remember(key)
     findings.append(
@@ -769,6 +838,24 @@ def _repeat_item(
     )
 
 
+_AROUND: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
+def _days_around(day: str, within: int) -> tuple[str, ...]:
+    """The ISO dates at most `within` days before or after `day` (not `day`), in order."""
+    known = _AROUND.get((day, within))
+    if known is None:
+        if len(_AROUND) >= 4096:  # a few months of days per `within`: start again past that
+            _AROUND.clear()
+        this = date.fromisoformat(day)
+        known = _AROUND[day, within] = tuple(
+            (this + timedelta(days=offset)).isoformat()
+            for offset in range(-within, within + 1)
+            if offset
+        )
+    return known
+
+
 def _same_day(
     rule: SameDayRepeatsRule,
     memory: CaseMemory,
@@ -783,11 +870,10 @@ def _same_day(
     if event.category not in params.categories or event.item_code in params.exclude_items:
         return
     on = days.get(day)
-    if on is None:
+    # times = min(lines, net quantity): above the bound only when both are
+    if on is None or on.lines <= params.max_per_day or on.quantity <= params.max_per_day:
         return
     times = on.times
-    if times <= params.max_per_day:
-        return
     key = _key(rule, f"{day}/{event.item_code}")
     if memory.raised(key):
         return
@@ -897,15 +983,16 @@ def _category_share(
         return
     # a charge lowers every other category's share: unless it just took the case past
     # min_total, only its own category can have crossed its bound
-    only = (
-        event.category
-        if isinstance(event, Charge) and total - event.amount >= params.min_total
-        else None
-    )
-    for category, bound in params.shares.items():
-        if only is not None and category is not only:
-            continue
-        cost = state.cost_by_category.get(category.value, ZERO)
+    watched: Iterable[tuple[Category, Decimal]]
+    if isinstance(event, Charge) and total - event.amount >= params.min_total:
+        own = params.shares.get(event.category)
+        if own is None:
+            return
+        watched = ((event.category, own),)
+    else:
+        watched = params.shares.items()
+    for category, bound in watched:
+        cost = state.cost_by_category.get(category, ZERO)  # a StrEnum: its value's hash
         if cost <= bound * total:
             continue
         key = _key(rule, f"stay/{category.value}")

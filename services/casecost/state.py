@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Protocol
 
 from services.casecost.pricing import (
@@ -146,7 +147,9 @@ class CaseState:
 
     def top_contributors(self, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, str]]:
         """The items that cost the most, largest first: the 'why' of an alert."""
-        ranked = sorted(self.items.values(), key=lambda item: (-item.amount, item.item_code))
+        # by amount, largest first, then code: two stable sorts on plain attributes
+        ranked = sorted(self.items.values(), key=attrgetter("item_code"))
+        ranked.sort(key=attrgetter("amount"), reverse=True)
         return [
             {
                 "item_code": item.item_code,

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--partitions", type=int, default=8)
     bench.add_argument(
         "--only",
-        help="comma-separated contenders: ceiling,quix,naive_faust,drgwatch,drgwatch_x2",
+        help="comma-separated contenders: ceiling,quix,naive_faust,drgwatch (with the "
+        "shipped rules),drgwatch_no_rules,drgwatch_x2",
     )
     bench.add_argument(
         "--no-full-path",

@@ -26,11 +26,24 @@ def test_quick_bench_runs_every_contender_and_checks_drgwatch(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = orjson.loads(out.read_bytes())
-    contenders = {"ceiling", "quix", "naive_faust", "drgwatch"}
+    contenders = {"ceiling", "quix", "naive_faust", "drgwatch", "drgwatch_no_rules"}
     assert set(result["lines_per_s"]) == contenders, result["errors"]
     assert all(rate > 0 for rate in result["lines_per_s"].values())
     assert set(result["peak_rss_mb"]) == contenders
     assert result["correct"] is True and result["problems"] == []
+    # the worker with the shipped rules and without, in the same run: their ratio
+    rates = result["lines_per_s"]
+    with_rules = result["ratios"]["with_rules_vs_without"]
+    assert with_rules == round(rates["drgwatch"] / rates["drgwatch_no_rules"], 3)
+    assert result["rules_cost"] == round(1 - rates["drgwatch"] / rates["drgwatch_no_rules"], 3)
+    # and in CPU per message, which other processes' load leaves alone
+    cpu = result["cpu_seconds"]
+    assert cpu["drgwatch"] > 0 and cpu["drgwatch_no_rules"] > 0
+    assert result["rules_cpu_share"] == round(1 - cpu["drgwatch_no_rules"] / cpu["drgwatch"], 3)
+    # the rules found something, and what the recount redoes was found exactly
+    assert result["rule_alerts"]["large-order"] > 0
+    assert "rules cost" in run.stdout and "of the worker's throughput" in run.stdout
+    assert "of the worker's CPU per message" in run.stdout
     full = result["full_path"]
     requests = -(-full["throughput"]["events"] // 200)  # every request answered 202 at last
     assert full["throughput"]["answers"]["202"] == requests

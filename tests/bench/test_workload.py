@@ -4,13 +4,23 @@ and drgwatch check catch a wrong result."""
 from __future__ import annotations
 
 import statistics
+import uuid
 from collections import Counter
 from decimal import Decimal
 
 import orjson
 
 from services.bench.runner import Outcome, check_drgwatch
-from services.bench.workload import expected, generate
+from services.bench.workload import (
+    CATEGORY_SHARE,
+    LARGE_ORDER,
+    ORDER_BOUNDS,
+    ExpectedFindings,
+    expected,
+    expected_findings,
+    generate,
+)
+from services.casecost.rules import RULE_NAMESPACE
 
 
 def test_postings_cases_credits_regroups_and_duplicates() -> None:
@@ -68,3 +78,81 @@ def test_the_check_finds_a_wrong_total_and_a_missing_alert() -> None:
     wrong = check_drgwatch(Outcome("drgwatch", report={"cases": cases}), recount, alerts[1:])
     assert any("total 0.01" in problem for problem in wrong)
     assert any("alerts" in problem for problem in wrong)
+
+
+def _findings_of(load_findings: ExpectedFindings) -> list[tuple[bytes, bytes]]:
+    """The rule alerts a correct worker sends for the recounted findings."""
+    alerts = []
+    for (rule_id, version), found in load_findings.expected.items():
+        for key, period in sorted(found):
+            hospital_id, case_id = key.split("/")
+            alert = {
+                "alert_id": str(uuid.uuid5(RULE_NAMESPACE, f"{rule_id}/{version}/{key}/{period}")),
+                "kind": "rule",
+                "rule_id": rule_id,
+                "rule_version": version,
+                "severity": load_findings.rules[rule_id, version],
+                "level": load_findings.rules[rule_id, version],
+                "transition": "raised",
+                "period": period,
+                "hospital_id": hospital_id,
+                "case_id": case_id,
+                "text_zh": "…",
+                "text_en": "…",
+            }
+            alerts.append((key.encode(), orjson.dumps(alert)))
+    return alerts
+
+
+def test_the_findings_recount_and_the_check_of_rule_alerts() -> None:
+    load = generate(4_000, 40, seed=6)
+    recount = expected(load)
+    findings = expected_findings(load)
+    assert findings.rules[LARGE_ORDER] == "yellow" and findings.rules[CATEGORY_SHARE] == "yellow"
+    orders, shares = findings.expected[LARGE_ORDER], findings.expected[CATEGORY_SHARE]
+    assert orders and shares  # the workload has both
+    # every large order is a charge line over its category's bound, and only those are
+    lines = {orjson.loads(m.value)["event_id"]: orjson.loads(m.value) for m in load.messages}
+    for key, period in orders:
+        line = lines[period.removeprefix("order/")]
+        bound_amount, bound_quantity = ORDER_BOUNDS[line["category"]]
+        assert line["type"] == "charge" and key.endswith(line["case_id"])
+        assert Decimal(line["amount"]) > bound_amount or Decimal(line["quantity"]) > bound_quantity
+    cases = {
+        key: {"total_cost": str(c.total), "level": c.level, "events_applied": c.events}
+        for key, c in recount.items()
+    }
+    levels = []
+    for key, case in recount.items():
+        for number, (previous, level) in enumerate(case.transitions):
+            alert = {"alert_id": f"{key}/{number}", "previous_level": previous, "level": level}
+            levels.append((key.encode(), orjson.dumps(alert)))
+    rule_alerts = _findings_of(findings)
+    right = Outcome("drgwatch", report={"cases": cases})
+    assert check_drgwatch(right, recount, [*levels, *rule_alerts, *rule_alerts[:2]], findings) == []
+    assert right.report["rule_alerts"] == {
+        "category-share": len(shares),
+        "large-order": len(orders),
+    }
+    assert right.report["rules_recounted"] == ["category-share@1", "large-order@1"]
+    # a finding missing, one with another id, one at another severity, one unknown rule
+    forged = orjson.loads(rule_alerts[1][1])
+    forged_level = {**orjson.loads(rule_alerts[2][1]), "level": "red"}
+    unknown = {**orjson.loads(rule_alerts[3][1]), "rule_id": "made-up"}
+    unknown["alert_id"] = str(uuid.uuid5(RULE_NAMESPACE, "elsewhere"))
+    wrong = [
+        *levels,
+        *rule_alerts[4:],
+        (rule_alerts[1][0], orjson.dumps({**forged, "alert_id": "not-the-id"})),
+        (rule_alerts[2][0], orjson.dumps(forged_level)),
+        (rule_alerts[3][0], orjson.dumps(unknown)),
+    ]
+    outcome = Outcome("drgwatch", report={"cases": cases})
+    problems = check_drgwatch(outcome, recount, wrong, findings)
+    assert any("findings missing" in problem for problem in problems)  # rule_alerts[0]
+    assert any("is not the id of" in problem for problem in problems)
+    assert any("raised at red" in problem for problem in problems)
+    assert any("made-up@1, not a shipped case rule" in problem for problem in problems)
+    # without the findings (the run without rules) rule alerts are not looked at
+    plain = Outcome("drgwatch", report={"cases": cases})
+    assert check_drgwatch(plain, recount, wrong) == []

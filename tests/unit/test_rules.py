@@ -4,6 +4,7 @@ replays, and the department rules over plain period figures."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,17 @@ from services.casecost.rules import (
     evaluate_department,
 )
 from services.casecost.state import CaseState
-from tests.unit.case_events import NOW, admitted, at, book, discharged, raw
+from tests.unit.case_events import (
+    NOW,
+    admitted,
+    admitted_raw,
+    at,
+    book,
+    catalogue,
+    discharged,
+    drg_assigned,
+    raw,
+)
 
 ZONE = ZoneInfo("Asia/Shanghai")
 PRICES = book()
@@ -421,6 +432,57 @@ def test_the_ratio_stretches_the_average() -> None:
     [finding] = case.apply(line("d13", 13, category="bed", item="B"))
     assert "beyond 1.5 times the average stay of 7.5 days" in finding["text_en"]
     assert finding["text_zh"].endswith("平均住院日 7.5 天的 1.5 倍")
+
+
+def test_a_stay_is_found_at_the_first_moment_it_can_be_too_long() -> None:
+    # admitted a minute before local midnight: 8 local days later is 7 days and a minute
+    late = at(1, 23, 59)
+    case = Case(rules({"kind": "stay_over_average"}))
+    case.apply(admitted(admitted_at=late, occurred_at=late))
+    assert case.apply(line("d8", 8, hour=23, category="bed", item="B")) == []  # 7 days
+    [finding] = case.apply(line("d9", 9, hour=0, category="bed", item="B"))
+    assert finding["detail"]["days"] == 8
+
+
+def test_a_corrected_admission_or_another_average_stay_is_looked_at_afresh() -> None:
+    case = Case(rules({"kind": "stay_over_average"}))
+    case.apply(admitted(admitted_at=at(8), occurred_at=at(8)), line("b1", 9, category="bed"))
+    # the admission was a week earlier: the stay is 8 days in, beyond 7.5
+    corrected = parse_event(admitted_raw("adm2", admitted_at=at(1), occurred_at=at(9, 11)))
+    assert [f["period"] for f in case.apply(corrected)] == ["stay"]
+    # a group of a shorter average stay: the same stay is found sooner
+    plain = catalogue(groups={"D1": ("1", None), "S": ("1", None)})
+    groups = {**plain.groups, "S": replace(plain.groups["S"], avg_los_days=Decimal(2))}
+    short = book(replace(plain, groups=groups))
+    compiled = CaseRules.compile(rules({"kind": "stay_over_average"}), ZONE)
+    state, memory, found = new_case("H1", "C1"), CaseMemory(), []
+    events = [admitted(), line("b1", 3, category="bed"), drg_assigned("reg", "S", at(3, 12))]
+    events += [line("b2", 4, category="bed")]
+    for event in events:
+        apply_event(state, event, short, NOW)
+        found += evaluate_case(compiled, memory, state, event, NOW)[1]
+    assert [(f["event_id"], f["detail"]["avg_los_days"]) for f in found] == [("b2", "2")]
+
+
+def test_the_memory_s_dict_form_is_always_what_it_holds() -> None:
+    # kept between changes: after every event it is what the memory gives afresh
+    case = Case(every_rule())
+    for event in busy_stay():
+        case.apply(event)
+        afresh = CaseMemory(items=case.memory.items, fired=case.memory.fired)
+        assert case.memory.to_dict() == afresh.to_dict()
+    # and through the bounds: old days and stale items dropped, credits taken back
+    memory = CaseMemory()
+    for day in range(1, 40):
+        memory.record("L-CBC", f"2026-03-{min(day, 31):02d}", Decimal(1))
+        memory.record(f"L-{day}", "2026-03-10", Decimal(1))
+        memory.record("L-CBC", "2026-03-05", Decimal(-1))
+        memory.remember(f"r@1/{day}")
+        assert memory.to_dict() == CaseMemory(items=memory.items, fired=memory.fired).to_dict()
+    for n in range(MAX_TRACKED_ITEMS):
+        memory.record(f"M-{n}", "2026-03-11", Decimal(1))
+        assert list(memory.to_dict()["items"]) == sorted(memory.items)
+    assert len(memory.to_dict()["items"]) == MAX_TRACKED_ITEMS
 
 
 # --- scoping, versions, replays, memory -------------------------------------------------------
