@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from services.casecost.rules import CategoryShareRule, OrderBoundRule, RuleSet
 from services.reference import service as catalogue_service
 from services.wire import case_key, sequence_header
 
@@ -253,38 +254,40 @@ def expected(workload: Workload) -> dict[str, ExpectedCase]:
     return cases
 
 
-# the shipped rules the recount redoes, at their version, with their documented bounds
-LARGE_ORDER = ("large-order", 1)
-ORDER_BOUNDS = {  # category: (max_amount, max_quantity)
-    "drug": (Decimal("10000"), Decimal("100")),
-    "consumable": (Decimal("30000"), Decimal("50")),
-    "exam": (Decimal("3000"), Decimal("3")),
-    "lab": (Decimal("2000"), Decimal("5")),
-    "procedure": (Decimal("20000"), Decimal("24")),
-}
-CATEGORY_SHARE = ("category-share", 1)
-SHARE_BOUNDS = {"drug": Decimal("0.50"), "consumable": Decimal("0.60")}
-SHARE_MIN_TOTAL = Decimal("5000")
+# the shipped rules the recount redoes, by id; their versions and bounds are read from the
+# rules themselves, the evaluation is the recount's own
+LARGE_ORDER_ID = "large-order"
+CATEGORY_SHARE_ID = "category-share"
 
 
 @dataclass
 class ExpectedFindings:
-    """The shipped case rules (rule id, version) -> severity, and for the rules recounted
+    """The case rules in force (rule id, version) -> severity, and for the rules recounted
     the (case key, period) of every finding they must raise."""
 
     rules: dict[tuple[str, int], str]
     expected: dict[tuple[str, int], set[tuple[str, str]]]
 
 
-def expected_findings(
-    workload: Workload, rules: dict[tuple[str, int], str] | None = None
-) -> ExpectedFindings:
-    """The findings of large-order and category-share, recounted from the events."""
-    if rules is None:
+def expected_findings(workload: Workload, rule_set: RuleSet | None = None) -> ExpectedFindings:
+    """The findings of large-order and category-share (those of `rule_set`, by default the
+    shipped rules), recounted from the events."""
+    if rule_set is None:
         from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 
-        shipped = load_rule_files(DEFAULT_RULES_DIR)
-        rules = {(r.id, r.version): r.severity for r in shipped.case_rules if r.enabled}
+        rule_set = load_rule_files(DEFAULT_RULES_DIR)
+    enabled = [rule for rule in rule_set.case_rules if rule.enabled]
+    rules: dict[tuple[str, int], str] = {(rule.id, rule.version): rule.severity for rule in enabled}
+    large = next(
+        (r for r in enabled if r.id == LARGE_ORDER_ID and isinstance(r, OrderBoundRule)), None
+    )
+    share = next(
+        (r for r in enabled if r.id == CATEGORY_SHARE_ID and isinstance(r, CategoryShareRule)),
+        None,
+    )
+    bounds = {} if large is None else {c.value: b for c, b in large.params.bounds.items()}
+    shares_bound = {} if share is None else {c.value: b for c, b in share.params.shares.items()}
+    min_total = None if share is None else share.params.min_total
     orders: set[tuple[str, str]] = set()
     shares: set[tuple[str, str]] = set()
     totals: dict[str, Decimal] = {}
@@ -298,19 +301,27 @@ def expected_findings(
         seen.add(event["event_id"])
         key = message.key.decode()
         amount, category = Decimal(event["amount"]), event["category"]
-        if kind == "charge" and category in ORDER_BOUNDS:
-            max_amount, max_quantity = ORDER_BOUNDS[category]
-            if amount > max_amount or Decimal(event["quantity"]) > max_quantity:
+        bound = bounds.get(category)
+        if kind == "charge" and bound is not None:
+            quantity = Decimal(event["quantity"])
+            if (bound.max_amount is not None and amount > bound.max_amount) or (
+                bound.max_quantity is not None and quantity > bound.max_quantity
+            ):
                 orders.add((key, f"order/{event['event_id']}"))
         sign = 1 if kind == "charge" else -1
         total = totals[key] = totals.get(key, Decimal(0)) + sign * amount
         costs = by_category.setdefault(key, {})
         costs[category] = costs.get(category, Decimal(0)) + sign * amount
-        if total > 0 and total >= SHARE_MIN_TOTAL:
-            for watched, bound in SHARE_BOUNDS.items():
-                if costs.get(watched, Decimal(0)) > bound * total:
+        if min_total is not None and total > 0 and total >= min_total:
+            for watched, limit in shares_bound.items():
+                if costs.get(watched, Decimal(0)) > limit * total:
                     shares.add((key, f"stay/{watched}"))
-    return ExpectedFindings(rules, {LARGE_ORDER: orders, CATEGORY_SHARE: shares})
+    expected: dict[tuple[str, int], set[tuple[str, str]]] = {}
+    if large is not None:
+        expected[(large.id, large.version)] = orders
+    if share is not None:
+        expected[(share.id, share.version)] = shares
+    return ExpectedFindings(rules, expected)
 
 
 def level_of(total: Decimal, standard: Decimal) -> str:
