@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -151,12 +152,35 @@ def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+class CommittedAlerts:
+    """The ids of alerts this projector saw committed, most recent last (bounded).
+
+    A case state carries its latest alerts with every write, so the same alerts come by
+    again and again; an id committed before needs no insert (the insert would be ignored).
+    Forgetting one only costs that ignored insert.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, alert_id: object) -> bool:
+        return alert_id in self._ids
+
+    def add(self, alert_ids: Iterable[str]) -> None:
+        for alert_id in alert_ids:
+            self._ids[alert_id] = None
+        while len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+
 async def write_batch(
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     states: list[dict[str, Any]],
     dead: list[dict[str, Any]],
     earlier_states: Sequence[dict[str, Any]] = (),
+    committed: CommittedAlerts | None = None,
 ) -> None:
     """One transaction: upsert case rows, insert new alerts (by id), keep dead letters.
 
@@ -168,6 +192,7 @@ async def write_batch(
         alert["alert_id"]: alert
         for state in [*earlier_states, *states]
         for alert in state["alerts"]
+        if committed is None or alert["alert_id"] not in committed
     }
     # alert inserts in raise order, a case's own in its alert sequence (alerts raised in
     # one batch share their raise time), so that history and the live stream follow time
@@ -202,6 +227,8 @@ async def write_batch(
                 )
             )
         await db_session.commit()
+    if committed is not None:
+        committed.add(alerts)
 
 
 def _maybe_json(text: str) -> Any:
@@ -245,6 +272,7 @@ async def run(
         except KafkaError as error:
             log.warning("projector cannot reach the broker yet: %s", error)
             await asyncio.sleep(1)
+    committed = CommittedAlerts()
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=settings.projector_wait_ms)
@@ -266,7 +294,9 @@ async def run(
                     latest[key] = orjson.loads(record.value)
             while True:
                 try:
-                    await write_batch(engine, sessions, list(latest.values()), dead, replaced)
+                    await write_batch(
+                        engine, sessions, list(latest.values()), dead, replaced, committed
+                    )
                     break
                 except (SQLAlchemyError, OSError) as error:
                     log.warning("projector cannot write (%s); retrying", type(error).__name__)
