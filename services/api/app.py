@@ -30,6 +30,7 @@ from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
+from services.api.hl7 import router as hl7_router
 from services.api.identities.router import router as identities_router
 from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
@@ -39,6 +40,7 @@ from services.api.settings import ApiSettings
 from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
+from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.storage import schema
@@ -108,8 +110,10 @@ def create_app(
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
+    app.state.hl7_profiles = load_profiles(settings.hl7_profiles)
     for router in (
         ingest_router,
+        hl7_router,
         cases_router,
         precheck_router,
         alerts_router,

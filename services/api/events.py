@@ -17,7 +17,9 @@ from services.api.deps import PublisherDep, SessionDep, require
 from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
+from services.ingest.publisher import EventPublisher
 from services.ingest.schemas import IngestResult
+from services.ingest.service import Accepted
 from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
@@ -90,7 +92,7 @@ async def post_events(
     raw = b""
     items: list[Any] = []
     try:
-        raw = await _read_body(request)
+        raw = await read_body(request)
         items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
         _check_hospitals(caller, items)
         result, accepted = await ingest_service.record(
@@ -102,11 +104,11 @@ async def post_events(
         )
         await db_session.commit()
     except BodyTooLarge as refusal:
-        await _keep_refused(db_session, items, refusal.head, refusal)
+        await keep_refused(db_session, items, refusal.head, refusal)
         raise
     except (PayloadRejected, NotPermitted) as refusal:
         await db_session.rollback()
-        await _keep_refused(db_session, items, raw, refusal)
+        await keep_refused(db_session, items, raw, refusal)
         raise
     except LedgerUnavailable:
         INGEST_UNAVAILABLE.inc()
@@ -123,6 +125,12 @@ async def post_events(
     backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
     if backdated:
         EVENTS_BACKDATED.inc(backdated)
+    await publish_durable(publisher, accepted)
+    return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+async def publish_durable(publisher: EventPublisher, accepted: list[Accepted]) -> None:
+    """Publish what the ledger already holds, waiting at most PUBLISH_WAIT_SECONDS."""
     if accepted and publisher.started:
         try:
             # durable already: if the broker is slow or away, answer now and let the
@@ -131,7 +139,6 @@ async def post_events(
             publisher.note_published(done)
         except Exception:  # noqa: BLE001 - durable already; the relay publishes later
             pass
-    return JSONResponse(result.model_dump(mode="json"), status_code=202)
 
 
 def _check_hospitals(caller: Principal, items: list[Any]) -> None:
@@ -143,7 +150,7 @@ def _check_hospitals(caller: Principal, items: list[Any]) -> None:
             raise NotPermitted(f"{where}: this credential may not post events for {hospital_id!r}")
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > EVENTS_BODY_LIMIT:
         raise BodyTooLarge(b"")
@@ -157,7 +164,7 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _keep_refused(
+async def keep_refused(
     db_session: AsyncSession,
     items: list[Any],
     raw: bytes,

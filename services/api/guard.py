@@ -42,7 +42,9 @@ from services.api.exceptions import ForeignOrigin, UnknownHost, UnsupportedBody
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 JSON = frozenset({"application/json"})
 # routes whose bodies are not JSON, by path, with the media types each takes
-BODY_MEDIA_TYPES: Mapping[str, frozenset[str]] = {}
+BODY_MEDIA_TYPES: Mapping[str, frozenset[str]] = {
+    "/v1/hl7": frozenset({"x-application/hl7-v2+er7", "text/plain"}),
+}
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 SAFE_METHODS = frozenset({"GET", "HEAD"})
