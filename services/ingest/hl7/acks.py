@@ -124,7 +124,7 @@ def wrap_batch(
         fields = request.split(separator) if request else []
         encoding = fields[1] if len(fields) > 1 else DEFAULT_ENCODING
         sender = fields[2:4] + [""] * (2 - len(fields[2:4]))
-        their_id = fields[11] if len(fields) > 11 else ""
+        their_id = fields[10] if len(fields) > 10 else ""  # BHS-11 / FHS-11
         return separator.join(
             [
                 name,

@@ -292,23 +292,28 @@ def split_submission(raw: bytes, declared_charset: str | None = None) -> Submiss
         raise Hl7Unreadable("the body holds no HL7 segment")
     submission = Submission(messages=[], charset=charset)
     current: list[str] = []
-    counts: dict[str, int | None] = {}
+    batches = 0
+    in_batch = 0  # messages since the last BHS
     for line in lines:
         name = line[:3]
-        if name in BATCH_SEGMENTS:
-            if current:
-                submission.messages.append("\r".join(current))
-                current = []
-            if name == "FHS":
-                submission.file_header = line
-            elif name == "BHS":
-                submission.batch_header = line
-            else:
-                counts[name] = _count(line)
+        if name in BATCH_SEGMENTS and current:
+            submission.messages.append("\r".join(current))
+            current = []
+        if name == "FHS":
+            submission.file_header = line
+        elif name == "BHS":
+            submission.batch_header = line
+            batches += 1
+            in_batch = 0
+        elif name == "BTS":
+            _check_count(line, in_batch, "messages")
+        elif name == "FTS":
+            _check_count(line, max(batches, 1), "batches")
         elif name == "MSH":
             if current:
                 submission.messages.append("\r".join(current))
             current = [line]
+            in_batch += 1
         elif not current:
             raise Hl7Unreadable(f"segment {name!r} before any MSH: every message starts with MSH")
         else:
@@ -317,13 +322,17 @@ def split_submission(raw: bytes, declared_charset: str | None = None) -> Submiss
         submission.messages.append("\r".join(current))
     if not submission.messages:
         raise Hl7Unreadable("the body holds no message (no MSH segment)")
-    for name, count in counts.items():
-        if count is not None and count != len(submission.messages):
-            raise Hl7Unreadable(
-                f"{name}-1 counts {count} messages but {len(submission.messages)} arrived:"
-                " the batch may be cut short; nothing was recorded, send it again"
-            )
     return submission
+
+
+def _check_count(trailer: str, arrived: int, what: str) -> None:
+    """A trailer's count (BTS-1 messages, FTS-1 batches) must match what arrived."""
+    count = _count(trailer)
+    if count is not None and count != arrived:
+        raise Hl7Unreadable(
+            f"{trailer[:3]}-1 counts {count} {what} but {arrived} arrived: the batch may be"
+            " cut short; nothing was recorded, send it again"
+        )
 
 
 def _count(trailer: str) -> int | None:

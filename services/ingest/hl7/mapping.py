@@ -517,7 +517,13 @@ def _money(
             ),
         )
     sources["unit_price"] = extended_at
-    return size, unit.normalize() if exact == unit else unit, amount, negative, sources
+    return size, _plain(unit) if exact == unit else unit, amount, negative, sources
+
+
+def _plain(value: Decimal) -> Decimal:
+    """`value` without trailing zeros, never in exponent form (180, not 1.8E+2)."""
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
 
 
 def number(text: str, where: Location, what: str) -> Decimal:
