@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,16 +16,14 @@ from services.api.deps import PublisherDep, SessionDep, require
 from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
-from services.ingest.publisher import EventPublisher
+from services.ingest.publisher import publish_durable
 from services.ingest.schemas import IngestResult
-from services.ingest.service import Accepted
 from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
 from services.validation import FieldError
 
 router = APIRouter(tags=["ingest"])
-PUBLISH_WAIT_SECONDS = 2.0
 
 _request_body: dict[str, Any] = {
     "required": True,
@@ -127,18 +124,6 @@ async def post_events(
         EVENTS_BACKDATED.inc(backdated)
     await publish_durable(publisher, accepted)
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
-
-
-async def publish_durable(publisher: EventPublisher, accepted: list[Accepted]) -> None:
-    """Publish what the ledger already holds, waiting at most PUBLISH_WAIT_SECONDS."""
-    if accepted and publisher.started:
-        try:
-            # durable already: if the broker is slow or away, answer now and let the
-            # relay publish (a late acknowledgement only means a harmless duplicate)
-            done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
-            publisher.note_published(done)
-        except Exception:  # noqa: BLE001 - durable already; the relay publishes later
-            pass
 
 
 def _check_hospitals(caller: Principal, items: list[Any]) -> None:

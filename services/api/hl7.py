@@ -13,13 +13,15 @@ from sqlalchemy.exc import DBAPIError
 from services.access.exceptions import NotPermitted
 from services.access.principal import Principal
 from services.api.deps import PublisherDep, SessionDep, require
-from services.api.events import BodyTooLarge, keep_refused, publish_durable, read_body
+from services.api.events import BodyTooLarge, keep_refused, read_body
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.hl7 import intake
 from services.ingest.hl7.acks import wrap_batch
+from services.ingest.hl7.intake import count_answer
 from services.ingest.hl7.profile import Profiles
+from services.ingest.publisher import publish_durable
 from services.ingest.service import Accepted
-from services.metrics import EVENTS_INGESTED, HL7_MESSAGES, INGEST_UNAVAILABLE
+from services.metrics import INGEST_UNAVAILABLE
 from services.settings import CommonSettings
 from services.storage.engine import is_unavailable
 
@@ -96,9 +98,7 @@ async def post_hl7(
             )
             acks.append(taken.ack)
             accepted.extend(taken.accepted)
-            HL7_MESSAGES.labels(code=taken.code).inc()
-            status = "accepted" if taken.code == "AA" else "rejected"
-            EVENTS_INGESTED.labels(status=status).inc(max(1, len(taken.accepted)))
+            count_answer(taken)
     except (LedgerUnavailable, DBAPIError) as error:
         # the messages before this one are durable and acknowledged by nobody: a resend
         # finds them as duplicates and answers AA

@@ -29,6 +29,7 @@ from services.ingest.hl7.profile import Profiles
 from services.ingest.plausibility import TimeBounds
 from services.ingest.schemas import ItemResult
 from services.ingest.service import Accepted
+from services.metrics import EVENTS_INGESTED, HL7_MESSAGES
 from services.storage import dead_letters
 from services.validation import FieldError
 
@@ -115,6 +116,18 @@ async def take(
         accepted=accepted,
         duplicates=duplicates,
     )
+
+
+def count_answer(taken: Taken) -> None:
+    """Count a message's answer and its events in the metrics."""
+    HL7_MESSAGES.labels(code=taken.code).inc()
+    if taken.code != "AA":
+        EVENTS_INGESTED.labels(status="rejected").inc()
+        return
+    if taken.accepted:
+        EVENTS_INGESTED.labels(status="accepted").inc(len(taken.accepted))
+    if taken.duplicates:
+        EVENTS_INGESTED.labels(status="duplicate").inc(taken.duplicates)
 
 
 def _ack(
