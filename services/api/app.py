@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,6 +41,7 @@ from services.api.settings import ApiSettings
 from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
+from services.ingest.hl7.mllp import MllpIntake, start_mllp
 from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
@@ -50,10 +52,15 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: ApiSettings, *, connect_broker: bool = True, clock: Clock = wall_clock
+    settings: ApiSettings,
+    *,
+    connect_broker: bool = True,
+    clock: Clock = wall_clock,
+    mllp: socket.socket | None = None,
 ) -> FastAPI:
     """Wire settings, database, publisher and routers into one FastAPI app (`clock`: the
-    time sign-in sessions are opened, expired and throttled by)."""
+    time sign-in sessions are opened, expired and throttled by; `mllp`: a listening
+    socket to serve HL7 v2 over MLLP on, beside HTTP)."""
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
@@ -69,6 +76,20 @@ def create_app(
         if connect_broker:
             await _start_publisher(publisher)
             relay = asyncio.create_task(run_relay(sessions, publisher))
+        mllp_server = (
+            await start_mllp(
+                MllpIntake(
+                    sessions=sessions,
+                    profiles=app.state.hl7_profiles,
+                    zone=settings.zone,
+                    bounds=settings.time_bounds,
+                    publisher=publisher if connect_broker else None,
+                ),
+                sock=mllp,
+            )
+            if mllp is not None
+            else None
+        )
         dispatcher: Dispatcher | None = None
         dispatching: asyncio.Task[None] | None = None
         if settings.webhooks:
@@ -83,6 +104,8 @@ def create_app(
         try:
             yield
         finally:
+            if mllp_server is not None:
+                mllp_server.close()
             if dispatcher is not None and dispatching is not None:
                 await dispatcher.stop(dispatching)
             if relay is not None:
