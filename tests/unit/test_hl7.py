@@ -9,6 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.casecost.events import parse_event
 from services.ingest.hl7.acks import build_ack, wrap_batch
@@ -507,3 +509,47 @@ def test_an_unreadable_message_in_a_batch_still_gets_an_ar() -> None:
     broken: Reading = readings[1]
     ack = build_ack(broken.message, "AR", problems=broken.mapped.problems, notes=[], now=NOW)
     assert "\rMSA|AR|" in ack
+
+
+# --- whatever arrives ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["MSH|^~\\~|HIS", "MSH|^~a&|HIS", "MSH|^~|HIS", "MSH"])
+def test_encoding_characters_that_cannot_work_are_refused(header: str) -> None:
+    with pytest.raises(Hl7Unreadable, match="MSH"):
+        Message.read(header + "|H001|DW|DW|20261201||DFT^P03|M|P|2.5", "utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=400),
+            st.sampled_from(list("|^~\\&\r\nMSHFTPV019.-+ X\x0b\x1cE")),
+            st.sampled_from(["set", "insert", "delete"]),
+        ),
+        max_size=8,
+    ),
+    cut=st.integers(min_value=0, max_value=400),
+)
+def test_any_damaged_message_is_answered_never_crashes(
+    edits: list[tuple[int, str, str]], cut: int
+) -> None:
+    text = list(message(PV1, ft1(item=r"YP1^A\T\B\X41\^DRUG"), ft1(2, "T-2")))
+    for position, character, how in edits:
+        at = min(position, len(text) - 1)
+        if how == "set" and text:
+            text[at] = character
+        elif how == "insert":
+            text.insert(at, character)
+        elif text:
+            del text[at]
+    body = "".join(text)[: max(cut, 10)].encode()
+    try:
+        _, readings = read_submission(body, declared_charset=None, profiles=PROFILES, zone=SHANGHAI)
+    except Hl7Unreadable:
+        return
+    for reading in readings:
+        code = reading.mapped.refusal or "AA"
+        ack = build_ack(reading.message, code, problems=reading.mapped.problems, notes=[], now=NOW)
+        assert f"MSA{ack[3]}{code}" in ack

@@ -123,10 +123,11 @@ class Message:
 
     @classmethod
     def read(cls, text: str, charset: str) -> Message:
+        _check_encoding(text)
         try:
             parsed = hl7.parse(text)
-        except (hl7.ParseException, IndexError, ValueError) as error:
-            raise Hl7Unreadable(f"not an HL7 v2 message: {error}") from None
+        except (hl7.ParseException, IndexError, ValueError, AssertionError) as error:
+            raise Hl7Unreadable(f"not an HL7 v2 message: {error or type(error).__name__}") from None
         message = cls(text=text, charset=charset, parsed=parsed)
         counts: dict[str, int] = {}
         for segment in parsed:
@@ -239,6 +240,26 @@ class Message:
         ):
             text = text.replace(character, f"{escape}{code}{escape}")
         return text.replace("\r", f"{escape}.br{escape}").replace("\n", f"{escape}.br{escape}")
+
+
+def _check_encoding(text: str) -> None:
+    """MSH-1 and MSH-2: five distinct separators (and a truncation character in v2.7+),
+    none a letter, digit or space."""
+    if not text.startswith("MSH") or len(text) < 8:
+        raise Hl7Unreadable("a message starts with MSH and its encoding characters")
+    field_sep = text[3]
+    end = text.find(field_sep, 4)
+    encoding = text[4:end] if end >= 0 else ""
+    characters = field_sep + encoding
+    if (
+        len(encoding) not in (4, 5)
+        or len(set(characters)) != len(characters)
+        or any(c.isalnum() or c.isspace() for c in characters)
+    ):
+        raise Hl7Unreadable(
+            f"MSH-1/MSH-2: {characters!r} are not HL7 encoding characters (five distinct"
+            " separators such as |^~\\&, none a letter, digit or space)"
+        )
 
 
 def _is_hex(text: str) -> bool:
