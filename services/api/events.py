@@ -136,6 +136,7 @@ def _check_hospitals(caller: Principal, items: list[Any]) -> None:
 
 
 async def read_body(request: Request) -> bytes:
+    """The body, within EVENTS_BODY_LIMIT (BodyTooLarge with what was read otherwise)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > EVENTS_BODY_LIMIT:
         raise BodyTooLarge(b"")

@@ -361,7 +361,7 @@ def _financial(
     if not lines:
         raise Refused(
             "AE",
-            Problem("a DFT message needs at least one FT1 segment", Location("FT1", 0), 100),
+            Problem("a DFT message needs at least one FT1 segment", None, 100),
         )
     for line in lines:
         _line(message, line, reader, zone, base, mapped)
