@@ -553,3 +553,24 @@ def test_any_damaged_message_is_answered_never_crashes(
         code = reading.mapped.refusal or "AA"
         ack = build_ack(reading.message, code, problems=reading.mapped.problems, notes=[], now=NOW)
         assert f"MSA{ack[3]}{code}" in ack
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    quantity=st.integers(min_value=1, max_value=500),
+    unit=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4),
+)
+def test_money_from_either_amount_is_exact_and_agrees_with_the_contract(
+    quantity: int, unit: Decimal
+) -> None:
+    extended = (quantity * unit).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+    [from_unit] = events(message(PV1, ft1(quantity=str(quantity), extended="", unit=str(unit))))
+    assert Decimal(from_unit["amount"]) == extended
+    assert Decimal(from_unit["unit_price"]) == unit
+    result = mapped(message(PV1, ft1(quantity=str(quantity), extended=str(extended), unit="")))
+    if result.refusal is None:
+        [charge] = [event.event for event in result.events]
+        parse_event(charge)  # the contract's own check: amount = quantity x unit_price
+        assert Decimal(charge["amount"]) == extended
+    else:  # no unit price of 4 places gives this amount back: refused, never rounded away
+        assert "has no unit price of at most 4 decimal places" in str(result.problems[0])
