@@ -47,6 +47,9 @@ class ApiSettings(CommonSettings, WebhookSettings):
     # HL7 v2 facility profiles (a directory of YAML files, or one file); unset: the
     # profiles drgwatch ships (services/ingest/hl7/profiles/)
     hl7_profiles: Path | None = None
+    # `drgwatch api` also takes HL7 v2 over MLLP on this port (its --host; loopback in
+    # embedded mode); unset: no MLLP listener (`drgwatch up` has its own --mllp-port)
+    mllp_port: int | None = Field(default=None, ge=0, le=65_535)
 
     @property
     def time_bounds(self) -> TimeBounds:

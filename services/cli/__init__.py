@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument(
         "--fd", type=int, help="serve on this inherited listening socket instead of --host/--port"
     )
-    api.add_argument("--mllp-port", type=int, help="also take HL7 v2 over MLLP on this port")
+    api.add_argument(
+        "--mllp-port",
+        type=int,
+        help="also take HL7 v2 over MLLP on this port (default DRGWATCH_MLLP_PORT, unset: none)",
+    )
     api.add_argument(
         "--mllp-fd", type=int, help="take HL7 v2 over MLLP on this inherited listening socket"
     )
@@ -211,6 +215,7 @@ def _serve_api(
         print(f"drgwatch api: {refusal}", file=sys.stderr)
         return 1
     mllp = socket.socket(fileno=mllp_fd) if mllp_fd is not None else None
+    mllp_port = mllp_port if mllp_port is not None else settings.mllp_port
     if mllp is None and mllp_port is not None:
         from services.ports import listening_socket
 

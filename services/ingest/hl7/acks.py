@@ -75,7 +75,7 @@ def build_ack(
         text = fallback_reason
     segments = [
         field_sep.join(header[:1]) + field_sep + field_sep.join(header[1:]),
-        field_sep.join(["MSA", code, _raw(message, 10), escaped(text[:200])]),
+        field_sep.join(["MSA", code, _raw(message, 10), escaped(text[:200])]).rstrip(field_sep),
     ]
     for problem, severity in [(p, "E") for p in problems] + [(n, "W") for n in notes]:
         segments.append(_err(problem, severity, field_sep, component, escaped))
