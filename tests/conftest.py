@@ -88,10 +88,11 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
                 " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats,"
                 " identities, api_keys, webhook_subscriptions, webhook_deliveries,"
                 " webhook_attempts, webhook_digest_entries, departments, department_targets,"
-                " target_watches, sign_in_sessions"
+                " target_watches, sign_in_sessions, rule_versions, rule_heads, rule_switches"
                 " RESTART IDENTITY CASCADE"
             )
         )
         await connection.execute(text("UPDATE reference_version SET version = 0"))
+        await connection.execute(text("UPDATE rule_generation SET generation = 0"))
     yield engine
     await engine.dispose()

@@ -6,7 +6,7 @@ Roles (issue 5; DESIGN.md "Who uses it"):
 - department_head: reads, acknowledges and resolves the alerts and cases of their
   department(s) in their hospital(s);
 - insurance_office: everything of its hospitals, reviews resolutions, maintains
-  reference data;
+  reference data and the monitoring rules (department heads read the rules);
 - admin: everything, everywhere, and manages identities.
 
 Scope is enforced as "not found": a case or alert outside the caller's scope answers
@@ -37,6 +37,8 @@ Permission = Literal[
     "reference:write",
     "dead_letters:read",
     "identities:manage",
+    "rules:read",
+    "rules:write",
 ]
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -60,6 +62,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             "alerts:resolve",
             "subscriptions:manage",
             "reference:read",
+            "rules:read",
         }
     ),
     "insurance_office": frozenset(
@@ -74,6 +77,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             "reference:read",
             "reference:write",
             "dead_letters:read",
+            "rules:read",
+            "rules:write",
         }
     ),
     "admin": frozenset(get_args(Permission)),

@@ -30,8 +30,10 @@ from services.alerting import projector, rulewatch, targetwatch, transport
 from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
-from services.casecost.rules import CaseRules, RuleSet
+from services.casecost.rules import NO_SWITCHES, CaseRules, RuleSet, RuleSwitches
+from services.reference import registry
 from services.reference import service as catalogue_service
+from services.reference.exceptions import RuleFilesRefused
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
@@ -43,7 +45,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class ReferenceData:
     """The price book in use, reloaded when the database's reference version moves, with
-    the case rules in force compiled into it (`use_rules`)."""
+    the case rules in force compiled into it (`use_rules`): the rule registry's, less
+    their switches, read again when the registry's generation moves (`reload_rules`)."""
 
     sessions: async_sessionmaker[AsyncSession]
     zone: tzinfo | None = None  # the hospitals' time zone (the product's default if None)
@@ -51,15 +54,62 @@ class ReferenceData:
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     rules: RuleSet = field(default_factory=RuleSet)
+    switches: RuleSwitches = NO_SWITCHES
+    # the rule registry's generation the rules were read at (None: not read yet)
+    rules_generation: int | None = None
 
-    def use_rules(self, rules: RuleSet) -> None:
-        """Evaluate these rules from the next batch on (compiled in the price book's zone)."""
+    def use_rules(self, rules: RuleSet, switches: RuleSwitches = NO_SWITCHES) -> None:
+        """Evaluate these rules, less those switched off, from the next batch on (compiled
+        in the price book's zone)."""
         self.rules = rules
+        self.switches = switches
         self.price_book = self._with_rules(self.price_book)
 
     def _with_rules(self, book: PriceBook) -> PriceBook:
-        compiled = CaseRules.compile(self.rules, book.zone)
+        compiled = CaseRules.compile(self.rules, book.zone, self.switches)
         return replace(book, case_rules=compiled if compiled.rules else None)
+
+    async def import_rule_files(self, rules: RuleSet) -> None:
+        """Import the rule files into the registry, then evaluate the registry's rules.
+
+        A file the registry refuses (changed without a new version) is logged and the
+        registry's rules stay in force: `drgwatch rules reload` names the problem."""
+        async with self.sessions() as db_session:
+            try:
+                report = await registry.import_rules(
+                    db_session=db_session,
+                    rules=rules,
+                    changed_by="rule files (worker start)",
+                    now=datetime.now(UTC),
+                )
+            except RuleFilesRefused as error:
+                await db_session.rollback()
+                log.error("rule files not imported, the registry's rules stay:\n%s", error)
+            else:
+                if report.changed:
+                    await db_session.commit()
+                    for line in report.lines():
+                        log.info("rule %s", line)
+                else:
+                    await db_session.rollback()
+        await self.reload_rules()
+
+    async def reload_rules(self) -> bool:
+        """Evaluate the registry's rules if it changed since they were read; True if so."""
+        async with self.lock:
+            async with self.sessions() as db_session:
+                generation = await registry.registry_generation(db_session=db_session)
+                if generation == self.rules_generation:
+                    return False
+                in_force = await registry.rules_in_force(db_session=db_session)
+            self.use_rules(in_force.rule_set, in_force.switches)
+            self.rules_generation = in_force.generation
+        log.info(
+            "rules of registry generation %d in force (%d rules)",
+            in_force.generation,
+            len(in_force.rule_set.rules),
+        )
+        return True
 
     async def refresh_until_done(self) -> None:
         """Load the reference data, waiting out a database outage (pricing needs it)."""
@@ -295,8 +345,10 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         projector=ProjectorService(settings, engine, sessions),
     )
     # the rule files are read before anything starts: a file refused stops the worker here,
-    # naming the file, rule and field, rather than running without its rules
-    worker.reference.use_rules(load_rule_files(settings.rules_dir or DEFAULT_RULES_DIR))
+    # naming the file, rule and field, rather than running without its rules; once the
+    # database is there they are imported into the rule registry, whose rules are in force
+    file_rules = load_rule_files(settings.rules_dir or DEFAULT_RULES_DIR)
+    worker.reference.use_rules(file_rules)
     # the only way the events reach the worker: a fetched batch at a time (transport.py)
     transport.deliver_in_batches(app, events, worker.deliver)
 
@@ -310,10 +362,23 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 log.warning("database not reachable yet (%s); retrying", type(error).__name__)
                 await asyncio.sleep(1)
         await worker.reference.refresh_until_done()
+        while True:
+            try:
+                await worker.reference.import_rule_files(file_rules)
+                break
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("rule registry not readable (%s); retrying", type(error).__name__)
+                await asyncio.sleep(1)
 
     @app.timer(settings.reference_poll_seconds)
     async def _reload_reference() -> None:
         await worker.reprice_if_reference_changed()
+        # the rules follow the registry's generation: one cheap read per poll
+        if worker.reference.rules_generation is not None:
+            try:
+                await worker.reference.reload_rules()
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("rule registry not readable (%s)", type(error).__name__)
 
     @app.timer(settings.sequence_gap_check_seconds)
     async def _release_stale_gaps() -> None:
@@ -340,6 +405,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 worker.reference.rules.department_rules,
                 settings.zone,
                 datetime.now(UTC),
+                worker.reference.switches,
             )
 
     worker_id = f"{socket.gethostname()}:{os.getpid()}"

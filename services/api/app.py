@@ -8,10 +8,12 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
@@ -29,6 +31,7 @@ from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
 from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
+from services.api.fhir import router as fhir_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.hl7 import router as hl7_router
@@ -37,14 +40,19 @@ from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
 from services.api.ratelimit import SignInThrottle
 from services.api.reference.router import router as catalogue_router
+from services.api.rules.router import router as rules_router
 from services.api.settings import ApiSettings
 from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
+from services.ingest.fhir.mapping import load_mapping
 from services.ingest.hl7.mllp import MllpIntake, start_mllp
 from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
+from services.reference import registry
+from services.reference.exceptions import RuleFilesRefused
+from services.reference.rules import DEFAULT_RULES_DIR
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
 
@@ -56,11 +64,13 @@ def create_app(
     *,
     connect_broker: bool = True,
     clock: Clock = wall_clock,
+    import_rule_files: bool = True,
     mllp: socket.socket | None = None,
 ) -> FastAPI:
     """Wire settings, database, publisher and routers into one FastAPI app (`clock`: the
-    time sign-in sessions are opened, expired and throttled by; `mllp`: a listening
-    socket to serve HL7 v2 over MLLP on, beside HTTP)."""
+    time sign-in sessions are opened, expired and throttled by; `import_rule_files`:
+    import the rule files into the rule registry at start; `mllp`: a listening socket to
+    serve HL7 v2 over MLLP on, beside HTTP)."""
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
@@ -72,6 +82,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # embedded: upgrade to the head; production: refuse a database not at the head
         await schema.prepare(engine, mode=settings.mode)
+        if import_rule_files:
+            await _import_rule_files(sessions, settings)
         relay: asyncio.Task[None] | None = None
         if connect_broker:
             await _start_publisher(publisher)
@@ -133,9 +145,11 @@ def create_app(
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
+    app.state.fhir_mapping = load_mapping(settings.fhir_mapping)
     app.state.hl7_profiles = load_profiles(settings.hl7_profiles)
     for router in (
         ingest_router,
+        fhir_router,
         hl7_router,
         cases_router,
         precheck_router,
@@ -143,6 +157,7 @@ def create_app(
         alert_lifecycle_router,  # after alerts_router: /v1/alerts/stream is not an alert id
         subscriptions_router,
         catalogue_router,
+        rules_router,
         dead_letters_router,
         identities_router,
         indicators_router,
@@ -179,6 +194,32 @@ def create_app(
     _install_timing(app)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+async def _import_rule_files(
+    sessions: async_sessionmaker[AsyncSession], settings: ApiSettings
+) -> None:
+    """Import the rule files into the rule registry at start (the worker does too: the
+    registry takes them once). A file refused is logged; the registry's rules stay."""
+    directory = settings.rules_dir or DEFAULT_RULES_DIR
+    async with sessions() as db_session:
+        try:
+            report = await registry.import_rule_files(
+                db_session=db_session,
+                path=directory,
+                changed_by="rule files (api start)",
+                now=datetime.now(UTC),
+            )
+        except RuleFilesRefused as error:
+            await db_session.rollback()
+            log.error("rule files not imported, the registry's rules stay:\n%s", error)
+            return
+        if report.changed:
+            await db_session.commit()
+            for line in report.lines():
+                log.info("rule %s", line)
+        else:
+            await db_session.rollback()
 
 
 async def _start_publisher(publisher: EventPublisher) -> None:

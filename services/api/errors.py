@@ -7,7 +7,8 @@ does not answer is 503 with Retry-After on every route; any other unexpected err
 a bare 500 that names nothing of the request.
 
 Every body has `detail`; refusals that concern fields add `errors: [{field, reason}]`,
-and a refused batch adds `results` (one per event).
+and a refused batch adds `results` (one per event). POST /v1/fhir answers in FHIR: its
+refusals are an OperationOutcome (application/fhir+json) naming each element.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from services.errors import (
     UnsupportedMedia,
 )
 from services.ingest.exceptions import PayloadRejected
+from services.ingest.fhir.exceptions import FhirRefused
+from services.ingest.fhir.outcome import outcome_of
+from services.reference.exceptions import RuleFilesRefused, RuleRefused
 from services.storage.engine import is_unavailable
 from services.validation import FieldError, field_errors
 
@@ -54,6 +58,8 @@ STATUS_BY_KIND: tuple[tuple[type[DrgwatchError], int], ...] = (
     (RateLimited, 429),
     (Unavailable, 503),
 )
+FHIR_PATH = "/v1/fhir"
+FHIR_JSON = "application/fhir+json"
 # FastAPI's own answer to a body that is not UTF-8
 _BODY_PARSE_ERROR = "There was an error parsing the body"
 
@@ -73,6 +79,12 @@ def error_response(error: DrgwatchError) -> JSONResponse:
         body["errors"] = [e.model_dump() for e in error.errors]
         if error.results:
             body["results"] = [r.model_dump() for r in error.results]
+    if isinstance(error, RuleFilesRefused):
+        body["errors"] = [
+            {"field": problem.field or "file", "reason": str(problem)} for problem in error.problems
+        ]
+    if isinstance(error, RuleRefused):
+        body["errors"] = [e.model_dump() for e in error.errors]
     if isinstance(error, RequestBodyTooLarge):
         body["errors"] = [{"field": "body", "reason": f"larger than {error.limit} bytes"}]
     if isinstance(error, Unavailable | RateLimited):
@@ -80,6 +92,23 @@ def error_response(error: DrgwatchError) -> JSONResponse:
     if isinstance(error, Unauthenticated):
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status_of(error), headers=headers)
+
+
+def fhir_error_response(error: DrgwatchError) -> JSONResponse:
+    """The answer to a domain error on the FHIR route: an OperationOutcome."""
+    plain = error_response(error)
+    status = plain.status_code
+    body = (
+        error.outcome
+        if isinstance(error, FhirRefused)
+        else outcome_of(error.message, status=status)
+    )
+    headers = {
+        name: value
+        for name, value in plain.headers.items()
+        if name.lower() in ("retry-after", "www-authenticate")
+    }
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 def invalid_request(errors: list[FieldError]) -> JSONResponse:
@@ -93,7 +122,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers on the app."""
 
     @app.exception_handler(DrgwatchError)
-    async def _domain_error(_: Request, error: DrgwatchError) -> JSONResponse:
+    async def _domain_error(request: Request, error: DrgwatchError) -> JSONResponse:
+        if request.url.path == FHIR_PATH:
+            return fhir_error_response(error)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

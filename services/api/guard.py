@@ -44,6 +44,7 @@ JSON = frozenset({"application/json"})
 # routes whose bodies are not JSON, by path, with the media types each takes
 BODY_MEDIA_TYPES: Mapping[str, frozenset[str]] = {
     "/v1/hl7": frozenset({"x-application/hl7-v2+er7", "text/plain"}),
+    "/v1/fhir": frozenset({"application/fhir+json", "application/json"}),
 }
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

@@ -79,10 +79,55 @@ def build(app: FastAPI, *, production: bool) -> dict[str, Any]:
         # a person signed in with POST /v1/session; changes also need X-CSRF-Token
         "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
     }
+    components["OperationOutcome"] = OPERATION_OUTCOME
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             _document_errors(path, method, operation, production=production)
+            if path == FHIR_PATH:
+                _document_fhir(operation)
     return document
+
+
+FHIR_PATH = "/v1/fhir"
+FHIR_JSON = "application/fhir+json"
+OPERATION_OUTCOME: dict[str, Any] = {
+    "type": "object",
+    "description": "FHIR R4 OperationOutcome: each issue names the element (expression)",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"enum": ["fatal", "error", "warning", "information"]},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+
+def _document_fhir(operation: dict[str, Any]) -> None:
+    """POST /v1/fhir answers its own refusals as OperationOutcomes (application/fhir+json);
+    the guard's and the key check's refusals keep the common body."""
+    responses: dict[str, Any] = operation["responses"]
+    for status in ("400", "403", "413", "422", "503"):
+        responses[status].setdefault("content", {})[FHIR_JSON] = {
+            "schema": {"$ref": "#/components/schemas/OperationOutcome"}
+        }
+    responses["415"] = _error(
+        "Content-Type: the body must be application/fhir+json or application/json"
+    )
+    for status in ("200", "201"):
+        responses[status]["content"] = {
+            FHIR_JSON: {"schema": {"type": "object", "required": ["resourceType"]}}
+        }
 
 
 def _document_errors(

@@ -50,6 +50,9 @@ class ApiSettings(CommonSettings, WebhookSettings):
     # `drgwatch api` also takes HL7 v2 over MLLP on this port (its --host; loopback in
     # embedded mode); unset: no MLLP listener (`drgwatch up` has its own --mllp-port)
     mllp_port: int | None = Field(default=None, ge=0, le=65_535)
+    # the site's FHIR mapping for POST /v1/fhir (hospitals, departments, categories);
+    # unset: the shipped services/ingest/fhir/default-mapping.yaml
+    fhir_mapping: Path | None = None
 
     @property
     def time_bounds(self) -> TimeBounds:

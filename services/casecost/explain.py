@@ -24,6 +24,11 @@ A case with no positive cost has no driver. The sentences of `category` and `ite
 the costliest item (of that category) and the doctor who ordered the most on the case
 (cost is kept per doctor for the whole case, not per item).
 
+The case's rule findings (`RuleFinding`: what the monitoring rules raised on it) come
+with it, newest first, at most `RULE_FINDINGS_SHOWN`. When there are any, the sentences go
+on, after the driver, with the most severe of them (red before yellow before blue; the
+newest of equals): its rule's name and its own sentence, and how many there are in all.
+
 Shares are rounded to 4 places and money to the cent (half up), once, at the end; the
 excess is worked out from the typical share as published (4 places), so that a reader
 can redo it.
@@ -33,11 +38,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from services.casecost.pricing import CENT, RATIO_PLACES
+from services.casecost.pricing import CENT, LEVEL_RANK, RATIO_PLACES
 
 ACCELERATION_FACTOR = Decimal(2)
 ACCELERATION_BASELINE_DAYS = 2
@@ -45,6 +50,7 @@ CATEGORY_MARGIN = Decimal("0.05")
 ITEM_SHARE = Decimal("0.20")
 TOP_ITEMS = 5
 TOP_ORDERERS = 3
+RULE_FINDINGS_SHOWN = 10
 ZERO = Decimal(0)
 
 CATEGORY_ZH = {
@@ -144,6 +150,22 @@ class Driver:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleFinding:
+    """A rule alert of the case: which rule (and version) found what, and when."""
+
+    alert_id: str
+    rule_id: str
+    rule_version: int
+    rule_name_zh: str
+    rule_name_en: str
+    severity: str  # blue | yellow | red
+    text_zh: str
+    text_en: str
+    raised_at: datetime
+    occurred_at: datetime  # of the event that raised it (when the worker raised it: raised_at)
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     categories: tuple[CategoryCost, ...]
     typical: TypicalMix | None
@@ -153,11 +175,23 @@ class Explanation:
     driver: Driver | None
     summary_zh: str
     summary_en: str
+    rule_findings: tuple[RuleFinding, ...] = ()
+    rule_findings_total: int = 0  # the case's findings in all (the list is bounded)
 
 
-def explain(case: CaseFigures, typical: TypicalMix | None) -> Explanation:
+def explain(
+    case: CaseFigures,
+    typical: TypicalMix | None,
+    findings: Sequence[RuleFinding] = (),
+    findings_total: int | None = None,
+) -> Explanation:
     """The case's cost by category against `typical`, its top items and doctors, the day
-    its cost accelerated, its main driver and the two sentences that state it."""
+    its cost accelerated, its main driver, its rule `findings` (newest first, bounded),
+    and the two sentences that state the driver and then the most severe finding.
+
+    `findings` need not be all of them: the newest `RULE_FINDINGS_SHOWN` and the most
+    severe are enough, with `findings_total` saying how many there are in all."""
+    total_findings = len(findings) if findings_total is None else findings_total
     total = case.total_cost
     categories = _categories(case, typical)
     items = sorted(case.items, key=lambda item: (-item.amount, item.item_code))
@@ -177,6 +211,10 @@ def explain(case: CaseFigures, typical: TypicalMix | None) -> Explanation:
     summary_zh, summary_en = _sentences(
         case, driver, categories, top_items, top_orderers, accelerated
     )
+    if findings:
+        zh, en = _finding_sentences(most_severe(findings), total_findings)
+        summary_zh, summary_en = f"{summary_zh}；{zh}", f"{summary_en}; {en}"
+    newest = sorted(findings, key=lambda found: (found.raised_at, found.alert_id), reverse=True)
     return Explanation(
         categories=categories,
         typical=typical,
@@ -186,7 +224,26 @@ def explain(case: CaseFigures, typical: TypicalMix | None) -> Explanation:
         driver=driver,
         summary_zh=summary_zh,
         summary_en=summary_en,
+        rule_findings=tuple(newest[:RULE_FINDINGS_SHOWN]),
+        rule_findings_total=total_findings,
     )
+
+
+def most_severe(findings: Sequence[RuleFinding]) -> RuleFinding:
+    """The finding of the highest severity; the newest of equals."""
+    return max(
+        findings,
+        key=lambda found: (LEVEL_RANK.get(found.severity, 0), found.raised_at, found.alert_id),
+    )
+
+
+def _finding_sentences(found: RuleFinding, total: int) -> tuple[str, str]:
+    zh = f"规则预警「{found.rule_name_zh}」：{found.text_zh}"
+    en = f'rule alert "{found.rule_name_en}": {found.text_en}'
+    if total > 1:
+        zh += f"（共 {total} 条规则预警）"
+        en += f" ({total} rule alerts in all)"
+    return zh, en
 
 
 def accelerated_day(

@@ -349,6 +349,29 @@ class RuleSet:
         return tuple(rule for rule in self.rules if isinstance(rule, DEPARTMENT_RULE_TYPES))
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSwitches:
+    """Where rules are switched off: per rule, a hospital as a whole (department None) or
+    one department of a hospital. A department's own switch wins over its hospital's, so
+    a rule off for a hospital can stay on for one of its departments; no switch: the
+    rule's own `enabled` and scope decide."""
+
+    switches: Mapping[tuple[str, str, str | None], bool] = field(default_factory=dict)
+
+    def allows(self, rule_id: str, hospital_id: str, department: str | None) -> bool:
+        """Whether no switch turns the rule off for this hospital and department."""
+        if not self.switches:
+            return True
+        if department is not None:
+            own = self.switches.get((rule_id, hospital_id, department))
+            if own is not None:
+                return own
+        return self.switches.get((rule_id, hospital_id, None), True)
+
+
+NO_SWITCHES = RuleSwitches()
+
+
 # --- the memory of a case --------------------------------------------------------------------
 
 
@@ -512,11 +535,15 @@ class _Applicable:
 
 
 class CaseRules:
-    """The enabled case rules, compiled for evaluation in the hospitals' time zone."""
+    """The enabled case rules, compiled for evaluation in the hospitals' time zone, less
+    those switched off for a hospital or department (`switches`)."""
 
-    def __init__(self, rules: Iterable[CaseRule], zone: tzinfo) -> None:
+    def __init__(
+        self, rules: Iterable[CaseRule], zone: tzinfo, switches: RuleSwitches = NO_SWITCHES
+    ) -> None:
         self.rules = tuple(rule for rule in rules if rule.enabled)
         self.zone = zone
+        self.switches = switches
         # the categories whose items the memory tracks (those the repeat rules watch)
         tracked: set[str] = set()
         for rule in self.rules:
@@ -527,14 +554,22 @@ class CaseRules:
         self._applicable: dict[tuple[str, str | None], _Applicable] = {}
 
     @classmethod
-    def compile(cls, rule_set: RuleSet, zone: tzinfo) -> CaseRules:
-        return cls(rule_set.case_rules, zone)
+    def compile(
+        cls, rule_set: RuleSet, zone: tzinfo, switches: RuleSwitches = NO_SWITCHES
+    ) -> CaseRules:
+        return cls(rule_set.case_rules, zone, switches)
 
     def applicable(self, hospital_id: str, department: str | None) -> _Applicable:
         key = (hospital_id, department)
         known = self._applicable.get(key)
         if known is None:
-            rules = [rule for rule in self.rules if rule.applies_to(hospital_id, department)]
+            allows = self.switches.allows
+            rules = [
+                rule
+                for rule in self.rules
+                if rule.applies_to(hospital_id, department)
+                and allows(rule.id, hospital_id, department)
+            ]
             known = self._applicable[key] = _Applicable(
                 repeat_item=tuple(r for r in rules if isinstance(r, RepeatItemRule)),
                 order_bound=tuple(r for r in rules if isinstance(r, OrderBoundRule)),
@@ -1030,12 +1065,16 @@ def evaluate_department(
     period: DepartmentPeriod,
     drg_months: Mapping[str, Sequence[DrgMonth]],
     now: datetime,
+    switches: RuleSwitches = NO_SWITCHES,
 ) -> list[dict[str, Any]]:
     """The findings of the enabled department rules over a department's period figures
-    and, per DRG, its months up to the period's (oldest first)."""
+    and, per DRG, its months up to the period's (oldest first); a rule switched off for
+    the hospital or department (`switches`) is skipped."""
     findings: list[dict[str, Any]] = []
     for rule in rules:
         if not rule.enabled or not rule.applies_to(period.hospital_id, period.department):
+            continue
+        if not switches.allows(rule.id, period.hospital_id, period.department):
             continue
         if isinstance(rule, CostPerCaseGrowthRule):
             found = cost_per_case_growth(rule, period, now)

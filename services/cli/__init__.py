@@ -28,6 +28,7 @@ DATA_COMMANDS: dict[str, Callable[[argparse.Namespace, Client, Output], Awaitabl
     "thresholds": reference_commands.run_thresholds,
     "users": user_commands.run,
     "briefing": briefing_command.run,
+    "rules": rule_commands.run_reload,
 }
 
 
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_worker()
     if args.command == "db":
         return db_commands.run(args)
-    if args.command == "rules":
+    if args.command == "rules" and args.rules_command == "validate":
         return rule_commands.run(args)
     if args.command == "topics":
         from services.topics import create_topics
@@ -315,6 +316,10 @@ async def _data_command(args: argparse.Namespace) -> int:
     except ValidationError as error:
         raise CommandError(f"DRGWATCH_* settings: {summary(field_errors(error))}") from None
     target = resolve(args, settings)
+    if args.command == "rules" and args.directory is not None:
+        if target.url is not None:
+            raise CommandError("with --url the service reloads its own rules directory: no DIR")
+        settings = settings.model_copy(update={"rules_dir": args.directory})
     async with connect(target, settings) as client:
         await DATA_COMMANDS[args.command](args, client, Output(as_json=args.json))
     return 0

@@ -91,6 +91,13 @@ def summary(briefing: dict[str, Any]) -> list[str]:
     raised = ", ".join(f"{level} {n}" for level, n in tally["raised"].items())
     handled = ", ".join(f"{status} {n}" for status, n in tally["by_status"].items()) or "none"
     lines += ["", f"alerts: escalations {raised}; by status {handled}"]
+    found: dict[str, int] = {}
+    for alert in briefing["alerts"]:
+        if alert["kind"] == "rule":
+            found[alert["rule_id"]] = found.get(alert["rule_id"], 0) + 1
+    if found:
+        by_rule = ", ".join(f"{rule_id} {n}" for rule_id, n in sorted(found.items()))
+        lines.append(f"rule alerts: {sum(found.values())} ({by_rule})")
     return lines
 
 

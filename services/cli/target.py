@@ -262,7 +262,8 @@ async def connect(target: Target, settings: CommandSettings) -> AsyncIterator[Cl
     # the app would announce that requests without a key act as the local admin: true
     # here, and said in the module docstring, not on every command
     logging.getLogger("services.api.app").setLevel(logging.ERROR)
-    app = create_app(app_settings, connect_broker=False)
+    # the rules are the command's to import (`drgwatch rules reload`), not the start's
+    app = create_app(app_settings, connect_broker=False, import_rule_files=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(

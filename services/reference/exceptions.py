@@ -6,7 +6,9 @@ ReferenceDataError
  ├── UnknownThresholds    no thresholds set for that hospital and DRG       (NotFound)
  ├── AlreadyWithdrawn     a catalogue withdrawn before                      (Conflict)
  ├── CatalogueRefused     an import that would price cases wrongly         (Invalid)
- └── RuleFilesRefused     rule files that do not validate, every problem   (Invalid)
+ ├── RuleFilesRefused     rule files that do not validate or import, every problem (Invalid)
+ ├── RuleRefused          a rule written to the API that does not validate  (Invalid)
+ └── UnknownRule          no such rule in the registry                      (NotFound)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from services.errors import Conflict, DrgwatchError, Invalid, NotFound
 
 if TYPE_CHECKING:
     from services.reference.rules import RuleProblem
+    from services.validation import FieldError
 
 
 class ReferenceDataError(DrgwatchError):
@@ -50,3 +53,17 @@ class RuleFilesRefused(ReferenceDataError, Invalid):
     def __init__(self, problems: Sequence[RuleProblem]) -> None:
         super().__init__("\n".join(str(problem) for problem in problems))
         self.problems = list(problems)
+
+
+class RuleRefused(ReferenceDataError, Invalid):
+    """A rule written to the API that does not validate: `errors` names each field."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__(
+            "the rule is invalid: " + "; ".join(f"{e.field}: {e.reason}" for e in errors)
+        )
+        self.errors = list(errors)
+
+
+class UnknownRule(ReferenceDataError, NotFound):
+    pass

@@ -397,7 +397,7 @@ class WebhookSubscription(Base):
     departments: Mapped[list[str]] = mapped_column(JSON)
     min_level: Mapped[str] = mapped_column(String(16))
     blue_digest: Mapped[bool] = mapped_column(Boolean)
-    # alert kinds sent (level, forecast); None or empty: every kind
+    # alert kinds sent (level, forecast, target, rule); None or empty: every kind
     kinds: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -510,3 +510,61 @@ class TargetWatch(Base):
     ratio: Mapped[Decimal] = mapped_column(ExactDecimal(12, 4))
     alerts_raised: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RuleVersionRecord(Base):
+    """Every version of every monitoring rule, as validated (the rule's JSON), with where
+    it came from (`file:<name>` or `api`), who made it and when."""
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (UniqueConstraint("rule_id", "version", name="uq_rule_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))
+    rule: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(300))
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RuleHead(Base):
+    """Each rule's newest version, and whether it is in force: a rule last written by a
+    file stops being in force when no rule file holds it any more."""
+
+    __tablename__ = "rule_heads"
+
+    rule_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    in_force: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RuleSwitchRecord(Base):
+    """A rule switched off (or on) for a hospital, or one department of it (`department`
+    '' for the whole hospital); every change is a row, the newest per rule, hospital and
+    department is in force, and `enabled` null clears the switch."""
+
+    __tablename__ = "rule_switches"
+    __table_args__ = (Index("ix_rule_switches_key", "rule_id", "hospital_id", "department", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    hospital_id: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RuleGeneration(Base):
+    """Bumped (row 1) with every change of the rule registry, first thing in its
+    transaction: writers queue behind its row lock, and workers poll it to reload."""
+
+    __tablename__ = "rule_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigId)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,7 +10,9 @@ from typing import Any
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.casecost.pricing import Catalogue, DrgGroup, PriceBook
+from services.casecost.rules import CaseRules
 from services.casecost.state import CaseState
+from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 
 BASE_RATES = {"employee": Decimal("12252.70"), "resident": Decimal("9649.24")}
 FM15_WEIGHT = Decimal("3.2973")
@@ -37,6 +39,12 @@ PRICE_BOOK = PriceBook(
             },
         ),
     ),
+)
+
+# the same, with the case rules drgwatch ships compiled in (as the worker runs them)
+RULES_PRICE_BOOK = replace(
+    PRICE_BOOK,
+    case_rules=CaseRules.compile(load_rule_files(DEFAULT_RULES_DIR), PRICE_BOOK.zone),
 )
 
 

@@ -29,6 +29,7 @@ from tests.api.conftest import Api
 from tests.api.helpers import OPERATOR_KEY, charge
 from tests.api.live import serving
 from tests.api.test_alerts import build, write
+from tests.unit import fhir_samples
 
 ROLES = ("his_h1", "head_card", "office_h1", "office_all", "admin")
 
@@ -69,6 +70,7 @@ async def _identities(api: Api) -> dict[str, Caller]:
 @pytest.fixture
 async def callers(api: Api) -> dict[str, Caller]:
     await write(api, build())
+    api.app.state.fhir_mapping = fhir_samples.MAPPING
     return await _identities(api)
 
 
@@ -96,6 +98,20 @@ CATALOGUE = {
 }
 THRESHOLDS = {"blue": "0.9", "yellow": "0.95", "red": "1.0"}
 PRECHECK = {"items": [{"item_code": "STENT", "quantity": "1", "unit_price": "100.00"}]}
+
+# a rule written through the matrix: switched off and for H001 only, so that nothing it
+# leaves in the registry raises anything anywhere
+MATRIX_RULE = {
+    "rule": {
+        "name": {"zh": "矩阵", "en": "Matrix"},
+        "kind": "order_bound",
+        "severity": "blue",
+        "enabled": False,
+        "hospitals": ["H001"],
+    }
+}
+READ_RULES = dict(his_h1=403, head_card=200, office_h1=200, office_all=200, admin=200)
+WRITE_RULES = dict(his_h1=403, head_card=403, office_h1=200, office_all=200, admin=200)
 
 # (method, path, body, {caller: expected status}); one row per endpoint and scope case
 MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
@@ -182,6 +198,24 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         "POST",
         "/v1/hl7",
         _hl7_charge("m-hl7-h2", "H002"),
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=200),
+    ),
+    # the same Encounter from each caller that may post: the first records it (201), the
+    # next adds nothing new (200); a Bundle is answered 200 with a response per entry
+    (
+        "POST",
+        "/v1/fhir",
+        fhir_samples.encounter("E9"),
+        dict(his_h1=201, head_card=403, office_h1=403, office_all=403, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/fhir",
+        fhir_samples.bundle(
+            "batch",
+            fhir_samples.encounter("E10"),
+            fhir_samples.encounter("E11", serviceProvider={"reference": "Organization/H002"}),
+        ),
         dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=200),
     ),
     (
@@ -364,6 +398,44 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         {"name": "matrix system", "role": "hospital_system", "hospitals": ["H001"]},
         dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=201),
     ),
+    # monitoring rules: department heads read them; the insurance office and admins change
+    # them, a hospital's office only rules and switches of its own hospitals
+    ("GET", "/v1/rules", None, READ_RULES),
+    ("GET", "/v1/rules/repeat-exam", None, READ_RULES),
+    (
+        "GET",
+        "/v1/rules/no-such-rule",
+        None,
+        dict(his_h1=403, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "PUT",
+        "/v1/rules/matrix-rule",
+        MATRIX_RULE,
+        dict(his_h1=403, head_card=403, office_h1=201, office_all=200, admin=200),
+    ),
+    # a rule for every hospital: not one hospital's office's to write
+    (
+        "PUT",
+        "/v1/rules/matrix-wide",
+        {"rule": {**MATRIX_RULE["rule"], "hospitals": []}},
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=201, admin=200),
+    ),
+    (
+        "PUT",
+        "/v1/rules/repeat-exam/switches",
+        {"hospital_id": "H001", "department": "CARD", "enabled": True},
+        WRITE_RULES,
+    ),
+    (
+        "PUT",
+        "/v1/rules/repeat-exam/switches",
+        {"hospital_id": "H002", "enabled": True},
+        {**WRITE_RULES, "office_h1": 403},
+    ),
+    ("DELETE", "/v1/rules/repeat-exam/switches?hospital_id=H001", None, WRITE_RULES),
+    ("POST", "/v1/rules/reload", None, WRITE_RULES),
+    ("POST", "/v1/rules/dry-run", MATRIX_RULE, WRITE_RULES),
     (
         "GET",
         "/v1/identities",
@@ -496,6 +568,10 @@ def _template(path: str) -> str:
         ("CARD", "{department}"),
         ("SURG", "{department}"),
         ("2026-12", "{period}"),
+        ("repeat-exam", "{rule_id}"),
+        ("matrix-rule", "{rule_id}"),
+        ("matrix-wide", "{rule_id}"),
+        ("no-such-rule", "{rule_id}"),
     ):
         path = path.replace(f"/{concrete}", f"/{name}")
     return path
@@ -556,7 +632,8 @@ async def test_each_role_against_each_endpoint(
             )
         got[name] = response.status_code
         if response.status_code in (403, 404):
-            assert response.json()["detail"], response.text
+            refusal = response.json()  # FHIR's refusals are OperationOutcomes
+            assert refusal.get("detail") or refusal["issue"][0]["diagnostics"], response.text
     assert got == expected
 
 
@@ -842,3 +919,45 @@ async def test_reference_data_of_another_hospital_is_neither_seen_nor_changed(
     assert withdrawn == 1
     by = await api.scalar("SELECT withdrawn_by FROM drg_catalogues WHERE withdrawn_at IS NOT NULL")
     assert by == "office_h1"
+
+
+async def test_rules_of_another_hospital_are_neither_seen_nor_switched(
+    api: Api, callers: dict[str, Caller]
+) -> None:
+    admin = callers["admin"].headers
+    for hospital in ("H001", "H002"):
+        switched = await api.client.put(
+            "/v1/rules/repeat-exam/switches",
+            json={"hospital_id": hospital, "enabled": False},
+            headers=admin,
+        )
+        assert switched.status_code == 200, switched.text
+
+    async def switches(name: str) -> set[str]:
+        listed = await api.client.get("/v1/rules", headers=callers[name].headers)
+        assert listed.status_code == 200, listed.text
+        [rule] = [item for item in listed.json()["items"] if item["rule_id"] == "repeat-exam"]
+        detail = await api.client.get("/v1/rules/repeat-exam", headers=callers[name].headers)
+        history = {switch["hospital_id"] for switch in detail.json()["switch_history"]}
+        shown = {switch["hospital_id"] for switch in rule["switches"]}
+        assert history == shown
+        return shown
+
+    assert await switches("head_card") == {"H001"}
+    assert await switches("office_h1") == {"H001"}
+    assert await switches("office_all") == {"H001", "H002"}
+
+    async def checked(name: str) -> int:
+        trial = {"rule": {**MATRIX_RULE["rule"], "hospitals": []}}
+        ran = await api.client.post("/v1/rules/dry-run", json=trial, headers=callers[name].headers)
+        assert ran.status_code == 200, ran.text
+        return int(ran.json()["cases_checked"])
+
+    # the open cases of the caller's hospitals: H001/C1 and C2; H002/C1 too for every hospital
+    assert (await checked("office_h1"), await checked("office_all")) == (2, 3)
+    foreign = await api.client.post(
+        "/v1/rules/dry-run",
+        json={"rule": MATRIX_RULE["rule"], "hospital_id": "H002"},
+        headers=callers["office_h1"].headers,
+    )
+    assert (foreign.status_code, foreign.json()["cases_checked"]) == (200, 0)

@@ -8,10 +8,12 @@ resolved by the app's authentication middleware.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -33,8 +35,10 @@ from services.alerting.alerts.lifecycle import (
     next_status,
 )
 from services.alerting.projector import write_batch
+from services.casecost.rules import CaseRules
+from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from tests.api.conftest import Api
-from tests.api.corefactory import CaseBuilder
+from tests.api.corefactory import PRICE_BOOK, CaseBuilder
 
 # who acts, as specs: each test creates these identities with real API keys
 WANG = Principal("wang", "Dr Wang", "department_head", frozenset({"H001"}), frozenset({"CARD"}))
@@ -472,6 +476,27 @@ async def test_the_timeline_tells_the_case_story_in_order(
         else:
             assert entry["action"]["actor"]["identity_id"] in {IDS["wang"], IDS["zhao"]}
             assert entry["alert"] is None
+
+
+async def test_a_rule_alert_in_the_timeline_reads_as_its_rule_and_finding(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    # the shipped rules: an order of 10 lab tests is above the bound of 5 (large-order)
+    rules = CaseRules.compile(load_rule_files(DEFAULT_RULES_DIR), ZoneInfo("Asia/Shanghai"))
+    book = dataclasses.replace(PRICE_BOOK, case_rules=rules)
+    case = CaseBuilder("H001", "C1", clock=datetime.now(UTC) - timedelta(hours=1), price_book=book)
+    case.admit().cost("450.00", category="lab", item_code="L2205", quantity="10")
+    await write(api, case)
+
+    response = await client.get("/v1/hospitals/H001/cases/C1/timeline", headers=as_(WANG))
+
+    assert response.status_code == 200, response.text
+    entries = response.json()["entries"]
+    (entry,) = [e for e in entries if (e.get("alert") or {}).get("kind") == "rule"]
+    alert = entry["alert"]
+    assert (alert["rule_id"], entry["level"]) == ("large-order", "yellow")
+    assert entry["summary"] == f"rule Unusually large order (yellow): {alert['text_en']}"
+    assert "quantity 10 over the bound of 5" in entry["summary"]
 
 
 # --- the acknowledged level (the notifier's rule) ----------------------------------------

@@ -211,6 +211,9 @@ EXPLAINED_AA11 = {
     ],
     "accelerated": {"day": "2026-11-27", "amount": "9000.00", "baseline": "1000.00"},
     "driver": {"kind": "category", "category": "consumable", "item_code": None, "day": None},
+    # no monitoring rule found anything on it (tests/api/test_rule_alerts.py: some did)
+    "rule_findings": [],
+    "rule_findings_total": 0,
     "summary_zh": "耗材占费用 82%（AA11 本院同组典型 20%）；主要为冠脉支架 ×3（9000.00 元）"
     "；开单最多的医生 D1024",
     "summary_en": "consumables are 82% of cost against 20% typical for AA11; "

@@ -52,10 +52,17 @@ TABLES_ADDED_SINCE_MIGRATIONS = {
     "department_targets",
     "sign_in_sessions",
     "target_watches",
+    "rule_versions",
+    "rule_heads",
+    "rule_switches",
+    "rule_generation",
 }
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since
-INDEXES_ADDED_SINCE_MIGRATIONS = {("cases", "ix_cases_discharged")}
+INDEXES_ADDED_SINCE_MIGRATIONS = {
+    ("cases", "ix_cases_discharged"),
+    ("rule_switches", "ix_rule_switches_key"),
+}
 FIRST_TABLES = [
     table for table in Base.metadata.sorted_tables if table.name not in TABLES_ADDED_SINCE_FIRST
 ]

@@ -29,14 +29,14 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from services.alerting.rulewatch import (
+from services.alerting.rulefigures import (
     DepartmentFigures,
     department_figures,
     drg_run_length,
     shift_month,
-    sweep,
 )
-from services.casecost.rules import DepartmentPeriod, DepartmentRule, DrgMonth
+from services.alerting.rulewatch import sweep
+from services.casecost.rules import DepartmentPeriod, DepartmentRule, DrgMonth, RuleSwitches
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.settings import CommonSettings
 from services.storage.models import CaseRecord
@@ -286,6 +286,21 @@ async def test_the_rules_raise_their_findings_once_each(cases: Api) -> None:
     assert len(await rule_alerts(cases)) == 6
 
 
+async def test_a_rule_switched_off_is_not_judged_there(cases: Api) -> None:
+    switches = RuleSwitches(
+        {
+            ("cost-per-case-growth", "H002", None): False,  # all of H002
+            ("drg-over-standard", "H001", "RUN"): False,  # one department of H001
+        }
+    )
+    assert await sweep(cases.engine, cases.sessions, RULES, ZONE, NOW, switches) == 3
+    assert sorted((a["hospital_id"], a["department"]) for a in await rule_alerts(cases)) == [
+        ("H001", "GROW"),
+        ("H001", "LOW"),
+        ("H001", "PREV"),
+    ]
+
+
 async def test_checks_at_once_raise_each_finding_once(cases: Api) -> None:
     raised = await asyncio.gather(
         *(sweep(cases.engine, cases.sessions, RULES, ZONE, NOW) for _ in range(4))
@@ -367,9 +382,10 @@ async def test_a_department_rule_alert_is_handled_and_briefed_like_any_alert(cas
     assert (briefed["status"], briefed["reason"]) == ("resolved", "management_gap")
     assert briefing["red_cases"] == []
     csv_text = (await cases.client.get(weekly, params={**params, "format": "csv"})).text
-    assert "LOW 2026-11 监控规则：低倍率病例占比过高" in csv_text
+    assert "科室 LOW 2026-11,LOW,黄色,规则预警 · 低倍率病例占比过高：" in csv_text
     page = (await cases.client.get(weekly, params={**params, "format": "html", "lang": "en"})).text
-    assert "LOW 2026-11 monitoring rule: Too many low-ratio cases" in page
+    assert "<td>department LOW 2026-11</td>" in page
+    assert "<td>Rule alert · Too many low-ratio cases: " in page
 
 
 def test_months_shift_across_years_and_the_run_is_the_longest_rule_asks_for() -> None:

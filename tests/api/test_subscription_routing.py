@@ -68,7 +68,7 @@ async def test_routing_follows_roles_filters_and_the_owners_scope(hooks: Hooks) 
             sentinel in alert_ids(hooks.receiver, "head")
             and sentinel in alert_ids(hooks.receiver, "office")
         ),
-        3,
+        15,
         "the sentinel at both",
     )
     await hooks.deliveries_when(narrow_sub["id"], settled, office)
@@ -96,7 +96,7 @@ async def test_routing_follows_roles_filters_and_the_owners_scope(hooks: Hooks) 
             text("UPDATE identities SET departments = '[\"NEUR\"]' WHERE role = 'department_head'")
         )
     later = await raise_alert(hooks.sessions, case_id="C10")
-    await until(lambda: later in alert_ids(hooks.receiver, "office"), 3, "the later alert")
+    await until(lambda: later in alert_ids(hooks.receiver, "office"), 15, "the later alert")
     await asyncio.sleep(0.3)
     assert later not in alert_ids(hooks.receiver, "head")
     assert len(await hooks.deliveries(head_sub["id"], head)) == 3
@@ -254,13 +254,13 @@ async def test_an_acknowledged_case_is_not_notified_again_for_the_same_level(
         sentinel = await raise_alert(hooks.sessions, case_id="S", department="CARD")
         # the two fan out together and are sent concurrently: once the sentinel is in,
         # the alert's delivery (if it is news) exists, and is waited for until sent
-        await until(lambda: sentinel in alert_ids(hooks.receiver, "head"), 3, "the sentinel")
+        await until(lambda: sentinel in alert_ids(hooks.receiver, "head"), 15, "the sentinel")
         async with hooks.sessions() as db_session:
             delivery = await db_session.scalar(
                 select(func.count()).where(WebhookDelivery.alert_id == alert_id)
             )
         if delivery:
-            await until(lambda: alert_id in alert_ids(hooks.receiver, "head"), 3, "the alert")
+            await until(lambda: alert_id in alert_ids(hooks.receiver, "head"), 15, "the alert")
         return alert_id
 
     yellow = await raise_and_settle(level="yellow", previous_level="blue")
@@ -414,5 +414,71 @@ async def test_department_rule_alerts_reach_that_departments_head_and_the_office
     assert (message["data"]["rule_id"], message["data"]["case_id"]) == ("low-ratio-share", "")
     assert (message["data"]["department"], message["data"]["rule_period"]) == ("CARD", "2026-11")
     [robot] = [r.payload["markdown"]["content"] for r in hooks.receiver.got("head")]
-    assert "监控规则预警 黄色：低倍率病例占比过高" in robot
+    assert robot.startswith("### 🟡 规则预警 · 低倍率病例占比过高\n")
     assert "> 科室：**H001 / CARD**　期间：2026-11" in robot
+
+
+async def test_rule_alerts_reach_subscriptions_that_want_them_titled_by_their_rule(
+    hooks: Hooks,
+) -> None:
+    head = await hooks.identity("department_head", ["H001"], ["CARD"])
+    other_head = await hooks.identity("department_head", ["H001"], ["SURG"])
+    office = await hooks.identity("insurance_office", ["H001"], [])
+    head_sub = await hooks.subscribe("head", head, format="dingtalk")
+    other_sub = await hooks.subscribe("other", other_head)
+    rules_sub = await hooks.subscribe("rules", office, kinds=["rule"], format="wecom")
+    levels_sub = await hooks.subscribe("levels", office, kinds=["level"])
+    standard_sub = await hooks.subscribe("standard", office, kinds=["rule"])
+    assert rules_sub["kinds"] == ["rule"]
+
+    # a yellow finding on a case standing at red: a yellow alert, not a red one
+    case_rule = await raise_alert(
+        hooks.sessions, level="yellow", previous_level="red", transition="raised", kind="rule"
+    )
+    department_rule = await raise_alert(
+        hooks.sessions,
+        case_id="",
+        level="yellow",
+        previous_level="none",
+        transition="raised",
+        kind="rule",
+    )
+    red = await raise_alert(hooks.sessions, case_id="C2")
+
+    for subscription, owner in (
+        (head_sub, head),
+        (rules_sub, office),
+        (levels_sub, office),
+        (standard_sub, office),
+    ):
+        await hooks.deliveries_when(subscription["id"], settled, owner)
+    await until(lambda: len(hooks.receiver.got("head")) == 3, 3, "all three at the head")
+    await until(lambda: len(hooks.receiver.got("rules")) == 2, 3, "both findings")
+    assert hooks.receiver.got("other") == []
+    listed = await hooks.client.get(
+        f"/v1/subscriptions/{other_sub['id']}/deliveries",
+        headers={"Authorization": f"Bearer {other_head}"},
+    )
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert alert_ids(hooks.receiver, "levels") == [red]
+    assert sorted(alert_ids(hooks.receiver, "standard")) == sorted([case_rule, department_rule])
+    standard = {r.payload["data"]["alert_id"]: r.payload for r in hooks.receiver.got("standard")}
+    assert standard[case_rule]["type"] == "alert.rule"
+    assert standard[case_rule]["data"]["rule_name"] == {
+        "zh": "重复检查检验",
+        "en": "Repeated exam or lab",
+    }
+    assert standard[department_rule]["data"]["case_id"] == ""
+    wecom = [r.payload["markdown"]["content"] for r in hooks.receiver.got("rules")]
+    case_text = next(text for text in wecom if "病例" in text)
+    assert case_text.startswith("### 🟡 规则预警 · 重复检查检验\n")
+    assert "头颅CT（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费" in case_text
+    department_text = next(text for text in wecom if "病例" not in text)
+    assert department_text.startswith("### 🟡 规则预警 · 科室例均费用增长过快\n")
+    assert "> 科室：**H001 / CARD**" in department_text
+    titles = [r.payload["markdown"]["title"] for r in hooks.receiver.got("head")]
+    assert sorted(titles) == [
+        "🔴 DRG 费用预警 红色（升级）",
+        "🟡 规则预警 · 科室例均费用增长过快",
+        "🟡 规则预警 · 重复检查检验",
+    ]

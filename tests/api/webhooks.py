@@ -218,7 +218,7 @@ class Hooks:
         subscription_id: str,
         condition: Callable[[list[dict[str, Any]]], bool],
         key: str | None = None,
-        timeout: float = 3.0,
+        timeout: float = 15.0,
     ) -> list[dict[str, Any]]:
         """The deliveries once `condition` holds (attempts are recorded after the answer)."""
         started = time.monotonic()
@@ -281,7 +281,9 @@ async def raise_alert(
 ) -> str:
     """An alert as the projector (or the target watch) writes it; its alert_id. A
     forecast alert carries a projection of 45000.00; a target alert is about November
-    2026's total cost of its department, projected at 45000.00."""
+    2026's total cost of its department, projected at 45000.00; a rule alert is a repeated
+    CT found by repeat-exam (version 1) on a case, or, without a case, the department's
+    cost per case up 20% in November 2026 (cost-per-case-growth)."""
     global _alert_counter
     _alert_counter += 1
     alert_id = str(uuid.uuid4())
@@ -305,14 +307,43 @@ async def raise_alert(
                 raised_at=now,
                 top_contributors=CONTRIBUTORS,
                 kind=kind,
-                projected_total=Decimal("45000.00") if kind != "level" else None,
-                projected_ratio=Decimal("1.1139") if kind != "level" else None,
+                projected_total=Decimal("45000.00") if kind in ("forecast", "target") else None,
+                projected_ratio=Decimal("1.1139") if kind in ("forecast", "target") else None,
                 target_period="2026-11" if kind == "target" else None,
                 target_measure="total_cost" if kind == "target" else None,
+                **(_rule_columns(case_id, department) if kind == "rule" else {}),
             )
         )
         await db_session.commit()
     return alert_id
+
+
+def _rule_columns(case_id: str, department: str | None) -> dict[str, Any]:
+    if case_id:
+        return {
+            "rule_id": "repeat-exam",
+            "rule_version": 1,
+            "rule_period": "2026-11-22/CT01",
+            "detail": {
+                "item_code": "CT01",
+                "rule_name": {"zh": "重复检查检验", "en": "Repeated exam or lab"},
+            },
+            "text_zh": "头颅CT（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费",
+            "text_en": "头颅CT (CT01) charged again on 2026-11-22, within 3 days of 2026-11-20",
+        }
+    return {
+        "rule_id": "cost-per-case-growth",
+        "rule_version": 1,
+        "rule_period": "2026-11",
+        "detail": {
+            "growth": "0.2000",
+            "rule_name": {"zh": "科室例均费用增长过快", "en": "Department cost per case rising"},
+        },
+        "text_zh": f"{department} 2026-11 例均费用 12000.00 元，较去年同期 10000.00 元上升 20%，"
+        "超过 15%",
+        "text_en": f"{department} cost per case in 2026-11 is 12000.00, up 20% on the same period"
+        " last year (10000.00), more than 15%",
+    }
 
 
 async def until(condition: Callable[[], bool], timeout: float, what: str) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.reference.rules import DEFAULT_RULES_DIR
 from tests.browser.hospital_day import HOSPITAL, a_stay
 from tests.conftest import _new_database
 from tests.integration.harness import TARGET_WATCH, Stack, running_stack
@@ -26,6 +27,13 @@ SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 768, "height": 1024}
 TABLET_LANDSCAPE = {"width": 1024, "height": 768}
+# the browser's stacks run the monitoring rules drgwatch ships (the harness runs none unless
+# told), so the pages show rule alerts as a hospital would see them; the department rules
+# are judged every half second
+SHIPPED_RULES = {
+    "DRGWATCH_RULES_DIR": str(DEFAULT_RULES_DIR),
+    "DRGWATCH_RULE_CHECK_SECONDS": "0.5",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,9 @@ def browser(stack: Stack) -> Iterator[object]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack in embedded mode, on a database of this module's own."""
     for database_url in _new_database():
-        with running_stack(tmp_path_factory.mktemp("stack"), database_url, TARGET_WATCH) as running:
+        with running_stack(
+            tmp_path_factory.mktemp("stack"), database_url, {**TARGET_WATCH, **SHIPPED_RULES}
+        ) as running:
             yield running
 
 

@@ -88,8 +88,10 @@ def test_overview_counts_and_a_new_alert_arrive_without_a_reload(
         ]
     )
     live = page.get_by_test_id("live-alerts")
-    live.get_by_text("C-2001").wait_for(timeout=15_000)
-    assert "红色预警" in live.inner_text()
+    # its cost alert (the day's charges also trip the shipped rule daily-spike)
+    cost_alert = live.locator("li", has_text="C-2001").filter(has_not_text="规则预警")
+    cost_alert.first.wait_for(timeout=15_000)
+    expect(cost_alert.first).to_contain_text("红色预警")
     expect(page.get_by_test_id("count-red")).to_have_text(re.compile(r"^\s*2\b"), timeout=15_000)
     assert page.evaluate("window.__same_document") is True  # no reload happened
     assert problems == []
@@ -101,11 +103,16 @@ def test_the_feed_opens_with_the_alerts_raised_before_the_page(
     page, problems = browser_page
     page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
     earlier = page.get_by_test_id("earlier-alerts")
-    # C-1002 went red while the hospital's day was posted, before the page opened
-    earlier.locator("li", has_text="C-1002").first.wait_for(timeout=15_000)
-    assert "红色预警" in earlier.inner_text()
+    earlier.locator("li").first.wait_for(timeout=15_000)
     newest = hospital.all_alerts(hospital_id=HOSPITAL)[0]
     assert newest["case_id"] in earlier.locator("li").first.inner_text()
+    # C-1002 went red while the hospital's day was posted, before the page opened: among
+    # the cost alerts (the shipped rules' findings on the same charges came after it)
+    page.get_by_test_id("kind-filter").get_by_text("费用", exact=True).click()
+    earlier.locator("li", has_text="C-1002").filter(has_text="红色预警").first.wait_for(
+        timeout=15_000
+    )
+    assert "规则预警" not in earlier.inner_text()
     assert problems == []
 
 
@@ -415,12 +422,17 @@ def test_a_resolution_goes_to_review_and_the_office_approves_it(
     page, problems = browser_page
     page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/RESP")
     alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    # its cost alerts only (not the rules' findings on the same cases)
+    alerts_card.get_by_test_id("kind-filter").get_by_text("费用", exact=True).click()
+    expect(alerts_card.locator(".el-table__row", has_text="规则预警")).to_have_count(0)
     row = alerts_card.locator(".el-table__row", has_text="C-2002").first
     row.get_by_role("button", name="处理").click()
     dialog = page.get_by_role("dialog")
     dialog.locator(".el-select__wrapper").click()
     page.get_by_role("option", name="新技术新项目").click()
     dialog.get_by_label("备注").fill("ECMO support, a new technique approved this year")
+    # checked once the chosen reason's list has faded out (it lies over the form meanwhile)
+    expect(page.get_by_role("option", name="新技术新项目")).to_be_hidden()
     found = accessibility.violations(page)
     assert not accessibility.failing(found), accessibility.report("resolve dialog", found)
     dialog.get_by_role("button", name="提交").click()
@@ -664,4 +676,254 @@ def test_the_office_sets_a_departments_target_on_the_page_and_the_card_shows_it(
     dialog.get_by_test_id("remove-targets").click()
     expect(dialog).to_be_hidden()
     expect(this_month).to_contain_text("未设置目标")
+    assert problems == []
+
+
+def _lab_order(case: str, n: str, quantity: int, *, department: str) -> dict[str, Any]:
+    """One order of `quantity` blood cultures, charged now."""
+    event = charge(
+        case,
+        n,
+        Decimal("45.00") * quantity,
+        department=department,
+        days_ago=0.02,
+        item=("L2205", "Blood culture", "lab"),
+    )
+    event["quantity"] = str(quantity)
+    event["unit_price"] = "45.00"
+    return event
+
+
+def _today_start() -> str:
+    return datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+
+
+def _open_findings(stack: Stack, rule: str) -> int:
+    found = stack.all_alerts(hospital_id=HOSPITAL, kind="rule", since=_today_start())
+    still_open = {"open", "acknowledged", "returned"}
+    return sum(1 for item in found if item["rule_id"] == rule and item["status"] in still_open)
+
+
+def test_a_rule_alert_arrives_live_and_is_shown_on_its_case_in_both_languages(
+    browser: Any, hospital: Stack
+) -> None:
+    # a RESP case well below its standard (its labs on three days are already repeats), then
+    # an order of 10 blood cultures: the shipped rule large-order bounds a lab order at 5
+    hospital.post(a_stay("C-5001", "ES33", "RESP", "0.30"))
+    hospital.wait_for(lambda: (hospital.case(HOSPITAL, "C-5001") or {}).get("level") == "none", 60)
+    context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+        page.get_by_test_id("rules-today").wait_for()
+        hospital.post([_lab_order("C-5001", "cultures", 10, department="RESP")])
+
+        live = page.get_by_test_id("live-alerts")
+        line = live.locator("li", has_text="单笔医嘱超限").filter(has_text="C-5001").first
+        line.wait_for(timeout=15_000)
+        finding = next(
+            item
+            for item in hospital.all_alerts(hospital_id=HOSPITAL, case_id="C-5001", kind="rule")
+            if item["rule_id"] == "large-order"
+        )
+        assert finding["level"] == "yellow" and finding["rule_name"]["zh"] == "单笔医嘱超限"
+        text = line.inner_text()
+        assert finding["text_zh"] in text and "规则预警" in text and "黄色预警" in text
+        # the card of what the rules found today counts it among the open findings
+        expect(page.get_by_test_id("rule-open-large-order")).to_have_text(
+            str(_open_findings(hospital, "large-order")), timeout=15_000
+        )
+        # the kind filter: rule alerts only, then cost alerts only
+        page.get_by_test_id("kind-filter").get_by_text("规则", exact=True).click()
+        expect(live.locator("li").first).to_contain_text("规则预警")
+        assert all("规则预警" in item for item in live.locator("li").all_inner_texts())
+        earlier = page.get_by_test_id("earlier-alerts")
+        expect(earlier.locator("li").first).to_contain_text("规则预警")
+        assert all("规则预警" in item for item in earlier.locator("li").all_inner_texts())
+        shoot(page, "overview-rule-alerts-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("rule feed zh", found)
+        page.get_by_test_id("kind-filter").get_by_text("费用", exact=True).click()
+        expect(earlier.locator("li").first).not_to_contain_text("规则预警")
+        assert not any("规则预警" in item for item in live.locator("li").all_inner_texts())
+        page.get_by_test_id("kind-filter").get_by_text("规则", exact=True).click()
+
+        # the line opens its case, whose rule findings list it with the others
+        live.locator("li", has_text="单笔医嘱超限").filter(has_text="C-5001").first.get_by_test_id(
+            "rule-alert"
+        ).click()
+        page.wait_for_url(f"**/hospitals/{HOSPITAL}/cases/C-5001")
+        section = page.get_by_test_id("rule-findings")
+        section.get_by_role("heading", name="规则发现").wait_for()
+        row = section.locator(".el-table__row", has_text="单笔医嘱超限")
+        expect(row).to_contain_text(finding["text_zh"])
+        expect(row).to_contain_text("黄色预警")
+        every = hospital.all_alerts(hospital_id=HOSPITAL, case_id="C-5001", kind="rule")
+        assert {"large-order", "repeat-exam"} <= {item["rule_id"] for item in every}
+        expect(section.locator(".el-table__row")).to_have_count(len(every))
+        shoot(page, "case-rule-findings-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("rule findings zh", found)
+
+        # the department lists the case's rule alerts, acknowledged like any other
+        page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/departments/RESP")
+        alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+        alerts_card.get_by_test_id("kind-filter").get_by_text("规则", exact=True).click()
+        row = alerts_card.locator(".el-table__row", has_text="单笔医嘱超限").filter(
+            has_text="C-5001"
+        )
+        expect(row.get_by_test_id("rule-what")).to_contain_text(finding["text_zh"])
+        shoot(page, "department-rule-alerts-zh-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("department rules", found)
+        row.get_by_role("button", name="确认").click()
+        page.get_by_text("操作已完成").first.wait_for()
+        hospital.wait_for(
+            lambda: (
+                httpx.get(f"{hospital.url}/v1/alerts/{finding['alert_id']}").json()["status"]
+                == "acknowledged"
+            ),
+            15,
+        )
+        assert problems == []
+    finally:
+        context.close()
+
+    context = browser.new_context(viewport=LAPTOP, locale="en-GB")
+    try:
+        page = context.new_page()
+        problems = _watch_console(page)
+        page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+        page.get_by_test_id("kind-filter").get_by_text("Rule", exact=True).click()
+        earlier = page.get_by_test_id("earlier-alerts")
+        line = earlier.locator("li", has_text="Unusually large order").filter(has_text="C-5001")
+        expect(line).to_contain_text(finding["text_en"])
+        expect(line).to_contain_text("Rule alert")
+        expect(page.get_by_test_id("rules-today")).to_contain_text("Unusually large order")
+        shoot(page, "overview-rule-alerts-en-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("rule feed en", found)
+
+        line.get_by_test_id("rule-alert").click()
+        page.wait_for_url(f"**/hospitals/{HOSPITAL}/cases/C-5001")
+        section = page.get_by_test_id("rule-findings")
+        section.get_by_role("heading", name="Rule findings").wait_for()
+        row = section.locator(".el-table__row", has_text="Unusually large order")
+        expect(row).to_contain_text(finding["text_en"])
+        expect(row).to_contain_text("Yellow alert")
+        shoot(page, "case-rule-findings-en-laptop")
+        found = accessibility.violations(page)
+        assert not accessibility.failing(found), accessibility.report("rule findings en", found)
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_the_case_reads_its_rule_findings_from_the_explanation_when_it_carries_them(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # a service whose case explanation carries `rule_findings`: the section lists those and
+    # asks no alert list for them
+    page, problems = browser_page
+    given = {
+        "alert_id": str(uuid.uuid4()),
+        "rule_id": "stay-over-average",
+        "rule_version": 1,
+        "rule_name": {"zh": "住院日超出平均", "en": "Stay beyond the average"},
+        "level": "blue",
+        "text_zh": "已住院 12 天，超过 ES31 的平均住院日 8 天",
+        "text_en": "In hospital 12 days, beyond the average stay of 8 days for ES31",
+        "raised_at": datetime.now(ZONE).isoformat(timespec="seconds"),
+    }
+
+    def with_findings(route: Any) -> None:
+        body = route.fetch().json()
+        body["explanation"] = {**(body.get("explanation") or {}), "rule_findings": [given]}
+        route.fulfill(json=body)
+
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda request: asked.append(request.url) if "kind=rule" in request.url else None,
+    )
+    page.route(f"**/v1/hospitals/{HOSPITAL}/cases/C-2002", with_findings)
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-2002")
+    section = page.get_by_test_id("rule-findings")
+    row = section.locator(".el-table__row")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("住院日超出平均")
+    expect(row).to_contain_text(given["text_zh"])
+    expect(row).to_contain_text("蓝色预警")
+    assert asked == []
+    assert problems == []
+
+
+def test_a_department_rule_alert_reads_as_a_sentence_and_opens_the_department(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # five dermatology cases discharged now, each well below 0.4 of its standard: the
+    # shipped department rule low-ratio-share (above 20% of at least 5 cases) finds it
+    page, problems = browser_page
+    page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
+    page.get_by_text("实时连接正常").wait_for(timeout=15_000)
+    page.get_by_test_id("rules-today").wait_for()
+    now = datetime.now(ZONE).isoformat(timespec="seconds")
+    cases = [f"C-60{n:02d}" for n in range(5)]
+    hospital.post(
+        [
+            event
+            for case in cases
+            for event in [
+                *a_stay(case, "ES33", "DERM", "0.30"),
+                {
+                    "event_id": f"{case}-dis",
+                    "type": "discharged",
+                    "hospital_id": HOSPITAL,
+                    "case_id": case,
+                    "occurred_at": now,
+                    "discharged_at": now,
+                },
+            ]
+        ]
+    )
+    live = page.get_by_test_id("live-alerts")
+    line = live.locator("li", has_text="低倍率病例占比过高").first
+    line.wait_for(timeout=30_000)
+    (finding,) = [
+        item
+        for item in hospital.all_alerts(hospital_id=HOSPITAL, kind="rule", department="DERM")
+        if item["rule_id"] == "low-ratio-share"
+    ]
+    assert finding["case_id"] == "" and finding["level"] == "yellow"
+    expect(line).to_contain_text(finding["text_zh"])
+    expect(line).to_contain_text("规则预警")
+    # no case: the line names the department and opens it
+    expect(line.get_by_test_id("rule-alert")).to_have_text("科室 DERM")
+    expect(page.get_by_test_id("rule-open-low-ratio-share")).to_have_text(
+        str(_open_findings(hospital, "low-ratio-share")), timeout=15_000
+    )
+    shoot(page, "overview-department-rule-alert-zh-laptop")
+    line.get_by_test_id("rule-alert").click()
+    page.wait_for_url(f"**/hospitals/{HOSPITAL}/departments/DERM**")
+
+    # the department's alerts list it without a case's figures, acknowledged like any other
+    alerts_card = page.locator(".el-card", has=page.get_by_role("heading", name="本科室预警"))
+    row = alerts_card.locator(".el-table__row", has_text="低倍率病例占比过高")
+    expect(row.get_by_test_id("rule-what")).to_contain_text(finding["text_zh"])
+    expect(row.get_by_test_id("caseless-alert")).to_have_text("科室 DERM")
+    assert "%" not in row.locator("td").nth(2).inner_text()  # no ratio of a case
+    shoot(page, "department-rule-alert-zh-laptop")
+    found = accessibility.violations(page)
+    assert not accessibility.failing(found), accessibility.report("department rule", found)
+    row.get_by_role("button", name="确认").click()
+    page.get_by_text("操作已完成").first.wait_for()
+    hospital.wait_for(
+        lambda: (
+            httpx.get(f"{hospital.url}/v1/alerts/{finding['alert_id']}").json()["status"]
+            == "acknowledged"
+        ),
+        15,
+    )
     assert problems == []

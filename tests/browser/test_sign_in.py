@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.api.helpers import OPERATOR_KEY
-from tests.browser.conftest import LAPTOP
+from tests.browser.conftest import LAPTOP, SHIPPED_RULES
 from tests.browser.hospital_day import HOSPITAL, a_stay
 from tests.browser.test_dashboard import shoot
 from tests.conftest import _new_database
@@ -36,7 +36,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running = Stack(
             workdir=tmp_path_factory.mktemp("stack"),
             database_url=database_url,
-            extra_env={"DRGWATCH_MODE": "production", "DRGWATCH_API_KEYS": OPERATOR_KEY},
+            extra_env={
+                "DRGWATCH_MODE": "production",
+                "DRGWATCH_API_KEYS": OPERATOR_KEY,
+                **SHIPPED_RULES,
+            },
         )
         try:
             running.start()

@@ -104,3 +104,38 @@ async def test_a_missing_directory_is_one_line_and_exit_2(tmp_path: Path) -> Non
         f"drgwatch rules validate: {tmp_path / 'nowhere'}: no such file or directory"
     )
     assert ran.code == 2
+
+
+async def test_reload_imports_the_files_and_prints_what_changed(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "cardiology.yaml").write_text(GOOD, encoding="utf-8")
+    where = ["--data-dir", str(data_dir)]
+    first = await drgwatch(tmp_path, "rules", "reload", str(rules), *where)
+    assert first.code == 0, first.err
+    lines = first.out.splitlines()
+    assert lines[0] == "repeat-ct: added (version 2)"
+    assert lines[-1].startswith(f"{rules}: 1 added; registry updated (generation ")
+    again = await drgwatch(tmp_path, "rules", "reload", str(rules), *where)
+    assert again.code == 0, again.err
+    assert again.out.splitlines() == [
+        f"{rules}: 1 unchanged; nothing to change (generation "
+        + lines[-1].rsplit("generation ", 1)[1]
+    ]
+    # changed without a new version: refused, naming the file and the rule
+    (rules / "cardiology.yaml").write_text(GOOD.replace("within_days: 7", "within_days: 5"))
+    refused = await drgwatch(tmp_path, "rules", "reload", str(rules), *where)
+    assert refused.code == 1
+    assert "cardiology.yaml: rule repeat-ct: version:" in refused.err
+    assert "bump its version" in refused.err
+    # through DRGWATCH_RULES_DIR, bumped
+    (rules / "cardiology.yaml").write_text(
+        GOOD.replace("within_days: 7", "within_days: 5").replace("version: 2", "version: 3")
+    )
+    bumped = await drgwatch(
+        tmp_path, "rules", "reload", *where, env={"DRGWATCH_RULES_DIR": str(rules)}
+    )
+    assert bumped.code == 0, bumped.err
+    assert bumped.out.splitlines()[0] == "repeat-ct: version 2 -> 3"

@@ -20,6 +20,7 @@ PATH_VALUES = {
     "identity_id": "idn_00000000",
     "department": "CARD",
     "period": "2026-12",
+    "rule_id": "repeat-exam",
 }
 
 

@@ -57,6 +57,10 @@ def operations(api: Api, *, with_body_only: bool) -> list[tuple[str, str]]:
 def check_413(response: Any, limit: int) -> None:
     assert response.status_code == 413, response.text[:300]
     body = response.json()
+    if body.get("resourceType") == "OperationOutcome":  # POST /v1/fhir answers in FHIR
+        [issue] = body["issue"]
+        assert issue["code"] == "too-costly" and str(limit) in issue["diagnostics"], body
+        return
     assert str(limit) in body["detail"]
     assert body["errors"][0]["field"] == "body", body
 
@@ -129,6 +133,20 @@ async def test_a_streamed_oversized_event_submission_is_kept_as_a_dead_letter(ap
     assert body.taken <= limit + 2 * CHUNK
     letters = await api.rows("SELECT reason FROM dead_letters")
     assert len(letters) == 1 and "large" in letters[0].reason
+
+
+async def test_a_streamed_oversized_fhir_submission_is_kept_as_a_dead_letter(api: Api) -> None:
+    limit = body_limit("/v1/fhir")
+    body = CountedBody(HUGE, prefix=b'{"resourceType": "Bundle", "type": "batch", "entry": [')
+    response = await api.client.post(
+        "/v1/fhir", content=body.chunks(), headers={"Content-Type": "application/fhir+json"}
+    )
+    assert response.status_code == 413
+    check_413(response, limit)
+    assert body.taken <= limit + 2 * CHUNK
+    letters = await api.rows("SELECT reason, payload FROM dead_letters")
+    assert len(letters) == 1 and "large" in letters[0].reason
+    assert letters[0].payload.startswith('{"resourceType": "Bundle"')
 
 
 async def test_every_named_limit_is_a_route_of_the_app(api: Api) -> None:

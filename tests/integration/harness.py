@@ -107,6 +107,15 @@ class Stack:
         asyncio.run(create_topics(self.settings))
         return asyncio.run(prepare_database(self.settings, replay_ledger=replay))
 
+    async def _empty_rule_registry(self) -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(self.database_url))
+        try:
+            await connection.execute(
+                "TRUNCATE rule_versions, rule_heads, rule_switches RESTART IDENTITY"
+            )
+        finally:
+            await connection.close()
+
     def start_worker(self) -> subprocess.Popen[bytes]:
         """Start one more worker; workers share the partitions of the events topic."""
         worker = start_child(
@@ -129,6 +138,11 @@ class Stack:
 
     def start(self) -> None:
         self.start_broker(replay=False)
+        # stacks share the session's database: each starts with its own rules alone
+        # (DRGWATCH_RULES_DIR), not with those an earlier test left in the rule registry
+        # (a stack on SQLite has a new file of its own)
+        if self.database_url.startswith("postgresql"):
+            asyncio.run(self._empty_rule_registry())
         self.start_worker()
         self.start_api()
         self.wait_ready()

@@ -39,6 +39,22 @@ def test_case_schema_publishes_the_explanation_as_optional() -> None:
         {"const": "hospital", "type": "string"},
         {"type": "null"},
     ]
+    # the case's rule alerts: optional for readers of the earlier contract
+    assert {"rule_findings", "rule_findings_total"} <= set(explanation["properties"])
+    assert "rule_findings" not in explanation.get("required", [])
+    finding = case["$defs"]["RuleFindingExplained"]
+    assert set(finding["required"]) == {
+        "alert_id",
+        "rule_id",
+        "rule_version",
+        "rule_name",
+        "severity",
+        "level",
+        "occurred_at",
+        "text_zh",
+        "text_en",
+        "raised_at",
+    }
 
 
 def test_rules_schema_names_every_rule_kind() -> None:

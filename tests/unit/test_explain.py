@@ -4,7 +4,7 @@ mix, top items and doctors, the day the cost accelerated, the driver and its sen
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import given, settings
@@ -16,6 +16,7 @@ from services.casecost.explain import (
     CategoryCost,
     Driver,
     ItemLine,
+    RuleFinding,
     TypicalMix,
     accelerated_day,
     explain,
@@ -328,3 +329,71 @@ def test_excess_money_reconciles_with_the_total_and_the_driver_is_over_the_margi
         assert all(
             amount / total - shares.get(c, D(0)) < D("0.05") for c, amount in by_category.items()
         )
+
+
+def finding(alert_id: str, severity: str, minute: int, rule: str = "repeat-exam") -> RuleFinding:
+    return RuleFinding(
+        alert_id=alert_id,
+        rule_id=rule,
+        rule_version=1,
+        rule_name_zh=f"规则{rule}",
+        rule_name_en=f"rule {rule}",
+        severity=severity,
+        text_zh=f"发现{alert_id}",
+        text_en=f"found {alert_id}",
+        raised_at=datetime(2026, 3, 2, 8, 0, tzinfo=UTC) + timedelta(minutes=minute),
+        occurred_at=datetime(2026, 3, 2, 7, 0, tzinfo=UTC) + timedelta(minutes=minute),
+    )
+
+
+def test_the_sentences_add_the_most_severe_rule_finding_after_the_driver() -> None:
+    pump = item("P7", "insulin pump", "consumable", "1", "2000.5")
+    case = figures(
+        {"consumable": "2000.5", "drug": "7999.5"},
+        items=[item("D2", "saline", "drug", "40", "1999.5"), pump],
+        by_orderer={"D9": "5000", "D3": "5000.5"},
+    )
+    findings = [
+        finding("a1", "yellow", 1),
+        finding("a2", "red", 2, "same-day-repeats"),
+        finding("a3", "blue", 3, "daily-spike"),
+        finding("a4", "red", 0, "large-order"),
+    ]
+
+    explanation = explain(case, None, findings)
+
+    assert explanation.summary_en == (
+        "the costliest item is 1 x insulin pump, 2000.50, 20% of cost; top ordering doctor D3;"
+        ' rule alert "rule same-day-repeats": found a2 (4 rule alerts in all)'
+    )
+    assert explanation.summary_zh == (
+        "最大单项为insulin pump ×1，2000.50 元，占费用 20%；开单最多的医生 D3；"
+        "规则预警「规则same-day-repeats」：发现a2（共 4 条规则预警）"
+    )
+    # newest first
+    assert [found.alert_id for found in explanation.rule_findings] == ["a3", "a2", "a1", "a4"]
+    assert explanation.rule_findings_total == 4
+
+
+def test_one_finding_is_stated_alone_and_a_case_without_findings_reads_as_before() -> None:
+    case = figures({"drug": "100"})
+    alone = explain(case, None, [finding("a1", "yellow", 1)])
+    assert (
+        alone.summary_en
+        == 'drugs cost the most, 100% of cost; rule alert "rule repeat-exam": found a1'
+    )
+    assert explain(case, None).summary_en == "drugs cost the most, 100% of cost"
+    assert explain(case, None).rule_findings == () and explain(case, None).rule_findings_total == 0
+    # before any cost, a finding is still said
+    empty = explain(figures({}, by_day={}), None, [finding("a1", "blue", 1)])
+    assert empty.summary_zh == "尚无费用；规则预警「规则repeat-exam」：发现a1"
+
+
+def test_the_findings_listed_are_bounded_and_the_total_counts_them_all() -> None:
+    many = [finding(f"a{n:02d}", "blue", n) for n in range(15)]
+    explanation = explain(figures({"drug": "100"}), None, many, findings_total=40)
+    assert [found.alert_id for found in explanation.rule_findings] == [
+        f"a{n:02d}" for n in range(14, 4, -1)
+    ]
+    assert explanation.rule_findings_total == 40
+    assert explanation.summary_en.endswith("found a14 (40 rule alerts in all)")

@@ -263,10 +263,10 @@ def test_a_department_rule_alert_names_the_rule_the_department_and_the_period(
     message_format: formats.Format,
 ) -> None:
     text = _text(formats.alert_body(_department_rule(), message_format), message_format)
-    assert "监控规则预警 黄色：科室例均费用增长过快" in text
+    assert text.startswith("### 🟡 规则预警 · 科室例均费用增长过快\n")
     assert "> 科室：**H001 / CARD**　期间：2026-11" in text
-    assert "> CARD 2026-11 例均费用 12000.00 元，较去年同期 10000.00 元上升 20%，超过 15%" in text
-    assert "规则：cost-per-case-growth（第 1 版）" in text
+    assert "**CARD 2026-11 例均费用 12000.00 元，较去年同期 10000.00 元上升 20%，超过 15%**" in text
+    assert "> 级别：**黄色**　规则：cost-per-case-growth 第 1 版" in text
     assert "病例" not in text
 
 
@@ -288,7 +288,7 @@ def test_a_department_rule_alert_keeps_event_text_inert(
     [department_line] = [line for line in text.splitlines() if line.startswith("> 科室")]
     assert not MARKUP.search(department_line.split("**")[1]), department_line
     finding = next(line for line in text.splitlines() if "例均费用" in line and "规则" not in line)
-    assert not MARKUP.search(finding[2:]), finding  # after the quote's "> "
+    assert not MARKUP.search(finding.strip("*")), finding  # inside the bold's "**"
 
 
 def test_the_standard_format_and_the_digest_name_a_rule_alert() -> None:
@@ -301,4 +301,110 @@ def test_the_standard_format_and_the_digest_name_a_rule_alert() -> None:
     assert body["data"]["case_id"] == ""
     blue = _department_rule(blue=True)
     digest = _text(formats.digest_body([blue], blue.raised_at, blue.raised_at, "wecom"), "wecom")
-    assert "- **H001 / CARD 2026-11** 科室例均费用增长过快 蓝色" in digest
+    assert "- **H001 / CARD 2026-11** 规则预警 · 科室例均费用增长过快 蓝色：CARD 2026-11" in digest
+
+
+def _rule(
+    *,
+    case_id: str = "C1",
+    dept: str = "CARD",
+    item_name: str = "头颅CT",
+    rule_name: str = "重复检查检验",
+    level: str = "yellow",
+) -> AlertOut:
+    now = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+    return AlertOut.model_validate(
+        {
+            "alert_id": "r1",
+            "kind": "rule",
+            "hospital_id": "H001",
+            "case_id": case_id,
+            "department": dept,
+            "drg_code": "FM15" if case_id else None,
+            "level": level,
+            "previous_level": "red" if case_id else "none",
+            "transition": "raised",
+            "total_cost": "41350.00" if case_id else "0",
+            "standard_cost": "40400.83" if case_id else "0",
+            "ratio": "1.0235" if case_id else "0",
+            "event_id": "e9" if case_id else "",
+            "occurred_at": now,
+            "raised_at": now,
+            "top_contributors": [],
+            "rule_id": "repeat-exam" if case_id else "cost-per-case-growth",
+            "rule_version": 2,
+            "rule_name": {"zh": rule_name, "en": "Repeated exam or lab"},
+            "rule_period": "2026-11-22/CT01" if case_id else "2026-11",
+            "detail": {"item_code": "CT01"},
+            "text_zh": f"{item_name}（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费",
+            "text_en": f"{item_name} (CT01) charged again on 2026-11-22, within 3 days of"
+            " 2026-11-20",
+        }
+    )
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_a_rule_alert_is_titled_by_its_rule_and_says_what_it_found(
+    message_format: formats.Format,
+) -> None:
+    body = orjson.loads(formats.alert_body(_rule(), message_format))
+    text = _text(formats.alert_body(_rule(), message_format), message_format)
+    lines = text.splitlines()
+    assert lines[0] == "### 🟡 规则预警 · 重复检查检验"
+    assert "> 病例：**H001 / C1**" in lines
+    assert "> 科室：CARD　DRG：FM15" in lines
+    assert "> 级别：**黄色**　规则：repeat-exam 第 2 版" in lines
+    assert "> 费用比：102.35%（总费用 41350.00 / 标准 40400.83）" in lines
+    assert "**头颅CT（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费**" in lines
+    # the level the case stands at is not the finding's: no level change is claimed
+    assert "升级" not in text and "红色" not in text
+    if message_format == "dingtalk":
+        assert body["markdown"]["title"] == "🟡 规则预警 · 重复检查检验"
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+def test_a_department_rule_alert_names_the_department_and_no_case(
+    message_format: formats.Format,
+) -> None:
+    text = _text(formats.alert_body(_rule(case_id="", level="red"), message_format), message_format)
+    assert text.startswith("### 🔴 规则预警 · 重复检查检验\n")
+    assert "> 科室：**H001 / CARD**　期间：2026-11\n" in text
+    assert "病例" not in text and "费用比" not in text
+    assert "> 级别：**红色**　规则：cost-per-case-growth 第 2 版" in text
+
+
+@pytest.mark.parametrize("message_format", ["wecom", "dingtalk"])
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_rule_alert_keeps_what_came_from_events_and_rules_inert(
+    message_format: formats.Format, hostile: str
+) -> None:
+    alert = _rule(item_name=hostile, dept=hostile, rule_name=hostile)
+    for body in (
+        formats.alert_body(alert, message_format),
+        formats.digest_body([alert], alert.raised_at, alert.raised_at, message_format),
+    ):
+        text = _text(body, message_format)
+        for line in text.splitlines():
+            shown = line.removeprefix("### ").removeprefix("> ").removeprefix("- ")
+            assert not MARKUP.search(shown.replace("**", "")), line
+
+
+def test_the_standard_format_and_the_digest_carry_a_rule_alert() -> None:
+    body = orjson.loads(formats.alert_body(_rule(), "standard"))
+    assert body["type"] == "alert.rule"
+    data = body["data"]
+    assert (data["kind"], data["rule_id"], data["rule_version"]) == ("rule", "repeat-exam", 2)
+    assert data["rule_name"] == {"zh": "重复检查检验", "en": "Repeated exam or lab"}
+    assert data["text_en"].startswith("头颅CT (CT01) charged again on 2026-11-22")
+    assert data["detail"] == {"item_code": "CT01"} and data["rule_period"] == "2026-11-22/CT01"
+    now = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+    blue = _rule(level="blue")
+    digest = _text(
+        formats.digest_body([blue, _rule(case_id="", level="blue")], now, now, "dingtalk"),
+        "dingtalk",
+    )
+    assert (
+        "- **H001 / C1** CARD 规则预警 · 重复检查检验 蓝色："
+        "头颅CT（CT01）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费"
+    ) in digest
+    assert "- **H001 / CARD 2026-11** 规则预警 · 重复检查检验 蓝色：" in digest

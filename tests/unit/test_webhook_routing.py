@@ -116,3 +116,33 @@ def test_a_subscription_may_name_the_kinds_it_wants() -> None:
     assert is_deliverable(alert("red", "none"), levels_only, OFFICE)
     assert is_deliverable(forecast_alert(), forecasts_only, OFFICE)
     assert not is_deliverable(alert("red", "none"), forecasts_only, OFFICE)
+
+
+def rule_alert(level: str, case_level: str, department: str = "CARD") -> AlertFacts:
+    """A rule's finding of severity `level` on a case standing at `case_level`."""
+    return AlertFacts("r1", "H001", department, level, case_level, "raised", "rule")
+
+
+def test_a_rule_alert_is_as_severe_as_its_rule_whatever_level_the_case_stands_at() -> None:
+    assert severity(rule_alert("blue", "red")) == "blue"
+    assert severity(rule_alert("red", "none")) == "red"
+    yellow_up = Route(frozenset(), frozenset(), "yellow", blue_digest=True)
+    assert not is_deliverable(rule_alert("blue", "red"), yellow_up, OFFICE)
+    assert is_deliverable(rule_alert("yellow", "none"), yellow_up, OFFICE)
+    digest = Route(frozenset(), frozenset(), "blue", blue_digest=True)
+    assert goes_to_digest(rule_alert("blue", "red"), digest)
+    assert not goes_to_digest(rule_alert("red", "blue"), digest)
+    # a finding is raised once: an acknowledged case level does not hold it back
+    acknowledged = AlertFacts("r1", "H001", "CARD", "yellow", "red", "raised", "rule", "red")
+    assert is_deliverable(acknowledged, EVERYTHING, HEAD)
+
+
+def test_a_subscription_may_ask_for_rule_alerts_alone() -> None:
+    rules_only = Route(frozenset(), frozenset(), "blue", False, frozenset({"rule"}))
+    assert is_deliverable(rule_alert("yellow", "none"), rules_only, HEAD)
+    assert not is_deliverable(alert("red", "none"), rules_only, HEAD)
+    levels_only = Route(frozenset(), frozenset(), "blue", False, frozenset({"level"}))
+    assert not is_deliverable(rule_alert("red", "none"), levels_only, HEAD)
+    # a department rule's finding (no case) reaches that department's head only
+    assert is_deliverable(rule_alert("yellow", "none"), EVERYTHING, HEAD)
+    assert not is_deliverable(rule_alert("yellow", "none", department="SURG"), EVERYTHING, HEAD)

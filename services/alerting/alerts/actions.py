@@ -229,6 +229,10 @@ def timeline_kind(action: ActionOut) -> TimelineKind:
 
 
 def alert_summary(alert: AlertOut) -> str:
+    if alert.kind == "rule":
+        # a monitoring rule's finding: the rule's name and what it found
+        name = alert.rule_name.en if alert.rule_name else alert.rule_id
+        return f"rule {name} ({alert.level}): {alert.text_en}"
     percent = f"{(Decimal(alert.ratio) * 100).quantize(Decimal('0.01'))}%"
     where = f"{alert.total_cost} of {alert.standard_cost} ({percent} of the DRG standard)"
     if alert.kind == "forecast" and alert.projected_total is not None:

@@ -31,6 +31,7 @@ TRANSITION_NAMES = {
     "de-escalated": "降级",
     "resolved": "解除",
     "projected": "预测",
+    "raised": "触发",
 }
 TOP_CONTRIBUTORS_SHOWN = 3
 DIGEST_LINES_SHOWN = 30
@@ -181,28 +182,41 @@ def _target_robot_body(alert: AlertOut, message_format: Format) -> str:
     return _robot_body(title, "\n".join(lines), message_format)
 
 
+def rule_title(alert: AlertOut) -> str:
+    """The title: 规则预警 · {the rule's Chinese name} (its id where the name is missing)."""
+    name = alert.rule_name.zh if alert.rule_name is not None else alert.rule_id or "-"
+    return f"规则预警 · {inert(name)}"
+
+
 def _rule_robot_body(alert: AlertOut, message_format: Format) -> str:
-    """What a monitoring rule found, about a case or (no case) a department's period."""
-    name = inert(alert.rule_name.zh if alert.rule_name else alert.rule_id or "-")
-    title = f"{LEVEL_MARKS[alert.level]} 监控规则预警 {LEVEL_NAMES[alert.level]}：{name}"
+    """A monitoring rule's finding: the rule, the case (or, for a department rule, the
+    department and the period it judged), the severity, and the rule's own sentence
+    saying what it found."""
+    title = f"{LEVEL_MARKS[alert.level]} {rule_title(alert)}"
     if alert.case_id:
-        subject = [
+        lines = [
+            f"### {title}",
             f"> 病例：**{inert(alert.hospital_id)} / {inert(alert.case_id)}**",
             f"> 科室：{inert(alert.department or '-')}　DRG：{inert(alert.drg_code or '-')}",
         ]
     else:
-        subject = [
+        lines = [
+            f"### {title}",
             f"> 科室：**{inert(alert.hospital_id)} / {inert(alert.department or '-')}**"
             f"　期间：{inert(alert.rule_period or '-')}"
-            + (f"　DRG：{inert(alert.drg_code)}" if alert.drg_code else "")
+            + (f"　DRG：{inert(alert.drg_code)}" if alert.drg_code else ""),
         ]
-    lines = [
-        f"### {title}",
-        *subject,
-        # the finding's text names departments, DRGs and items taken from events
-        f"> {inert(alert.text_zh or '-')}",
-        f"> 规则：{inert(alert.rule_id or '-')}（第 {alert.rule_version or '-'} 版）",
-    ]
+    lines.append(
+        f"> 级别：**{LEVEL_NAMES[alert.level]}**"
+        f"　规则：{inert(alert.rule_id or '-')} 第 {alert.rule_version or '-'} 版"
+    )
+    if alert.case_id and Decimal(alert.standard_cost) > 0:
+        lines.append(
+            f"> 费用比：{percent(alert.ratio)}"
+            f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}）"
+        )
+    # the sentence names items, departments and DRGs taken from events: text, never markup
+    lines.extend(["", f"**{inert(alert.text_zh or '-')}**"])
     return _robot_body(title, "\n".join(lines), message_format)
 
 
@@ -248,8 +262,11 @@ def digest_body(
     ]
     for alert in alerts[:DIGEST_LINES_SHOWN]:
         if alert.kind == "rule":
-            name = inert(alert.rule_name.zh if alert.rule_name else alert.rule_id or "-")
-            lines.append(f"- **{_subject(alert)}** {name} {LEVEL_NAMES[alert.level]}")
+            lines.append(
+                f"- **{_subject(alert)}**"
+                f"{' ' + inert(alert.department or '-') if alert.case_id else ''}"
+                f" {rule_title(alert)} {LEVEL_NAMES[alert.level]}：{inert(alert.text_zh or '-')}"
+            )
             continue
         lines.append(
             f"- **{_subject(alert)}**"

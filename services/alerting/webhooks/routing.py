@@ -4,7 +4,9 @@ Routing follows DESIGN.md: blue to the department head; yellow and red also to t
 insurance office. An alert's severity is the higher of its level and previous level,
 so a de-escalation or resolution reaches whoever was told of the escalation. A forecast
 alert's level is red (the level its projection reaches), so it goes where red alerts go,
-unless a subscription names the kinds it wants.
+unless a subscription names the kinds it wants. A rule alert's level is the rule's
+severity, and that alone decides: its previous level is only where the case stood when
+the rule found something (a blue finding on a red case is a blue finding).
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class Route:
 
 
 def severity(alert: AlertFacts) -> str:
-    """The higher of the alert's level and its previous level."""
+    """The higher of the alert's level and its previous level (a rule alert: its level)."""
+    if alert.kind == "rule":
+        return alert.level
     return max(alert.level, alert.previous_level, key=lambda level: LEVEL_RANK[level])
 
 

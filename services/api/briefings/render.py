@@ -154,14 +154,17 @@ WORDS: dict[Language, dict[str, str]] = {
         "review": "审核",
         **CATEGORY_ZH,  # cost categories
         "target": "科室目标",
-        "rule": "监控规则",
-        "raised": "发现",
+        "raised": "规则预警",
+        "rule_alert": "规则预警",
+        "department_of": "科室",
         "total_cost": "总费用",
         "cost_per_case": "次均费用",
     },
     "en": {
         "target": "department target",
-        "rule": "monitoring rule",
+        "raised": "rule alert",
+        "rule_alert": "Rule alert",
+        "department_of": "department",
         "total_cost": "total cost",
         "cost_per_case": "cost per case",
         "under_review": "under review",
@@ -247,18 +250,32 @@ class Formats:
         return WORDS[self.language].get(value, value.replace("_", " "))
 
     def subject(self, alert: BriefingAlert) -> str:
-        """The case an alert is about, the department target, or the rule that found
-        something about a case or a department's period."""
-        if alert.kind == "rule":
-            name = alert.rule_id or ""
-            if alert.rule_name is not None:
-                name = alert.rule_name.zh if self.language == "zh" else alert.rule_name.en
-            about = alert.case_id or f"{alert.department or ''} {alert.rule_period or ''}"
-            colon = "：" if self.language == "zh" else ": "
-            return f"{about.strip()} {self.word('rule')}{colon}{name}"
+        """The case an alert is about, the department target, or (a department rule's
+        finding) the department and the period it judged."""
+        if alert.kind == "rule" and not alert.case_id:
+            period = alert.rule_period or ""
+            return f"{self.word('department_of')} {alert.department or '—'} {period}".rstrip()
         if alert.kind != "target":
             return alert.case_id
         return f"{self.word('target')} {alert.target_period} {self.word(alert.target_measure)}"
+
+    def change(self, alert: BriefingAlert) -> str:
+        """What happened: the level's change, or a rule's finding in its own words
+        ("规则预警 · {rule name}：{what it found}")."""
+        if alert.kind != "rule":
+            return self.word(alert.transition)
+        name = alert.rule_name
+        if self.language == "zh":
+            title = name.zh if name is not None else alert.rule_id
+            return f"{self.word('rule_alert')} · {title}：{alert.text_zh or '—'}"
+        title = name.en if name is not None else alert.rule_id
+        return f"{self.word('rule_alert')} · {title}: {alert.text_en or '—'}"
+
+    def alert_ratio(self, alert: BriefingAlert) -> str:
+        """The case's cost over its standard then (a department rule has no case)."""
+        if alert.kind == "rule" and not alert.case_id:
+            return "—"
+        return self.percent(alert.ratio)
 
     def case_status(self, value: str | None) -> str:
         return CASE_OPEN[self.language] if value == "open" else self.word(value)
@@ -343,8 +360,8 @@ def to_csv(briefing: WeeklyBriefing, language: Language, zone: tzinfo) -> str:
                 shown.subject(alert),
                 alert.department or "",
                 shown.word(alert.level),
-                shown.word(alert.transition),
-                alert.ratio,
+                shown.change(alert),
+                "" if alert.kind == "rule" and not alert.case_id else alert.ratio,
                 shown.moment(alert.raised_at),
                 shown.word(alert.status),
                 alert.acted_by or "",

@@ -41,15 +41,19 @@ class BriefingAlert(BaseModel):
     alert_id: str
     # level; forecast: the projection to discharge crossed red; target: the department's
     # pace against its target (case_id empty, target_period and target_measure set); rule:
-    # a monitoring rule's finding (rule_id, rule_name and rule_period set; case_id empty
-    # for a department rule)
+    # a monitoring rule's finding (the rule, its version and name, the period it is
+    # raised once for, the sentences saying what it found; case_id empty for a
+    # department rule)
     kind: str
     case_id: str
     target_period: str | None = None
     target_measure: str | None = None
     rule_id: str | None = None
+    rule_version: int | None = None
     rule_name: RuleName | None = None
     rule_period: str | None = None
+    text_zh: str | None = None
+    text_en: str | None = None
     department: str | None
     drg_code: str | None
     level: str

@@ -166,9 +166,12 @@ def _alert_out(record: AlertRecord, actions: Sequence[AlertAction]) -> BriefingA
         target_period=record.target_period,
         target_measure=record.target_measure,
         rule_id=record.rule_id,
+        rule_version=record.rule_version,
         # the rule's name as it was when it found this (kept in the finding's detail)
         rule_name=(record.detail or {}).get("rule_name") if record.kind == "rule" else None,
         rule_period=record.rule_period,
+        text_zh=record.text_zh,
+        text_en=record.text_en,
         department=record.department,
         drg_code=record.drg_code,
         level=record.level,

@@ -10,6 +10,11 @@ least `TYPICAL_MIN_CASES` of them; with fewer there is none. It is a hospital fi
 every department's cases count (a share mix tells nothing of any one case), and the
 case explained counts among them once discharged. One read per hospital and DRG, kept
 for `TYPICAL_CACHE_SECONDS`: a case page asked for again and again reads it once.
+
+The case's rule findings are its rule alerts the caller may read (a case moves between
+departments; each alert keeps the department it was raised in, as the timeline shows
+them): the newest `RULE_FINDINGS_SHOWN`, the most severe, and how many in all, three
+small reads on the alerts of one case.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from datetime import date, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 
 import orjson
-from sqlalchemy import Text, cast, select
+from sqlalchemy import ColumnElement, Text, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access.principal import Principal
+from services.alerting.alerts.schemas import RuleName
 from services.api.cases.schemas import (
     Acceleration,
     CategoryExplained,
@@ -31,11 +38,12 @@ from services.api.cases.schemas import (
     Driver,
     Explanation,
     ItemExplained,
+    RuleFindingExplained,
 )
 from services.casecost import explain as core
-from services.casecost.pricing import CENT, RATIO_PLACES
+from services.casecost.pricing import CENT, LEVEL_RANK, RATIO_PLACES
 from services.casecost.targets import day_start
-from services.storage.models import CaseRecord
+from services.storage.models import AlertRecord, CaseRecord
 
 TYPICAL_MIN_CASES = 10
 TYPICAL_WINDOW_DAYS = 365
@@ -155,6 +163,80 @@ def case_figures(record: CaseRecord, los_days: int | None, zone: tzinfo) -> core
     )
 
 
+def _finding(record: AlertRecord) -> core.RuleFinding:
+    name = (record.detail or {}).get("rule_name") or {}
+    return core.RuleFinding(
+        alert_id=record.alert_id,
+        rule_id=record.rule_id or "",
+        rule_version=record.rule_version or 0,
+        rule_name_zh=str(name.get("zh") or record.rule_id or ""),
+        rule_name_en=str(name.get("en") or record.rule_id or ""),
+        severity=record.level,
+        text_zh=record.text_zh or "",
+        text_en=record.text_en or "",
+        raised_at=record.raised_at,
+        occurred_at=record.occurred_at,
+    )
+
+
+async def rule_findings(
+    *, db_session: AsyncSession, record: CaseRecord, caller: Principal
+) -> tuple[list[core.RuleFinding], int]:
+    """The case's newest rule alerts the caller may read and its most severe one (the
+    explanation states it), with how many there are in all."""
+    of_case = (
+        AlertRecord.hospital_id == record.hospital_id,
+        AlertRecord.case_id == record.case_id,
+        AlertRecord.kind == "rule",
+        caller.scope_clause(AlertRecord.hospital_id, AlertRecord.department),
+    )
+    total = int(await db_session.scalar(select(func.count()).where(*of_case)) or 0)
+    if total == 0:
+        return [], 0
+    newest = (
+        await db_session.scalars(
+            select(AlertRecord)
+            .where(*of_case)
+            .order_by(AlertRecord.seq.desc())
+            .limit(core.RULE_FINDINGS_SHOWN)
+        )
+    ).all()
+    found = {alert.alert_id: alert for alert in newest}
+    if total > len(newest):
+        severest = await db_session.scalar(
+            select(AlertRecord)
+            .where(*of_case)
+            .order_by(_severity_rank().desc(), AlertRecord.seq.desc())
+            .limit(1)
+        )
+        if severest is not None:
+            found[severest.alert_id] = severest
+    return [_finding(alert) for alert in found.values()], total
+
+
+def _severity_rank() -> ColumnElement[int]:
+    return case(
+        *((AlertRecord.level == level, rank) for level, rank in LEVEL_RANK.items()), else_=0
+    )
+
+
+def rule_finding_out(finding: core.RuleFinding) -> RuleFindingExplained:
+    return RuleFindingExplained.model_validate(
+        {
+            "alert_id": finding.alert_id,
+            "rule_id": finding.rule_id,
+            "rule_version": finding.rule_version,
+            "rule_name": RuleName(zh=finding.rule_name_zh, en=finding.rule_name_en),
+            "severity": finding.severity,
+            "level": finding.severity,
+            "text_zh": finding.text_zh,
+            "text_en": finding.text_en,
+            "raised_at": finding.raised_at,
+            "occurred_at": finding.occurred_at,
+        }
+    )
+
+
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -205,6 +287,8 @@ def explanation_out(explanation: core.Explanation) -> Explanation:
             item_code=None if driver.item is None else driver.item.item_code,
             day=driver.day,
         ),
+        rule_findings=[rule_finding_out(found) for found in explanation.rule_findings],
+        rule_findings_total=explanation.rule_findings_total,
         summary_zh=explanation.summary_zh,
         summary_en=explanation.summary_en,
     )
@@ -215,12 +299,14 @@ async def explain_record(
     db_session: AsyncSession,
     mixes: TypicalMixes,
     record: CaseRecord,
+    caller: Principal,
     los_days: int | None,
     today: date,
     zone: tzinfo,
 ) -> Explanation:
     """The case's explanation (`los_days`: its stay so far), against its DRG's typical mix
-    in the window ending on the local day `today`, where there is one."""
+    in the window ending on the local day `today`, where there is one, with the case's
+    rule alerts that `caller` may read."""
     mix = None
     if record.drg_code is not None:
         mix = await typical_mix(
@@ -231,4 +317,5 @@ async def explain_record(
             today=today,
             zone=zone,
         )
-    return explanation_out(core.explain(case_figures(record, los_days, zone), mix))
+    findings, total = await rule_findings(db_session=db_session, record=record, caller=caller)
+    return explanation_out(core.explain(case_figures(record, los_days, zone), mix, findings, total))

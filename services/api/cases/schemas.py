@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.alerting.alerts.schemas import Contributor
+from services.alerting.alerts.schemas import Contributor, RuleName
 
 CaseOrder = Literal["ratio", "projected_ratio", "days_over_avg_stay", "total_cost"]
 
@@ -78,6 +78,23 @@ class Driver(BaseModel):
     day: date | None = None
 
 
+class RuleFindingExplained(BaseModel):
+    """A rule alert of the case: the rule, its version and name, the severity, what it found."""
+
+    alert_id: str
+    rule_id: str
+    rule_version: int
+    rule_name: RuleName
+    severity: Literal["blue", "yellow", "red"] = Field(description="the rule's severity")
+    level: Literal["blue", "yellow", "red"] = Field(
+        description="the same: the alert's level, as the alert lists call it"
+    )
+    text_zh: str
+    text_en: str
+    raised_at: datetime = Field(description="when the worker raised it")
+    occurred_at: datetime = Field(description="when the event that raised it occurred")
+
+
 class Explanation(BaseModel):
     """Why the case costs what it does (the rules: services/casecost/explain.py, README
     "Why a case costs what it does"), worked out from the case as it stands when served."""
@@ -95,7 +112,14 @@ class Explanation(BaseModel):
         " twice the mean of the days before it; null when no day did"
     )
     driver: Driver | None = Field(description="the main driver (null while there is no cost)")
-    summary_zh: str
+    rule_findings: list[RuleFindingExplained] = Field(
+        default_factory=list,
+        description="the rule alerts of the case the caller may read, newest first, at most 10",
+    )
+    rule_findings_total: int = Field(default=0, description="how many rule alerts in all")
+    summary_zh: str = Field(
+        description="the main driver; then, with rule alerts, the most severe of them"
+    )
     summary_en: str
 
 

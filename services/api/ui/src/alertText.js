@@ -22,3 +22,22 @@ export function caselessText(alert, { t, locale, names }) {
   const key = alert.target_measure === "cost_per_case" ? "target.costPerCase" : "target.totalCost";
   return t(key, { department, period: alert.target_period || "—", ratio: percent(alert.ratio) });
 }
+
+/** A rule alert's rule in the page's language (the name it had when it found this), else its id. */
+export function ruleName(alert, locale) {
+  const name = alert.rule_name || {};
+  return (locale === "zh" ? name.zh || name.en : name.en || name.zh) || alert.rule_id || "—";
+}
+
+/** What a rule found, in the page's language. */
+export function ruleSentence(alert, locale) {
+  return (locale === "zh" ? alert.text_zh || alert.text_en : alert.text_en || alert.text_zh) || "";
+}
+
+/** Where an alert leads: its case, else (a department's alert) its department, else nowhere. */
+export function alertTarget(alert, hospital, period) {
+  const at = alert.hospital_id || hospital;
+  if (alert.case_id) return { name: "case", params: { hospital: at, caseId: alert.case_id } };
+  if (alert.department) return { name: "department", params: { hospital: at, code: alert.department }, query: { period } };
+  return null;
+}

@@ -156,3 +156,14 @@ export function divideDecimal(a, b) {
   if (top === null || bottom === null || bottom === 0n) return null;
   return unscaled((top * UNIT) / bottom);
 }
+
+/** The first moment of a local day in the hospital's time zone, ISO-8601 with its offset
+ * (the offset of the day's noon: a day that changes clocks is off by the change at most). */
+export function dayStart(day) {
+  const [year, month, date] = day.split("-").map(Number);
+  const noon = new Date(Date.UTC(year, month - 1, date, 12));
+  const zone = new Intl.DateTimeFormat("en-US", { timeZone: session.timezone || "Asia/Shanghai", timeZoneName: "longOffset" })
+    .formatToParts(noon)
+    .find((part) => part.type === "timeZoneName").value; // "GMT+08:00", or "GMT" at UTC
+  return `${day}T00:00:00${zone === "GMT" ? "+00:00" : zone.slice(3)}`;
+}
