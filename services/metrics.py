@@ -14,6 +14,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 EVENTS_INGESTED = Counter(
     "drgwatch_events_ingested_total", "Events submitted to POST /v1/events", ["status"]
 )
+HL7_MESSAGES = Counter(
+    "drgwatch_hl7_messages_total",
+    "HL7 v2 messages answered (POST /v1/hl7, MLLP), by acknowledgement code",
+    ["code"],
+)
 EVENTS_BACKDATED = Counter(
     "drgwatch_events_backdated_total",
     "Events accepted although dated more than DRGWATCH_EVENT_BACKDATED_WARNING_DAYS"

@@ -133,9 +133,11 @@ def up(
     demo: bool,
     partitions: int,
     resume_demo: bool = False,
+    mllp_port: int = 2575,
 ) -> int:
-    """Start the stack, keep it running, stop it on Ctrl-C; `port` and `broker_port` 0
-    pick free ports; `resume_demo` continues the last demo run. Returns the exit code."""
+    """Start the stack, keep it running, stop it on Ctrl-C; `port`, `broker_port` and
+    `mllp_port` 0 pick free ports; `resume_demo` continues the last demo run. Returns the
+    exit code."""
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -148,6 +150,7 @@ def up(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     http: socket.socket | None = None
+    mllp: socket.socket | None = None
     supervisor: Supervisor | None = None
     demo_process: subprocess.Popen[bytes] | None = None
     try:
@@ -159,11 +162,19 @@ def up(
         except PortInUse:
             raise PortInUse(f"port {port} (--port) is already in use; pick another") from None
         port = http.getsockname()[1]
+        # the MLLP socket likewise, served by the API process (loopback: embedded mode)
+        try:
+            mllp = listening_socket(mllp_port)
+        except PortInUse:
+            raise PortInUse(
+                f"port {mllp_port} (--mllp-port) is already in use; pick another"
+            ) from None
+        mllp_port = mllp.getsockname()[1]
         if broker_port == 0:
             broker_port = spare_port()
         ensure_free(broker_port, "--broker-port")
         supervisor, settings = _supervised_stack(
-            http, broker_port=broker_port, data_dir=data_dir, partitions=partitions
+            http, mllp, broker_port=broker_port, data_dir=data_dir, partitions=partitions
         )
         base_url = f"http://127.0.0.1:{port}"
         # the schema first, once: a database this drgwatch cannot use (one a newer
@@ -177,7 +188,7 @@ def up(
             supervisor.tick()
             if not announced and _ready(base_url):
                 announced = True
-                _announce(base_url, broker_port, settings, logs)
+                _announce(base_url, broker_port, mllp_port, settings, logs)
                 if demo:
                     demo_process = _start_demo(base_url, data_dir, resume=resume_demo)
             elif not announced and time.monotonic() > ready_by:
@@ -202,13 +213,20 @@ def up(
             supervisor.stop()
         if http is not None:
             http.close()
+        if mllp is not None:
+            mllp.close()
         with contextlib.suppress(OSError):
             (data_dir / SUPERVISOR_STATE_FILE).unlink()
         print("drgwatch: stopped", flush=True)
 
 
 def _supervised_stack(
-    http: socket.socket, *, broker_port: int, data_dir: Path, partitions: int
+    http: socket.socket,
+    mllp: socket.socket,
+    *,
+    broker_port: int,
+    data_dir: Path,
+    partitions: int,
 ) -> tuple[Supervisor, CommonSettings]:
     """The broker, the worker and the API as children of one supervisor."""
     logs = data_dir / "logs"
@@ -260,9 +278,11 @@ def _supervised_stack(
     # while a new broker starts is it stopped, for the same reason as the worker (its
     # producer asks for the events topic), and its relay then publishes the replay
     api_argv = [python, "-m", "services.cli", "api", "--fd", str(http.fileno())]
+    api_argv += ["--mllp-fd", str(mllp.fileno())]
+    sockets = [http.fileno(), mllp.fileno()]
     api = Child(
         "api",
-        lambda: start_child(api_argv, env, logs / "api.log", pass_fds=[http.fileno()]),
+        lambda: start_child(api_argv, env, logs / "api.log", pass_fds=sockets),
         logs / "api.log",
         bound_to=broker,
         runs_alone=True,
@@ -282,13 +302,16 @@ def _ready(base_url: str) -> bool:
     return False
 
 
-def _announce(base_url: str, broker_port: int, settings: CommonSettings, logs: Path) -> None:
+def _announce(
+    base_url: str, broker_port: int, mllp_port: int, settings: CommonSettings, logs: Path
+) -> None:
     print(
         "drgwatch is up (embedded mode, loopback only: a request without a key acts as admin)\n"
         f"  dashboard        {base_url}/\n"
         f"  API and ingest   {base_url}    (OpenAPI: {base_url}/docs)\n"
         f"  live alerts      {base_url}/v1/alerts/stream\n"
         f"  metrics          {base_url}/metrics\n"
+        f"  HL7 v2 (MLLP)    127.0.0.1:{mllp_port}\n"
         f"  Kafka (tansu)    127.0.0.1:{broker_port}\n"
         f"  database         {settings.resolved_database_url}\n"
         f"  logs             {logs}\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from services.api.events import router as ingest_router
 from services.api.fhir import router as fhir_router
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
+from services.api.hl7 import router as hl7_router
 from services.api.identities.router import router as identities_router
 from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
@@ -44,6 +46,8 @@ from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
 from services.ingest.fhir.mapping import load_mapping
+from services.ingest.hl7.mllp import MllpIntake, start_mllp
+from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.reference import registry
@@ -61,10 +65,12 @@ def create_app(
     connect_broker: bool = True,
     clock: Clock = wall_clock,
     import_rule_files: bool = True,
+    mllp: socket.socket | None = None,
 ) -> FastAPI:
     """Wire settings, database, publisher and routers into one FastAPI app (`clock`: the
     time sign-in sessions are opened, expired and throttled by; `import_rule_files`:
-    import the rule files into the rule registry at start)."""
+    import the rule files into the rule registry at start; `mllp`: a listening socket to
+    serve HL7 v2 over MLLP on, beside HTTP)."""
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
@@ -82,6 +88,20 @@ def create_app(
         if connect_broker:
             await _start_publisher(publisher)
             relay = asyncio.create_task(run_relay(sessions, publisher))
+        mllp_server = (
+            await start_mllp(
+                MllpIntake(
+                    sessions=sessions,
+                    profiles=app.state.hl7_profiles,
+                    zone=settings.zone,
+                    bounds=settings.time_bounds,
+                    publisher=publisher if connect_broker else None,
+                ),
+                sock=mllp,
+            )
+            if mllp is not None
+            else None
+        )
         dispatcher: Dispatcher | None = None
         dispatching: asyncio.Task[None] | None = None
         if settings.webhooks:
@@ -96,6 +116,8 @@ def create_app(
         try:
             yield
         finally:
+            if mllp_server is not None:
+                mllp_server.close()
             if dispatcher is not None and dispatching is not None:
                 await dispatcher.stop(dispatching)
             if relay is not None:
@@ -124,9 +146,11 @@ def create_app(
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
     app.state.fhir_mapping = load_mapping(settings.fhir_mapping)
+    app.state.hl7_profiles = load_profiles(settings.hl7_profiles)
     for router in (
         ingest_router,
         fhir_router,
+        hl7_router,
         cases_router,
         precheck_router,
         alerts_router,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,16 +16,14 @@ from services.api.deps import PublisherDep, SessionDep, require
 from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
-from services.ingest.publisher import EventPublisher
+from services.ingest.publisher import publish_durable
 from services.ingest.schemas import IngestResult
-from services.ingest.service import Accepted
 from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
 from services.validation import FieldError
 
 router = APIRouter(tags=["ingest"])
-PUBLISH_WAIT_SECONDS = 2.0
 
 _request_body: dict[str, Any] = {
     "required": True,
@@ -104,11 +101,11 @@ async def post_events(
         )
         await db_session.commit()
     except BodyTooLarge as refusal:
-        await _keep_refused(db_session, items, refusal.head, refusal)
+        await keep_refused(db_session, items, refusal.head, refusal)
         raise
     except (PayloadRejected, NotPermitted) as refusal:
         await db_session.rollback()
-        await _keep_refused(db_session, items, raw, refusal)
+        await keep_refused(db_session, items, raw, refusal)
         raise
     except LedgerUnavailable:
         INGEST_UNAVAILABLE.inc()
@@ -125,21 +122,8 @@ async def post_events(
     backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
     if backdated:
         EVENTS_BACKDATED.inc(backdated)
-    await publish_soon(publisher, accepted)
+    await publish_durable(publisher, accepted)
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
-
-
-async def publish_soon(publisher: EventPublisher, accepted: list[Accepted]) -> None:
-    """Publish events that are durable already, waiting at most PUBLISH_WAIT_SECONDS:
-    if the broker is slow or away, the answer goes out and the relay publishes them
-    (a late acknowledgement only means a harmless duplicate)."""
-    if not accepted or not publisher.started:
-        return
-    try:
-        done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
-        publisher.note_published(done)
-    except Exception:  # noqa: BLE001 - durable already; the relay publishes later
-        pass
 
 
 def _check_hospitals(caller: Principal, items: list[Any]) -> None:
@@ -166,7 +150,7 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _keep_refused(
+async def keep_refused(
     db_session: AsyncSession,
     items: list[Any],
     raw: bytes,

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.exceptions import NotPermitted
 from services.access.principal import Principal
 from services.api.deps import PublisherDep, SessionDep, require
-from services.api.events import BodyTooLarge, publish_soon, read_body
+from services.api.events import BodyTooLarge, read_body
 from services.api.settings import ApiSettings
 from services.ingest.exceptions import LedgerUnavailable
 from services.ingest.fhir import service as fhir_service
 from services.ingest.fhir.exceptions import FhirRefused
+from services.ingest.publisher import publish_durable
 from services.metrics import EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
@@ -132,7 +133,7 @@ async def post_fhir(
         raise
     for status, count in answer.counts.items():
         EVENTS_INGESTED.labels(status=status).inc(count)
-    await publish_soon(publisher, answer.accepted)
+    await publish_durable(publisher, answer.accepted)
     headers = {"Location": answer.location} if answer.location else None
     return JSONResponse(
         answer.body, status_code=answer.status, media_type=FHIR_JSON, headers=headers

@@ -43,6 +43,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 JSON = frozenset({"application/json"})
 # routes whose bodies are not JSON, by path, with the media types each takes
 BODY_MEDIA_TYPES: Mapping[str, frozenset[str]] = {
+    "/v1/hl7": frozenset({"x-application/hl7-v2+er7", "text/plain"}),
     "/v1/fhir": frozenset({"application/fhir+json", "application/json"}),
 }
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -6,9 +6,9 @@ body whose Content-Length is over the limit without reading any of it, and one s
 without a length (chunked) as soon as the bytes received pass the limit, so an
 oversized body is never held in memory whole, whichever route it was sent to.
 
-POST /v1/events and POST /v1/fhir read their own bodies within EVENTS_BODY_LIMIT, the
-same way, because a refused submission must be kept as a dead letter, which needs the
-database.
+POST /v1/events, POST /v1/fhir and POST /v1/hl7 read their own bodies within
+EVENTS_BODY_LIMIT, the same way, because a refused submission must be kept as a dead
+letter, which needs the database.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 EVENTS_BODY_LIMIT = 5 * 1024 * 1024
 EVENTS_PATH = "/v1/events"
 FHIR_PATH = "/v1/fhir"
+HL7_PATH = "/v1/hl7"
 # route template -> its limit, for the routes that take more than small JSON
 BODY_LIMITS: Mapping[str, int] = {
     # the schema allows 20,000 groups with names of 200 characters
@@ -33,9 +34,11 @@ BODY_LIMITS: Mapping[str, int] = {
     "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck": 512 * 1024,
     EVENTS_PATH: EVENTS_BODY_LIMIT,
     FHIR_PATH: EVENTS_BODY_LIMIT,
+    # HL7 v2: a batch of up to 1000 messages
+    HL7_PATH: EVENTS_BODY_LIMIT,
 }
 # (method, route template) of the routes that read their body themselves, within their limit
-SELF_LIMITED = frozenset({("POST", EVENTS_PATH), ("POST", FHIR_PATH)})
+SELF_LIMITED = frozenset({("POST", EVENTS_PATH), ("POST", FHIR_PATH), ("POST", HL7_PATH)})
 
 
 def body_limit(template: str) -> int:

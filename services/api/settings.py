@@ -44,6 +44,12 @@ class ApiSettings(CommonSettings, WebhookSettings):
     event_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     # and accepts, with a warning and a metric, one dated more than this before it
     event_backdated_warning_days: int = Field(default=90, ge=1, le=36_500)
+    # HL7 v2 facility profiles (a directory of YAML files, or one file); unset: the
+    # profiles drgwatch ships (services/ingest/hl7/profiles/)
+    hl7_profiles: Path | None = None
+    # `drgwatch api` also takes HL7 v2 over MLLP on this port (its --host; loopback in
+    # embedded mode); unset: no MLLP listener (`drgwatch up` has its own --mllp-port)
+    mllp_port: int | None = Field(default=None, ge=0, le=65_535)
     # the site's FHIR mapping for POST /v1/fhir (hospitals, departments, categories);
     # unset: the shipped services/ingest/fhir/default-mapping.yaml
     fhir_mapping: Path | None = None

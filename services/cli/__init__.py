@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--broker-port", type=int, default=9092, help="Kafka port (default 9092; 0: any free port)"
     )
+    up.add_argument(
+        "--mllp-port",
+        type=int,
+        default=2575,
+        help="HL7 v2 MLLP port, on loopback (default 2575; 0: any free port)",
+    )
     up.add_argument("--data-dir", type=Path, default=Path("./var"), help="default ./var")
     up.add_argument("--partitions", type=int, default=8, help="event topic partitions")
     up.add_argument("--demo", action="store_true", help="also run the simulated hospital")
@@ -55,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--port", type=int, default=8000)
     api.add_argument(
         "--fd", type=int, help="serve on this inherited listening socket instead of --host/--port"
+    )
+    api.add_argument(
+        "--mllp-port",
+        type=int,
+        help="also take HL7 v2 over MLLP on this port (default DRGWATCH_MLLP_PORT, unset: none)",
+    )
+    api.add_argument(
+        "--mllp-fd", type=int, help="take HL7 v2 over MLLP on this inherited listening socket"
     )
 
     commands.add_parser("worker", help="run the Faust worker")
@@ -137,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         return start_stack(
             port=args.port,
             broker_port=args.broker_port,
+            mllp_port=args.mllp_port,
             data_dir=args.data_dir,
             demo=args.demo or args.resume,
             resume_demo=args.resume,
             partitions=args.partitions,
         )
     if args.command == "api":
-        return _serve_api(args.host, args.port, args.fd)
+        return _serve_api(args.host, args.port, args.fd, args.mllp_port, args.mllp_fd)
     if args.command == "worker":
         return _run_worker()
     if args.command == "db":
@@ -186,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _serve_api(host: str, port: int, fd: int | None) -> int:
+def _serve_api(
+    host: str, port: int, fd: int | None, mllp_port: int | None, mllp_fd: int | None
+) -> int:
     import socket
 
     import uvicorn
@@ -206,8 +223,14 @@ def _serve_api(host: str, port: int, fd: int | None) -> int:
     if refusal:
         print(f"drgwatch api: {refusal}", file=sys.stderr)
         return 1
+    mllp = socket.socket(fileno=mllp_fd) if mllp_fd is not None else None
+    mllp_port = mllp_port if mllp_port is not None else settings.mllp_port
+    if mllp is None and mllp_port is not None:
+        from services.ports import listening_socket
+
+        mllp = listening_socket(mllp_port, host=host)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, mllp=mllp),
         host=host,
         port=port,
         log_level="warning",

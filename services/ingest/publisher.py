@@ -19,6 +19,7 @@ from services.storage.models import LedgerEntry
 
 log = logging.getLogger(__name__)
 RELAY_BATCH = 2000
+PUBLISH_WAIT_SECONDS = 2.0
 
 
 class EventPublisher:
@@ -98,6 +99,18 @@ class EventPublisher:
                 "broker refused %d of %d events; the relay will retry", failed, len(accepted)
             )
         return done
+
+
+async def publish_durable(publisher: EventPublisher, accepted: Sequence[Accepted]) -> None:
+    """Publish what the ledger already holds, waiting at most PUBLISH_WAIT_SECONDS: the
+    events are durable already, so if the broker is slow or away the caller answers now
+    and the relay publishes (a late acknowledgement only means a harmless duplicate)."""
+    if accepted and publisher.started:
+        try:
+            done = await asyncio.wait_for(publisher.publish(accepted), PUBLISH_WAIT_SECONDS)
+            publisher.note_published(done)
+        except Exception:  # noqa: BLE001 - durable already; the relay publishes later
+            pass
 
 
 async def mark_published(db_session: AsyncSession, seqs: Sequence[int]) -> None:

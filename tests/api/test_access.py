@@ -78,6 +78,18 @@ def _event(event_id: str, hospital: str) -> dict[str, Any]:
     return charge(event_id, hospital_id=hospital)
 
 
+def _hl7_charge(transaction_id: str, hospital: str) -> str:
+    return "\r".join(
+        [
+            f"MSH|^~\\&|HIS|{hospital}|DRGWATCH|DRGWATCH|20260302090000+0800||DFT^P03|"
+            f"{transaction_id}|P|2.5",
+            "PV1|1|I|W3|||||||CARD|||||||||C1|01",
+            f"FT1|1|{transaction_id}||20260302090000+0800||CG|LAB001^Blood panel^LAB|||1|0.10"
+            "|0.10|CARD",
+        ]
+    )
+
+
 CATALOGUE = {
     "name": "matrix",
     "effective_from": "2026-01-01",
@@ -174,6 +186,19 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         "/v1/events",
         {"events": [_event("m-h1b", "H001"), _event("m-h2", "H002")]},
         dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=202),
+    ),
+    # HL7 v2 (a text body): the hospital is MSH-4
+    (
+        "POST",
+        "/v1/hl7",
+        _hl7_charge("m-hl7-h1", "H001"),
+        dict(his_h1=200, head_card=403, office_h1=403, office_all=403, admin=200),
+    ),
+    (
+        "POST",
+        "/v1/hl7",
+        _hl7_charge("m-hl7-h2", "H002"),
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=403, admin=200),
     ),
     # the same Encounter from each caller that may post: the first records it (201), the
     # next adds nothing new (200); a Bundle is answered 200 with a response per entry
@@ -591,12 +616,20 @@ async def test_each_role_against_each_endpoint(
     got = {}
     for name in ROLES:
         # each caller posts its own event ids, so an accepted post is not a duplicate
-        payload = orjson.loads(orjson.dumps(body).replace(b'"m-', f'"{name}-'.encode()))
         # and acts on an alert nobody has acted on yet (or one waiting for review)
         concrete = await _alert_path(api, callers["admin"], path)
-        response = await api.client.request(
-            method, concrete, json=payload, headers=callers[name].headers
-        )
+        if isinstance(body, str):  # HL7 v2
+            response = await api.client.request(
+                method,
+                concrete,
+                content=body.replace("m-", f"{name}-"),
+                headers={**callers[name].headers, "Content-Type": "x-application/hl7-v2+er7"},
+            )
+        else:
+            payload = orjson.loads(orjson.dumps(body).replace(b'"m-', f'"{name}-'.encode()))
+            response = await api.client.request(
+                method, concrete, json=payload, headers=callers[name].headers
+            )
         got[name] = response.status_code
         if response.status_code in (403, 404):
             refusal = response.json()  # FHIR's refusals are OperationOutcomes

@@ -25,7 +25,7 @@ def test_make_up_demo_shows_alerts_and_ctrl_c_stops_everything(tmp_path: Path) -
     data_dir = tmp_path / "var"
     output = tmp_path / "up.out"
     # port 0: drgwatch up picks free ports and prints them
-    args = f"--port 0 --broker-port 0 --data-dir {data_dir} --demo"
+    args = f"--port 0 --broker-port 0 --mllp-port 0 --data-dir {data_dir} --demo"
     up = start_up(["make", "-s", "up", f"ARGS={args}"], output)
     port = broker_port = 0
     try:

@@ -78,7 +78,7 @@ def restarts_in_metrics(url: str) -> dict[str, int]:
 
 def drgwatch_up(data_dir: Path) -> list[str]:
     drgwatch = Path(sys.executable).with_name("drgwatch")
-    return [str(drgwatch), "up", "--port", "0", "--broker-port", "0"] + [
+    return [str(drgwatch), "up", "--port", "0", "--broker-port", "0", "--mllp-port", "0"] + [
         "--data-dir",
         str(data_dir),
         "--partitions",
