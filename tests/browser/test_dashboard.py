@@ -707,8 +707,7 @@ def _open_findings(stack: Stack, rule: str) -> int:
 def test_a_rule_alert_arrives_live_and_is_shown_on_its_case_in_both_languages(
     browser: Any, hospital: Stack
 ) -> None:
-    # a RESP case well below its standard (its labs on three days are already repeats), then
-    # an order of 10 blood cultures: the shipped rule large-order bounds a lab order at 5
+    # a RESP case well below its standard, then an order of 10 blood cultures: the shipped rule large-order bounds a lab order at 5
     hospital.post(a_stay("C-5001", "ES33", "RESP", "0.30"))
     hospital.wait_for(lambda: (hospital.case(HOSPITAL, "C-5001") or {}).get("level") == "none", 60)
     context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
@@ -761,7 +760,7 @@ def test_a_rule_alert_arrives_live_and_is_shown_on_its_case_in_both_languages(
         expect(row).to_contain_text(finding["text_zh"])
         expect(row).to_contain_text("黄色预警")
         every = hospital.all_alerts(hospital_id=HOSPITAL, case_id="C-5001", kind="rule")
-        assert {"large-order", "repeat-exam"} <= {item["rule_id"] for item in every}
+        assert "large-order" in {item["rule_id"] for item in every}
         expect(section.locator(".el-table__row")).to_have_count(len(every))
         shoot(page, "case-rule-findings-zh-laptop")
         found = accessibility.violations(page)
