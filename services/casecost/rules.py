@@ -484,7 +484,7 @@ class CaseMemory:
     def record(self, item_code: str, day: str, quantity: Decimal) -> dict[str, ItemDay]:
         """A charge line (positive quantity) or credit (negative) of a tracked item."""
         self.wire = None
-        self.item_wire.pop(item_code, None)
+        form = self.item_wire.pop(item_code, None)
         days = self.items.get(item_code)
         if days is None:
             days = self.items[item_code] = {}
@@ -496,11 +496,19 @@ class CaseMemory:
                 on = days[day] = ItemDay()
             on.lines += 1
             on.quantity += quantity
+            # the item's form again with this day changed, when that keeps its days in
+            # order (a day charged again, or a later one): a copy, as an earlier form may
+            # still be read; a late day's item is written out afresh
+            if form is not None and (day in form or day > next(reversed(form), "")):
+                form = dict(form)
+                form[day] = [on.lines, str(on.quantity)]
+                self.item_wire[item_code] = form
         else:
             _take_back(days, day, -quantity)
         if len(days) > MAX_ITEM_DAYS:
             for old in sorted(days)[: len(days) - MAX_ITEM_DAYS]:
                 del days[old]
+            self.item_wire.pop(item_code, None)
         return days
 
     def _forget_an_item(self, *, keep: str) -> None:
