@@ -12,9 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from services.reference.rules import DEFAULT_RULES_DIR
+from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from tests.integration.harness import Stack, running_stack
 from tests.integration.test_pipeline import _read_alert_events, admitted, line
+
+# the shipped rules' versions: a finding carries its rule's
+VERSION = {rule.id: rule.version for rule in load_rule_files(DEFAULT_RULES_DIR).rules}
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +118,7 @@ def test_a_case_raises_exactly_its_findings_with_rule_and_sentences(stack: Stack
 
     repeat = alerts["repeat-exam"]
     assert repeat["kind"] == "rule" and repeat["transition"] == "raised"
-    assert repeat["rule_version"] == 1 and repeat["level"] == "yellow"
+    assert repeat["rule_version"] == VERSION["repeat-exam"] and repeat["level"] == "yellow"
     assert repeat["rule_name"] == {"zh": "重复检查检验", "en": "Repeated exam or lab"}
     assert repeat["text_zh"] == "item CT（CT）于 2026-11-22 再次收费，3 天内已于 2026-11-20 收费"
     assert repeat["text_en"] == (
@@ -162,7 +165,7 @@ def test_the_live_stream_pushes_rule_alerts_alone_when_asked(stack: Stack) -> No
     assert {a["kind"] for _, a in received} == {"rule"}
     for _, alert in received:
         assert alert["rule_name"]["zh"] and alert["text_zh"] and alert["text_en"]
-        assert alert["rule_version"] == 1 and alert["detail"]
+        assert alert["rule_version"] == VERSION[alert["rule_id"]] and alert["detail"]
 
 
 def test_no_finding_is_lost_or_doubled_across_a_worker_kill_and_a_ledger_replay(
