@@ -707,7 +707,8 @@ def _open_findings(stack: Stack, rule: str) -> int:
 def test_a_rule_alert_arrives_live_and_is_shown_on_its_case_in_both_languages(
     browser: Any, hospital: Stack
 ) -> None:
-    # a RESP case well below its standard, then an order of 10 blood cultures: the shipped rule large-order bounds a lab order at 5
+    # a RESP case well below its standard, then an order of 10 blood cultures: the shipped
+    # rule large-order bounds a lab order at 5
     hospital.post(a_stay("C-5001", "ES33", "RESP", "0.30"))
     hospital.wait_for(lambda: (hospital.case(HOSPITAL, "C-5001") or {}).get("level") == "none", 60)
     context = browser.new_context(viewport=LAPTOP, locale="zh-CN")
