@@ -34,12 +34,15 @@ def test_quick_bench_runs_every_contender_and_checks_drgwatch(tmp_path: Path) ->
     # the worker with the shipped rules and without, in the same run: their ratio
     rates = result["lines_per_s"]
     with_rules = result["ratios"]["with_rules_vs_without"]
-    assert with_rules == round(rates["drgwatch"] / rates["drgwatch_no_rules"], 3)
-    assert result["rules_cost"] == round(1 - rates["drgwatch"] / rates["drgwatch_no_rules"], 3)
+    # (worked out before the figures were rounded for the JSON: equal to a rounding step)
+    assert abs(with_rules - rates["drgwatch"] / rates["drgwatch_no_rules"]) <= 0.002
+    assert abs(result["rules_cost"] - (1 - rates["drgwatch"] / rates["drgwatch_no_rules"])) <= 0.002
     # and in CPU per message, which other processes' load leaves alone
     cpu = result["cpu_seconds"]
     assert cpu["drgwatch"] > 0 and cpu["drgwatch_no_rules"] > 0
-    assert result["rules_cpu_share"] == round(1 - cpu["drgwatch_no_rules"] / cpu["drgwatch"], 3)
+    assert (
+        abs(result["rules_cpu_share"] - (1 - cpu["drgwatch_no_rules"] / cpu["drgwatch"])) <= 0.002
+    )
     # the rules found something, and what the recount redoes was found exactly
     assert result["rule_alerts"]["large-order"] > 0
     assert "rules cost" in run.stdout and "of the worker's throughput" in run.stdout
