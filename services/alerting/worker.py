@@ -33,7 +33,6 @@ from services.casecost.pricing import PriceBook
 from services.casecost.rules import NO_SWITCHES, CaseRules, RuleSet, RuleSwitches
 from services.reference import registry
 from services.reference import service as catalogue_service
-from services.reference.exceptions import RuleFilesRefused
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
@@ -70,28 +69,8 @@ class ReferenceData:
         return replace(book, case_rules=compiled if compiled.rules else None)
 
     async def import_rule_files(self, rules: RuleSet) -> None:
-        """Import the rule files into the registry, then evaluate the registry's rules.
-
-        A file the registry refuses (changed without a new version) is logged and the
-        registry's rules stay in force: `drgwatch rules reload` names the problem."""
-        async with self.sessions() as db_session:
-            try:
-                report = await registry.import_rules(
-                    db_session=db_session,
-                    rules=rules,
-                    changed_by="rule files (worker start)",
-                    now=datetime.now(UTC),
-                )
-            except RuleFilesRefused as error:
-                await db_session.rollback()
-                log.error("rule files not imported, the registry's rules stay:\n%s", error)
-            else:
-                if report.changed:
-                    await db_session.commit()
-                    for line in report.lines():
-                        log.info("rule %s", line)
-                else:
-                    await db_session.rollback()
+        """Import the rule files into the registry, then evaluate the registry's rules."""
+        await registry.import_at_start(self.sessions, rules, changed_by="rule files (worker start)")
         await self.reload_rules()
 
     async def reload_rules(self) -> bool:

@@ -8,12 +8,10 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
@@ -51,7 +49,6 @@ from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.reference import registry
-from services.reference.exceptions import RuleFilesRefused
 from services.reference.rules import DEFAULT_RULES_DIR
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
@@ -83,7 +80,11 @@ def create_app(
         # embedded: upgrade to the head; production: refuse a database not at the head
         await schema.prepare(engine, mode=settings.mode)
         if import_rule_files:
-            await _import_rule_files(sessions, settings)
+            await registry.import_at_start(
+                sessions,
+                settings.rules_dir or DEFAULT_RULES_DIR,
+                changed_by="rule files (api start)",
+            )
         relay: asyncio.Task[None] | None = None
         if connect_broker:
             await _start_publisher(publisher)
@@ -194,32 +195,6 @@ def create_app(
     _install_timing(app)
     app.add_middleware(SecurityHeaders)
     return app
-
-
-async def _import_rule_files(
-    sessions: async_sessionmaker[AsyncSession], settings: ApiSettings
-) -> None:
-    """Import the rule files into the rule registry at start (the worker does too: the
-    registry takes them once). A file refused is logged; the registry's rules stay."""
-    directory = settings.rules_dir or DEFAULT_RULES_DIR
-    async with sessions() as db_session:
-        try:
-            report = await registry.import_rule_files(
-                db_session=db_session,
-                path=directory,
-                changed_by="rule files (api start)",
-                now=datetime.now(UTC),
-            )
-        except RuleFilesRefused as error:
-            await db_session.rollback()
-            log.error("rule files not imported, the registry's rules stay:\n%s", error)
-            return
-        if report.changed:
-            await db_session.commit()
-            for line in report.lines():
-                log.info("rule %s", line)
-        else:
-            await db_session.rollback()
 
 
 async def _start_publisher(publisher: EventPublisher) -> None:

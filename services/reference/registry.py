@@ -25,15 +25,16 @@ poll the generation (`registry_generation`) and reload when it moved.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.casecost.rules import (
     CASE_KINDS,
@@ -48,6 +49,8 @@ from services.reference.exceptions import RuleFilesRefused, RuleRefused, Unknown
 from services.reference.rules import RuleProblem, load_rule_files
 from services.storage.models import RuleGeneration, RuleHead, RuleSwitchRecord, RuleVersionRecord
 from services.validation import FieldError
+
+log = logging.getLogger(__name__)
 
 API_SOURCE = "api"
 FILE_SOURCE_PREFIX = "file:"
@@ -548,3 +551,27 @@ async def import_rule_files(
     return await import_rules(
         db_session=db_session, rules=load_rule_files(path), changed_by=changed_by, now=now
     )
+
+
+async def import_at_start(
+    sessions: async_sessionmaker[AsyncSession], rules: RuleSet | Path, *, changed_by: str
+) -> None:
+    """Import the rule files (read from `rules` when it is a directory) as a process
+    starts: API and workers each do, and the registry takes them once. A refusal is
+    logged and the registry's rules stay in force; `drgwatch rules reload` names it."""
+    async with sessions() as db_session:
+        try:
+            loaded = load_rule_files(rules) if isinstance(rules, Path) else rules
+            report = await import_rules(
+                db_session=db_session, rules=loaded, changed_by=changed_by, now=datetime.now(UTC)
+            )
+        except RuleFilesRefused as error:
+            await db_session.rollback()
+            log.error("rule files not imported, the registry's rules stay:\n%s", error)
+            return
+        if not report.changed:
+            await db_session.rollback()
+            return
+        await db_session.commit()
+    for line in report.lines():
+        log.info("rule %s", line)

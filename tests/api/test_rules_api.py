@@ -352,3 +352,35 @@ async def test_two_imports_at_once_write_each_version_once(rules_api: Api) -> No
     assert all({c.action for c in r.changes} == {"unchanged"} for r in reports if r not in added)
     versions = await rules_api.rows("SELECT rule_id, version FROM rule_versions ORDER BY id")
     assert [tuple(row) for row in versions] == [("big-drug", 1), ("twice", 1)]
+
+
+async def test_a_start_import_the_registry_refuses_is_logged_and_the_rules_stay(
+    rules_api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process starting with a rule file changed under the same version keeps the
+    registry's rules in force and says why in its log; a good file is taken once."""
+    path = rules_dir(rules_api) / "local.yaml"
+    changed = RULE_FILE.replace("max_amount: 5000", "max_amount: 6000")
+    path.write_text(changed, encoding="utf-8")
+    await registry.import_at_start(
+        rules_api.sessions, rules_dir(rules_api), changed_by="rule files (worker start)"
+    )
+    assert "bump its version" in caplog.text
+    assert "the registry's rules stay" in caplog.text
+    rows = await rules_api.rows(
+        "SELECT rule_id, version, changed_by FROM rule_versions ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [("big-drug", 1, "rule files (api start)")]
+
+    path.write_text(changed.replace("    version: 1", "    version: 2"), encoding="utf-8")
+    for _ in range(2):
+        await registry.import_at_start(
+            rules_api.sessions, rules_dir(rules_api), changed_by="rule files (worker start)"
+        )
+    rows = await rules_api.rows(
+        "SELECT rule_id, version, changed_by FROM rule_versions ORDER BY id"
+    )
+    assert [tuple(row) for row in rows] == [
+        ("big-drug", 1, "rule files (api start)"),
+        ("big-drug", 2, "rule files (worker start)"),
+    ]
