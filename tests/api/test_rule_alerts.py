@@ -80,7 +80,7 @@ async def department_finding(api: Api, department: str = "CARD") -> dict[str, An
         hospital_id="H001",
         department=department,
         period="2026-11",
-        cases=6,
+        cases=30,
         cost_per_case=Decimal("12000.00"),
         last_year_cost_per_case=Decimal("10000.00"),
     )

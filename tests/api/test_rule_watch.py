@@ -55,12 +55,17 @@ key_for = indicator_tests.key_for
 
 ZONE = CommonSettings().zone
 NOW = datetime.fromisoformat("2026-12-10T12:00:00+08:00")
-# the shipped department rules, a DRG's months counted from its first case (the shipped
-# rule wants 10 a month: these constructed months have a few)
+# the shipped department rules judging the few cases of these constructed months: a
+# DRG's months counted from its first case, a department's period from five cases (the
+# shipped rules want 10 and 30)
 RULES: tuple[DepartmentRule, ...] = tuple(
-    rule.model_copy(update={"params": rule.params.model_copy(update={"min_cases": 1})})
-    if isinstance(rule, DrgOverStandardMonthsRule)
-    else rule
+    rule.model_copy(
+        update={
+            "params": rule.params.model_copy(
+                update={"min_cases": 1 if isinstance(rule, DrgOverStandardMonthsRule) else 5}
+            )
+        }
+    )
     for rule in load_rule_files(DEFAULT_RULES_DIR).department_rules
 )
 EPOCH = date(1970, 1, 1)
@@ -265,7 +270,7 @@ async def test_the_rules_raise_their_findings_once_each(cases: Api) -> None:
             "level": "yellow",
             "previous_level": "none",
             "transition": "raised",
-            "rule_version": 1,
+            "rule_version": 2,
             "status": "open",
         }
         == grow
@@ -345,7 +350,7 @@ async def test_a_new_version_of_a_rule_judges_afresh_and_disabled_rules_not_at_a
 ) -> None:
     assert await sweep(cases.engine, cases.sessions, RULES, ZONE, NOW) == 6
     growth = next(rule for rule in RULES if rule.id == "cost-per-case-growth")
-    revised = growth.model_copy(update={"version": 2})
+    revised = growth.model_copy(update={"version": growth.version + 1})
     assert await sweep(cases.engine, cases.sessions, [revised], ZONE, NOW) == 3
     off = [rule.model_copy(update={"enabled": False, "version": 9}) for rule in RULES]
     assert await sweep(cases.engine, cases.sessions, off, ZONE, NOW) == 0

@@ -863,14 +863,14 @@ def test_the_case_reads_its_rule_findings_from_the_explanation_when_it_carries_t
 def test_a_department_rule_alert_reads_as_a_sentence_and_opens_the_department(
     browser_page: tuple[Any, list[str]], hospital: Stack
 ) -> None:
-    # five dermatology cases discharged now, each well below 0.4 of its standard: the
-    # shipped department rule low-ratio-share (above 20% of at least 5 cases) finds it
+    # thirty dermatology cases discharged now, each well below 0.4 of its standard: the
+    # shipped department rule low-ratio-share (above 20% of at least 30 cases) finds it
     page, problems = browser_page
     page.goto(f"{hospital.url}/?hospital={HOSPITAL}")
     page.get_by_text("实时连接正常").wait_for(timeout=15_000)
     page.get_by_test_id("rules-today").wait_for()
     now = datetime.now(ZONE).isoformat(timespec="seconds")
-    cases = [f"C-60{n:02d}" for n in range(5)]
+    cases = [f"C-60{n:02d}" for n in range(30)]
     hospital.post(
         [
             event

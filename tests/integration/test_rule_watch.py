@@ -72,8 +72,9 @@ def test_discharged_cases_raise_a_department_rule_alert(stack: Stack) -> None:
     moment = datetime.now(CommonSettings().zone).replace(microsecond=0) - timedelta(minutes=1)
     at, admitted_at = moment.isoformat(), (moment - timedelta(days=2)).isoformat()
     events: list[dict[str, Any]] = []
-    # five FM15 cases costing 1,000.00 against a standard of 40,400.83: all low-ratio
-    for number in range(5):
+    # thirty FM15 cases (the shipped rule judges from 30) costing 1,000.00 against a
+    # standard of 40,400.83: all low-ratio
+    for number in range(30):
         case = f"C{number}"
         events += [
             admitted(hospital, case, f"{case}-a", at=admitted_at),
@@ -94,7 +95,7 @@ def test_discharged_cases_raise_a_department_rule_alert(stack: Stack) -> None:
     assert alert["kind"] == "rule" and alert["case_id"] == ""
     assert (alert["department"], alert["rule_period"]) == ("CARDIO", f"{moment:%Y-%m}")
     assert (alert["level"], alert["transition"], alert["status"]) == ("yellow", "raised", "open")
-    assert (alert["detail"]["cases"], alert["detail"]["low_ratio_cases"]) == (5, 5)
+    assert (alert["detail"]["cases"], alert["detail"]["low_ratio_cases"]) == (30, 30)
     assert alert["rule_name"]["en"] == "Too many low-ratio cases"
     # the live stream carries it (from the start of the history: Last-Event-ID 0)
     assert alert["alert_id"] in streamed_ids(stack, hospital, until=alert["alert_id"])
