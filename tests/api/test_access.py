@@ -226,6 +226,12 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ),
     (
         "GET",
+        "/v1/alerts/rule-counts?since=2026-12-01T00:00:00%2B08:00",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    (
+        "GET",
         "/v1/dead-letters",
         None,
         dict(his_h1=200, head_card=403, office_h1=200, office_all=200, admin=200),

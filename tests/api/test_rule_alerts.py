@@ -374,3 +374,57 @@ async def test_a_long_list_of_findings_is_bounded_and_the_most_severe_still_said
         in (explanation["summary_en"])
     )
     assert explanation["summary_en"].endswith("(15 rule alerts in all)")
+
+
+async def test_rule_counts_give_each_rules_findings_and_those_still_open(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    await write(api, ruled_case(), ruled_case("C2", department="SURG"))
+    await department_finding(api)
+    repeats = await rule_alerts(api)
+    await post(client, repeats["repeat-exam"], "resolve", WANG, reason="over_treatment")
+    await post(client, repeats["large-order"], "ack", WANG)
+
+    def counted(body: dict[str, Any]) -> dict[str, tuple[int, int, str]]:
+        return {item["rule_id"]: (item["found"], item["open"], item["level"]) for item in body}
+
+    since = {"since": "2026-11-24T00:00:00+08:00"}
+    office = await client.get("/v1/alerts/rule-counts", params=since, headers=as_(ZHAO))
+    assert office.status_code == 200, office.text
+    body = office.json()
+    assert counted(body["items"]) == {
+        "repeat-exam": (2, 1, "yellow"),  # C1's resolved, C2's open
+        "large-order": (2, 2, "yellow"),  # acknowledged is still the department's
+        "category-share": (2, 2, "yellow"),
+        "same-day-repeats": (2, 2, "red"),
+        "cost-per-case-growth": (1, 1, "yellow"),
+    }
+    # most still open first, then most found, then by id
+    assert [item["rule_id"] for item in body["items"]][:3] == [
+        "category-share",
+        "large-order",
+        "same-day-repeats",
+    ]
+    growth = body["items"][-1]
+    assert growth["rule_name"] == {
+        "zh": "科室例均费用增长过快",
+        "en": "Department cost per case rising",
+    }
+    # a department head counts their own department's findings only
+    head = await client.get("/v1/alerts/rule-counts", params=since, headers=as_(LI))
+    assert counted(head.json()["items"]) == {
+        "repeat-exam": (1, 1, "yellow"),
+        "large-order": (1, 1, "yellow"),
+        "category-share": (1, 1, "yellow"),
+        "same-day-repeats": (1, 1, "red"),
+    }
+    # findings raised before `since` are not counted: the department's at 09:00:00 local
+    # time, the cases' a few seconds later
+    later = {"since": "2026-11-24T09:00:01+08:00"}
+    after = await client.get("/v1/alerts/rule-counts", params=later, headers=as_(ZHAO))
+    assert after.status_code == 200
+    assert set(counted(after.json()["items"])) == set(counted(body["items"])) - {
+        "cost-per-case-growth"
+    }
+    missing = await client.get("/v1/alerts/rule-counts", headers=as_(ZHAO))
+    assert missing.status_code == 422

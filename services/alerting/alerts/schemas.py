@@ -88,7 +88,24 @@ class AlertList(BaseModel):
     next_cursor: str | None
 
 
-# --- the alert lifecycle (issue 5) ---------------------------------------------------------
+class RuleFindingCount(BaseModel):
+    """What one monitoring rule found since a moment: how many findings, how many of
+    them still with the department (open, acknowledged or returned), and its latest."""
+
+    rule_id: str
+    rule_name: RuleName | None
+    level: str  # the latest finding's
+    found: int
+    open: int
+    latest_raised_at: datetime
+
+
+class RuleFindingCounts(BaseModel):
+    since: datetime
+    items: list[RuleFindingCount]
+
+
+# --- the alert lifecycle ---------------------------------------------------------------
 
 
 def _note_text(note: str | None) -> str | None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Subquery, func, select
+from sqlalchemy import Select, Subquery, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.principal import Principal
-from services.alerting.alerts.schemas import AlertList, AlertListItem, AlertOut, Contributor
+from services.alerting.alerts.schemas import (
+    AlertList,
+    AlertListItem,
+    AlertOut,
+    Contributor,
+    RuleFindingCount,
+    RuleFindingCounts,
+)
 from services.casecost.pricing import LEVEL_RANK, money
 from services.storage.models import AlertAction, AlertRecord
 from services.storage.pagination import decode_int_cursor, encode_cursor
@@ -50,7 +57,7 @@ def to_out(record: AlertRecord) -> AlertOut:
 
 
 def _filtered(
-    query: Select[Any, Any] | Select[Any],
+    query: Select[*tuple[Any, ...]],
     *,
     hospital_id: str | None,
     case_id: str | None,
@@ -59,7 +66,7 @@ def _filtered(
     min_level: str | None = None,
     since: datetime | None = None,
     kind: str | None = None,
-) -> Select[Any]:
+) -> Select[*tuple[Any, ...]]:
     if hospital_id:
         query = query.where(AlertRecord.hospital_id == hospital_id)
     if case_id:
@@ -118,6 +125,64 @@ async def list_alerts(
         for record, record_status in rows[:limit]
     ]
     return AlertList(items=items, next_cursor=next_cursor)
+
+
+# the statuses in which a finding is still the department's to act on
+WITH_THE_DEPARTMENT = ("open", "acknowledged", "returned")
+
+
+async def rule_finding_counts(
+    *,
+    db_session: AsyncSession,
+    caller: Principal,
+    hospital_id: str | None,
+    department: str | None,
+    since: datetime,
+) -> RuleFindingCounts:
+    """Per monitoring rule, its findings raised since `since` in the caller's scope: one
+    grouped query, however many there are; the rules with most still open first."""
+    current = _current_status()
+    status_column = func.coalesce(current.c.to_status, "open")
+    still_open = func.sum(case((status_column.in_(WITH_THE_DEPARTMENT), 1), else_=0))
+    query = _filtered(
+        select(
+            AlertRecord.rule_id,
+            func.count().label("found"),
+            still_open.label("open"),
+            func.max(AlertRecord.seq).label("latest"),
+        )
+        .outerjoin(current, current.c.alert_id == AlertRecord.alert_id)
+        .where(caller.scope_clause(AlertRecord.hospital_id, AlertRecord.department))
+        .group_by(AlertRecord.rule_id),
+        hospital_id=hospital_id,
+        case_id=None,
+        department=department,
+        level=None,
+        since=since,
+        kind="rule",
+    )
+    groups = (await db_session.execute(query)).all()
+    latest = {
+        record.seq: record
+        for record in await db_session.scalars(
+            select(AlertRecord).where(AlertRecord.seq.in_([group.latest for group in groups]))
+        )
+    }
+    items = []
+    for group in groups:
+        record = latest[group.latest]
+        items.append(
+            RuleFindingCount(
+                rule_id=group.rule_id or "",
+                rule_name=None if record.detail is None else record.detail.get("rule_name"),
+                level=record.level,
+                found=int(group.found),
+                open=int(group.open or 0),
+                latest_raised_at=record.raised_at,
+            )
+        )
+    items.sort(key=lambda item: (-item.open, -item.found, item.rule_id))
+    return RuleFindingCounts(since=since, items=items)
 
 
 def _current_status() -> Subquery:

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from services.access.principal import Principal
 from services.alerting.alerts import service as alert_service
-from services.alerting.alerts.schemas import ALERT_KINDS, AlertList
+from services.alerting.alerts.schemas import ALERT_KINDS, AlertList, RuleFindingCounts
 from services.api.alerts import live
 from services.api.deps import CallerCheckDep, SessionDep, require
 from services.api.params import (
@@ -60,6 +60,25 @@ async def list_alerts(
         kind=kind,
         limit=limit,
         cursor=cursor,
+    )
+
+
+@router.get("/v1/alerts/rule-counts", response_model=RuleFindingCounts)
+async def rule_finding_counts(
+    db_session: SessionDep,
+    caller: AlertReader,
+    since: Annotated[Moment, Query()],
+    hospital_id: HospitalFilter = None,
+    department: DepartmentFilter = None,
+) -> RuleFindingCounts:
+    """What each monitoring rule found since `since` (e.g. the hospital's local midnight):
+    findings, how many are still with the department, and the latest one's level."""
+    return await alert_service.rule_finding_counts(
+        db_session=db_session,
+        caller=caller,
+        hospital_id=hospital_id,
+        department=department,
+        since=since,
     )
 
 

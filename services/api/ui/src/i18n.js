@@ -29,7 +29,6 @@ const zh = {
     found: "今日发现",
     open: "未处理",
     noneToday: "今日尚无规则发现",
-    atLeast: "至少 {count}",
   },
   target: {
     totalCost: "{department} {period} 总费用预计达目标的 {ratio}",
@@ -255,7 +254,6 @@ const en = {
     found: "Found today",
     open: "Still open",
     noneToday: "No rule has found anything today",
-    atLeast: "at least {count}",
   },
   target: {
     totalCost: "{department}: total cost projected at {ratio} of its {period} target",
