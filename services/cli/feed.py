@@ -9,6 +9,7 @@ answers to its records by partition and offset.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class Answers:
 
 
 def run(args: argparse.Namespace) -> int:
+    # kafka-python logs each connection at INFO; the command's own lines are what counts
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = CommonSettings()
     bootstrap = args.bootstrap or settings.kafka_bootstrap
     topic = args.topic or settings.intake_topic
@@ -124,14 +127,16 @@ def _send(
                 f"no topic {results_topic}: start drgwatch up, or run drgwatch topics create"
             )
         assigned = [TopicPartition(results_topic, partition) for partition in partitions]
+        # where the answers start, fixed before anything is sent (end_offsets and seek:
+        # seek_to_end's position lookup waits on a leader-epoch check tansu does not answer)
+        ends = results.end_offsets(assigned)
         results.assign(assigned)
-        results.seek_to_end(*assigned)
-        for tp in assigned:  # fixes the start before anything is sent
-            results.position(tp)
+        for tp in assigned:
+            results.seek(tp, ends[tp])
         answers = Answers(wanted=_produce(events, bootstrap, topic))
         deadline = time.monotonic() + wait
         with tqdm(
-            total=len(answers.wanted), unit="answer", desc="answered", file=sys.stderr
+            total=len(answers.wanted), unit="answer", desc="answered", file=sys.stderr, disable=None
         ) as progress:
             while answers.missing and time.monotonic() < deadline:
                 before = len(answers.found)
@@ -161,7 +166,9 @@ def _produce(
         if not producer.partitions_for(topic):
             raise _NoTopic(f"no topic {topic}: start drgwatch up, or run drgwatch topics create")
         sent = []
-        with tqdm(total=len(events), unit="event", desc="sent", file=sys.stderr) as progress:
+        with tqdm(
+            total=len(events), unit="event", desc="sent", file=sys.stderr, disable=None
+        ) as progress:
             for event in events:
                 future = producer.send(
                     topic,

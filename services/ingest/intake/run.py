@@ -23,7 +23,10 @@ async def serve(settings: IntakeSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     if settings.intake_metrics_port is not None:
-        start_http_server(settings.intake_metrics_port, addr=settings.intake_metrics_host)
+        try:
+            start_http_server(settings.intake_metrics_port, addr=settings.intake_metrics_host)
+        except OSError as error:  # the intake matters more than its figures
+            log.warning("intake: no metrics on port %d: %s", settings.intake_metrics_port, error)
     engine = make_engine(settings.resolved_database_url)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
     producer = make_results_producer(settings)
