@@ -111,5 +111,13 @@ def test_drgwatch_up_takes_a_fed_file_and_restarts_a_killed_intake(tmp_path: Pat
         assert "accepted 1, duplicate 0, refused 0" in result.stdout, result.stdout
         assert total_of(port, Decimal("42000.00")) == Decimal("42000.00"), output.read_text()
         assert "drgwatch: the intake exited (signal SIGKILL)" in output.read_text()
+
+        # the restarted intake's own figures, on the port the banner names
+        metrics = re.search(r"Kafka intake .*\(metrics (http://\S+/metrics)\)", banner)
+        assert metrics, banner
+        text = httpx.get(metrics.group(1), timeout=10).text
+        assert 'drgwatch_intake_records_total{status="accepted"} 1.0' in text, text
+        assert 'drgwatch_intake_events_total{status="accepted"} 1.0' in text, text
+        assert re.search(r'^drgwatch_intake_lag\{partition="\d"\} 0\.0$', text, re.M), text
     finally:
         assert stop_up(up) == 0, output.read_text()
