@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     except (KafkaError, _NoTopic) as error:
         print(f"drgwatch feed: {bootstrap}: {error}", file=sys.stderr)
         return 2
-    return _report(args.file, events, problems, answers)
+    return _report(args.file, problems, answers)
 
 
 class _NoTopic(Exception):
@@ -117,8 +117,12 @@ class _NoTopic(Exception):
 def _send(
     events: list[FileEvent], bootstrap: str, topic: str, results_topic: str, wait: float
 ) -> Answers:
+    # never auto-created: a broker would give a topic its own default partition count
     results = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="drgwatch-feed"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        client_id="drgwatch-feed",
+        allow_auto_create_topics=False,
     )
     try:
         partitions = results.partitions_for_topic(results_topic)
@@ -160,7 +164,12 @@ def _produce(
     events: list[FileEvent], bootstrap: str, topic: str
 ) -> dict[tuple[int, int], FileEvent]:
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, client_id="drgwatch-feed"
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        client_id="drgwatch-feed",
+        allow_auto_create_topics=False,
+        max_block_ms=15_000,
     )
     try:
         if not producer.partitions_for(topic):
@@ -188,9 +197,8 @@ def _produce(
         producer.close()
 
 
-def _report(
-    path: Path, events: list[FileEvent], problems: list[LineProblem], answers: Answers
-) -> int:
+def _report(path: Path, problems: list[LineProblem], answers: Answers) -> int:
+    """The summary on stdout; the exit code (1: anything refused, unread or unanswered)."""
     by_status: dict[str, int] = {"accepted": 0, "duplicate": 0, "refused": 0}
     refusals: list[str] = []
     for where, event in sorted(answers.wanted.items(), key=lambda item: item[1].line):
