@@ -80,6 +80,19 @@ class CommonSettings(BaseSettings):
         return f"{self.topic_prefix}-dead-letters"
 
     @property
+    def intake_topic(self) -> str:
+        """Where integration engines produce contract v1 events (README "Kafka intake")."""
+        return f"{self.topic_prefix}-intake"
+
+    @property
+    def intake_results_topic(self) -> str:
+        return f"{self.topic_prefix}-intake-results"
+
+    @property
+    def intake_group(self) -> str:
+        return f"{self.topic_prefix}-intake"
+
+    @property
     def worker_app_id(self) -> str:
         return f"{self.topic_prefix}-worker"
 

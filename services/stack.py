@@ -173,8 +173,14 @@ def up(
         if broker_port == 0:
             broker_port = spare_port()
         ensure_free(broker_port, "--broker-port")
+        intake_metrics_port = spare_port()
         supervisor, settings = _supervised_stack(
-            http, mllp, broker_port=broker_port, data_dir=data_dir, partitions=partitions
+            http,
+            mllp,
+            broker_port=broker_port,
+            data_dir=data_dir,
+            partitions=partitions,
+            intake_metrics_port=intake_metrics_port,
         )
         base_url = f"http://127.0.0.1:{port}"
         # the schema first, once: a database this drgwatch cannot use (one a newer
@@ -188,7 +194,7 @@ def up(
             supervisor.tick()
             if not announced and _ready(base_url):
                 announced = True
-                _announce(base_url, broker_port, mllp_port, settings, logs)
+                _announce(base_url, broker_port, mllp_port, intake_metrics_port, settings, logs)
                 if demo:
                     demo_process = _start_demo(base_url, data_dir, resume=resume_demo)
             elif not announced and time.monotonic() > ready_by:
@@ -227,8 +233,9 @@ def _supervised_stack(
     broker_port: int,
     data_dir: Path,
     partitions: int,
+    intake_metrics_port: int,
 ) -> tuple[Supervisor, CommonSettings]:
-    """The broker, the worker and the API as children of one supervisor."""
+    """The broker, the worker, the API and the Kafka intake as children of one supervisor."""
     logs = data_dir / "logs"
     env = dict(os.environ)
     env.update(
@@ -288,8 +295,19 @@ def _supervised_stack(
         runs_alone=True,
         stop_timeout=5.0,
     )
+    # the Kafka intake: its consumer and producers need the topics of the broker it
+    # started with, like the worker; its offsets are in that broker too, so a new broker
+    # means reading the (empty) intake topic from its start
+    intake_argv = [python, "-m", "services.cli", "intake"]
+    intake_argv += ["--metrics-port", str(intake_metrics_port)]
+    intake = Child(
+        "intake",
+        lambda: start_child(intake_argv, env, logs / "intake.log"),
+        logs / "intake.log",
+        bound_to=broker,
+    )
     supervisor = Supervisor(
-        [broker, worker, api],
+        [broker, worker, api, intake],
         state_file=data_dir / SUPERVISOR_STATE_FILE,
         echo=lambda line: print(f"drgwatch: {line}", flush=True),
     )
@@ -303,7 +321,12 @@ def _ready(base_url: str) -> bool:
 
 
 def _announce(
-    base_url: str, broker_port: int, mllp_port: int, settings: CommonSettings, logs: Path
+    base_url: str,
+    broker_port: int,
+    mllp_port: int,
+    intake_metrics_port: int,
+    settings: CommonSettings,
+    logs: Path,
 ) -> None:
     print(
         "drgwatch is up (embedded mode, loopback only: a request without a key acts as admin)\n"
@@ -313,6 +336,9 @@ def _announce(
         f"  metrics          {base_url}/metrics\n"
         f"  HL7 v2 (MLLP)    127.0.0.1:{mllp_port}\n"
         f"  Kafka (tansu)    127.0.0.1:{broker_port}\n"
+        f"  Kafka intake     topic {settings.intake_topic}, answers on"
+        f" {settings.intake_results_topic} (metrics http://127.0.0.1:{intake_metrics_port}"
+        "/metrics)\n"
         f"  database         {settings.resolved_database_url}\n"
         f"  logs             {logs}\n"
         "A component that exits is started again. Press Ctrl-C to stop.",

@@ -22,6 +22,9 @@ def wanted_topics(settings: CommonSettings) -> list[NewTopic]:
         NewTopic(settings.events_topic, partitions, replication),
         NewTopic(settings.alerts_topic, partitions, replication),
         NewTopic(settings.dead_letter_topic, 1, replication),
+        # integration engines' events, and one result per intake record (README "Kafka intake")
+        NewTopic(settings.intake_topic, partitions, replication),
+        NewTopic(settings.intake_results_topic, partitions, replication),
         # the worker's table: one partition per events partition, latest state per key
         NewTopic(
             settings.case_changelog_topic,

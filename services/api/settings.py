@@ -13,11 +13,11 @@ from services.access import key_strength
 from services.access.sessions import Lifetimes
 from services.alerting.webhooks.settings import WebhookSettings
 from services.api.guard import split_host
-from services.ingest.plausibility import TimeBounds
+from services.ingest.settings import IngestSettings
 from services.settings import CommonSettings
 
 
-class ApiSettings(CommonSettings, WebhookSettings):
+class ApiSettings(CommonSettings, WebhookSettings, IngestSettings):
     # a refusal must not echo its input: that holds the keys and the database password
     model_config = SettingsConfigDict(
         env_prefix="DRGWATCH_", frozen=True, extra="ignore", hide_input_in_errors=True
@@ -40,10 +40,6 @@ class ApiSettings(CommonSettings, WebhookSettings):
     sign_in_failures_per_address: int = Field(default=20, ge=1, le=100_000)
     # live streams one identity may hold open at once, per API process
     streams_per_identity: int = Field(default=8, ge=1, le=1000)
-    # ingest refuses an event dated more than this after it was received (clock skew)
-    event_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
-    # and accepts, with a warning and a metric, one dated more than this before it
-    event_backdated_warning_days: int = Field(default=90, ge=1, le=36_500)
     # HL7 v2 facility profiles (a directory of YAML files, or one file); unset: the
     # profiles drgwatch ships (services/ingest/hl7/profiles/)
     hl7_profiles: Path | None = None
@@ -53,13 +49,6 @@ class ApiSettings(CommonSettings, WebhookSettings):
     # the site's FHIR mapping for POST /v1/fhir (hospitals, departments, categories);
     # unset: the shipped services/ingest/fhir/default-mapping.yaml
     fhir_mapping: Path | None = None
-
-    @property
-    def time_bounds(self) -> TimeBounds:
-        return TimeBounds(
-            future_skew=timedelta(seconds=self.event_future_skew_seconds),
-            backdated_after=timedelta(days=self.event_backdated_warning_days),
-        )
 
     @property
     def session_lifetimes(self) -> Lifetimes:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from services.cli import briefing as briefing_command
 from services.cli import db as db_commands
+from services.cli import feed as feed_command
 from services.cli import reference as reference_commands
 from services.cli import rules as rule_commands
 from services.cli import users as user_commands
@@ -72,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     commands.add_parser("worker", help="run the Faust worker")
+
+    intake = commands.add_parser(
+        "intake", help="take contract v1 events from the Kafka intake topic (README: Kafka intake)"
+    )
+    intake.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (default DRGWATCH_INTAKE_METRICS_PORT)",
+    )
+    feed_command.add_parser(commands)
 
     db_commands.add_parser(commands)
 
@@ -161,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve_api(args.host, args.port, args.fd, args.mllp_port, args.mllp_fd)
     if args.command == "worker":
         return _run_worker()
+    if args.command == "intake":
+        return _run_intake(args.metrics_port)
+    if args.command == "feed":
+        return feed_command.run(args)
     if args.command == "db":
         return db_commands.run(args)
     if args.command == "rules" and args.rules_command == "validate":
@@ -253,6 +268,25 @@ def _run_worker() -> int:
         print(f"drgwatch worker: {refusal}", file=sys.stderr)
         return 1
     run(create_worker(settings), settings.worker_log_level)
+    return 0
+
+
+def _run_intake(metrics_port: int | None) -> int:
+    from services.ingest.intake.run import serve
+    from services.ingest.intake.settings import IntakeSettings
+
+    try:
+        settings = IntakeSettings()
+    except ValidationError as error:
+        print(f"drgwatch intake: {summary(field_errors(error))}", file=sys.stderr)
+        return 2
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"intake_metrics_port": metrics_port})
+    refusal = db_commands.start_refusal(settings)
+    if refusal:
+        print(f"drgwatch intake: {refusal}", file=sys.stderr)
+        return 1
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -25,8 +25,8 @@ K8S = DEPLOY / "k8s"
 SAMPLE_DIR = ROOT / "services" / "reference" / "sample"
 SAMPLE_CSV = SAMPLE_DIR / "chs_drg_sample.csv"
 
-DRGWATCH_SERVICES = ("init", "worker", "api")
-EXPECTED_SERVICES = {"kafka", "postgres", "init", "worker", "api", "prometheus"}
+DRGWATCH_SERVICES = ("init", "worker", "api", "intake")
+EXPECTED_SERVICES = {"kafka", "postgres", "init", "worker", "api", "intake", "prometheus"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -198,6 +198,7 @@ def test_drgwatch_service_commands(services: dict[str, dict[str, Any]]) -> None:
     assert "drgwatch db upgrade" in init_cmd and "drgwatch topics create" in init_cmd, init_cmd
     assert init_cmd.index("db upgrade") < init_cmd.index("topics create")
     assert as_argv(services["worker"].get("command"))[:1] == ["worker"]
+    assert as_argv(services["intake"].get("command"))[:1] == ["intake"]
     api_cmd = as_argv(services["api"].get("command"))
     assert api_cmd[:1] == ["api"]
     assert "--port" in api_cmd and api_cmd[api_cmd.index("--port") + 1] == "8000"
@@ -233,7 +234,7 @@ def test_depends_on_conditions_are_consistent(services: dict[str, dict[str, Any]
                 )
             if condition == "service_completed_successfully":
                 assert str(services[dep].get("restart", "no")) == "no", f"{dep} is one-shot"
-    for name in ("worker", "api"):
+    for name in ("worker", "api", "intake"):
         deps = depends_on(services[name])
         assert deps.get("init") == "service_completed_successfully", name
     init_deps = depends_on(services["init"])
@@ -304,7 +305,7 @@ def test_prometheus_scrapes_compose_services(services: dict[str, dict[str, Any]]
     for target in targets:
         host = target.split(":")[0]
         assert host in services, f"scrape target {target} is not a compose service"
-    assert {"api:8000", "worker:6066"} <= targets, targets
+    assert {"api:8000", "worker:6066", "intake:9464"} <= targets, targets
 
 
 # ----------------------------------------------------------------------------- k8s

@@ -44,7 +44,7 @@ HEAL_TIMEOUT = 120.0
 # SIGKILLed in this order; then each component's expected restarts: the broker's
 # restart takes the worker and the API with it (see services/stack.py)
 KILLS = ("worker", "api", "broker")
-RESTARTS = {"worker": 2, "api": 2, "broker": 1}
+RESTARTS = {"worker": 2, "api": 2, "broker": 1, "intake": 1}  # the intake with the broker
 
 
 def components(data_dir: Path) -> dict[str, ComponentState]:

@@ -59,6 +59,7 @@ class Stack:
     broker: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    intake: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. faster webhook retries
 
     def __post_init__(self) -> None:
@@ -136,6 +137,15 @@ class Stack:
             pass_fds=[fd],
         )
 
+    def start_intake(self) -> subprocess.Popen[bytes]:
+        """Start the Kafka intake (`drgwatch intake`); it joins its group by itself."""
+        self.intake = start_child(
+            [sys.executable, "-m", "services.cli", "intake"],
+            self.env(),
+            self.workdir / "intake.log",
+        )
+        return self.intake
+
     def start(self) -> None:
         self.start_broker(replay=False)
         # stacks share the session's database: each starts with its own rules alone
@@ -166,7 +176,7 @@ class Stack:
             process.wait(10)
 
     def stop(self) -> None:
-        for process in [self.api, *self.workers, self.broker]:
+        for process in [self.api, self.intake, *self.workers, self.broker]:
             if process is not None:
                 stop_child(process, timeout=5)
         if self.api_socket is not None:

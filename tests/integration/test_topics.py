@@ -44,5 +44,7 @@ def test_every_topic_gets_its_partition_count_not_the_broker_default(tmp_path: P
         settings.events_topic: 6,
         settings.alerts_topic: 6,
         settings.dead_letter_topic: 1,
+        settings.intake_topic: 6,
+        settings.intake_results_topic: 6,
         settings.case_changelog_topic: 6,
     }

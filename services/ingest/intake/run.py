@@ -1,0 +1,52 @@
+"""The intake process: its database, producers and consumer, run until a stop signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from prometheus_client import start_http_server
+
+from services.ingest.intake.consumer import Intake, make_consumer, make_results_producer
+from services.ingest.intake.settings import IntakeSettings
+from services.ingest.publisher import EventPublisher
+from services.storage.engine import make_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: IntakeSettings) -> None:
+    """Consume the intake topic until SIGTERM or SIGINT; the batch in hand is finished."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    if settings.intake_metrics_port is not None:
+        try:
+            start_http_server(settings.intake_metrics_port, addr=settings.intake_metrics_host)
+        except OSError as error:  # the intake matters more than its figures
+            log.warning("intake: no metrics on port %d: %s", settings.intake_metrics_port, error)
+    engine = make_engine(settings.resolved_database_url)
+    publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    producer = make_results_producer(settings)
+    consumer = make_consumer(settings)
+    try:
+        await publisher.start()
+        await producer.start()
+        await consumer.start()
+        log.info("intake: consuming %s as group %s", settings.intake_topic, settings.intake_group)
+        intake = Intake(
+            settings,
+            sessions=session_factory(engine),
+            publisher=publisher,
+            consumer=consumer,
+            producer=producer,
+        )
+        # a fetch ends within its timeout, a batch in hand is finished, then it returns
+        await intake.run(stopping)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await publisher.stop()
+        await engine.dispose()
