@@ -103,13 +103,19 @@ class EventSeal:
         return sealed
 
     def verify(self, key: bytes | None, value: bytes, headers: Any) -> bool:
-        """Whether a received record carries its valid seal (in constant time)."""
-        found = header(headers, SEAL_HEADER)
+        """Whether a received record carries its valid seal (compared in constant time)."""
+        if isinstance(headers, dict):
+            found, case_seq = headers.get(SEAL_HEADER), headers.get(CASE_SEQUENCE_HEADER)
+        else:
+            found = case_seq = None
+            for name, raw in headers or ():
+                if name == SEAL_HEADER:
+                    found = raw
+                elif name == CASE_SEQUENCE_HEADER:
+                    case_seq = raw
         if not isinstance(found, bytes):
             return False
-        return hmac.compare_digest(
-            found, self.seal(key, value, header(headers, CASE_SEQUENCE_HEADER))
-        )
+        return hmac.compare_digest(found, self.seal(key, value, case_seq))
 
 
 @dataclass(frozen=True, slots=True)
