@@ -27,9 +27,10 @@ async def seal_key(*, db_session: AsyncSession) -> bytes:
                 id=1, key=secrets.token_bytes(SEAL_KEY_BYTES), created_at=datetime.now(UTC)
             )
         )
-        key = await db_session.scalar(select(IngestSeal.key).where(IngestSeal.id == 1))
-    if key is None:  # pragma: no cover - the insert above or another process's made it
-        raise LookupError("the seal key could not be made")
+        # this insert's key, or that of another process that inserted first
+        key = (
+            await db_session.execute(select(IngestSeal.key).where(IngestSeal.id == 1))
+        ).scalar_one()
     return bytes(key)
 
 
