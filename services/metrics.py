@@ -31,6 +31,11 @@ SEQUENCE_GAPS_RELEASED = Counter(
     "drgwatch_sequence_gaps_released_total",
     "Ledger sequence numbers a case stopped waiting for after the gap timeout",
 )
+EVENTS_UNSEALED = Counter(
+    "drgwatch_worker_unsealed_events_total",
+    "Events-topic records the worker refused to the dead-letter topic for a missing or"
+    " wrong seal: not published from the ingest ledger",
+)
 INGEST_UNAVAILABLE = Counter(
     "drgwatch_ingest_unavailable_total", "Submissions answered 503 because the ledger was down"
 )

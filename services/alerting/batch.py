@@ -2,11 +2,15 @@
 
 `apply_batch` is a plain coroutine over its collaborators, which are passed in: the
 table's store of case states (as changelog bytes), a record sink (the producer), the
-price book in use, the recently decoded states and the clock. The worker wires it to
-Faust and the broker; a unit test or a profiler calls it with a dict and a recorder.
+price book in use, the recently decoded states, the events topic's seal and the clock.
+The worker wires it to Faust and the broker; a unit test or a profiler calls it with a
+dict and a recorder.
 
 What it guarantees:
 
+- a message without the events topic's seal (services/wire.py EventSeal: one that did
+  not come from the ingest ledger, nor is the worker's own command) changes nothing: it
+  becomes a dead-letter record naming the intake topic, checked before it is decoded;
 - each message is decoded (an event or an internal command) and folded into its case
   in ledger order (`receive` in the core); a message that is not a valid event becomes
   a dead-letter record, and the batch carries on;
@@ -41,12 +45,14 @@ from services.casecost.apply import Release, Reprice, new_case, receive, release
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState
-from services.metrics import SEQUENCE_GAPS_RELEASED
+from services.metrics import EVENTS_UNSEALED, SEQUENCE_GAPS_RELEASED
 from services.validation import field_errors, summary
 from services.wire import (
     COMMAND_TYPES,
     END_MARKER_KEY,
+    NOT_FROM_LEDGER,
     REPRICE_COMMAND,
+    EventSeal,
     case_key,
     case_sequence,
     decode_command,
@@ -185,6 +191,7 @@ async def apply_batch(
     reference: PriceBookSource,
     live: LiveStates,
     topics: Topics,
+    seal: EventSeal,
     gap_timeout: timedelta,
     now: datetime,
     on_durable: Callable[[Message], None],
@@ -198,6 +205,9 @@ async def apply_batch(
     dead_letters = 0
     for message in messages:
         try:
+            if not seal.verify(message.key, message.value, message.headers):
+                EVENTS_UNSEALED.inc()
+                raise UnprocessableEvent(NOT_FROM_LEDGER)
             event, needs_version = decode(message.value)
         except UnprocessableEvent as error:
             letter = encode_dead_letter(

@@ -36,7 +36,15 @@ from services.reference import service as catalogue_service
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
-from services.wire import RELEASE_COMMAND, REPRICE_COMMAND, encode_command, new_command
+from services.storage.seal import load_seal
+from services.wire import (
+    RELEASE_COMMAND,
+    REPRICE_COMMAND,
+    Command,
+    EventSeal,
+    encode_command,
+    new_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +130,26 @@ class ReferenceData:
             return changed
 
 
+@dataclass
+class SealSource:
+    """The events topic's seal, its key read from the database once (at start, or by the
+    first batch or command that needs it, waiting out a database outage)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    seal: EventSeal | None = None
+
+    async def get(self) -> EventSeal:
+        delay = 0.5
+        while self.seal is None:
+            try:
+                self.seal = await load_seal(self.sessions)
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("seal key not readable (%s); retrying", type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return self.seal
+
+
 def fatal(error: BaseException) -> NoReturn:
     """Stop the process at once, without acknowledging the batch in hand.
 
@@ -180,6 +208,7 @@ class WorkerApp:
     send: RecordSink
     progress: Progress
     projector: ProjectorService
+    seal: SealSource
 
     @property
     def gap_timeout(self) -> timedelta:
@@ -208,6 +237,7 @@ class WorkerApp:
                 reference=self.reference,
                 live=self.live,
                 topics=self.topics,
+                seal=self.seal.seal or await self.seal.get(),
                 gap_timeout=self.gap_timeout,
                 now=datetime.now(UTC),
                 on_durable=self._mark_durable,
@@ -219,6 +249,13 @@ class WorkerApp:
 
     def _mark_durable(self, message: Message) -> None:
         transport.mark_durable(self.app, message.tp, message.offset)
+
+    async def send_command(self, key: bytes, command: Command) -> None:
+        """Send the worker a command for the case `key` through the events topic, sealed
+        like an event."""
+        seal = await self.seal.get()
+        value = encode_command(command)
+        await self.events.send(key=key, value=value, headers=seal.headers(key, value, None))
 
     async def reprice_if_reference_changed(self) -> None:
         """New catalogue or thresholds: price this worker's open and unpriced cases again,
@@ -242,7 +279,7 @@ class WorkerApp:
                 f"reprice-{version}",
                 reference_version=version,
             )
-            await self.events.send(key=key, value=encode_command(command))
+            await self.send_command(key, command)
 
     async def release_stale_gaps(self) -> None:
         """A case waiting for a ledger sequence number that never comes (a ledger entry
@@ -260,7 +297,7 @@ class WorkerApp:
                     state["case_id"],
                     f"release-{held_since}",
                 )
-                await self.events.send(key=key, value=encode_command(command))
+                await self.send_command(key, command)
 
 
 def create_worker(settings: WorkerSettings) -> WorkerApp:
@@ -322,6 +359,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         send=transport.record_sender(app),
         progress=Progress(),
         projector=ProjectorService(settings, engine, sessions),
+        seal=SealSource(sessions),
     )
     # the rule files are read before anything starts: a file refused stops the worker here,
     # naming the file, rule and field, rather than running without its rules; once the
@@ -340,6 +378,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
             except (SQLAlchemyError, OSError) as error:
                 log.warning("database not reachable yet (%s); retrying", type(error).__name__)
                 await asyncio.sleep(1)
+        await worker.seal.get()
         await worker.reference.refresh_until_done()
         while True:
             try:

@@ -52,6 +52,8 @@ from services.reference import registry
 from services.reference.rules import DEFAULT_RULES_DIR
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
+from services.storage.seal import load_seal
+from services.wire import EventSeal
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def create_app(
             )
         relay: asyncio.Task[None] | None = None
         if connect_broker:
-            await _start_publisher(publisher)
+            await _start_publisher(publisher, await load_seal(sessions))
             relay = asyncio.create_task(run_relay(sessions, publisher))
         mllp_server = (
             await start_mllp(
@@ -197,10 +199,10 @@ def create_app(
     return app
 
 
-async def _start_publisher(publisher: EventPublisher) -> None:
+async def _start_publisher(publisher: EventPublisher, seal: EventSeal) -> None:
     for attempt in range(30):
         try:
-            await publisher.start()
+            await publisher.start(seal)
             return
         except Exception as error:  # noqa: BLE001 - the broker may still be starting
             log.warning("broker not reachable yet (%s), attempt %d", error, attempt + 1)

@@ -33,6 +33,9 @@ from services.bench import workload as bench_workload
 from services.casecost.rules import RULE_NAMESPACE
 from services.reference.rules import DEFAULT_RULES_DIR
 from services.settings import CommonSettings
+from services.storage.engine import make_engine, session_factory
+from services.storage.seal import load_seal
+from services.wire import EventSeal
 
 CONTENDERS = ("ceiling", "quix", "naive_faust", "drgwatch", "drgwatch_no_rules", "drgwatch_x2")
 LABELS = {
@@ -72,7 +75,11 @@ class Outcome:
         return self.processed / self.seconds if self.seconds > 0 else 0.0
 
 
-async def produce(bootstrap: str, topic: str, messages: list[bench_workload.Message]) -> None:
+async def produce(
+    bootstrap: str, topic: str, messages: list[bench_workload.Message], seal: EventSeal
+) -> None:
+    """The workload into the events topic, sealed as the ingest ledger's publisher seals
+    it (drgwatch's worker refuses records without the seal; the others ignore headers)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
     )
@@ -81,7 +88,12 @@ async def produce(bootstrap: str, topic: str, messages: list[bench_workload.Mess
         pending = []
         for message in messages:
             pending.append(
-                await producer.send(topic, message.value, key=message.key, headers=message.headers)
+                await producer.send(
+                    topic,
+                    message.value,
+                    key=message.key,
+                    headers=seal.headers(message.key, message.value, message.case_seq),
+                )
             )
             if len(pending) >= 5000:
                 await asyncio.gather(*pending)
@@ -89,6 +101,15 @@ async def produce(bootstrap: str, topic: str, messages: list[bench_workload.Mess
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+async def database_seal(settings: CommonSettings) -> EventSeal:
+    """The events topic's seal with the key of the settings' database."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        return await load_seal(session_factory(engine))
+    finally:
+        await engine.dispose()
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
@@ -327,8 +348,9 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
     try:
         asyncio.run(create_topics(settings))
         asyncio.run(prepare_database(settings, replay_ledger=False))
+        seal = asyncio.run(database_seal(settings))
         started = time.monotonic()
-        asyncio.run(produce(bootstrap, settings.events_topic, load.messages))
+        asyncio.run(produce(bootstrap, settings.events_topic, load.messages, seal))
         echo(
             f"{load.events:,} messages ({load.lines:,} charge and credit lines) on "
             f"{plan.partitions} partitions in {time.monotonic() - started:.1f}s"
@@ -359,7 +381,7 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
             if name == "drgwatch_x2":  # topics and group of their own, the same workload
                 group = settings.model_copy(update={"topic_prefix": f"{prefix}x2"})
                 asyncio.run(create_topics(group))
-                asyncio.run(produce(bootstrap, group.events_topic, load.messages))
+                asyncio.run(produce(bootstrap, group.events_topic, load.messages, seal))
                 config.update(prefix=group.topic_prefix, topic=group.events_topic)
                 env2 = {**env, "DRGWATCH_TOPIC_PREFIX": group.topic_prefix}
                 outcome = run_workers(2, config, env2, plan.timeout, work)
@@ -372,7 +394,8 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
                 bare.data_dir.mkdir()
                 asyncio.run(create_topics(bare))
                 asyncio.run(prepare_database(bare, replay_ledger=False))
-                asyncio.run(produce(bootstrap, bare.events_topic, load.messages))
+                bare_seal = asyncio.run(database_seal(bare))
+                asyncio.run(produce(bootstrap, bare.events_topic, load.messages, bare_seal))
                 config.update(prefix=bare.topic_prefix, topic=bare.events_topic)
                 env_bare = {
                     **env,

@@ -29,7 +29,7 @@ import orjson
 
 from services.casecost.rules import CategoryShareRule, OrderBoundRule, RuleSet
 from services.reference import service as catalogue_service
-from services.wire import case_key, sequence_header
+from services.wire import case_key
 
 CENT = Decimal("0.01")
 HOSPITAL = "HBENCH"
@@ -40,9 +40,12 @@ LEVEL_RANK = {"none": 0, "blue": 1, "yellow": 2, "red": 3}
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """An events-topic record as the ingest ledger would publish it (sealed when produced,
+    with the key of the database the worker reads)."""
+
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    case_seq: int | None  # its number within its case in the ledger; None: a duplicate
 
 
 @dataclass
@@ -175,9 +178,8 @@ def generate(lines: int, cases: int, *, seed: int = 11, hospital: str = HOSPITAL
                 seen.add(payload["event_id"])
                 sequences[key] = sequences.get(key, 0) + 1
                 sequence = sequences[key]
-            headers = sequence_header(sequence) or []
             counted += payload["type"] in ("charge", "credit")
-            messages.append(Message(key, orjson.dumps(payload), headers))
+            messages.append(Message(key, orjson.dumps(payload), sequence))
     return Workload(messages, counted, cases, [posting for _, posting in stream])
 
 

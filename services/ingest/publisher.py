@@ -1,4 +1,7 @@
-"""Publish ledgered events to Kafka, keyed by case, and relay whatever is left behind."""
+"""Publish ledgered events to Kafka, keyed by case and sealed, and relay whatever is left
+behind. The seal (services/wire.py EventSeal) is what tells the worker a record came
+from the ingest ledger; only this publisher (and the worker, for its own commands)
+makes it."""
 
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ PUBLISH_WAIT_SECONDS = 2.0
 
 
 class EventPublisher:
-    """One producer per process; sends a batch and waits for the broker's acks."""
+    """One producer per process; sends a batch, sealed, and waits for the broker's acks."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
+        self._seal: wire.EventSeal | None = None
         self.started = False
         # ledger seqs the request path published, marked in the ledger by the relay loop
         # in one statement a pass rather than one transaction a request
@@ -51,7 +55,9 @@ class EventPublisher:
             raise
         return len(seqs)
 
-    async def start(self) -> None:
+    async def start(self, seal: wire.EventSeal) -> None:
+        """Connect to the broker; every event is then sealed with `seal`."""
+        self._seal = seal
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -76,14 +82,15 @@ class EventPublisher:
 
     async def publish(self, accepted: Sequence[Accepted]) -> list[int]:
         """Send every event; return the ledger seqs the broker acknowledged."""
-        if not accepted or self._producer is None:
+        if not accepted or self._producer is None or self._seal is None:
             return []
+        seal = self._seal
         futures = [
             await self._producer.send(
                 self.topic,
                 value=item.value,
                 key=item.key,
-                headers=wire.sequence_header(item.case_seq),
+                headers=seal.headers(item.key, item.value, item.case_seq),
             )
             for item in accepted
         ]

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -568,3 +569,15 @@ class RuleGeneration(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation: Mapped[int] = mapped_column(BigId)
+
+
+class IngestSeal(Base):
+    """The key of the seal on every events-topic record (row 1; services/wire.py
+    EventSeal): made once, read at start by the processes that publish events and by the
+    worker, which applies only records sealed with it."""
+
+    __tablename__ = "ingest_seal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

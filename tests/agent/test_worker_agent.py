@@ -29,10 +29,12 @@ from services.alerting import transport
 from services.alerting.settings import WorkerSettings
 from services.alerting.worker import WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
-from services.wire import CASE_SEQUENCE_HEADER, END_MARKER_KEY
+from services.wire import CASE_SEQUENCE_HEADER, END_MARKER_KEY, NOT_FROM_LEDGER, EventSeal
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
 
 KEY = b"H1/C1"
+# the key the worker would read from the database (which these tests do not start)
+SEAL = EventSeal(hashlib.sha256(b"agent test seal").digest())
 
 
 class SentRecorder:
@@ -74,6 +76,7 @@ def worker(settings: WorkerSettings) -> WorkerApp:
         thresholds={("H1", "D2"): Thresholds(Decimal("0.5"), Decimal("0.6"), Decimal("0.7"))}
     )
     worker_app.reference.loaded = True
+    worker_app.seal.seal = SEAL
     return worker_app
 
 
@@ -99,11 +102,17 @@ class Feeder:
     worker: WorkerApp
     offset: int = 0
 
-    async def put_many(self, messages: list[tuple[bytes, bytes, int | None]]) -> None:
+    async def put_many(
+        self, messages: list[tuple[bytes, bytes, int | None]], *, sealed: bool = True
+    ) -> None:
+        """Deliver the messages, sealed as the ledger's publisher seals them (or not)."""
         before = self.worker.progress.applied
         batch = []
         for key, value, case_seq in messages:
-            headers = [(CASE_SEQUENCE_HEADER, str(case_seq).encode())] if case_seq else []
+            if sealed:
+                headers = SEAL.headers(key, value, case_seq)
+            else:
+                headers = [(CASE_SEQUENCE_HEADER, str(case_seq).encode())] if case_seq else []
             batch.append(TransportMessage(key, value, headers, self.offset))
             self.offset += 1
         await self.worker.deliver(batch)
@@ -241,6 +250,46 @@ async def test_ledger_sequence_header_puts_early_events_on_hold_until_the_gap_fi
     # in ledger order the case went yellow (9500.00) and then red (10500.00)
     levels = [orjson.loads(value)["level"] for _, value in sent.on(settings.alerts_topic)]
     assert levels == ["yellow", "red"]
+
+
+async def test_an_event_produced_straight_into_the_topic_changes_no_case(
+    worker: WorkerApp, agent: Feeder, sent: SentRecorder, settings: WorkerSettings
+) -> None:
+    await put(agent, admitted_raw(), case_seq=1)
+    charge = orjson.dumps(cost_raw("c2", "9500.00"))
+    await agent.put_many([(KEY, charge, 2)], sealed=False)
+    state = case(worker)
+    assert state["total_cost"] == "0" and state["events_applied"] == 1
+    assert state["held"] == {} and sent.on(settings.alerts_topic) == []
+    (letter,) = [orjson.loads(value) for _, value in sent.on(settings.dead_letter_topic)]
+    assert (
+        letter["reason"] == NOT_FROM_LEDGER and orjson.loads(letter["payload"])["event_id"] == "c2"
+    )
+    await put(agent, orjson.loads(charge), case_seq=2)  # through the ledger, it counts
+    assert case(worker)["total_cost"] == "9500.00"
+
+
+async def test_the_workers_own_commands_are_sealed_and_applied(
+    worker: WorkerApp, agent: Feeder, sent: SentRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await put(agent, admitted_raw(), case_seq=1)
+    await put(agent, cost_raw("c3", "1000.00", item_code="ICU"), case_seq=3)
+    held = case(worker)
+    held["held_since"] = "2026-01-01T00:00:00+00:00"  # waiting longer than the gap timeout
+    worker.cases.data[KEY] = orjson.dumps(held)
+    commands: list[dict[str, Any]] = []
+
+    async def send(**record: Any) -> None:
+        commands.append(record)
+
+    monkeypatch.setattr(worker.events, "send", send)
+    await worker.release_stale_gaps()
+    (command,) = commands
+    assert command["key"] == KEY and orjson.loads(command["value"])["type"] == "_release"
+    assert SEAL.verify(command["key"], command["value"], command["headers"])
+    batch = [TransportMessage(KEY, command["value"], command["headers"], agent.offset)]
+    await worker.deliver(batch)
+    assert case(worker)["total_cost"] == "1000.00" and case(worker)["held"] == {}
 
 
 async def test_cases_are_kept_apart(worker: WorkerApp, agent: Any) -> None:

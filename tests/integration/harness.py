@@ -25,8 +25,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from services.ports import listening_socket, on_a_free_port
 from services.settings import CommonSettings
 from services.stack import prepare_database, start_broker
+from services.storage.engine import make_engine, session_factory
+from services.storage.seal import load_seal
 from services.supervisor import start_child, stop_child
 from services.topics import create_topics
+from services.wire import EventSeal
 
 # departments' paces judged every half second, from the first day of a period and the
 # first discharged case, so that a test on any date sees them
@@ -242,6 +245,19 @@ class Stack:
         partitions = list(range(self.partitions))
         key = f"{hospital_id}/{case_id}".encode()
         return int(DefaultPartitioner()(key, partitions, partitions))
+
+    def seal(self) -> EventSeal:
+        """The events topic's seal with the key in the stack's database, as the API and
+        the worker read it: for a test that stands in for the ledger's publisher."""
+
+        async def read() -> EventSeal:
+            engine = make_engine(self.database_url)
+            try:
+                return await load_seal(session_factory(engine))
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
 
     def heartbeats(self, fresh_seconds: float = 3.0) -> dict[int, int]:
         """Workers that reported in the last seconds: process id -> partitions held."""

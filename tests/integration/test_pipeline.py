@@ -19,7 +19,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.wire import CASE_SEQUENCE_HEADER
+from services.wire import CASE_SEQUENCE_HEADER, NOT_FROM_LEDGER, EventSeal
 from tests.integration.harness import TARGET_WATCH, Stack, running_stack
 
 pytestmark = pytest.mark.integration
@@ -144,13 +144,17 @@ def test_duplicate_past_ingest_is_not_counted_twice(stack: Stack) -> None:
     charge = line(h, c, "dup-1", "500.00")
     stack.post([admitted(h, c, "a"), charge])
 
+    # as a relay sending it again would: sealed with the ledger's key
+    key, value = f"{h}/{c}".encode(), orjson.dumps(charge)
+    headers = stack.seal().headers(key, value, None)
+
     async def resend() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.broker_port}")
         await producer.start()
         try:
             for _ in range(3):
                 await producer.send_and_wait(
-                    stack.settings.events_topic, orjson.dumps(charge), key=f"{h}/{c}".encode()
+                    stack.settings.events_topic, value, key=key, headers=headers
                 )
         finally:
             await producer.stop()
@@ -165,13 +169,21 @@ def test_duplicate_past_ingest_is_not_counted_twice(stack: Stack) -> None:
 def test_unprocessable_message_is_kept_as_a_dead_letter(stack: Stack) -> None:
     h = f"H{uuid.uuid4().hex[:6]}"
 
+    # sealed, as if the ledger had published them: the worker decodes them and refuses them
+    seal = stack.seal()
+
     async def send_garbage() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.broker_port}")
         await producer.start()
         try:
             bad = {"event_id": "x1", "type": "charge", "hospital_id": h, "case_id": "C1"}
-            await producer.send_and_wait(stack.settings.events_topic, orjson.dumps(bad), key=b"k")
-            await producer.send_and_wait(stack.settings.events_topic, b"\xff not json", key=b"k")
+            for value in (orjson.dumps(bad), b"\xff not json"):
+                await producer.send_and_wait(
+                    stack.settings.events_topic,
+                    value,
+                    key=b"k",
+                    headers=seal.headers(b"k", value, None),
+                )
         finally:
             await producer.stop()
 
@@ -188,6 +200,66 @@ def test_unprocessable_message_is_kept_as_a_dead_letter(stack: Stack) -> None:
     stack.wait_for(lambda: len(listed()) >= 2)
     reasons = " ".join(item["reason"] for item in listed())
     assert "occurred_at" in reasons and "not JSON" in reasons
+
+
+def stream_dead_letters(stack: Stack, hospital_id: str) -> list[dict[str, Any]]:
+    page = httpx.get(f"{stack.url}/v1/dead-letters", params={"stage": "stream", "limit": 500})
+    return [item for item in page.json()["items"] if hospital_id in item["payload"]]
+
+
+def test_a_record_produced_straight_into_the_events_topic_is_refused(stack: Stack) -> None:
+    """The events topic is internal: a raw producer's record, keyed as ingest keys it and
+    with a ledger number, or with a seal of its own making, changes no case; it is kept
+    as a dead letter saying where to produce; events posted through the API still apply."""
+    h, c = ids()
+    stack.post([admitted(h, c, "a"), line(h, c, "b", "100.00")])
+    stack.wait_for(lambda: (stack.case(h, c) or {}).get("total_cost") == "100.00")
+    straight = line(h, c, "straight", of_standard("0.95"))
+    forged = line(h, c, "forged", of_standard("0.95"))
+
+    async def produce_straight() -> None:
+        key = f"{h}/{c}".encode()
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.broker_port}")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                stack.settings.events_topic,
+                orjson.dumps(straight),
+                key=key,
+                headers=[(CASE_SEQUENCE_HEADER, b"3")],
+            )
+            value = orjson.dumps(forged)
+            await producer.send_and_wait(
+                stack.settings.events_topic,
+                value,
+                key=key,
+                headers=EventSeal(b"\x05" * 32).headers(key, value, 4),
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce_straight())
+    stack.wait_for(lambda: len(stream_dead_letters(stack, h)) >= 2)
+    letters = stream_dead_letters(stack, h)
+    assert {orjson.loads(item["payload"])["event_id"] for item in letters} == {
+        "straight",
+        "forged",
+    }
+    assert {item["reason"] for item in letters} == {NOT_FROM_LEDGER}
+    assert "intake topic" in NOT_FROM_LEDGER
+    # through the API, the next events apply, the case's total holds none of the refused
+    stack.post([line(h, c, "after", "1.00", item="LAB", category="lab")])
+    stack.wait_for(lambda: (stack.case(h, c) or {}).get("events_applied") == 3)
+    time.sleep(0.5)
+    case = stack.case(h, c)
+    assert case is not None and case["total_cost"] == "101.00" and case["level"] == "none"
+    assert stack.all_alerts(hospital_id=h) == []
+    # the same event posted through the API counts (the refusal kept nothing of it)
+    stack.post([straight])
+    stack.wait_for(lambda: (stack.case(h, c) or {}).get("events_applied") == 4)
+    assert (stack.case(h, c) or {})["total_cost"] == str(
+        Decimal("101.00") + Decimal(straight["amount"])
+    )
 
 
 def test_charge_before_admission_and_unknown_drg(stack: Stack) -> None:
@@ -410,16 +482,19 @@ def test_events_delivered_out_of_ledger_order_are_applied_in_ledger_order(stack:
         (3, line(h, c, "red", of_standard("0.05"), item="ICU", category="bed")),
     ]
 
+    seal = stack.seal()
+
     async def deliver(order: list[int]) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.broker_port}")
         await producer.start()
         try:
             for sequence in order:
+                key, value = f"{h}/{c}".encode(), orjson.dumps(events[sequence - 1][1])
                 await producer.send_and_wait(
                     stack.settings.events_topic,
-                    orjson.dumps(events[sequence - 1][1]),
-                    key=f"{h}/{c}".encode(),
-                    headers=[(CASE_SEQUENCE_HEADER, str(sequence).encode())],
+                    value,
+                    key=key,
+                    headers=seal.headers(key, value, sequence),
                 )
         finally:
             await producer.stop()

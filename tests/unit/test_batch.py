@@ -14,11 +14,19 @@ from services.alerting.batch import LiveStates, Topics, apply_batch, decode
 from services.alerting.exceptions import UnprocessableEvent
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT
-from services.wire import CASE_SEQUENCE_HEADER, END_MARKER_KEY
+from services.metrics import EVENTS_UNSEALED
+from services.wire import (
+    CASE_SEQUENCE_HEADER,
+    END_MARKER_KEY,
+    NOT_FROM_LEDGER,
+    SEAL_HEADER,
+    EventSeal,
+)
 from tests.unit.case_events import NOW, admitted_raw, book, cost_raw
 
 KEY = b"H1/C1"
 TOPICS = Topics(changelog="cases-changelog", alerts="alerts", dead_letters="dead")
+SEAL = EventSeal(bytes(range(32)))
 
 
 @dataclass
@@ -68,10 +76,12 @@ class Reference:
 
 
 def messages(*events: dict[str, Any] | bytes, first_offset: int = 0) -> list[Message]:
-    return [
-        Message(KEY, event if isinstance(event, bytes) else orjson.dumps(event), offset)
-        for offset, event in enumerate(events, start=first_offset)
-    ]
+    """The events as the ledger's publisher sends them: sealed (without sequence numbers)."""
+    batch = []
+    for offset, event in enumerate(events, start=first_offset):
+        value = event if isinstance(event, bytes) else orjson.dumps(event)
+        batch.append(Message(KEY, value, offset, SEAL.headers(KEY, value, None)))
+    return batch
 
 
 async def run(
@@ -90,6 +100,7 @@ async def run(
         reference=reference or Reference(),
         live=live or LiveStates(16),
         topics=TOPICS,
+        seal=SEAL,
         gap_timeout=timedelta(minutes=5),
         now=NOW,
         on_durable=lambda message: durable.append(message.offset),
@@ -126,6 +137,7 @@ async def test_a_batch_the_broker_does_not_acknowledge_leaves_the_table_as_it_wa
             reference=Reference(),
             live=live,
             topics=TOPICS,
+            seal=SEAL,
             gap_timeout=timedelta(minutes=5),
             now=NOW,
             on_durable=lambda message: durable.append(message.offset),
@@ -146,6 +158,64 @@ async def test_an_unprocessable_message_becomes_a_dead_letter_and_the_batch_goes
     decoded = orjson.loads(letter[1] or b"")
     assert decoded["source"] == "0:1" and decoded["reason"].startswith("not JSON")
     assert orjson.loads(store[KEY])["level"] == "yellow"
+
+
+def unsealed(message: Message, how: str) -> Message:
+    """The message as a producer without the ledger's key would send it."""
+    if how == "no seal":
+        message.headers = []
+    elif how == "another key's seal":
+        message.headers = EventSeal(b"k" * 32).headers(message.key, message.value, None)
+    elif how == "sequence added":
+        message.headers = [(CASE_SEQUENCE_HEADER, b"1"), *message.headers]
+    elif how == "seal of another value":
+        message.value = message.value.replace(b"9500.00", b"95.00")
+    return message
+
+
+@pytest.mark.parametrize(
+    "how", ["no seal", "another key's seal", "sequence added", "seal of another value"]
+)
+async def test_a_message_without_the_ledgers_seal_is_a_dead_letter_and_changes_no_case(
+    how: str,
+) -> None:
+    store: dict[bytes, bytes] = {}
+    sink = Sink()
+    await run(messages(admitted_raw(), cost_raw("c1", "100.00")), store, sink)
+    before = dict(store)
+    refused_before = EVENTS_UNSEALED._value.get()  # noqa: SLF001 - the counter's value
+    batch = messages(cost_raw("c2", "9500.00"), cost_raw("c3", "7.00"), first_offset=2)
+    unsealed(batch[0], how)
+    assert await run(batch, store, sink) == [2, 3]  # refused, and the batch goes on
+    (letter,) = sink.on(TOPICS.dead_letters)
+    decoded = orjson.loads(letter[1] or b"")
+    assert decoded["source"] == "0:2" and decoded["reason"] == NOT_FROM_LEDGER
+    assert "intake topic" in decoded["reason"] and letter[0] == KEY
+    assert "c2" in decoded["payload"]
+    state = orjson.loads(store[KEY])
+    assert state["total_cost"] == "107.00" and state["events_applied"] == 3
+    assert orjson.loads(before[KEY])["total_cost"] == "100.00"
+    assert EVENTS_UNSEALED._value.get() == refused_before + 1  # noqa: SLF001
+
+
+async def test_a_sealed_command_is_applied_and_an_unsealed_one_refused() -> None:
+    store: dict[bytes, bytes] = {}
+    sink = Sink()
+    await run(messages(admitted_raw()), store, sink)
+    release = {
+        "type": "_release",
+        "event_id": "release-x",
+        "hospital_id": "H1",
+        "case_id": "C1",
+        "occurred_at": NOW.isoformat(),
+    }
+    forged = messages(release, first_offset=1)
+    forged[0].headers = [(SEAL_HEADER, b"0" * 64)]
+    await run(forged, store, sink)
+    (letter,) = sink.on(TOPICS.dead_letters)
+    assert orjson.loads(letter[1] or b"")["reason"] == NOT_FROM_LEDGER
+    await run(messages(release, first_offset=2), store, sink)
+    assert len(sink.on(TOPICS.dead_letters)) == 1  # the sealed one is not refused
 
 
 async def test_a_case_raising_many_alerts_in_one_batch_is_written_before_any_drop_out() -> None:
@@ -174,11 +244,11 @@ async def test_events_wait_for_their_ledger_turn_across_batches() -> None:
     store: dict[bytes, bytes] = {}
     sink = Sink()
     early = messages(cost_raw("c2", "500.00"))
-    early[0].headers = [(CASE_SEQUENCE_HEADER, b"2")]
+    early[0].headers = SEAL.headers(KEY, early[0].value, 2)
     await run(early, store, sink)
     assert orjson.loads(store[KEY])["total_cost"] == "0"
     first = messages(admitted_raw(), first_offset=1)
-    first[0].headers = [(CASE_SEQUENCE_HEADER, b"1")]
+    first[0].headers = SEAL.headers(KEY, first[0].value, 1)
     await run(first, store, sink)
     state = orjson.loads(store[KEY])
     assert state["total_cost"] == "500.00" and state["next_sequence"] == 3
