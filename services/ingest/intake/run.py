@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
 from prometheus_client import start_http_server
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.intake.consumer import Intake, make_consumer, make_results_producer
 from services.ingest.intake.settings import IntakeSettings
 from services.ingest.publisher import EventPublisher
 from services.storage.engine import make_engine, session_factory
+from services.storage.seal import load_seal
+from services.wire import EventSeal
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +33,21 @@ async def serve(settings: IntakeSettings) -> None:
         except OSError as error:  # the intake matters more than its figures
             log.warning("intake: no metrics on port %d: %s", settings.intake_metrics_port, error)
     engine = make_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
     producer = make_results_producer(settings)
     consumer = make_consumer(settings)
     try:
-        await publisher.start()
+        seal = await _seal(sessions, stopping)
+        if seal is None:
+            return
+        await publisher.start(seal)
         await producer.start()
         await consumer.start()
         log.info("intake: consuming %s as group %s", settings.intake_topic, settings.intake_group)
         intake = Intake(
             settings,
-            sessions=session_factory(engine),
+            sessions=sessions,
             publisher=publisher,
             consumer=consumer,
             producer=producer,
@@ -50,3 +59,18 @@ async def serve(settings: IntakeSettings) -> None:
         await producer.stop()
         await publisher.stop()
         await engine.dispose()
+
+
+async def _seal(
+    sessions: async_sessionmaker[AsyncSession], stopping: asyncio.Event
+) -> EventSeal | None:
+    """The events topic's seal from the database, waiting while it is away (None: stopped
+    meanwhile). Events go to the topic only sealed: the worker refuses any other."""
+    while not stopping.is_set():
+        try:
+            return await load_seal(sessions)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("intake: database not reachable yet (%s); retrying", type(error).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1)
+    return None
