@@ -13,7 +13,15 @@ from pydantic import BaseModel, ValidationError
 
 # discriminated unions prefix an error's location with the tag: "charge.amount"
 _EVENT_TYPES = frozenset(
-    {"admitted", "drg_assigned", "transferred", "discharged", "charge", "credit"}
+    {
+        "admitted",
+        "drg_assigned",
+        "transferred",
+        "discharged",
+        "discharge_cancelled",
+        "charge",
+        "credit",
+    }
 )
 _UNION_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 

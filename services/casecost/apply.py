@@ -33,6 +33,7 @@ from services.casecost.events import (
     Admitted,
     Charge,
     Credit,
+    DischargeCancelled,
     Discharged,
     DrgAssigned,
     Event,
@@ -228,10 +229,8 @@ def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
         stamp = _stamp(2, event)
         if _newer(stamp, state.department_stamp):
             state.department, state.department_stamp = event.department, stamp
-    elif isinstance(event, Discharged):
-        stamp = _stamp(2, event)
-        if _newer(stamp, state.discharged_stamp):
-            state.discharged_at, state.discharged_stamp = event.discharged_at, stamp
+    elif isinstance(event, Discharged | DischargeCancelled):
+        _fold_discharge(state, event)
     elif isinstance(event, Charge | Credit):
         # A cost line names its department; it only stands in until the case's own
         # admission or transfer says where the patient is.
@@ -256,6 +255,29 @@ def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
         state.cost_by_day[day] = state.cost_by_day.get(day, Decimal(0)) + amount
         orderer = event.ordered_by or ""
         state.cost_by_orderer[orderer] = state.cost_by_orderer.get(orderer, Decimal(0)) + amount
+
+
+def _fold_discharge(state: CaseState, event: Discharged | DischargeCancelled) -> None:
+    """Discharges and their cancellations are one last-writer-wins register.
+
+    The latest by `occurred_at` decides whether the case is discharged: a cancellation
+    withdraws the discharges that occurred before it (the case is open again, and every
+    figure the discharge froze is worked out as for an open case), a discharge that
+    occurred after it closes the case again. At the same moment a cancellation wins, as
+    it can only be about a discharge already recorded; then the larger event id. So the
+    result does not depend on the order events arrive in, and a cancellation of a case
+    not discharged changes nothing but is still applied (it outranks an earlier
+    discharge that arrives late).
+    """
+    stamp = _stamp(2, event)
+    cancels = isinstance(event, DischargeCancelled)
+    current = state.discharged_stamp
+    if current is not None:
+        current_cancels = state.discharged_at is None
+        if (stamp[1], cancels, stamp[2]) <= (current[1], current_cancels, current[2]):
+            return
+    state.discharged_stamp = stamp
+    state.discharged_at = None if isinstance(event, DischargeCancelled) else event.discharged_at
 
 
 def _price(state: CaseState, price_book: PriceBook) -> Pricing:

@@ -253,6 +253,14 @@ class Discharged(_EventBase):
     discharged_at: Timestamp
 
 
+class DischargeCancelled(_EventBase):
+    """Withdraws a discharge recorded by mistake (HL7 ADT^A13): every discharge that
+    occurred before it. The case is open again until a discharge that occurs after it."""
+
+    type: Literal["discharge_cancelled"]
+    reason: Label | None = None
+
+
 class _CostLine(_EventBase):
     department: Code
     item_code: Code
@@ -290,11 +298,19 @@ class Credit(_CostLine):
 
 
 Event = Annotated[
-    Admitted | DrgAssigned | Transferred | Discharged | Charge | Credit,
+    Admitted | DrgAssigned | Transferred | Discharged | DischargeCancelled | Charge | Credit,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES = ("admitted", "drg_assigned", "transferred", "discharged", "charge", "credit")
+EVENT_TYPES = (
+    "admitted",
+    "drg_assigned",
+    "transferred",
+    "discharged",
+    "discharge_cancelled",
+    "charge",
+    "credit",
+)
 
 
 def parse_event(raw: object) -> Event:

@@ -95,6 +95,8 @@ class CaseState:
     admitted_at: datetime | None = None
     admitted_stamp: Stamp | None = None
     discharged_at: datetime | None = None
+    # the discharge or cancellation in force (apply._fold_discharge); under a stamp, no
+    # discharged_at means the discharge was cancelled
     discharged_stamp: Stamp | None = None
     first_event_at: datetime | None = None
     last_event_at: datetime | None = None

@@ -181,15 +181,15 @@ async def test_a_missing_visit_number_is_refused_and_kept(any_api: Api) -> None:
 
 
 async def test_a_batch_is_answered_message_by_message(any_api: Api) -> None:
-    a13 = "\r".join(
+    a31 = "\r".join(
         [
-            f"MSH|^~\\&|HIS|H001|DRGWATCH|DRGWATCH|{WHEN}||ADT^A13|M-A13|P|2.5",
-            f"EVN|A13|{WHEN}",
+            f"MSH|^~\\&|HIS|H001|DRGWATCH|DRGWATCH|{WHEN}||ADT^A31|M-A31|P|2.5",
+            f"EVN|A31|{WHEN}",
             "PV1|1|I|W3|||||||CARD|||||||||V-1|01",
         ]
     )
     bad = dft("M-BAD", ft1(1, "T-X", "HC01^Stent^CONS", "1", "", ""))
-    body = "\n".join(["BHS|^~\\&|HIS|H001|||||||B-77", dft("M-OK", STENT), bad, a13, "BTS|3"])
+    body = "\n".join(["BHS|^~\\&|HIS|H001|||||||B-77", dft("M-OK", STENT), bad, a31, "BTS|3"])
     response = await any_api.client.post("/v1/hl7", content=body, headers=HL7)
 
     assert response.status_code == 200, response.text
@@ -201,7 +201,7 @@ async def test_a_batch_is_answered_message_by_message(any_api: Api) -> None:
     assert [(ack["control_id"], ack["code"]) for ack in acks(response.text)] == [
         ("M-OK", "AA"),
         ("M-BAD", "AE"),
-        ("M-A13", "AR"),
+        ("M-A31", "AR"),
     ]
     assert [e["event_id"] for e in await ledger(any_api)] == ["T-STENT"]
     reasons = sorted(letter["reason"][:6] for letter in await dead_letters(any_api))

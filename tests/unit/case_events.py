@@ -137,3 +137,9 @@ def transferred(event_id: str, department: str, occurred_at: str | None = None) 
 def discharged(event_id: str = "dis", discharged_at: str | None = None) -> Event:
     when = discharged_at or at(9)
     return parse_event(raw("discharged", event_id, when, discharged_at=when))
+
+
+def discharge_cancelled(
+    event_id: str = "undis", occurred_at: str | None = None, **fields: Any
+) -> Event:
+    return parse_event(raw("discharge_cancelled", event_id, occurred_at or at(9, 11), **fields))

@@ -119,15 +119,24 @@ def case_events(draw: st.DrawFn) -> list[dict[str, Any]]:
         events.append(draw(cost_line("charge", f"ch-{n}")))
     for n in range(draw(st.integers(0, 4))):
         events.append(draw(cost_line("credit", f"cr-{n}")))
-    if draw(st.booleans()):
+    for n in range(draw(st.sampled_from([0, 0, 1, 1, 2]))):
         when = draw(timestamps())
         events.append(
             {
                 **base,
-                "event_id": "dis",
+                "event_id": "dis" if n == 0 else f"dis-{n}",
                 "type": "discharged",
                 "occurred_at": when,
                 "discharged_at": when,
+            }
+        )
+    for n in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+        events.append(
+            {
+                **base,
+                "event_id": f"undis-{n}",
+                "type": "discharge_cancelled",
+                "occurred_at": draw(timestamps()),
             }
         )
     return events
@@ -238,3 +247,32 @@ def test_a_round_trip_at_every_step_changes_nothing(
     replayed, replayed_outcomes = fold(order, round_trip=True)
     assert orjson.dumps(replayed.to_dict()) == orjson.dumps(direct.to_dict())
     assert replayed_outcomes == direct_outcomes
+
+
+@PROPERTY_SETTINGS
+@given(case_events(), st.data())
+def test_the_latest_discharge_or_cancellation_decides_the_status(
+    raws: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    events = parse_all(raws)
+    state, _ = fold(data.draw(st.permutations(events)))
+    # independent recount: order by the moment, a cancellation after a discharge at the
+    # same moment, then the event id; the last one says whether the case is discharged
+    register = sorted(
+        (
+            datetime.fromisoformat(raw["occurred_at"]),
+            raw["type"] == "discharge_cancelled",
+            raw["event_id"],
+            raw,
+        )
+        for raw in raws
+        if raw["type"] in ("discharged", "discharge_cancelled")
+    )
+    last = register[-1][3] if register else None
+    if last is None or last["type"] == "discharge_cancelled":
+        assert state.status == "open"
+        assert state.discharged_at is None
+        assert state.ratio_flag is None
+    else:
+        assert state.status == "discharged"
+        assert state.discharged_at == datetime.fromisoformat(last["discharged_at"])

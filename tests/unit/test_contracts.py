@@ -20,10 +20,23 @@ def test_event_schema_names_every_event_type_and_money_as_strings() -> None:
         "drg_assigned",
         "transferred",
         "discharged",
+        "discharge_cancelled",
         "charge",
         "credit",
     }
     assert "amount" in event["$defs"]["Charge"]["required"]
+    # additive: the cancellation needs only the common fields; its reason is optional
+    cancelled = event["$defs"]["DischargeCancelled"]
+    assert cancelled["required"] == ["event_id", "hospital_id", "case_id", "occurred_at", "type"]
+    assert set(cancelled["properties"]) == {
+        "event_id",
+        "hospital_id",
+        "case_id",
+        "occurred_at",
+        "type",
+        "reason",
+    }
+    assert cancelled["additionalProperties"] is False
 
 
 def test_case_schema_publishes_the_explanation_as_optional() -> None:

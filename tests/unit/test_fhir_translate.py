@@ -220,6 +220,56 @@ def test_a_finished_encounter_discharges_once() -> None:
     assert events_of_encounter(raw, known=done) == []
 
 
+def test_an_encounter_in_progress_again_cancels_the_discharge_and_a_later_one_redischarges() -> (
+    None
+):
+    finished = encounter(
+        status="finished",
+        meta={"versionId": "2", "lastUpdated": "2026-03-09T10:35:00+08:00"},
+        period={"start": "2026-03-02T08:00:00+08:00", "end": "2026-03-09T10:30:00+08:00"},
+    )
+    known = translate.after(UNSEEN, events_of_encounter(finished))
+    assert known.discharged and known.discharge_moment is not None
+    # version 3: back in progress, period.end gone: the discharge was a mistake
+    again = encounter(meta={"versionId": "3", "lastUpdated": "2026-03-09T11:00:00+08:00"})
+    [cancelled] = events_of_encounter(again, known=known)
+    assert cancelled == {
+        "hospital_id": "H001",
+        "case_id": "E1",
+        "event_id": "fhir:enc:E1:discharge-cancelled:3",
+        "type": "discharge_cancelled",
+        "occurred_at": "2026-03-09T11:00:00+08:00",
+    }
+    reopened = translate.after(known, [cancelled])
+    assert not reopened.discharged and reopened.reopened
+    assert events_of_encounter(again, known=reopened) == []  # sent again: nothing new
+    # the real discharge, version 4, ended earlier than the cancellation was recorded:
+    # dated when it was recorded, under an id of its own
+    final = encounter(
+        status="finished",
+        meta={"versionId": "4", "lastUpdated": "2026-03-12T09:00:00+08:00"},
+        period={"start": "2026-03-02T08:00:00+08:00", "end": "2026-03-09T10:30:00+08:00"},
+    )
+    [discharged] = events_of_encounter(final, known=reopened)
+    assert discharged["event_id"] == "fhir:enc:E1:discharged:4"
+    assert discharged["occurred_at"] == "2026-03-12T09:00:00+08:00"
+    assert discharged["discharged_at"] == "2026-03-09T10:30:00+08:00"
+
+
+def test_an_older_version_in_progress_does_not_cancel_a_later_discharge() -> None:
+    finished = encounter(
+        status="finished",
+        period={"start": "2026-03-02T08:00:00+08:00", "end": "2026-03-09T10:30:00+08:00"},
+    )
+    known = translate.after(UNSEEN, events_of_encounter(finished))
+    # version 1 (lastUpdated 2 March) arrives again after the discharge
+    assert events_of_encounter(encounter(), known=known) == []
+    # a discharged case's Encounter not finished and undated cannot be placed in time
+    undated = encounter(meta={"versionId": "5"})
+    issue = refusal(lambda: events_of_encounter(undated, known=known))
+    assert issue.expression == "Encounter.meta.lastUpdated"
+
+
 def test_a_finished_encounter_without_its_end_is_refused() -> None:
     raw = encounter(status="finished")
     issue = refusal(lambda: events_of_encounter(raw, known=IN_CARD))

@@ -306,10 +306,32 @@ def test_a08_updates_department_and_drg() -> None:
     assert [e["type"] for e in update] == ["transferred", "drg_assigned"]
 
 
-def test_a13_is_refused_because_contract_v1_cannot_reopen_a_case() -> None:
-    code, problems = refusal(adt("A13", PV1_ADMIT))
-    assert code == "AR"
-    assert problems[0].startswith("MSH-9.2: ADT^A13 (cancel discharge) is not taken")
+def test_a13_cancels_the_discharge_at_the_event_time_with_its_reason() -> None:
+    [cancelled] = events(
+        adt("A13", "EVN|A13|20261205113000||02", PV1_ADMIT.replace("20261205100000", ""))
+    )
+    assert cancelled == {
+        "hospital_id": "H001",
+        "case_id": "V2026-0001",
+        "event_id": "ADT-1:discharge_cancelled",
+        "type": "discharge_cancelled",
+        "occurred_at": "2026-12-05T11:30:00+08:00",
+        "reason": "02",
+    }
+    # no EVN: the message time, no reason; a DRG in the message is regrouped as for A03
+    plain = events(adt("A13", PV1_ADMIT, "DRG|FM15", control_id="A-13"))
+    assert [(e["type"], e["event_id"]) for e in plain] == [
+        ("discharge_cancelled", "A-13:discharge_cancelled"),
+        ("drg_assigned", "A-13:drg_assigned"),
+    ]
+    assert plain[0]["occurred_at"] == "2026-12-01T09:00:00+08:00"
+    assert "reason" not in plain[0]
+
+
+def test_an_a13_without_a_visit_number_is_refused_naming_the_field() -> None:
+    code, problems = refusal(adt("A13", "EVN|A13|20261205113000", "PV1|1|I|W3"))
+    assert code == "AE"
+    assert problems[0].startswith("PV1-19: the visit number (the case) is missing")
 
 
 def test_unsupported_messages_are_rejected() -> None:
@@ -479,7 +501,7 @@ def test_an_error_ack_names_segment_field_code_and_reason_escaped() -> None:
 def test_an_ack_uses_the_messages_encoding_characters() -> None:
     text = "\r".join(
         [
-            "MSH#$*/%#HIS#H001#DW#DW#20261201##ADT$A13#Z-1#P#2.3",
+            "MSH#$*/%#HIS#H001#DW#DW#20261201##ADT$A31#Z-1#P#2.3",
             "PV1#1#I#W3##########CARD##########V-1",
         ]
     )
@@ -487,7 +509,7 @@ def test_an_ack_uses_the_messages_encoding_characters() -> None:
     result = map_message(msg, PROFILES, SHANGHAI)
     ack = build_ack(msg, "AR", problems=result.problems, notes=[], now=NOW)
     assert ack.startswith("MSH#$*/%#DRGWATCH#DRGWATCH#HIS#H001#")
-    assert "#ACK$A13$ACK#" in ack and "\rMSA#AR#Z-1#" in ack
+    assert "#ACK$A31$ACK#" in ack and "\rMSA#AR#Z-1#" in ack
     assert "\rERR##MSH$1$9$1$2#201$$HL70357#E#" in ack
 
 

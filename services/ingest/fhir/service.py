@@ -37,7 +37,13 @@ from services.storage import dead_letters
 from services.storage.models import DeadLetter, LedgerEntry
 from services.validation import FieldError
 
-CASE_EVENT_TYPES = ("admitted", "transferred", "drg_assigned", "discharged")
+CASE_EVENT_TYPES = (
+    "admitted",
+    "transferred",
+    "drg_assigned",
+    "discharged",
+    "discharge_cancelled",
+)
 
 
 @dataclass
@@ -272,7 +278,13 @@ async def _known_case(db_session: AsyncSession, case: CaseRef) -> KnownCase:
         .order_by(LedgerEntry.seq)
     )
     events = [orjson.loads(payload) for payload in rows.scalars()]
-    events.sort(key=lambda event: datetime.fromisoformat(event["occurred_at"]))
+    # at the same moment a cancellation follows the discharge it withdraws
+    events.sort(
+        key=lambda event: (
+            datetime.fromisoformat(event["occurred_at"]),
+            event["type"] == "discharge_cancelled",
+        )
+    )
     return translate.after(KnownCase(), events)
 
 

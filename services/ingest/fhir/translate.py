@@ -14,6 +14,12 @@ Encounter (admitted / transferred / drg_assigned / discharged)
     no versionId, a hash of the new value and its time), so sending the same version
     again is a duplicate and a later version with nothing new adds nothing. Status
     finished with period.end discharges the case (once: `fhir:enc:{id}:discharged`).
+    An Encounter of a case the ledger knows as discharged that is arrived, in-progress or
+    onleave again with no period.end cancels the discharge (`discharge_cancelled` at
+    meta.lastUpdated, id from the versionId or a hash of that time); a later finished
+    version discharges the case again under an id of its own
+    (`fhir:enc:{id}:discharged:{versionId}`), dated meta.lastUpdated when that is later
+    than period.end, so that it outranks the cancellation.
     planned and triaged Encounters are not stays yet; cancelled and entered-in-error
     ones would withdraw an admission, which contract v1 cannot express: all refused.
 
@@ -77,6 +83,10 @@ class KnownCase:
     department: str | None = None
     drg_code: str | None = None
     discharged: bool = False
+    # when the discharge in force was recorded (its occurred_at)
+    discharge_moment: datetime | None = None
+    # a discharge was cancelled: the next one needs an event id of its own
+    reopened: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,20 +351,50 @@ def encounter_events(
     if drg_where:
         expressions["drg_code"] = drg_where
     expressions["department"] = current.where
+    ended = moment(period.end if period else None, zone)
     if status == "finished" and not known.discharged:
-        discharged_at = moment(period.end if period else None, zone)
-        if discharged_at is None:
+        if ended is None:
             raise Refused(Issue("Encounter.period.end", "needed: a finished stay ends", "required"))
+        discharge_id, recorded = event_id("enc", encounter_id, "discharged"), ended
+        if known.reopened:
+            suffix = version or short_hash("discharged", ended.isoformat())
+            discharge_id = event_id("enc", encounter_id, "discharged", suffix)
+            # dated when it was recorded: it must outrank the cancellation before it
+            recorded = max(ended, last_updated) if last_updated is not None else ended
         events.append(
             {
                 **base,
-                "event_id": event_id("enc", encounter_id, "discharged"),
+                "event_id": discharge_id,
                 "type": "discharged",
-                "occurred_at": discharged_at.isoformat(),
-                "discharged_at": discharged_at.isoformat(),
+                "occurred_at": recorded.isoformat(),
+                "discharged_at": ended.isoformat(),
             }
         )
         expressions["discharged_at"] = "Encounter.period.end"
+    elif status != "finished" and known.discharged and ended is None:
+        # the stay goes on: the discharge on record was entered by mistake (unless this
+        # is an older version of the Encounter, from before the discharge: nothing new)
+        if last_updated is None:
+            raise Refused(
+                Issue(
+                    "Encounter.meta.lastUpdated",
+                    "needed to date the cancelled discharge (the case is discharged and this"
+                    " Encounter is not finished)",
+                    "required",
+                )
+            )
+        suffix = version or short_hash("discharge_cancelled", last_updated.isoformat())
+        if known.discharge_moment is not None and last_updated <= known.discharge_moment:
+            return Translation(events, resource_location(encounter), expressions)
+        events.append(
+            {
+                **base,
+                "event_id": event_id("enc", encounter_id, "discharge-cancelled", suffix),
+                "type": "discharge_cancelled",
+                "occurred_at": last_updated.isoformat(),
+            }
+        )
+        expressions["occurred_at"] = "Encounter.meta.lastUpdated"
     return Translation(events, resource_location(encounter), expressions)
 
 
@@ -444,7 +484,13 @@ def after(known: KnownCase, events: list[dict[str, Any]]) -> KnownCase:
         elif kind == "drg_assigned":
             known = replace(known, drg_code=event["drg_code"])
         elif kind == "discharged":
-            known = replace(known, discharged=True)
+            known = replace(
+                known,
+                discharged=True,
+                discharge_moment=datetime.fromisoformat(event["occurred_at"]),
+            )
+        elif kind == "discharge_cancelled":
+            known = replace(known, discharged=False, reopened=True)
     return known
 
 

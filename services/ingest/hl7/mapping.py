@@ -7,8 +7,8 @@
 | ADT^A02          | `transferred` (the new department)                                  |
 | ADT^A03          | `discharged` (PV1-45)                                               |
 | ADT^A08          | `transferred` with the current department                           |
-| ADT^A02/A03/A08  | and `drg_assigned` when the message carries a working DRG           |
-| ADT^A13          | refused (AR): contract v1 has no event that reopens a discharged case|
+| ADT^A13          | `discharge_cancelled` (the case is open again; reason from EVN-4)   |
+| ADT^A02/03/08/13 | and `drg_assigned` when the message carries a working DRG           |
 
 A message maps whole or not at all: any problem refuses it (AE for what the sender can
 correct, AR for what drgwatch does not take), naming the segment, the field and why.
@@ -166,24 +166,13 @@ def _map(message: Message, profiles: Profiles, zone: ZoneInfo, mapped: Mapped) -
         base = _base(message, reader, mapped)
         _financial(message, reader, local, base, mapped)
     elif code == "ADT" and trigger in ADT_TRIGGERS:
-        if trigger == "A13":
-            raise Refused(
-                "AR",
-                Problem(
-                    "ADT^A13 (cancel discharge) is not taken: contract v1 has no event that"
-                    " reopens a discharged case; correct the case in drgwatch's source system"
-                    " and send the corrected discharge (A03) when it happens",
-                    header.location(9, 2),
-                    UNSUPPORTED_EVENT_CODE,
-                ),
-            )
         base = _base(message, reader, mapped)
         _admission(message, trigger, reader, local, base, mapped)
     elif code in ("ADT", "DFT"):
         raise Refused(
             "AR",
             Problem(
-                f"{code}^{trigger} is not taken (ADT: {', '.join(ADT_TRIGGERS[:-1])};"
+                f"{code}^{trigger} is not taken (ADT: {', '.join(ADT_TRIGGERS)};"
                 f" DFT: {', '.join(DFT_TRIGGERS)})",
                 header.location(9, 2),
                 UNSUPPORTED_EVENT_CODE,
@@ -313,6 +302,18 @@ def _admission(
                 },
             )
         )
+    if trigger == "A13":
+        reason, reason_at = reader.find("event_reason")
+        cancelled: dict[str, Any] = {
+            "event_id": f"{control_id}:discharge_cancelled",
+            "type": "discharge_cancelled",
+            **timed,
+        }
+        cancelled_sources = dict(timed_sources)
+        if reason:
+            cancelled["reason"] = reason
+            cancelled_sources["reason"] = reason_at
+        mapped.events.append(_with(base, cancelled, cancelled_sources))
     if drg_code:
         mapped.events.append(
             _with(

@@ -94,6 +94,7 @@ class Fields(BaseModel):
     admitted_at: Places = ["PV1-44"]
     discharged_at: Places = ["PV1-45"]
     event_time: Places = ["EVN-6", "EVN-2", "MSH-7"]
+    event_reason: Places = ["EVN-4"]
     drg_code: Places = ["DRG-1", "DG1-8"]
     transaction_id: Places = ["FT1-2"]
     transaction_date: Places = ["FT1-4"]
