@@ -132,6 +132,10 @@ class CaseBuilder:
         self._apply(self._base("discharged", at) | {"discharged_at": at})
         return self
 
+    def cancel_discharge(self, at: str = "2026-03-06T12:00:00+08:00") -> CaseBuilder:
+        self._apply(self._base("discharge_cancelled", at) | {"reason": "recorded by mistake"})
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         assert self.state is not None
         return self.state.to_dict()

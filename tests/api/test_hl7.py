@@ -222,6 +222,34 @@ async def test_an_admission_and_a_discharge_with_a_drg(any_api: Api) -> None:
     ]
 
 
+async def test_an_a13_cancels_the_discharge_and_the_case_is_open_again(any_api: Api) -> None:
+    admitted_at = (SHANGHAI_NOW - timedelta(hours=3)).strftime("%Y%m%d%H%M%S")
+    discharged_at = (SHANGHAI_NOW - timedelta(hours=2)).strftime("%Y%m%d%H%M%S")
+    pv1 = f"PV1|1|I|W3|||||||CARD|||||||||V-13|01{'|' * 24}{admitted_at}"
+    a01 = f"MSH|^~\\&|HIS|H001|DW|DW|{admitted_at}||ADT^A01|M-A01|P|2.5\r{pv1}"
+    a03 = (
+        f"MSH|^~\\&|HIS|H001|DW|DW|{discharged_at}||ADT^A03|M-A03|P|2.5"
+        f"\rEVN|A03|{discharged_at}\r{pv1}|{discharged_at}"
+    )
+    # EVN-4: the event reason; no PV1-45 any more
+    a13 = f"MSH|^~\\&|HIS|H001|DW|DW|{WHEN}||ADT^A13^ADT_A01|M-A13|P|2.5\rEVN|A13|{WHEN}||01\r{pv1}"
+    for body in (a01, a03, a13, a13):  # the A13 sent twice: acknowledged, recorded once
+        response = await any_api.client.post("/v1/hl7", content=body, headers=HL7)
+        assert acks(response.text)[0]["code"] == "AA", response.text
+    events = await ledger(any_api)
+    assert [(e["event_id"], e["type"]) for e in events] == [
+        ("M-A01:admitted", "admitted"),
+        ("M-A03:discharged", "discharged"),
+        ("M-A13:discharge_cancelled", "discharge_cancelled"),
+    ]
+    assert events[2]["reason"] == "01"
+    state = new_case("H001", "V-13")
+    for event in events:
+        apply_event(state, parse_event(event), PriceBook(), datetime.now(UTC))
+    assert state.status == "open" and state.discharged_at is None
+    assert await dead_letters(any_api) == []
+
+
 async def test_a_body_that_is_not_hl7_is_refused_and_kept(any_api: Api) -> None:
     response = await any_api.client.post("/v1/hl7", content="PID|1||P1\r", headers=HL7)
     assert response.status_code == 422, response.text
