@@ -84,3 +84,48 @@ def test_a_bundle_moves_the_case_and_a_withdrawn_charge_comes_off(stack: Stack) 
     assert post(stack, withdrawn).status_code == 200
     again = post(stack, bundle("transaction", admission, stent, panel))
     assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK"] * 3
+
+
+def listed(stack: Stack, status: str) -> set[str]:
+    response = httpx.get(
+        f"{stack.url}/v1/hospitals/{HOSPITAL}/cases", params={"status": status}, timeout=5
+    )
+    response.raise_for_status()
+    return {item["case_id"] for item in response.json()["items"]}
+
+
+def test_an_encounter_back_in_progress_reopens_the_discharged_case(stack: Stack) -> None:
+    period = {"start": "2026-03-02T08:00:00+08:00", "end": "2026-03-04T10:00:00+08:00"}
+    stay = tagged(encounter("ZY-2", status="finished", period=period))
+    stay["meta"] |= {"versionId": "2", "lastUpdated": "2026-03-04T10:05:00+08:00"}
+    del stay["serviceProvider"]
+    drug = charge_item(
+        "CI-DRUG-2", context={"reference": "Encounter/ZY-2"}, requestingOrganization=None
+    )
+    response = post(stack, bundle("transaction", stay, drug))
+    assert response.status_code == 200, response.text
+    stack.wait_for(lambda: "ZY-2" in listed(stack, "discharged"), timeout=60)
+
+    # version 3: the discharge was a mistake; the stay goes on, with no period.end
+    reopened = tagged(encounter("ZY-2", period={"start": period["start"]}))
+    reopened["meta"] |= {"versionId": "3", "lastUpdated": "2026-03-04T11:00:00+08:00"}
+    del reopened["serviceProvider"]
+    assert post(stack, reopened).status_code == 201
+    stack.wait_for(lambda: "ZY-2" in listed(stack, "open"), timeout=60)
+    case = stack.case(HOSPITAL, "ZY-2")
+    assert case is not None
+    assert (case["status"], case["discharged_at"], case["ratio_flag"]) == ("open", None, None)
+    assert "ZY-2" not in listed(stack, "discharged")
+    # a late charge still counts, exactly once
+    late = tagged(
+        charge_item(
+            "CI-LATE-2",
+            context={"reference": "Encounter/ZY-2"},
+            requestingOrganization=None,
+            occurrenceDateTime="2026-03-05T09:00:00+08:00",
+        )
+    )
+    assert post(stack, late).status_code == 201
+    stack.wait_for(lambda: total(stack, "ZY-2") == Decimal("61.00"), timeout=60)
+    case = stack.case(HOSPITAL, "ZY-2")
+    assert case is not None and case["status"] == "open" and case["events_applied"] == 5

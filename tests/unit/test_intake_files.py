@@ -89,6 +89,17 @@ def test_csv_columns_are_the_contract_fields_and_empty_cells_are_absent_fields()
         parse_event(read.event)
 
 
+def test_csv_carries_a_cancelled_discharge_with_its_reason() -> None:
+    text = (
+        "event_id,type,hospital_id,case_id,occurred_at,reason\n"
+        "U-1,discharge_cancelled,H001,V-1,2026-12-01T09:00:00+08:00,wrong patient\n"
+    )
+    [read] = list(read_csv(text))
+    assert isinstance(read, FileEvent)
+    assert parse_event(read.event).type == "discharge_cancelled"
+    assert read.event["reason"] == "wrong patient"
+
+
 def test_csv_takes_any_order_and_subset_of_columns_with_a_quoted_name() -> None:
     text = (
         "case_id,hospital_id,type,event_id,occurred_at,department\n"

@@ -45,6 +45,7 @@ CSV_COLUMNS = (
     "ordered_by",
     "order_id",
     "reverses_event_id",
+    "reason",
 )
 REQUIRED_COLUMNS = ("event_id", "type", "hospital_id", "case_id", "occurred_at")
 
