@@ -412,6 +412,10 @@ def _forecast_alert_for(
     alert waits until the stay has a full day behind it (its latest event on a later
     local day than admission): the admission day's pace alone, work-up and all, is noise.
     """
+    if state.discharged_at is not None:
+        # nothing to warn of; the episode is kept as it was, so that a discharge cancelled
+        # as a mistake does not start a new one
+        return None
     standard, projected = state.standard_cost, state.projected_total
     if standard is None or projected is None or projection is None:
         state.forecast_fired = False
@@ -424,7 +428,6 @@ def _forecast_alert_for(
         projected_level != "red"
         or state.forecast_fired
         or state.level != "none"
-        or state.discharged_at is not None
         or projection.full_days < FORECAST_ALERT_MIN_FULL_DAYS
     ):
         return None

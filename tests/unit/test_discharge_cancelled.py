@@ -171,3 +171,19 @@ def test_a_stored_state_keeps_the_cancellation() -> None:
     # the mistaken discharge it withdraws arrives late, after a restart
     restored, _ = run([discharged("dis-1", at(3))], restored)
     assert restored.status == "open"
+
+
+def test_a_cancelled_discharge_does_not_start_a_new_forecast_episode() -> None:
+    state, raised = run(
+        [
+            admitted(),
+            charge("a", "4500.00", occurred_at=at(3)),  # projected 11250.00: fires
+            discharged("dis", at(3, 14)),
+            discharge_cancelled("undis", at(3, 15)),  # projected 11250.00 again
+            charge("b", "100.00", occurred_at=at(3, 16)),  # 11500.00: the same episode
+        ]
+    )
+    kinds = [[alert["kind"] for alert in alerts] for alerts in raised]
+    assert kinds == [[], ["forecast"], [], [], []]
+    assert state.forecast_fired and state.forecast_seq == 1
+    assert state.projected_total is not None and state.projected_total > Decimal("10000.00")
