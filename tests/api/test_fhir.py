@@ -254,6 +254,44 @@ async def test_an_encounter_admits_transfers_and_discharges(any_api: Api) -> Non
     assert case.department == "SURG" and case.status == "discharged"
 
 
+async def test_a_discharge_cancelled_in_the_same_bundle_and_a_discharge_after_it(
+    any_api: Api,
+) -> None:
+    period = {"start": "2026-03-02T08:00:00+08:00", "end": "2026-03-04T09:00:00+08:00"}
+    finished = encounter(
+        status="finished",
+        meta={"versionId": "2", "lastUpdated": "2026-03-04T09:05:00+08:00"},
+        period=period,
+    )
+    # version 3 in the same Bundle: back in progress, period.end gone
+    in_progress = encounter(
+        meta={"versionId": "3", "lastUpdated": "2026-03-04T10:00:00+08:00"},
+        period={"start": period["start"]},
+    )
+    response = await post(any_api, bundle("transaction", finished, in_progress))
+    assert response.status_code == 200, response.text
+    assert [(e["event_id"], e["type"]) for e in await ledger(any_api)] == [
+        ("fhir:enc:E1:admitted", "admitted"),
+        ("fhir:enc:E1:discharged", "discharged"),
+        ("fhir:enc:E1:discharge-cancelled:3", "discharge_cancelled"),
+    ]
+    assert case_of(await ledger(any_api)).status == "open"
+    # the same Bundle again records nothing; the real discharge, version 4, closes it
+    again = await post(any_api, bundle("transaction", finished, in_progress))
+    assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK"] * 2
+    real = encounter(
+        status="finished",
+        meta={"versionId": "4", "lastUpdated": "2026-03-09T10:05:00+08:00"},
+        period={**period, "end": "2026-03-09T10:00:00+08:00"},
+    )
+    assert (await post(any_api, real)).status_code == 201
+    events = await ledger(any_api)
+    assert events[-1]["event_id"] == "fhir:enc:E1:discharged:4"
+    case = case_of(events)
+    assert case.status == "discharged" and case.events_applied == 4
+    assert case.discharged_at == datetime.fromisoformat("2026-03-09T10:00:00+08:00")
+
+
 async def test_a_single_resource_is_refused_naming_the_element(any_api: Api) -> None:
     response = await post(any_api, {**encounter(), "status": "planned"})
 

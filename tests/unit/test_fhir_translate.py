@@ -243,6 +243,7 @@ def test_an_encounter_in_progress_again_cancels_the_discharge_and_a_later_one_re
     reopened = translate.after(known, [cancelled])
     assert not reopened.discharged and reopened.reopened
     assert events_of_encounter(again, known=reopened) == []  # sent again: nothing new
+    assert events_of_encounter(finished, known=reopened) == []  # the withdrawn version
     # the real discharge, version 4, ended earlier than the cancellation was recorded:
     # dated when it was recorded, under an id of its own
     final = encounter(

@@ -19,7 +19,8 @@ Encounter (admitted / transferred / drg_assigned / discharged)
     meta.lastUpdated, id from the versionId or a hash of that time); a later finished
     version discharges the case again under an id of its own
     (`fhir:enc:{id}:discharged:{versionId}`), dated meta.lastUpdated when that is later
-    than period.end, so that it outranks the cancellation.
+    than period.end, so that it outranks the cancellation. A version dated no later than
+    the discharge or cancellation in force (an older one sent again) adds nothing.
     planned and triaged Encounters are not stays yet; cancelled and entered-in-error
     ones would withdraw an admission, which contract v1 cannot express: all refused.
 
@@ -83,7 +84,7 @@ class KnownCase:
     department: str | None = None
     drg_code: str | None = None
     discharged: bool = False
-    # when the discharge in force was recorded (its occurred_at)
+    # the occurred_at of the discharge, or of its cancellation, in force
     discharge_moment: datetime | None = None
     # a discharge was cancelled: the next one needs an event id of its own
     reopened: bool = False
@@ -361,6 +362,9 @@ def encounter_events(
             discharge_id = event_id("enc", encounter_id, "discharged", suffix)
             # dated when it was recorded: it must outrank the cancellation before it
             recorded = max(ended, last_updated) if last_updated is not None else ended
+            if known.discharge_moment is not None and recorded <= known.discharge_moment:
+                # the version the cancellation withdrew, sent again: nothing new
+                return Translation(events, resource_location(encounter), expressions)
         events.append(
             {
                 **base,
@@ -490,7 +494,12 @@ def after(known: KnownCase, events: list[dict[str, Any]]) -> KnownCase:
                 discharge_moment=datetime.fromisoformat(event["occurred_at"]),
             )
         elif kind == "discharge_cancelled":
-            known = replace(known, discharged=False, reopened=True)
+            known = replace(
+                known,
+                discharged=False,
+                reopened=True,
+                discharge_moment=datetime.fromisoformat(event["occurred_at"]),
+            )
     return known
 
 
