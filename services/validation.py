@@ -11,18 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from services.casecost.events import EVENT_TYPES
+
 # discriminated unions prefix an error's location with the tag: "charge.amount"
-_EVENT_TYPES = frozenset(
-    {
-        "admitted",
-        "drg_assigned",
-        "transferred",
-        "discharged",
-        "discharge_cancelled",
-        "charge",
-        "credit",
-    }
-)
+_EVENT_TYPES = frozenset(EVENT_TYPES)
 _UNION_TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 
 
