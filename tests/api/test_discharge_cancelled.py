@@ -91,9 +91,14 @@ async def test_post_events_takes_a_cancellation_and_names_a_bad_field(api: Api) 
         ("dis-1", "discharged", 2),
         ("undis-1", "discharge_cancelled", 3),
     ]
-    again = await api.client.post("/v1/events", json=cancellation("undis-1", reason=None))
+    resent = body["events"][2]
+    again = await api.client.post("/v1/events", json=resent)
+    assert again.status_code == 202 and again.json()["duplicates"] == 1, again.text
     # the same id with other content (no reason) is refused, not a second cancellation
-    assert again.status_code in (409, 422), again.text
+    changed = await api.client.post("/v1/events", json=cancellation("undis-1", reason=None))
+    assert changed.status_code in (409, 422), changed.text
+    assert {error["field"] for error in changed.json()["errors"]} == {"event_id"}
+    assert len(await api.rows("SELECT seq FROM ingest_ledger")) == 3
 
     for bad, field in (
         (cancellation("undis-2", reason=""), "reason"),
