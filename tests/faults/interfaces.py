@@ -60,6 +60,7 @@ class Sender:
         self.per_second = per_second
         self.delivery = Delivery()
         self.lock = threading.Lock()
+        self.in_flight = False  # sent, not yet answered
         self.thread = threading.Thread(target=self._run, daemon=True, name=name)
 
     @property
@@ -140,6 +141,7 @@ class MllpEngine(Sender):
                         ("127.0.0.1", self.port), timeout=ACK_TIMEOUT
                     )
                     self.connections += 1
+                self.in_flight = True
                 self.connection.sendall(START_BLOCK + message.body + END_BLOCK)
                 ack = self._read_frame(self.connection)
             except TimeoutError:
@@ -147,6 +149,7 @@ class MllpEngine(Sender):
             except OSError as error:
                 why = type(error).__name__
             else:
+                self.in_flight = False
                 code, control_id, text = _msa(ack)
                 if control_id != message.key:
                     self.anomaly(f"{message.key}: an ACK for {control_id!r}")
@@ -158,6 +161,7 @@ class MllpEngine(Sender):
                     self.answered(message, code, first_failure)
                     return
             # the answer, if any, is lost with this connection: start a new one
+            self.in_flight = False
             self.close()
             first_failure = self.failed(message, first_failure, why)
             time.sleep(0.2)
@@ -203,6 +207,7 @@ class FhirPoster(Sender):
             with self.lock:
                 self.delivery.attempts += 1
             wait = 0.2
+            self.in_flight = True
             try:
                 response = self.client.post(
                     "/v1/fhir",
@@ -212,17 +217,19 @@ class FhirPoster(Sender):
             except httpx.HTTPError as error:
                 why = type(error).__name__
             else:
+                self.in_flight = False
                 if response.status_code < 500:
                     self.answered(message, self._verdict(message, response), first_failure)
                     return
                 why = str(response.status_code)
                 retry_after = response.headers.get("retry-after", "")
                 wait = float(retry_after) if retry_after.isdigit() else 1.0
+            self.in_flight = False
             first_failure = self.failed(message, first_failure, why)
             time.sleep(wait)
 
     def _verdict(self, message: Outgoing, response: httpx.Response) -> str:
-        """ "200" when every entry of the Bundle was created or was recorded before."""
+        """The verdict on an answer: "200" when every entry was created or recorded before."""
         if response.status_code != 200:
             self.anomaly(f"{message.key}: {response.status_code} {response.text[:300]}")
             return str(response.status_code)

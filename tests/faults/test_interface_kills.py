@@ -187,11 +187,13 @@ def fhir_channels(rng: random.Random, hospital_id: str) -> list[list[Outgoing]]:
 
 
 def kill_the_api_twice(stack: Stack, senders: Sequence[Sender], rng: random.Random) -> list[str]:
-    """SIGKILL the API at two random moments of the sending and start it again."""
+    """SIGKILL the API at two random moments of the sending, each while a message is on
+    its way (sent, not yet answered), and start it again."""
     figures = []
     # one kill in each half of the sending
     for share in (rng.uniform(0.15, 0.45), rng.uniform(0.55, 0.85)):
         wait_for_progress(senders, share)
+        stack.wait_for(lambda: any(s.in_flight for s in senders), timeout=30, interval=0.001)
         at = progress(senders)
         killed = time.monotonic()
         Stack.kill(stack.api)
@@ -211,6 +213,8 @@ def kill_the_api_twice(stack: Stack, senders: Sequence[Sender], rng: random.Rand
         text = f"at {at:.0%} answered: API ready again {restarted - killed:.1f} s after the kill"
         if first_failure is not None and recovered is not None:
             text += f", first message unanswered for {recovered - first_failure:.1f} s"
+        else:
+            text += ", nothing in flight at the kill (those sent meanwhile waited in the queue)"
         figures.append(text + f" (start took {ready:.1f} s)")
     return figures
 
