@@ -45,7 +45,8 @@ class Delivery:
     acknowledged: list[str] = field(default_factory=list)  # keys, in order
     refused: list[str] = field(default_factory=list)  # "key: answer"
     anomalies: list[str] = field(default_factory=list)
-    already_received: int = 0  # answers saying every event was recorded before
+    # keys of messages answered as recorded before: a resend after a lost answer
+    already_received: list[str] = field(default_factory=list)
     longest_unanswered: float = 0.0  # from a message's first failure to its acceptance
     failures: list[float] = field(default_factory=list)
     successes: list[float] = field(default_factory=list)
@@ -60,6 +61,7 @@ class Sender:
         self.per_second = per_second
         self.delivery = Delivery()
         self.lock = threading.Lock()
+        self.current: Outgoing | None = None  # the message being delivered
         self.in_flight = False  # sent, not yet answered
         self.thread = threading.Thread(target=self._run, daemon=True, name=name)
 
@@ -75,6 +77,7 @@ class Sender:
         started = time.monotonic()
         try:
             for sent, message in enumerate(self.messages, start=1):
+                self.current = message
                 self.deliver(message)
                 ahead = sent / self.per_second - (time.monotonic() - started)
                 if ahead > 0:
@@ -157,7 +160,7 @@ class MllpEngine(Sender):
                 else:
                     if "already received" in text:
                         with self.lock:
-                            self.delivery.already_received += 1
+                            self.delivery.already_received.append(message.key)
                     self.answered(message, code, first_failure)
                     return
             # the answer, if any, is lost with this connection: start a new one
@@ -240,7 +243,7 @@ class FhirPoster(Sender):
             return "entries refused"
         if all(status == "200 OK" for status in statuses):
             with self.lock:
-                self.delivery.already_received += 1
+                self.delivery.already_received.append(message.key)
         return "200"
 
     def close(self) -> None:
