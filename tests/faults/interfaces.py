@@ -21,7 +21,7 @@ import httpx
 
 START_BLOCK, END_BLOCK = b"\x0b", b"\x1c\x0d"
 ACK_TIMEOUT = 5.0  # an interface engine's ACK wait before it resends (Mirth: 5 s)
-MESSAGE_DEADLINE = 90.0  # a message not acknowledged for this long fails the run
+MESSAGE_DEADLINE = 60.0  # a message not acknowledged for this long fails the run
 
 
 @dataclass(frozen=True)
