@@ -49,7 +49,9 @@ class Stack:
     Ports cannot collide (services/ports.py): the API is handed a socket the harness
     holds for the stack's whole life, and the broker gets a spare port outside the
     ephemeral range when it first starts (another one if that was taken), then keeps it.
-    With `api_port` given, the Stack only talks to a stack started elsewhere.
+    With `api_port` given, the Stack only talks to a stack started elsewhere. With `mllp`,
+    the API process also takes HL7 v2 over MLLP on a socket the harness holds likewise
+    (`mllp_port`), as `drgwatch up` hands it one.
     """
 
     workdir: Path
@@ -58,6 +60,9 @@ class Stack:
     broker_port: int = 0
     api_port: int = 0
     api_socket: socket.socket | None = None
+    mllp: bool = False
+    mllp_port: int = 0
+    mllp_socket: socket.socket | None = None
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     broker: subprocess.Popen[bytes] | None = None
     api: subprocess.Popen[bytes] | None = None
@@ -69,6 +74,9 @@ class Stack:
         if self.api_port == 0:
             self.api_socket = listening_socket()
             self.api_port = int(self.api_socket.getsockname()[1])
+        if self.mllp:
+            self.mllp_socket = listening_socket()
+            self.mllp_port = int(self.mllp_socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -133,12 +141,12 @@ class Stack:
     def start_api(self) -> None:
         assert self.api_socket is not None, "this Stack only talks to a stack started elsewhere"
         fd = self.api_socket.fileno()
-        self.api = start_child(
-            [sys.executable, "-m", "services.cli", "api", "--fd", str(fd)],
-            self.env(),
-            self.workdir / "api.log",
-            pass_fds=[fd],
-        )
+        argv = [sys.executable, "-m", "services.cli", "api", "--fd", str(fd)]
+        fds = [fd]
+        if self.mllp_socket is not None:
+            argv += ["--mllp-fd", str(self.mllp_socket.fileno())]
+            fds.append(self.mllp_socket.fileno())
+        self.api = start_child(argv, self.env(), self.workdir / "api.log", pass_fds=fds)
 
     def start_intake(self) -> subprocess.Popen[bytes]:
         """Start the Kafka intake (`drgwatch intake`); it joins its group by itself."""
@@ -182,8 +190,9 @@ class Stack:
         for process in [self.api, self.intake, *self.workers, self.broker]:
             if process is not None:
                 stop_child(process, timeout=5)
-        if self.api_socket is not None:
-            self.api_socket.close()
+        for listener in (self.api_socket, self.mllp_socket):
+            if listener is not None:
+                listener.close()
 
     def post(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         response = httpx.post(f"{self.url}/v1/events", json={"events": events}, timeout=30)
@@ -256,6 +265,18 @@ class Stack:
                 return await load_seal(session_factory(engine))
             finally:
                 await engine.dispose()
+
+        return asyncio.run(read())
+
+    def query(self, sql: str, *args: Any) -> list[Any]:
+        """The rows a query returns from the stack's PostgreSQL database (asyncpg records)."""
+
+        async def read() -> list[Any]:
+            connection = await asyncpg.connect(_asyncpg_dsn(self.database_url))
+            try:
+                return list(await connection.fetch(sql, *args))
+            finally:
+                await connection.close()
 
         return asyncio.run(read())
 
@@ -339,10 +360,15 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    workdir: Path, database_url: str, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    mllp: bool = False,
 ) -> Iterator[Stack]:
-    """A started stack (broker, one worker, API), stopped afterwards whatever happens."""
-    stack = Stack(workdir=workdir, database_url=database_url, extra_env=extra_env or {})
+    """A started stack (broker, one worker, API; with `mllp`, the API's MLLP listener
+    too), stopped afterwards whatever happens."""
+    stack = Stack(workdir=workdir, database_url=database_url, extra_env=extra_env or {}, mllp=mllp)
     try:
         stack.start()
         yield stack
