@@ -15,6 +15,17 @@ from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 
+CENT = Decimal("0.01")
+
+
+def price_text(price: Decimal) -> str:
+    """A unit price as the wire shows it: to the cent, or to as many places as it has
+    beyond (6.85, 0.042, 3180.375), whatever places the database kept."""
+    text = str(price.normalize())
+    if "E" in text or len(text.partition(".")[2]) < 2:
+        return str(price.quantize(CENT))
+    return text
+
 
 @dataclass(frozen=True, slots=True)
 class ChargeItem:

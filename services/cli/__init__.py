@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services.cli import briefing as briefing_command
+from services.cli import chargemaster as chargemaster_commands
 from services.cli import db as db_commands
 from services.cli import reference as reference_commands
 from services.cli import rules as rule_commands
@@ -29,6 +30,7 @@ DATA_COMMANDS: dict[str, Callable[[argparse.Namespace, Client, Output], Awaitabl
     "users": user_commands.run,
     "briefing": briefing_command.run,
     "rules": rule_commands.run_reload,
+    "chargemaster": chargemaster_commands.run,
 }
 
 
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     reference_commands.add_parsers(commands)
+    chargemaster_commands.add_parser(commands)
     rule_commands.add_parser(commands)
     user_commands.add_parser(commands)
     briefing_command.add_parser(commands)

@@ -56,6 +56,8 @@ TABLES_ADDED_SINCE_MIGRATIONS = {
     "rule_heads",
     "rule_switches",
     "rule_generation",
+    "chargemasters",
+    "chargemaster_items",
 }
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since

@@ -20,7 +20,7 @@ from services.api.cases import service as case_service
 from services.api.deps import ChargeBookDep, PriceBookDep, SessionDep, TodayDep, require
 from services.api.params import CaseId, HospitalId
 from services.casecost.alternatives import Alternative, cheaper_alternatives
-from services.casecost.chargemaster import Chargemaster
+from services.casecost.chargemaster import Chargemaster, price_text
 from services.casecost.events import Category, Code, Label, Quantity, UnitPrice
 from services.casecost.forecast import Landing, ProposedItem, forecast
 from services.reference.exceptions import UnpricedItems
@@ -151,7 +151,7 @@ def price_items(
                 item_name=item.item_name or (None if entry is None else entry.name),
                 category=None if category is None else str(category),
                 quantity=str(item.quantity),
-                unit_price=str(unit_price),
+                unit_price=price_text(unit_price),
                 amount=str(proposed_item.amount),
                 price_source="request" if item.unit_price is not None else "chargemaster",
                 equivalence_group=None if entry is None else entry.equivalence_group,
@@ -167,7 +167,7 @@ def _alternative_out(alternative: Alternative) -> AlternativeOut:
     return AlternativeOut(
         item_code=alternative.item.item_code,
         item_name=alternative.item.name,
-        unit_price=str(alternative.item.unit_price),
+        unit_price=price_text(alternative.item.unit_price),
         saving=str(alternative.saving),
         landing=_out(alternative.landing),
     )

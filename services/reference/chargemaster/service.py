@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.casecost.chargemaster import ChargeBook, ChargeItem, Chargemaster
+from services.casecost.chargemaster import ChargeBook, ChargeItem, Chargemaster, price_text
 from services.reference.chargemaster.schemas import (
     ChargeItemDetail,
     ChargeItemIn,
@@ -347,7 +347,7 @@ def item_out(item: ChargeItem) -> ChargeItemOut:
         name_en=item.name_en,
         category=item.category,
         unit=item.unit,
-        unit_price=str(item.unit_price),
+        unit_price=price_text(item.unit_price),
         equivalence_group=item.equivalence_group,
     )
 
