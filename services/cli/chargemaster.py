@@ -103,7 +103,7 @@ async def _import(args: argparse.Namespace, client: Client, out: Output) -> None
     out.line(
         f"imported chargemaster {stored['chargemaster_id']} {stored['name']!r} valid from"
         f" {stored['valid_from']} for {_scope(stored['hospital_id'])}"
-        f" ({stored['item_count']} items, {report['equivalence_groups']} equivalence groups)"
+        f" ({stored['item_count']} items; equivalence groups: {report['equivalence_groups']})"
     )
     valid = report["valid_today"]
     if valid is None:

@@ -67,8 +67,9 @@ Visible = frozenset[str] | None
 
 def items_from_csv(text: str) -> list[ChargeItemIn]:
     """Every row of a chargemaster CSV (header required, columns in any order, empty
-    optional cells as absent), or ChargemasterRefused naming each bad line and field:
-    the whole file is refused for one bad row."""
+    optional cells as absent), or ChargemasterRefused naming each bad line and field
+    (`line 7.unit_price`; a row whose quoted cell spans lines by the line it ends on): the
+    whole file is refused for one bad row."""
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip() for name in reader.fieldnames or []]
     reader.fieldnames = header
