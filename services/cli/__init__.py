@@ -288,12 +288,14 @@ def _bench(args: argparse.Namespace) -> int:
             open_cases=args.open_cases or (3_000 if args.quick else 100_000),
             latency_seconds=3.0 if args.quick else 20.0,
             lookup_seconds=3.0 if args.quick else 15.0,
+            precheck_seconds=3.0 if args.quick else 15.0,
             restart=not args.quick,
         )
         result["full_path"] = full_path(full)
         result["latency_ms"] = {
             "ingest_to_alert_on_stream": result["full_path"]["alert_latency"]["latency_ms"],
             "case_lookup": result["full_path"]["case_lookup"]["latency_ms"],
+            "precheck": result["full_path"]["precheck"]["latency_ms"],
         }
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
