@@ -173,7 +173,16 @@ def _alternative_out(alternative: Alternative) -> AlternativeOut:
     )
 
 
-@router.post("/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", response_model=PrecheckOut)
+@router.post(
+    "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck",
+    response_model=PrecheckOut,
+    responses={
+        422: {
+            "description": "an item is invalid, or has no unit_price and the chargemaster"
+            " valid today does not hold it: each error names the item's field"
+        }
+    },
+)
 async def precheck(
     hospital_id: HospitalId,
     case_id: CaseId,
