@@ -8,10 +8,12 @@ from decimal import Decimal
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.casecost.alternatives import cheaper_alternatives
 from services.casecost.chargemaster import ChargeBook, ChargeItem, Chargemaster, price_text
-from services.casecost.forecast import ProposedItem
+from services.casecost.forecast import ProposedItem, forecast
 from services.casecost.pricing import Thresholds
 
 STANDARD = Decimal("40400.83")
@@ -110,3 +112,42 @@ def test_each_alternative_lands_the_case_with_the_other_items_kept() -> None:
 )
 def test_unit_prices_read_alike_from_every_database(price: str, text: str) -> None:
     assert price_text(Decimal(price)) == text
+
+
+prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4)
+quantities = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("1000"), places=4)
+
+
+@given(
+    group=st.lists(prices, min_size=1, max_size=6, unique=True),
+    proposed=st.lists(st.tuples(st.integers(0, 5), quantities), min_size=1, max_size=4),
+    total=st.decimals(min_value=Decimal(0), max_value=Decimal("500000"), places=2),
+)
+def test_an_alternative_lands_where_the_forecast_with_it_in_place_lands(
+    group: list[Decimal], proposed: list[tuple[int, Decimal]], total: Decimal
+) -> None:
+    """Whatever the prices and quantities: every alternative is cheaper per unit, listed
+    cheapest first, saves the difference of the two amounts, and lands the case exactly
+    where a forecast of the items with it in place of the proposed one lands it."""
+    master = version(1, date(2026, 1, 1), {f"I{n}": str(price) for n, price in enumerate(group)})
+    items = [
+        ProposedItem(f"I{index % len(group)}", quantity, group[index % len(group)])
+        for index, quantity in proposed
+    ]
+    found = cheaper_alternatives(
+        total=total, standard=STANDARD, thresholds=Thresholds(), items=items, chargemaster=master
+    )
+    for position, (item, alternatives) in enumerate(zip(items, found, strict=True)):
+        listed = [a.item.unit_price for a in alternatives]
+        assert listed == sorted(listed)
+        assert {a.item.item_code for a in alternatives} == {
+            code for code, entry in master.items.items() if entry.unit_price < item.unit_price
+        }
+        for alternative in alternatives:
+            swapped = ProposedItem(
+                alternative.item.item_code, item.quantity, alternative.item.unit_price
+            )
+            assert alternative.saving == item.amount - swapped.amount >= 0
+            replaced = [*items[:position], swapped, *items[position + 1 :]]
+            expected = forecast(total, STANDARD, Thresholds(), replaced).projected
+            assert alternative.landing == expected
