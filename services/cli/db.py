@@ -50,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "revision", nargs="?", default=None, help="default: one step back ('base': no tables)"
     )
     init = actions.add_parser(
-        "init", parents=[where], help="upgrade, and with --sample load the sample catalogue"
+        "init", parents=[where], help="upgrade, and with --sample load the sample reference data"
     )
     init.add_argument(
         "--sample",
