@@ -28,6 +28,7 @@ from services.errors import DrgwatchError
 from services.metrics import SUPERVISOR_STATE_FILE
 from services.ports import PortInUse, listening_socket, owns_listener, spare_port
 from services.reference import service as catalogue_service
+from services.reference.chargemaster import service as chargemaster_service
 from services.settings import CommonSettings
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
@@ -89,8 +90,8 @@ def start_broker(port: int, log_path: Path, timeout: float = 15.0) -> subprocess
 async def prepare_database(
     settings: CommonSettings, *, replay_ledger: bool, load_sample: bool = True
 ) -> int:
-    """Upgrade the schema to the head, load the sample catalogue into an empty database,
-    queue a replay."""
+    """Upgrade the schema to the head, load the sample catalogue and the sample
+    chargemaster into a database that has none, queue a replay."""
     await schema.upgrade(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -98,6 +99,7 @@ async def prepare_database(
         async with sessions() as db_session:
             if load_sample:
                 await catalogue_service.load_sample(db_session=db_session)
+                await chargemaster_service.load_sample(db_session=db_session)
             replayed = 0
             if replay_ledger:
                 result = await db_session.execute(

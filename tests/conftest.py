@@ -88,7 +88,8 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
                 " alert_actions, drg_groups, drg_catalogues, alert_thresholds, worker_heartbeats,"
                 " identities, api_keys, webhook_subscriptions, webhook_deliveries,"
                 " webhook_attempts, webhook_digest_entries, departments, department_targets,"
-                " target_watches, sign_in_sessions, rule_versions, rule_heads, rule_switches"
+                " target_watches, sign_in_sessions, rule_versions, rule_heads, rule_switches,"
+                " chargemaster_items, chargemasters"
                 " RESTART IDENTITY CASCADE"
             )
         )

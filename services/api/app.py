@@ -37,6 +37,7 @@ from services.api.identities.router import router as identities_router
 from services.api.indicators.router import router as indicators_router
 from services.api.limits import BodyLimit
 from services.api.ratelimit import SignInThrottle
+from services.api.reference.chargemaster import router as chargemaster_router
 from services.api.reference.router import router as catalogue_router
 from services.api.rules.router import router as rules_router
 from services.api.settings import ApiSettings
@@ -160,6 +161,7 @@ def create_app(
         alert_lifecycle_router,  # after alerts_router: /v1/alerts/stream is not an alert id
         subscriptions_router,
         catalogue_router,
+        chargemaster_router,
         rules_router,
         dead_letters_router,
         identities_router,

@@ -13,9 +13,11 @@ from services.access.exceptions import NotPermitted
 from services.access.principal import LOCAL_ADMIN, Permission, Principal
 from services.api.auth import CallerCheck
 from services.api.cases.explanation import TypicalMixes
+from services.casecost.chargemaster import ChargeBook
 from services.casecost.pricing import PriceBook
 from services.ingest.publisher import EventPublisher
 from services.reference import service as catalogue_service
+from services.reference.chargemaster import service as chargemaster_service
 from services.settings import CommonSettings
 
 
@@ -103,6 +105,17 @@ async def get_price_book(request: Request, db_session: SessionDep) -> PriceBook:
     return cached
 
 
+async def get_charge_book(request: Request, db_session: SessionDep) -> ChargeBook:
+    """Every chargemaster version, kept per process until a new version is imported (one
+    indexed query a request: the newest version's id)."""
+    version = await chargemaster_service.chargemaster_version(db_session=db_session)
+    cached: ChargeBook | None = getattr(request.app.state, "charge_book", None)
+    if cached is None or cached.version != version:
+        cached = await chargemaster_service.load_charge_book(db_session=db_session)
+        request.app.state.charge_book = cached
+    return cached
+
+
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 NowDep = Annotated[datetime, Depends(get_now)]
@@ -110,4 +123,5 @@ TodayDep = Annotated[date, Depends(get_today)]
 ZoneDep = Annotated[tzinfo, Depends(get_zone)]
 CallerCheckDep = Annotated[CallerCheck, Depends(get_caller_check)]
 PriceBookDep = Annotated[PriceBook, Depends(get_price_book)]
+ChargeBookDep = Annotated[ChargeBook, Depends(get_charge_book)]
 TypicalMixesDep = Annotated[TypicalMixes, Depends(get_typical_mixes)]

@@ -39,7 +39,12 @@ from services.errors import (
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.fhir.exceptions import FhirRefused
 from services.ingest.fhir.outcome import outcome_of
-from services.reference.exceptions import RuleFilesRefused, RuleRefused
+from services.reference.exceptions import (
+    ChargemasterRefused,
+    RuleFilesRefused,
+    RuleRefused,
+    UnpricedItems,
+)
 from services.storage.engine import is_unavailable
 from services.validation import FieldError, field_errors
 
@@ -83,7 +88,7 @@ def error_response(error: DrgwatchError) -> JSONResponse:
         body["errors"] = [
             {"field": problem.field or "file", "reason": str(problem)} for problem in error.problems
         ]
-    if isinstance(error, RuleRefused):
+    if isinstance(error, RuleRefused | ChargemasterRefused | UnpricedItems):
         body["errors"] = [e.model_dump() for e in error.errors]
     if isinstance(error, RequestBodyTooLarge):
         body["errors"] = [{"field": "body", "reason": f"larger than {error.limit} bytes"}]

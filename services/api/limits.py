@@ -30,6 +30,9 @@ HL7_PATH = "/v1/hl7"
 BODY_LIMITS: Mapping[str, int] = {
     # the schema allows 20,000 groups with names of 200 characters
     "/v1/drg-catalogues": 16 * 1024 * 1024,
+    # up to 50,000 items (a province's list of services, drugs and consumables), each
+    # with two names: about 300 bytes an item in practice
+    "/v1/chargemasters": 32 * 1024 * 1024,
     # up to 200 proposed items, each with a name of up to 200 characters
     "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck": 512 * 1024,
     EVENTS_PATH: EVENTS_BODY_LIMIT,

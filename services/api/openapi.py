@@ -33,6 +33,12 @@ NOT_FOUND = {
     ("get", "/v1/hospitals/{hospital_id}/cases/{case_id}"): "no such case in this hospital",
     ("post", "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck"): "no such case",
     ("get", "/v1/drg-catalogues/current/groups/{drg_code}"): "no such group in force",
+    ("get", "/v1/chargemasters/current/items/{item_code}"): (
+        "no chargemaster valid that day, or no such item in it"
+    ),
+    ("get", "/v1/chargemaster/items/{item_code}"): (
+        "no chargemaster valid that day, or no such item in it"
+    ),
 }
 NO_DATABASE = {"/healthz"}
 

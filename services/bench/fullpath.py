@@ -9,7 +9,9 @@ generator (loadgen.py) in a process of its own:
 2. latency: postings offered at a steady rate; from each 202 to the alert it caused
    arriving on the live stream (`/v1/alerts/stream`);
 3. lookup: open cases added up to the target count, then case lookups at a steady rate;
-   the worker's resident memory with all those cases in its table;
+   the worker's resident memory with all those cases in its table; then pre-checks of
+   those cases at a steady rate, with items of the sample chargemaster (prices looked
+   up, cheaper equivalents listed);
 4. restart: the worker SIGKILLed with every case open, a new one started; until it is
    ready and a fresh event is reflected.
 """
@@ -37,6 +39,44 @@ from services.storage.engine import make_engine
 from services.storage.models import CaseRecord, WorkerHeartbeat
 
 REQUEST_EVENTS = 200  # events per POST in the throughput phase
+# pre-checks as a ward orders: items of the sample chargemaster, most priced from it (no
+# unit_price), several in equivalence groups (stents, statins, joints), one priced as given
+PRECHECK_BODIES: list[dict[str, Any]] = [
+    {
+        "items": [
+            {"item_code": "C-STENT-IMP", "quantity": "1"},
+            {"item_code": "P-PCI", "quantity": "1"},
+        ]
+    },
+    {
+        "items": [
+            {"item_code": "D-ATOR20-BRAND", "quantity": "30"},
+            {"item_code": "D-CLOP75-BRAND", "quantity": "30"},
+            {"item_code": "L-CBC", "quantity": "1"},
+        ]
+    },
+    {
+        "items": [
+            {"item_code": "C-HIP-IMP", "quantity": "1"},
+            {"item_code": "P-THA", "quantity": "1"},
+            {"item_code": "N-LEVEL1", "quantity": "5"},
+            {"item_code": "B-WARD3", "quantity": "5"},
+        ]
+    },
+    {
+        "items": [
+            {"item_code": "C-STENT-DOM", "quantity": "2"},
+            {"item_code": "C-GWIRE-IMP", "quantity": "1"},
+            {"item_code": "E-ECHO", "quantity": "1"},
+        ]
+    },
+    {
+        "items": [
+            {"item_code": "D-LMWH4100", "quantity": "7", "unit_price": "28.50"},
+            {"item_code": "E-CT-CHEST", "quantity": "1"},
+        ]
+    },
+]
 
 
 @dataclass
@@ -48,6 +88,8 @@ class FullPlan:
     latency_seconds: float = 20.0
     lookup_rate: float = 200.0
     lookup_seconds: float = 15.0
+    precheck_rate: float = 200.0
+    precheck_seconds: float = 15.0
     concurrency: int = 4
     partitions: int = 8
     restart: bool = True
@@ -280,6 +322,20 @@ def full_path(plan: FullPlan, *, echo: Any = print) -> dict[str, Any]:
             timeout=plan.lookup_seconds + 120,
         )
         echo(f"  case lookup at {plan.lookup_rate:.0f}/s: {result['case_lookup']['latency_ms']}")
+        result["precheck"] = loadgen(
+            "precheck",
+            {
+                "url": url,
+                "hospital_id": "HLOOK" if extra else "HFULL",
+                "cases": lookup_cases,
+                "bodies": PRECHECK_BODIES,
+                "rate": plan.precheck_rate,
+                "seconds": plan.precheck_seconds,
+            },
+            work,
+            timeout=plan.precheck_seconds + 120,
+        )
+        echo(f"  pre-check at {plan.precheck_rate:.0f}/s: {result['precheck']['latency_ms']}")
 
         # 4. restart with every case open
         if not plan.restart:

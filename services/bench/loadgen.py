@@ -7,7 +7,11 @@
 - paced: postings offered at `rate` lines a second for `seconds`, while a live-stream
   client on `/v1/alerts/stream` notes when each alert arrives; latency is from the 202
   of the posting that carried the event to its alert arriving;
-- lookup: `GET /v1/hospitals/{h}/cases/{c}` of random cases at `rate` a second.
+- lookup: `GET /v1/hospitals/{h}/cases/{c}` of random cases at `rate` a second;
+- precheck: `POST /v1/hospitals/{h}/cases/{c}/precheck` of random cases at `rate` a
+  second, each with one of `bodies` (items priced from the chargemaster, some in
+  equivalence groups); latency from the moment each request was due, so a generator or
+  a server falling behind counts.
 
 It writes its figures as JSON to `report`.
 """
@@ -182,7 +186,62 @@ async def lookup(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MODES = {"post": post, "paced": paced, "lookup": lookup}
+async def precheck(config: dict[str, Any]) -> dict[str, Any]:
+    rng = random.Random(7)
+    cases: list[str] = config["cases"]
+    bodies = [orjson.dumps(body) for body in config["bodies"]]
+    timings: list[float] = []
+    from_sent: list[float] = []  # as the lookups are timed: from when each was sent
+    statuses: dict[str, int] = {}
+    alternatives = 0
+    base = f"{config['url']}/v1/hospitals/{config['hospital_id']}/cases"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as http:
+
+        async def one(case_id: str, body: bytes, due: float) -> None:
+            nonlocal alternatives
+            sent = time.monotonic()
+            async with http.post(f"{base}/{case_id}/precheck", data=body, headers=JSON) as r:
+                answer = await r.read()
+                answered = time.monotonic()
+                timings.append((answered - due) * 1000)
+                from_sent.append((answered - sent) * 1000)
+                statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
+                if r.status == 200:
+                    items = orjson.loads(answer)["items"]
+                    alternatives += sum(len(item["alternatives"]) for item in items)
+
+        count = int(config["rate"] * config["seconds"])
+        began = time.monotonic()
+        tasks = []
+        for number in range(count):
+            due = began + number / config["rate"]
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(
+                asyncio.create_task(one(rng.choice(cases), bodies[number % len(bodies)], due))
+            )
+        await asyncio.gather(*tasks)
+        took = time.monotonic() - began
+    return {
+        "requests": len(timings),
+        "requests_per_s": round(len(timings) / took, 1),
+        "errors": sum(n for status, n in statuses.items() if status != "200"),
+        "statuses": statuses,
+        "alternatives_listed": alternatives,
+        "latency_ms": {
+            "p50": round(percentile(timings, 0.50), 2),
+            "p95": round(percentile(timings, 0.95), 2),
+            "p99": round(percentile(timings, 0.99), 2),
+            "max": round(max(timings), 2) if timings else None,
+        },
+        "sent_to_answer_ms": {
+            "p50": round(percentile(from_sent, 0.50), 2),
+            "p95": round(percentile(from_sent, 0.95), 2),
+            "p99": round(percentile(from_sent, 0.99), 2),
+        },
+    }
+
+
+MODES = {"post": post, "paced": paced, "lookup": lookup, "precheck": precheck}
 
 
 def main() -> None:

@@ -522,6 +522,10 @@ def table(result: dict[str, Any]) -> str:
             f"{full['alert_latency']['latency_ms']} ms",
             f"case lookup with {full['worker_rss_mb']['open_cases']:,} open cases at "
             f"{full['case_lookup']['requests_per_s']}/s: {full['case_lookup']['latency_ms']} ms",
+            f"pre-check (sample chargemaster, cheaper equivalents) at "
+            f"{full['precheck']['requests_per_s']}/s: {full['precheck']['latency_ms']} ms"
+            f" from when each was due (bar: p99 < 20 ms; errors {full['precheck']['errors']});"
+            f" from when sent {full['precheck']['sent_to_answer_ms']} ms",
             f"worker RSS with {full['worker_rss_mb']['open_cases']:,} open cases: "
             f"{full['worker_rss_mb']['rss_mb']} MB",
         ]

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services.cli import briefing as briefing_command
+from services.cli import chargemaster as chargemaster_commands
 from services.cli import db as db_commands
 from services.cli import feed as feed_command
 from services.cli import reference as reference_commands
@@ -30,6 +31,7 @@ DATA_COMMANDS: dict[str, Callable[[argparse.Namespace, Client, Output], Awaitabl
     "users": user_commands.run,
     "briefing": briefing_command.run,
     "rules": rule_commands.run_reload,
+    "chargemaster": chargemaster_commands.run,
 }
 
 
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     reference_commands.add_parsers(commands)
+    chargemaster_commands.add_parser(commands)
     rule_commands.add_parser(commands)
     user_commands.add_parser(commands)
     briefing_command.add_parser(commands)
@@ -319,12 +322,14 @@ def _bench(args: argparse.Namespace) -> int:
             open_cases=args.open_cases or (3_000 if args.quick else 100_000),
             latency_seconds=3.0 if args.quick else 20.0,
             lookup_seconds=3.0 if args.quick else 15.0,
+            precheck_seconds=3.0 if args.quick else 15.0,
             restart=not args.quick,
         )
         result["full_path"] = full_path(full)
         result["latency_ms"] = {
             "ingest_to_alert_on_stream": result["full_path"]["alert_latency"]["latency_ms"],
             "case_lookup": result["full_path"]["case_lookup"]["latency_ms"],
+            "precheck": result["full_path"]["precheck"]["latency_ms"],
         }
     if args.json:
         args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

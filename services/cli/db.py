@@ -50,10 +50,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "revision", nargs="?", default=None, help="default: one step back ('base': no tables)"
     )
     init = actions.add_parser(
-        "init", parents=[where], help="upgrade, and with --sample load the sample catalogue"
+        "init", parents=[where], help="upgrade, and with --sample load the sample reference data"
     )
     init.add_argument(
-        "--sample", action="store_true", help="load the sample DRG catalogue if empty"
+        "--sample",
+        action="store_true",
+        help="load the sample DRG catalogue and chargemaster where there is none",
     )
 
 
@@ -130,7 +132,10 @@ async def _act(args: argparse.Namespace, settings: CommonSettings) -> list[str]:
             from services.stack import prepare_database
 
             await prepare_database(settings, replay_ledger=False, load_sample=True)
-            lines.append("the sample DRG catalogue is in place (loaded if there was none)")
+            lines.append(
+                "the sample DRG catalogue and chargemaster are in place (each loaded if there"
+                " was none)"
+            )
         lines.append("database ready")
     return lines
 

@@ -8,7 +8,12 @@ ReferenceDataError
  ├── CatalogueRefused     an import that would price cases wrongly         (Invalid)
  ├── RuleFilesRefused     rule files that do not validate or import, every problem (Invalid)
  ├── RuleRefused          a rule written to the API that does not validate  (Invalid)
- └── UnknownRule          no such rule in the registry                      (NotFound)
+ ├── UnknownRule          no such rule in the registry                      (NotFound)
+ ├── NoChargemaster       no chargemaster valid on that day for that scope  (NotFound)
+ ├── ChargeItemNotInForce an item the chargemaster valid then does not hold (NotFound)
+ ├── ChargemasterRefused  a chargemaster import with bad items, every one   (Invalid)
+ └── UnpricedItems        proposed items without a price or a category, and
+                          none in the chargemaster valid today              (Invalid)
 """
 
 from __future__ import annotations
@@ -66,4 +71,32 @@ class RuleRefused(ReferenceDataError, Invalid):
 
 
 class UnknownRule(ReferenceDataError, NotFound):
+    pass
+
+
+class NoChargemaster(ReferenceDataError, NotFound):
+    pass
+
+
+class ChargeItemNotInForce(ReferenceDataError, NotFound):
+    pass
+
+
+class _FieldsRefused(ReferenceDataError, Invalid):
+    """Refused with every field named: `errors` lists them (a CSV line is `line N.field`)."""
+
+    def __init__(self, message: str, errors: Sequence[FieldError]) -> None:
+        super().__init__(
+            f"{message}: "
+            + "; ".join(f"{e.field}: {e.reason}" for e in errors[:20])
+            + (f"; and {len(errors) - 20} more" if len(errors) > 20 else "")
+        )
+        self.errors = list(errors)
+
+
+class ChargemasterRefused(_FieldsRefused):
+    pass
+
+
+class UnpricedItems(_FieldsRefused):
     pass

@@ -295,6 +295,39 @@ class DrgGroupRecord(Base):
     low_ratio: Mapped[Decimal | None] = mapped_column(ExactDecimal(8, 4), nullable=True)
 
 
+class ChargemasterRecord(Base):
+    """A chargemaster version (收费目录): never changed once stored; a later import is a new
+    version, and the one valid on a day prices that day's pre-checks."""
+
+    __tablename__ = "chargemasters"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    valid_from: Mapped[date] = mapped_column(Date)
+    # None: every hospital (a region's price list)
+    hospital_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the shipped sample: any real chargemaster valid on a day outranks it
+    sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ChargemasterItemRecord(Base):
+    __tablename__ = "chargemaster_items"
+
+    chargemaster_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("chargemasters.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    category: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal(16, 4))
+    # items of one group stand for one another (same category and unit)
+    equivalence_group: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
 class ThresholdRecord(Base):
     """Level thresholds for a hospital and DRG; '*' stands for any."""
 

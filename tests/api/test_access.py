@@ -96,6 +96,19 @@ CATALOGUE = {
     "base_rates": {"employee": "12252.70"},
     "groups": [{"drg_code": "FM15", "name": "Coronary stent", "weight": "3.2973"}],
 }
+CHARGEMASTER = {
+    "name": "matrix",
+    "valid_from": "2026-01-01",
+    "items": [
+        {
+            "item_code": "C-STENT-IMP",
+            "name": "进口支架",
+            "category": "consumable",
+            "unit_price": "11800.00",
+            "equivalence_group": "DES",
+        },
+    ],
+}
 THRESHOLDS = {"blue": "0.9", "yellow": "0.95", "red": "1.0"}
 PRECHECK = {"items": [{"item_code": "STENT", "quantity": "1", "unit_price": "100.00"}]}
 
@@ -277,6 +290,50 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
         "/v1/drg-catalogues/999/withdraw",
         {"reason": "matrix"},
         dict(his_h1=403, head_card=403, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "POST",
+        "/v1/chargemasters",
+        {**CHARGEMASTER, "hospital_id": "H001"},
+        dict(his_h1=403, head_card=403, office_h1=201, office_all=201, admin=201),
+    ),
+    (
+        "POST",
+        "/v1/chargemasters",
+        CHARGEMASTER,
+        dict(his_h1=403, head_card=403, office_h1=403, office_all=201, admin=201),
+    ),
+    (
+        "GET",
+        "/v1/chargemasters",
+        None,
+        dict(his_h1=200, head_card=200, office_h1=200, office_all=200, admin=200),
+    ),
+    # no chargemaster in the matrix's database: none is valid (tests/api/test_chargemaster.py
+    # reads items role by role)
+    (
+        "GET",
+        "/v1/chargemasters/current/items",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "GET",
+        "/v1/chargemasters/current/items/C-STENT-IMP",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "GET",
+        "/v1/chargemaster",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
+    ),
+    (
+        "GET",
+        "/v1/chargemaster/items/C-STENT-IMP",
+        None,
+        dict(his_h1=404, head_card=404, office_h1=404, office_all=404, admin=404),
     ),
     (
         "GET",
@@ -571,6 +628,7 @@ def _template(path: str) -> str:
         ("C1", "{case_id}"),
         ("C2", "{case_id}"),
         ("FM15", "{drg_code}"),
+        ("C-STENT-IMP", "{item_code}"),
         ("CARD", "{department}"),
         ("SURG", "{department}"),
         ("2026-12", "{period}"),

@@ -57,6 +57,8 @@ TABLES_ADDED_SINCE_MIGRATIONS = {
     "rule_switches",
     "rule_generation",
     "ingest_seal",
+    "chargemasters",
+    "chargemaster_items",
 }
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since

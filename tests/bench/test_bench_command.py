@@ -53,5 +53,9 @@ def test_quick_bench_runs_every_contender_and_checks_drgwatch(tmp_path: Path) ->
     assert set(full["throughput"]["answers"]) <= {"202", "503"}
     assert full["alert_latency"]["alerts"] > 0
     assert full["case_lookup"]["errors"] == 0 and full["case_lookup"]["requests"] > 0
-    assert set(result["latency_ms"]) == {"ingest_to_alert_on_stream", "case_lookup"}
+    assert full["precheck"]["errors"] == 0 and full["precheck"]["requests"] > 0
+    assert full["precheck"]["alternatives_listed"] > 0
+    assert set(full["precheck"]["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    assert set(result["latency_ms"]) == {"ingest_to_alert_on_stream", "case_lookup", "precheck"}
+    assert "pre-check (sample chargemaster, cheaper equivalents) at" in run.stdout
     assert "drgwatch worker" in run.stdout and "exactly correct: True" in run.stdout

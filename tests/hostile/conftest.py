@@ -21,6 +21,7 @@ PATH_VALUES = {
     "department": "CARD",
     "period": "2026-12",
     "rule_id": "repeat-exam",
+    "item_code": "C-STENT-IMP",
 }
 
 

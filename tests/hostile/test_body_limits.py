@@ -107,6 +107,7 @@ async def test_a_streamed_oversized_body_is_refused_early_on_every_route_taking_
         ("POST", "/v1/subscriptions", DEFAULT_BODY_LIMIT - 100),
         ("POST", "/v1/hospitals/{hospital_id}/cases/{case_id}/precheck", 300_000),
         ("POST", "/v1/drg-catalogues", 2_000_000),
+        ("POST", "/v1/chargemasters", 2_000_000),
     ],
 )
 async def test_a_body_within_its_routes_limit_is_read(

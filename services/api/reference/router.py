@@ -40,7 +40,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-def _check_hospital(caller: Principal, hospital_id: str) -> None:
+def check_hospital(caller: Principal, hospital_id: str) -> None:
     """Reference data for every hospital ('*') needs a caller who sees every hospital."""
     allowed = (
         caller.all_hospitals if hospital_id == ALL_HOSPITALS else caller.sees_hospital(hospital_id)
@@ -51,7 +51,7 @@ def _check_hospital(caller: Principal, hospital_id: str) -> None:
         )
 
 
-def _visible(caller: Principal) -> Visible:
+def visible_to(caller: Principal) -> Visible:
     return None if caller.all_hospitals else caller.hospitals
 
 
@@ -74,7 +74,7 @@ async def import_catalogue(
     """Import a catalogue version (`mode` full, amend or replace; `dry_run` to see what
     it would do): says which catalogue prices cases admitted today and how many open
     cases are priced again or left unpriced; workers price open cases again against it."""
-    _check_hospital(caller, catalogue_in.hospital_id or ALL_HOSPITALS)
+    check_hospital(caller, catalogue_in.hospital_id or ALL_HOSPITALS)
     report = await catalogue_service.import_catalogue(
         db_session=db_session,
         catalogue_in=catalogue_in,
@@ -103,7 +103,7 @@ async def list_catalogues(
     return await catalogue_service.list_catalogues(
         db_session=db_session,
         today=today,
-        hospitals=_visible(caller),
+        hospitals=visible_to(caller),
         hospital_id=hospital_id,
         withdrawn=withdrawn,
         limit=limit,
@@ -129,7 +129,7 @@ async def get_current_catalogue(
         db_session=db_session,
         today=today,
         hospital_id=hospital_id,
-        hospitals=_visible(caller),
+        hospitals=visible_to(caller),
         limit=limit,
         cursor=cursor,
     )
@@ -150,7 +150,7 @@ async def get_current_group(
         drg_code=drg_code,
         hospital_id=hospital_id,
         on=on or today,
-        hospitals=_visible(caller),
+        hospitals=visible_to(caller),
     )
 
 
@@ -168,7 +168,7 @@ async def get_catalogue(
         db_session=db_session,
         catalogue_id=catalogue_id,
         today=today,
-        hospitals=_visible(caller),
+        hospitals=visible_to(caller),
         limit=limit,
         cursor=cursor,
     )
@@ -195,8 +195,8 @@ async def withdraw_catalogue(
         catalogue_id=catalogue_id,
         today=today,
         zone=zone,
-        hospitals=_visible(caller),
-        authorize=lambda hospital_id: _check_hospital(caller, hospital_id or ALL_HOSPITALS),
+        hospitals=visible_to(caller),
+        authorize=lambda hospital_id: check_hospital(caller, hospital_id or ALL_HOSPITALS),
         withdrawn_by=caller.name,
         reason=withdraw_in.reason,
         dry_run=withdraw_in.dry_run,
@@ -218,7 +218,7 @@ async def list_thresholds(
     """Thresholds set per hospital and DRG ('*' = any), and the default where none is."""
     return await threshold_service.list_thresholds(
         db_session=db_session,
-        hospitals=_visible(caller),
+        hospitals=visible_to(caller),
         hospital_id=hospital_id,
         drg_code=drg_code,
         limit=limit,
@@ -231,7 +231,7 @@ async def put_thresholds(
     thresholds: ThresholdsIn, db_session: SessionDep, caller: ReferenceWriter
 ) -> ThresholdsOut:
     """Set level thresholds for a hospital and/or DRG ('*' for any); open cases re-level."""
-    _check_hospital(caller, thresholds.hospital_id)
+    check_hospital(caller, thresholds.hospital_id)
     stored = await threshold_service.set_thresholds(db_session=db_session, thresholds=thresholds)
     await db_session.commit()
     return stored
@@ -250,7 +250,7 @@ async def delete_thresholds(
 ) -> ThresholdsOut:
     """Remove the thresholds of a hospital and DRG (both named, '*' for any); the next
     most specific ones, or the default, apply again and open cases re-level."""
-    _check_hospital(caller, hospital_id)
+    check_hospital(caller, hospital_id)
     removed = await threshold_service.remove_thresholds(
         db_session=db_session, hospital_id=hospital_id, drg_code=drg_code
     )

@@ -1,0 +1,1 @@
+"""The chargemaster: versioned price lists of billable items with their equivalence groups."""
