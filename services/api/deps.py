@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, tzinfo
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,26 +95,52 @@ async def get_typical_mixes(request: Request) -> TypicalMixes:
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
+# how long a process prices with its price book and chargemaster before asking the
+# database whether a newer version was stored: by another process (the worker checks
+# every 2 s too); this process forgets them the moment it stores one itself
+VERSION_TRUST_SECONDS = 1.0
+
+
+def forget_reference(app: Any) -> None:
+    """Ask the database for the reference versions on the next request (after this
+    process stored a catalogue, thresholds or a chargemaster)."""
+    app.state.price_book_checked = app.state.charge_book_checked = -math.inf
+
+
 async def get_price_book(request: Request, db_session: SessionDep) -> PriceBook:
     """The price book the worker prices with (in the hospitals' time zone), cached per
-    process until the reference version moves."""
+    process until the reference version moves (asked at most every VERSION_TRUST_SECONDS)."""
+    state = request.app.state
+    cached: PriceBook | None = getattr(state, "price_book", None)
+    now = time.monotonic()
+    if cached is not None and now - getattr(state, "price_book_checked", -math.inf) < (
+        VERSION_TRUST_SECONDS
+    ):
+        return cached
     version = await catalogue_service.reference_version(db_session=db_session)
-    cached: PriceBook | None = getattr(request.app.state, "price_book", None)
     if cached is None or cached.version != version:
-        settings: CommonSettings = request.app.state.settings
+        settings: CommonSettings = state.settings
         cached = await catalogue_service.load_price_book(db_session=db_session, zone=settings.zone)
-        request.app.state.price_book = cached
+        state.price_book = cached
+    state.price_book_checked = now
     return cached
 
 
 async def get_charge_book(request: Request, db_session: SessionDep) -> ChargeBook:
-    """Every chargemaster version, kept per process until a new version is imported (one
-    indexed query a request: the newest version's id)."""
+    """Every chargemaster version, kept per process until a new version is imported (the
+    newest version's id asked at most every VERSION_TRUST_SECONDS)."""
+    state = request.app.state
+    cached: ChargeBook | None = getattr(state, "charge_book", None)
+    now = time.monotonic()
+    if cached is not None and now - getattr(state, "charge_book_checked", -math.inf) < (
+        VERSION_TRUST_SECONDS
+    ):
+        return cached
     version = await chargemaster_service.chargemaster_version(db_session=db_session)
-    cached: ChargeBook | None = getattr(request.app.state, "charge_book", None)
     if cached is None or cached.version != version:
         cached = await chargemaster_service.load_charge_book(db_session=db_session)
-        request.app.state.charge_book = cached
+        state.charge_book = cached
+    state.charge_book_checked = now
     return cached
 
 

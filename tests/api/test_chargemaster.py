@@ -19,7 +19,7 @@ import pytest
 from services.access import service as access_service
 from services.alerting.projector import write_batch
 from services.api.app import create_app
-from services.api.deps import get_now
+from services.api.deps import forget_reference, get_now
 from services.api.settings import ApiSettings
 from services.reference.chargemaster import service as chargemaster_service
 from tests.api.conftest import Api
@@ -432,8 +432,8 @@ async def test_precheck_uses_a_new_version_as_soon_as_it_is_imported(any_api: Ap
 
 
 async def test_precheck_reads_the_chargemaster_from_memory(any_api: Api) -> None:
-    """After the first pre-check, one more pre-check of many items queries the chargemaster
-    once (its newest version), whatever the number of items."""
+    """After the first pre-check, a pre-check of many items asks the database only for the
+    chargemaster's newest version, and within VERSION_TRUST_SECONDS not even that."""
     await imported(any_api, STENTS_2026)
     await case_at(any_api, "1000.00")
     items = [{"item_code": "D-ATOR-BR", "quantity": "1"}] * 50
@@ -447,11 +447,15 @@ async def test_precheck_reads_the_chargemaster_from_memory(any_api: Api) -> None
     sync_engine = any_api.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", seen)
     try:
+        forget_reference(any_api.app)  # as if the trusted second had passed
         assert (await precheck(any_api, *items)).status_code == 200
+        touching = [s for s in statements if "chargemaster" in s]
+        assert len(touching) == 1 and "max(chargemasters.id)" in touching[0], statements
+        statements.clear()
+        assert (await precheck(any_api, *items)).status_code == 200
+        assert [s for s in statements if "chargemaster" in s] == []
     finally:
         event.remove(sync_engine, "before_cursor_execute", seen)
-    touching = [s for s in statements if "chargemaster" in s]
-    assert len(touching) == 1 and "max(chargemasters.id)" in touching[0], statements
 
 
 # --- who may do what -------------------------------------------------------------------------

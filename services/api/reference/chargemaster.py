@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from services.access.principal import ALL_HOSPITALS, Principal
-from services.api.deps import ChargeBookDep, SessionDep, TodayDep, require
+from services.api.deps import ChargeBookDep, SessionDep, TodayDep, forget_reference, require
 from services.api.openapi import ErrorBody
 from services.api.reference.router import HospitalFilter, check_hospital, visible_to
 from services.casecost.events import Category, Code, Identifier
@@ -40,6 +40,7 @@ NO_CHARGEMASTER: dict[int | str, dict[str, Any]] = {
 
 @router.post("/v1/chargemasters", status_code=201, response_model=ImportReport)
 async def import_chargemaster(
+    request: Request,
     chargemaster_in: ChargemasterIn,
     db_session: SessionDep,
     caller: ReferenceWriter,
@@ -55,6 +56,7 @@ async def import_chargemaster(
         imported_by=caller.name,
     )
     await db_session.commit()
+    forget_reference(request.app)
     return report
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import ALL_HOSPITALS, Principal
-from services.api.deps import SessionDep, TodayDep, ZoneDep, require
+from services.api.deps import SessionDep, TodayDep, ZoneDep, forget_reference, require
 from services.api.openapi import ErrorBody
 from services.casecost.events import Code, Identifier
 from services.reference import service as catalogue_service
@@ -64,6 +64,7 @@ def visible_to(caller: Principal) -> Visible:
     },
 )
 async def import_catalogue(
+    request: Request,
     catalogue_in: CatalogueIn,
     db_session: SessionDep,
     caller: ReferenceWriter,
@@ -86,6 +87,7 @@ async def import_catalogue(
         response.status_code = 200
     else:
         await db_session.commit()
+        forget_reference(request.app)
     return report
 
 
@@ -180,6 +182,7 @@ async def get_catalogue(
     responses={409: {"model": ErrorBody, "description": "withdrawn before: the detail says when"}},
 )
 async def withdraw_catalogue(
+    request: Request,
     catalogue_id: CatalogueId,
     db_session: SessionDep,
     caller: ReferenceWriter,
@@ -203,6 +206,7 @@ async def withdraw_catalogue(
     )
     if not withdraw_in.dry_run:
         await db_session.commit()
+        forget_reference(request.app)
     return report
 
 
@@ -228,12 +232,13 @@ async def list_thresholds(
 
 @router.put("/v1/alert-thresholds", response_model=ThresholdsOut)
 async def put_thresholds(
-    thresholds: ThresholdsIn, db_session: SessionDep, caller: ReferenceWriter
+    request: Request, thresholds: ThresholdsIn, db_session: SessionDep, caller: ReferenceWriter
 ) -> ThresholdsOut:
     """Set level thresholds for a hospital and/or DRG ('*' for any); open cases re-level."""
     check_hospital(caller, thresholds.hospital_id)
     stored = await threshold_service.set_thresholds(db_session=db_session, thresholds=thresholds)
     await db_session.commit()
+    forget_reference(request.app)
     return stored
 
 
@@ -243,6 +248,7 @@ async def put_thresholds(
     responses={404: {"model": ErrorBody, "description": "no thresholds set for these two"}},
 )
 async def delete_thresholds(
+    request: Request,
     db_session: SessionDep,
     caller: ReferenceWriter,
     hospital_id: Annotated[HospitalScope, Query()],
@@ -255,4 +261,5 @@ async def delete_thresholds(
         db_session=db_session, hospital_id=hospital_id, drg_code=drg_code
     )
     await db_session.commit()
+    forget_reference(request.app)
     return removed
