@@ -340,16 +340,21 @@ async def _live(
     zone: tzinfo,
 ) -> RunState:
     """Post each live event once the real clock reaches its time; report every minute."""
-    pending = [(timeline.to_real(event.at), event) for event in events]
+    pending = sorted(events, key=lambda event: event.at)
     posted = admissions = discharges = 0
     reported = now()
     end = segment.to_real(live_end)
     while True:
         current = now()
-        due = [event for moment, event in pending if moment <= current]
-        pending = [(moment, event) for moment, event in pending if moment > current]
+        reached = live_end
+        if current < end:
+            elapsed = (current - segment.real_start) * segment.speed
+            reached = min(reached, segment.sim_start + elapsed)
+        # due by simulated time, so the point saved below covers every event posted (their
+        # real times are whole seconds and would let an event a moment past it through)
+        due = [event for event in pending if event.at <= reached]
+        pending = [event for event in pending if event.at > reached]
         # saved before posting: a resumption never posts an event again with other times
-        reached = min(live_end, segment.sim_start + (current - segment.real_start) * segment.speed)
         state = replace(state, simulated_until=max(state.simulated_until, reached))
         save_state(state_dir, state)
         if due:
@@ -369,7 +374,7 @@ async def _live(
         if not pending:
             await sleep(max(0.0, (end - current).total_seconds()))
             continue
-        wait = (pending[0][0] - now()).total_seconds()
+        wait = (segment.to_real(pending[0].at) - now()).total_seconds()
         await sleep(min(2.0, max(0.2, wait)))
 
 

@@ -125,7 +125,8 @@ async def test_the_demo_runs_resumes_and_runs_again_without_a_rejection(
     second, again = await _run(api, clock, tmp_path, lines)
     assert second.run_id != first.run_id
     # the first run's stays still in hospital are discharged when it stopped, once each
-    closing = [event for event in again if event["case_id"] in earlier_cases]
+    first_run = {event["case_id"] for event in history_and_live + continued}
+    closing = [event for event in again if event["case_id"] in first_run]
     assert {event["case_id"] for event in closing} == census
     assert all(event["type"] == "discharged" for event in closing)
     assert len(closing) == len(census)
