@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve_api(
     host: str, port: int, fd: int | None, mllp_port: int | None, mllp_fd: int | None
 ) -> int:
+    import gc
     import socket
 
     import uvicorn
@@ -257,6 +258,11 @@ def _serve_api(
         # forever; they reconnect with Last-Event-ID and miss nothing
         timeout_graceful_shutdown=3,
     )
+    # the modules and the app built above live as long as the process: kept out of the
+    # collector's full passes, which would otherwise walk them all again, holding every
+    # request in flight meanwhile
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run(sockets=[listener] if listener is not None else None)
     return 0
 

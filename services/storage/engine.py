@@ -15,13 +15,24 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.dml import Insert
 
+SQLITE_POOL_SIZE = 20
+
 
 def make_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so several processes share it."""
     # hide_parameters: an error message must not carry bound values (event payloads hold
     # free text) into a log
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # a connection costs a thread and the schema's parse on first use: enough are kept
+        # open for a busy API's concurrent requests, so they are not opened and closed
+        # again for each burst
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
