@@ -27,6 +27,7 @@ from services.api.cases.explanation import TypicalMixes
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
+from services.api.deps import VERSION_TRUST_SECONDS
 from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
 from services.api.fhir import router as fhir_router
@@ -50,6 +51,7 @@ from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.reference import registry
+from services.reference.chargemaster.service import KeptChargeBook
 from services.reference.rules import DEFAULT_RULES_DIR
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
@@ -99,6 +101,7 @@ def create_app(
                     profiles=app.state.hl7_profiles,
                     zone=settings.zone,
                     bounds=settings.time_bounds,
+                    charge_book=app.state.charge_book,
                     publisher=publisher if connect_broker else None,
                 ),
                 sock=mllp,
@@ -149,6 +152,7 @@ def create_app(
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
+    app.state.charge_book = KeptChargeBook(trust_seconds=VERSION_TRUST_SECONDS)
     app.state.fhir_mapping = load_mapping(settings.fhir_mapping)
     app.state.hl7_profiles = load_profiles(settings.hl7_profiles)
     for router in (
