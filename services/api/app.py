@@ -27,7 +27,6 @@ from services.api.cases.explanation import TypicalMixes
 from services.api.cases.precheck import router as precheck_router
 from services.api.cases.router import router as cases_router
 from services.api.deadletters.router import router as dead_letters_router
-from services.api.deps import VERSION_TRUST_SECONDS
 from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
 from services.api.fhir import router as fhir_router
@@ -152,7 +151,7 @@ def create_app(
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
-    app.state.charge_book = KeptChargeBook(trust_seconds=VERSION_TRUST_SECONDS)
+    app.state.charge_book = KeptChargeBook()
     app.state.fhir_mapping = load_mapping(settings.fhir_mapping)
     app.state.hl7_profiles = load_profiles(settings.hl7_profiles)
     for router in (

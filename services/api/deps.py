@@ -20,6 +20,7 @@ from services.casecost.pricing import PriceBook
 from services.ingest.publisher import EventPublisher
 from services.reference import service as catalogue_service
 from services.reference.chargemaster.service import KeptChargeBook
+from services.reference.service import VERSION_TRUST_SECONDS
 from services.settings import CommonSettings
 
 
@@ -93,12 +94,6 @@ async def get_typical_mixes(request: Request) -> TypicalMixes:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
-
-
-# how long a process prices with its price book and chargemaster before asking the
-# database whether a newer version was stored: by another process (the worker checks
-# every 2 s too); this process forgets them the moment it stores one itself
-VERSION_TRUST_SECONDS = 1.0
 
 
 def forget_reference(app: Any) -> None:

@@ -45,6 +45,7 @@ from services.reference.exceptions import (
     NoChargemaster,
 )
 from services.reference.plan import scope_of
+from services.reference.service import VERSION_TRUST_SECONDS
 from services.storage.models import ChargemasterItemRecord, ChargemasterRecord
 from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 from services.validation import FieldError, field_errors
@@ -158,7 +159,7 @@ class KeptChargeBook:
     the newest version's id asked at most every `trust_seconds` (another process may
     have imported one; `forget` asks at once, after this process stored one itself)."""
 
-    trust_seconds: float
+    trust_seconds: float = VERSION_TRUST_SECONDS
     book: ChargeBook | None = None
     checked: float = -math.inf
 
