@@ -50,6 +50,7 @@ from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
 from services.metrics import REQUEST_SECONDS, SUPERVISOR_STATE_FILE, SupervisedComponents
 from services.reference import registry
+from services.reference.chargemaster.service import KeptChargeBook
 from services.reference.rules import DEFAULT_RULES_DIR
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
@@ -99,6 +100,7 @@ def create_app(
                     profiles=app.state.hl7_profiles,
                     zone=settings.zone,
                     bounds=settings.time_bounds,
+                    charge_book=app.state.charge_book,
                     publisher=publisher if connect_broker else None,
                 ),
                 sock=mllp,
@@ -149,6 +151,7 @@ def create_app(
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()
+    app.state.charge_book = KeptChargeBook()
     app.state.fhir_mapping = load_mapping(settings.fhir_mapping)
     app.state.hl7_profiles = load_profiles(settings.hl7_profiles)
     for router in (

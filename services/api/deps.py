@@ -19,7 +19,8 @@ from services.casecost.chargemaster import ChargeBook
 from services.casecost.pricing import PriceBook
 from services.ingest.publisher import EventPublisher
 from services.reference import service as catalogue_service
-from services.reference.chargemaster import service as chargemaster_service
+from services.reference.chargemaster.service import KeptChargeBook
+from services.reference.service import VERSION_TRUST_SECONDS
 from services.settings import CommonSettings
 
 
@@ -95,16 +96,12 @@ async def get_typical_mixes(request: Request) -> TypicalMixes:
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
 
 
-# how long a process prices with its price book and chargemaster before asking the
-# database whether a newer version was stored: by another process (the worker checks
-# every 2 s too); this process forgets them the moment it stores one itself
-VERSION_TRUST_SECONDS = 1.0
-
-
 def forget_reference(app: Any) -> None:
     """Ask the database for the reference versions on the next request (after this
     process stored a catalogue, thresholds or a chargemaster)."""
-    app.state.price_book_checked = app.state.charge_book_checked = -math.inf
+    app.state.price_book_checked = -math.inf
+    kept: KeptChargeBook = app.state.charge_book
+    kept.forget()
 
 
 async def get_price_book(request: Request, db_session: SessionDep) -> PriceBook:
@@ -128,20 +125,10 @@ async def get_price_book(request: Request, db_session: SessionDep) -> PriceBook:
 
 async def get_charge_book(request: Request, db_session: SessionDep) -> ChargeBook:
     """Every chargemaster version, kept per process until a new version is imported (the
-    newest version's id asked at most every VERSION_TRUST_SECONDS)."""
-    state = request.app.state
-    cached: ChargeBook | None = getattr(state, "charge_book", None)
-    now = time.monotonic()
-    if cached is not None and now - getattr(state, "charge_book_checked", -math.inf) < (
-        VERSION_TRUST_SECONDS
-    ):
-        return cached
-    version = await chargemaster_service.chargemaster_version(db_session=db_session)
-    if cached is None or cached.version != version:
-        cached = await chargemaster_service.load_charge_book(db_session=db_session)
-        state.charge_book = cached
-    state.charge_book_checked = now
-    return cached
+    newest version's id asked at most every VERSION_TRUST_SECONDS); the MLLP listener in
+    this process keeps the same one."""
+    kept: KeptChargeBook = request.app.state.charge_book
+    return await kept.current(db_session=db_session)
 
 
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import Principal
-from services.api.deps import PublisherDep, SessionDep, require
+from services.api.deps import ChargeBookDep, PublisherDep, SessionDep, require
 from services.api.events import BodyTooLarge, read_body
 from services.api.settings import ApiSettings
 from services.ingest.exceptions import LedgerUnavailable
@@ -74,6 +74,7 @@ async def post_fhir(
     db_session: SessionDep,
     publisher: PublisherDep,
     caller: Annotated[Principal, Depends(require("events:write"))],
+    charge_book: ChargeBookDep,
 ) -> JSONResponse:
     """Take an R4 ChargeItem or Encounter, or a batch or transaction Bundle of them.
 
@@ -94,6 +95,7 @@ async def post_fhir(
             now=now,
             bounds=settings.time_bounds,
             sees_hospital=caller.sees_hospital,
+            charge_book=charge_book,
             caller_hospital=_sole_hospital(caller),
         )
         await db_session.commit()

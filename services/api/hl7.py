@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import Principal
-from services.api.deps import PublisherDep, SessionDep, require
+from services.api.deps import ChargeBookDep, PublisherDep, SessionDep, require
 from services.api.events import BodyTooLarge, keep_refused, read_body
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
 from services.ingest.hl7 import intake
@@ -60,6 +60,7 @@ async def post_hl7(
     db_session: SessionDep,
     publisher: PublisherDep,
     caller: Annotated[Principal, Depends(require("events:write"))],
+    charge_book: ChargeBookDep,
 ) -> Response:
     """Take HL7 v2 messages; answer each with its ACK once it is durable (or refused).
 
@@ -78,6 +79,7 @@ async def post_hl7(
             declared_charset=_charset(request.headers.get("content-type", "")),
             profiles=profiles,
             zone=settings.zone,
+            charge_book=charge_book,
         )
         _check_hospitals(caller, readings)
     except BodyTooLarge as refusal:

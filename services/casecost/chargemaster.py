@@ -104,6 +104,13 @@ class ChargeBook:
                 best = chargemaster
         return best
 
+    def category_of(self, hospital_id: str, item_code: str, on: date) -> str | None:
+        """`item_code`'s category in the chargemaster in force for the hospital on `on`
+        (None: no chargemaster is in force then, or it does not list the item)."""
+        chargemaster = self.in_force(hospital_id, on)
+        item = chargemaster.items.get(item_code) if chargemaster is not None else None
+        return item.category if item is not None else None
+
 
 def _precedence(chargemaster: Chargemaster) -> tuple[bool, date, bool, int]:
     return (

@@ -112,6 +112,11 @@ def sample_catalogue() -> CatalogueIn:
 
 # --- the price book ------------------------------------------------------------------
 
+# how long a process prices with the price book and chargemaster it keeps before asking
+# the database whether a newer version was stored: by another process (the worker checks
+# every 2 s too); a process forgets them the moment it stores one itself
+VERSION_TRUST_SECONDS = 1.0
+
 
 async def reference_version(*, db_session: AsyncSession) -> int:
     version = await db_session.scalar(

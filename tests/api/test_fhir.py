@@ -21,8 +21,18 @@ from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.casecost.state import CaseState
 from tests.api.conftest import Api
+from tests.api.test_hl7 import store_sample_chargemaster
 from tests.unit.case_events import book
-from tests.unit.fhir_samples import MAPPING, UNIT_PRICE, as_json, bundle, charge_item, encounter
+from tests.unit.fhir_samples import (
+    LOCAL_ITEMS,
+    LOINC,
+    MAPPING,
+    UNIT_PRICE,
+    as_json,
+    bundle,
+    charge_item,
+    encounter,
+)
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 H001_TAG = {"system": "urn:drgwatch:hospital", "code": "H001"}
@@ -135,6 +145,48 @@ async def test_a_transaction_bundle_moves_the_case_total(any_api: Api) -> None:
     assert again.status_code == 200, again.text
     assert statuses(again.json()) == ["200 OK"] * 3
     assert await ledger(any_api) == events
+
+
+async def test_a_code_the_mapping_leaves_uncategorised_takes_the_chargemasters_category(
+    any_api: Api,
+) -> None:
+    await store_sample_chargemaster(any_api)
+    document = bundle(
+        "transaction",
+        encounter(),
+        # in the sample chargemaster: a consumable
+        lab("CI1", "11800.00", code={"coding": [{"system": LOCAL_ITEMS, "code": "C-STENT-IMP"}]}),
+        # the sample says procedure; the mapping's LOINC system says lab, and wins
+        lab("CI2", "1650.00", code={"coding": [{"system": LOINC, "code": "P-PCI"}]}),
+        # in neither
+        lab("CI3", "3.00", code={"coding": [{"system": LOCAL_ITEMS, "code": "X42"}]}),
+    )
+    response = await post(any_api, document)
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert statuses(answer) == ["201 Created"] * 4
+    # (the other warnings say the March stay is a backfill)
+    warnings = [
+        (index, issue["expression"], issue["diagnostics"])
+        for index, entry in enumerate(answer["entry"])
+        for issue in entry["response"]["outcome"]["issue"]
+        if issue["severity"] == "warning" and issue["expression"][0].startswith("ChargeItem.code")
+    ]
+    assert warnings == [
+        (
+            3,
+            ["ChargeItem.code.coding[0].code"],
+            f"item X42 (system {LOCAL_ITEMS}) is in neither the mapping's category_systems"
+            " nor the chargemaster in force for H001 on 2026-03-02: counted as other",
+        )
+    ]
+    charges = [e for e in await ledger(any_api) if e["type"] == "charge"]
+    assert [(e["item_code"], e["category"]) for e in charges] == [
+        ("C-STENT-IMP", "consumable"),
+        ("P-PCI", "lab"),
+        ("X42", "other"),
+    ]
 
 
 async def test_a_transaction_with_one_bad_entry_records_nothing(any_api: Api) -> None:

@@ -17,12 +17,14 @@ from services.api.settings import ApiSettings
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.casecost.pricing import PriceBook
+from services.reference.chargemaster import service as chargemaster_service
 from tests.api.conftest import Api
 
 HL7 = {"Content-Type": "x-application/hl7-v2+er7"}
 SHANGHAI_NOW = datetime.now(UTC) + timedelta(hours=8)
 # an hour ago, written as Beijing wall-clock time without an offset (as most HIS send it)
 WHEN = (SHANGHAI_NOW - timedelta(hours=1)).strftime("%Y%m%d%H%M%S")
+SERVICE_DAY = (SHANGHAI_NOW - timedelta(hours=1)).date().isoformat()
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -276,3 +278,64 @@ async def test_a_message_in_gb18030_is_answered_in_it(any_api: Api) -> None:
     assert response.headers["content-type"].endswith("charset=gb18030")
     assert acks(response.content.decode("gb18030"))[0]["code"] == "AA"
     assert (await ledger(any_api))[0]["item_name"] == "阿莫西林胶囊"
+
+
+async def store_sample_chargemaster(api: Api) -> None:
+    async with api.sessions() as db_session:
+        assert await chargemaster_service.load_sample(db_session=db_session)
+        await db_session.commit()
+
+
+# in the sample chargemaster (a consumable; a drug), and in no chargemaster
+SAMPLE_STENT = ft1(1, "T-CM-1", "C-STENT-IMP^Imported stent^LOCAL", "1", "11800.00", "")
+ASPIRIN_AS_CONSUMABLE = ft1(2, "T-CM-2", "D-ASP100^Aspirin^CONS", "1", "0.04", "")
+GAUZE = ft1(3, "T-CM-3", "X42^Gauze^LOCAL", "1", "3.00", "")
+
+
+async def test_an_item_the_profile_leaves_uncategorised_takes_the_chargemasters_category(
+    any_api: Api,
+) -> None:
+    await store_sample_chargemaster(any_api)
+    body = dft("M-CM", SAMPLE_STENT, ASPIRIN_AS_CONSUMABLE, GAUZE)
+    response = await any_api.client.post("/v1/hl7", content=body, headers=HL7)
+
+    [ack] = acks(response.text)
+    assert ack["code"] == "AA"
+    assert [(e["location"], e["severity"], e["reason"]) for e in ack["errors"]] == [
+        (
+            "FT1^3^7^1^1",
+            "W",
+            "item X42 (coding system LOCAL) is in neither the profile's category mapping nor"
+            f" the chargemaster in force for H001 on {SERVICE_DAY}: counted as other",
+        )
+    ]
+    # the chargemaster's category; the profile's (CONS) over the chargemaster's (drug); other
+    assert [(e["item_code"], e["category"]) for e in await ledger(any_api)] == [
+        ("C-STENT-IMP", "consumable"),
+        ("D-ASP100", "consumable"),
+        ("X42", "other"),
+    ]
+
+
+async def test_a_chargemaster_imported_through_the_api_categorises_the_next_message(
+    any_api: Api,
+) -> None:
+    first = await any_api.client.post("/v1/hl7", content=dft("M-CM-1", GAUZE), headers=HL7)
+    assert acks(first.text)[0]["errors"][0]["severity"] == "W"
+    imported = await any_api.client.post(
+        "/v1/chargemasters",
+        json={
+            "name": "H001 2026",
+            "valid_from": "2026-01-01",
+            "hospital_id": "H001",
+            "items": [
+                {"item_code": "X42", "name": "纱布", "category": "consumable", "unit_price": "3.00"}
+            ],
+        },
+    )
+    assert imported.status_code == 201, imported.text
+    # within the second the API trusts its charge book: the import itself made it forget
+    again = GAUZE.replace("T-CM-3", "T-CM-4")
+    second = await any_api.client.post("/v1/hl7", content=dft("M-CM-2", again), headers=HL7)
+    assert acks(second.text)[0]["errors"] == []
+    assert [e["category"] for e in await ledger(any_api)] == ["other", "consumable"]

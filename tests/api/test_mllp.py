@@ -14,7 +14,16 @@ from services.ingest.hl7.mllp import END_BLOCK, START_BLOCK, MllpIntake, start_m
 from services.ingest.hl7.profile import load_profiles
 from services.ingest.plausibility import TimeBounds
 from tests.api.conftest import Api
-from tests.api.test_hl7 import ASPIRIN, STENT, acks, dft, ft1
+from tests.api.test_hl7 import (
+    ASPIRIN,
+    GAUZE,
+    SAMPLE_STENT,
+    STENT,
+    acks,
+    dft,
+    ft1,
+    store_sample_chargemaster,
+)
 
 DEADLINE = 10.0
 
@@ -35,6 +44,7 @@ async def listener(api: Api) -> AsyncIterator[Listener]:
         profiles=load_profiles(),
         zone=ZoneInfo("Asia/Shanghai"),
         bounds=TimeBounds(),
+        charge_book=api.app.state.charge_book,
         frame_timeout=1.0,
     )
     server = await start_mllp(intake, host="127.0.0.1", port=0)
@@ -69,6 +79,22 @@ async def test_a_framed_message_is_acknowledged_once_durable(listener: Listener)
     assert (ack["code"], ack["control_id"]) == ("AA", "L-1")
     # the ACK went out after the commit: the events are there
     assert await ledger_ids(listener.api) == ["T-STENT", "T-ASP"]
+    writer.close()
+
+
+async def test_an_item_the_profile_leaves_uncategorised_takes_the_chargemasters_category(
+    listener: Listener,
+) -> None:
+    await store_sample_chargemaster(listener.api)
+    reader, writer = await listener.connect()
+    writer.write(framed(dft("L-CM", SAMPLE_STENT, GAUZE)))
+    await writer.drain()
+    [ack] = acks(await read_ack(reader))
+    assert ack["code"] == "AA"
+    assert [(e["location"], e["severity"]) for e in ack["errors"]] == [("FT1^2^7^1^1", "W")]
+    rows = await listener.api.rows("SELECT payload FROM ingest_ledger ORDER BY seq")
+    categories = [orjson.loads(row.payload)["category"] for row in rows]
+    assert categories == ["consumable", "other"]
     writer.close()
 
 

@@ -51,6 +51,17 @@ def test_the_version_valid_on_a_day_wins_by_realness_date_scope_then_order() -> 
     assert ChargeBook(1, (sample,)).in_force("H1", date(2026, 1, 1)) is sample
 
 
+def test_an_items_category_is_the_one_in_the_chargemaster_in_force_that_day() -> None:
+    drug = ChargeItem("X", "item X", "drug", Decimal("1"))
+    later = Chargemaster(2, "v2", date(2026, 6, 1), MappingProxyType({"X": drug}))
+    book = ChargeBook(2, (version(1, date(2026, 1, 1), {"A": "1", "X": "2"}), later))
+    assert book.category_of("H1", "X", date(2026, 5, 31)) == "consumable"
+    assert book.category_of("H1", "X", date(2026, 6, 1)) == "drug"
+    assert book.category_of("H1", "A", date(2026, 6, 1)) is None  # not in the one in force
+    assert book.category_of("H1", "X", date(2025, 12, 31)) is None  # none in force yet
+    assert ChargeBook().category_of("H1", "X", date(2026, 6, 1)) is None
+
+
 def test_cheaper_equivalents_are_the_groups_items_below_the_price_cheapest_first() -> None:
     master = version(1, date(2026, 1, 1), {"IMP": "11800", "DOM": "770", "DOM2": "848"})
     assert [i.item_code for i in master.cheaper_than("IMP", Decimal("11800"))] == [

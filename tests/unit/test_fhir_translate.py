@@ -6,17 +6,20 @@ so a mapping that drifts from the contract fails here and not at a hospital.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.casecost.chargemaster import ChargeBook
 from services.casecost.events import parse_event
 from services.ingest.fhir import resources, translate
 from services.ingest.fhir.mapping import FhirMapping, MappingRefused, load_mapping
 from services.ingest.fhir.outcome import Issue
 from services.ingest.fhir.translate import CaseRef, KnownCase, Refused
+from tests.unit.chargemaster_samples import sample_charge_book
 from tests.unit.fhir_samples import (
     ATC,
     DRG,
@@ -31,6 +34,8 @@ from tests.unit.fhir_samples import (
 )
 
 ZONE = ZoneInfo("Asia/Shanghai")
+NO_CHARGEMASTER = ChargeBook()
+SAMPLE_BOOK = sample_charge_book()
 CASE = CaseRef("H001", "E1")
 UNSEEN = KnownCase()
 IN_CARD = KnownCase(admitted=True, department="CARD", drg_code="FM15")
@@ -55,17 +60,33 @@ def events_of_encounter(
     return translation.events
 
 
+def charge_translation(
+    raw: dict[str, Any],
+    known: KnownCase = IN_CARD,
+    original: dict[str, Any] | None = None,
+    charge_book: ChargeBook = NO_CHARGEMASTER,
+) -> translate.Translation:
+    translation = translate.charge_events(
+        parsed(raw),
+        case=CASE,
+        known=known,
+        original=original,
+        mapping=MAPPING,
+        zone=ZONE,
+        charge_book=charge_book,
+    )
+    assert len(translation.events) == 1
+    parse_event(translation.events[0])
+    return translation
+
+
 def charge_of(
     raw: dict[str, Any],
     known: KnownCase = IN_CARD,
     original: dict[str, Any] | None = None,
+    charge_book: ChargeBook = NO_CHARGEMASTER,
 ) -> dict[str, Any]:
-    translation = translate.charge_events(
-        parsed(raw), case=CASE, known=known, original=original, mapping=MAPPING, zone=ZONE
-    )
-    assert len(translation.events) == 1
-    parse_event(translation.events[0])
-    return translation.events[0]
+    return charge_translation(raw, known, original, charge_book).events[0]
 
 
 def refusal(call: Any) -> Issue:
@@ -370,6 +391,39 @@ def test_a_site_code_is_other_and_a_missing_quantity_is_one_unit() -> None:
     assert charge["ordered_by"] == "nurse-li"
     assert charge["department"] == "SURG"  # the case's department where no organisation says
     assert charge["occurred_at"] == "2026-03-02T00:00:00+08:00"
+
+
+def test_a_code_the_mapping_does_not_categorise_takes_the_chargemasters_category() -> None:
+    raw = charge_item(code={"coding": [{"system": LOCAL_ITEMS, "code": "C-STENT-IMP"}]})
+    translation = charge_translation(raw, charge_book=SAMPLE_BOOK)
+    assert translation.events[0]["category"] == "consumable"
+    assert translation.notes == []
+
+
+def test_the_mappings_category_wins_over_the_chargemasters() -> None:
+    # the sample lists P-PCI as a procedure; the coding's system is mapped to lab
+    raw = charge_item(code={"coding": [{"system": "http://loinc.org", "code": "P-PCI"}]})
+    assert charge_of(raw, charge_book=SAMPLE_BOOK)["category"] == "lab"
+
+
+def test_a_code_in_neither_the_mapping_nor_the_chargemaster_is_other_with_a_warning() -> None:
+    raw = charge_item(code={"coding": [{"system": LOCAL_ITEMS, "code": "310100013"}]})
+    translation = charge_translation(raw, charge_book=SAMPLE_BOOK)
+    assert translation.events[0]["category"] == "other"
+    assert translation.notes == [
+        Issue(
+            "ChargeItem.code.coding[0].code",
+            f"item 310100013 (system {LOCAL_ITEMS}) is in neither the mapping's"
+            " category_systems nor the chargemaster in force for H001 on 2026-03-02:"
+            " counted as other",
+            "informational",
+            "warning",
+        )
+    ]
+    # before the chargemaster is in force, its items are not known either
+    stent = charge_item(code={"coding": [{"system": LOCAL_ITEMS, "code": "C-STENT-IMP"}]})
+    later = sample_charge_book(valid_from=date(2026, 3, 3))
+    assert charge_of(stent, charge_book=later)["category"] == "other"
 
 
 def test_an_amount_no_unit_price_gives_is_refused() -> None:

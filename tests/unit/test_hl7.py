@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,17 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.casecost.events import parse_event
+from services.casecost.chargemaster import ChargeBook
+from services.casecost.events import Category, parse_event
 from services.ingest.hl7.acks import build_ack, wrap_batch
 from services.ingest.hl7.er7 import Message, segment_lines, split_submission
 from services.ingest.hl7.exceptions import Hl7Unreadable, ProfilesRefused
 from services.ingest.hl7.intake import Reading, read_submission
 from services.ingest.hl7.mapping import Mapped, hl7_time, map_message
-from services.ingest.hl7.profile import DEFAULT_PROFILES_DIR, load_profiles
+from services.ingest.hl7.profile import DEFAULT_PROFILES_DIR, Categories, Profiles, load_profiles
+from tests.unit.chargemaster_samples import sample_charge_book
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROFILES = load_profiles()
 NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+NO_CHARGEMASTER = ChargeBook()
+SAMPLE_BOOK = sample_charge_book()
 
 MSH = r"MSH|^~\&|HIS|H001|DRGWATCH|DRGWATCH|20261201083000+0800||DFT^P03^DFT_P03|{id}|P|2.5"
 PV1 = "PV1|1|I|W3^301^2^H001|||||||CARD|||||||||V2026-0001^^^H001^VN|01"
@@ -58,12 +62,17 @@ def ft1(
     return "FT1" + "|".join(fields)
 
 
-def mapped(text: str, profiles: Any = PROFILES) -> Mapped:
-    return map_message(Message.read("\r".join(segment_lines(text)), "utf-8"), profiles, SHANGHAI)
+def mapped(
+    text: str, profiles: Any = PROFILES, charge_book: ChargeBook = NO_CHARGEMASTER
+) -> Mapped:
+    message = Message.read("\r".join(segment_lines(text)), "utf-8")
+    return map_message(message, profiles, SHANGHAI, charge_book)
 
 
-def events(text: str, profiles: Any = PROFILES) -> list[dict[str, Any]]:
-    result = mapped(text, profiles)
+def events(
+    text: str, profiles: Any = PROFILES, charge_book: ChargeBook = NO_CHARGEMASTER
+) -> list[dict[str, Any]]:
+    result = mapped(text, profiles, charge_book)
     assert result.refusal is None, result.problems
     for event in result.events:
         parse_event(event.event)  # every mapped event is a valid contract v1 event
@@ -216,11 +225,51 @@ def test_payments_are_skipped_with_a_note_and_adjustments_refused() -> None:
 
 
 def test_an_unknown_category_is_other_with_a_note() -> None:
-    result = mapped(message(PV1, ft1(item="X42^Gauze^LOCALCODES")))
-    assert result.events[0].event["category"] == "other"
-    assert [str(note) for note in result.notes] == [
-        "FT1-7: item X42 (coding system LOCALCODES) has no category mapping: counted as other"
-    ]
+    for book in (NO_CHARGEMASTER, SAMPLE_BOOK):
+        result = mapped(message(PV1, ft1(item="X42^Gauze^LOCALCODES")), charge_book=book)
+        assert result.events[0].event["category"] == "other"
+        assert [str(note) for note in result.notes] == [
+            "FT1-7: item X42 (coding system LOCALCODES) is in neither the profile's category"
+            " mapping nor the chargemaster in force for H001 on 2026-12-01: counted as other"
+        ]
+
+
+def test_an_item_the_profile_does_not_categorise_takes_the_chargemasters_category() -> None:
+    text = message(
+        PV1,
+        ft1(1, "T-1", item="C-STENT-IMP^Imported stent^LOCALCODES", quantity="1", unit=""),
+        ft1(2, "T-2", item="L-CTNT^Troponin T", quantity="1", unit=""),
+    )
+    result = mapped(text, charge_book=SAMPLE_BOOK)
+    assert [e.event["category"] for e in result.events] == ["consumable", "lab"]
+    assert result.notes == []
+
+
+def test_the_profiles_category_wins_over_the_chargemasters() -> None:
+    # the sample lists D-ASP100 as a drug; the sender's coding system says consumable
+    text = message(PV1, ft1(item="D-ASP100^Aspirin^CONS"))
+    assert events(text, charge_book=SAMPLE_BOOK)[0]["category"] == "consumable"
+    default = PROFILES.for_sender("H001", "HIS")
+    assert default is not None
+    prefixed = default.model_copy(
+        update={"categories": Categories(code_prefixes={"D-": Category.EXAM})}
+    )
+    by_prefix = Profiles(profiles=(prefixed,))
+    text = message(PV1, ft1(item="D-ASP100^Aspirin"))
+    assert events(text, by_prefix, charge_book=SAMPLE_BOOK)[0]["category"] == "exam"
+
+
+def test_the_chargemaster_is_the_one_in_force_on_the_charges_local_day() -> None:
+    book = sample_charge_book(valid_from=date(2026, 12, 2))
+    # 2026-12-01 17:00 UTC is 01:00 on 2 December in Shanghai: the chargemaster is in force
+    after = message(PV1, ft1(item="P-PCI^PCI", when="20261201170000+0000"))
+    assert events(after, charge_book=book)[0]["category"] == "procedure"
+    # 15:00 UTC is still 1 December there: not yet
+    before = mapped(
+        message(PV1, ft1(item="P-PCI^PCI", when="20261201150000+0000")), charge_book=book
+    )
+    assert before.events[0].event["category"] == "other"
+    assert "nor the chargemaster in force for H001 on 2026-12-01" in str(before.notes[0])
 
 
 def test_a_missing_visit_number_is_refused_naming_pv1_19() -> None:
@@ -461,7 +510,11 @@ def test_msh_18_names_the_charset_of_the_body() -> None:
         "|P|2.5", "|P|2.5|||||CHN|GB 18030-2000"
     )
     submission, [reading] = read_submission(
-        text.encode("gb18030"), declared_charset=None, profiles=PROFILES, zone=SHANGHAI
+        text.encode("gb18030"),
+        declared_charset=None,
+        profiles=PROFILES,
+        zone=SHANGHAI,
+        charge_book=NO_CHARGEMASTER,
     )
     assert submission.charset == "gb18030"
     assert reading.mapped.events[0].event["item_name"] == "阿莫西林"
@@ -479,7 +532,7 @@ def ack_segments(text: str) -> list[list[str]]:
 def test_an_accepted_message_is_acknowledged_aa_with_its_notes() -> None:
     text = message(PV1, ft1(item="X42^Gauze^LOCALCODES"), control_id="C-77")
     msg = Message.read(text, "utf-8")
-    result = map_message(msg, PROFILES, SHANGHAI)
+    result = map_message(msg, PROFILES, SHANGHAI, NO_CHARGEMASTER)
     msh, msa, err = ack_segments(build_ack(msg, "AA", problems=[], notes=result.notes, now=NOW))
     assert msh[:6] == ["MSH", r"^~\&", "DRGWATCH", "DRGWATCH", "HIS", "H001"]
     assert (msh[6], msh[8], msh[11]) == ("20261201040000+0000", "ACK^P03^ACK", "2.5")
@@ -490,7 +543,7 @@ def test_an_accepted_message_is_acknowledged_aa_with_its_notes() -> None:
 def test_an_error_ack_names_segment_field_code_and_reason_escaped() -> None:
     text = message(PV1, ft1(quantity="1", extended=r"12\F\50", unit=""))
     msg = Message.read(text, "utf-8")
-    result = map_message(msg, PROFILES, SHANGHAI)
+    result = map_message(msg, PROFILES, SHANGHAI, NO_CHARGEMASTER)
     ack = build_ack(msg, "AE", problems=result.problems, notes=[], now=NOW)
     msh, msa, err = ack_segments(ack)
     assert msa[:2] == ["MSA", "AE"]
@@ -506,7 +559,7 @@ def test_an_ack_uses_the_messages_encoding_characters() -> None:
         ]
     )
     msg = Message.read(text, "utf-8")
-    result = map_message(msg, PROFILES, SHANGHAI)
+    result = map_message(msg, PROFILES, SHANGHAI, NO_CHARGEMASTER)
     ack = build_ack(msg, "AR", problems=result.problems, notes=[], now=NOW)
     assert ack.startswith("MSH#$*/%#DRGWATCH#DRGWATCH#HIS#H001#")
     assert "#ACK$A31$ACK#" in ack and "\rMSA#AR#Z-1#" in ack
@@ -526,7 +579,9 @@ def test_a_batch_of_acks_is_wrapped_in_bhs_and_bts() -> None:
 
 def test_an_unreadable_message_in_a_batch_still_gets_an_ar() -> None:
     body = "\r".join([message(PV1, ft1(), control_id="OK1"), "MSH"]).encode()
-    _, readings = read_submission(body, declared_charset=None, profiles=PROFILES, zone=SHANGHAI)
+    _, readings = read_submission(
+        body, declared_charset=None, profiles=PROFILES, zone=SHANGHAI, charge_book=NO_CHARGEMASTER
+    )
     assert [r.mapped.refusal for r in readings] == [None, "AR"]
     broken: Reading = readings[1]
     ack = build_ack(broken.message, "AR", problems=broken.mapped.problems, notes=[], now=NOW)
@@ -568,7 +623,13 @@ def test_any_damaged_message_is_answered_never_crashes(
             del text[at]
     body = "".join(text)[: max(cut, 10)].encode()
     try:
-        _, readings = read_submission(body, declared_charset=None, profiles=PROFILES, zone=SHANGHAI)
+        _, readings = read_submission(
+            body,
+            declared_charset=None,
+            profiles=PROFILES,
+            zone=SHANGHAI,
+            charge_book=NO_CHARGEMASTER,
+        )
     except Hl7Unreadable:
         return
     for reading in readings:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.exceptions import NotPermitted
+from services.casecost.chargemaster import ChargeBook
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.fhir import resources, translate
@@ -79,10 +80,12 @@ async def submit(
     now: datetime,
     bounds: TimeBounds,
     sees_hospital: Callable[[str], bool],
+    charge_book: ChargeBook,
     caller_hospital: str | None = None,
 ) -> FhirAnswer:
     """Record a FHIR submission received at `now`; the caller commits, then publishes.
-    `caller_hospital`: the one hospital the caller posts for, if its credential has one.
+    `caller_hospital`: the one hospital the caller posts for, if its credential has one;
+    `charge_book`: the chargemasters, for the categories the mapping does not give.
 
     Raises FhirRefused (with the dead letters to keep) for a refused resource or
     transaction, and NotPermitted for a resource of a hospital the caller does not see.
@@ -92,7 +95,14 @@ async def submit(
     except resources.Unreadable as error:
         raise _unreadable(error.issue, raw, now) from None
     entries = await _translate_all(
-        db_session, submission, mapping, zone, caller_hospital, now=now, bounds=bounds
+        db_session,
+        submission,
+        mapping,
+        zone,
+        caller_hospital,
+        now=now,
+        bounds=bounds,
+        charge_book=charge_book,
     )
     for entry in entries:
         if entry.hospital_id and entry.translation and not sees_hospital(entry.hospital_id):
@@ -160,6 +170,7 @@ async def _translate_all(
     *,
     now: datetime,
     bounds: TimeBounds,
+    charge_book: ChargeBook,
 ) -> list[_Entry]:
     """Translate the entries in order, each seeing what the earlier ones will record.
 
@@ -211,6 +222,7 @@ async def _translate_all(
                     known,
                     charges,
                     caller_hospital,
+                    charge_book,
                 )
         except Refused as refusal:
             step.issues = refusal.issues
@@ -240,6 +252,7 @@ async def _translate_charge(
     known: dict[CaseRef, KnownCase],
     charges: dict[tuple[str, str], dict[str, Any]],
     caller_hospital: str | None,
+    charge_book: ChargeBook,
 ) -> tuple[Translation, CaseRef, KnownCase]:
     case_id = translate.case_of_charge(item, encounter_ids)
     hospital_id = translate.hospital_of(
@@ -258,7 +271,13 @@ async def _translate_charge(
             db_session, hospital_id, charge_id
         )
     translation = translate.charge_events(
-        item, case=case, known=before, original=original, mapping=mapping, zone=zone
+        item,
+        case=case,
+        known=before,
+        original=original,
+        mapping=mapping,
+        zone=zone,
+        charge_book=charge_book,
     )
     return translation, case, before
 
@@ -350,6 +369,7 @@ def _answer(entry: _Entry) -> EntryAnswer:
         for result in entry.results
     ]
     expressions = entry.translation.expressions if entry.translation else {}
+    notes += entry.translation.notes if entry.translation else []
     notes += [
         Issue(
             expressions.get(warning.field, kind),

@@ -29,7 +29,9 @@ ChargeItem (charge / credit)
     Encounter id is the case id). entered-in-error: a credit `fhir:ci:{id}:reversal`
     of exactly the original charge, which must be known; other statuses are refused.
     The amount is priceOverride (the line's total, R4) or quantity x the unit-price
-    extension; with both, they must agree.
+    extension; with both, they must agree. The category is the mapping's for the
+    coding's system, else the item's in the chargemaster in force for the hospital on
+    the charge's local day (passed in as a `ChargeBook`), else `other`, with a note.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 from fhir.resources.R4B.chargeitem import ChargeItem
 from fhir.resources.R4B.encounter import Encounter
 
+from services.casecost.chargemaster import ChargeBook
 from services.casecost.events import CENT, Category
 from services.ingest.fhir.mapping import FhirMapping
 from services.ingest.fhir.outcome import Issue
@@ -98,6 +101,7 @@ class Translation:
     events: list[dict[str, Any]]
     location: str  # the resource's own reference, e.g. ChargeItem/c1/_history/2
     expressions: dict[str, str] = field(default_factory=dict)
+    notes: list[Issue] = field(default_factory=list)  # what was assumed (warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,6 +537,7 @@ def charge_events(
     original: dict[str, Any] | None,
     mapping: FhirMapping,
     zone: tzinfo,
+    charge_book: ChargeBook,
 ) -> Translation:
     """The charge a billable ChargeItem is, or the credit that withdraws it (module doc)."""
     item_id = _require_id(item)
@@ -555,6 +560,14 @@ def charge_events(
     unit_price, amount, price_where = _price(item, quantity, mapping)
     occurred_at, time_where = _charge_time(item, zone)
     department, department_where = _charge_department(item, case.hospital_id, known, mapping)
+    category, notes = _category(
+        coding,
+        code_where,
+        hospital_id=case.hospital_id,
+        day=occurred_at.astimezone(zone).date(),
+        mapping=mapping,
+        charge_book=charge_book,
+    )
     event: dict[str, Any] = {
         "event_id": charge_id,
         "type": "charge",
@@ -564,7 +577,7 @@ def charge_events(
         "department": department,
         "item_code": str(coding.code),
         "item_name": str(coding.display or (item.code.text if item.code else None) or coding.code),
-        "category": mapping.category_systems.get(str(coding.system), Category.OTHER).value,
+        "category": category.value,
         "quantity": money_text(quantity),
         "unit_price": money_text(unit_price),
         "amount": money_text(amount),
@@ -596,7 +609,35 @@ def charge_events(
         "ordered_by": ordered_where,
         "order_id": "ChargeItem.service",
     }
-    return Translation([event], resource_location(item), expressions)
+    return Translation([event], resource_location(item), expressions, notes)
+
+
+def _category(
+    coding: Any,
+    code_where: str,
+    *,
+    hospital_id: str,
+    day: date,
+    mapping: FhirMapping,
+    charge_book: ChargeBook,
+) -> tuple[Category, list[Issue]]:
+    """The mapping's category for the coding's system, else the item's in the
+    chargemaster in force for the hospital on `day`, else `other` (with a note)."""
+    system, code = str(coding.system), str(coding.code)
+    if system in mapping.category_systems:
+        return mapping.category_systems[system], []
+    listed = charge_book.category_of(hospital_id, code, day)
+    if listed is not None:
+        return Category(listed), []
+    note = Issue(
+        f"{code_where}.code",
+        f"item {code} (system {coding.system or 'none'}) is in neither the mapping's"
+        f" category_systems nor the chargemaster in force for {hospital_id} on"
+        f" {day.isoformat()}: counted as {Category.OTHER.value}",
+        "informational",
+        "warning",
+    )
+    return Category.OTHER, [note]
 
 
 def _reversal(

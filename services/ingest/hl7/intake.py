@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.casecost.chargemaster import ChargeBook
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.hl7.acks import build_ack
@@ -56,9 +57,15 @@ class Taken:
 
 
 def read_submission(
-    raw: bytes, *, declared_charset: str | None, profiles: Profiles, zone: ZoneInfo
+    raw: bytes,
+    *,
+    declared_charset: str | None,
+    profiles: Profiles,
+    zone: ZoneInfo,
+    charge_book: ChargeBook,
 ) -> tuple[Submission, list[Reading]]:
-    """The messages of a body, each mapped; Hl7Unreadable if the body is not HL7 at all."""
+    """The messages of a body, each mapped (an FT1 the profile does not categorise takes
+    its item's category in `charge_book`); Hl7Unreadable if the body is not HL7 at all."""
     submission = split_submission(raw, declared_charset)
     if len(submission.messages) > MAX_MESSAGES:
         raise Hl7Unreadable(f"a batch holds at most {MAX_MESSAGES} messages")
@@ -71,7 +78,11 @@ def read_submission(
             readings.append(Reading(text=text, message=None, mapped=mapped))
             continue
         readings.append(
-            Reading(text=text, message=message, mapped=map_message(message, profiles, zone))
+            Reading(
+                text=text,
+                message=message,
+                mapped=map_message(message, profiles, zone, charge_book),
+            )
         )
     return submission, readings
 

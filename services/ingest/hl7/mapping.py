@@ -15,6 +15,11 @@ correct, AR for what drgwatch does not take), naming the segment, the field and 
 Event ids: FT1-2 (the transaction id), else MSH-10 `:` FT1-1; an ADT event's is MSH-10
 `:` its type. So a message sent again is recognised as a duplicate.
 
+Category: the profile's, by FT1-7's coding system or the item code's prefix; else the
+item's in the chargemaster in force for the hospital on the charge's local day (passed in
+as a `ChargeBook`, so that mapping stays free of I/O); else the profile's default, with a
+note.
+
 Money: FT1-11 is the extended amount, FT1-12 the unit amount, FT1-10 the quantity (1
 when empty). With only the unit amount, extended = quantity x unit (to the cent); with
 only the extended amount, unit = extended / quantity (at most 4 places: one that does not
@@ -27,12 +32,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from services.casecost.events import CENT
+from services.casecost.chargemaster import ChargeBook
+from services.casecost.events import CENT, Category
 from services.ingest.hl7.er7 import Location, Message, Segment
 from services.ingest.hl7.profile import FieldPath, Profile, Profiles
 
@@ -94,11 +100,14 @@ class Mapped:
     case_id: str | None = None
 
 
-def map_message(message: Message, profiles: Profiles, zone: ZoneInfo) -> Mapped:
-    """The events of `message` (see the module docstring); never raises for its content."""
+def map_message(
+    message: Message, profiles: Profiles, zone: ZoneInfo, charge_book: ChargeBook
+) -> Mapped:
+    """The events of `message` (see the module docstring); never raises for its content.
+    `charge_book`: every chargemaster version, for the categories the profile lacks."""
     mapped = Mapped()
     try:
-        _map(message, profiles, zone, mapped)
+        _map(message, profiles, zone, charge_book, mapped)
     except Refused as refusal:
         mapped.events = []
         mapped.refusal = refusal.ack_code
@@ -142,7 +151,9 @@ class _Reader:
         return value, where
 
 
-def _map(message: Message, profiles: Profiles, zone: ZoneInfo, mapped: Mapped) -> None:
+def _map(
+    message: Message, profiles: Profiles, zone: ZoneInfo, charge_book: ChargeBook, mapped: Mapped
+) -> None:
     header = message.header
     if not message.control_id:
         raise Refused("AR", Problem("the message control id is missing", header.location(10), 101))
@@ -164,7 +175,7 @@ def _map(message: Message, profiles: Profiles, zone: ZoneInfo, mapped: Mapped) -
     code, trigger = message.message_code, message.trigger_event
     if code == "DFT" and trigger in DFT_TRIGGERS:
         base = _base(message, reader, mapped)
-        _financial(message, reader, local, base, mapped)
+        _financial(message, reader, local, charge_book, base, mapped)
     elif code == "ADT" and trigger in ADT_TRIGGERS:
         base = _base(message, reader, mapped)
         _admission(message, trigger, reader, local, base, mapped)
@@ -356,7 +367,12 @@ def _scheme(reader: _Reader) -> tuple[str, Location]:
 
 
 def _financial(
-    message: Message, reader: _Reader, zone: ZoneInfo, base: MappedEvent, mapped: Mapped
+    message: Message,
+    reader: _Reader,
+    zone: ZoneInfo,
+    charge_book: ChargeBook,
+    base: MappedEvent,
+    mapped: Mapped,
 ) -> None:
     lines = message.all("FT1")
     if not lines:
@@ -365,7 +381,7 @@ def _financial(
             Problem("a DFT message needs at least one FT1 segment", None, 100),
         )
     for line in lines:
-        _line(message, line, reader, zone, base, mapped)
+        _line(message, line, reader, zone, charge_book, base, mapped)
     if not mapped.events:
         mapped.notes.append(Problem("no FT1 line is a case cost: nothing recorded", None, 0))
 
@@ -375,6 +391,7 @@ def _line(
     line: Segment,
     reader: _Reader,
     zone: ZoneInfo,
+    charge_book: ChargeBook,
     base: MappedEvent,
     mapped: Mapped,
 ) -> None:
@@ -422,21 +439,21 @@ def _line(
         mapped.notes.append(
             Problem(f"negative charge {event_id} counted as a credit", money_at["amount"], 0)
         )
-    category = profile.categories.of(item_code, coding_system)
-    if category is None:
-        category = profile.categories.default
-        mapped.notes.append(
-            Problem(
-                f"item {item_code} (coding system {coding_system or 'none'}) has no category"
-                f" mapping: counted as {category.value}",
-                item_at,
-                0,
-            )
-        )
+    occurred_at = hl7_time(date_text, date_at, zone)
+    category = _category(
+        profile,
+        charge_book,
+        hospital_id=str(base.event["hospital_id"]),
+        item_code=item_code,
+        coding_system=coding_system,
+        day=datetime.fromisoformat(occurred_at).astimezone(zone).date(),
+        item_at=item_at,
+        mapped=mapped,
+    )
     event: dict[str, Any] = {
         "event_id": event_id,
         "type": event_type,
-        "occurred_at": hl7_time(date_text, date_at, zone),
+        "occurred_at": occurred_at,
         "department": department,
         "item_code": item_code,
         "item_name": " ".join((item_name or item_code).split()),
@@ -460,6 +477,38 @@ def _line(
             event[name] = value
             sources[name] = where
     mapped.events.append(_with(base, event, sources))
+
+
+def _category(
+    profile: Profile,
+    charge_book: ChargeBook,
+    *,
+    hospital_id: str,
+    item_code: str,
+    coding_system: str,
+    day: date,
+    item_at: Location,
+    mapped: Mapped,
+) -> Category:
+    """The profile's category for the item, else the chargemaster's in force for the
+    hospital on `day` (its local day), else the profile's default (noted)."""
+    category = profile.categories.of(item_code, coding_system)
+    if category is not None:
+        return category
+    listed = charge_book.category_of(hospital_id, item_code, day)
+    if listed is not None:
+        return Category(listed)
+    default = profile.categories.default
+    mapped.notes.append(
+        Problem(
+            f"item {item_code} (coding system {coding_system or 'none'}) is in neither the"
+            f" profile's category mapping nor the chargemaster in force for {hospital_id}"
+            f" on {day.isoformat()}: counted as {default.value}",
+            item_at,
+            0,
+        )
+    )
+    return default
 
 
 def _money(

@@ -41,6 +41,7 @@ from services.ingest.hl7.profile import Profiles
 from services.ingest.plausibility import TimeBounds
 from services.ingest.publisher import EventPublisher, publish_durable
 from services.metrics import HL7_MESSAGES
+from services.reference.chargemaster.service import KeptChargeBook
 from services.storage import dead_letters
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class MllpIntake:
     profiles: Profiles
     zone: ZoneInfo
     bounds: TimeBounds
+    charge_book: KeptChargeBook  # the API process's own: the listener runs beside it
     publisher: EventPublisher | None = None
     frame_timeout: float = 120.0
     max_frame: int = MAX_FRAME
@@ -190,9 +192,15 @@ def _refusal_ack(reason: str) -> str:
 async def answer_frame(intake: MllpIntake, payload: bytes) -> tuple[list[str], str]:
     """The ACKs of one frame's messages, each once it is durable, and their charset."""
     now = datetime.now(UTC)
+    async with intake.sessions() as db_session:
+        charge_book = await intake.charge_book.current(db_session=db_session)
     try:
         submission, readings = read_submission(
-            payload, declared_charset=None, profiles=intake.profiles, zone=intake.zone
+            payload,
+            declared_charset=None,
+            profiles=intake.profiles,
+            zone=intake.zone,
+            charge_book=charge_book,
         )
     except Hl7Unreadable as error:
         async with intake.sessions() as db_session:

@@ -112,7 +112,8 @@ class Fields(BaseModel):
 
 class Categories(BaseModel):
     """An item's category: by FT1-7's coding system, else its code's longest listed
-    prefix, else `default` (and the acknowledgement says so)."""
+    prefix; else the chargemaster's (mapping.py), else `default` (and the acknowledgement
+    says so)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from services.casecost.chargemaster import ChargeBook
 from services.ingest.hl7.er7 import Message, split_submission
 from services.ingest.hl7.exceptions import Hl7Unreadable
 from services.ingest.hl7.mapping import map_message
@@ -163,7 +164,8 @@ def read_hl7(raw: bytes, *, profiles: Profiles, zone: ZoneInfo) -> Iterator[Read
         except Hl7Unreadable as error:
             yield LineProblem(number, error.message, "message")
             continue
-        mapped = map_message(message, profiles, zone)
+        # on the sender's machine, which reads no database: no chargemaster
+        mapped = map_message(message, profiles, zone, ChargeBook())
         if mapped.refusal is not None:
             reasons = "; ".join(str(problem) for problem in mapped.problems)
             control_id = message.control_id or "(no MSH-10)"

@@ -6,14 +6,18 @@ on a day (`ChargeBook.in_force`) prices that day's pre-checks. The newest versio
 is the charge book's version, so a process that keeps the book knows, with one indexed
 query, when to load it again.
 
-"Today" is the hospital's local day, passed in by the route.
+"Today" is the hospital's local day, passed in by the route. Each process keeps the book
+in a `KeptChargeBook`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -41,6 +45,7 @@ from services.reference.exceptions import (
     NoChargemaster,
 )
 from services.reference.plan import scope_of
+from services.reference.service import VERSION_TRUST_SECONDS
 from services.storage.models import ChargemasterItemRecord, ChargemasterRecord
 from services.storage.pagination import decode_cursor, decode_int_cursor, encode_cursor
 from services.validation import FieldError, field_errors
@@ -145,6 +150,31 @@ async def load_charge_book(*, db_session: AsyncSession) -> ChargeBook:
         version=max(items, default=0),
         chargemasters=tuple(_chargemaster(record, items[record.id]) for record in records),
     )
+
+
+@dataclass
+class KeptChargeBook:
+    """The charge book one process keeps in memory, for the pre-check and for the
+    categories of incoming charges: loaded again only when a newer version was stored,
+    the newest version's id asked at most every `trust_seconds` (another process may
+    have imported one; `forget` asks at once, after this process stored one itself)."""
+
+    trust_seconds: float = VERSION_TRUST_SECONDS
+    book: ChargeBook | None = None
+    checked: float = -math.inf
+
+    async def current(self, *, db_session: AsyncSession) -> ChargeBook:
+        now = time.monotonic()
+        if self.book is not None and now - self.checked < self.trust_seconds:
+            return self.book
+        version = await chargemaster_version(db_session=db_session)
+        if self.book is None or self.book.version != version:
+            self.book = await load_charge_book(db_session=db_session)
+        self.checked = now
+        return self.book
+
+    def forget(self) -> None:
+        self.checked = -math.inf
 
 
 def _chargemaster(record: ChargemasterRecord, items: dict[str, ChargeItem]) -> Chargemaster:
