@@ -40,9 +40,6 @@ class ApiSettings(CommonSettings, WebhookSettings, IngestSettings):
     sign_in_failures_per_address: int = Field(default=20, ge=1, le=100_000)
     # live streams one identity may hold open at once, per API process
     streams_per_identity: int = Field(default=8, ge=1, le=1000)
-    # HL7 v2 facility profiles (a directory of YAML files, or one file); unset: the
-    # profiles drgwatch ships (services/ingest/hl7/profiles/)
-    hl7_profiles: Path | None = None
     # `drgwatch api` also takes HL7 v2 over MLLP on this port (its --host; loopback in
     # embedded mode); unset: no MLLP listener (`drgwatch up` has its own --mllp-port)
     mllp_port: int | None = Field(default=None, ge=0, le=65_535)

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from services.ingest.hl7.exceptions import ProfilesRefused
 from services.ingest.hl7.profile import load_profiles
 from services.ingest.intake.files import (
-    FileEvent,
     FileFormat,
+    FileRecord,
     FileUnreadable,
     LineProblem,
     guess_format,
@@ -69,7 +69,7 @@ def add_parser(commands: Any) -> None:
 class Answers:
     """The intake's answers to the records sent, by (partition, offset)."""
 
-    wanted: dict[tuple[int, int], FileEvent]
+    wanted: dict[tuple[int, int], FileRecord]
     found: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
     def take(self, partition: int, offset: int, result: dict[str, Any]) -> None:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"drgwatch feed: {args.file}: {error}", file=sys.stderr)
         return 2
     problems = [read for read in reads if isinstance(read, LineProblem)]
-    events = [read for read in reads if isinstance(read, FileEvent)]
+    events = [read for read in reads if isinstance(read, FileRecord)]
     for problem in problems:
         print(f"{args.file}: {problem} (not sent)", file=sys.stderr)
     try:
@@ -115,7 +115,7 @@ class _NoTopic(Exception):
 
 
 def _send(
-    events: list[FileEvent], bootstrap: str, topic: str, results_topic: str, wait: float
+    events: list[FileRecord], bootstrap: str, topic: str, results_topic: str, wait: float
 ) -> Answers:
     # never auto-created: a broker would give a topic its own default partition count
     results = KafkaConsumer(
@@ -161,8 +161,8 @@ def _send(
 
 
 def _produce(
-    events: list[FileEvent], bootstrap: str, topic: str
-) -> dict[tuple[int, int], FileEvent]:
+    events: list[FileRecord], bootstrap: str, topic: str
+) -> dict[tuple[int, int], FileRecord]:
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -182,7 +182,7 @@ def _produce(
                 future = producer.send(
                     topic,
                     key=event.key,
-                    value=orjson.dumps(event.event),
+                    value=event.value,
                     headers=[(SOURCE_HEADER, SOURCE)],
                 )
                 future.add_callback(lambda _metadata: progress.update(1))
@@ -209,8 +209,9 @@ def _report(path: Path, problems: list[LineProblem], answers: Answers) -> int:
         by_status[status] = by_status.get(status, 0) + 1
         if status == "refused":
             refusals.append(f"{event.unit} {event.line}: {result.get('reason')}")
+    units = {read.unit for read in answers.wanted.values()}
     print(
-        f"{path}: sent {len(answers.wanted)} events"
+        f"{path}: sent {len(answers.wanted)} {'messages' if units == {'message'} else 'events'}"
         + (f" ({len(problems)} not sent: unreadable)" if problems else "")
     )
     print(

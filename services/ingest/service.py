@@ -128,9 +128,11 @@ async def record(
     is_batch: bool,
     now: datetime,
     bounds: TimeBounds,
+    keep_rejections: bool = True,
 ) -> tuple[IngestResult, list[Accepted]]:
     """Validate and durably record a submission received at `now`; the caller commits,
-    then publishes."""
+    then publishes. Each refused event is kept as a dead letter unless `keep_rejections`
+    is False (the caller keeps them: see record_each)."""
     valid, rejected, warnings = validate_items(items, now=now, bounds=bounds)
     if not is_batch and rejected:
         raise PayloadRejected("the event is invalid", errors=rejected[0].errors)
@@ -209,9 +211,12 @@ async def record(
             else:
                 same = earlier_hashes.get(identity) == payload_hash(wires[identity])
                 results[index] = _repeat(index, event_id, same)
-        _keep_rejections(
-            db_session, items, [r for r in results.values() if r.status == "rejected"], now
-        )
+        if keep_rejections:
+            db_session.add_all(
+                rejection_letter(items[r.index], r, now)
+                for r in results.values()
+                if r.status == "rejected"
+            )
         await db_session.flush()
     except DBAPIError as error:
         if is_unavailable(error):
@@ -304,6 +309,60 @@ async def _hashes(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """What became of a batch of events: each one's result, the events to publish, and
+    the dead letter of each refused one by its index (not yet added: see record_each)."""
+
+    results: list[ItemResult]
+    accepted: list[Accepted]
+    letters: dict[int, DeadLetter]
+
+
+async def record_each(
+    *,
+    db_session: AsyncSession,
+    items: list[Any],
+    now: datetime,
+    bounds: TimeBounds,
+) -> Recording:
+    """Record a batch's events, each on its own, as a POST /v1/events batch is taken (the
+    caller commits, then publishes); when none of them can be recorded the transaction
+    is rolled back. The refused events' dead letters are returned for the caller to
+    keep, or to drop when it refuses more than the events (a whole message)."""
+    try:
+        result, accepted = await record(
+            db_session=db_session,
+            items=items,
+            is_batch=True,
+            now=now,
+            bounds=bounds,
+            keep_rejections=False,
+        )
+        results = result.results
+    except PayloadRejected as refusal:
+        # nothing of the batch was recorded; every event says why
+        await db_session.rollback()
+        results, accepted = refusal.results, []
+    letters = {
+        result.index: rejection_letter(items[result.index], result, now)
+        for result in results
+        if result.status == "rejected"
+    }
+    return Recording(results=results, accepted=accepted, letters=letters)
+
+
+def rejection_letter(raw: Any, result: ItemResult, now: datetime) -> DeadLetter:
+    """The dead letter of a refused event: what came, and why, listable at /v1/dead-letters."""
+    return dead_letters.dead_letter(
+        stage="ingest",
+        raw=raw,
+        reason=summary(result.errors),
+        errors=[error.model_dump() for error in result.errors],
+        now=now,
+    )
+
+
 def refusal_letters(
     *,
     items: list[Any],
@@ -315,12 +374,8 @@ def refusal_letters(
     refusal names them, else one holding the body (what was read of it)."""
     if refusal.results:
         return [
-            dead_letters.dead_letter(
-                stage="ingest",
-                raw=items[result.index] if result.index < len(items) else None,
-                reason=summary(result.errors),
-                errors=[error.model_dump() for error in result.errors],
-                now=now,
+            rejection_letter(
+                items[result.index] if result.index < len(items) else None, result, now
             )
             for result in refusal.results
             if result.status == "rejected"
@@ -336,20 +391,3 @@ def refusal_letters(
             now=now,
         )
     ]
-
-
-def _keep_rejections(
-    db_session: AsyncSession, items: list[Any], rejected: list[ItemResult], now: datetime
-) -> None:
-    """Every refused event is kept with its reason, listable at /v1/dead-letters."""
-    for result in rejected:
-        raw = items[result.index]
-        db_session.add(
-            dead_letters.dead_letter(
-                stage="ingest",
-                raw=raw,
-                reason=summary(result.errors),
-                errors=[e.model_dump() for e in result.errors],
-                now=now,
-            )
-        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,9 @@ class IngestSettings(BaseSettings):
     event_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     # and accepts, with a warning and a metric, one dated more than this before it
     event_backdated_warning_days: int = Field(default=90, ge=1, le=36_500)
+    # HL7 v2 facility profiles (a directory of YAML files, or one file); unset: the
+    # profiles drgwatch ships (services/ingest/hl7/profiles/)
+    hl7_profiles: Path | None = None
 
     @property
     def time_bounds(self) -> TimeBounds:

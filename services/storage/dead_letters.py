@@ -8,11 +8,15 @@ is kept with each NUL written as the six characters `\\u0000`, as JSON would esc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.storage.engine import insert_ignoring
 from services.storage.models import DeadLetter
 
 MAX_PAYLOAD_CHARS = 16_384
@@ -66,3 +70,22 @@ def dead_letter(
         payload=payload[:MAX_PAYLOAD_CHARS],
         received_at=now,
     )
+
+
+async def keep_once(db_session: AsyncSession, letters: Mapping[str, DeadLetter]) -> None:
+    """Keep each letter under its source key (see DeadLetter.source_key); one whose key is
+    kept already is left out, so that a source read again adds no second letter."""
+    if not letters:
+        return
+    table = cast(Table, DeadLetter.__table__)
+    rows = [
+        {
+            **{column.key: getattr(letter, column.key) for column in table.columns},
+            "source_key": key,
+        }
+        for key, letter in letters.items()
+    ]
+    for row in rows:
+        del row["id"]
+    statement = insert_ignoring(db_session.bind.dialect.name, table)  # type: ignore[union-attr]
+    await db_session.execute(statement, rows)

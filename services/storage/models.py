@@ -118,7 +118,10 @@ class DeadLetter(Base):
     """An event that could not be processed, kept with its reason."""
 
     __tablename__ = "dead_letters"
-    __table_args__ = (Index("ix_dead_letters_hospital", "hospital_id", "id"),)
+    __table_args__ = (
+        Index("ix_dead_letters_hospital", "hospital_id", "id"),
+        Index("uq_dead_letters_source_key", "source_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     stage: Mapped[str] = mapped_column(String(16))  # ingest | stream
@@ -129,6 +132,9 @@ class DeadLetter(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # where the refusal came from when that can be read again (the Kafka intake's
+    # `topic/partition/offset#n`): kept once, however often it is read
+    source_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class CaseRecord(Base):

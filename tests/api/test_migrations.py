@@ -65,6 +65,7 @@ TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 INDEXES_ADDED_SINCE_MIGRATIONS = {
     ("cases", "ix_cases_discharged"),
     ("rule_switches", "ix_rule_switches_key"),
+    ("dead_letters", "uq_dead_letters_source_key"),
 }
 FIRST_TABLES = [
     table for table in Base.metadata.sorted_tables if table.name not in TABLES_ADDED_SINCE_FIRST
@@ -193,6 +194,7 @@ ADDED_SINCE_MIGRATIONS = (
         for column in columns
     }
     | {("identities", "password_hash")}
+    | {("dead_letters", "source_key")}
     | {("drg_groups", column) for column in ("name_en", "mean_cost", "high_ratio", "low_ratio")}
 )
 # and those the first revision did not have either
@@ -450,12 +452,13 @@ def old_start_up(connection: Connection) -> None:
     then = [t for t in Base.metadata.sorted_tables if t.name not in TABLES_ADDED_SINCE_MIGRATIONS]
     made = {t.name for t in then} - set(inspect(connection).get_table_names())
     Base.metadata.create_all(connection, tables=then)
-    for table, column in sorted(ADDED_SINCE_MIGRATIONS):
-        if table in made:
-            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+    # indexes first: SQLite drops no column an index names
     for table, index in sorted(INDEXES_ADDED_SINCE_MIGRATIONS):
         if table in made:
             connection.execute(text(f"DROP INDEX {index}"))
+    for table, column in sorted(ADDED_SINCE_MIGRATIONS):
+        if table in made:
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     if "case_seq" not in ledger_columns(connection):
         connection.execute(text("ALTER TABLE ingest_ledger ADD COLUMN case_seq BIGINT"))
     statement = insert_ignoring(connection.dialect.name, ReferenceVersion).values(id=1, version=0)

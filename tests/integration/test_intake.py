@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from services.ingest.intake.files import CSV_COLUMNS
 from tests.integration.harness import Stack, running_stack
@@ -31,7 +32,7 @@ from tests.integration.harness import Stack, running_stack
 pytestmark = pytest.mark.integration
 FM15_EMPLOYEE = Decimal("40400.83")  # 3.2973 x 12252.70, the sample catalogue
 # the intake takes these hospitals' events only; each test uses its own
-HOSPITALS = [f"H{uuid.uuid4().hex[:6]}" for _ in range(6)]
+HOSPITALS = [f"H{uuid.uuid4().hex[:6]}" for _ in range(8)]
 OUTSIDER = f"X{uuid.uuid4().hex[:6]}"
 DAY = "2026-11-20"
 
@@ -42,6 +43,7 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "DRGWATCH_INTAKE_HOSPITALS": ",".join(HOSPITALS),
         # small batches: many transactions and offset commits to crash between
         "DRGWATCH_INTAKE_BATCH_RECORDS": "40",
+        "DRGWATCH_INTAKE_TRANSACTION_EVENTS": "30",
     }
     with running_stack(tmp_path_factory.mktemp("intake"), postgres_url, settings) as running:
         running.start_intake()
@@ -208,6 +210,8 @@ def test_an_hl7_batch_file_is_mapped_by_the_facility_profiles(stack: Stack, tmp_
     result = feed(stack, path)
     assert result.returncode == 1, result.stdout + result.stderr  # one message not sent
     assert "message 3: D2:" in result.stderr, result.stderr
+    # a message a record
+    assert "sent 2 messages" in result.stdout, result.stdout
     assert "accepted 2, duplicate 0, refused 0" in result.stdout, result.stdout
     case = wait_total(stack, h, c, Decimal("41000.00"))
     assert case["level"] == "red"
@@ -281,6 +285,22 @@ async def _produce_raw(stack: Stack, values: list[bytes], key: bytes) -> list[tu
 
 
 async def _results_for(stack: Stack, sent: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The first answer to each record sent, by its partition and offset."""
+
+    def where(answer: dict[str, Any]) -> tuple[int, int]:
+        return answer["partition"], answer["offset"]
+
+    answers = await _answers(stack, lambda found: set(sent) <= {where(a) for a in found})
+    first: dict[tuple[int, int], dict[str, Any]] = {}
+    for answer in answers:
+        first.setdefault(where(answer), answer)
+    return [first[place] for place in sent]
+
+
+async def _answers(
+    stack: Stack, enough: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The answers on the results topic, read from its start until `enough` of them."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=f"127.0.0.1:{stack.broker_port}",
         enable_auto_commit=False,
@@ -290,16 +310,135 @@ async def _results_for(stack: Stack, sent: list[tuple[int, int]]) -> list[dict[s
     try:
         topic = stack.settings.intake_results_topic
         consumer.assign([TopicPartition(topic, p) for p in range(stack.partitions)])
-        found: dict[tuple[int, int], dict[str, Any]] = {}
-        deadline = time.monotonic() + 30
-        while not all(where in found for where in sent) and time.monotonic() < deadline:
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while not enough(found) and time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    answer = orjson.loads(record.value)
-                    found.setdefault((answer["partition"], answer["offset"]), answer)
-        return [found[where] for where in sent]
+                found += [orjson.loads(record.value) for record in records]
+        return found
     finally:
         await consumer.stop()
+
+
+def dft(h: str, c: str, control_id: str, amounts: Sequence[str]) -> bytes:
+    """A DFT^P03 message of a case with an FT1 (quantity 1) per amount."""
+    msh = rf"MSH|^~\&|HIS|{h}|DRGWATCH|DRGWATCH|20261120090000||DFT^P03|{control_id}|P|2.5"
+    pv1 = f"PV1|1|I|W3|||||||CARDIO|||||||||{c}|employee" + "|" * 24 + "20261120080000"
+    ft1s = [
+        f"FT1|{n}|{control_id}-{n}||20261120090000||CG|HC01^Stent^CONS|||1|{amount}|{price}|CARDIO"
+        for n, (amount, price) in enumerate(((a, a) for a in amounts), start=1)
+    ]
+    return "\r".join([msh, pv1, *ft1s]).encode()
+
+
+def test_an_hl7_message_produced_to_the_intake_is_recorded_whole_or_refused_whole(
+    stack: Stack,
+) -> None:
+    h, c = HOSPITALS[5], "V-HL7"
+    good = dft(h, c, "G1", ["100.00", "200.00", "300.00"])
+    # the second FT1's extended amount is not quantity x unit amount
+    bad = dft(h, c, "B1", ["100.00", "200.00", "300.00"]).replace(
+        b"|1|200.00|200.00|", b"|1|250.00|200.00|"
+    )
+    sent = asyncio.run(_produce_raw(stack, [bad, good], key=f"{h}/{c}".encode()))
+    refused, accepted = asyncio.run(_results_for(stack, sent))
+    assert refused["status"] == "refused"
+    assert refused["reason"].startswith("FT1-11 (FT1 #2): the extended amount 250.00"), refused
+    assert refused["record_id"] == f"{stack.settings.intake_topic}/{sent[0][0]}/{sent[0][1]}"
+    assert accepted["status"] == "accepted"
+    assert [event["status"] for event in accepted["events"]] == ["accepted"] * 3
+    # nothing of the refused message: the ledger holds the other one's three charges
+    assert ledger_counts(stack, h) == (3, 3)
+    wait_total(stack, h, c, Decimal("600.00"))
+    [letter] = query(stack, "SELECT event_id, reason FROM dead_letters WHERE hospital_id = $1", h)
+    assert letter["event_id"] == "B1" and letter["reason"].startswith("HL7 AE: FT1-11 (FT1 #2)")
+
+
+def test_a_refused_record_read_again_after_a_crash_is_kept_once_and_answered_alike(
+    stack: Stack,
+) -> None:
+    h, c = HOSPITALS[6], "R1"
+    wrong = {**charge(h, c, 1, "10.00"), "amount": "11.00"}
+    [(partition, offset)] = asyncio.run(
+        _produce_raw(stack, [orjson.dumps(wrong)], key=f"{h}/{c}".encode())
+    )
+    record_id = f"{stack.settings.intake_topic}/{partition}/{offset}"
+    [first] = asyncio.run(_results_for(stack, [(partition, offset)]))
+    assert first["status"] == "refused"
+
+    # the intake dies before its offset commit: its group reads the record again
+    Stack.kill(stack.intake)
+    asyncio.run(_rewind(stack, partition, offset))
+    stack.start_intake()
+    answers = asyncio.run(_answers_of(stack, record_id, count=2))
+    assert [answer["record_id"] for answer in answers] == [record_id] * 2
+    assert answers[1]["status"] == "refused" and answers[1]["reason"] == first["reason"]
+    letters = query(stack, "SELECT source_key FROM dead_letters WHERE hospital_id = $1", h)
+    assert [row["source_key"] for row in letters] == [f"{record_id}#0"]
+
+
+def test_records_larger_than_the_transaction_cap_are_each_recorded_in_their_own(
+    stack: Stack,
+) -> None:
+    h = HOSPITALS[7]
+    bodies = [
+        orjson.dumps({"events": [charge(h, f"T{n}", i, "1.00") for i in range(50)]})
+        for n in range(3)
+    ]
+    Stack.kill(stack.intake)  # all three are in the topic before the intake reads one
+    sent = asyncio.run(_produce_raw(stack, bodies, key=f"{h}/T".encode()))
+    stack.start_intake()
+    answers = asyncio.run(_results_for(stack, sent))
+    assert [answer["status"] for answer in answers] == ["accepted"] * 3
+    assert ledger_counts(stack, h) == (150, 150)
+    # 50 events each, over the cap of 30: three transactions, each stamped when it ran
+    [row] = query(
+        stack,
+        "SELECT count(DISTINCT received_at) AS transactions FROM ingest_ledger"
+        " WHERE hospital_id = $1",
+        h,
+    )
+    assert row["transactions"] == 3
+
+
+async def _rewind(stack: Stack, partition: int, offset: int) -> None:
+    """Commit `offset` as the intake group's position on the partition, as if the
+    intake had died before committing what it read from there: joined as the group's
+    only member (once the killed one's session has timed out)."""
+    consumer = AIOKafkaConsumer(
+        stack.settings.intake_topic,
+        bootstrap_servers=f"127.0.0.1:{stack.broker_port}",
+        group_id=stack.settings.intake_group,
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        rebalance_timeout_ms=3000,
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(stack.settings.intake_topic, partition)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=500)  # nothing it fetches is committed
+            if tp not in consumer.assignment():
+                continue
+            try:
+                await consumer.commit({tp: offset})
+                return
+            except KafkaError:
+                await asyncio.sleep(0.5)
+        raise AssertionError(f"the intake group's offset on {tp} could not be set")
+    finally:
+        await consumer.stop()
+
+
+async def _answers_of(stack: Stack, record_id: str, count: int) -> list[dict[str, Any]]:
+    """Every answer on the results topic for a record, waiting until there are `count`."""
+
+    def of_record(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [answer for answer in found if answer.get("record_id") == record_id]
+
+    return of_record(await _answers(stack, lambda found: len(of_record(found)) >= count))
 
 
 def test_an_intake_killed_while_consuming_records_every_event_exactly_once(

@@ -13,6 +13,7 @@ from services.ingest.hl7.profile import load_profiles
 from services.ingest.intake.files import (
     CSV_COLUMNS,
     FileEvent,
+    FileMessage,
     FileUnreadable,
     LineProblem,
     guess_format,
@@ -150,9 +151,10 @@ def test_hl7_batch_file_maps_each_message_and_names_the_messages_it_cannot_map()
     reads = read_file(text, "hl7", profiles=load_profiles(), zone=SHANGHAI)
     assert len(reads) == 2
     event, problem = reads
-    assert isinstance(event, FileEvent) and event.unit == "message" and event.line == 1
-    assert event.event["case_id"] == "V-7" and event.event["amount"] == "25.00"
-    parse_event(event.event)
+    # a message goes as it is, in one record, keyed by the case it maps to
+    assert isinstance(event, FileMessage) and event.unit == "message" and event.line == 1
+    assert event.key == b"H001/V-7"
+    assert event.value == good.replace("\r\n", "\r").encode()
     assert isinstance(problem, LineProblem)
     assert str(problem).startswith("message 2: M2: ")
 
@@ -194,7 +196,9 @@ def test_the_hospital_scope_is_a_list_of_ids_or_every_hospital() -> None:
 
 
 def test_a_records_status_is_the_worst_of_its_events() -> None:
-    record = IntakeRecord(partition=3, offset=41, key=b"H001/V-1", value=b"", source="mirth")
+    record = IntakeRecord(
+        topic="drgwatch-intake", partition=3, offset=41, key=b"H001/V-1", value=b"", source="mirth"
+    )
     accepted = EventOutcome(event_id="A", status="accepted")
     duplicate = EventOutcome(event_id="B", status="duplicate")
     rejected = EventOutcome(
@@ -211,6 +215,7 @@ def test_a_records_status_is_the_worst_of_its_events() -> None:
         record, outcomes=[], refusal=[FieldError(field="body", reason="invalid JSON")]
     )
     assert unreadable.model_dump(mode="json") == {
+        "record_id": "drgwatch-intake/3/41",
         "partition": 3,
         "offset": 41,
         "key": "H001/V-1",

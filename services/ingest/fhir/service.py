@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.access.exceptions import NotPermitted
 from services.casecost.chargemaster import ChargeBook
 from services.ingest import service as ingest_service
-from services.ingest.exceptions import PayloadRejected
 from services.ingest.fhir import resources, translate
 from services.ingest.fhir.exceptions import FhirRefused, FhirUnreadable
 from services.ingest.fhir.mapping import FhirMapping
@@ -117,19 +116,12 @@ async def submit(
     accepted: list[Accepted] = []
     letters: list[DeadLetter] = []
     if items:
-        try:
-            result, accepted = await ingest_service.record(
-                db_session=db_session, items=items, is_batch=True, now=now, bounds=bounds
-            )
-            results = result.results
-        except PayloadRejected as refusal:
-            # nothing recorded (e.g. ids already used for other content): keep why
-            await db_session.rollback()
-            results = refusal.results
-            letters += ingest_service.refusal_letters(
-                items=items, raw_body=b"", refusal=refusal, now=now
-            )
-        for item_result in results:
+        recording = await ingest_service.record_each(
+            db_session=db_session, items=items, now=now, bounds=bounds
+        )
+        accepted = recording.accepted
+        letters += recording.letters.values()
+        for item_result in recording.results:
             owner = entries[owners[item_result.index]]
             owner.results.append(item_result)
             if item_result.status == "rejected":

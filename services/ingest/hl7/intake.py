@@ -32,6 +32,7 @@ from services.ingest.schemas import ItemResult
 from services.ingest.service import Accepted
 from services.metrics import EVENTS_INGESTED, HL7_MESSAGES
 from services.storage import dead_letters
+from services.storage.models import DeadLetter
 from services.validation import FieldError
 
 MAX_MESSAGES = 1000
@@ -105,12 +106,14 @@ async def take(
     except PayloadRejected as refusal:
         await db_session.rollback()
         return await _refuse(
-            db_session, reading, "AE", _problems(mapped.events, refusal.results), now
+            db_session, reading, "AE", contract_problems(mapped.events, refusal.results), now
         )
     refused = [item for item in result.results if item.status == "rejected"]
     if refused:
         await db_session.rollback()
-        return await _refuse(db_session, reading, "AE", _problems(mapped.events, refused), now)
+        return await _refuse(
+            db_session, reading, "AE", contract_problems(mapped.events, refused), now
+        )
     await db_session.commit()
     notes = list(mapped.notes)
     for item in result.results:
@@ -152,7 +155,8 @@ def _problem(source: MappedEvent, error: FieldError, *, code: int = 102) -> Prob
     return Problem(f"{error.field}: {error.reason}", source.sources.get(name), code)
 
 
-def _problems(events: list[MappedEvent], results: list[ItemResult]) -> list[Problem]:
+def contract_problems(events: list[MappedEvent], results: list[ItemResult]) -> list[Problem]:
+    """Why a message's events were refused, each at the segment and field it came from."""
     found = [
         _problem(events[result.index], error)
         for result in results
@@ -170,6 +174,21 @@ async def _refuse(
     now: datetime,
 ) -> Taken:
     """Keep the refused message as a dead letter (with the reason), then answer AE/AR."""
+    db_session.add(refusal_letter(reading, code, problems, now))
+    await db_session.commit()
+    return Taken(ack=_ack(reading, code, problems, [], now), code=code)
+
+
+def refusal_letter(
+    reading: Reading,
+    code: AckCode,
+    problems: list[Problem],
+    now: datetime,
+    *,
+    attribute: bool = True,
+) -> DeadLetter:
+    """A refused message as a dead letter: its text, the reason, each segment and field;
+    under its hospital, case and control id (none with `attribute=False`)."""
     mapped = reading.mapped
     errors: list[dict[str, Any]] = [
         {
@@ -185,10 +204,10 @@ async def _refuse(
         errors=errors,
         now=now,
     )
+    if not attribute:
+        return letter
     letter.hospital_id = mapped.hospital_id[:64] if mapped.hospital_id else None
     letter.case_id = mapped.case_id[:64] if mapped.case_id else None
     if reading.message is not None and reading.message.control_id:
         letter.event_id = dead_letters.storable(reading.message.control_id)[:64]
-    db_session.add(letter)
-    await db_session.commit()
-    return Taken(ack=_ack(reading, code, problems, [], now), code=code)
+    return letter

@@ -1,20 +1,24 @@
 """The intake consumer: records from the intake topic through the ingest core.
 
 For each fetched batch, in this order:
-1. read every record (records.py) and keep only the events of this intake's hospitals;
-2. record the events with the ingest core, the same as POST /v1/events (validated,
-   written to the ledger, numbered in their case's order), and keep every refused record
-   and event as a dead letter with its reason; one transaction, committed;
-3. publish the accepted events through the EventPublisher (keyed by their own hospital
-   and case, whatever the record's key), as the API does: what the broker does not
-   acknowledge in time the relay publishes from the ledger;
-4. send one result per record to the results topic, and wait for the broker's acks;
-5. only then commit the intake offsets.
+1. read every record (records.py) into units (a JSON record's events, or an HL7
+   message's), refusing the events of hospitals outside this intake's scope;
+2. record the units, in transactions of at most DRGWATCH_INTAKE_TRANSACTION_EVENTS
+   events, with the ingest core, the same as POST /v1/events and POST /v1/hl7
+   (validated, written to the ledger, numbered in their case's order; an HL7 message
+   whole or not at all), and keep every refused record, event and message as a dead
+   letter with its reason; each transaction committed, then its accepted events
+   published through the EventPublisher (keyed by their own hospital and case,
+   whatever the record's key), as the API does: what the broker does not acknowledge
+   in time the relay publishes from the ledger;
+3. send one result per record to the results topic, and wait for the broker's acks;
+4. only then commit the intake offsets.
 
-A crash anywhere before 5 reads the batch again: its events are then duplicates of the
-ledgered ones (the ledger is keyed by hospital and event id), never counted twice, and
-the re-read records get a second result (`duplicate`). A refused record read again is
-kept as a dead letter again.
+A crash anywhere before 4 reads the batch again: its events are then duplicates of the
+ledgered ones (the ledger is keyed by hospital and event id), never counted twice; its
+refusals are dead letters already (each is kept under its record's topic, partition
+and offset, and the event's or message's place in it), never kept twice; and each
+re-read record gets a second result under the same `record_id`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,26 +38,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import service as ingest_service
-from services.ingest.exceptions import LedgerUnavailable, PayloadRejected
+from services.ingest.exceptions import LedgerUnavailable
+from services.ingest.hl7.intake import contract_problems, refusal_letter
+from services.ingest.hl7.profile import Profiles
 from services.ingest.intake.records import (
-    EventOutcome,
-    HospitalScope,
     IntakeRecord,
     IntakeResult,
+    Unit,
+    answer,
+    chunks,
     outcome_of,
-    read_record,
-    record_result,
-    refused_outcome,
-    scope_refusal,
+    read,
+    refuse_message,
     source_of,
 )
 from services.ingest.intake.settings import IntakeSettings
 from services.ingest.plausibility import TimeBounds
 from services.ingest.publisher import EventPublisher, publish_durable
+from services.ingest.schemas import ItemResult
 from services.ingest.service import Accepted
 from services.storage import dead_letters
 from services.storage.models import DeadLetter
-from services.validation import FieldError, summary
+from services.validation import summary
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
@@ -76,97 +81,93 @@ INTAKE_LAG = Gauge(
 )
 
 
-@dataclass(slots=True)
-class Taken:
-    """What became of a batch: one result per record, and the events to publish."""
-
-    results: list[IntakeResult]
-    accepted: list[Accepted] = field(default_factory=list)
-
-
 async def take(
-    db_session: AsyncSession,
-    records: Sequence[IntakeRecord],
-    *,
-    scope: HospitalScope,
-    now: datetime,
-    bounds: TimeBounds,
-) -> Taken:
-    """Record a batch of intake records in one transaction and commit it (see the module
-    docstring); LedgerUnavailable or a database error leaves nothing recorded."""
-    outcomes: dict[int, list[EventOutcome | None]] = {}
-    unreadable: dict[int, list[FieldError]] = {}
-    letters: list[DeadLetter] = []
-    items: list[Any] = []
-    origin: list[tuple[int, int]] = []  # an item's (record, event within the record)
-    for record_index, record in enumerate(records):
-        try:
-            events = read_record(record.value)
-        except PayloadRejected as refusal:
-            unreadable[record_index] = refusal.errors or [
-                FieldError(field="value", reason=refusal.message)
-            ]
-            raw = (record.value or b"")[: dead_letters.MAX_PAYLOAD_CHARS]
-            letters += ingest_service.refusal_letters(
-                items=[], raw_body=raw, refusal=refusal, now=now
-            )
-            continue
-        slots: list[EventOutcome | None] = [None] * len(events)
-        outcomes[record_index] = slots
-        for event_index, event in enumerate(events):
-            outside = scope_refusal(event, scope)
-            if outside is not None:
-                slots[event_index] = refused_outcome(event, [outside])
-                # another hospital's event shows in no hospital's own list
-                letters.append(
-                    dead_letters.dead_letter(
-                        stage="ingest",
-                        raw=event,
-                        reason=f"forbidden: {summary([outside])}",
-                        errors=[outside.model_dump()],
-                        now=now,
-                        attribute=False,
-                    )
-                )
-                continue
-            origin.append((record_index, event_index))
-            items.append(event)
+    db_session: AsyncSession, units: Sequence[Unit], *, now: datetime, bounds: TimeBounds
+) -> list[Accepted]:
+    """Record units in one transaction and commit it, filling in each event's outcome;
+    the accepted events, to publish. A message with a refused event is taken out and
+    the rest recorded again without it, so that nothing of it is recorded.
+    LedgerUnavailable or a database error leaves nothing recorded."""
+    letters: dict[str, DeadLetter] = {}
+    for unit in units:
+        unit.reset()
+        letters.update(_read_refusals(unit, now))
+    live = [unit for unit in units if unit.pending()]
     accepted: list[Accepted] = []
-    if items:
-        try:
-            result, accepted = await ingest_service.record(
-                db_session=db_session, items=items, is_batch=True, now=now, bounds=bounds
-            )
-            item_results = result.results
-        except PayloadRejected as refusal:
-            # nothing of the batch was recorded; every event's refusal is kept
+    while live:
+        items: list[Any] = []
+        origin: list[tuple[Unit, int]] = []  # an item's unit, and its event there
+        for unit in live:
+            for index in unit.pending():
+                items.append(unit.events[index])
+                origin.append((unit, index))
+        recording = await ingest_service.record_each(
+            db_session=db_session, items=items, now=now, bounds=bounds
+        )
+        broken = {
+            id(origin[result.index][0]): origin[result.index][0]
+            for result in recording.results
+            if result.status == "rejected" and origin[result.index][0].message is not None
+        }
+        if broken:
             await db_session.rollback()
-            item_results = refusal.results
-            letters += ingest_service.refusal_letters(
-                items=items, raw_body=b"", refusal=refusal, now=now
-            )
-        for item_result in item_results:
-            record_index, event_index = origin[item_result.index]
-            outcomes[record_index][event_index] = outcome_of(item_result)
-    db_session.add_all(letters)
-    await db_session.commit()
-    results = []
-    for record_index, record in enumerate(records):
-        if record_index in unreadable:
-            results.append(record_result(record, outcomes=[], refusal=unreadable[record_index]))
+            for unit in broken.values():
+                _refuse_message(unit, recording.results, origin)
+            live = [unit for unit in live if id(unit) not in broken]
             continue
-        answered = [
-            outcome
-            if outcome is not None
-            else EventOutcome(
-                event_id=None,
-                status="rejected",
-                errors=[FieldError(field="event", reason="not recorded")],
+        for result in recording.results:
+            unit, index = origin[result.index]
+            unit.outcomes[index] = outcome_of(result)
+            if result.index in recording.letters:
+                letters[f"{unit.key}#{index}"] = recording.letters[result.index]
+        accepted = recording.accepted
+        break
+    for unit in units:
+        if unit.message is not None and unit.problems:
+            code = unit.message.mapped.refusal or "AE"
+            letters[unit.key] = refusal_letter(
+                unit.message, code, unit.problems, now, attribute=unit.attribute
             )
-            for outcome in outcomes[record_index]
-        ]
-        results.append(record_result(record, outcomes=answered))
-    return Taken(results=results, accepted=accepted)
+    await dead_letters.keep_once(db_session, letters)
+    await db_session.commit()
+    return accepted
+
+
+def _read_refusals(unit: Unit, now: datetime) -> dict[str, DeadLetter]:
+    """The dead letters of what was refused as it was read: a record that cannot be read,
+    and events of hospitals outside the scope (in no hospital's own list)."""
+    if unit.unreadable is not None:
+        [letter] = ingest_service.refusal_letters(
+            items=[], raw_body=unit.raw, refusal=unit.unreadable, now=now
+        )
+        return {unit.key: letter}
+    if unit.message is not None:
+        return {}
+    return {
+        f"{unit.key}#{index}": dead_letters.dead_letter(
+            stage="ingest",
+            raw=unit.events[index],
+            reason=f"forbidden: {summary(outcome.errors)}",
+            errors=[error.model_dump() for error in outcome.errors],
+            now=now,
+            attribute=False,
+        )
+        for index, outcome in unit.outside.items()
+    }
+
+
+def _refuse_message(
+    unit: Unit, results: Sequence[ItemResult], origin: list[tuple[Unit, int]]
+) -> None:
+    """Refuse a message one of whose events was refused, naming its segments and fields."""
+    own = [
+        result.model_copy(update={"index": origin[result.index][1]})
+        for result in results
+        if origin[result.index][0] is unit
+    ]
+    assert unit.message is not None
+    unit.problems = contract_problems(unit.message.mapped.events, own)
+    refuse_message(unit, own)
 
 
 def count(results: Sequence[IntakeResult]) -> None:
@@ -187,6 +188,7 @@ class Intake:
         publisher: EventPublisher,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
+        profiles: Profiles,
     ) -> None:
         self.settings = settings
         self.scope = settings.hospital_scope
@@ -194,6 +196,7 @@ class Intake:
         self.publisher = publisher
         self.consumer = consumer
         self.producer = producer
+        self.profiles = profiles
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -202,6 +205,7 @@ class Intake:
             )
             records = [
                 IntakeRecord(
+                    topic=message.topic,
                     partition=message.partition,
                     offset=message.offset,
                     key=message.key,
@@ -212,29 +216,34 @@ class Intake:
                 for message in messages
             ]
             if records:
-                taken = await self._record(records, stopping)
-                if taken is None:
-                    return  # stopping while the database was away: read again next start
-                await publish_durable(self.publisher, taken.accepted)
+                readings = read(
+                    records, scope=self.scope, profiles=self.profiles, zone=self.settings.zone
+                )
+                units = [unit for reading in readings for unit in reading.units]
+                for group in chunks(units, self.settings.intake_transaction_events):
+                    accepted = await self._record(group, stopping)
+                    if accepted is None:
+                        return  # stopping while the database was away: read again next start
+                    await publish_durable(self.publisher, accepted)
                 with contextlib.suppress(SQLAlchemyError, OSError):
                     await self.publisher.flush_marks(self.sessions)
-                if not await self._answer(records, taken.results, stopping):
+                results = [answer(reading) for reading in readings]
+                if not await self._answer(records, results, stopping):
                     return
                 await self._commit(
                     {tp: messages[-1].offset + 1 for tp, messages in fetched.items() if messages}
                 )
-                count(taken.results)
+                count(results)
             await self._measure_lag()
 
-    async def _record(self, records: list[IntakeRecord], stopping: asyncio.Event) -> Taken | None:
-        """Take the batch, retrying while the database is away."""
+    async def _record(self, units: list[Unit], stopping: asyncio.Event) -> list[Accepted] | None:
+        """Take units in one transaction, retrying while the database is away."""
         while True:
             try:
                 async with self.sessions() as db_session:
-                    taken = await take(
+                    accepted = await take(
                         db_session,
-                        records,
-                        scope=self.scope,
+                        units,
                         now=datetime.now(UTC),
                         bounds=self.settings.time_bounds,
                     )
@@ -244,7 +253,7 @@ class Intake:
                     return None
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            return taken
+            return accepted
 
     async def _answer(
         self, records: list[IntakeRecord], results: list[IntakeResult], stopping: asyncio.Event

@@ -70,6 +70,22 @@ class FileEvent:
         hospital_id, case_id = self.event.get("hospital_id"), self.event.get("case_id")
         return case_key(str(hospital_id or ""), str(case_id or ""))
 
+    @property
+    def value(self) -> bytes:
+        """The record's value: the event as JSON."""
+        return orjson.dumps(self.event)
+
+
+@dataclass(frozen=True, slots=True)
+class FileMessage:
+    """An HL7 v2 message read from a file, sent as it is in one record (the intake maps
+    it, and records it whole or refuses it), keyed by the hospital and case it maps to."""
+
+    line: int
+    value: bytes
+    key: bytes
+    unit: str = "message"
+
 
 @dataclass(frozen=True, slots=True)
 class LineProblem:
@@ -81,7 +97,9 @@ class LineProblem:
         return f"{self.unit} {self.line}: {self.reason}"
 
 
-Read = FileEvent | LineProblem
+# what a file gives to send, one intake record each
+FileRecord = FileEvent | FileMessage
+Read = FileRecord | LineProblem
 
 
 def guess_format(name: str) -> FileFormat:
@@ -153,7 +171,8 @@ def read_csv(text: str) -> Iterator[Read]:
 
 def read_hl7(raw: bytes, *, profiles: Profiles, zone: ZoneInfo) -> Iterator[Read]:
     """A file of HL7 v2 messages (FHS/BHS batches or bare MSH...), each mapped by the
-    facility profiles, as POST /v1/hl7 maps them; numbered by message, from 1."""
+    facility profiles, as POST /v1/hl7 maps them, to report here what cannot be; numbered
+    by message, from 1."""
     try:
         submission = split_submission(raw)
     except Hl7Unreadable as error:
@@ -171,8 +190,8 @@ def read_hl7(raw: bytes, *, profiles: Profiles, zone: ZoneInfo) -> Iterator[Read
             control_id = message.control_id or "(no MSH-10)"
             yield LineProblem(number, f"{control_id}: {reasons}", "message")
             continue
-        for event in mapped.events:
-            yield FileEvent(number, event.event, "message")
+        key = case_key(mapped.hospital_id or "", mapped.case_id or "")
+        yield FileMessage(number, text.encode(submission.charset, "replace"), key)
 
 
 def read_file(

@@ -11,6 +11,7 @@ from prometheus_client import start_http_server
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.ingest.hl7.profile import load_profiles
 from services.ingest.intake.consumer import Intake, make_consumer, make_results_producer
 from services.ingest.intake.settings import IntakeSettings
 from services.ingest.publisher import EventPublisher
@@ -32,6 +33,7 @@ async def serve(settings: IntakeSettings) -> None:
             start_http_server(settings.intake_metrics_port, addr=settings.intake_metrics_host)
         except OSError as error:  # the intake matters more than its figures
             log.warning("intake: no metrics on port %d: %s", settings.intake_metrics_port, error)
+    profiles = load_profiles(settings.hl7_profiles)  # an invalid one stops it here
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
@@ -51,6 +53,7 @@ async def serve(settings: IntakeSettings) -> None:
             publisher=publisher,
             consumer=consumer,
             producer=producer,
+            profiles=profiles,
         )
         # a fetch ends within its timeout, a batch in hand is finished, then it returns
         await intake.run(stopping)

@@ -13,8 +13,11 @@ class IntakeSettings(CommonSettings, IngestSettings):
     # the hospitals whose events the intake takes, comma-separated, or `*` for every
     # hospital; unset: every hospital in embedded mode, a refusal to start in production
     intake_hospitals: str = ""
-    # records taken in one database transaction (and one offset commit)
+    # records fetched, answered and committed (their offsets) together
     intake_batch_records: int = Field(default=500, ge=1, le=5000)
+    # events recorded in one database transaction: a batch of larger records is taken
+    # in several (a record, or an HL7 message, is never split)
+    intake_transaction_events: int = Field(default=500, ge=1, le=100_000)
     # serve the intake's Prometheus metrics on this port; unset: none
     intake_metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     intake_metrics_host: str = "127.0.0.1"
