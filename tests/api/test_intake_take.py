@@ -26,12 +26,14 @@ from services.ingest.plausibility import TimeBounds
 from services.ingest.service import Accepted
 from services.storage.engine import session_factory
 from services.storage.models import DeadLetter, LedgerEntry
+from tests.unit.chargemaster_samples import sample_charge_book
 
 NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
 BOUNDS = TimeBounds(future_skew=timedelta(minutes=5), backdated_after=timedelta(days=90))
 SCOPE = HospitalScope.parse("H001")
 PROFILES = load_profiles()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+BOOK = sample_charge_book()
 TOPIC = "drgwatch-intake"
 
 
@@ -64,7 +66,7 @@ async def take_all(
 ) -> tuple[list[IntakeResult], list[list[Accepted]]]:
     """Take a batch as the intake does: read, one transaction per chunk, then answer;
     the answers, and the accepted events of each transaction."""
-    readings = read(batch, scope=SCOPE, profiles=PROFILES, zone=SHANGHAI)
+    readings = read(batch, scope=SCOPE, profiles=PROFILES, zone=SHANGHAI, charge_book=BOOK)
     units = [unit for reading in readings for unit in reading.units]
     accepted = []
     for group in chunks(units, max_events):
@@ -239,3 +241,18 @@ async def test_transactions_are_capped_by_their_events_and_record_each_event_onc
     async with session_factory(pg_engine)() as db_session:
         ids = (await db_session.scalars(select(LedgerEntry.event_id))).all()
     assert len(ids) == len(set(ids)) == 22
+
+
+async def test_an_hl7_charge_the_profile_does_not_categorise_takes_the_chargemasters_category(
+    pg_engine: AsyncEngine,
+) -> None:
+    # no coding system: the default profile maps none of these codes
+    stent = dft("M9", ("11800.00", "20261201")).replace("HC01^Stent^CONS", "C-STENT-IMP^Stent")
+    stent = stent.replace("|2|11800.00|12.50|", "|1|11800.00|11800.00|")
+    unknown = dft("M10", ("25.00", "20261201")).replace("HC01^Stent^CONS", "X42^Unlisted")
+    results, [accepted] = await take_all(pg_engine, records(stent.encode(), unknown.encode()))
+    assert [result.status for result in results] == ["accepted", "accepted"]
+    async with session_factory(pg_engine)() as db_session:
+        rows = (await db_session.execute(select(LedgerEntry.event_id, LedgerEntry.payload))).all()
+    categories = {row.event_id: orjson.loads(row.payload)["category"] for row in rows}
+    assert categories == {"M9-1": "consumable", "M10-1": "other"}

@@ -37,6 +37,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.casecost.chargemaster import ChargeBook
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable
 from services.ingest.hl7.intake import contract_problems, refusal_letter
@@ -57,6 +58,7 @@ from services.ingest.plausibility import TimeBounds
 from services.ingest.publisher import EventPublisher, publish_durable
 from services.ingest.schemas import ItemResult
 from services.ingest.service import Accepted
+from services.reference.chargemaster.service import KeptChargeBook
 from services.storage import dead_letters
 from services.storage.models import DeadLetter
 from services.validation import summary
@@ -197,6 +199,7 @@ class Intake:
         self.consumer = consumer
         self.producer = producer
         self.profiles = profiles
+        self.charge_book = KeptChargeBook()
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -216,8 +219,15 @@ class Intake:
                 for message in messages
             ]
             if records:
+                charge_book = await self._charge_book(stopping)
+                if charge_book is None:
+                    return  # stopping while the database was away: read again next start
                 readings = read(
-                    records, scope=self.scope, profiles=self.profiles, zone=self.settings.zone
+                    records,
+                    scope=self.scope,
+                    profiles=self.profiles,
+                    zone=self.settings.zone,
+                    charge_book=charge_book,
                 )
                 units = [unit for reading in readings for unit in reading.units]
                 for group in chunks(units, self.settings.intake_transaction_events):
@@ -235,6 +245,19 @@ class Intake:
                 )
                 count(results)
             await self._measure_lag()
+
+    async def _charge_book(self, stopping: asyncio.Event) -> ChargeBook | None:
+        """The chargemasters in force, for the categories of HL7 charges the facility's
+        profile does not give; retried while the database is away."""
+        while True:
+            try:
+                async with self.sessions() as db_session:
+                    return await self.charge_book.current(db_session=db_session)
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("intake: cannot read the chargemasters now, retrying: %s", error)
+                if stopping.is_set():
+                    return None
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _record(self, units: list[Unit], stopping: asyncio.Event) -> list[Accepted] | None:
         """Take units in one transaction, retrying while the database is away."""

@@ -183,7 +183,8 @@ def read_hl7(raw: bytes, *, profiles: Profiles, zone: ZoneInfo) -> Iterator[Read
         except Hl7Unreadable as error:
             yield LineProblem(number, error.message, "message")
             continue
-        # on the sender's machine, which reads no database: no chargemaster
+        # on the sender's machine, which reads no database, only to key the message and
+        # report what cannot be taken: the intake maps it again, with the chargemasters
         mapped = map_message(message, profiles, zone, ChargeBook())
         if mapped.refusal is not None:
             reasons = "; ".join(str(problem) for problem in mapped.problems)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from services.casecost.chargemaster import ChargeBook
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import PayloadRejected
 from services.ingest.hl7.er7 import Location
@@ -151,20 +152,31 @@ class ReadRecord:
 
 
 def read(
-    records: Sequence[IntakeRecord], *, scope: HospitalScope, profiles: Profiles, zone: ZoneInfo
+    records: Sequence[IntakeRecord],
+    *,
+    scope: HospitalScope,
+    profiles: Profiles,
+    zone: ZoneInfo,
+    charge_book: ChargeBook,
 ) -> list[ReadRecord]:
-    """Every record read into its units; events outside the scope are refused here."""
+    """Every record read into its units; events outside the scope are refused here.
+    `charge_book`: the chargemasters, for the categories of HL7 charges the profile lacks."""
     return [
-        ReadRecord(record=record, units=_units(record, scope, profiles, zone)) for record in records
+        ReadRecord(record=record, units=_units(record, scope, profiles, zone, charge_book))
+        for record in records
     ]
 
 
 def _units(
-    record: IntakeRecord, scope: HospitalScope, profiles: Profiles, zone: ZoneInfo
+    record: IntakeRecord,
+    scope: HospitalScope,
+    profiles: Profiles,
+    zone: ZoneInfo,
+    charge_book: ChargeBook,
 ) -> list[Unit]:
     try:
         if is_hl7(record.value):
-            return _hl7_units(record, scope, profiles, zone)
+            return _hl7_units(record, scope, profiles, zone, charge_book)
         events = read_record(record.value)
     except PayloadRejected as refusal:
         raw = (record.value or b"")[:MAX_PAYLOAD_CHARS]
@@ -183,12 +195,20 @@ def is_hl7(value: bytes | None) -> bool:
 
 
 def _hl7_units(
-    record: IntakeRecord, scope: HospitalScope, profiles: Profiles, zone: ZoneInfo
+    record: IntakeRecord,
+    scope: HospitalScope,
+    profiles: Profiles,
+    zone: ZoneInfo,
+    charge_book: ChargeBook,
 ) -> list[Unit]:
     if len(record.value or b"") > MAX_RECORD_BYTES:
         read_record(record.value)  # refused for its size, as JSON is
     _, readings = read_submission(
-        record.value or b"", declared_charset=None, profiles=profiles, zone=zone
+        record.value or b"",
+        declared_charset=None,
+        profiles=profiles,
+        zone=zone,
+        charge_book=charge_book,
     )
     units = []
     for number, reading in enumerate(readings):
