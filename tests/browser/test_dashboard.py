@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 
 from tests.browser import accessibility
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, TABLET_LANDSCAPE
-from tests.browser.hospital_day import HOSPITAL, ZONE, a_stay, charge, share
+from tests.browser.hospital_day import HOSPITAL, STANDARD, ZONE, a_stay, charge, share
 from tests.integration.harness import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -318,6 +318,96 @@ def test_precheck_shows_where_the_case_would_land(
     assert "2,000.00" in result.inner_text()
     assert "将跨越预警级别" in page.inner_text("body")
     assert problems == []
+
+
+def _landing(total: Decimal, standard: Decimal) -> str:
+    """A total and its ratio to the standard as the page shows them: "38,342.77 · 94.9%"."""
+    ratio = (total / standard * 100).quantize(Decimal("0.1"))
+    return f"{total:,.2f} · {ratio}%"
+
+
+def test_precheck_prices_an_item_from_the_chargemaster_and_lists_cheaper_equivalents(
+    browser_page: tuple[Any, list[str]], hospital: Stack
+) -> None:
+    # a coronary care case at 93% of its standard; from the sample chargemaster, the
+    # imported stent (11800.00) takes it over the standard, the domestic stents of its
+    # equivalence group keep it under: 770.00 lands at blue, 848.00 just over yellow's 95%
+    page, problems = browser_page
+    hospital.post(a_stay("C-7001", "FM15", "CCU", "0.93"))
+    hospital.wait_for(lambda: (hospital.case(HOSPITAL, "C-7001") or {}).get("level") == "blue", 60)
+    total, standard = share("FM15", "0.93"), STANDARD["FM15"]
+    page.goto(f"{hospital.url}/hospitals/{HOSPITAL}/cases/C-7001")
+    page.get_by_test_id("case-summary").wait_for()
+    assert page.get_by_label("单价（元）").get_attribute("placeholder") == "取自收费目录"
+
+    # the code's suggestions come from the chargemaster: a search by name
+    page.get_by_label("项目编码").press_sequentially("支架")
+    suggestions = page.locator(".precheck-suggestions li")
+    # the three stents and the stenting procedure
+    expect(suggestions).to_have_count(4, timeout=10_000)
+    codes = {text.split()[0] for text in suggestions.all_inner_texts()}
+    assert codes == {"C-STENT-IMP", "C-STENT-DOM", "C-STENT-DOM2", "P-PCI"}, codes
+    # the keys move through them, and the input names the option it is on
+    page.get_by_label("项目编码").press("ArrowDown")
+    current = page.get_by_label("项目编码").get_attribute("aria-activedescendant")
+    assert current and page.locator(f"[id='{current}']").inner_text().startswith("C-STENT-DOM")
+    suggestions.filter(has_text="C-STENT-IMP").click()
+    expect(page.get_by_label("项目编码")).to_have_value("C-STENT-IMP")
+    expect(page.get_by_test_id("precheck-picked")).to_contain_text("11,800.00")
+    page.get_by_label("数量").fill("1")
+    page.get_by_role("button", name="预审", exact=True).click()
+
+    result = page.get_by_test_id("precheck-result")
+    result.wait_for()
+    expect(result).to_contain_text(_landing(total + Decimal("11800.00"), standard))
+    expect(result).to_contain_text("红色预警")
+    item = result.get_by_test_id("precheck-items").locator(".el-table__row")
+    expect(item).to_have_count(1)
+    expect(item.get_by_test_id("precheck-unit-price")).to_have_text("11,800.00")
+    expect(item.locator("[data-source=chargemaster]")).to_have_text("收费目录")
+    expect(item).to_contain_text("进口药物洗脱冠状动脉支架")
+
+    alternatives = result.locator("[data-testid=precheck-alternatives][data-item=C-STENT-IMP]")
+    expect(alternatives.get_by_role("heading")).to_contain_text("CORONARY-DES")
+    rows = alternatives.locator(".el-table__row")
+    expect(rows).to_have_count(2)
+    cheapest, next_one = rows.nth(0), rows.nth(1)
+    for row, code, price, saving, level, colour in [
+        (cheapest, "C-STENT-DOM", "770.00", "11,030.00", "蓝色预警", "blue"),
+        (next_one, "C-STENT-DOM2", "848.00", "10,952.00", "黄色预警", "yellow"),
+    ]:
+        cells = row.locator("td").all_inner_texts()
+        assert cells[0] == code and "国产药物洗脱冠状动脉支架" in cells[1], cells
+        assert (cells[2], cells[3]) == (price, saving), cells
+        assert _landing(total + Decimal(price), standard) in cells[4], cells
+        expect(row.locator(f".level-tag.{colour}")).to_have_text(level)
+    shoot(page, "case-precheck-alternatives-zh-laptop")
+    found = accessibility.violations(page)
+    assert not accessibility.failing(found), accessibility.report("precheck zh", found)
+
+    # in English the items are named by the chargemaster's English names
+    page.get_by_text("English", exact=True).click()
+    expect(rows.nth(0).locator("td").nth(1)).to_have_text(
+        "Domestic drug-eluting coronary stent (cobalt-chromium)"
+    )
+    expect(item.locator("[data-source=chargemaster]")).to_have_text("Chargemaster")
+    expect(rows.nth(1).locator(".level-tag")).to_have_text("Yellow alert")
+    shoot(page, "case-precheck-alternatives-en-laptop")
+    page.get_by_text("中文", exact=True).click()
+
+    # an item the chargemaster does not hold, given no price: the API's reason beside the form
+    page.get_by_label("项目编码").fill("X-99")
+    page.get_by_role("button", name="预审", exact=True).click()
+    refusal = page.get_by_test_id("precheck-refusal")
+    expect(refusal).to_contain_text("X-99 不在今日有效的收费目录中")
+    expect(refusal).to_contain_text("items.0.unit_price: item X-99 has no unit_price")
+    expect(page.get_by_text("请填写单价", exact=True)).to_be_visible()
+    expect(result).to_have_count(0)
+    shoot(page, "case-precheck-refused-zh-laptop")
+    found = accessibility.violations(page)
+    assert not accessibility.failing(found), accessibility.report("precheck refused zh", found)
+    # the refusal is the one error the browser logs: its 422 answer
+    assert [problem for problem in problems if "status of 422" not in problem] == []
 
 
 def test_the_accessibility_check_finds_what_it_looks_for(browser: Any) -> None:

@@ -47,6 +47,17 @@ export function money(value) {
   return `${sign}${group(integer)}.${fraction}`;
 }
 
+/** A unit price as given, to the cent or to as many places as it has beyond:
+ * "11800.00" -> "11,800.00", "0.042" -> "0.042", "6.8500" -> "6.85". */
+export function unitPrice(value) {
+  if (value === null || value === undefined || value === "") return DASH;
+  const match = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(String(value).trim());
+  if (!match) return DASH;
+  const fraction = (match[3] || "").replace(/0+$/, "").padEnd(2, "0");
+  const integer = (match[2] || "0").replace(/^0+(?=\d)/, "");
+  return `${match[1] === "-" ? "-" : ""}${group(integer)}.${fraction}`;
+}
+
 /** A ratio string as a percentage: "0.9523" -> "95.2%". */
 export function percent(value, places = 1) {
   if (value === null || value === undefined || value === "") return DASH;
