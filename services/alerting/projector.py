@@ -19,18 +19,17 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.alerting.alert_inserts import hold_alert_lock, insert_alerts
 from services.alerting.settings import WorkerSettings
 from services.storage.dead_letters import dead_letter
-from services.storage.engine import insert_ignoring, upsert
-from services.storage.models import AlertRecord, CaseRecord, WorkerHeartbeat
+from services.storage.engine import upsert
+from services.storage.models import CaseRecord, WorkerHeartbeat
 from services.topics import create_topics
 
 log = logging.getLogger(__name__)
-ALERT_LOCK = {"key": 0x647277_616C72}  # "drw" "alr": one lock for alert inserts
 
 CASE_COLUMNS = [
     "status",
@@ -210,12 +209,10 @@ async def write_batch(
                 [case_row(state, now) for state in states],
             )
         if ordered_alerts:
-            if engine.dialect.name == "postgresql":
-                # alerts commit in seq order, so a reader that follows seq (the live stream,
-                # the webhook fan-out) never passes a seq whose row commits later; several
-                # projectors (one per worker) take turns here until their commit
-                await db_session.execute(text("SELECT pg_advisory_xact_lock(:key)"), ALERT_LOCK)
-            await db_session.execute(insert_ignoring(engine, AlertRecord), ordered_alerts)
+            # several projectors (one per worker) and the watches take turns here until
+            # their commit, so alerts commit in seq order
+            await hold_alert_lock(db_session)
+            await insert_alerts(db_session, ordered_alerts)
         for letter in dead:
             db_session.add(
                 dead_letter(

@@ -25,8 +25,8 @@ month already raised while it ran is not raised again when it closes; a new vers
 rule judges afresh.
 
 Several workers may run the watch at once, and restarts repeat it: the ids already in the
-table are skipped, and the rest are inserted with insert-ignore under the alert lock (the
-projector's, on PostgreSQL), so each finding is inserted once and alerts keep their
+table are skipped, and the rest are inserted with insert-ignore under the alert lock (on
+PostgreSQL; alert_inserts.py), so each finding is inserted once and alerts keep their
 sequence order.
 
 The figures of all departments come from one grouped query per check, over the cases
@@ -38,16 +38,15 @@ department (the rule registry's switches) is skipped there.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerting.projector import ALERT_LOCK, alert_row
+from services.alerting.alert_inserts import hold_alert_lock, insert_alerts
+from services.alerting.projector import alert_row
 from services.alerting.rulefigures import (
     department_figures,
     drg_run_length,
@@ -60,10 +59,7 @@ from services.casecost.rules import (
     RuleSwitches,
     evaluate_department,
 )
-from services.storage.engine import insert_ignoring
 from services.storage.models import AlertRecord
-
-log = logging.getLogger(__name__)
 
 
 async def sweep(
@@ -103,19 +99,18 @@ async def sweep(
         new = [row for row in rows if row["alert_id"] not in raised]
         if not new:
             return 0
-        if engine.dialect.name == "postgresql":
-            await db_session.execute(text("SELECT pg_advisory_xact_lock(:key)"), ALERT_LOCK)
+        locked = await hold_alert_lock(db_session)
+        if locked:
             # under the lock, what another worker inserted meanwhile is committed
             raised = await _raised(db_session, new)
             new = [row for row in new if row["alert_id"] not in raised]
         if not new:
             return 0
-        connection = await db_session.connection()
-        inserted = await connection.execute(insert_ignoring(engine, AlertRecord), new)
+        inserted = await insert_alerts(db_session, new)
         await db_session.commit()
     # SQLite has no advisory lock, but one writer at a time: its count of rows inserted
     # leaves out what another check inserted first
-    return len(new) if engine.dialect.name == "postgresql" else max(inserted.rowcount, 0)
+    return len(new) if locked else inserted
 
 
 async def _raised(db_session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -131,22 +126,3 @@ async def _raised(db_session: AsyncSession, rows: Sequence[dict[str, Any]]) -> s
             )
         )
     return found
-
-
-async def watch_once(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    rules: Sequence[DepartmentRule],
-    zone: tzinfo,
-    now: datetime,
-    switches: RuleSwitches = NO_SWITCHES,
-) -> None:
-    """A check as the worker's timer runs it: a database that cannot answer is tried again
-    at the next tick."""
-    try:
-        raised = await sweep(engine, sessions, rules, zone, now, switches)
-    except (SQLAlchemyError, OSError) as error:
-        log.warning("rule watch skipped (%s)", type(error).__name__)
-        return
-    if raised:
-        log.info("rule watch raised %d department rule alerts", raised)

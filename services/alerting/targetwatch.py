@@ -12,32 +12,29 @@ alert of kind `target` is inserted into the alerts table, and from there it reac
 live stream and the webhooks like any other alert.
 
 Several workers may run the watch at once: on PostgreSQL each pass holds the alert lock
-(the projector's), so passes take turns and alerts keep their sequence order; the alert
+(alert_inserts.py), so passes take turns and alerts keep their sequence order; the alert
 id derives from the department, period, measure and the count of alerts the measure has
 raised, so a pass repeated after a crash inserts nothing twice.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerting.projector import ALERT_LOCK
+from services.alerting.alert_inserts import hold_alert_lock, insert_alerts
 from services.casecost import targets as pacing
 from services.casecost.pricing import AlertLevel, PriceBook
 from services.casecost.targets import Figures, Period, Watch, WatchRules
-from services.storage.engine import insert_ignoring, upsert
-from services.storage.models import AlertRecord, CaseRecord, DepartmentTarget, TargetWatch
+from services.storage.engine import upsert
+from services.storage.models import CaseRecord, DepartmentTarget, TargetWatch
 
-log = logging.getLogger(__name__)
 ALERT_IDS = uuid.UUID("5b0f6f0e-55a4-4f43-9d0b-7a3c2f7f1d21")
 
 
@@ -174,8 +171,7 @@ async def sweep(
         judged = subjects(records, periods)
         if not judged:
             return 0
-        if engine.dialect.name == "postgresql":
-            await db_session.execute(text("SELECT pg_advisory_xact_lock(:key)"), ALERT_LOCK)
+        await hold_alert_lock(db_session)
         held = {
             (w.hospital_id, w.department, w.period, w.measure): w
             for w in await db_session.scalars(
@@ -221,7 +217,7 @@ async def sweep(
                     }
                 )
         if alerts:
-            await db_session.execute(insert_ignoring(engine, AlertRecord), alerts)
+            await insert_alerts(db_session, alerts)
         if watched:
             await db_session.execute(
                 upsert(
@@ -234,22 +230,3 @@ async def sweep(
             )
         await db_session.commit()
     return len(alerts)
-
-
-async def watch_once(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    price_book: PriceBook,
-    zone: tzinfo,
-    now: datetime,
-    rules: WatchRules,
-) -> None:
-    """A pass as the worker's timer runs it: a database that cannot answer is tried again
-    at the next tick."""
-    try:
-        raised = await sweep(engine, sessions, price_book, zone, now, rules)
-    except (SQLAlchemyError, OSError) as error:
-        log.warning("target watch skipped (%s)", type(error).__name__)
-        return
-    if raised:
-        log.info("target watch raised %d department alerts", raised)

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NoReturn, cast
@@ -300,6 +300,18 @@ class WorkerApp:
                 await self.send_command(key, command)
 
 
+async def _run_watch(watch: str, raised_what: str, sweep: Awaitable[int]) -> None:
+    """A watch's pass as the worker's timer runs it: a database that cannot answer is tried
+    again at the next tick."""
+    try:
+        raised = await sweep
+    except (SQLAlchemyError, OSError) as error:
+        log.warning("%s skipped (%s)", watch, type(error).__name__)
+        return
+    if raised:
+        log.info("%s raised %d %s", watch, raised, raised_what)
+
+
 def create_worker(settings: WorkerSettings) -> WorkerApp:
     """Build the Faust app: the events topic delivered in batches to `apply_batch`, the
     cases table, the projector, and the timers (reference reload, gap release, heartbeat)."""
@@ -405,25 +417,33 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
     @app.timer(settings.target_check_seconds)
     async def _watch_targets() -> None:
         if worker.reference.loaded:
-            await targetwatch.watch_once(
-                engine,
-                sessions,
-                worker.reference.price_book,
-                settings.zone,
-                datetime.now(UTC),
-                settings.target_watch_rules,
+            await _run_watch(
+                "target watch",
+                "department alerts",
+                targetwatch.sweep(
+                    engine,
+                    sessions,
+                    worker.reference.price_book,
+                    settings.zone,
+                    datetime.now(UTC),
+                    settings.target_watch_rules,
+                ),
             )
 
     @app.timer(settings.rule_check_seconds)
     async def _watch_rules() -> None:
         if worker.reference.loaded:
-            await rulewatch.watch_once(
-                engine,
-                sessions,
-                worker.reference.rules.department_rules,
-                settings.zone,
-                datetime.now(UTC),
-                worker.reference.switches,
+            await _run_watch(
+                "rule watch",
+                "department rule alerts",
+                rulewatch.sweep(
+                    engine,
+                    sessions,
+                    worker.reference.rules.department_rules,
+                    settings.zone,
+                    datetime.now(UTC),
+                    worker.reference.switches,
+                ),
             )
 
     worker_id = f"{socket.gethostname()}:{os.getpid()}"

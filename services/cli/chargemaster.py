@@ -4,11 +4,11 @@ the API of the target (services/cli/target.py)."""
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from services.cli.output import Output, moment, table
+from services.cli.reference import iso_date
 from services.cli.target import Client, CommandError, add_target_options
 from services.reference.chargemaster.service import CSV_COLUMNS, items_from_csv
 from services.reference.exceptions import ChargemasterRefused
@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     load.add_argument("file", type=Path)
     load.add_argument(
         "--valid-from",
-        type=_iso_date,
+        type=iso_date,
         required=True,
         metavar="YYYY-MM-DD",
         help="the first day it prices (the hospital's local day)",
@@ -53,14 +53,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     item.add_argument("item_code")
     item.add_argument("--hospital-id", help="the chargemaster valid for this hospital")
-    item.add_argument("--on", type=_iso_date, metavar="YYYY-MM-DD", help="valid on this day")
-
-
-def _iso_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    item.add_argument("--on", type=iso_date, metavar="YYYY-MM-DD", help="valid on this day")
 
 
 async def run(args: argparse.Namespace, client: Client, out: Output) -> None:

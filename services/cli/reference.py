@@ -34,7 +34,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     load.add_argument("file", type=Path)
     load.add_argument(
         "--effective-from",
-        type=_iso_date,
+        type=iso_date,
         required=True,
         metavar="YYYY-MM-DD",
         help="the first admission day it prices (the hospital's local day)",
@@ -107,7 +107,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     remove.add_argument("--drg-code", required=True, help="'*' for the every-DRG row")
 
 
-def _iso_date(text: str) -> date:
+def iso_date(text: str) -> date:
+    """A date argument (YYYY-MM-DD); argparse names the argument and the text it refuses."""
     try:
         return date.fromisoformat(text)
     except ValueError:

@@ -160,31 +160,29 @@ class Client:
         json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
-        try:
-            response = await self._http.request(method, path, json=json, params=params)
-        except httpx.TransportError as error:
-            raise CommandError(self._unreachable(error)) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise CommandError(
-                f"{self.target.description} did not answer as drgwatch does"
-                f" (HTTP {response.status_code} {response.headers.get('content-type', '')})"
-            )
+        response = await self._send(method, path, json=json, params=params)
+        body = self._answer_object(response)
         if response.is_success:
             return body
         raise CommandError(self._refusal(response.status_code, body))
 
     async def text(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> str:
         """A successful answer's text, whatever its type (a CSV, a page, JSON)."""
-        try:
-            response = await self._http.request(method, path, params=params)
-        except httpx.TransportError as error:
-            raise CommandError(self._unreachable(error)) from None
+        response = await self._send(method, path, params=params)
         if response.is_success:
             return response.text
+        raise CommandError(self._refusal(response.status_code, self._answer_object(response)))
+
+    async def _send(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError as error:
+            raise CommandError(self._unreachable(error)) from None
+
+    def _answer_object(self, response: httpx.Response) -> dict[str, Any]:
+        """The answer's JSON object: every drgwatch answer but a successful text has one."""
         try:
             body = response.json()
         except ValueError:
@@ -194,7 +192,7 @@ class Client:
                 f"{self.target.description} did not answer as drgwatch does"
                 f" (HTTP {response.status_code} {response.headers.get('content-type', '')})"
             )
-        raise CommandError(self._refusal(response.status_code, body))
+        return body
 
     def decoded(self, text: str) -> dict[str, Any]:
         """A JSON answer's object, or CommandError."""

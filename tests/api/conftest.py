@@ -6,6 +6,7 @@ lifespan is entered by hand, so the schema creation and shutdown run as in produ
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,17 @@ class Api:
             return (await connection.execute(text(sql), params)).scalar()
 
 
+@contextlib.asynccontextmanager
+async def running_api(settings: ApiSettings) -> AsyncIterator[Api]:
+    """The app with its lifespan running and a client to it; an exception in the app is
+    answered as the server would (500), not raised into the test."""
+    app = create_app(settings, connect_broker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+
+
 @pytest.fixture
 async def api(postgres_url: str, pg_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Api]:
     """The app with its lifespan running, over an emptied database (and a data
@@ -44,8 +56,22 @@ async def api(postgres_url: str, pg_engine: AsyncEngine, tmp_path: Path) -> Asyn
     settings = ApiSettings(
         database_url=postgres_url, topic_prefix="drgwatch-test", data_dir=tmp_path
     )
-    app = create_app(settings, connect_broker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+    async with running_api(settings) as running:
+        yield running
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def any_api(request: pytest.FixtureRequest, api: Api, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app on PostgreSQL (`api`), or on a new SQLite file, where money is stored as
+    text. A module that sets the app up further (a fixed clock) overrides this fixture
+    with one of the same name that takes it."""
+    if request.param == "postgresql":
+        yield api
+        return
+    settings = ApiSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'drgwatch.db'}",
+        topic_prefix="drgwatch-test",
+        data_dir=tmp_path,
+    )
+    async with running_api(settings) as running:
+        yield running

@@ -292,7 +292,7 @@ async def test_alert_inserts_take_turns_so_seq_order_is_commit_order(api: Api) -
     reader following seq can never see seq n+1 committed before seq n."""
     from sqlalchemy import text
 
-    from services.alerting.projector import ALERT_LOCK
+    from services.alerting.alert_inserts import ALERT_LOCK
 
     async with api.engine.connect() as holder:
         await holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), ALERT_LOCK)

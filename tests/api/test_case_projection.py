@@ -3,19 +3,14 @@ summary, forecast alerts by kind, and precheck at discharge."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from services.alerting.projector import write_batch
-from services.api.app import create_app
 from services.api.deps import get_now
-from services.api.settings import ApiSettings
 from services.casecost.pricing import ratio_of
 from tests.api.conftest import Api
 from tests.api.corefactory import FM15_EMPLOYEE, CaseBuilder
@@ -32,24 +27,12 @@ def fixed_clock(api: Api) -> None:
     api.app.dependency_overrides[get_now] = now
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def any_api(request: pytest.FixtureRequest, api: Api, tmp_path: Path) -> AsyncIterator[Api]:
+@pytest.fixture
+def any_api(any_api: Api) -> Api:
     """The app on PostgreSQL, or on a SQLite file (where money is stored as text, so
-    sorting must compare numbers)."""
-    if request.param == "postgresql":
-        yield api
-        return
-    settings = ApiSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}",
-        topic_prefix="drgwatch-test",
-        data_dir=tmp_path,
-    )
-    app = create_app(settings, connect_broker=False)
-    app.dependency_overrides[get_now] = now
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+    sorting must compare numbers), on the tests' clock."""
+    any_api.app.dependency_overrides[get_now] = now
+    return any_api
 
 
 async def write(api: Api, *builders: CaseBuilder) -> None:

@@ -7,20 +7,15 @@ On the real PostgreSQL and on a SQLite file, where money is stored as text.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from services.access import service as access_service
 from services.alerting.projector import write_batch
-from services.api.app import create_app
 from services.api.deps import forget_reference, get_now
-from services.api.settings import ApiSettings
 from services.reference.chargemaster import service as chargemaster_service
 from tests.api.conftest import Api
 from tests.api.corefactory import FM15_EMPLOYEE, CaseBuilder
@@ -33,25 +28,12 @@ async def now() -> datetime:
     return CLOCK["now"]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def any_api(request: pytest.FixtureRequest, api: Api, tmp_path: Path) -> AsyncIterator[Api]:
-    """The app on PostgreSQL, or on a SQLite file."""
+@pytest.fixture
+def any_api(any_api: Api) -> Api:
+    """The app on PostgreSQL, or on a SQLite file, on the tests' clock."""
     CLOCK["now"] = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-    if request.param == "postgresql":
-        api.app.dependency_overrides[get_now] = now
-        yield api
-        return
-    settings = ApiSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'chargemaster.db'}",
-        topic_prefix="drgwatch-test",
-        data_dir=tmp_path,
-    )
-    app = create_app(settings, connect_broker=False)
-    app.dependency_overrides[get_now] = now
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+    any_api.app.dependency_overrides[get_now] = now
+    return any_api
 
 
 def item(code: str, price: str, group: str | None = None, **more: str) -> dict[str, Any]:

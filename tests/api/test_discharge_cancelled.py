@@ -4,20 +4,15 @@ cases, out of the indicators and the department rules' figures (PostgreSQL and S
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
 from services.alerting.projector import write_batch
 from services.alerting.rulefigures import department_figures
-from services.api.app import create_app
 from services.api.deps import get_now
-from services.api.settings import ApiSettings
 from tests.api.conftest import Api
 from tests.api.corefactory import CaseBuilder
 from tests.api.helpers import HOSPITAL, admitted
@@ -37,23 +32,11 @@ async def now() -> datetime:
     return NOW.astimezone(UTC)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def any_api(request: pytest.FixtureRequest, api: Api, tmp_path: Path) -> AsyncIterator[Api]:
-    if request.param == "postgresql":
-        api.app.dependency_overrides[get_now] = now
-        yield api
-        return
-    settings = ApiSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'reopen.db'}",
-        topic_prefix="drgwatch-test",
-        data_dir=tmp_path,
-    )
-    app = create_app(settings, connect_broker=False)
-    app.dependency_overrides[get_now] = now
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+@pytest.fixture
+def any_api(any_api: Api) -> Api:
+    """The app on PostgreSQL, or on a SQLite file, on the tests' clock."""
+    any_api.app.dependency_overrides[get_now] = now
+    return any_api
 
 
 def cancellation(event_id: str, **over: Any) -> dict[str, Any]:

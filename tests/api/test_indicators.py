@@ -15,20 +15,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from services.access import service as access_service
 from services.alerting.projector import write_batch
-from services.api.app import create_app
 from services.api.deps import get_now
 from services.api.settings import ApiSettings
 from services.casecost.pricing import Catalogue, DrgGroup, PriceBook
 from services.storage import schema
 from services.storage.engine import make_engine
 from services.storage.models import Base
-from tests.api.conftest import Api
+from tests.api.conftest import Api, running_api
 from tests.api.corefactory import CaseBuilder
 
 CATALOGUE: dict[str, Any] = {
@@ -268,11 +266,8 @@ async def service(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     settings = ApiSettings(
         database_url=database_url, topic_prefix="drgwatch-test", data_dir=tmp_path
     )
-    app = create_app(settings, connect_broker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+    async with running_api(settings) as running:
+        yield running
 
 
 def set_today(api: Api, moment: str) -> None:

@@ -9,19 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import insert
 
 from services.alerting.projector import write_batch
-from services.api.app import create_app
 from services.api.deps import get_now
 from services.api.settings import ApiSettings
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.reference import registry
 from services.storage.models import CaseRecord
-from tests.api.conftest import Api
+from tests.api.conftest import Api, running_api
 from tests.api.corefactory import PRICE_BOOK
 from tests.api.helpers import admitted, charge
 from tests.api.test_rule_watch import NOW, discharged
@@ -55,14 +53,10 @@ async def rules_api(
     settings = ApiSettings(
         database_url=url, topic_prefix="drgwatch-test", data_dir=tmp_path, rules_dir=rules_dir
     )
-    app = create_app(settings, connect_broker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            api = Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
-            yield api
-            # nothing of these rules may reach a later test's stack on the session database
-            await _empty_registry(api)
+    async with running_api(settings) as api:
+        yield api
+        # nothing of these rules may reach a later test's stack on the session database
+        await _empty_registry(api)
 
 
 async def _empty_registry(api: Api) -> None:

@@ -21,9 +21,9 @@ from standardwebhooks import Webhook
 from starlette.types import Receive, Scope, Send
 
 from services.access import service as access_service
-from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.storage.models import AlertRecord
+from tests.api.conftest import running_api
 
 # fast retries for tests; production defaults are documented in services/settings.py
 FAST = {
@@ -258,11 +258,8 @@ def settings_for(postgres_url: str, **over: Any) -> ApiSettings:
 @contextlib.asynccontextmanager
 async def running_app(settings: ApiSettings, receiver: Receiver) -> AsyncIterator[Hooks]:
     """The real app with its lifespan (and so its dispatcher) running."""
-    app = create_app(settings, connect_broker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Hooks(app, client, app.state.engine, app.state.sessions, receiver)
+    async with running_api(settings) as api:
+        yield Hooks(api.app, api.client, api.engine, api.sessions, receiver)
 
 
 _alert_counter = 0

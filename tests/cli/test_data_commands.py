@@ -272,3 +272,39 @@ async def test_each_wrong_target_is_one_line_and_creates_nothing(
     key_alone = await drgwatch(tmp_path, "users", "list", "--api-key", "dwk_x")
     assert key_alone.code == 2 and "--api-key goes with --url" in key_alone.failed_with_one_line()
     assert not nowhere.exists() and not (tmp_path / "var").exists()
+
+
+async def test_a_server_that_is_not_drgwatch_and_a_bad_date_are_one_line_each(
+    tmp_path: Path,
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse, PlainTextResponse
+
+    other = FastAPI()
+
+    @other.get("/v1/drg-catalogues")
+    async def catalogues() -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    @other.get("/v1/hospitals/{hospital_id}/briefings/weekly")
+    async def briefing(hospital_id: str) -> HTMLResponse:
+        return HTMLResponse("<html>bad gateway</html>", status_code=502)
+
+    async with serving(other) as base:
+        listed = await drgwatch(tmp_path, "drg", "list", "--url", base)
+        briefed = await drgwatch(tmp_path, "briefing", "--hospital", "H001", "--url", base)
+    assert listed.failed_with_one_line() == (
+        f"drgwatch drg list: drgwatch at {base} did not answer as drgwatch does"
+        " (HTTP 200 text/plain; charset=utf-8)"
+    )
+    assert briefed.failed_with_one_line() == (
+        f"drgwatch briefing: drgwatch at {base} did not answer as drgwatch does"
+        " (HTTP 502 text/html; charset=utf-8)"
+    )
+    for args in (
+        ("drg", "import", "f.csv", "--effective-from"),
+        ("chargemaster", "item", "X", "--on"),
+    ):
+        dated = await drgwatch(tmp_path, *args, "2026-13-01")
+        assert dated.code == 2
+        assert dated.err.strip().endswith("'2026-13-01' is not a date (YYYY-MM-DD)"), dated.err

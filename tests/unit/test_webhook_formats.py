@@ -154,6 +154,32 @@ def test_a_forecast_alert_keeps_event_text_inert(
     assert not MARKUP.search(department_line.split("　")[0][len("> 科室：") :])
 
 
+@pytest.mark.parametrize("alert", [_alert("支架"), _forecast("支架")], ids=["level", "forecast"])
+def test_a_case_alert_lists_its_first_three_cost_items_after_a_blank_line(
+    alert: AlertOut,
+) -> None:
+    items = [
+        Contributor(
+            item_code=f"X{n}", item_name=f"项目{n}", category="drug", quantity="1", amount=amount
+        )
+        for n, amount in enumerate(["900.00", "500.00", "300.00", "100.00"], start=1)
+    ]
+    text = _text(
+        formats.alert_body(alert.model_copy(update={"top_contributors": items}), "wecom"), "wecom"
+    )
+    assert text.splitlines()[-5:] == [
+        "",
+        "主要费用项目：",
+        "- 项目1（X1）900.00",
+        "- 项目2（X2）500.00",
+        "- 项目3（X3）300.00",
+    ]
+    bare = _text(
+        formats.alert_body(alert.model_copy(update={"top_contributors": []}), "wecom"), "wecom"
+    )
+    assert "主要费用项目" not in bare and not bare.endswith("\n")
+
+
 def test_the_standard_format_names_a_forecast_alert_and_its_projection() -> None:
     body = orjson.loads(formats.alert_body(_forecast(), "standard"))
     assert body["type"] == "alert.forecast"

@@ -113,15 +113,23 @@ def alert_body(alert: AlertOut, message_format: Format) -> str:
         f"> 费用比：**{percent(alert.ratio)}**"
         f"（总费用 {alert.total_cost} / 标准 {alert.standard_cost}）",
     ]
-    if alert.top_contributors:
-        lines.append("")
-        lines.append("主要费用项目：")
-        for contributor in alert.top_contributors[:TOP_CONTRIBUTORS_SHOWN]:
-            lines.append(
-                f"- {inert(contributor.item_name)}（{inert(contributor.item_code)}）"
-                f"{inert(contributor.amount)}"
-            )
+    lines.extend(_contributor_lines(alert))
     return _robot_body(title, "\n".join(lines), message_format)
+
+
+def _contributor_lines(alert: AlertOut) -> list[str]:
+    """The case's top cost items as the robot message lists them; none when it has none."""
+    if not alert.top_contributors:
+        return []
+    return [
+        "",
+        "主要费用项目：",
+        *(
+            f"- {inert(contributor.item_name)}（{inert(contributor.item_code)}）"
+            f"{inert(contributor.amount)}"
+            for contributor in alert.top_contributors[:TOP_CONTRIBUTORS_SHOWN]
+        ),
+    ]
 
 
 def _forecast_robot_body(alert: AlertOut, message_format: Format) -> str:
@@ -140,14 +148,7 @@ def _forecast_robot_body(alert: AlertOut, message_format: Format) -> str:
         "",
         "按本病例目前每日费用及该 DRG 平均住院日推算，请及早评估诊疗方案。",
     ]
-    if alert.top_contributors:
-        lines.append("")
-        lines.append("主要费用项目：")
-        for contributor in alert.top_contributors[:TOP_CONTRIBUTORS_SHOWN]:
-            lines.append(
-                f"- {inert(contributor.item_name)}（{inert(contributor.item_code)}）"
-                f"{inert(contributor.amount)}"
-            )
+    lines.extend(_contributor_lines(alert))
     return _robot_body(title, "\n".join(lines), message_format)
 
 
