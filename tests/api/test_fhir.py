@@ -4,7 +4,6 @@ total), the FHIR answers, and the dead letters of what was refused."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -46,24 +45,11 @@ category_systems: {http://loinc.org: lab}
 """
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def any_api(request: pytest.FixtureRequest, api: Api, tmp_path: Path) -> AsyncIterator[Api]:
+@pytest.fixture
+def any_api(any_api: Api) -> Api:
     """The app on PostgreSQL, or on a SQLite file, reading FHIR with the tests' mapping."""
-    if request.param == "postgresql":
-        api.app.state.fhir_mapping = MAPPING
-        yield api
-        return
-    settings = ApiSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'fhir.db'}",
-        topic_prefix="drgwatch-test",
-        data_dir=tmp_path,
-    )
-    app = create_app(settings, connect_broker=False)
-    app.state.fhir_mapping = MAPPING
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
+    any_api.app.state.fhir_mapping = MAPPING
+    return any_api
 
 
 async def post(api: Api, document: Any, **headers: str) -> httpx.Response:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
-import pytest
 
-from services.api.app import create_app
-from services.api.settings import ApiSettings
 from services.casecost.apply import apply_event, new_case
 from services.casecost.events import parse_event
 from services.casecost.pricing import PriceBook
@@ -25,24 +19,6 @@ SHANGHAI_NOW = datetime.now(UTC) + timedelta(hours=8)
 # an hour ago, written as Beijing wall-clock time without an offset (as most HIS send it)
 WHEN = (SHANGHAI_NOW - timedelta(hours=1)).strftime("%Y%m%d%H%M%S")
 SERVICE_DAY = (SHANGHAI_NOW - timedelta(hours=1)).date().isoformat()
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def any_api(request: pytest.FixtureRequest, api: Api, tmp_path: Path) -> AsyncIterator[Api]:
-    """The app on PostgreSQL, or on a SQLite file."""
-    if request.param == "postgresql":
-        yield api
-        return
-    settings = ApiSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hl7.db'}",
-        topic_prefix="drgwatch-test",
-        data_dir=tmp_path,
-    )
-    app = create_app(settings, connect_broker=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(app=app, client=client, engine=app.state.engine, sessions=app.state.sessions)
 
 
 def dft(control_id: str, *lines: str, case_id: str = "V-1", hospital: str = "H001") -> str:
