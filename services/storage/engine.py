@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -23,15 +23,16 @@ def make_engine(url: str) -> AsyncEngine:
     # hide_parameters: an error message must not carry bound values (event payloads hold
     # free text) into a log
     if url.startswith("sqlite"):
-        # a connection costs a thread and the schema's parse on first use: enough are kept
-        # open for a busy API's concurrent requests, so they are not opened and closed
-        # again for each burst
+        # a connection to a file costs a thread and the schema's parse on first use: enough
+        # are kept open for a busy API's concurrent requests, so they are not opened and
+        # closed again for each burst (an in-memory database has one, shared)
+        database = make_url(url).database
+        in_memory = not database or database == ":memory:" or "mode=memory" in url
+        pool: dict[str, Any] = (
+            {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
+        )
         engine = create_async_engine(
-            url,
-            connect_args={"timeout": 30},
-            pool_size=SQLITE_POOL_SIZE,
-            max_overflow=SQLITE_POOL_SIZE,
-            hide_parameters=True,
+            url, connect_args={"timeout": 30}, hide_parameters=True, **pool
         )
 
         @event.listens_for(engine.sync_engine, "connect")
