@@ -9,6 +9,11 @@ CPU time the process used in between (all its threads), and its peak resident me
 - quix: a Quix Streams application doing the per-case stateful sum and threshold
   check, with its state in RocksDB behind a changelog topic and level changes
   produced to an output topic (a small shim lets it run on tansu, see `_quix_shim`);
+- quix_core: drgwatch's pure core in a Quix Streams application: each record's seal
+  checked, decoded and folded into its case as the worker's batch path does it (the same
+  price book, with the shipped rules), the case state kept in Quix's RocksDB store as the
+  bytes the worker's changelog holds, the alerts produced to an output topic; its final
+  states and alerts are checked as drgwatch's are;
 - naive_faust: a plain Faust agent, one event at a time, the same sum and check in a
   changelog-backed table, level changes sent to a topic;
 - drgwatch: drgwatch's own worker, as `drgwatch worker` runs it (agent, table,
@@ -23,13 +28,19 @@ import os
 import sys
 import time
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from services.bench.workload import level_of
+
+if TYPE_CHECKING:  # each contender imports only what it runs
+    from services.alerting.settings import WorkerSettings
+    from services.casecost.pricing import PriceBook
+    from services.wire import EventSeal
 
 CENT = Decimal("0.01")
 
@@ -51,6 +62,8 @@ class Clock:
         self.count = 0
         self.first_at = 0.0
         self.first_cpu = 0.0
+        self.done_at = 0.0
+        self.done_cpu = 0.0
 
     def start(self, at: float | None = None) -> None:
         """The first message was received (before any was processed)."""
@@ -65,8 +78,14 @@ class Clock:
         self.count += processed
         return self.count >= self.expect
 
+    def stop(self) -> None:
+        """The last message is done: what follows (gathering the report) is not timed."""
+        if not self.done_at:
+            self.done_at, self.done_cpu = time.time(), time.process_time()
+
     def finish(self, **extra: Any) -> None:
-        done_at, done_cpu = time.time(), time.process_time()
+        self.stop()
+        done_at, done_cpu = self.done_at, self.done_cpu
         self.report.write_bytes(
             orjson.dumps(
                 {
@@ -221,6 +240,109 @@ def quix(config: dict[str, Any]) -> None:
     clock.finish()
 
 
+def quix_core(config: dict[str, Any]) -> None:
+    from quixstreams import Application
+
+    from services.alerting.batch import LiveStates, decode, state_bytes
+    from services.alerting.exceptions import UnprocessableEvent
+    from services.alerting.settings import WorkerSettings
+    from services.casecost.apply import Release, new_case, receive, release_held
+    from services.casecost.state import CaseState
+    from services.wire import NOT_FROM_LEDGER, case_key, case_sequence
+
+    _quix_shim()
+    clock = Clock(config)
+    settings = WorkerSettings()
+    price_book, seal = asyncio.run(_worker_reference(settings))
+    gap_timeout = timedelta(seconds=settings.sequence_gap_seconds)
+    live = LiveStates(settings.live_states)
+    finals: dict[bytes, bytes] = {}  # each case's latest state, as put in the store
+    unprocessable = 0
+    app = Application(
+        broker_address=config["bootstrap"],
+        consumer_group=f"{config['prefix']}-quix-core",
+        auto_offset_reset="earliest",
+        state_dir=config["state_dir"],
+        loglevel="WARNING",
+        consumer_extra_config={"session.timeout.ms": 6000, "max.poll.interval.ms": 10000},
+    )
+    events = app.topic(config["topic"], key_deserializer="bytes", value_deserializer="bytes")
+    alerts = app.topic(config["alerts_topic"], key_serializer="bytes", value_serializer="bytes")
+    frame = app.dataframe(events)
+
+    def fold_record(key: bytes, value: bytes, headers: Any, state: Any) -> list[bytes]:
+        """One record through the core as apply_batch takes it: seal, decode, receive."""
+        nonlocal unprocessable
+        try:
+            if not seal.verify(key, value, headers):
+                raise UnprocessableEvent(NOT_FROM_LEDGER)
+            event, _ = decode(value)
+        except UnprocessableEvent:
+            unprocessable += 1
+            return []
+        case = case_key(event.hospital_id, event.case_id)
+        stored = state.get_bytes("case")
+        current = live.take(case, stored)
+        if current is None:
+            current = (
+                CaseState.from_dict(orjson.loads(stored))
+                if stored
+                else new_case(event.hospital_id, event.case_id)
+            )
+        now = datetime.now(UTC)
+        if isinstance(event, Release):
+            outcome = release_held(current, price_book, now)
+        else:
+            sequence = case_sequence(headers)
+            outcome = receive(current, event, sequence, price_book, now, gap_timeout=gap_timeout)
+        if outcome.changed:
+            written = state_bytes(outcome.state)
+            state.set_bytes("case", written)
+            live.keep(case, written, outcome.state)
+            finals[case] = written
+        return [orjson.dumps(alert) for alert in outcome.alerts]
+
+    def step(value: bytes, key: bytes, _timestamp: int, headers: Any, state: Any) -> list[bytes]:
+        clock.start()
+        raised = fold_record(key, value, headers, state)
+        if clock.tick():
+            app.stop()
+        return raised
+
+    frame = frame.apply(step, stateful=True, metadata=True, expand=True)
+    frame.to_topic(alerts)
+    app.run()
+    clock.stop()
+    cases = {}
+    for case, written in finals.items():
+        final = orjson.loads(written)
+        cases[case.decode()] = {
+            "total_cost": final["total_cost"],
+            "level": final["level"],
+            "events_applied": final["events_applied"],
+        }
+    clock.finish(cases=cases, unprocessable=unprocessable)
+
+
+async def _worker_reference(settings: WorkerSettings) -> tuple[PriceBook, EventSeal]:
+    """The price book the worker prices with (the catalogue in the database and the rule
+    files' rules, as the worker compiles them) and the events topic's seal."""
+    from services.alerting.worker import ReferenceData
+    from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
+    from services.storage.engine import make_engine, session_factory
+    from services.storage.seal import load_seal
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        sessions = session_factory(engine)
+        reference = ReferenceData(sessions, settings.zone)
+        reference.use_rules(load_rule_files(settings.rules_dir or DEFAULT_RULES_DIR))
+        await reference.refresh_until_done()
+        return reference.price_book, await load_seal(sessions)
+    finally:
+        await engine.dispose()
+
+
 def _quix_shim() -> None:
     """tansu answers DescribeConfigs with no entries; Quix derives its changelog from them.
 
@@ -280,6 +402,7 @@ def drgwatch(config: dict[str, Any]) -> None:
             return
         if clock.count >= clock.expect:
             await worker_app.app.producer.flush()  # the alerts sent after the last batch
+            clock.stop()
             states = {key: worker_app.case_state(key) for key in list(worker_app.cases.data)}
             cases = {
                 key.decode(): {
@@ -313,7 +436,13 @@ def _note_first_cpu(app: Any, clock: Clock) -> None:
         handlers[topic] = noted
 
 
-RUNNERS = {"ceiling": ceiling, "quix": quix, "naive_faust": naive_faust, "drgwatch": drgwatch}
+RUNNERS = {
+    "ceiling": ceiling,
+    "quix": quix,
+    "quix_core": quix_core,
+    "naive_faust": naive_faust,
+    "drgwatch": drgwatch,
+}
 
 
 def main() -> None:
