@@ -28,19 +28,13 @@ import os
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from services.bench.workload import level_of
-
-if TYPE_CHECKING:  # each contender imports only what it runs
-    from services.alerting.settings import WorkerSettings
-    from services.casecost.pricing import PriceBook
-    from services.wire import EventSeal
 
 CENT = Decimal("0.01")
 
@@ -243,21 +237,13 @@ def quix(config: dict[str, Any]) -> None:
 def quix_core(config: dict[str, Any]) -> None:
     from quixstreams import Application
 
-    from services.alerting.batch import LiveStates, decode, state_bytes
-    from services.alerting.exceptions import UnprocessableEvent
     from services.alerting.settings import WorkerSettings
-    from services.casecost.apply import Release, new_case, receive, release_held
-    from services.casecost.state import CaseState
-    from services.wire import NOT_FROM_LEDGER, case_key, case_sequence
+    from services.bench.quixcore import CoreStep, worker_reference
 
     _quix_shim()
     clock = Clock(config)
     settings = WorkerSettings()
-    price_book, seal = asyncio.run(_worker_reference(settings))
-    gap_timeout = timedelta(seconds=settings.sequence_gap_seconds)
-    live = LiveStates(settings.live_states)
-    finals: dict[bytes, bytes] = {}  # each case's latest state, as put in the store
-    unprocessable = 0
+    core = CoreStep(*asyncio.run(worker_reference(settings)), settings)
     app = Application(
         broker_address=config["bootstrap"],
         consumer_group=f"{config['prefix']}-quix-core",
@@ -270,41 +256,9 @@ def quix_core(config: dict[str, Any]) -> None:
     alerts = app.topic(config["alerts_topic"], key_serializer="bytes", value_serializer="bytes")
     frame = app.dataframe(events)
 
-    def fold_record(key: bytes, value: bytes, headers: Any, state: Any) -> list[bytes]:
-        """One record through the core as apply_batch takes it: seal, decode, receive."""
-        nonlocal unprocessable
-        try:
-            if not seal.verify(key, value, headers):
-                raise UnprocessableEvent(NOT_FROM_LEDGER)
-            event, _ = decode(value)
-        except UnprocessableEvent:
-            unprocessable += 1
-            return []
-        case = case_key(event.hospital_id, event.case_id)
-        stored = state.get_bytes("case")
-        current = live.take(case, stored)
-        if current is None:
-            current = (
-                CaseState.from_dict(orjson.loads(stored))
-                if stored
-                else new_case(event.hospital_id, event.case_id)
-            )
-        now = datetime.now(UTC)
-        if isinstance(event, Release):
-            outcome = release_held(current, price_book, now)
-        else:
-            sequence = case_sequence(headers)
-            outcome = receive(current, event, sequence, price_book, now, gap_timeout=gap_timeout)
-        if outcome.changed:
-            written = state_bytes(outcome.state)
-            state.set_bytes("case", written)
-            live.keep(case, written, outcome.state)
-            finals[case] = written
-        return [orjson.dumps(alert) for alert in outcome.alerts]
-
     def step(value: bytes, key: bytes, _timestamp: int, headers: Any, state: Any) -> list[bytes]:
         clock.start()
-        raised = fold_record(key, value, headers, state)
+        raised = core(key, value, headers, state)
         if clock.tick():
             app.stop()
         return raised
@@ -313,34 +267,7 @@ def quix_core(config: dict[str, Any]) -> None:
     frame.to_topic(alerts)
     app.run()
     clock.stop()
-    cases = {}
-    for case, written in finals.items():
-        final = orjson.loads(written)
-        cases[case.decode()] = {
-            "total_cost": final["total_cost"],
-            "level": final["level"],
-            "events_applied": final["events_applied"],
-        }
-    clock.finish(cases=cases, unprocessable=unprocessable)
-
-
-async def _worker_reference(settings: WorkerSettings) -> tuple[PriceBook, EventSeal]:
-    """The price book the worker prices with (the catalogue in the database and the rule
-    files' rules, as the worker compiles them) and the events topic's seal."""
-    from services.alerting.worker import ReferenceData
-    from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
-    from services.storage.engine import make_engine, session_factory
-    from services.storage.seal import load_seal
-
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        sessions = session_factory(engine)
-        reference = ReferenceData(sessions, settings.zone)
-        reference.use_rules(load_rule_files(settings.rules_dir or DEFAULT_RULES_DIR))
-        await reference.refresh_until_done()
-        return reference.price_book, await load_seal(sessions)
-    finally:
-        await engine.dispose()
+    clock.finish(cases=core.cases(), unprocessable=core.unprocessable)
 
 
 def _quix_shim() -> None:
