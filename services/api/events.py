@@ -92,13 +92,7 @@ async def post_events(
         raw = await read_body(request)
         items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
         _check_hospitals(caller, items)
-        result, accepted = await ingest_service.record(
-            db_session=db_session,
-            items=items,
-            is_batch=is_batch,
-            now=datetime.now(UTC),
-            bounds=request.app.state.settings.time_bounds,
-        )
+        result, accepted = await _record(request, db_session, items, is_batch)
         await db_session.commit()
     except BodyTooLarge as refusal:
         await keep_refused(db_session, items, refusal.head, refusal)
@@ -124,6 +118,35 @@ async def post_events(
         EVENTS_BACKDATED.inc(backdated)
     await publish_durable(publisher, accepted)
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
+
+
+async def _record(
+    request: Request, db_session: AsyncSession, items: list[Any], is_batch: bool
+) -> tuple[IngestResult, list[ingest_service.Accepted]]:
+    """Record the submission (the caller commits); once more, on a new connection, when
+    the pooled one turns out dead before anything was written (the database restarted,
+    or the connection was cut, since it was last used)."""
+    settings = request.app.state.settings
+    try:
+        return await ingest_service.record(
+            db_session=db_session,
+            items=items,
+            is_batch=is_batch,
+            now=datetime.now(UTC),
+            bounds=settings.time_bounds,
+        )
+    except LedgerUnavailable as error:
+        cause = error.__cause__
+        if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+            raise
+    await db_session.rollback()
+    return await ingest_service.record(
+        db_session=db_session,
+        items=items,
+        is_batch=is_batch,
+        now=datetime.now(UTC),
+        bounds=settings.time_bounds,
+    )
 
 
 def _check_hospitals(caller: Principal, items: list[Any]) -> None:

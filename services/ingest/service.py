@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.casecost.events import Event, event_to_wire, parse_event
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
@@ -29,6 +29,43 @@ from services.validation import FieldError, field_errors, summary
 from services.wire import case_key
 
 MAX_BATCH = 1000
+
+_LEDGER = cast(Table, LedgerEntry.__table__)
+_SEQUENCES = cast(Table, CaseSequence.__table__)
+_SET_CASE_SEQ = (
+    update(_LEDGER)
+    .where(_LEDGER.c.seq == bindparam("ledger_seq"))
+    .values(case_seq=bindparam("number"))
+)
+# PostgreSQL: the cases' counters moved on and the new rows numbered in one round trip.
+# The counters are taken in the order given (WITH ORDINALITY), the caller's key order.
+_NUMBER_ROWS_PG = text(
+    """
+    WITH counters AS (
+        INSERT INTO case_sequences (hospital_id, case_id, last_seq)
+        SELECT given.hospital_id, given.case_id, given.added
+        FROM unnest(
+            CAST(:hospitals AS varchar[]), CAST(:cases AS varchar[]), CAST(:added AS bigint[])
+        ) WITH ORDINALITY AS given (hospital_id, case_id, added, position)
+        ORDER BY given.position
+        ON CONFLICT (hospital_id, case_id)
+        DO UPDATE SET last_seq = case_sequences.last_seq + excluded.last_seq
+        RETURNING hospital_id, case_id, last_seq
+    )
+    UPDATE ingest_ledger AS ledger
+    SET case_seq = counters.last_seq - new_rows.before_last
+    FROM unnest(
+        CAST(:seqs AS bigint[]),
+        CAST(:row_hospitals AS varchar[]),
+        CAST(:row_cases AS varchar[]),
+        CAST(:before_last AS bigint[])
+    ) AS new_rows (seq, hospital_id, case_id, before_last)
+    JOIN counters
+        ON counters.hospital_id = new_rows.hospital_id AND counters.case_id = new_rows.case_id
+    WHERE ledger.seq = new_rows.seq
+    RETURNING ledger.seq, ledger.case_seq
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +178,7 @@ async def record(
     results: dict[int, ItemResult] = {result.index: result for result in rejected}
     rows: list[dict[str, Any]] = []
     wires: dict[tuple[str, str], bytes] = {}
+    cases: dict[tuple[str, str], tuple[str, str]] = {}
     first_index: dict[tuple[str, str], int] = {}
     for index, event in valid:
         identity = (event.hospital_id, event.event_id)
@@ -151,6 +189,7 @@ async def record(
             continue
         first_index[identity] = index
         wires[identity] = wire
+        cases[identity] = (event.hospital_id, event.case_id)
         rows.append(
             {
                 "hospital_id": event.hospital_id,
@@ -164,60 +203,50 @@ async def record(
             }
         )
     accepted: list[Accepted] = []
-    cases = {identity: orjson.loads(wire)["case_id"] for identity, wire in wires.items()}
     try:
-        statement = insert_ignoring(db_session.bind.dialect.name, LedgerEntry).returning(  # type: ignore[union-attr]
-            LedgerEntry.seq, LedgerEntry.hospital_id, LedgerEntry.event_id
+        connection = await db_session.connection()
+        statement = insert_ignoring(connection.dialect.name, _LEDGER).returning(
+            _LEDGER.c.seq, _LEDGER.c.hospital_id, _LEDGER.c.event_id
         )
         inserted = (
             {
                 (row.hospital_id, row.event_id): row.seq
-                for row in (await db_session.execute(statement, rows)).all()
+                for row in (await connection.execute(statement, rows)).all()
             }
             if rows
             else {}
         )
         new_in_order = [identity for identity in first_index if identity in inserted]
-        case_seqs = await _number_per_case(
-            db_session, [(identity[0], cases[identity]) for identity in new_in_order]
+        case_seq_of = await _number_per_case(
+            connection, [(inserted[identity], cases[identity]) for identity in new_in_order]
         )
-        if case_seqs:
-            ledger = cast(Table, LedgerEntry.__table__)  # Core: no ORM bulk-by-key rules
-            await db_session.execute(
-                update(ledger)
-                .where(ledger.c.seq == bindparam("ledger_seq"))
-                .values(case_seq=bindparam("number")),
-                [
-                    {"ledger_seq": inserted[identity], "number": case_seq}
-                    for identity, case_seq in zip(new_in_order, case_seqs, strict=True)
-                ],
-            )
-        case_seq_of = dict(zip(new_in_order, case_seqs, strict=True))
         existing = [identity for identity in first_index if identity not in inserted]
-        earlier_hashes = await _hashes(db_session, existing)
+        earlier_hashes = await _hashes(db_session, existing) if existing else {}
         for identity, index in first_index.items():
             event_id = identity[1]
             if identity in inserted:
                 results[index] = ItemResult(index=index, event_id=event_id, status="accepted")
-                hospital_id, _ = identity
+                seq = inserted[identity]
                 accepted.append(
                     Accepted(
-                        seq=inserted[identity],
-                        key=case_key(hospital_id, cases[identity]),
+                        seq=seq,
+                        key=case_key(*cases[identity]),
                         value=wires[identity],
-                        case_seq=case_seq_of[identity],
+                        case_seq=case_seq_of[seq],
                     )
                 )
             else:
                 same = earlier_hashes.get(identity) == payload_hash(wires[identity])
                 results[index] = _repeat(index, event_id, same)
         if keep_rejections:
-            db_session.add_all(
+            letters = [
                 rejection_letter(items[r.index], r, now)
                 for r in results.values()
                 if r.status == "rejected"
-            )
-        await db_session.flush()
+            ]
+            if letters:
+                db_session.add_all(letters)
+                await db_session.flush()
     except DBAPIError as error:
         if is_unavailable(error):
             raise LedgerUnavailable() from error
@@ -245,36 +274,61 @@ async def record(
 
 
 async def _number_per_case(
-    db_session: AsyncSession, case_of_each: list[tuple[str, str]]
-) -> list[int]:
-    """Give each new event (in submission order) the next sequence number of its case.
+    connection: AsyncConnection, new_rows: list[tuple[int, tuple[str, str]]]
+) -> dict[int, int]:
+    """Give each new ledger row (seq, case), in submission order, the next sequence number
+    of its case; return the numbers by ledger seq.
 
-    One upsert per submission takes the cases' counter rows, in key order so that
-    concurrent submissions cannot deadlock; each row stays locked until the commit,
-    so a case's numbers follow commit order and a rolled-back submission leaves no gap.
+    The cases' counter rows are taken in key order, so that concurrent submissions cannot
+    deadlock; each stays locked until the commit, so a case's numbers follow commit order
+    and a rolled-back submission leaves no gap.
     """
-    if not case_of_each:
-        return []
+    if not new_rows:
+        return {}
     counts: dict[tuple[str, str], int] = {}
-    for case in case_of_each:
+    for _, case in new_rows:
         counts[case] = counts.get(case, 0) + 1
-    engine_name = db_session.bind.dialect.name  # type: ignore[union-attr]
+    # the k-th of a case's c new rows is numbered (the counter after the update) - (c - k)
+    left = dict(counts)
+    before_last = []
+    for _, case in new_rows:
+        left[case] -= 1
+        before_last.append(left[case])
+    ordered = sorted(counts.items())
+    if connection.dialect.name == "postgresql":
+        numbered = await connection.execute(
+            _NUMBER_ROWS_PG,
+            {
+                "hospitals": [hospital_id for (hospital_id, _), _ in ordered],
+                "cases": [case_id for (_, case_id), _ in ordered],
+                "added": [count for _, count in ordered],
+                "seqs": [seq for seq, _ in new_rows],
+                "row_hospitals": [hospital_id for _, (hospital_id, _) in new_rows],
+                "row_cases": [case_id for _, (_, case_id) in new_rows],
+                "before_last": before_last,
+            },
+        )
+        return {row.seq: row.case_seq for row in numbered}
     statement = upsert(
-        engine_name, CaseSequence, ["hospital_id", "case_id"], [], increment="last_seq"
-    ).returning(CaseSequence.hospital_id, CaseSequence.case_id, CaseSequence.last_seq)
-    rows = await db_session.execute(
-        statement,
-        [
-            {"hospital_id": hospital_id, "case_id": case_id, "last_seq": count}
-            for (hospital_id, case_id), count in sorted(counts.items())
-        ],
+        connection.dialect.name, _SEQUENCES, ["hospital_id", "case_id"], [], increment="last_seq"
+    ).returning(_SEQUENCES.c.hospital_id, _SEQUENCES.c.case_id, _SEQUENCES.c.last_seq)
+    last = {
+        (row.hospital_id, row.case_id): row.last_seq
+        for row in await connection.execute(
+            statement,
+            [
+                {"hospital_id": hospital_id, "case_id": case_id, "last_seq": count}
+                for (hospital_id, case_id), count in ordered
+            ],
+        )
+    }
+    numbers = {
+        seq: last[case] - back for (seq, case), back in zip(new_rows, before_last, strict=True)
+    }
+    await connection.execute(
+        _SET_CASE_SEQ,
+        [{"ledger_seq": seq, "number": number} for seq, number in numbers.items()],
     )
-    last = {(row.hospital_id, row.case_id): row.last_seq for row in rows}
-    following = {case: last[case] - count + 1 for case, count in counts.items()}
-    numbers = []
-    for case in case_of_each:
-        numbers.append(following[case])
-        following[case] += 1
     return numbers
 
 

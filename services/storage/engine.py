@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import event, insert, make_url
+from sqlalchemy import Table, event, insert, make_url
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.dml import Insert
 
 SQLITE_POOL_SIZE = 20
+POSTGRES_POOL_SIZE = 20
+POSTGRES_MAX_OVERFLOW = 10
+POOL_RECYCLE_SECONDS = 1800
+PING_AFTER_IDLE_SECONDS = 5.0
+_IDLE_SINCE = "drgwatch_idle_since"
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -40,9 +46,37 @@ def make_engine(url: str) -> AsyncEngine:
             sqlite_pragmas(dbapi_connection)
 
         return engine
-    return create_async_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    # no ping on every checkout (a round trip per request): a connection is pinged only
+    # when it sat idle in the pool for PING_AFTER_IDLE_SECONDS, as when the server may have
+    # restarted meanwhile; one that dies while in use fails its statement, invalidates
+    # the pool's older connections, and the request path that can retries once
+    # (services/api/events.py). Enough are kept open for a busy API's concurrent requests
+    # that they are not opened and closed again for each burst.
+    engine = create_async_engine(
+        url,
+        pool_size=POSTGRES_POOL_SIZE,
+        max_overflow=POSTGRES_MAX_OVERFLOW,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        hide_parameters=True,
     )
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_after_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # the pool discards this connection and checks out another
+            raise DisconnectionError("connection lost while idle") from error
+
+    return engine
 
 
 def sqlite_pragmas(
@@ -85,13 +119,15 @@ def upsert(
 ) -> Insert:
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns = excluded.columns.
 
-    `increment` names a column that is added to (existing + excluded) instead.
+    `increment` names a column that is added to (existing + excluded) instead. `table`
+    is a mapped class or a Table.
     """
     name = engine if isinstance(engine, str) else engine.dialect.name
     statement = postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
     changes: dict[str, Any] = {column: statement.excluded[column] for column in columns}
     if increment is not None:
-        changes[increment] = getattr(table, increment) + statement.excluded[increment]
+        current = table.c[increment] if isinstance(table, Table) else getattr(table, increment)
+        changes[increment] = current + statement.excluded[increment]
     return statement.on_conflict_do_update(index_elements=keys, set_=changes)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from services.api.app import create_app
 from services.api.settings import ApiSettings
+from services.storage import engine as engine_module
 from tests.api.helpers import charge
 from tests.conftest import PG_HOST, PG_PORT, PG_USER
 
@@ -77,3 +78,43 @@ async def test_an_unavailable_database_is_503_with_retry_after_then_recovers(
             break
         await asyncio.sleep(0.25)
     assert response.status_code in (200, 202, 404), response.text
+
+
+async def end_open_connections(url: str) -> None:
+    """End the database's server connections (the pool's, unknown to it), as a server
+    restart does, still allowing new ones."""
+    connection = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres"
+    )
+    try:
+        await connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            url.rsplit("/", 1)[1],
+        )
+    finally:
+        await connection.close()
+
+
+async def test_a_posting_whose_pooled_connection_was_cut_is_recorded_on_a_new_one(
+    client: httpx.AsyncClient, own_postgres_url: str
+) -> None:
+    """The pool does not ping a connection it handed out a moment ago: the posting finds
+    it dead, and is recorded once more on a new one rather than refused."""
+    assert (await client.post("/v1/events", json=charge("before-cut"))).status_code == 202
+    await end_open_connections(own_postgres_url)
+    response = await client.post("/v1/events", json=charge("after-cut"))
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1
+    again = await client.post("/v1/events", json=charge("after-cut"))
+    assert again.json()["duplicates"] == 1
+
+
+async def test_a_connection_cut_while_idle_in_the_pool_is_replaced_before_use(
+    client: httpx.AsyncClient, own_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert (await client.get("/v1/alerts")).status_code == 200
+    await end_open_connections(own_postgres_url)
+    response = await client.get("/v1/alerts")
+    assert response.status_code == 200, response.text
