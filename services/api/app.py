@@ -113,6 +113,7 @@ def create_app(
         if settings.webhooks:
             dispatch_settings = DispatchSettings.of(settings, targets=webhook_targets)
             dispatcher = Dispatcher(engine, sessions, dispatch_settings)
+            app.state.dispatcher = dispatcher
             dispatching = asyncio.create_task(dispatcher.run())
         if settings.mode == "embedded":
             log.warning(
@@ -148,6 +149,7 @@ def create_app(
     app.state.publisher = publisher
     app.state.stream_slots = StreamSlots(settings.streams_per_identity)
     app.state.webhook_targets = webhook_targets
+    app.state.dispatcher = None  # the webhook sender, while the lifespan runs it
     app.state.clock = clock
     app.state.sign_in_throttle = SignInThrottle()
     app.state.typical_mixes = TypicalMixes()

@@ -1,7 +1,12 @@
 """The webhook dispatcher: fan alerts out into the outbox, then send what is due.
 
-It runs as a task in each API process (DRGWATCH_WEBHOOKS=false turns it off). Every
-`webhook_poll_seconds`:
+It runs as a task in each API process (DRGWATCH_WEBHOOKS=false turns it off). While
+there is nothing to send it is idle: one query every `webhook_idle_check_seconds` asks
+whether any subscription is enabled or any test message waits, and nothing else is
+asked of the database. This process's subscription routes wake it at once (`wake`);
+another API process learns of a new or re-enabled subscription within that interval
+(its cursor starts at the alerts there were when it was made, so nothing is missed).
+While active, every `webhook_poll_seconds`:
 
 1. Fan-out, one transaction: for each enabled subscription, the alerts after its
    cursor become delivery rows (or digest entries), and the cursor moves past them.
@@ -96,6 +101,7 @@ BUILT_IN_OWNERS = {LOCAL_ADMIN.identity_id: LOCAL_ADMIN, OPERATOR.identity_id: O
 @dataclass(frozen=True)
 class DispatchSettings:
     poll_seconds: float
+    idle_check_seconds: float
     timeout_seconds: float
     concurrency: int
     endpoint_concurrency: int
@@ -114,6 +120,7 @@ class DispatchSettings:
     def of(cls, settings: WebhookSettings, *, targets: TargetPolicy) -> DispatchSettings:
         return cls(
             poll_seconds=settings.webhook_poll_seconds,
+            idle_check_seconds=settings.webhook_idle_check_seconds,
             timeout_seconds=settings.webhook_timeout_seconds,
             concurrency=settings.webhook_concurrency,
             endpoint_concurrency=min(
@@ -174,6 +181,11 @@ class Dispatcher:
         self._sessions = sessions
         self._settings = settings
         self._stopping = asyncio.Event()
+        # set by `wake` (the next tick is now, and sends without asking first) and `stop`
+        self._woken = asyncio.Event()
+        # whether the last look found anything to send, and when it looked (monotonic)
+        self._active = False
+        self._checked_at: float | None = None
         self._gate = EndpointGate(
             per_endpoint=settings.endpoint_concurrency,
             breaker_failures=settings.breaker_failures,
@@ -198,10 +210,17 @@ class Dispatcher:
                 except Exception as error:  # noqa: BLE001 - keep dispatching after any failure
                     log.warning("webhook dispatch failed (%s); retrying", type(error).__name__)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._settings.poll_seconds)
+                    await asyncio.wait_for(self._woken.wait(), self._settings.poll_seconds)
         finally:
             await self._finish_sends()
             await self._client.aclose()
+
+    def wake(self) -> None:
+        """Something to send may have been made in this process (a subscription created
+        or enabled, a test message or a retry queued): look now, not at the next check."""
+        self._active = True
+        self._checked_at = time.monotonic()
+        self._woken.set()
 
     async def _finish_sends(self) -> None:
         """Let the sends in flight end (bounded by the timeout); cancel what is left (its
@@ -216,6 +235,7 @@ class Dispatcher:
     async def stop(self, task: asyncio.Task[None]) -> None:
         """Let the sends in flight finish (bounded by the timeout), then end."""
         self._stopping.set()
+        self._woken.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), self._settings.timeout_seconds + 2)
         except TimeoutError:
@@ -224,8 +244,32 @@ class Dispatcher:
                 await task
 
     async def tick(self) -> None:
+        self._woken.clear()
+        if not await self._has_work():
+            return
         await self.fan_out(datetime.now(UTC))
         await self.send_due()
+
+    async def _has_work(self) -> bool:
+        """Whether a subscription is enabled or a test message waits, as last seen; asked
+        again once `idle_check_seconds` have passed (either way: a last subscription
+        disabled or deleted makes the dispatcher idle again). Retries are deliveries of
+        enabled subscriptions; a disabled one's wait, unclaimed, until it is enabled."""
+        now = time.monotonic()
+        if self._checked_at is not None and now - self._checked_at < (
+            self._settings.idle_check_seconds
+        ):
+            return self._active
+        async with self._sessions() as db_session:
+            enabled = select(WebhookSubscription.id).where(WebhookSubscription.enabled.is_(True))
+            tests = select(WebhookDelivery.seq).where(
+                WebhookDelivery.status == "pending", WebhookDelivery.kind == "test"
+            )
+            found = await db_session.scalar(select(or_(enabled.exists(), tests.exists())))
+        # woken while asking: what was found may predate what woke it
+        self._active = bool(found) or self._woken.is_set()
+        self._checked_at = time.monotonic()
+        return self._active
 
     # -- fan-out -----------------------------------------------------------------------
 

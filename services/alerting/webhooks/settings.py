@@ -12,6 +12,9 @@ class WebhookSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRGWATCH_", frozen=True, extra="ignore")
 
     webhook_poll_seconds: float = Field(default=0.25, gt=0, le=60)
+    # with no enabled subscription and no test message waiting, the sender only asks
+    # whether there is one, this often (this process's subscription routes wake it at once)
+    webhook_idle_check_seconds: float = Field(default=2.0, gt=0, le=60)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     # messages in flight to one endpoint (scheme, host, port) at once

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.access.principal import Principal
 from services.alerting.webhooks import service as subscription_service
+from services.alerting.webhooks.dispatcher import Dispatcher
 from services.alerting.webhooks.schemas import (
     DeliveryList,
     DeliveryOut,
@@ -33,6 +34,14 @@ def _targets(request: Request) -> TargetPolicy:
     return targets
 
 
+def _wake_sender(request: Request) -> None:
+    """Tell this process's webhook sender there may be something to send now (an idle
+    sender otherwise looks only every `webhook_idle_check_seconds`)."""
+    dispatcher: Dispatcher | None = request.app.state.dispatcher
+    if dispatcher is not None:
+        dispatcher.wake()
+
+
 @router.post(
     "/v1/subscriptions",
     status_code=201,
@@ -52,6 +61,7 @@ async def create_subscription(
         now=datetime.now(UTC),
     )
     await db_session.commit()
+    _wake_sender(request)
     return created
 
 
@@ -96,6 +106,7 @@ async def update_subscription(
         now=datetime.now(UTC),
     )
     await db_session.commit()
+    _wake_sender(request)
     return updated
 
 
@@ -129,6 +140,7 @@ async def send_test(
         now=datetime.now(UTC),
     )
     await db_session.commit()
+    _wake_sender(request)
     return delivery
 
 
@@ -160,6 +172,7 @@ async def list_deliveries(
 async def retry_delivery(
     subscription_id: SubscriptionId,
     delivery_id: DeliveryId,
+    request: Request,
     caller: Manager,
     db_session: SessionDep,
 ) -> DeliveryOut:
@@ -172,4 +185,5 @@ async def retry_delivery(
         now=datetime.now(UTC),
     )
     await db_session.commit()
+    _wake_sender(request)
     return delivery
