@@ -31,6 +31,12 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = "drgwatch"
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=5)
+    # replicas that must have a record before a producer with acks=all is answered;
+    # unset: a majority of topic_replication (2 of 3). Set on the topics at creation.
+    topic_min_insync_replicas: int | None = Field(default=None, ge=1, le=5)
+    # how long the event, alert, dead-letter and intake topics keep records (the case
+    # changelog is compacted instead: it keeps each case's latest state)
+    topic_retention_hours: int = Field(default=168, ge=1)
     # a hospital's day is its local calendar day ("today", pricing days, weeks)
     timezone: str = DEFAULT_TIMEZONE
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -54,6 +60,22 @@ class CommonSettings(BaseSettings):
     def today(self) -> date:
         """The hospital's local date now."""
         return datetime.now(self.zone).date()
+
+    @model_validator(mode="after")
+    def _min_insync_within_replication(self) -> CommonSettings:
+        if (self.topic_min_insync_replicas or 0) > self.topic_replication:
+            raise ValueError(
+                "DRGWATCH_TOPIC_MIN_INSYNC_REPLICAS cannot exceed DRGWATCH_TOPIC_REPLICATION"
+                " (no write could succeed)"
+            )
+        return self
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """Set on every topic: a majority of the replicas unless configured."""
+        if self.topic_min_insync_replicas is not None:
+            return self.topic_min_insync_replicas
+        return self.topic_replication // 2 + 1
 
     @model_validator(mode="after")
     def _production_needs_a_database(self) -> CommonSettings:

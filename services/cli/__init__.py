@@ -88,8 +88,13 @@ def main(argv: list[str] | None = None) -> int:
 
     db_commands.add_parser(commands)
 
-    topics = commands.add_parser("topics", help="Kafka topics")
-    topics.add_argument("action", choices=["create"])
+    topics = commands.add_parser(
+        "topics",
+        help="Kafka topics: create the missing ones, check the others (exit 1 when one differs)",
+    )
+    topics.add_argument(
+        "action", choices=["ensure", "create"], help="`create` is another name for `ensure`"
+    )
 
     schemas = commands.add_parser("schemas", help="contracts in schemas/")
     schemas.add_argument("action", choices=["export"])
@@ -184,11 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rules" and args.rules_command == "validate":
         return rule_commands.run(args)
     if args.command == "topics":
-        from services.topics import create_topics
+        from services.cli.topics import run as run_topics
 
-        asyncio.run(create_topics(CommonSettings()))
-        print("topics ready")
-        return 0
+        return run_topics()
     if args.command in DATA_COMMANDS:
         return _run_data_command(args)
     if args.command == "schemas":
