@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,8 +26,18 @@ K8S = DEPLOY / "k8s"
 SAMPLE_DIR = ROOT / "services" / "reference" / "sample"
 SAMPLE_CSV = SAMPLE_DIR / "chs_drg_sample.csv"
 
-DRGWATCH_SERVICES = ("init", "worker", "api", "intake")
-EXPECTED_SERVICES = {"kafka", "postgres", "init", "worker", "api", "intake", "prometheus"}
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+WORKERS = ("worker-1", "worker-2")
+APIS = ("api-1", "api-2")
+DRGWATCH_SERVICES = ("init", *WORKERS, *APIS, "intake")
+EXPECTED_SERVICES = {
+    *BROKERS,
+    "postgres",
+    *DRGWATCH_SERVICES,
+    "proxy",
+    "prometheus",
+    "grafana",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -124,18 +135,36 @@ def test_compose_has_the_expected_services(services: dict[str, dict[str, Any]]) 
     assert not missing, f"compose is missing services: {sorted(missing)}"
 
 
-def test_kafka_runs_in_kraft_mode(services: dict[str, dict[str, Any]]) -> None:
-    kafka = services["kafka"]
-    assert str(kafka.get("image", "")).startswith("apache/kafka:"), kafka.get("image")
-    env = env_of(kafka)
-    roles = {r.strip() for r in env.get("KAFKA_PROCESS_ROLES", "").split(",")}
-    assert {"broker", "controller"} <= roles, "Kafka must run as KRaft broker+controller"
-    assert env.get("KAFKA_CONTROLLER_QUORUM_VOTERS"), "KRaft needs controller quorum voters"
-    assert env.get("KAFKA_CONTROLLER_LISTENER_NAMES"), "KRaft needs a controller listener"
-    assert "kafka:9092" in env.get("KAFKA_ADVERTISED_LISTENERS", ""), (
-        "the broker must advertise kafka:9092 for the other containers"
-    )
-    assert not any("zookeeper" in k.lower() for k in env), "no ZooKeeper with KRaft"
+def test_kafka_is_a_three_broker_kraft_cluster(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    node_ids = set()
+    named_volumes = set((compose.get("volumes") or {}).keys())
+    for name in BROKERS:
+        kafka = services[name]
+        assert str(kafka.get("image", "")).startswith("apache/kafka:"), kafka.get("image")
+        env = env_of(kafka)
+        roles = {r.strip() for r in env.get("KAFKA_PROCESS_ROLES", "").split(",")}
+        assert {"broker", "controller"} <= roles, f"{name}: KRaft broker+controller"
+        voters = env.get("KAFKA_CONTROLLER_QUORUM_VOTERS", "").split(",")
+        assert sorted(v.split("@")[1] for v in voters) == [f"{b}:9093" for b in BROKERS], voters
+        node_ids.add(env["KAFKA_NODE_ID"])
+        assert f"{env['KAFKA_NODE_ID']}@{name}:9093" in voters, f"{name} is not its own voter"
+        assert env.get("KAFKA_ADVERTISED_LISTENERS") == f"PLAINTEXT://{name}:9092"
+        # an acknowledged write is on two of the three brokers, and Kafka's own topics too
+        assert env.get("KAFKA_DEFAULT_REPLICATION_FACTOR") == "3"
+        assert env.get("KAFKA_MIN_INSYNC_REPLICAS") == "2"
+        assert env.get("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR") == "3"
+        assert env.get("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR") == "3"
+        assert env.get("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR") == "2"
+        assert env.get("KAFKA_AUTO_CREATE_TOPICS_ENABLE") == "false"
+        assert env.get("CLUSTER_ID"), "every broker of one cluster shares its id"
+        assert not any("zookeeper" in k.lower() for k in env), "no ZooKeeper with KRaft"
+        sources = [str(v).split(":", 1)[0] for v in kafka.get("volumes", [])]
+        assert any(src in named_volumes for src in sources), f"{name} data needs a volume"
+    assert len(node_ids) == 3, "each broker needs its own node id"
+    assert len({env_of(services[b])["CLUSTER_ID"] for b in BROKERS}) == 1
+    assert len({str(services[b]["volumes"][0]).split(":")[0] for b in BROKERS}) == 3
     assert "zookeeper" not in services
 
 
@@ -169,9 +198,11 @@ def test_drgwatch_service_environment(services: dict[str, dict[str, Any]], name:
     assert bootstrap, "DRGWATCH_KAFKA_BOOTSTRAP missing"
     for hostport in bootstrap.split(","):
         assert hostport.split(":")[0] in services, f"{hostport} is not a compose service"
-    assert bootstrap == "kafka:9092"
+    assert bootstrap == ",".join(f"{broker}:9092" for broker in BROKERS)
 
     assert int(env.get("DRGWATCH_TOPIC_PARTITIONS", "0")) == 12
+    assert env.get("DRGWATCH_TOPIC_REPLICATION") == "3"
+    assert env.get("DRGWATCH_TOPIC_MIN_INSYNC_REPLICAS") == "2"
     assert env.get("DRGWATCH_API_KEYS", "").startswith("${DRGWATCH_API_KEYS:?"), (
         "API keys must be required from the environment, never written in the file"
     )
@@ -195,28 +226,52 @@ def test_drgwatch_service_commands(services: dict[str, dict[str, Any]]) -> None:
     )
     # the schema is upgraded before anything starts on it (production refuses a database
     # behind its code), then the topics are made
-    assert "drgwatch db upgrade" in init_cmd and "drgwatch topics create" in init_cmd, init_cmd
-    assert init_cmd.index("db upgrade") < init_cmd.index("topics create")
-    assert as_argv(services["worker"].get("command"))[:1] == ["worker"]
+    assert "drgwatch db upgrade" in init_cmd and "drgwatch topics ensure" in init_cmd, init_cmd
+    assert init_cmd.index("db upgrade") < init_cmd.index("topics ensure")
+    for worker in WORKERS:
+        assert as_argv(services[worker].get("command"))[:1] == ["worker"]
+        assert env_of(services[worker]).get("DRGWATCH_WEB_ENABLED") == "true"  # /metrics
     assert as_argv(services["intake"].get("command"))[:1] == ["intake"]
-    api_cmd = as_argv(services["api"].get("command"))
-    assert api_cmd[:1] == ["api"]
-    assert "--port" in api_cmd and api_cmd[api_cmd.index("--port") + 1] == "8000"
-    assert "--host" in api_cmd and api_cmd[api_cmd.index("--host") + 1] == "0.0.0.0"
+    for api in APIS:
+        api_cmd = as_argv(services[api].get("command"))
+        assert api_cmd[:1] == ["api"]
+        assert "--port" in api_cmd and api_cmd[api_cmd.index("--port") + 1] == "8000"
+        assert "--host" in api_cmd and api_cmd[api_cmd.index("--host") + 1] == "0.0.0.0"
 
 
-def test_api_publishes_8000_and_checks_readyz(services: dict[str, dict[str, Any]]) -> None:
-    api = services["api"]
+def published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
     published = []
-    for port in api.get("ports", []):
+    for port in service.get("ports", []):
         if isinstance(port, dict):
             published.append((str(port.get("published")), str(port.get("target"))))
         else:
             parts = str(port).split(":")
             published.append((parts[-2] if len(parts) > 1 else parts[-1], parts[-1]))
-    assert ("8000", "8000") in published, f"api must publish 8000:8000, has {published}"
-    test = " ".join(as_argv(api.get("healthcheck", {}).get("test")))
-    assert "localhost:8000/readyz" in test, test
+    return published
+
+
+def test_the_proxy_is_the_one_entry_point_to_the_apis(services: dict[str, dict[str, Any]]) -> None:
+    proxy = services["proxy"]
+    assert str(proxy.get("image", "")).startswith("haproxy:"), proxy.get("image")
+    assert ("8000", "8000") in published_ports(proxy)
+    mounts = [str(v) for v in proxy.get("volumes", [])]
+    (config_mount,) = [m for m in mounts if m.split(":")[0].endswith("haproxy.cfg")]
+    source, target = config_mount.split(":")[:2]
+    assert (ROOT / source).resolve() == (DEPLOY / "haproxy" / "haproxy.cfg").resolve()
+    assert target == "/usr/local/etc/haproxy/haproxy.cfg"
+    config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text(encoding="utf-8")
+    servers = re.findall(r"^\s*server\s+\S+\s+(\S+):(\d+)", config, re.MULTILINE)
+    assert sorted(host for host, _ in servers) == sorted(APIS), servers
+    assert {port for _, port in servers} == {"8000"}
+    assert re.search(r"^\s*bind\s+:8000\s*$", config, re.MULTILINE)
+    # only APIs that are ready get requests, and clients' addresses reach them
+    assert "uri /readyz" in config and "expect status 200" in config
+    assert "option forwardfor" in config
+    for api in APIS:
+        assert not published_ports(services[api]), f"{api} is reached through the proxy only"
+        assert env_of(services[api]).get("FORWARDED_ALLOW_IPS") == "*"
+        test = " ".join(as_argv(services[api].get("healthcheck", {}).get("test")))
+        assert "localhost:8000/readyz" in test, test
 
 
 def test_depends_on_conditions_are_consistent(services: dict[str, dict[str, Any]]) -> None:
@@ -234,12 +289,13 @@ def test_depends_on_conditions_are_consistent(services: dict[str, dict[str, Any]
                 )
             if condition == "service_completed_successfully":
                 assert str(services[dep].get("restart", "no")) == "no", f"{dep} is one-shot"
-    for name in ("worker", "api", "intake"):
+    for name in (*WORKERS, *APIS, "intake"):
         deps = depends_on(services[name])
         assert deps.get("init") == "service_completed_successfully", name
     init_deps = depends_on(services["init"])
     assert init_deps.get("postgres") == "service_healthy"
-    assert init_deps.get("kafka") == "service_healthy"
+    for broker in BROKERS:
+        assert init_deps.get(broker) == "service_healthy", broker
     assert {"service_healthy", "service_completed_successfully"} <= seen_conditions
 
 
@@ -305,7 +361,8 @@ def test_prometheus_scrapes_compose_services(services: dict[str, dict[str, Any]]
     for target in targets:
         host = target.split(":")[0]
         assert host in services, f"scrape target {target} is not a compose service"
-    assert {"api:8000", "worker:6066", "intake:9464"} <= targets, targets
+    wanted = {*(f"{api}:8000" for api in APIS), *(f"{w}:6066" for w in WORKERS), "intake:9464"}
+    assert wanted <= targets, targets
 
 
 # ----------------------------------------------------------------------------- k8s
@@ -487,8 +544,8 @@ def test_k8s_init_job_upgrades_the_schema_before_making_topics(
     (job,) = by_kind(k8s_docs, "Job")
     (container,) = pod_spec(job)["containers"]
     script = " ".join(as_argv(container.get("command")) + as_argv(container.get("args")))
-    assert "drgwatch db upgrade" in script and "drgwatch topics create" in script, script
-    assert script.index("db upgrade") < script.index("topics create")
+    assert "drgwatch db upgrade" in script and "drgwatch topics ensure" in script, script
+    assert script.index("db upgrade") < script.index("topics ensure")
     assert "&&" in script, "topics must not be made when the upgrade failed"
     assert "db init" not in script
     keys = {
@@ -628,3 +685,85 @@ def test_sample_readme_says_sample() -> None:
     assert "not for payment" in text.lower() or "not official" in text.lower()
     assert "12252.70" in text and "9649.24" in text
     assert "2026-01-01" in text
+
+
+# ------------------------------------------------------------------------- grafana
+
+GRAFANA = DEPLOY / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "drgwatch.json"
+
+
+def exported_metric_names() -> set[str]:
+    """The sample names drgwatch's processes export (API, intake, worker metrics)."""
+    from prometheus_client import REGISTRY
+
+    import services.ingest.intake.consumer  # noqa: F401 - registers the intake's metrics
+    import services.metrics  # noqa: F401
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "summary": ("", "_count", "_sum", "_created"),
+    }
+    names = set()
+    for family in REGISTRY.collect():
+        for suffix in suffixes.get(family.type, ("",)):
+            names.add(family.name + suffix)
+    return names
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    assert str(grafana.get("image", "")).startswith("grafana/grafana:"), grafana.get("image")
+    assert ("3000", "3000") in published_ports(grafana)
+    env = env_of(grafana)
+    assert env.get("GF_SECURITY_ADMIN_PASSWORD", "").startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    mounts = dict(str(v).split(":")[:2] for v in grafana.get("volumes", []))
+    assert mounts.get("./deploy/grafana/provisioning") == "/etc/grafana/provisioning"
+    dashboards_dir = mounts.get("./deploy/grafana/dashboards")
+    assert dashboards_dir, "the dashboards directory must be mounted"
+
+    (sources,) = load_yaml_docs(GRAFANA / "provisioning" / "datasources" / "prometheus.yml")
+    (prometheus,) = sources["datasources"]
+    assert prometheus["type"] == "prometheus"
+    url = urlsplit(prometheus["url"])
+    assert url.hostname in services and url.port == 9090, prometheus["url"]
+
+    (providers,) = load_yaml_docs(GRAFANA / "provisioning" / "dashboards" / "drgwatch.yml")
+    (provider,) = providers["providers"]
+    assert provider["options"]["path"] == dashboards_dir
+
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["uid"] and dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == prometheus["uid"], panel["title"]
+
+
+def test_dashboard_queries_only_metrics_drgwatch_exports() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exported = exported_metric_names()
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], f"panel {panel['title']!r} has no query"
+        for target in panel["targets"]:
+            names = set(re.findall(r"\bdrgwatch_[a-z0-9_]+", target["expr"]))
+            unknown = names - exported
+            assert not unknown, f"panel {panel['title']!r} queries {sorted(unknown)}, not exported"
+            used |= names
+    # the ingest, HTTP and intake figures at least
+    assert {
+        "drgwatch_events_ingested_total",
+        "drgwatch_http_request_seconds_bucket",
+        "drgwatch_intake_records_total",
+    } <= used
+    # panels do not overlap
+    cells = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"panel {panel['title']!r} overlaps another"
+                cells.add((x, y))
