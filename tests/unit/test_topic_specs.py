@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from services.settings import CommonSettings
 from services.topics import TopicSpec, check_topic, wanted_topics
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
 
 
 def layout(partitions: int, replicas: int) -> list[dict[str, object]]:
@@ -72,3 +77,33 @@ def test_configs_the_broker_does_not_report_are_unchecked_not_different() -> Non
 
 def test_a_topic_missing_after_creation_is_a_difference() -> None:
     assert check_topic(SPEC, None, {}, False).differences == ("not on the broker after creation",)
+
+
+PRODUCERS = {"AIOKafkaProducer", "KafkaProducer"}
+
+
+def producer_calls() -> list[tuple[str, ast.Call]]:
+    """Every Kafka producer and Faust app drgwatch's services make (the bench's
+    contenders are measured as they are, and left out)."""
+    found = []
+    for path in sorted(SERVICES.rglob("*.py")):
+        if "bench" in path.relative_to(SERVICES).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name in PRODUCERS or (name == "App" and ast.unparse(func) == "faust.App"):
+                    found.append((f"{path.relative_to(SERVICES)}:{node.lineno}", node))
+    return found
+
+
+def test_every_producer_waits_for_all_in_sync_replicas() -> None:
+    calls = producer_calls()
+    assert len(calls) >= 4  # the ledger relay, the intake's answers, feed, the worker
+    for where, call in calls:
+        keywords = {keyword.arg: ast.unparse(keyword.value) for keyword in call.keywords}
+        if ast.unparse(call.func) == "faust.App":
+            assert keywords.get("producer_acks") == "-1", f"{where}: producer_acks=-1 (all)"
+        else:
+            assert keywords.get("acks") == "'all'", f"{where}: acks='all'"
