@@ -16,6 +16,7 @@ which the check says rather than fails on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from services.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 ADMIN_TIMEOUT_MS = 15_000
+METADATA_WAIT_SECONDS = 15.0
 
 
 class TopicRefused(RuntimeError):
@@ -112,12 +114,7 @@ async def ensure_topics(settings: CommonSettings) -> list[TopicCheck]:
     await admin.start()
     try:
         created = await _create_missing(admin, wanted)
-        names = [spec.name for spec in wanted]
-        layouts = {
-            str(topic["topic"]): topic["partitions"]
-            for topic in await admin.describe_topics(names)
-            if topic.get("error_code", 0) == 0
-        }
+        layouts = await _layouts(admin, [spec.name for spec in wanted])
         reported = await _reported_configs(admin, wanted)
     finally:
         await admin.close()
@@ -171,6 +168,23 @@ async def _create_missing(admin: AIOKafkaAdminClient, wanted: Sequence[TopicSpec
             message = f": {rest[0]}" if rest and rest[0] else ""
             raise TopicRefused(f"the broker refused to create {name} (error {error_code}{message})")
     return created
+
+
+async def _layouts(
+    admin: AIOKafkaAdminClient, names: Sequence[str]
+) -> dict[str, Sequence[Mapping[str, Any]]]:
+    """Each topic's partitions as the metadata lists them. A cluster answers for a topic it
+    has just created only once its partitions have leaders: asked again meanwhile."""
+    deadline = asyncio.get_running_loop().time() + METADATA_WAIT_SECONDS
+    while True:
+        layouts = {
+            str(topic["topic"]): topic["partitions"]
+            for topic in await admin.describe_topics(list(names))
+            if topic.get("error_code", 0) == 0 and topic.get("partitions")
+        }
+        if len(layouts) == len(names) or asyncio.get_running_loop().time() > deadline:
+            return layouts
+        await asyncio.sleep(0.5)
 
 
 async def _reported_configs(
