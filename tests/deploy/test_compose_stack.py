@@ -18,7 +18,8 @@ where one machine differs from the compose network:
 
 Then the init must finish, both APIs answer /readyz, both workers hold partitions of
 the one group, the intake serves its metrics, and an event posted to one API is read
-back from the other.
+back from the other. Where HAProxy is installed, deploy/haproxy/haproxy.cfg (on loopback
+ports) serves the case too, and goes on serving it from the other API once one stops.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -49,6 +51,7 @@ from tests.deploy.test_settings_reference import readme_table
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+PROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 SECRETS = {
     "POSTGRES_PASSWORD": "rehearsal-password",
     "DRGWATCH_API_KEYS": "k" + uuid.uuid4().hex + uuid.uuid4().hex,
@@ -203,6 +206,22 @@ def local_argv(service: dict[str, Any]) -> tuple[list[str], int | None]:
     return argv, port
 
 
+def local_proxy_config(config: str, port: int, api_ports: dict[str, int]) -> str:
+    """deploy/haproxy/haproxy.cfg on loopback: its own port, the APIs' spare ports, and
+    no Docker DNS (the addresses are IPs)."""
+    config = re.sub(r"^(\s*)bind\s+:8000\s*$", rf"\1bind 127.0.0.1:{port}", config, flags=re.M)
+    for name, api_port in api_ports.items():
+        config, count = re.subn(
+            rf"^(\s*server\s+{name}\s+){name}:8000",
+            rf"\g<1>127.0.0.1:{api_port}",
+            config,
+            flags=re.M,
+        )
+        assert count == 1, name
+    config = config.replace(" resolvers docker", "")
+    return config.split("resolvers docker")[0]
+
+
 async def worker_partitions(database_url: str) -> list[tuple[bool, int]]:
     connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
     try:
@@ -318,3 +337,33 @@ def test_the_compose_services_start_with_their_environment_and_share_the_work(
 
     case = wait_for("the case on api-2", case_on_api_2, 60, processes)
     assert (case["department"], case["status"], case["events_applied"]) == ("CARD", "open", 1)
+
+    # the entry point, when HAProxy is installed here (the compose file uses its image)
+    if shutil.which("haproxy") is None:
+        return
+    proxy_port = spare_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(local_proxy_config(PROXY_CONFIG.read_text(), proxy_port, ports))
+    processes["proxy"] = start_child(
+        ["haproxy", "-db", "-f", str(config)],
+        {"PATH": "/usr/sbin:/usr/bin:/bin"},
+        tmp_path / "proxy.log",
+    )
+    through_proxy = f"http://127.0.0.1:{proxy_port}/v1/hospitals/H1/cases/C1"
+    answer = wait_for(
+        "the case through the proxy",
+        lambda: httpx.get(through_proxy, headers=key, timeout=5).status_code == 200,
+        30,
+        processes,
+    )
+    assert answer
+    # both APIs serve behind it: with one stopped, the other still answers
+    stop_child(processes.pop("api-1"))
+    assert wait_for(
+        "the case through the proxy without api-1 (once its checks fail)",
+        lambda: all(
+            httpx.get(through_proxy, headers=key, timeout=5).status_code == 200 for _ in range(4)
+        ),
+        45,
+        processes,
+    )
