@@ -19,7 +19,7 @@ from services.alerting.webhooks.targets import TargetPolicy
 from services.api import errors
 from services.api import openapi as openapi_document
 from services.api.alerts.lifecycle_router import router as alert_lifecycle_router
-from services.api.alerts.live import StreamSlots
+from services.api.alerts.live import AlertFeed, StreamSlots, sqlite_files
 from services.api.alerts.router import router as alerts_router
 from services.api.auth import OPEN_PATHS, Authentication, Clock, wall_clock
 from services.api.briefings.router import router as briefings_router
@@ -132,6 +132,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay
             await publisher.stop()
+            await app.state.alert_feed.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -148,6 +149,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.publisher = publisher
     app.state.stream_slots = StreamSlots(settings.streams_per_identity)
+    app.state.alert_feed = AlertFeed(sessions, sqlite_files(settings.resolved_database_url))
     app.state.webhook_targets = webhook_targets
     app.state.dispatcher = None  # the webhook sender, while the lifespan runs it
     app.state.clock = clock

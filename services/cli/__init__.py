@@ -225,13 +225,13 @@ def main(argv: list[str] | None = None) -> int:
 def _serve_api(
     host: str, port: int, fd: int | None, mllp_port: int | None, mllp_fd: int | None
 ) -> int:
-    import gc
     import socket
 
     import uvicorn
 
     from services.api.app import create_app
     from services.api.settings import ApiSettings
+    from services.cli import collector
 
     settings = ApiSettings()
     # a socket handed down by `drgwatch up` or a test: bound and listening already
@@ -252,7 +252,7 @@ def _serve_api(
 
         mllp = listening_socket(mllp_port, host=host)
     config = uvicorn.Config(
-        create_app(settings, mllp=mllp),
+        collector.FreezeAfterWarmUp(create_app(settings, mllp=mllp)),
         host=host,
         port=port,
         log_level="warning",
@@ -261,12 +261,11 @@ def _serve_api(
         # forever; they reconnect with Last-Event-ID and miss nothing
         timeout_graceful_shutdown=3,
     )
-    # the modules and the app built above live as long as the process: kept out of the
-    # collector's full passes, which would otherwise walk them all again, holding every
-    # request in flight meanwhile
-    gc.collect()
-    gc.freeze()
-    uvicorn.Server(config).run(sockets=[listener] if listener is not None else None)
+    # what the process keeps for its lifetime, out of the collector's full passes: the
+    # modules and the app now, then what start-up and the first requests build
+    collector.freeze()
+    server = collector.server_freezing_after_start(config)
+    server.run(sockets=[listener] if listener is not None else None)
     return 0
 
 

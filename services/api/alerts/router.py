@@ -124,10 +124,11 @@ async def stream_alerts(
         caller=caller,
         recheck=recheck,
         is_disconnected=request.is_disconnected,
+        feed=request.app.state.alert_feed,
         cursor=cursor,
         hospital_id=hospital_id,
         department=department,
         min_level=min_level,
         kind=kind,
     )
-    return live.HeldStream(events, release=release)
+    return live.HeldStream(events, release=release, feed=request.app.state.alert_feed)
