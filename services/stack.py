@@ -4,8 +4,10 @@ Broker (tansu, memory only), topics, database with the sample catalogue, the Fau
 worker and the HTTP service run as child processes under a supervisor
 (services/supervisor.py) that starts each again when it exits or is killed. Because
 the embedded broker keeps nothing on disk, every start of the broker (the first and
-any restart) creates the topics and replays the ingest ledger into it, so the cases
-and alerts come back exactly (alert ids are deterministic).
+any restart) creates the topics and restores it (services/alerting/restore.py): the
+cases' changelog from the snapshots the projector keeps, then the ledger entries no
+snapshot has applied, so the cases and alerts come back exactly (alert ids are
+deterministic) in a time that does not grow with the ledger's age.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import update
 
+from services.alerting.restore import describe, restore_from_snapshots
 from services.errors import DrgwatchError
 from services.metrics import SUPERVISOR_STATE_FILE
 from services.ports import PortInUse, listening_socket, owns_listener, spare_port
@@ -263,14 +266,13 @@ def _supervised_stack(
             raise StartFailed(error.message) from None
         try:
             asyncio.run(create_topics(settings))
-            replayed = asyncio.run(prepare_database(settings, replay_ledger=True))
+            asyncio.run(prepare_database(settings, replay_ledger=False))
+            restored = asyncio.run(restore_from_snapshots(settings))
         except Exception as error:  # noqa: BLE001 - a broker that cannot be prepared failed to start
             stop_child(process)
             raise StartFailed(f"{type(error).__name__} preparing the broker: {error}") from None
-        if replayed:
-            print(
-                f"drgwatch: replaying {replayed} ledgered events into the fresh broker", flush=True
-            )
+        if restored.snapshots or restored.replayed:
+            print(f"drgwatch: restoring the fresh broker: {describe(restored)}", flush=True)
         return process
 
     broker = Child("broker", launch_broker, logs / "broker.log")

@@ -89,7 +89,7 @@ async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
                 " identities, api_keys, webhook_subscriptions, webhook_deliveries,"
                 " webhook_attempts, webhook_digest_entries, departments, department_targets,"
                 " target_watches, sign_in_sessions, rule_versions, rule_heads, rule_switches,"
-                " chargemaster_items, chargemasters"
+                " chargemaster_items, chargemasters, case_snapshots"
                 " RESTART IDENTITY CASCADE"
             )
         )

@@ -12,7 +12,8 @@ AlertingError
  ├── DeliveryNotFound                                                     (NotFound)
  ├── DeliveryPending      a resend of a delivery still waiting to go      (Conflict)
  ├── TooManySubscriptions the owner has as many as it may                 (Conflict)
- └── TestsTooFrequent     test messages asked for faster than allowed     (RateLimited)
+ ├── TestsTooFrequent     test messages asked for faster than allowed     (RateLimited)
+ └── ChangelogNotEmpty    a restore asked of a changelog that holds records (Conflict)
 """
 
 from __future__ import annotations
@@ -75,3 +76,7 @@ class TooManySubscriptions(AlertingError, Conflict):
 
 class TestsTooFrequent(AlertingError, RateLimited):
     pass
+
+
+class ChangelogNotEmpty(AlertingError, Conflict):
+    """Seeding a changelog that holds records would put old states after newer ones."""

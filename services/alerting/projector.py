@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -24,10 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting.alert_inserts import hold_alert_lock, insert_alerts
 from services.alerting.settings import WorkerSettings
+from services.settings import CommonSettings
 from services.storage.dead_letters import dead_letter
 from services.storage.engine import upsert
-from services.storage.models import CaseRecord, WorkerHeartbeat
+from services.storage.models import CaseRecord, CaseSnapshot, WorkerHeartbeat
 from services.topics import create_topics
+
+if TYPE_CHECKING:
+    from services.casecost.state import CaseState
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,10 @@ def case_row(state: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A table state (plain data) -> the `cases` row."""
     from services.casecost.state import CaseState
 
-    case = CaseState.from_dict(state)
+    return _case_row(CaseState.from_dict(state), now)
+
+
+def _case_row(case: CaseState, now: datetime) -> dict[str, Any]:
     offset = _offset_minutes(case.admitted_at or case.first_event_at)
     return {
         "hospital_id": case.hospital_id,
@@ -180,13 +187,20 @@ async def write_batch(
     dead: list[dict[str, Any]],
     earlier_states: Sequence[dict[str, Any]] = (),
     committed: CommittedAlerts | None = None,
+    state_values: Sequence[bytes] | None = None,
 ) -> None:
     """One transaction: upsert case rows, insert new alerts (by id), keep dead letters.
 
     `states` are the latest state of each case; alerts are taken from them and from
     `earlier_states` of the same batch, which may hold alerts the latest no longer keeps.
+    `state_values`, the changelog values `states` were decoded from (in the same order),
+    are kept as the cases' snapshots (restore.py starts a new broker's changelog from
+    them); without them no snapshot is written.
     """
+    from services.casecost.state import CaseState
+
     now = datetime.now(UTC)
+    cases = [CaseState.from_dict(state) for state in states]
     alerts = {
         alert["alert_id"]: alert
         for state in [*earlier_states, *states]
@@ -203,10 +217,25 @@ async def write_batch(
         )
     ]
     async with sessions() as db_session:
-        if states:
+        if cases:
             await db_session.execute(
                 upsert(engine, CaseRecord, ["hospital_id", "case_id"], CASE_COLUMNS),
-                [case_row(state, now) for state in states],
+                [_case_row(case, now) for case in cases],
+            )
+        if cases and state_values is not None:
+            await db_session.execute(
+                upsert(
+                    engine, CaseSnapshot, ["hospital_id", "case_id"], ["next_sequence", "state"]
+                ),
+                [
+                    {
+                        "hospital_id": case.hospital_id,
+                        "case_id": case.case_id,
+                        "next_sequence": case.next_sequence,
+                        "state": value,
+                    }
+                    for case, value in zip(cases, state_values, strict=True)
+                ],
             )
         if ordered_alerts:
             # several projectors (one per worker) and the watches take turns here until
@@ -235,6 +264,11 @@ def _maybe_json(text: str) -> Any:
         return text
 
 
+def consumer_group(settings: CommonSettings) -> str:
+    """The projectors' consumer group (one per deployment, shared by every worker's)."""
+    return f"{settings.topic_prefix}-projector"
+
+
 async def run(
     settings: WorkerSettings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -251,7 +285,7 @@ async def run(
         settings.case_changelog_topic,
         settings.dead_letter_topic,
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.topic_prefix}-projector",
+        group_id=consumer_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.projector_batch,
@@ -276,6 +310,7 @@ async def run(
             if not batches:
                 continue
             latest: dict[bytes, dict[str, Any]] = {}
+            values: dict[bytes, bytes] = {}
             replaced: list[dict[str, Any]] = []
             dead: list[dict[str, Any]] = []
             for tp, records in batches.items():
@@ -289,10 +324,17 @@ async def run(
                     if key in latest:
                         replaced.append(latest[key])
                     latest[key] = orjson.loads(record.value)
+                    values[key] = record.value
             while True:
                 try:
                     await write_batch(
-                        engine, sessions, list(latest.values()), dead, replaced, committed
+                        engine,
+                        sessions,
+                        list(latest.values()),
+                        dead,
+                        replaced,
+                        committed,
+                        state_values=[values[key] for key in latest],
                     )
                     break
                 except (SQLAlchemyError, OSError) as error:

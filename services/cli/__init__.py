@@ -96,6 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         "action", choices=["ensure", "create"], help="`create` is another name for `ensure`"
     )
 
+    restore = commands.add_parser(
+        "restore",
+        help="after losing the Kafka cluster: bring the new one's topics to the database's"
+        " state (workers and APIs stopped)",
+    )
+    how = restore.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--from-snapshots",
+        action="store_true",
+        help="the cases' changelog from their snapshots, then the ledger entries after them",
+    )
+    how.add_argument(
+        "--whole-ledger", action="store_true", help="queue every ledger entry for publishing"
+    )
+
     schemas = commands.add_parser("schemas", help="contracts in schemas/")
     schemas.add_argument("action", choices=["export"])
 
@@ -192,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.cli.topics import run as run_topics
 
         return run_topics()
+    if args.command == "restore":
+        return _restore(whole_ledger=args.whole_ledger)
     if args.command in DATA_COMMANDS:
         return _run_data_command(args)
     if args.command == "schemas":
@@ -220,6 +237,29 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     return 2
+
+
+def _restore(*, whole_ledger: bool) -> int:
+    """`drgwatch restore`: the topics created, then the new cluster restored (restore.py)."""
+    from services.alerting import restore
+    from services.alerting.exceptions import ChangelogNotEmpty
+    from services.stack import prepare_database
+    from services.topics import create_topics
+
+    settings = CommonSettings()
+    asyncio.run(create_topics(settings))
+    if whole_ledger:
+        replayed = asyncio.run(prepare_database(settings, replay_ledger=True, load_sample=False))
+        print(f"{replayed} ledgered events queued for publishing; start the workers and APIs")
+        return 0
+    try:
+        asyncio.run(prepare_database(settings, replay_ledger=False, load_sample=False))
+        restored = asyncio.run(restore.restore_from_snapshots(settings))
+    except ChangelogNotEmpty as error:
+        print(f"drgwatch restore: {error.message}; only a new cluster", file=sys.stderr)
+        return 1
+    print(f"{restore.describe(restored)}; start the workers and APIs")
+    return 0
 
 
 def _serve_api(

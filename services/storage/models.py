@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -88,6 +89,14 @@ class LedgerEntry(Base):
         UniqueConstraint("hospital_id", "event_id", name="uq_ledger_event"),
         UniqueConstraint("hospital_id", "case_id", "case_seq", name="uq_ledger_case_seq"),
         Index("ix_ledger_unpublished", "published", "seq"),
+        # the entries ledgered before cases were numbered (none in a ledger begun since):
+        # a restore from snapshots finds them without reading the whole ledger
+        Index(
+            "ix_ledger_unnumbered",
+            "seq",
+            postgresql_where=text("case_seq IS NULL"),
+            sqlite_where=text("case_seq IS NULL"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -112,6 +121,20 @@ class CaseSequence(Base):
     hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigId)
+
+
+class CaseSnapshot(Base):
+    """A case's state as the worker's table last held it (its changelog value, as the
+    projector read it) and the per-case ledger sequence it applies next: after the broker
+    is lost, the new changelog starts from these, and only the ledger entries at or past
+    `next_sequence` are published again."""
+
+    __tablename__ = "case_snapshots"
+
+    hospital_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_sequence: Mapped[int] = mapped_column(BigId)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class DeadLetter(Base):

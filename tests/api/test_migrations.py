@@ -59,6 +59,7 @@ TABLES_ADDED_SINCE_MIGRATIONS = {
     "ingest_seal",
     "chargemasters",
     "chargemaster_items",
+    "case_snapshots",
 }
 TABLES_ADDED_SINCE_FIRST = {"case_sequences"} | TABLES_ADDED_SINCE_MIGRATIONS
 # (table, index) made by migrations since
@@ -66,6 +67,7 @@ INDEXES_ADDED_SINCE_MIGRATIONS = {
     ("cases", "ix_cases_discharged"),
     ("rule_switches", "ix_rule_switches_key"),
     ("dead_letters", "uq_dead_letters_source_key"),
+    ("ingest_ledger", "ix_ledger_unnumbered"),
 }
 FIRST_TABLES = [
     table for table in Base.metadata.sorted_tables if table.name not in TABLES_ADDED_SINCE_FIRST

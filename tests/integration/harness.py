@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.alerting.restore import restore_from_snapshots
 from services.ports import listening_socket, on_a_free_port
 from services.settings import CommonSettings
 from services.stack import prepare_database, start_broker
@@ -107,8 +108,10 @@ class Stack:
         env.update(self.extra_env)
         return env
 
-    def start_broker(self, *, replay: bool) -> int:
-        """Start the broker and create topics; with replay, queue the whole ledger again."""
+    def start_broker(self, *, replay: bool, from_snapshots: bool = False) -> int:
+        """Start the broker and create topics; with replay, queue the whole ledger again;
+        with from_snapshots, restore as `drgwatch up` does (the case snapshots into the
+        changelog, the ledger's tail queued). Returns how many ledger entries were queued."""
         log_path = self.workdir / "broker.log"
         if self.broker_port == 0:
             self.broker_port, self.broker = on_a_free_port(
@@ -117,6 +120,9 @@ class Stack:
         else:  # a restart: the API and workers know this port
             self.broker = start_broker(self.broker_port, log_path)
         asyncio.run(create_topics(self.settings))
+        if from_snapshots:
+            asyncio.run(prepare_database(self.settings, replay_ledger=False))
+            return asyncio.run(restore_from_snapshots(self.settings)).replayed
         return asyncio.run(prepare_database(self.settings, replay_ledger=replay))
 
     async def _empty_rule_registry(self) -> None:
@@ -330,6 +336,31 @@ class Stack:
                                         "total_cost": state["total_cost"],
                                     }
                                 )
+                return found
+            finally:
+                await consumer.stop()
+
+        return asyncio.run(read())
+
+    def changelog_states(self) -> dict[str, dict[str, Any]]:
+        """The latest state of every case in the changelog, by case key."""
+
+        async def read() -> dict[str, dict[str, Any]]:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=f"127.0.0.1:{self.broker_port}",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            try:
+                topic = self.settings.case_changelog_topic
+                consumer.assign([TopicPartition(topic, p) for p in range(self.partitions)])
+                found: dict[str, dict[str, Any]] = {}
+                while batches := await consumer.getmany(timeout_ms=1000):
+                    for records in batches.values():
+                        for record in records:
+                            if record.key and record.value is not None:
+                                found[record.key.decode()] = orjson.loads(record.value)
                 return found
             finally:
                 await consumer.stop()

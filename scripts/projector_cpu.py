@@ -1,0 +1,125 @@
+"""The projector's CPU per batch written, with and without the case snapshots.
+
+    .venv/bin/python scripts/projector_cpu.py [--cases 500] [--batches 40]
+
+On a new PostgreSQL database `drgwatch_projector_cpu` (127.0.0.1:5432, dropped
+afterwards): `--cases` case states of ten events each, folded by the cost core, written
+`--batches` times by projector.write_batch as the projector writes a batch (alternately
+with the changelog values, which keeps the snapshots, and without). CPU is this
+process's (time.process_time); the database server's own work is not in it, and its
+wall-clock time is printed beside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.alerting.batch import state_bytes  # noqa: E402
+from services.alerting.projector import write_batch  # noqa: E402
+from services.casecost.apply import new_case, receive  # noqa: E402
+from services.casecost.events import parse_event  # noqa: E402
+from services.casecost.pricing import PriceBook  # noqa: E402
+from services.storage import schema  # noqa: E402
+from services.storage.engine import make_engine, session_factory  # noqa: E402
+
+DATABASE = "drgwatch_projector_cpu"
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+NOW = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def case_state(case_id: str) -> bytes:
+    state = new_case("H001", case_id)
+    common = {"hospital_id": "H001", "case_id": case_id, "department": "CARD"}
+    events: list[dict[str, Any]] = [
+        {
+            **common,
+            "event_id": f"{case_id}-a",
+            "type": "admitted",
+            "occurred_at": "2026-03-02T08:00:00+08:00",
+            "drg_code": "FM15",
+            "insurance_scheme": "employee",
+            "admitted_at": "2026-03-02T08:00:00+08:00",
+        }
+    ]
+    events += [
+        {
+            **common,
+            "event_id": f"{case_id}-c{n}",
+            "type": "charge",
+            "occurred_at": "2026-03-02T10:00:00+08:00",
+            "item_code": f"LAB{n:03d}",
+            "item_name": "Blood panel",
+            "category": "lab",
+            "quantity": "1",
+            "unit_price": "12.50",
+            "amount": "12.50",
+        }
+        for n in range(1, 10)
+    ]
+    for sequence, event in enumerate(events, start=1):
+        receive(state, parse_event(event), sequence, PriceBook(), NOW)
+    return state_bytes(state)
+
+
+async def measure(cases: int, batches: int) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
+    await schema.upgrade(url)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    values = [case_state(f"C{n:05d}") for n in range(cases)]
+    states = [orjson.loads(value) for value in values]
+    spent = {"with snapshots": [0.0, 0.0], "without": [0.0, 0.0]}
+    try:
+        for batch in range(batches + 2):
+            keep = batch % 2 == 0
+            cpu, wall = time.process_time(), time.perf_counter()
+            await write_batch(engine, sessions, states, [], state_values=values if keep else None)
+            if batch >= 2:  # the first two write the rows for the first time
+                figures = spent["with snapshots" if keep else "without"]
+                figures[0] += time.process_time() - cpu
+                figures[1] += time.perf_counter() - wall
+    finally:
+        await engine.dispose()
+    per = batches // 2
+    for what, (cpu_s, wall_s) in spent.items():
+        print(
+            f"{what}: {cpu_s / per * 1000:.1f} ms CPU, {wall_s / per * 1000:.1f} ms wall"
+            f" per batch of {cases} cases"
+        )
+
+
+async def recreate(drop_only: bool = False) -> None:
+    connection = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        if not drop_only:
+            await connection.execute(f"CREATE DATABASE {DATABASE}")
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=40)
+    args = parser.parse_args()
+    asyncio.run(recreate())
+    try:
+        asyncio.run(measure(args.cases, args.batches))
+    finally:
+        asyncio.run(recreate(drop_only=True))
+
+
+if __name__ == "__main__":
+    main()
