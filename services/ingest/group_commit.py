@@ -92,10 +92,8 @@ class GroupCommit:
                     raise
                 outcomes = await self._commit(submissions)
         except DBAPIError as error:
-            if not is_unavailable(error):
-                _fail(group, error)
-                return
-            _fail(group, LedgerUnavailable(), cause=error)
+            # from the commit: the database away is a 503, anything else each caller's 500
+            _fail(group, LedgerUnavailable() if is_unavailable(error) else error, cause=error)
             return
         except LedgerUnavailable as error:
             _fail(group, LedgerUnavailable(), cause=error.__cause__)
