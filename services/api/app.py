@@ -45,6 +45,7 @@ from services.api.signin.router import router as sign_in_router
 from services.api.subscriptions.router import router as subscriptions_router
 from services.api.ui import router as ui_router
 from services.ingest.fhir.mapping import load_mapping
+from services.ingest.group_commit import GroupCommit
 from services.ingest.hl7.mllp import MllpIntake, start_mllp
 from services.ingest.hl7.profile import load_profiles
 from services.ingest.publisher import EventPublisher, run_relay
@@ -148,6 +149,7 @@ def create_app(
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.publisher = publisher
+    app.state.group_commit = GroupCommit(sessions, max_events=settings.ingest_group_events)
     app.state.stream_slots = StreamSlots(settings.streams_per_identity)
     app.state.alert_feed = AlertFeed(sessions, sqlite_files(settings.resolved_database_url))
     app.state.webhook_targets = webhook_targets

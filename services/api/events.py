@@ -7,20 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.exceptions import NotPermitted
 from services.access.principal import Principal
-from services.api.deps import PublisherDep, SessionDep, require
+from services.api.deps import PublisherDep, require
 from services.api.limits import EVENTS_BODY_LIMIT
 from services.ingest import service as ingest_service
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
+from services.ingest.group_commit import GroupCommit
 from services.ingest.publisher import publish_durable
 from services.ingest.schemas import IngestResult
 from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from services.storage import dead_letters
-from services.storage.engine import is_unavailable
 from services.validation import FieldError
 
 router = APIRouter(tags=["ingest"])
@@ -77,14 +76,14 @@ class BodyTooLarge(PayloadTooLarge):
 )
 async def post_events(
     request: Request,
-    db_session: SessionDep,
     publisher: PublisherDep,
     caller: Annotated[Principal, Depends(require("events:write"))],
 ) -> JSONResponse:
     """Accept one event or {"events": [...]}; 202 once every accepted event is durable.
 
     Every refusal (too large, not JSON, not events, another hospital's, invalid) is kept
-    as a dead letter with its reason before the answer goes out.
+    as a dead letter with its reason before the answer goes out. Postings that arrive
+    together share one ledger transaction (services/ingest/group_commit.py).
     """
     raw = b""
     items: list[Any] = []
@@ -92,25 +91,30 @@ async def post_events(
         raw = await read_body(request)
         items, is_batch = ingest_service.split_body(ingest_service.decode_body(raw))
         _check_hospitals(caller, items)
-        result, accepted = await _record(request, db_session, items, is_batch)
-        await db_session.commit()
+        submission = ingest_service.prepare(
+            items=items,
+            is_batch=is_batch,
+            now=datetime.now(UTC),
+            bounds=request.app.state.settings.time_bounds,
+        )
+        group_commit: GroupCommit = request.app.state.group_commit
+        result, accepted = await group_commit.record(submission)
     except BodyTooLarge as refusal:
-        await keep_refused(db_session, items, refusal.head, refusal)
+        async with request.app.state.sessions() as db_session:
+            await keep_refused(db_session, items, refusal.head, refusal)
         raise
     except (PayloadRejected, NotPermitted) as refusal:
-        await db_session.rollback()
-        await keep_refused(db_session, items, raw, refusal)
+        async with request.app.state.sessions() as db_session:
+            await keep_refused(db_session, items, raw, refusal)
         raise
     except LedgerUnavailable:
         INGEST_UNAVAILABLE.inc()
         raise
-    except DBAPIError as error:
-        if not is_unavailable(error):
-            raise
-        INGEST_UNAVAILABLE.inc()
-        raise LedgerUnavailable() from error
-    for status in ("accepted", "duplicate", "rejected"):
-        count = sum(r.status == status for r in result.results)
+    for status, count in (
+        ("accepted", result.accepted),
+        ("duplicate", result.duplicates),
+        ("rejected", result.rejected),
+    ):
         if count:
             EVENTS_INGESTED.labels(status=status).inc(count)
     backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
@@ -118,35 +122,6 @@ async def post_events(
         EVENTS_BACKDATED.inc(backdated)
     await publish_durable(publisher, accepted)
     return JSONResponse(result.model_dump(mode="json"), status_code=202)
-
-
-async def _record(
-    request: Request, db_session: AsyncSession, items: list[Any], is_batch: bool
-) -> tuple[IngestResult, list[ingest_service.Accepted]]:
-    """Record the submission (the caller commits); once more, on a new connection, when
-    the pooled one turns out dead before anything was written (the database restarted,
-    or the connection was cut, since it was last used)."""
-    settings = request.app.state.settings
-    try:
-        return await ingest_service.record(
-            db_session=db_session,
-            items=items,
-            is_batch=is_batch,
-            now=datetime.now(UTC),
-            bounds=settings.time_bounds,
-        )
-    except LedgerUnavailable as error:
-        cause = error.__cause__
-        if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
-            raise
-    await db_session.rollback()
-    return await ingest_service.record(
-        db_session=db_session,
-        items=items,
-        is_batch=is_batch,
-        now=datetime.now(UTC),
-        bounds=settings.time_bounds,
-    )
 
 
 def _check_hospitals(caller: Principal, items: list[Any]) -> None:

@@ -46,6 +46,9 @@ class ApiSettings(CommonSettings, WebhookSettings, IngestSettings):
     # the site's FHIR mapping for POST /v1/fhir (hospitals, departments, categories);
     # unset: the shipped services/ingest/fhir/default-mapping.yaml
     fhir_mapping: Path | None = None
+    # POST /v1/events: the postings that arrive together are recorded in one ledger
+    # transaction (group commit) of at most this many events (a posting is never split)
+    ingest_group_events: int = Field(default=2000, ge=1, le=100_000)
 
     @property
     def session_lifetimes(self) -> Lifetimes:

@@ -7,6 +7,7 @@ acknowledged event reaches the stream even if the broker was down at that moment
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +18,9 @@ from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import Insert
 
-from services.casecost.events import Event, event_to_wire, parse_event
+from services.casecost.events import Event, event_to_wire, fast_event, parse_event
 from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, PayloadTooLarge
 from services.ingest.plausibility import TimeBounds, check_times
 from services.ingest.schemas import IngestResult, ItemResult
@@ -37,6 +39,24 @@ _SET_CASE_SEQ = (
     .where(_LEDGER.c.seq == bindparam("ledger_seq"))
     .values(case_seq=bindparam("number"))
 )
+
+
+# built once per dialect: building an upsert makes its `excluded` alias of every column,
+# which cost more than running the statement
+@functools.cache
+def _insert_ledger(dialect: str) -> Insert:
+    return insert_ignoring(dialect, _LEDGER).returning(
+        _LEDGER.c.seq, _LEDGER.c.hospital_id, _LEDGER.c.event_id
+    )
+
+
+@functools.cache
+def _count_cases(dialect: str) -> Insert:
+    return upsert(
+        dialect, _SEQUENCES, ["hospital_id", "case_id"], [], increment="last_seq"
+    ).returning(_SEQUENCES.c.hospital_id, _SEQUENCES.c.case_id, _SEQUENCES.c.last_seq)
+
+
 # PostgreSQL: the cases' counters moved on and the new rows numbered in one round trip.
 # The counters are taken in the order given (WITH ORDINALITY), the caller's key order.
 _NUMBER_ROWS_PG = text(
@@ -133,7 +153,7 @@ def validate_items(
     for index, raw in enumerate(items):
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
         try:
-            event = parse_event(raw)
+            event = _fast(raw) or parse_event(raw)
         except ValidationError as error:
             errors = field_errors(error)
         else:
@@ -154,8 +174,84 @@ def validate_items(
     return valid, rejected, warnings
 
 
+def _fast(raw: Any) -> Event | None:
+    """The event checked in one pass, as the worker reads it (services/casecost/events.py
+    fast_event: what it accepts, parse_event accepts as the same event); None leaves it to
+    parse_event, which names what is wrong."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return fast_event(orjson.dumps(raw))
+    except orjson.JSONEncodeError:
+        return None
+
+
 def payload_hash(wire: bytes) -> str:
     return hashlib.sha256(wire).hexdigest()
+
+
+@dataclass(slots=True)
+class Submission:
+    """A submission validated and ready to record: its items' results so far (the
+    refused and the repeated), and each distinct event (hospital, event_id) in order."""
+
+    items: list[Any]
+    is_batch: bool
+    now: datetime
+    results: dict[int, ItemResult]
+    warnings: dict[int, list[FieldError]]
+    # each distinct event's first index, its wire bytes and its ledger row, in order
+    firsts: dict[tuple[str, str], int]
+    wires: dict[tuple[str, str], bytes]
+    rows: dict[tuple[str, str], dict[str, Any]]
+
+    @property
+    def events(self) -> int:
+        return len(self.rows)
+
+
+def prepare(*, items: list[Any], is_batch: bool, now: datetime, bounds: TimeBounds) -> Submission:
+    """Validate a submission received at `now` and lay out its ledger rows; raise
+    PayloadRejected when nothing in it can be recorded (a lone event refused, or every
+    event of a batch)."""
+    valid, rejected, warnings = validate_items(items, now=now, bounds=bounds)
+    if not is_batch and rejected:
+        raise PayloadRejected("the event is invalid", errors=rejected[0].errors)
+    if not valid:
+        raise PayloadRejected("no event in the batch is valid", results=rejected)
+    submission = Submission(
+        items=items,
+        is_batch=is_batch,
+        now=now,
+        results={result.index: result for result in rejected},
+        warnings=warnings,
+        firsts={},
+        wires={},
+        rows={},
+    )
+    for index, event in valid:
+        identity = (event.hospital_id, event.event_id)
+        wire = orjson.dumps(event_to_wire(event))
+        if identity in submission.firsts:
+            same = submission.wires[identity] == wire
+            submission.results[index] = _repeat(index, event.event_id, same)
+            continue
+        submission.firsts[identity] = index
+        submission.wires[identity] = wire
+        submission.rows[identity] = {
+            "hospital_id": event.hospital_id,
+            "event_id": event.event_id,
+            "case_id": event.case_id,
+            "event_type": event.type,
+            "payload": wire.decode(),
+            "payload_hash": payload_hash(wire),
+            "received_at": now,
+            "published": False,
+        }
+    return submission
+
+
+Recorded = tuple[IngestResult, list[Accepted]]
 
 
 async def record(
@@ -166,101 +262,117 @@ async def record(
     now: datetime,
     bounds: TimeBounds,
     keep_rejections: bool = True,
-) -> tuple[IngestResult, list[Accepted]]:
+) -> Recorded:
     """Validate and durably record a submission received at `now`; the caller commits,
     then publishes. Each refused event is kept as a dead letter unless `keep_rejections`
     is False (the caller keeps them: see record_each)."""
-    valid, rejected, warnings = validate_items(items, now=now, bounds=bounds)
-    if not is_batch and rejected:
-        raise PayloadRejected("the event is invalid", errors=rejected[0].errors)
-    if not valid:
-        raise PayloadRejected("no event in the batch is valid", results=rejected)
-    results: dict[int, ItemResult] = {result.index: result for result in rejected}
+    submission = prepare(items=items, is_batch=is_batch, now=now, bounds=bounds)
+    [outcome] = await record_group(
+        db_session=db_session, submissions=[submission], keep_rejections=keep_rejections
+    )
+    if isinstance(outcome, PayloadRejected):
+        raise outcome
+    return outcome
+
+
+async def record_group(
+    *,
+    db_session: AsyncSession,
+    submissions: list[Submission],
+    keep_rejections: bool = True,
+) -> list[Recorded | PayloadRejected]:
+    """Durably record prepared submissions in the session's one transaction (the caller
+    commits, then publishes); return each one's outcome in order.
+
+    The submissions are taken as if one after the other: an event repeated in a later
+    one is its duplicate (or, with other content, refused), and each case's new events
+    are numbered in that order. A submission of which nothing can be recorded (every
+    event refused, e.g. an event_id reused for other content) has PayloadRejected for
+    its outcome and no dead letter here: its caller keeps those as for any refusal.
+    """
+    # the first submission to carry each event records it
+    owner: dict[tuple[str, str], int] = {}
     rows: list[dict[str, Any]] = []
-    wires: dict[tuple[str, str], bytes] = {}
-    cases: dict[tuple[str, str], tuple[str, str]] = {}
-    first_index: dict[tuple[str, str], int] = {}
-    for index, event in valid:
-        identity = (event.hospital_id, event.event_id)
-        wire = orjson.dumps(event_to_wire(event))
-        if identity in first_index:
-            same = wires[identity] == wire
-            results[index] = _repeat(index, event.event_id, same)
-            continue
-        first_index[identity] = index
-        wires[identity] = wire
-        cases[identity] = (event.hospital_id, event.case_id)
-        rows.append(
-            {
-                "hospital_id": event.hospital_id,
-                "event_id": event.event_id,
-                "case_id": event.case_id,
-                "event_type": event.type,
-                "payload": wire.decode(),
-                "payload_hash": payload_hash(wire),
-                "received_at": now,
-                "published": False,
-            }
-        )
-    accepted: list[Accepted] = []
+    for number, submission in enumerate(submissions):
+        for identity, row in submission.rows.items():
+            if identity not in owner:
+                owner[identity] = number
+                rows.append(row)
     try:
         connection = await db_session.connection()
-        statement = insert_ignoring(connection.dialect.name, _LEDGER).returning(
-            _LEDGER.c.seq, _LEDGER.c.hospital_id, _LEDGER.c.event_id
-        )
-        inserted = (
-            {
-                (row.hospital_id, row.event_id): row.seq
-                for row in (await connection.execute(statement, rows)).all()
-            }
-            if rows
-            else {}
-        )
-        new_in_order = [identity for identity in first_index if identity in inserted]
+        inserted = await _insert_rows(connection, rows)
+        new_in_order = [identity for identity in owner if identity in inserted]
         case_seq_of = await _number_per_case(
-            connection, [(inserted[identity], cases[identity]) for identity in new_in_order]
+            connection,
+            [
+                (inserted[identity], _case_of(submissions[owner[identity]], identity))
+                for identity in new_in_order
+            ],
         )
-        existing = [identity for identity in first_index if identity not in inserted]
+        existing = [identity for identity in owner if identity not in inserted]
         earlier_hashes = await _hashes(db_session, existing) if existing else {}
-        for identity, index in first_index.items():
-            event_id = identity[1]
-            if identity in inserted:
-                results[index] = ItemResult(index=index, event_id=event_id, status="accepted")
-                seq = inserted[identity]
-                accepted.append(
-                    Accepted(
-                        seq=seq,
-                        key=case_key(*cases[identity]),
-                        value=wires[identity],
-                        case_seq=case_seq_of[seq],
+        outcomes: list[Recorded | PayloadRejected] = []
+        letters: list[DeadLetter] = []
+        for number, submission in enumerate(submissions):
+            results = dict(submission.results)
+            accepted: list[Accepted] = []
+            for identity, index in submission.firsts.items():
+                event_id = identity[1]
+                wire = submission.wires[identity]
+                first = owner[identity]
+                if first == number and identity in inserted:
+                    results[index] = ItemResult(index=index, event_id=event_id, status="accepted")
+                    seq = inserted[identity]
+                    accepted.append(
+                        Accepted(
+                            seq=seq,
+                            key=case_key(*_case_of(submission, identity)),
+                            value=wire,
+                            case_seq=case_seq_of[seq],
+                        )
                     )
+                elif first == number:
+                    same = earlier_hashes.get(identity) == payload_hash(wire)
+                    results[index] = _repeat(index, event_id, same)
+                else:
+                    same = submissions[first].wires[identity] == wire
+                    results[index] = _repeat(index, event_id, same)
+            outcome = _outcome(submission, results, accepted)
+            outcomes.append(outcome)
+            if keep_rejections and not isinstance(outcome, PayloadRejected):
+                letters.extend(
+                    rejection_letter(submission.items[r.index], r, submission.now)
+                    for r in outcome[0].results
+                    if r.status == "rejected"
                 )
-            else:
-                same = earlier_hashes.get(identity) == payload_hash(wires[identity])
-                results[index] = _repeat(index, event_id, same)
-        if keep_rejections:
-            letters = [
-                rejection_letter(items[r.index], r, now)
-                for r in results.values()
-                if r.status == "rejected"
-            ]
-            if letters:
-                db_session.add_all(letters)
-                await db_session.flush()
+        if letters:
+            db_session.add_all(letters)
+            await db_session.flush()
     except DBAPIError as error:
         if is_unavailable(error):
             raise LedgerUnavailable() from error
         raise
-    for index, warned in warnings.items():
+    return outcomes
+
+
+def _case_of(submission: Submission, identity: tuple[str, str]) -> tuple[str, str]:
+    row = submission.rows[identity]
+    return row["hospital_id"], row["case_id"]
+
+
+def _outcome(
+    submission: Submission, results: dict[int, ItemResult], accepted: list[Accepted]
+) -> Recorded | PayloadRejected:
+    for index, warned in submission.warnings.items():
         if results[index].status != "rejected":
             results[index].warnings = warned
     ordered = [results[index] for index in sorted(results)]
     if not accepted and all(r.status == "rejected" for r in ordered):
         # e.g. an event_id reused for different content: nothing was recorded
-        raise PayloadRejected(
+        return PayloadRejected(
             "no event was accepted",
-            errors=ordered[0].errors if not is_batch else [],
-            results=ordered if is_batch else [],
+            errors=ordered[0].errors if not submission.is_batch else [],
+            results=ordered if submission.is_batch else [],
         )
     return (
         IngestResult(
@@ -271,6 +383,19 @@ async def record(
         ),
         accepted,
     )
+
+
+async def _insert_rows(
+    connection: AsyncConnection, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert the ledger rows that are new; return their seqs by (hospital, event_id)."""
+    if not rows:
+        return {}
+    statement = _insert_ledger(connection.dialect.name)
+    return {
+        (row.hospital_id, row.event_id): row.seq
+        for row in (await connection.execute(statement, rows)).all()
+    }
 
 
 async def _number_per_case(
@@ -309,9 +434,7 @@ async def _number_per_case(
             },
         )
         return {row.seq: row.case_seq for row in numbered}
-    statement = upsert(
-        connection.dialect.name, _SEQUENCES, ["hospital_id", "case_id"], [], increment="last_seq"
-    ).returning(_SEQUENCES.c.hospital_id, _SEQUENCES.c.case_id, _SEQUENCES.c.last_seq)
+    statement = _count_cases(connection.dialect.name)
     last = {
         (row.hospital_id, row.case_id): row.last_seq
         for row in await connection.execute(

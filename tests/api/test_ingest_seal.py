@@ -18,6 +18,15 @@ from tests.api.conftest import Api
 from tests.api.helpers import admitted, charge
 
 
+class RecordingBatch:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, **record: Any) -> object:
+        self.records.append(record)
+        return object()
+
+
 class RecordingProducer:
     """Stands in for AIOKafkaProducer: keeps what is sent, acknowledges at once."""
 
@@ -32,8 +41,16 @@ class RecordingProducer:
     async def stop(self) -> None:
         pass
 
-    async def send(self, topic: str, **record: Any) -> asyncio.Future[None]:
-        self.sent.append({"topic": topic, **record})
+    async def partitions_for(self, _topic: str) -> set[int]:
+        return {0, 1, 2, 3}
+
+    def create_batch(self) -> RecordingBatch:
+        return RecordingBatch()
+
+    async def send_batch(
+        self, batch: RecordingBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[None]:
+        self.sent.extend({"topic": topic, "partition": partition, **r} for r in batch.records)
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)
         return acknowledged
