@@ -46,6 +46,9 @@ class ApiSettings(CommonSettings, WebhookSettings, IngestSettings):
     # the site's FHIR mapping for POST /v1/fhir (hospitals, departments, categories);
     # unset: the shipped services/ingest/fhir/default-mapping.yaml
     fhir_mapping: Path | None = None
+    # /metrics counts open cases by level and the ledger's unpublished events at most this
+    # often (services/api/gauges.py)
+    pipeline_metrics_seconds: float = Field(default=15.0, ge=0)
 
     @property
     def session_lifetimes(self) -> Lifetimes:
