@@ -4,16 +4,52 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+# Labels take values from small fixed sets only (sources, statuses, reasons, levels):
+# never a case, patient, item or hospital, each of which would be a series kept for good.
+
 EVENTS_INGESTED = Counter(
-    "drgwatch_events_ingested_total", "Events submitted to POST /v1/events", ["status"]
+    "drgwatch_events_ingested_total",
+    "Events submitted, by source (json, fhir, hl7, intake) and status (accepted,"
+    " duplicate, rejected)",
+    ["source", "status"],
 )
+EVENTS_REJECTED = Counter(
+    "drgwatch_events_rejected_total",
+    "Refused submissions by source and reason: invalid (not JSON, not events, an event"
+    " breaking the contract), too_large, forbidden (another hospital's), ack_ae / ack_ar"
+    " (an HL7 message answered with that code)",
+    ["source", "reason"],
+)
+
+
+def count_ingested(source: str, status: str, events: int) -> None:
+    """Count a submission's events of one status; events refused one by one (in a batch
+    otherwise accepted) are `invalid`."""
+    if status == "rejected":
+        count_rejected(source, "invalid", events)
+    else:
+        EVENTS_INGESTED.labels(source=source, status=status).inc(events)
+
+
+def count_rejected(source: str, reason: str, events: int = 1) -> None:
+    """Count refused events (at least one per refused submission) of a source."""
+    EVENTS_INGESTED.labels(source=source, status="rejected").inc(events)
+    EVENTS_REJECTED.labels(source=source, reason=reason).inc(events)
+
+
 HL7_MESSAGES = Counter(
     "drgwatch_hl7_messages_total",
     "HL7 v2 messages answered (POST /v1/hl7, MLLP), by acknowledgement code",
@@ -137,3 +173,134 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+ALERTS_RAISED = Counter(
+    "drgwatch_alerts_raised_total",
+    "Alerts the worker raised, by kind (level, forecast, rule), level and transition",
+    ["kind", "level", "transition"],
+)
+EVENT_TO_ALERT_SECONDS = Histogram(
+    "drgwatch_event_to_alert_seconds",
+    "From an event's occurred_at to the alert it raised, by alert kind",
+    ["kind"],
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
+)
+# the label sets an alert may carry; anything else is counted as "other"
+ALERT_KINDS = frozenset({"level", "forecast", "rule"})
+ALERT_LEVELS = frozenset({"none", "blue", "yellow", "red"})
+ALERT_TRANSITIONS = frozenset({"escalated", "de-escalated", "resolved", "projected", "raised"})
+
+
+def count_alert(alert: Mapping[str, Any], raised_at: datetime) -> None:
+    """Count one alert the worker sends, and its delay from the event that raised it."""
+    kind = _known(alert.get("kind"), ALERT_KINDS)
+    ALERTS_RAISED.labels(
+        kind=kind,
+        level=_known(alert.get("level"), ALERT_LEVELS),
+        transition=_known(alert.get("transition"), ALERT_TRANSITIONS),
+    ).inc()
+    occurred = alert.get("occurred_at")
+    if isinstance(occurred, str):
+        try:
+            delay = (raised_at - datetime.fromisoformat(occurred)).total_seconds()
+        except (TypeError, ValueError):
+            return
+        EVENT_TO_ALERT_SECONDS.labels(kind=kind).observe(max(0.0, delay))
+
+
+def _known(value: Any, values: frozenset[str]) -> str:
+    return value if value in values else "other"
+
+
+EVENTS_APPLIED = Counter(
+    "drgwatch_worker_events_applied_total",
+    "Events-topic records the worker applied (dead letters included)",
+)
+WORKER_DEAD_LETTERS = Counter(
+    "drgwatch_worker_dead_letters_total",
+    "Events-topic records the worker could not apply and sent to the dead-letter topic",
+)
+CONSUMER_LAG = Gauge(
+    "drgwatch_worker_consumer_lag",
+    "Records of the events topic not yet applied, per partition this worker holds"
+    " (the partition's end offset minus the first offset not yet applied)",
+    ["partition"],
+)
+
+
+def show_consumer_lag(lags: Mapping[int, int]) -> None:
+    """Replace the lag series with those of the partitions the worker holds now."""
+    CONSUMER_LAG.clear()
+    for partition, lag in lags.items():
+        CONSUMER_LAG.labels(partition=str(partition)).set(lag)
+
+
+OPEN_CASES = Gauge(
+    "drgwatch_open_cases",
+    "Cases not discharged, by level, as the API last counted them"
+    " (every DRGWATCH_PIPELINE_METRICS_SECONDS at most, when /metrics is read)",
+    ["level"],
+)
+LEDGER_UNPUBLISHED = Gauge(
+    "drgwatch_ledger_unpublished",
+    "Accepted events still waiting in the ingest ledger for the relay to publish them"
+    " (counted as drgwatch_open_cases is)",
+)
+
+READY = Gauge(
+    "drgwatch_ready",
+    "1 when this API's /readyz last answered ready, 0 when it answered 503",
+)
+READINESS_CHANGES = Counter(
+    "drgwatch_readiness_changes",
+    "Times this API's /readyz answer changed between ready and not ready",
+)
+
+
+class _Readiness:
+    """The process's last /readyz answer (None before the first)."""
+
+    last: bool | None = None
+
+
+def show_readiness(ready: bool) -> None:
+    """Record a /readyz answer, counting it when it differs from the previous one."""
+    if _Readiness.last is not None and _Readiness.last != ready:
+        READINESS_CHANGES.inc()
+    _Readiness.last = ready
+    READY.set(1 if ready else 0)
+
+
+class DatabasePools:
+    """A collector: the connections of the process's database pools, in use and idle.
+
+    Engines are watched weakly: one an app disposed of and dropped leaves the figures."""
+
+    def __init__(self) -> None:
+        self._engines: weakref.WeakSet[AsyncEngine] = weakref.WeakSet()
+
+    def watch(self, engine: AsyncEngine) -> None:
+        self._engines.add(engine)
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            "drgwatch_db_pool_connections",
+            "Database pool connections by state (in_use, idle), over the process's pools"
+            " (an in-memory SQLite database's pool keeps no count)",
+            labels=["state"],
+        )
+        in_use = idle = 0
+        for engine in list(self._engines):
+            pool: Any = engine.sync_engine.pool
+            # a QueuePool counts its connections; an in-memory SQLite database's pool not
+            if hasattr(pool, "checkedout") and hasattr(pool, "checkedin"):
+                in_use += pool.checkedout()
+                idle += pool.checkedin()
+        connections.add_metric(["in_use"], in_use)
+        connections.add_metric(["idle"], idle)
+        yield connections
+
+
+DATABASE_POOLS = DatabasePools()
+REGISTRY.register(DATABASE_POOLS)

@@ -45,7 +45,12 @@ from services.casecost.apply import Release, Reprice, new_case, receive, release
 from services.casecost.events import Event, fast_event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState
-from services.metrics import EVENTS_UNSEALED, SEQUENCE_GAPS_RELEASED
+from services.metrics import (
+    EVENTS_UNSEALED,
+    SEQUENCE_GAPS_RELEASED,
+    WORKER_DEAD_LETTERS,
+    count_alert,
+)
 from services.validation import field_errors, summary
 from services.wire import (
     COMMAND_TYPES,
@@ -223,6 +228,7 @@ async def apply_batch(
                 await send(topics.dead_letters, key=message.key or b"", value=letter, partition=0)
             )
             dead_letters += 1
+            WORKER_DEAD_LETTERS.inc()
             continue
         if needs_version > reference.price_book.version or not reference.loaded:
             await reference.refresh_until_done()
@@ -286,6 +292,7 @@ async def apply_batch(
         on_durable(message)
     for key, alert in alerts:
         await send(topics.alerts, key=key, value=orjson.dumps(alert), partition=None)
+        count_alert(alert, now)
     return AppliedBatch(len(messages), len(values), len(alerts), dead_letters)
 
 

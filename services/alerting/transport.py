@@ -367,3 +367,22 @@ def mark_durable(app: Any, tp: Any, offset: int) -> None:
     consumer = app.consumer
     if isinstance(consumer, _Consumer):
         consumer.mark_durable(tp, offset)
+
+
+def lags(app: Any, topic: str) -> dict[int, int]:
+    """Records of `topic` not yet applied, per partition the worker holds: the end offset
+    the last fetch saw minus the first offset not yet durable (a partition with either
+    still unknown is left out)."""
+    consumer = app.consumer
+    if not isinstance(consumer, _Consumer):
+        return {}
+    found = {}
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        end = consumer.highwater(tp)
+        following = consumer.durable.following(tp)
+        if end is None or following is None:
+            continue
+        found[tp.partition] = max(0, end - following)
+    return found

@@ -31,6 +31,7 @@ from services.alerting.batch import LiveStates, Message, RecordSink, Topics, app
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
 from services.casecost.rules import NO_SWITCHES, CaseRules, RuleSet, RuleSwitches
+from services.metrics import EVENTS_APPLIED, show_consumer_lag
 from services.reference import registry
 from services.reference import service as catalogue_service
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
@@ -245,6 +246,7 @@ class WorkerApp:
         except Exception as error:  # noqa: BLE001 - see fatal()
             fatal(error)
         progress.applied += len(messages)
+        EVENTS_APPLIED.inc(len(messages))
         progress.batches += 1
 
     def _mark_durable(self, message: Message) -> None:
@@ -455,6 +457,7 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         await projector.beat(
             sessions, engine, worker_id=worker_id, ready=ready, partitions=len(assignment)
         )
+        show_consumer_lag(transport.lags(app, settings.events_topic))
 
     return worker
 

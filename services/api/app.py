@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
@@ -30,6 +31,7 @@ from services.api.deadletters.router import router as dead_letters_router
 from services.api.docs import router as docs_router
 from services.api.events import router as ingest_router
 from services.api.fhir import router as fhir_router
+from services.api.gauges import PipelineGauges
 from services.api.guard import HostRule, RequestGuard, SecurityHeaders
 from services.api.health import router as health_router
 from services.api.hl7 import router as hl7_router
@@ -200,7 +202,7 @@ def create_app(
         ),
         open_paths=OPEN_PATHS,
     )
-    _install_metrics(app, settings)
+    _install_metrics(app, settings, sessions)
     _install_openapi(app, production=settings.mode == "production")
     errors.install(app)
     # outside authentication: an oversized body is refused before anything else is done
@@ -221,14 +223,18 @@ async def _start_publisher(publisher: EventPublisher, seal: EventSeal) -> None:
     log.error("broker unreachable: events are ledgered and relayed once it is back")
 
 
-def _install_metrics(app: FastAPI, settings: ApiSettings) -> None:
+def _install_metrics(
+    app: FastAPI, settings: ApiSettings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     # this app's own registry: the process-wide one is shared by every app a test builds
     supervised = CollectorRegistry(auto_describe=False)
     supervised.register(SupervisedComponents(settings.data_dir / SUPERVISOR_STATE_FILE))
+    gauges = PipelineGauges(sessions, every=settings.pipeline_metrics_seconds)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus text exposition."""
+        await gauges.refresh()
         body = generate_latest() + generate_latest(supervised)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -18,7 +18,7 @@ from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, Paylo
 from services.ingest.group_commit import GroupCommit
 from services.ingest.publisher import publish_durable
 from services.ingest.schemas import IngestResult
-from services.metrics import EVENTS_BACKDATED, EVENTS_INGESTED, INGEST_UNAVAILABLE
+from services.metrics import EVENTS_BACKDATED, INGEST_UNAVAILABLE, count_ingested, count_rejected
 from services.storage import dead_letters
 from services.validation import FieldError
 
@@ -116,7 +116,7 @@ async def post_events(
         ("rejected", result.rejected),
     ):
         if count:
-            EVENTS_INGESTED.labels(status=status).inc(count)
+            count_ingested("json", status, count)
     backdated = sum(r.status == "accepted" and bool(r.warnings) for r in result.results)
     if backdated:
         EVENTS_BACKDATED.inc(backdated)
@@ -175,9 +175,16 @@ async def keep_refused(
         letters = ingest_service.refusal_letters(
             items=items, raw_body=raw, refusal=refusal, now=now
         )
-    EVENTS_INGESTED.labels(status="rejected").inc(max(1, len(letters)))
+    count_rejected("json", refusal_reason(refusal), max(1, len(letters)))
     try:
         db_session.add_all(letters)
         await db_session.commit()
     except Exception:  # noqa: BLE001 - the caller still gets its refusal
         await db_session.rollback()
+
+
+def refusal_reason(refusal: PayloadRejected | NotPermitted) -> str:
+    """The metrics' reason for a refused submission."""
+    if isinstance(refusal, NotPermitted):
+        return "forbidden"
+    return "too_large" if isinstance(refusal, PayloadTooLarge) else "invalid"

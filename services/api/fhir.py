@@ -19,7 +19,7 @@ from services.ingest.exceptions import LedgerUnavailable
 from services.ingest.fhir import service as fhir_service
 from services.ingest.fhir.exceptions import FhirRefused
 from services.ingest.publisher import publish_durable
-from services.metrics import EVENTS_INGESTED, INGEST_UNAVAILABLE
+from services.metrics import INGEST_UNAVAILABLE, count_ingested, count_rejected
 from services.storage import dead_letters
 from services.storage.engine import is_unavailable
 from services.storage.models import DeadLetter
@@ -101,7 +101,7 @@ async def post_fhir(
         await db_session.commit()
     except FhirRefused as refusal:
         await db_session.rollback()
-        await _keep(db_session, refusal.letters)
+        await _keep(db_session, refusal.letters, reason="invalid")
         raise
     except (BodyTooLarge, NotPermitted) as refusal:
         await db_session.rollback()
@@ -123,6 +123,7 @@ async def post_fhir(
                     attribute=False,
                 )
             ],
+            reason="too_large" if isinstance(refusal, BodyTooLarge) else "forbidden",
         )
         raise
     except DBAPIError as error:
@@ -134,7 +135,7 @@ async def post_fhir(
         INGEST_UNAVAILABLE.inc()
         raise
     for status, count in answer.counts.items():
-        EVENTS_INGESTED.labels(status=status).inc(count)
+        count_ingested("fhir", status, count)
     await publish_durable(publisher, answer.accepted)
     headers = {"Location": answer.location} if answer.location else None
     return JSONResponse(
@@ -149,9 +150,9 @@ def _sole_hospital(caller: Principal) -> str | None:
     return next(iter(caller.hospitals))
 
 
-async def _keep(db_session: AsyncSession, letters: list[DeadLetter]) -> None:
+async def _keep(db_session: AsyncSession, letters: list[DeadLetter], *, reason: str) -> None:
     """Refused input is not silently dropped: keep it, with why, as dead letters."""
-    EVENTS_INGESTED.labels(status="rejected").inc(max(1, len(letters)))
+    count_rejected("fhir", reason, max(1, len(letters)))
     try:
         db_session.add_all(letters)
         await db_session.commit()

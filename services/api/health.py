@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.metrics import SUPERVISOR_STATE_FILE, read_supervisor_state
+from services.metrics import SUPERVISOR_STATE_FILE, read_supervisor_state, show_readiness
 from services.storage.models import WorkerHeartbeat
 
 router = APIRouter(tags=["health"])
@@ -58,4 +58,5 @@ async def readyz(request: Request) -> JSONResponse:
         checks["worker"] = "unknown"
     checks["broker"] = "ok" if request.app.state.publisher.started else "not connected"
     ready = all(value == "ok" for value in checks.values())
+    show_readiness(ready)
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -49,6 +49,9 @@ class ApiSettings(CommonSettings, WebhookSettings, IngestSettings):
     # POST /v1/events: the postings that arrive together are recorded in one ledger
     # transaction (group commit) of at most this many events (a posting is never split)
     ingest_group_events: int = Field(default=2000, ge=1, le=100_000)
+    # /metrics counts open cases by level and the ledger's unpublished events at most this
+    # often (services/api/gauges.py)
+    pipeline_metrics_seconds: float = Field(default=15.0, ge=0)
 
     @property
     def session_lifetimes(self) -> Lifetimes:

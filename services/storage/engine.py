@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.dml import Insert
 
+from services.metrics import DATABASE_POOLS
+
 SQLITE_POOL_SIZE = 20
 POSTGRES_POOL_SIZE = 20
 POSTGRES_MAX_OVERFLOW = 10
@@ -45,6 +47,7 @@ def make_engine(url: str) -> AsyncEngine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             sqlite_pragmas(dbapi_connection)
 
+        DATABASE_POOLS.watch(engine)
         return engine
     # no ping on every checkout (a round trip per request): a connection is pinged only
     # when it sat idle in the pool for PING_AFTER_IDLE_SECONDS, as when the server may have
@@ -76,6 +79,7 @@ def make_engine(url: str) -> AsyncEngine:
             # the pool discards this connection and checks out another
             raise DisconnectionError("connection lost while idle") from error
 
+    DATABASE_POOLS.watch(engine)
     return engine
 
 

@@ -78,19 +78,31 @@ async def test_readyz_ignores_unready_or_stale_heartbeats(
     assert checks["worker"] != "ok" and checks["broker"] == "ok"
 
 
-def ingested(metrics_text: str) -> dict[str, float]:
+def ingested(metrics_text: str, source: str = "json") -> dict[str, float]:
+    """Events ingested from `source` (POST /v1/events: json), by status."""
     for family in text_string_to_metric_families(metrics_text):
         if family.name == "drgwatch_events_ingested":
             return {
                 s.labels["status"]: s.value
                 for s in family.samples
-                if s.name == "drgwatch_events_ingested_total"
+                if s.name == "drgwatch_events_ingested_total" and s.labels["source"] == source
             }
     return {}
 
 
+def refused(metrics_text: str, source: str = "json") -> dict[str, float]:
+    """Events refused from `source`, by reason."""
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == "drgwatch_events_rejected_total" and sample.labels["source"] == source
+    }
+
+
 async def test_metrics_count_ingested_events(api: Api) -> None:
-    before = ingested((await api.client.get("/metrics")).text)
+    text_before = (await api.client.get("/metrics")).text
+    before, refused_before = ingested(text_before), refused(text_before)
     events = {"events": [charge("m-1"), charge("m-1"), charge("m-2", amount="9.99"), charge("m-3")]}
     assert (await api.client.post("/v1/events", json=events)).status_code == 202
 
@@ -103,6 +115,14 @@ async def test_metrics_count_ingested_events(api: Api) -> None:
     assert after["accepted"] - before.get("accepted", 0) == 2
     assert after["duplicate"] - before.get("duplicate", 0) == 1
     assert after["rejected"] - before.get("rejected", 0) == 1
+    # the event refused within an accepted batch, for its contract
+    assert refused(response.text)["invalid"] - refused_before.get("invalid", 0) == 1
+    # a body that is not JSON at all, refused as a whole
+    not_json = {"content-type": "application/json"}
+    answer = await api.client.post("/v1/events", content=b"{no", headers=not_json)
+    assert answer.status_code == 422, answer.text
+    text_after = (await api.client.get("/metrics")).text
+    assert refused(text_after)["invalid"] - refused_before.get("invalid", 0) == 2
     assert "drgwatch_http_request_seconds" in response.text
 
 

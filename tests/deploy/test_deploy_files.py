@@ -693,26 +693,6 @@ GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "drgwatch.json"
 
 
-def exported_metric_names() -> set[str]:
-    """The sample names drgwatch's processes export (API, intake, worker metrics)."""
-    from prometheus_client import REGISTRY
-
-    import services.ingest.intake.consumer  # noqa: F401 - registers the intake's metrics
-    import services.metrics  # noqa: F401
-
-    suffixes = {
-        "counter": ("_total", "_created"),
-        "histogram": ("_bucket", "_count", "_sum", "_created"),
-        "gauge": ("",),
-        "summary": ("", "_count", "_sum", "_created"),
-    }
-    names = set()
-    for family in REGISTRY.collect():
-        for suffix in suffixes.get(family.type, ("",)):
-            names.add(family.name + suffix)
-    return names
-
-
 def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -742,17 +722,15 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
         assert panel["datasource"]["uid"] == prometheus["uid"], panel["title"]
 
 
-def test_dashboard_queries_only_metrics_drgwatch_exports() -> None:
+def test_dashboard_panels_query_drgwatch_and_do_not_overlap() -> None:
+    # that every name queried is exported is checked against a scrape of the running
+    # services, in tests/deploy/test_monitoring.py
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    exported = exported_metric_names()
     used = set()
     for panel in dashboard["panels"]:
         assert panel["targets"], f"panel {panel['title']!r} has no query"
         for target in panel["targets"]:
-            names = set(re.findall(r"\bdrgwatch_[a-z0-9_]+", target["expr"]))
-            unknown = names - exported
-            assert not unknown, f"panel {panel['title']!r} queries {sorted(unknown)}, not exported"
-            used |= names
+            used |= set(re.findall(r"\bdrgwatch_[a-z0-9_]+", target["expr"]))
     # the ingest, HTTP and intake figures at least
     assert {
         "drgwatch_events_ingested_total",

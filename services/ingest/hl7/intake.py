@@ -30,7 +30,7 @@ from services.ingest.hl7.profile import Profiles
 from services.ingest.plausibility import TimeBounds
 from services.ingest.schemas import ItemResult
 from services.ingest.service import Accepted
-from services.metrics import EVENTS_INGESTED, HL7_MESSAGES
+from services.metrics import EVENTS_INGESTED, HL7_MESSAGES, count_rejected
 from services.storage import dead_letters
 from services.storage.models import DeadLetter
 from services.validation import FieldError
@@ -136,12 +136,12 @@ def count_answer(taken: Taken) -> None:
     """Count a message's answer and its events in the metrics."""
     HL7_MESSAGES.labels(code=taken.code).inc()
     if taken.code != "AA":
-        EVENTS_INGESTED.labels(status="rejected").inc()
+        count_rejected("hl7", f"ack_{taken.code.lower()}")
         return
     if taken.accepted:
-        EVENTS_INGESTED.labels(status="accepted").inc(len(taken.accepted))
+        EVENTS_INGESTED.labels(source="hl7", status="accepted").inc(len(taken.accepted))
     if taken.duplicates:
-        EVENTS_INGESTED.labels(status="duplicate").inc(taken.duplicates)
+        EVENTS_INGESTED.labels(source="hl7", status="duplicate").inc(taken.duplicates)
 
 
 def _ack(

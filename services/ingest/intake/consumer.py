@@ -58,6 +58,7 @@ from services.ingest.plausibility import TimeBounds
 from services.ingest.publisher import EventPublisher, publish_durable
 from services.ingest.schemas import ItemResult
 from services.ingest.service import Accepted
+from services.metrics import count_ingested
 from services.reference.chargemaster.service import KeptChargeBook
 from services.storage import dead_letters
 from services.storage.models import DeadLetter
@@ -177,6 +178,7 @@ def count(results: Sequence[IntakeResult]) -> None:
         INTAKE_RECORDS.labels(status=result.status).inc()
         for outcome in result.events:
             INTAKE_EVENTS.labels(status=outcome.status).inc()
+            count_ingested("intake", outcome.status, 1)
 
 
 class Intake:
