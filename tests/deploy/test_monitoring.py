@@ -13,8 +13,8 @@ import json
 import os
 import re
 import shutil
-import sys
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
