@@ -77,6 +77,9 @@ class Memo:
     # hour, so a quarter hour lies within one local day), for the zone they were taken in
     days_zone: tzinfo | None = None
     days: dict[int, tuple[date, str]] = field(default_factory=dict)
+    # the moment last looked up there and its day: the rules ask again for the same one
+    line_moment: datetime | None = None
+    line_day: tuple[date, str] | None = None
     # the latest event's moment and its local day
     latest_moment: datetime | None = None
     latest_day: date | None = None
