@@ -18,10 +18,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.casecost.state import state_data
 from services.ports import listening_socket, on_a_free_port
 from services.settings import CommonSettings
 from services.stack import prepare_database, start_broker
@@ -320,7 +320,7 @@ class Stack:
                     for tp, records in batches.items():
                         for record in records:
                             if record.key == wanted and record.value is not None:
-                                state = orjson.loads(record.value)
+                                state = state_data(record.value)
                                 found.append(
                                     {
                                         "offset": f"{tp.partition}:{record.offset}",
