@@ -4,10 +4,11 @@
 
 Builds the table as the worker holds it after the bench's full path: the bench workload
 applied through `apply_batch` (services/alerting/batch.py) in batches of 25,000, then
-admissions of new cases up to `--open` cases (as the bench opens them), with the
-worker's default number of live states kept. Reports the process's RSS growth (ru_maxrss
-is avoided: the records built for the run are freed first), the bytes the table holds,
-and the largest allocation sites by tracemalloc with `--trace`.
+admissions of new cases up to `--open` cases (as the bench opens them). Then a fresh
+process, the worker's modules imported, reads the states back into a dict of bytes (the
+table) and decodes the last-written 4,096 of them (the live states the worker keeps by
+default): the RSS it grew by doing so is the table's memory, apart from what building it
+left behind. Also reports the bytes the table holds.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import argparse
 import asyncio
 import gc
 import hashlib
+import subprocess
 import sys
-import tracemalloc
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from scripts.batch_cpu import (  # noqa: E402
 from services.alerting.batch import LiveStates, apply_batch  # noqa: E402
 from services.alerting.settings import WorkerSettings  # noqa: E402
 from services.bench import workload as bench_workload  # noqa: E402
+from services.casecost.state import CaseState, state_data  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -83,16 +86,15 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--cases", type=int, default=5_000)
     parser.add_argument("--open", type=int, default=100_000)
-    parser.add_argument("--trace", action="store_true", help="list the largest allocations")
+    parser.add_argument("--hold", metavar="FILE", help=argparse.SUPPRESS)  # the second process
     args = parser.parse_args()
+    if args.hold:
+        hold(Path(args.hold))
+        return
 
     reference = Reference(sample_price_book())
     store: dict[bytes, bytes] = {}
     live = LiveStates(WorkerSettings().live_states)
-    gc.collect()
-    if args.trace:
-        tracemalloc.start(4)
-    start_rss = rss_mb()
 
     async def apply_all(records: list[Record]) -> None:
         for start in range(0, len(records), 25_000):
@@ -118,18 +120,46 @@ def main() -> None:
     del records
     asyncio.run(apply_all(more))
     del more
-    gc.collect()
     held = sum(len(key) + len(value) for key, value in store.items())
-    grown = rss_mb() - start_rss
     print(
-        f"{len(store):,} cases: RSS grew {grown:.0f} MB ({grown / len(store) * 1e5:.0f} MB per"
-        f" 100,000 cases); the table holds {held / 2**20:.0f} MB of keys and states"
+        f"{len(store):,} cases: the table holds {held / 2**20:.0f} MB of keys and states"
         f" ({held / len(store):.0f} bytes a case)"
     )
-    if args.trace:
-        snapshot = tracemalloc.take_snapshot()
-        for stat in snapshot.statistics("lineno")[:15]:
-            print(stat)
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = Path(scratch) / "states"
+        saved.write_bytes(b"".join(_framed(key) + _framed(value) for key, value in store.items()))
+        subprocess.run([sys.executable, __file__, "--hold", str(saved)], check=True)
+
+
+def _framed(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def hold(saved: Path) -> None:
+    """Read the states back as the worker holds them; print the RSS that took."""
+    gc.collect()
+    before = rss_mb()
+    raw = saved.read_bytes()  # one allocation, given back to the system when deleted
+    store: dict[bytes, bytes] = {}
+    position, key = 0, None
+    while position < len(raw):
+        size = int.from_bytes(raw[position : position + 4], "big")
+        data = raw[position + 4 : position + 4 + size]
+        position += 4 + size
+        if key is None:
+            key = data
+        else:
+            store[key], key = data, None
+    live = LiveStates(WorkerSettings().live_states)
+    for key in list(store)[-WorkerSettings().live_states :]:
+        live.keep(key, store[key], CaseState.from_dict(state_data(store[key])))
+    del raw
+    gc.collect()
+    grown = rss_mb() - before
+    print(
+        f"RSS of the table and the live states: {grown:.0f} MB for {len(store):,} cases"
+        f" ({grown / len(store) * 1e5:.0f} MB per 100,000)"
+    )
 
 
 if __name__ == "__main__":
