@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -143,31 +143,12 @@ def printable(value: str, *, line_breaks: bool = False) -> str:
     return value
 
 
-_ZONES: dict[timedelta, tzinfo] = {}
-
-
-def _shared_zone(moment: datetime) -> datetime:
-    """`moment` at its offset as one shared `datetime.timezone` per offset.
-
-    pydantic-core gives each parsed time a zone object of its own whose utcoffset() is a
-    call out of C: comparing two such times, converting or formatting one cost a
-    microsecond or more each, and the fold does that several times an event. Two times
-    with the same zone object compare without asking it at all.
-    """
-    offset = moment.utcoffset()
-    assert offset is not None  # only aware times get here
-    zone = _ZONES.get(offset)
-    if zone is None:
-        zone = _ZONES.setdefault(offset, timezone(offset))
-    return moment.replace(tzinfo=zone)
-
-
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be ISO-8601 with a UTC offset, e.g. 2026-11-23T08:15:00+08:00")
     if not 2000 <= value.year <= 2100:
         raise ValueError("year must be between 2000 and 2100")
-    return _shared_zone(value)
+    return value
 
 
 def _decimal_schema(places: int, description: str) -> WithJsonSchema:
@@ -482,12 +463,6 @@ def _fast_checks_pass(kind: str, fields: dict[str, Any]) -> bool:
     )
 
 
-_MOMENTS: dict[str, tuple[str, ...]] = {
-    kind: tuple(name for name in TIMESTAMP_FIELDS if name in model.model_fields)
-    for kind, model in _MODELS.items()
-}
-
-
 def fast_event(raw: bytes) -> Event | None:
     """The event in JSON bytes, checked in one pass: equal to parse_event's, or None when
     the fast path cannot vouch for it (parse_event then decides)."""
@@ -498,8 +473,6 @@ def fast_event(raw: bytes) -> Event | None:
     kind = fields["type"]
     if not _fast_checks_pass(kind, fields):
         return None
-    for name in _MOMENTS[kind]:  # as _aware leaves them (its checks are in the schema)
-        fields[name] = _shared_zone(fields[name])
     # built as pydantic's own model_construct and unpickling build a model: the validated
     # fields, those given, no extras, no private state
     event = _new_object(_MODELS[kind])
