@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.bench import fullpath  # noqa: E402
 from services.bench import workload as bench_workload  # noqa: E402
+from services.casecost.state import state_data  # noqa: E402
 from services.ports import listening_socket, on_a_free_port  # noqa: E402
 from services.settings import CommonSettings  # noqa: E402
 from services.stack import prepare_database, start_broker, wait_ready  # noqa: E402
@@ -190,7 +191,7 @@ def event_ids_of_event(record: Any) -> list[str]:
 def event_ids_of_state(record: Any) -> list[str]:
     if not record.value or not record.key or not record.key.startswith(HOSPITAL.encode()):
         return []
-    state = orjson.loads(record.value)
+    state = state_data(record.value)
     return [
         alert["event_id"]
         for alert in state.get("alerts", [])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import hashlib
 import sys
@@ -100,6 +101,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--cases", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=25_000)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="also write a cProfile of the batch path to FILE"
+    )
     args = parser.parse_args()
 
     load = bench_workload.generate(args.lines, args.cases, seed=11)
@@ -143,9 +147,15 @@ def main() -> None:
             dead_letters += applied.dead_letters
         return dead_letters
 
+    profiler = cProfile.Profile() if args.profile else None
     started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
     dead_letters = asyncio.run(apply_all())
     batch_cpu = time.process_time() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
 
     states = hashlib.sha256(b"".join(key + value for key, value in sorted(store.items())))
     count = len(records)

@@ -81,7 +81,19 @@ def record_with(py_spy: str | None, pid: int, output: Path) -> subprocess.Popen[
         return None
     print(f"py-spy: {output}")
     return subprocess.Popen(
-        [py_spy, "record", "--pid", str(pid), "-f", "raw", "-r", "100", "--nonblocking", "-o", str(output)],
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "-f",
+            "raw",
+            "-r",
+            "100",
+            "--nonblocking",
+            "-o",
+            str(output),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

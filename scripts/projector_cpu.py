@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,6 +29,7 @@ from services.alerting.projector import write_batch  # noqa: E402
 from services.casecost.apply import new_case, receive  # noqa: E402
 from services.casecost.events import parse_event  # noqa: E402
 from services.casecost.pricing import PriceBook  # noqa: E402
+from services.casecost.state import state_data  # noqa: E402
 from services.storage import schema  # noqa: E402
 from services.storage.engine import make_engine, session_factory  # noqa: E402
 
@@ -78,7 +78,7 @@ async def measure(cases: int, batches: int) -> None:
     engine = make_engine(url)
     sessions = session_factory(engine)
     values = [case_state(f"C{n:05d}") for n in range(cases)]
-    states = [orjson.loads(value) for value in values]
+    states = [state_data(value) for value in values]
     spent = {"with snapshots": [0.0, 0.0], "without": [0.0, 0.0]}
     try:
         for batch in range(batches + 2):

@@ -44,7 +44,7 @@ from services.alerting.exceptions import UnprocessableEvent
 from services.casecost.apply import Release, Reprice, new_case, receive, release_held
 from services.casecost.events import Event, fast_event, parse_event
 from services.casecost.pricing import PriceBook
-from services.casecost.state import MAX_ALERTS_KEPT, CaseState
+from services.casecost.state import MAX_ALERTS_KEPT, CaseState, state_data
 from services.metrics import (
     EVENTS_UNSEALED,
     SEQUENCE_GAPS_RELEASED,
@@ -153,13 +153,14 @@ def decode(raw: bytes) -> tuple[Command, int]:
 
 
 def state_bytes(state: CaseState) -> bytes:
-    """A case state as the changelog and the table hold it.
+    """A case state as the changelog and the table hold it (its array form, see
+    services/casecost/state.py STATE_FIELDS; `state_data` reads it back).
 
     Copied out of orjson's buffer, which is sized for growth: the table keeps these for
     as long as the case is open, and 100,000 open cases of ~1 KB each held 880 MB of
     RSS in those buffers instead of 190 MB.
     """
-    return bytes(memoryview(orjson.dumps(state.to_dict())))
+    return bytes(memoryview(orjson.dumps(state.to_wire())))
 
 
 class LiveStates:
@@ -303,7 +304,7 @@ def _current_state(key: bytes, event: Command, store: CaseStore, live: LiveState
     if state is not None:
         return state
     if stored:
-        return CaseState.from_dict(orjson.loads(stored))
+        return CaseState.from_dict(state_data(stored))
     return new_case(event.hospital_id, event.case_id)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting.alert_inserts import hold_alert_lock, insert_alerts
 from services.alerting.settings import WorkerSettings
+from services.casecost.state import state_data
 from services.settings import CommonSettings
 from services.storage.dead_letters import dead_letter
 from services.storage.engine import upsert
@@ -323,7 +324,7 @@ async def run(
                     key = record.key or b""
                     if key in latest:
                         replaced.append(latest[key])
-                    latest[key] = orjson.loads(record.value)
+                    latest[key] = state_data(record.value)
                     values[key] = record.value
             while True:
                 try:

@@ -19,10 +19,9 @@ import traceback
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 import faust
-import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -31,6 +30,7 @@ from services.alerting.batch import LiveStates, Message, RecordSink, Topics, app
 from services.alerting.settings import WorkerSettings
 from services.casecost.pricing import PriceBook
 from services.casecost.rules import NO_SWITCHES, CaseRules, RuleSet, RuleSwitches
+from services.casecost.state import state_data, waits_on_gap
 from services.metrics import EVENTS_APPLIED, show_consumer_lag
 from services.reference import registry
 from services.reference import service as catalogue_service
@@ -218,7 +218,7 @@ class WorkerApp:
     def case_state(self, key: bytes) -> dict[str, Any] | None:
         """A case's state as plain data, as the table holds it."""
         stored = self.cases.data.get(key)
-        return None if stored is None else cast(dict[str, Any], orjson.loads(stored))
+        return None if stored is None else state_data(stored)
 
     async def deliver(self, messages: Sequence[Message]) -> None:
         """Apply a fetched batch of the events topic (see batch.apply_batch).
@@ -271,7 +271,7 @@ class WorkerApp:
             return
         version = self.reference.price_book.version
         for key, stored in list(self.cases.data.items()):
-            state = orjson.loads(stored) if stored else None
+            state = state_data(stored) if stored else None
             if state is None or (state.get("discharged_at") and state["level"] != "unpriced"):
                 continue
             command = new_command(
@@ -288,9 +288,9 @@ class WorkerApp:
         lost in a restore, say) is released after the gap timeout, in a batch."""
         cutoff = datetime.now(UTC) - self.gap_timeout
         for key, stored in list(self.cases.data.items()):
-            if not stored or b'"held_since":null' in stored:  # no wait: no need to decode
+            if not stored or not waits_on_gap(stored):  # no wait: no need to decode
                 continue
-            state = orjson.loads(stored)
+            state = state_data(stored)
             held_since = state.get("held_since")
             if held_since and datetime.fromisoformat(held_since) <= cutoff:
                 command = new_command(

@@ -22,7 +22,7 @@ from services.alerting.settings import WorkerSettings
 from services.alerting.worker import ReferenceData
 from services.casecost.apply import Release, new_case, receive, release_held
 from services.casecost.pricing import PriceBook
-from services.casecost.state import CaseState
+from services.casecost.state import CaseState, state_data
 from services.reference.rules import DEFAULT_RULES_DIR, load_rule_files
 from services.storage.engine import make_engine, session_factory
 from services.storage.seal import load_seal
@@ -57,7 +57,7 @@ class CoreStep:
         current = self.live.take(case, stored)
         if current is None:
             current = (
-                CaseState.from_dict(orjson.loads(stored))
+                CaseState.from_dict(state_data(stored))
                 if stored
                 else new_case(event.hospital_id, event.case_id)
             )
@@ -84,7 +84,7 @@ class CoreStep:
         """The final states' figures the benchmark checks, by case key."""
         cases = {}
         for case, written in self.finals.items():
-            final = orjson.loads(written)
+            final = state_data(written)
             cases[case.decode()] = {
                 "total_cost": final["total_cost"],
                 "level": final["level"],

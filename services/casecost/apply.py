@@ -57,6 +57,8 @@ ALERT_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8e-9a57-4f0b3c2d1e10")
 HIGH_RATIO = Decimal("2")
 LOW_RATIO = Decimal("0.4")
 ZERO = Decimal(0)
+_COST_LINES = (Charge, Credit)
+_DISCHARGES = (Discharged, DischargeCancelled)
 # a forecast alert waits for this many full local days of the stay (see _forecast_alert_for)
 FORECAST_ALERT_MIN_FULL_DAYS = 2
 
@@ -81,7 +83,7 @@ class Release:
     occurred_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made for every event, and never changed
 class Outcome:
     state: CaseState
     alerts: list[dict[str, Any]]
@@ -211,7 +213,35 @@ def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
         state.first_event_at = occurred
     if state.last_event_at is None or occurred > state.last_event_at:
         state.last_event_at = occurred
-    if isinstance(event, Admitted):
+    if isinstance(event, _COST_LINES):  # most events: checked first
+        # A cost line names its department; it only stands in until the case's own
+        # admission or transfer says where the patient is.
+        # (its stamp, of priority 1, never outranks an admission's or a transfer's: only
+        # worked out when it can matter)
+        current = state.department_stamp
+        if current is None or current[0] < 2:
+            stamp = _stamp(1, event)
+            if _newer(stamp, current):
+                state.department, state.department_stamp = event.department, stamp
+        charge = type(event) is Charge
+        amount = event.amount if charge else -event.amount
+        state.total_cost += amount
+        category = event.category._value_  # the plain string (cheaper than .value)
+        state.cost_by_category[category] = state.cost_by_category.get(category, Decimal(0)) + amount
+        item = state.items.get(event.item_code)
+        if item is None:
+            item = ItemCost(event.item_code, event.item_name, category, Decimal(0), Decimal(0))
+            state.items[event.item_code] = item
+        item.quantity += event.quantity if charge else -event.quantity
+        item.amount += amount
+        state.memo.item_wire.pop(event.item_code, None)
+        # the day a cost line belongs to is the hospital's day it occurred on, whenever
+        # it arrived; a credit lowers the day it was posted on
+        day = _local_day(state, occurred, price_book)[1]
+        state.cost_by_day[day] = state.cost_by_day.get(day, Decimal(0)) + amount
+        orderer = event.ordered_by or ""
+        state.cost_by_orderer[orderer] = state.cost_by_orderer.get(orderer, Decimal(0)) + amount
+    elif isinstance(event, Admitted):
         stamp = _stamp(2, event)
         if _newer(stamp, state.admitted_stamp):
             state.admitted_at, state.admitted_stamp = event.admitted_at, stamp
@@ -229,32 +259,8 @@ def _fold(state: CaseState, event: Event, price_book: PriceBook) -> None:
         stamp = _stamp(2, event)
         if _newer(stamp, state.department_stamp):
             state.department, state.department_stamp = event.department, stamp
-    elif isinstance(event, Discharged | DischargeCancelled):
+    elif isinstance(event, _DISCHARGES):
         _fold_discharge(state, event)
-    elif isinstance(event, Charge | Credit):
-        # A cost line names its department; it only stands in until the case's own
-        # admission or transfer says where the patient is.
-        stamp = _stamp(1, event)
-        if _newer(stamp, state.department_stamp):
-            state.department, state.department_stamp = event.department, stamp
-        sign = Decimal(1) if isinstance(event, Charge) else Decimal(-1)
-        amount = sign * event.amount
-        state.total_cost += amount
-        category = event.category.value
-        state.cost_by_category[category] = state.cost_by_category.get(category, Decimal(0)) + amount
-        item = state.items.get(event.item_code)
-        if item is None:
-            item = ItemCost(event.item_code, event.item_name, category, Decimal(0), Decimal(0))
-            state.items[event.item_code] = item
-        item.quantity += sign * event.quantity
-        item.amount += amount
-        state.memo.item_wire.pop(event.item_code, None)
-        # the day a cost line belongs to is the hospital's day it occurred on, whenever
-        # it arrived; a credit lowers the day it was posted on
-        day = _local_day(state, occurred, price_book)[1]
-        state.cost_by_day[day] = state.cost_by_day.get(day, Decimal(0)) + amount
-        orderer = event.ordered_by or ""
-        state.cost_by_orderer[orderer] = state.cost_by_orderer.get(orderer, Decimal(0)) + amount
 
 
 def _fold_discharge(state: CaseState, event: Discharged | DischargeCancelled) -> None:
@@ -314,13 +320,21 @@ def _project(state: CaseState, pricing: Pricing, price_book: PriceBook) -> Proje
         avg_los_days=state.avg_los_days,
         admission_day=admission_day,
         latest_day=_latest_day(state, price_book),
-        one_off=sum(
-            (state.cost_by_category.get(category, ZERO) for category in ONE_OFF_CATEGORIES), ZERO
-        ),
+        one_off=_one_off(state.cost_by_category),
         discharged=state.discharged_at is not None,
     )
     state.projected_total = None if projection is None else projection.total
     return projection
+
+
+def _one_off(cost_by_category: dict[str, Decimal]) -> Decimal:
+    """The cost of the case's one-off categories so far."""
+    total = ZERO
+    for category in ONE_OFF_CATEGORIES:
+        amount = cost_by_category.get(category)
+        if amount is not None:
+            total += amount
+    return total
 
 
 def _pricing(state: CaseState, price_book: PriceBook) -> Pricing:
@@ -480,12 +494,15 @@ def _local_day(state: CaseState, moment: datetime, price_book: PriceBook) -> tup
     """The hospital's day of `moment` (and its ISO form), remembered by quarter hour."""
     memo = state.memo
     if memo.days_zone is not price_book.zone:
-        memo.days_zone, memo.days = price_book.zone, {}
+        memo.days_zone, memo.days, memo.line_moment = price_book.zone, {}, None
+    elif moment is memo.line_moment and memo.line_day is not None:
+        return memo.line_day
     quarter = int(moment.timestamp()) // 900
     known = memo.days.get(quarter)
     if known is None:
         day = price_book.local_day(moment)
         known = memo.days[quarter] = (day, day.isoformat())
+    memo.line_moment, memo.line_day = moment, known
     return known
 
 

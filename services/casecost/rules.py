@@ -645,8 +645,10 @@ class CaseRules:
         for it when it worked it out in the same zone (a cost line's day always is)."""
         memo = state.memo
         if memo.days_zone is self.zone:
+            if moment is memo.line_moment and memo.line_day is not None:
+                return memo.line_day[1]  # the cost line just folded: the usual one
             if moment is memo.latest_moment and memo.latest_day is not None:
-                return memo.latest_day.isoformat()  # the case's latest event: the usual one
+                return memo.latest_day.isoformat()  # the case's latest event
             known = memo.days.get(int(moment.timestamp()) // 900)
             if known is not None:
                 return known[1]

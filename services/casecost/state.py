@@ -9,6 +9,8 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Protocol
 
+import orjson
+
 from services.casecost.pricing import (
     AlertLevel,
     CaseLevel,
@@ -77,6 +79,9 @@ class Memo:
     # hour, so a quarter hour lies within one local day), for the zone they were taken in
     days_zone: tzinfo | None = None
     days: dict[int, tuple[date, str]] = field(default_factory=dict)
+    # the moment last looked up there and its day: the rules ask again for the same one
+    line_moment: datetime | None = None
+    line_day: tuple[date, str] | None = None
     # the latest event's moment and its local day
     latest_moment: datetime | None = None
     latest_day: date | None = None
@@ -165,46 +170,55 @@ class CaseState:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "hospital_id": self.hospital_id,
-            "case_id": self.case_id,
-            "department": self.department,
-            "department_stamp": self.department_stamp,
-            "drg_code": self.drg_code,
-            "drg_stamp": self.drg_stamp,
-            "insurance_scheme": self.insurance_scheme,
-            "scheme_stamp": self.scheme_stamp,
-            "admitted_at": _iso(self.admitted_at),
-            "admitted_stamp": self.admitted_stamp,
-            "discharged_at": _iso(self.discharged_at),
-            "discharged_stamp": self.discharged_stamp,
-            "first_event_at": _iso(self.first_event_at),
-            "last_event_at": _iso(self.last_event_at),
-            "total_cost": str(self.total_cost),
-            "cost_by_category": {k: str(v) for k, v in sorted(self.cost_by_category.items())},
-            "cost_by_day": _amounts(self.cost_by_day),
-            "cost_by_orderer": _amounts(self.cost_by_orderer),
-            "items": self._items_wire(),
-            "events_applied": self.events_applied,
-            "seen": sorted(self.seen),
-            "next_sequence": self.next_sequence,
-            "held": {str(sequence): wire for sequence, wire in sorted(self.held.items())},
-            "held_since": _iso(self.held_since),
-            "drg_name": self.drg_name,
-            "standard_cost": _str(self.standard_cost),
-            "avg_los_days": _str(self.avg_los_days),
-            "ratio": _str(self.ratio),
-            "level": self.level,
-            "ratio_flag": self.ratio_flag,
-            "projected_total": _str(self.projected_total),
-            "projected_ratio": _str(self.projected_ratio),
-            "alert_level": self.alert_level,
-            "alert_seq": self.alert_seq,
-            "forecast_fired": self.forecast_fired,
-            "forecast_seq": self.forecast_seq,
-            "alerts": self.alerts,
-            "rule_memory": _rule_memory(self.rule_memory),
-        }
+        """The state as plain (JSON-ready) data, by field name."""
+        return dict(zip(STATE_FIELDS, self._values(), strict=True))
+
+    def to_wire(self) -> list[Any]:
+        """The state's changelog form: STATE_FORM, then the values of STATE_FIELDS."""
+        return [STATE_FORM, *self._values()]
+
+    def _values(self) -> tuple[Any, ...]:
+        # in the order of STATE_FIELDS
+        return (
+            _iso(self.held_since),
+            self.hospital_id,
+            self.case_id,
+            self.department,
+            self.department_stamp,
+            self.drg_code,
+            self.drg_stamp,
+            self.insurance_scheme,
+            self.scheme_stamp,
+            _iso(self.admitted_at),
+            self.admitted_stamp,
+            _iso(self.discharged_at),
+            self.discharged_stamp,
+            _iso(self.first_event_at),
+            _iso(self.last_event_at),
+            str(self.total_cost),
+            {k: str(v) for k, v in sorted(self.cost_by_category.items())},
+            _amounts(self.cost_by_day),
+            _amounts(self.cost_by_orderer),
+            self._items_wire(),
+            self.events_applied,
+            sorted(self.seen),
+            self.next_sequence,
+            {str(sequence): wire for sequence, wire in sorted(self.held.items())},
+            self.drg_name,
+            _str(self.standard_cost),
+            _str(self.avg_los_days),
+            _str(self.ratio),
+            self.level,
+            self.ratio_flag,
+            _str(self.projected_total),
+            _str(self.projected_ratio),
+            self.alert_level,
+            self.alert_seq,
+            self.forecast_fired,
+            self.forecast_seq,
+            self.alerts,
+            _rule_memory(self.rule_memory),
+        )
 
     def _items_wire(self) -> dict[str, list[str]]:
         known = self.memo.item_wire
@@ -263,6 +277,76 @@ class CaseState:
             rule_memory=data.get("rule_memory"),
             memo=Memo(item_wire=dict(items)),
         )
+
+
+# The changelog form of a state (CaseState.to_wire): a JSON array of STATE_FORM and then
+# the values of these fields in this order. The plain-data form's names were half the
+# bytes of a small case, held by the table for every open case, written and read back
+# with every change. `held_since` comes first, so that whether a case waits on a ledger
+# gap shows in the bytes' first few characters (`waits_on_gap`). A field added later
+# goes at the end: a shorter array from an older worker decodes as a state without it.
+STATE_FORM = 2
+STATE_FIELDS: tuple[str, ...] = (
+    "held_since",
+    "hospital_id",
+    "case_id",
+    "department",
+    "department_stamp",
+    "drg_code",
+    "drg_stamp",
+    "insurance_scheme",
+    "scheme_stamp",
+    "admitted_at",
+    "admitted_stamp",
+    "discharged_at",
+    "discharged_stamp",
+    "first_event_at",
+    "last_event_at",
+    "total_cost",
+    "cost_by_category",
+    "cost_by_day",
+    "cost_by_orderer",
+    "items",
+    "events_applied",
+    "seen",
+    "next_sequence",
+    "held",
+    "drg_name",
+    "standard_cost",
+    "avg_los_days",
+    "ratio",
+    "level",
+    "ratio_flag",
+    "projected_total",
+    "projected_ratio",
+    "alert_level",
+    "alert_seq",
+    "forecast_fired",
+    "forecast_seq",
+    "alerts",
+    "rule_memory",
+)
+_NOT_WAITING = b"[%d,null," % STATE_FORM
+
+
+def state_data(stored: bytes) -> dict[str, Any]:
+    """A case state from the changelog (either form) as plain data, by field name.
+
+    Reads the array form (STATE_FORM) and the object form that workers wrote before it,
+    so that a worker upgraded over an existing changelog reads back what it finds.
+    """
+    data = orjson.loads(stored)
+    if isinstance(data, dict):
+        return data
+    if not isinstance(data, list) or not data or data[0] != STATE_FORM:
+        raise ValueError("not a case state")
+    return dict(zip(STATE_FIELDS, data[1:], strict=False))
+
+
+def waits_on_gap(stored: bytes) -> bool:
+    """Whether a stored state may hold events waiting on a ledger gap (no decoding:
+    False only when certainly not)."""
+    return not stored.startswith(_NOT_WAITING) and b'"held_since":null' not in stored
 
 
 class RuleMemory(Protocol):

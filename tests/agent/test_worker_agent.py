@@ -29,6 +29,7 @@ from services.alerting import transport
 from services.alerting.settings import WorkerSettings
 from services.alerting.worker import WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
+from services.casecost.state import state_data
 from services.wire import CASE_SEQUENCE_HEADER, END_MARKER_KEY, NOT_FROM_LEDGER, EventSeal
 from tests.unit.case_events import admitted_raw, at, book, cost_raw, raw
 
@@ -351,7 +352,7 @@ async def test_a_batch_writes_each_changed_case_once_with_its_final_state(
     assert written[-1] == (END_MARKER_KEY, None)
     markers = len(written) - len(records)
     assert markers == worker.progress.batches - batches_before
-    last = orjson.loads(records[-1][1])
+    last = state_data(records[-1][1])
     assert last["total_cost"] == "400.00" and last["events_applied"] == 41
     # the table holds exactly what the changelog carries
     assert orjson.loads(orjson.dumps(case(worker))) == last

@@ -18,11 +18,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.alerting.restore import restore_from_snapshots
+from services.casecost.state import state_data
 from services.ports import listening_socket, on_a_free_port
 from services.settings import CommonSettings
 from services.stack import prepare_database, start_broker
@@ -326,7 +326,7 @@ class Stack:
                     for tp, records in batches.items():
                         for record in records:
                             if record.key == wanted and record.value is not None:
-                                state = orjson.loads(record.value)
+                                state = state_data(record.value)
                                 found.append(
                                     {
                                         "offset": f"{tp.partition}:{record.offset}",
@@ -360,7 +360,7 @@ class Stack:
                     for records in batches.values():
                         for record in records:
                             if record.key and record.value is not None:
-                                found[record.key.decode()] = orjson.loads(record.value)
+                                found[record.key.decode()] = state_data(record.value)
                 return found
             finally:
                 await consumer.stop()

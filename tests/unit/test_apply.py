@@ -15,7 +15,13 @@ import pytest
 from services.casecost.apply import Outcome, Reprice, apply_event, new_case, receive
 from services.casecost.events import Event, parse_event
 from services.casecost.pricing import Catalogue, DrgGroup, PriceBook, Thresholds
-from services.casecost.state import CaseState
+from services.casecost.state import (
+    STATE_FIELDS,
+    STATE_FORM,
+    CaseState,
+    state_data,
+    waits_on_gap,
+)
 from tests.unit.case_events import (
     CASE,
     HOSPITAL,
@@ -583,6 +589,50 @@ def test_round_tripped_state_behaves_the_same() -> None:
 def test_new_case_round_trips() -> None:
     state = new_case(HOSPITAL, CASE)
     assert CaseState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state
+
+
+def test_the_changelog_form_is_the_plain_data_without_its_names() -> None:
+    state = _rich_state()
+    wire = orjson.dumps(state.to_wire())
+    named = orjson.dumps(state.to_dict())
+    assert orjson.loads(wire)[0] == STATE_FORM
+    assert state_data(wire) == orjson.loads(named)
+    assert list(state_data(wire)) == list(STATE_FIELDS)
+    assert len(wire) < len(named) - sum(len(name) for name in STATE_FIELDS)
+    restored = CaseState.from_dict(state_data(wire))
+    assert orjson.dumps(restored.to_wire()) == wire
+
+
+def test_a_state_written_by_name_still_decodes() -> None:
+    # what a worker wrote before the array form: an upgraded worker reads it back
+    state = _rich_state()
+    named = orjson.dumps(state.to_dict())
+    assert state_data(named) == orjson.loads(named)
+    assert orjson.dumps(CaseState.from_dict(state_data(named)).to_wire()) == orjson.dumps(
+        state.to_wire()
+    )
+
+
+def test_a_shorter_array_decodes_without_the_fields_it_lacks() -> None:
+    wire = orjson.loads(orjson.dumps(new_case(HOSPITAL, CASE).to_wire()))
+    data = state_data(orjson.dumps(wire[:-1]))
+    assert "rule_memory" not in data and data["case_id"] == CASE
+    assert CaseState.from_dict(data) == new_case(HOSPITAL, CASE)
+
+
+@pytest.mark.parametrize("raw", [b"[1,null]", b"[]", b'"case"', b"3"])
+def test_what_is_no_case_state_is_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a case state"):
+        state_data(raw)
+
+
+def test_whether_a_state_waits_on_a_gap_shows_in_its_bytes() -> None:
+    idle = new_case(HOSPITAL, CASE)
+    waiting = receive(new_case(HOSPITAL, CASE), charge("c2", "10.00"), 2, book(), NOW).state
+    assert waiting.held and waiting.held_since is not None
+    for state, waits in ((idle, False), (waiting, True)):
+        assert waits_on_gap(orjson.dumps(state.to_wire())) is waits
+        assert waits_on_gap(orjson.dumps(state.to_dict())) is waits
 
 
 def test_an_item_changelog_form_follows_every_change_of_the_item() -> None:

@@ -13,7 +13,7 @@ import pytest
 from services.alerting.batch import LiveStates, Topics, apply_batch, decode
 from services.alerting.exceptions import UnprocessableEvent
 from services.casecost.pricing import PriceBook
-from services.casecost.state import MAX_ALERTS_KEPT
+from services.casecost.state import MAX_ALERTS_KEPT, state_data
 from services.metrics import EVENTS_UNSEALED
 from services.wire import (
     CASE_SEQUENCE_HEADER,
@@ -117,7 +117,7 @@ async def test_a_batch_writes_each_changed_case_once_and_then_reports_every_mess
     changelog = sink.on(TOPICS.changelog)
     assert [key for key, _ in changelog] == [KEY, END_MARKER_KEY]
     assert changelog[-1] == (END_MARKER_KEY, None)
-    state = orjson.loads(store[KEY])
+    state = state_data(store[KEY])
     assert state["total_cost"] == "300.00" and state["events_applied"] == 31
     assert store[KEY] == changelog[0][1]
 
@@ -146,7 +146,7 @@ async def test_a_batch_the_broker_does_not_acknowledge_leaves_the_table_as_it_wa
     assert failing.on(TOPICS.alerts) == []  # no alert of an effect the broker never held
     # applied again (as after a restart), it counts once
     await run(messages(cost_raw("c1", "9600.00"), first_offset=1), store, Sink(), live=live)
-    assert orjson.loads(store[KEY])["total_cost"] == "9600.00"
+    assert state_data(store[KEY])["total_cost"] == "9600.00"
 
 
 async def test_an_unprocessable_message_becomes_a_dead_letter_and_the_batch_goes_on() -> None:
@@ -157,7 +157,7 @@ async def test_an_unprocessable_message_becomes_a_dead_letter_and_the_batch_goes
     (letter,) = sink.on(TOPICS.dead_letters)
     decoded = orjson.loads(letter[1] or b"")
     assert decoded["source"] == "0:1" and decoded["reason"].startswith("not JSON")
-    assert orjson.loads(store[KEY])["level"] == "yellow"
+    assert state_data(store[KEY])["level"] == "yellow"
 
 
 def unsealed(message: Message, how: str) -> Message:
@@ -192,9 +192,9 @@ async def test_a_message_without_the_ledgers_seal_is_a_dead_letter_and_changes_n
     assert decoded["source"] == "0:2" and decoded["reason"] == NOT_FROM_LEDGER
     assert "intake topic" in decoded["reason"] and letter[0] == KEY
     assert "c2" in decoded["payload"]
-    state = orjson.loads(store[KEY])
+    state = state_data(store[KEY])
     assert state["total_cost"] == "107.00" and state["events_applied"] == 3
-    assert orjson.loads(before[KEY])["total_cost"] == "100.00"
+    assert state_data(before[KEY])["total_cost"] == "100.00"
     assert EVENTS_UNSEALED._value.get() == refused_before + 1  # noqa: SLF001
 
 
@@ -233,7 +233,7 @@ async def test_a_case_raising_many_alerts_in_one_batch_is_written_before_any_dro
         alert["alert_id"]
         for key, value in sink.on(TOPICS.changelog)
         if key == KEY
-        for alert in orjson.loads(value or b"")["alerts"]
+        for alert in state_data(value or b"")["alerts"]
     }
     assert len(alerts) == 2 * MAX_ALERTS_KEPT
     assert alerts <= written  # every alert reached the changelog in some state
@@ -246,11 +246,11 @@ async def test_events_wait_for_their_ledger_turn_across_batches() -> None:
     early = messages(cost_raw("c2", "500.00"))
     early[0].headers = SEAL.headers(KEY, early[0].value, 2)
     await run(early, store, sink)
-    assert orjson.loads(store[KEY])["total_cost"] == "0"
+    assert state_data(store[KEY])["total_cost"] == "0"
     first = messages(admitted_raw(), first_offset=1)
     first[0].headers = SEAL.headers(KEY, first[0].value, 1)
     await run(first, store, sink)
-    state = orjson.loads(store[KEY])
+    state = state_data(store[KEY])
     assert state["total_cost"] == "500.00" and state["next_sequence"] == 3
 
 
@@ -260,11 +260,11 @@ async def test_a_live_state_is_used_only_while_the_table_holds_its_bytes() -> No
     await run(messages(admitted_raw()), store, Sink(), live=live)
     await run(messages(cost_raw("c1", "100.00"), first_offset=1), store, Sink(), live=live)
     # another writer (a recovery, a rebalance) replaced the bytes: the table wins
-    replaced = orjson.loads(store[KEY])
+    replaced = state_data(store[KEY])
     replaced["total_cost"] = "5000.00"
     store[KEY] = orjson.dumps(replaced)
     await run(messages(cost_raw("c2", "100.00"), first_offset=2), store, Sink(), live=live)
-    assert orjson.loads(store[KEY])["total_cost"] == "5100.00"
+    assert state_data(store[KEY])["total_cost"] == "5100.00"
 
 
 async def test_a_command_needing_newer_reference_data_reloads_it_first() -> None:
