@@ -767,3 +767,19 @@ def test_dashboard_queries_only_metrics_drgwatch_exports() -> None:
             for y in range(grid["y"], grid["y"] + grid["h"]):
                 assert (x, y) not in cells, f"panel {panel['title']!r} overlaps another"
                 cells.add((x, y))
+
+
+def test_k8s_grace_periods_outlast_the_shutdown_bound(k8s_docs: list[dict[str, Any]]) -> None:
+    """Each long-running pod gets more than DRGWATCH_SHUTDOWN_SECONDS to stop, so that it
+    finishes what it has in hand before Kubernetes' SIGKILL; a little more, not minutes."""
+    config = next(
+        d for d in by_kind(k8s_docs, "ConfigMap") if d["metadata"]["name"] == "drgwatch-config"
+    )
+    bound = float(config["data"]["DRGWATCH_SHUTDOWN_SECONDS"])
+    checked = []
+    for doc in workloads(k8s_docs):
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            grace = pod_spec(doc).get("terminationGracePeriodSeconds", 30)
+            assert bound < grace <= bound + 30, f"{doc['__file__']}: grace {grace}, bound {bound}"
+            checked.append(doc["metadata"]["name"])
+    assert len(checked) >= 3, checked
