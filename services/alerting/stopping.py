@@ -28,13 +28,17 @@ class BoundedWorker(Worker):
 
     def __init__(
         self,
+        app: Any,
         *services: Any,
         stop_within: float,
         log_format: logs.LogFormat,
         loglevel: str,
         **options: Any,
     ) -> None:
+        # Faust's worker takes its handlers from the app's configuration
+        app.conf.loghandlers = [logs.handler(log_format)]
         super().__init__(
+            app,
             *services,
             loglevel=loglevel,
             # the process's own lines (services/logs.py) instead of Faust's coloured ones
@@ -43,7 +47,6 @@ class BoundedWorker(Worker):
                 "disable_existing_loggers": False,
                 "root": {"level": loglevel, "handlers": []},
             },
-            loghandlers=[logs.handler(log_format)],
             **options,
         )
         self.stop_within = stop_within

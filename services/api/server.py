@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
@@ -26,3 +28,11 @@ class StoppingServer(uvicorn.Server):
             log.warning("stopping: answering the requests in flight (signal %d)", sig)
         self.app.state.stopping = True
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # uvicorn raises the signal again once it has stopped, and the process dies
+            # of it; a stop asked for is a clean one: the process exits 0
+            self._captured_signals.clear()
