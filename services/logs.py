@@ -79,6 +79,7 @@ def handler(log_format: LogFormat) -> logging.Handler:
         stream.setFormatter(JsonFormatter())
     else:
         stream.setFormatter(logging.Formatter(TEXT_FORMAT))
+    stream.drgwatch = True  # type: ignore[attr-defined]  # configure() replaces its own
     return stream
 
 
@@ -86,9 +87,13 @@ def configure(log_format: LogFormat, level: str | int) -> None:
     """The root logger writes `log_format` lines at `level`; uvicorn's loggers and
     Faust's go through it."""
     root = logging.getLogger()
-    for old in list(root.handlers):
+    ours = [h for h in root.handlers if getattr(h, "drgwatch", False)]
+    for old in ours:
         root.removeHandler(old)
-    root.addHandler(handler(log_format))
+    # as logging.basicConfig: a root that has handlers from elsewhere (a test's capture,
+    # an embedding program) keeps them and gets none of ours
+    if not root.handlers:
+        root.addHandler(handler(log_format))
     root.setLevel(level)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessPathFilter) for f in access.filters):

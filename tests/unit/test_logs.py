@@ -106,3 +106,23 @@ def test_the_format_follows_the_mode_unless_asked(
 ) -> None:
     settings = CommonSettings(mode=mode, database_url="sqlite+aiosqlite:///x", log_format=asked)  # type: ignore[arg-type]
     assert settings.resolved_log_format == resolved
+
+
+def test_configure_replaces_its_own_handler_and_keeps_anyone_elses() -> None:
+    root = logging.getLogger()
+    kept = list(root.handlers)
+    level = root.level
+    try:
+        root.handlers = []
+        logs.configure("json", "INFO")
+        logs.configure("text", "WARNING")
+        [only] = root.handlers
+        assert not isinstance(only.formatter, logs.JsonFormatter)
+        assert root.level == logging.WARNING
+        foreign = logging.NullHandler()
+        root.handlers = [foreign]
+        logs.configure("json", "INFO")
+        assert root.handlers == [foreign]
+    finally:
+        root.handlers = kept
+        root.setLevel(level)
