@@ -783,3 +783,16 @@ def test_k8s_grace_periods_outlast_the_shutdown_bound(k8s_docs: list[dict[str, A
             assert bound < grace <= bound + 30, f"{doc['__file__']}: grace {grace}, bound {bound}"
             checked.append(doc["metadata"]["name"])
     assert len(checked) >= 3, checked
+
+
+def test_compose_grace_periods_outlast_the_shutdown_bound(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Docker's default 10 s before SIGKILL is below the bound: each drgwatch service
+    that runs for good sets a longer one."""
+    for name in ("worker-1", "worker-2", "api-1", "api-2", "intake"):
+        service = services[name]
+        bound = float(env_of(service)["DRGWATCH_SHUTDOWN_SECONDS"])
+        grace = service.get("stop_grace_period", "10s")
+        assert grace.endswith("s"), grace
+        assert bound < float(grace[:-1]) <= bound + 30, f"{name}: {grace}, bound {bound}"
