@@ -61,14 +61,23 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
+# probes answered every few seconds by each API to the proxy, Kubernetes and Prometheus:
+# their access lines are left out while they succeed
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 class AccessPathFilter(logging.Filter):
-    """uvicorn's access record with the path alone: a query string may hold a token."""
+    """uvicorn's access record with the path alone (a query string may hold a token);
+    none for a probe that succeeded."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         # (client address, method, path with query, HTTP version, status)
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+            path = args[2].split("?", 1)[0]
+            if path in PROBE_PATHS and isinstance(args[4], int) and args[4] < 400:
+                return False
+            record.args = (args[0], args[1], path, args[3], args[4])
         return True
 
 

@@ -93,6 +93,28 @@ def test_the_access_line_names_the_path_without_its_query() -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "status", "kept"),
+    [
+        ("/readyz", 200, False),
+        ("/readyz", 503, True),
+        ("/healthz?x=1", 200, False),
+        ("/v1/cases", 200, True),
+    ],
+)
+def test_probes_that_succeed_have_no_access_line(path: str, status: int, kept: bool) -> None:
+    made = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("10.0.0.2:5000", "GET", path, "1.1", status),
+        None,
+    )
+    assert logs.AccessPathFilter().filter(made) is kept
+
+
+@pytest.mark.parametrize(
     ("mode", "asked", "resolved"),
     [
         ("production", None, "json"),
