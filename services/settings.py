@@ -40,6 +40,11 @@ class CommonSettings(BaseSettings):
     # a hospital's day is its local calendar day ("today", pricing days, weeks)
     timezone: str = DEFAULT_TIMEZONE
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # unset: one JSON object a line in production mode, lines for people in embedded mode
+    log_format: Literal["json", "text"] | None = None
+    # how long a stopping process may take to finish what it has in hand (requests in
+    # flight, the batch being applied, the intake record) before it exits regardless
+    shutdown_seconds: float = Field(default=20.0, gt=0, le=600)
     # the monitoring rule files (a directory of YAML/JSON files, or one file); unset: the
     # rules drgwatch ships (services/reference/rules/)
     rules_dir: Path | None = None
@@ -52,6 +57,12 @@ class CommonSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
         return name
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.mode == "production" else "text"
 
     @property
     def zone(self) -> ZoneInfo:

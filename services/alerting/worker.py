@@ -464,9 +464,17 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
 
 def run(worker_app: WorkerApp, loglevel: str = "WARNING") -> None:
     """Run the worker until it is stopped (as `drgwatch worker` does)."""
-    from faust.worker import Worker
+    from services.alerting.stopping import BoundedWorker
 
-    worker = Worker(worker_app.app, worker_app.projector, loglevel=loglevel, quiet=True)
+    settings = worker_app.settings
+    worker = BoundedWorker(
+        worker_app.app,
+        worker_app.projector,
+        loglevel=loglevel,
+        quiet=True,
+        stop_within=settings.shutdown_seconds,
+        log_format=settings.resolved_log_format,
+    )
     # Faust's terminal spinner sets the root logger to DEBUG so that it can spin on
     # every record: every library's debug call on the hot path then builds a record
     # (about 4% of the worker's time). Logs go to the handlers at `loglevel` only.

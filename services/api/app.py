@@ -10,11 +10,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services import logs
 from services.alerting.webhooks.dispatcher import Dispatcher, DispatchSettings
 from services.alerting.webhooks.targets import TargetPolicy
 from services.api import errors
@@ -134,6 +137,10 @@ def create_app(
                 relay.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay
+                # what the requests published is marked so, or the next API's relay
+                # sends it again (which the worker refuses, at a cost)
+                with contextlib.suppress(KafkaError, SQLAlchemyError, OSError, TimeoutError):
+                    await asyncio.wait_for(publisher.flush_marks(sessions), 5)
             await publisher.stop()
             await app.state.alert_feed.stop()
             await engine.dispose()
@@ -252,6 +259,24 @@ def _install_openapi(app: FastAPI, *, production: bool) -> None:
 
 def _install_timing(app: FastAPI) -> None:
     app.add_middleware(RequestTiming)
+    app.add_middleware(TraceContext)
+
+
+class TraceContext:
+    """The request's trace id (W3C traceparent, else X-Request-ID) on its log lines."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = logs.trace_id.set(logs.trace_of(scope["headers"]))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            logs.trace_id.reset(token)
 
 
 # label values come from this set and the app's own route templates only: anyone may send

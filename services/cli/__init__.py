@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from services import logs
 from services.cli import briefing as briefing_command
 from services.cli import chargemaster as chargemaster_commands
 from services.cli import db as db_commands
@@ -168,13 +169,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        log_level = CommonSettings().log_level
+        common = CommonSettings()
+        log_level, log_format = common.log_level, common.resolved_log_format
     except ValueError:  # settings the command itself reports in one line (e.g. `db`)
-        log_level = "INFO"
-    logging.basicConfig(
-        level=log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+        log_level, log_format = "INFO", _fallback_log_format()
+    logs.configure(log_format, log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Alembic's own lines (one per migration context); schema changes are logged by
     # services/storage/schema.py and printed by `drgwatch db`
@@ -262,6 +261,15 @@ def _restore(*, whole_ledger: bool) -> int:
     return 0
 
 
+def _fallback_log_format() -> logs.LogFormat:
+    """The log format when the settings as a whole do not validate: the one asked for,
+    else the mode's (JSON unless the mode is embedded)."""
+    asked = os.environ.get("DRGWATCH_LOG_FORMAT", "").lower()
+    if asked in ("json", "text"):
+        return "json" if asked == "json" else "text"
+    return "text" if os.environ.get("DRGWATCH_MODE", "embedded") == "embedded" else "json"
+
+
 def _serve_api(
     host: str, port: int, fd: int | None, mllp_port: int | None, mllp_fd: int | None
 ) -> int:
@@ -270,6 +278,7 @@ def _serve_api(
     import uvicorn
 
     from services.api.app import create_app
+    from services.api.server import StoppingServer
     from services.api.settings import ApiSettings
     from services.cli import collector
 
@@ -291,20 +300,25 @@ def _serve_api(
         from services.ports import listening_socket
 
         mllp = listening_socket(mllp_port, host=host)
+    app = create_app(settings, mllp=mllp)
     config = uvicorn.Config(
-        collector.FreezeAfterWarmUp(create_app(settings, mllp=mllp)),
+        collector.FreezeAfterWarmUp(app),
         host=host,
         port=port,
-        log_level="warning",
-        access_log=False,
-        # a live stream never ends by itself: a stopping API would wait for its clients
-        # forever; they reconnect with Last-Event-ID and miss nothing
-        timeout_graceful_shutdown=3,
+        # the process's own logging (services/logs.py) writes uvicorn's lines too; the
+        # access log in production only, where operators read it
+        log_config=None,
+        log_level=None,
+        access_log=settings.mode == "production",
+        # requests in flight are answered within the bound, then the rest are cut
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds)),
     )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     # what the process keeps for its lifetime, out of the collector's full passes: the
     # modules and the app now, then what start-up and the first requests build
     collector.freeze()
-    server = collector.server_freezing_after_start(config)
+    server = collector.server_freezing_after_start(config, StoppingServer, app=app)
     server.run(sockets=[listener] if listener is not None else None)
     return 0
 

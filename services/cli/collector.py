@@ -49,13 +49,14 @@ class FreezeAfterWarmUp:
                 freeze()
 
 
-def server_freezing_after_start(config: Any) -> Any:
-    """A uvicorn server that freezes once its start-up (the app's lifespan) has finished."""
+def server_freezing_after_start(config: Any, server_class: Any = None, **options: Any) -> Any:
+    """A uvicorn server (`server_class`, built with `config` and `options`; default
+    uvicorn's own) that freezes once its start-up (the app's lifespan) has finished."""
     import uvicorn
 
-    class Server(uvicorn.Server):
+    class Server(server_class or uvicorn.Server):  # type: ignore[misc]
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             freeze()
 
-    return Server(config)
+    return Server(config, **options)

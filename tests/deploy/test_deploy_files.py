@@ -745,3 +745,32 @@ def test_dashboard_panels_query_drgwatch_and_do_not_overlap() -> None:
             for y in range(grid["y"], grid["y"] + grid["h"]):
                 assert (x, y) not in cells, f"panel {panel['title']!r} overlaps another"
                 cells.add((x, y))
+
+
+def test_k8s_grace_periods_outlast_the_shutdown_bound(k8s_docs: list[dict[str, Any]]) -> None:
+    """Each long-running pod gets more than DRGWATCH_SHUTDOWN_SECONDS to stop, so that it
+    finishes what it has in hand before Kubernetes' SIGKILL; a little more, not minutes."""
+    config = next(
+        d for d in by_kind(k8s_docs, "ConfigMap") if d["metadata"]["name"] == "drgwatch-config"
+    )
+    bound = float(config["data"]["DRGWATCH_SHUTDOWN_SECONDS"])
+    checked = []
+    for doc in workloads(k8s_docs):
+        if doc["kind"] in ("Deployment", "StatefulSet"):
+            grace = pod_spec(doc).get("terminationGracePeriodSeconds", 30)
+            assert bound < grace <= bound + 30, f"{doc['__file__']}: grace {grace}, bound {bound}"
+            checked.append(doc["metadata"]["name"])
+    assert len(checked) >= 3, checked
+
+
+def test_compose_grace_periods_outlast_the_shutdown_bound(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Docker's default 10 s before SIGKILL is below the bound: each drgwatch service
+    that runs for good sets a longer one."""
+    for name in ("worker-1", "worker-2", "api-1", "api-2", "intake"):
+        service = services[name]
+        bound = float(env_of(service)["DRGWATCH_SHUTDOWN_SECONDS"])
+        grace = service.get("stop_grace_period", "10s")
+        assert grace.endswith("s"), grace
+        assert bound < float(grace[:-1]) <= bound + 30, f"{name}: {grace}, bound {bound}"

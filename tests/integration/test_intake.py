@@ -495,3 +495,46 @@ def test_an_intake_killed_while_consuming_records_every_event_exactly_once(
         h,
     )
     assert row["letters"] == 0
+
+
+def test_an_intake_stopped_by_sigterm_answers_every_record_once(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """SIGTERM: the records in hand are recorded, answered and committed, then the intake
+    exits 0 within DRGWATCH_SHUTDOWN_SECONDS; the next one reads none of them again."""
+    h = HOSPITALS[5]
+    cases = [f"T{n}" for n in range(10)]
+    events = [admitted(h, c) for c in cases]
+    expected: dict[str, Decimal] = {}
+    for n in range(1500):
+        c = cases[n % len(cases)]
+        amount = f"{(n % 89) + 1}.{n % 100:02d}"
+        events.append(charge(h, c, n, amount))
+        expected[c] = expected.get(c, Decimal(0)) + Decimal(amount)
+    path = ndjson(tmp_path / "stopped.ndjson", events)
+    Stack.kill(stack.intake)
+    output = tmp_path / "feed.out"
+    feeding = start_feed(stack, path, output)
+    try:
+        time.sleep(3)
+        stack.start_intake()
+        stack.wait_for(lambda: ledger_counts(stack, h)[0] > 300, timeout=60, interval=0.02)
+        intake = stack.intake
+        assert intake is not None
+        stopped_at = time.monotonic()
+        intake.send_signal(signal.SIGTERM)
+        assert intake.wait(30) == 0
+        took = time.monotonic() - stopped_at
+        assert took < 20, f"the intake took {took:.1f} s to stop"
+        assert ledger_counts(stack, h)[0] < len(events), "the intake finished first"
+        stack.start_intake()
+        assert feeding.wait(150) == 0, output.read_text()
+    finally:
+        if feeding.poll() is None:
+            feeding.kill()
+    summary = output.read_text()
+    # nothing read again: every record was answered once, none as a duplicate
+    assert f"accepted {len(events)}, duplicate 0, refused 0" in summary, summary
+    assert ledger_counts(stack, h) == (len(events), len(events))
+    for c in cases:
+        wait_total(stack, h, c, expected[c], timeout=90)

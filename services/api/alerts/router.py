@@ -123,7 +123,7 @@ async def stream_alerts(
         sessions=sessions,
         caller=caller,
         recheck=recheck,
-        is_disconnected=request.is_disconnected,
+        is_disconnected=lambda: _gone(request),
         feed=request.app.state.alert_feed,
         cursor=cursor,
         hospital_id=hospital_id,
@@ -132,3 +132,8 @@ async def stream_alerts(
         kind=kind,
     )
     return live.HeldStream(events, release=release, feed=request.app.state.alert_feed)
+
+
+async def _gone(request: Request) -> bool:
+    """The client went, or the API is stopping (the client reconnects elsewhere)."""
+    return bool(getattr(request.app.state, "stopping", False)) or await request.is_disconnected()

@@ -15,6 +15,7 @@ from services.ingest.hl7.profile import load_profiles
 from services.ingest.intake.consumer import Intake, make_consumer, make_results_producer
 from services.ingest.intake.settings import IntakeSettings
 from services.ingest.publisher import EventPublisher
+from services.stopping import exit_unless_stopped_within
 from services.storage.engine import make_engine, session_factory
 from services.storage.seal import load_seal
 from services.wire import EventSeal
@@ -26,8 +27,15 @@ async def serve(settings: IntakeSettings) -> None:
     """Consume the intake topic until SIGTERM or SIGINT; the batch in hand is finished."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if not stopping.is_set():
+            log.warning("intake: stopping after the record in hand")
+            exit_unless_stopped_within(settings.shutdown_seconds, "intake")
+            stopping.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, stop)
     if settings.intake_metrics_port is not None:
         try:
             start_http_server(settings.intake_metrics_port, addr=settings.intake_metrics_host)
