@@ -416,6 +416,21 @@ def test_k8s_required_kinds_present(k8s_docs: list[dict[str, Any]]) -> None:
     assert kinds & {"Deployment", "StatefulSet"}
 
 
+def test_k8s_workers_have_a_disruption_budget(k8s_docs: list[dict[str, Any]]) -> None:
+    """Voluntary disruptions take one worker at a time, and the budget selects the workers."""
+    (worker,) = by_kind(k8s_docs, "StatefulSet")
+    budgets = by_kind(k8s_docs, "PodDisruptionBudget")
+    selecting = [
+        b
+        for b in budgets
+        if b["spec"]["selector"]["matchLabels"].items()
+        <= worker["spec"]["template"]["metadata"]["labels"].items()
+    ]
+    assert len(selecting) == 1, "no PodDisruptionBudget selects the worker pods"
+    assert selecting[0]["apiVersion"] == "policy/v1"
+    assert selecting[0]["spec"].get("maxUnavailable") == 1
+
+
 def test_k8s_namespaced_objects_use_the_declared_namespace(k8s_docs: list[dict[str, Any]]) -> None:
     namespaces = {d["metadata"]["name"] for d in by_kind(k8s_docs, "Namespace")}
     assert namespaces
