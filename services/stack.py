@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ import httpx
 from sqlalchemy import update
 
 from services.alerting.restore import describe, restore_from_snapshots
+from services.alerting.settings import worker_tables_dir
 from services.errors import DrgwatchError
 from services.metrics import SUPERVISOR_STATE_FILE
 from services.ports import PortInUse, listening_socket, owns_listener, spare_port
@@ -264,6 +266,8 @@ def _supervised_stack(
             process = start_broker(broker_port, logs / "broker.log")
         except PortInUse as error:
             raise StartFailed(error.message) from None
+        # the workers' local tables hold offsets of the changelog the lost broker had
+        shutil.rmtree(worker_tables_dir(settings.data_dir), ignore_errors=True)
         try:
             asyncio.run(create_topics(settings))
             asyncio.run(prepare_database(settings, replay_ledger=False))

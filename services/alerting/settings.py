@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 
 from services.casecost.targets import WatchRules
 from services.settings import CommonSettings
 
 
+def worker_tables_dir(data_dir: Path) -> Path:
+    """Where the workers of this data directory keep their local table stores, one
+    directory per running worker (see services/alerting/casestore.py)."""
+    return data_dir / "worker-tables"
+
+
 class WorkerSettings(CommonSettings):
+    # where the cases table is kept between restarts: "rocksdb", on disk under
+    # worker_tables_dir (a restart reads only the changelog written since), or "memory"
+    # (a restart reads the whole changelog)
+    worker_store: Literal["rocksdb", "memory"] = "rocksdb"
     # tansu (and a small cluster) join a group in seconds with these; see README
     rebalance_timeout: float = Field(default=3.0, gt=0)
     session_timeout: float = Field(default=6.0, gt=0)

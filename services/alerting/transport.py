@@ -157,6 +157,18 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "instance attribute",
         "read: table recovery has finished (readiness)",
     ),
+    PrivateName(
+        "faust.stores.rocksdb:Store",
+        "_db_for_partition",
+        "called",
+        "the RocksDB database of a changelog partition, opened if need be (casestore.py)",
+    ),
+    PrivateName(
+        "faust.stores.rocksdb:Store",
+        "_dbs",
+        "instance attribute",
+        "read: the partitions' open RocksDB databases (casestore.py)",
+    ),
 )
 # sha256 of the source of faust.transport.consumer.Consumer._drain_messages that
 # `_Consumer._drain_messages` follows (faust-streaming 0.15.3)
@@ -360,6 +372,16 @@ def record_sender(app: Any) -> Any:
 def recovered(app: Any) -> bool:
     """True once the app's tables have recovered from their changelogs."""
     return bool(app.tables.recovery.completed.is_set())
+
+
+def partition_dbs(store: Any) -> Mapping[int, Any]:
+    """A Faust RocksDB store's open databases, by changelog partition."""
+    return store._dbs  # type: ignore[no-any-return]
+
+
+def partition_db(store: Any, partition: int) -> Any:
+    """A Faust RocksDB store's database of one changelog partition, opened if need be."""
+    return store._db_for_partition(partition)
 
 
 def mark_durable(app: Any, tp: Any, offset: int) -> None:

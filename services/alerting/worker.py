@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting import projector, rulewatch, targetwatch, transport
 from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
-from services.alerting.settings import WorkerSettings
+from services.alerting.casestore import CaseTable, MemoryCases, RocksCases, claim_directory
+from services.alerting.settings import WorkerSettings, worker_tables_dir
 from services.casecost.pricing import PriceBook
 from services.casecost.rules import NO_SWITCHES, CaseRules, RuleSet, RuleSwitches
 from services.casecost.state import state_data, waits_on_gap
@@ -48,6 +49,16 @@ from services.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+# per changelog partition's RocksDB database: Faust's defaults (a 2 GB block cache and up
+# to three 64 MB write buffers each) would let eight partitions take gigabytes; a case
+# state is a few kilobytes, and most cases a batch reads are among those the worker
+# keeps decoded anyway (DRGWATCH_LIVE_STATES)
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 32 * 1024 * 1024,
+}
 
 
 @dataclass
@@ -202,7 +213,8 @@ class WorkerApp:
     app: faust.App
     settings: WorkerSettings
     events: Any  # the events topic
-    cases: Any  # the table: case key -> the case state as changelog JSON (bytes)
+    cases: Any  # the Faust table: case key -> the case state as changelog JSON (bytes)
+    case_table: CaseTable  # its store, as the batch path and the timers read and write it
     reference: ReferenceData
     live: LiveStates
     topics: Topics
@@ -217,7 +229,7 @@ class WorkerApp:
 
     def case_state(self, key: bytes) -> dict[str, Any] | None:
         """A case's state as plain data, as the table holds it."""
-        stored = self.cases.data.get(key)
+        stored = self.case_table.get(key)
         return None if stored is None else state_data(stored)
 
     async def deliver(self, messages: Sequence[Message]) -> None:
@@ -230,10 +242,11 @@ class WorkerApp:
         progress = self.progress
         if not progress.first_batch_at:
             progress.first_batch_at = time.time()
+        self.case_table.begin_batch()
         try:
             await apply_batch(
                 messages,
-                store=self.cases.data,
+                store=self.case_table,
                 send=self.send,
                 reference=self.reference,
                 live=self.live,
@@ -270,7 +283,7 @@ class WorkerApp:
         if not changed:
             return
         version = self.reference.price_book.version
-        for key, stored in list(self.cases.data.items()):
+        for key, stored in self.case_table.items():
             state = state_data(stored) if stored else None
             if state is None or (state.get("discharged_at") and state["level"] != "unpriced"):
                 continue
@@ -287,7 +300,7 @@ class WorkerApp:
         """A case waiting for a ledger sequence number that never comes (a ledger entry
         lost in a restore, say) is released after the gap timeout, in a batch."""
         cutoff = datetime.now(UTC) - self.gap_timeout
-        for key, stored in list(self.cases.data.items()):
+        for key, stored in self.case_table.items():
             if not stored or not waits_on_gap(stored):  # no wait: no need to decode
                 continue
             state = state_data(stored)
@@ -317,10 +330,19 @@ async def _run_watch(watch: str, raised_what: str, sweep: Awaitable[int]) -> Non
 def create_worker(settings: WorkerSettings) -> WorkerApp:
     """Build the Faust app: the events topic delivered in batches to `apply_batch`, the
     cases table, the projector, and the timers (reference reload, gap release, heartbeat)."""
+    if settings.worker_store == "rocksdb":
+        # a directory no other running worker of this app holds (casestore.py); apps of
+        # other topic prefixes sharing the data directory have their own tables
+        store = "rocksdb://"
+        datadir = claim_directory(worker_tables_dir(settings.data_dir) / settings.worker_app_id)
+    else:
+        store, datadir = "memory://", worker_tables_dir(settings.data_dir)
+        datadir.mkdir(parents=True, exist_ok=True)  # Faust makes its directories in it
     app = faust.App(
         settings.worker_app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        store="memory://",
+        store=store,
+        datadir=str(datadir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -357,20 +379,28 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         key_type=bytes,
         value_type=bytes,
         partitions=settings.topic_partitions,
+        options=ROCKSDB_OPTIONS if settings.worker_store == "rocksdb" else None,
     )
+    changelog = cases.changelog_topic.get_topic_name()
+    case_table: CaseTable
+    if settings.worker_store == "rocksdb":
+        case_table = RocksCases(cases.data, changelog, recent=settings.live_states)
+    else:
+        case_table = MemoryCases(cases.data)
     worker = WorkerApp(
         app=app,
         settings=settings,
         events=events,
         cases=cases,
+        case_table=case_table,
         reference=ReferenceData(sessions, settings.zone),
         live=LiveStates(settings.live_states),
         topics=Topics(
-            changelog=cases.changelog_topic.get_topic_name(),
+            changelog=changelog,
             alerts=settings.alerts_topic,
             dead_letters=settings.dead_letter_topic,
         ),
-        send=transport.record_sender(app),
+        send=case_table.tap(transport.record_sender(app)),
         progress=Progress(),
         projector=ProjectorService(settings, engine, sessions),
         seal=SealSource(sessions),

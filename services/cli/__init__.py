@@ -249,7 +249,10 @@ def _restore(*, whole_ledger: bool) -> int:
     asyncio.run(create_topics(settings))
     if whole_ledger:
         replayed = asyncio.run(prepare_database(settings, replay_ledger=True, load_sample=False))
-        print(f"{replayed} ledgered events queued for publishing; start the workers and APIs")
+        print(
+            f"{replayed} ledgered events queued for publishing; delete each worker's"
+            " DRGWATCH_DATA_DIR/worker-tables, then start the workers and APIs"
+        )
         return 0
     try:
         asyncio.run(prepare_database(settings, replay_ledger=False, load_sample=False))
@@ -257,7 +260,10 @@ def _restore(*, whole_ledger: bool) -> int:
     except ChangelogNotEmpty as error:
         print(f"drgwatch restore: {error.message}; only a new cluster", file=sys.stderr)
         return 1
-    print(f"{restore.describe(restored)}; start the workers and APIs")
+    print(
+        f"{restore.describe(restored)}; delete each worker's DRGWATCH_DATA_DIR/worker-tables,"
+        " then start the workers and APIs"
+    )
     return 0
 
 

@@ -26,7 +26,8 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 
 from services.alerting import transport
-from services.alerting.settings import WorkerSettings
+from services.alerting.casestore import RocksCases
+from services.alerting.settings import WorkerSettings, worker_tables_dir
 from services.alerting.worker import WorkerApp, create_worker, fatal
 from services.casecost.pricing import Thresholds
 from services.casecost.state import state_data
@@ -38,24 +39,35 @@ KEY = b"H1/C1"
 SEAL = EventSeal(hashlib.sha256(b"agent test seal").digest())
 
 
+@dataclass(frozen=True)
+class Acknowledged:
+    """What the broker answers to a record (the part of aiokafka's RecordMetadata read)."""
+
+    partition: int
+    offset: int
+
+
 class SentRecorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+        self.last_offset: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset
 
     def on(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
         return [(key, value) for name, key, value in self.sent if name == topic]
 
 
-@pytest.fixture
-def sent(worker: WorkerApp, monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
+def record_sends(worker: WorkerApp, monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
+    """Replace the producer by a recorder that the broker acknowledges at once."""
     recorder = SentRecorder()
 
     async def record(
         topic: str, key: bytes | None, value: bytes | None, partition: int | None, *_: Any
-    ) -> asyncio.Future[None]:
+    ) -> asyncio.Future[Acknowledged]:
         recorder.sent.append((topic, key, value))
-        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        delivered.set_result(None)  # the broker's acknowledgement, at once
+        at = (topic, partition or 0)
+        recorder.last_offset[at] = recorder.last_offset.get(at, -1) + 1
+        delivered: asyncio.Future[Acknowledged] = asyncio.get_running_loop().create_future()
+        delivered.set_result(Acknowledged(at[1], recorder.last_offset[at]))
         return delivered
 
     monkeypatch.setattr(worker.app.producer, "send", record)
@@ -63,9 +75,18 @@ def sent(worker: WorkerApp, monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> WorkerSettings:
+def sent(worker: WorkerApp, monkeypatch: pytest.MonkeyPatch) -> SentRecorder:
+    return record_sends(worker, monkeypatch)
+
+
+@pytest.fixture(params=["rocksdb", "memory"])
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> WorkerSettings:
     return WorkerSettings(
-        data_dir=tmp_path, topic_prefix="agenttest", topic_partitions=1, batch_seconds=0.001
+        data_dir=tmp_path,
+        topic_prefix="agenttest",
+        topic_partitions=1,
+        batch_seconds=0.001,
+        worker_store=request.param,
     )
 
 
@@ -131,6 +152,14 @@ async def put(
     """Hand the worker one message and wait until it is applied."""
     value = event if isinstance(event, bytes) else orjson.dumps(event)
     await agent.put_many([(key, value, case_seq)])
+
+
+def store_state(worker: WorkerApp, key: bytes, value: bytes) -> None:
+    """Put a state into the table as a recovery would (partition 0)."""
+    if isinstance(worker.case_table, RocksCases):
+        worker.case_table.put(key, value, partition=0)
+    else:
+        worker.cases.data[key] = value
 
 
 def case(worker: WorkerApp, key: bytes = KEY) -> dict[str, Any]:
@@ -277,7 +306,7 @@ async def test_the_workers_own_commands_are_sealed_and_applied(
     await put(agent, cost_raw("c3", "1000.00", item_code="ICU"), case_seq=3)
     held = case(worker)
     held["held_since"] = "2026-01-01T00:00:00+00:00"  # waiting longer than the gap timeout
-    worker.cases.data[KEY] = orjson.dumps(held)
+    store_state(worker, KEY, orjson.dumps(held))
     commands: list[dict[str, Any]] = []
 
     async def send(**record: Any) -> None:
@@ -332,7 +361,55 @@ async def test_applying_events_touches_no_database(
     await put(agent, cost_raw("c1", "9600.00"))
     assert case(worker)["level"] == "yellow"
     assert not (settings.data_dir / "drgwatch.db").exists()
-    assert list(settings.data_dir.iterdir()) == []
+    # nothing but the worker's own table store
+    assert list(settings.data_dir.iterdir()) == [worker_tables_dir(settings.data_dir)]
+
+
+async def test_the_rocksdb_store_keeps_each_state_in_its_partition_with_the_offset_reached(
+    settings: WorkerSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = create_worker(settings.model_copy(update={"topic_partitions": 4}))
+    worker.app.finalize()
+    worker.reference.price_book = book()
+    worker.reference.loaded = True
+    worker.seal.seal = SEAL
+    if not isinstance(worker.case_table, RocksCases):
+        pytest.skip("the in-memory store keeps no offsets")
+    recorder = record_sends(worker, monkeypatch)
+    store = worker.cases.data
+    for partition in (2, 3):  # assigned: Faust opens their databases
+        transport.partition_db(store, partition)
+    other, revoked = b"H1/C2", b"H1/C3"
+    messages = [
+        (KEY, admitted_raw(), 2),
+        (other, admitted_raw(case_id="C2"), 3),
+        (KEY, cost_raw("c1", "100.00"), 2),
+        (revoked, admitted_raw(case_id="C3"), 1),  # a partition no longer held
+    ]
+    await worker.deliver(
+        [
+            TransportMessage(
+                key, orjson.dumps(body), SEAL.headers(key, orjson.dumps(body), None), 0, p
+            )
+            for key, body, p in messages
+        ]
+    )
+    changelog = worker.topics.changelog
+    dbs = transport.partition_dbs(store)
+    assert set(dbs) == {1, 2, 3}
+    assert orjson.loads(dbs[2].get(KEY))["total_cost"] == "100.00" and dbs[2].get(other) is None
+    assert orjson.loads(dbs[3].get(other))["case_id"] == "C2" and dbs[3].get(KEY) is None
+    for partition in (2, 3):  # up to the partition's last record, its end marker
+        assert (
+            store.persisted_offset(TP(changelog, partition))
+            == recorder.last_offset[(changelog, partition)]
+        )
+    # its state is kept, but no offset: its new owner may have written records before
+    assert orjson.loads(dbs[1].get(revoked))["case_id"] == "C3"
+    assert store.persisted_offset(TP(changelog, 1)) is None
+    # the state just written is handed out as the object the batch path kept decoded
+    assert worker.case_table.get(KEY) is worker.case_table.get(KEY)
+    assert sorted(key for key, _ in worker.case_table.items()) == [KEY, other, revoked]
 
 
 async def test_a_batch_writes_each_changed_case_once_with_its_final_state(
@@ -415,6 +492,10 @@ async def test_every_private_name_the_transport_relies_on_still_exists(
             instance = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
         elif private.owner.startswith("faust.tables.recovery"):
             instance = worker.app.tables.recovery
+        elif private.owner.startswith("faust.stores.rocksdb"):
+            if worker.settings.worker_store != "rocksdb":
+                pytest.skip("a RocksDB store's attribute")
+            instance = worker.cases.data
         else:
             instance = worker.app.consumer
         assert isinstance(instance, owner)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from services.alerting.restore import restore_from_snapshots
+from services.alerting.settings import worker_tables_dir
 from services.casecost.state import state_data
 from services.ports import listening_socket, on_a_free_port
 from services.settings import CommonSettings
@@ -119,6 +121,8 @@ class Stack:
             )
         else:  # a restart: the API and workers know this port
             self.broker = start_broker(self.broker_port, log_path)
+            # as `drgwatch up` does: the workers' local tables were of the lost changelog
+            shutil.rmtree(worker_tables_dir(self.workdir), ignore_errors=True)
         asyncio.run(create_topics(self.settings))
         if from_snapshots:
             asyncio.run(prepare_database(self.settings, replay_ledger=False))
