@@ -397,15 +397,15 @@ async def test_the_rocksdb_store_keeps_each_state_in_its_partition_with_the_offs
     changelog = worker.topics.changelog
     dbs = transport.partition_dbs(store)
     assert set(dbs) == {1, 2, 3}
-    assert orjson.loads(dbs[2].get(KEY))["total_cost"] == "100.00" and dbs[2].get(other) is None
-    assert orjson.loads(dbs[3].get(other))["case_id"] == "C2" and dbs[3].get(KEY) is None
+    assert state_data(dbs[2].get(KEY))["total_cost"] == "100.00" and dbs[2].get(other) is None
+    assert state_data(dbs[3].get(other))["case_id"] == "C2" and dbs[3].get(KEY) is None
     for partition in (2, 3):  # up to the partition's last record, its end marker
         assert (
             store.persisted_offset(TP(changelog, partition))
             == recorder.last_offset[(changelog, partition)]
         )
     # its state is kept, but no offset: its new owner may have written records before
-    assert orjson.loads(dbs[1].get(revoked))["case_id"] == "C3"
+    assert state_data(dbs[1].get(revoked))["case_id"] == "C3"
     assert store.persisted_offset(TP(changelog, 1)) is None
     # the state just written is handed out as the object the batch path kept decoded
     assert worker.case_table.get(KEY) is worker.case_table.get(KEY)
