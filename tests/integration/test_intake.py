@@ -32,7 +32,7 @@ from tests.integration.harness import Stack, running_stack
 pytestmark = pytest.mark.integration
 FM15_EMPLOYEE = Decimal("40400.83")  # 3.2973 x 12252.70, the sample catalogue
 # the intake takes these hospitals' events only; each test uses its own
-HOSPITALS = [f"H{uuid.uuid4().hex[:6]}" for _ in range(8)]
+HOSPITALS = [f"H{uuid.uuid4().hex[:6]}" for _ in range(9)]  # one per test: they share a stack
 OUTSIDER = f"X{uuid.uuid4().hex[:6]}"
 DAY = "2026-11-20"
 
@@ -502,7 +502,7 @@ def test_an_intake_stopped_by_sigterm_answers_every_record_once(
 ) -> None:
     """SIGTERM: the records in hand are recorded, answered and committed, then the intake
     exits 0 within DRGWATCH_SHUTDOWN_SECONDS; the next one reads none of them again."""
-    h = HOSPITALS[5]
+    h = HOSPITALS[8]
     cases = [f"T{n}" for n in range(10)]
     events = [admitted(h, c) for c in cases]
     expected: dict[str, Decimal] = {}
