@@ -47,6 +47,7 @@ CONTENDERS = (
     "naive_faust",
     "drgwatch",
     "drgwatch_no_rules",
+    "drgwatch_one_partition",
     "drgwatch_x2",
 )
 LABELS = {
@@ -56,6 +57,7 @@ LABELS = {
     "naive_faust": "plain Faust agent + table",
     "drgwatch": "drgwatch worker (shipped rules)",
     "drgwatch_no_rules": "drgwatch worker, no rules",
+    "drgwatch_one_partition": "drgwatch worker, one partition",
     "drgwatch_x2": "two drgwatch workers, one group",
 }
 # a rules file with no rules, for the worker's run without them
@@ -403,28 +405,39 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
                 config.update(prefix=group.topic_prefix, topic=group.events_topic)
                 env2 = {**env, "DRGWATCH_TOPIC_PREFIX": group.topic_prefix}
                 outcome = run_workers(2, config, env2, plan.timeout, work)
-            elif name == "drgwatch_no_rules":
-                # the same worker and workload without rules: topics, group and (embedded)
-                # database of its own, so that neither run finds the other's work
-                bare = settings.model_copy(
-                    update={"topic_prefix": f"{prefix}nr", "data_dir": work / name}
+            elif name in ("drgwatch_no_rules", "drgwatch_one_partition"):
+                # the same worker and workload, without rules or on one partition: topics,
+                # group and (embedded) database of its own, so that no run finds another's work
+                one = name == "drgwatch_one_partition"
+                own = settings.model_copy(
+                    update={
+                        "topic_prefix": f"{prefix}{'p1' if one else 'nr'}",
+                        "data_dir": work / name,
+                        "topic_partitions": 1 if one else plan.partitions,
+                    }
                 )
-                bare.data_dir.mkdir()
-                asyncio.run(create_topics(bare))
-                asyncio.run(prepare_database(bare, replay_ledger=False))
-                bare_seal = asyncio.run(database_seal(bare))
-                asyncio.run(produce(bootstrap, bare.events_topic, load.messages, bare_seal))
-                config.update(prefix=bare.topic_prefix, topic=bare.events_topic)
-                env_bare = {
+                own.data_dir.mkdir()
+                asyncio.run(create_topics(own))
+                asyncio.run(prepare_database(own, replay_ledger=False))
+                own_seal = asyncio.run(database_seal(own))
+                asyncio.run(produce(bootstrap, own.events_topic, load.messages, own_seal))
+                config.update(
+                    prefix=own.topic_prefix,
+                    topic=own.events_topic,
+                    partitions=own.topic_partitions,
+                )
+                env_own = {
                     **env,
-                    "DRGWATCH_TOPIC_PREFIX": bare.topic_prefix,
-                    "DRGWATCH_DATA_DIR": str(bare.data_dir),
-                    "DRGWATCH_RULES_DIR": str(no_rules),
+                    "DRGWATCH_TOPIC_PREFIX": own.topic_prefix,
+                    "DRGWATCH_DATA_DIR": str(own.data_dir),
+                    "DRGWATCH_TOPIC_PARTITIONS": str(own.topic_partitions),
                 }
+                if not one:
+                    env_own["DRGWATCH_RULES_DIR"] = str(no_rules)
                 log = work / f"{name}.log"
-                outcome = run_contender("drgwatch", config, env_bare, plan.timeout, log)
+                outcome = run_contender("drgwatch", config, env_own, plan.timeout, log)
                 outcome.name = name
-                alerts_topics[name] = bare.alerts_topic
+                alerts_topics[name] = own.alerts_topic
             else:
                 outcome = run_contender(name, config, env, plan.timeout, work / f"{name}.log")
             outcomes[name] = outcome
@@ -448,6 +461,37 @@ def bench(plan: Plan, out: Path | None = None, *, echo: Any = print) -> dict[str
     if out is not None:
         out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
+
+
+def partition_sizing(plan: Plan, outcomes: dict[str, Outcome]) -> dict[str, Any] | None:
+    """What one partition of the events topic carries at most: the rate one worker sustains.
+
+    A partition is consumed by one worker at a time and a worker runs on one core, so a
+    partition's ceiling is one worker's rate on it alone: measured by the one-partition run
+    where it ran, else the worker's rate over all the run's partitions (its whole core
+    shared among them; a hot partition can take all of it). A worker holding P evenly
+    loaded partitions gives each its rate / P (`even_share_events_per_s`).
+    """
+    worker = outcomes.get("drgwatch")
+    single = outcomes.get("drgwatch_one_partition")
+    measure = single if single is not None and single.error is None else worker
+    if measure is None or measure.error is not None:
+        return None
+    sizing: dict[str, Any] = {
+        "events_per_s_per_partition": round(measure.per_second),
+        "measured_by": measure.name,
+        "measured_partitions": 1 if measure is single else plan.partitions,
+        # the same messages per second of the worker's own CPU time: what a worker
+        # with a core to itself approaches, whatever else the machine ran meanwhile
+        "events_per_cpu_s": (
+            round(measure.processed / measure.cpu_seconds) if measure.cpu_seconds > 0 else None
+        ),
+    }
+    if worker is not None and worker.error is None:
+        sizing["worker_events_per_s"] = round(worker.per_second)
+        sizing["worker_partitions"] = plan.partitions
+        sizing["even_share_events_per_s"] = round(worker.per_second / plan.partitions)
+    return sizing
 
 
 def summarise(
@@ -490,6 +534,7 @@ def summarise(
             cpu_mine, cpu_peer = outcomes[mine].cpu_seconds, outcomes[peer].cpu_seconds
             if cpu_mine > 0 and cpu_peer > 0:
                 ratios[f"cpu_{mine}_vs_{peer}"] = round(cpu_peer / cpu_mine, 3)
+    sizing = partition_sizing(plan, outcomes)
     return {
         "workload": {
             "messages": load.events,
@@ -507,10 +552,13 @@ def summarise(
         "rules_cpu_share": rules_cpu_share,
         "cpu_seconds": {n: round(o.cpu_seconds, 3) for n, o in outcomes.items() if o.error is None},
         "rule_alerts": drgwatch.report.get("rule_alerts", {}) if drgwatch else {},
+        "events_per_s_per_partition": sizing["events_per_s_per_partition"] if sizing else None,
+        "partition_sizing": sizing,
         "correct": drgwatch is not None
         and drgwatch.error is None
         and exact.get("drgwatch", False)
-        and exact.get("drgwatch_no_rules", True),
+        and exact.get("drgwatch_no_rules", True)
+        and exact.get("drgwatch_one_partition", True),
         "exact": exact,
         "problems": problems[:50],
         "latency_ms": {},
@@ -543,6 +591,25 @@ def table(result: dict[str, Any]) -> str:
             f"({cpu['drgwatch']:.2f} CPU s with the shipped rules, "
             f"{cpu['drgwatch_no_rules']:.2f} without)"
         )
+    sizing = result.get("partition_sizing")
+    if sizing:
+        where = (
+            "one partition, one worker"
+            if sizing["measured_by"] == "drgwatch_one_partition"
+            else f"one worker over {sizing['measured_partitions']} partitions"
+        )
+        per_cpu = sizing["events_per_cpu_s"]
+        rows.append(
+            f"events_per_s_per_partition {sizing['events_per_s_per_partition']:,} ({where}"
+            + (f"; {per_cpu:,} per CPU second" if per_cpu else "")
+            + ")"
+        )
+        if "even_share_events_per_s" in sizing:
+            rows.append(
+                f"  a worker holding {sizing['worker_partitions']} evenly loaded partitions: "
+                f"{sizing['even_share_events_per_s']:,}/s each "
+                f"({sizing['worker_events_per_s']:,}/s in all)"
+            )
     if "drgwatch" in result["lines_per_s"] or "drgwatch" in result["errors"]:
         rows.append(f"drgwatch exactly correct: {result['correct']}")
     if "quix_core" in result["exact"]:

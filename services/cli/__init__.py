@@ -150,7 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument(
         "--only",
         help="comma-separated contenders: ceiling,quix,quix_core (drgwatch's core in Quix "
-        "Streams),naive_faust,drgwatch (with the shipped rules),drgwatch_no_rules,drgwatch_x2",
+        "Streams),naive_faust,drgwatch (with the shipped rules),drgwatch_no_rules,"
+        "drgwatch_one_partition,drgwatch_x2",
+    )
+    bench.add_argument(
+        "--per-partition",
+        action="store_true",
+        help="also run the worker on a one-partition topic: events_per_s_per_partition "
+        "measured on one partition (otherwise worked out from the worker's run)",
     )
     bench.add_argument(
         "--no-full-path",
@@ -369,7 +376,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.only:
         contenders = tuple(args.only.split(","))
     else:  # the two-worker run is left out of the routine check
-        contenders = tuple(c for c in CONTENDERS if not (args.quick and c == "drgwatch_x2"))
+        contenders = tuple(
+            c
+            for c in CONTENDERS
+            if c != "drgwatch_one_partition" and not (args.quick and c == "drgwatch_x2")
+        )
+    if args.per_partition and "drgwatch_one_partition" not in contenders:
+        contenders += ("drgwatch_one_partition",)
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
         print(f"drgwatch bench: unknown contenders {sorted(unknown)}", file=sys.stderr)

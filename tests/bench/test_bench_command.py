@@ -1,5 +1,7 @@
 """`drgwatch bench --quick` as a user runs it: every contender on one embedded broker,
-drgwatch's result checked, the full path measured, the JSON the issue names written."""
+drgwatch's result checked, the full path measured, the JSON the issue names written;
+with `--per-partition`, the worker's rate on one partition, which the deployment's
+partition sizing is worked out from."""
 
 from __future__ import annotations
 
@@ -18,7 +20,16 @@ def test_quick_bench_runs_every_contender_and_checks_drgwatch(tmp_path: Path) ->
     out = tmp_path / "bench.json"
     env = {**os.environ, "DRGWATCH_DATABASE_URL": ""}  # the embedded default, SQLite
     run = subprocess.run(
-        [sys.executable, "-m", "services.cli", "bench", "--quick", "--json", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "bench",
+            "--quick",
+            "--per-partition",
+            "--json",
+            str(out),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -26,13 +37,41 @@ def test_quick_bench_runs_every_contender_and_checks_drgwatch(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = orjson.loads(out.read_bytes())
-    contenders = {"ceiling", "quix", "quix_core", "naive_faust", "drgwatch", "drgwatch_no_rules"}
+    contenders = {
+        "ceiling",
+        "quix",
+        "quix_core",
+        "naive_faust",
+        "drgwatch",
+        "drgwatch_no_rules",
+        "drgwatch_one_partition",
+    }
     assert set(result["lines_per_s"]) == contenders, result["errors"]
     assert all(rate > 0 for rate in result["lines_per_s"].values())
     assert set(result["peak_rss_mb"]) == contenders
     assert result["correct"] is True and result["problems"] == []
     # drgwatch's core in Quix Streams: its states and alerts checked as the worker's are
-    assert result["exact"] == {"drgwatch": True, "drgwatch_no_rules": True, "quix_core": True}
+    assert result["exact"] == {
+        "drgwatch": True,
+        "drgwatch_no_rules": True,
+        "drgwatch_one_partition": True,
+        "quix_core": True,
+    }
+    # a partition's ceiling: the worker alone on a one-partition topic, exactly correct too
+    single = result["lines_per_s"]["drgwatch_one_partition"]
+    assert result["events_per_s_per_partition"] == single > 0
+    sizing = result["partition_sizing"]
+    assert sizing["events_per_s_per_partition"] == single
+    assert sizing["measured_by"] == "drgwatch_one_partition"
+    assert sizing["measured_partitions"] == 1
+    messages = result["workload"]["messages"]
+    cpu_one = result["cpu_seconds"]["drgwatch_one_partition"]
+    assert sizing["events_per_cpu_s"] == pytest.approx(messages / cpu_one, rel=0.01)
+    # and what each of the worker's evenly loaded partitions gets in the main run
+    assert sizing["worker_partitions"] == result["workload"]["partitions"] == 8
+    assert sizing["worker_events_per_s"] == result["lines_per_s"]["drgwatch"]
+    assert sizing["even_share_events_per_s"] == round(result["lines_per_s"]["drgwatch"] / 8)
+    assert f"events_per_s_per_partition {single:,} (one partition, one worker" in run.stdout
     assert "drgwatch's core in Quix exactly correct: True" in run.stdout
     # the gap to Quix split into the shell's part and the core's, in throughput and CPU
     rates, cpu, ratios = result["lines_per_s"], result["cpu_seconds"], result["ratios"]
