@@ -8,6 +8,10 @@ item names, a patient's fields or a key never reach a line by way of a record's
 attributes. Messages themselves are the callers' duty: drgwatch logs ids and counts,
 never payloads.
 
+Lines for people (the embedded console) leave out the Kafka clients' INFO lines (group
+joins, connections): the console carries drgwatch's own lines and anyone's warnings.
+JSON lines keep them, and so does DEBUG.
+
 uvicorn's access lines are rewritten to name the path without its query string (a
 query may carry a token), in both forms.
 """
@@ -29,6 +33,8 @@ LogFormat = Literal["json", "text"]
 # the fields a record may carry into a JSON line beside its message (`extra=`)
 CONTEXT_FIELDS = ("event_id", "case_key", "case_id", "hospital_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# libraries whose INFO lines are chatter on a console
+CONSOLE_QUIET = ("aiokafka", "kafka")
 
 # a client's request id is written as it came only when it looks like one
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
@@ -94,7 +100,7 @@ def handler(log_format: LogFormat) -> logging.Handler:
 
 def configure(log_format: LogFormat, level: str | int) -> None:
     """The root logger writes `log_format` lines at `level`; uvicorn's loggers and
-    Faust's go through it."""
+    Faust's go through it (the Kafka clients' at WARNING and above in text lines)."""
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "drgwatch", False)]
     for old in ours:
@@ -104,6 +110,9 @@ def configure(log_format: LogFormat, level: str | int) -> None:
     if not root.handlers:
         root.addHandler(handler(log_format))
     root.setLevel(level)
+    quiet = log_format == "text" and root.level > logging.DEBUG
+    for name in CONSOLE_QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessPathFilter) for f in access.filters):
         access.addFilter(AccessPathFilter())
