@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class Message(Protocol):
     def offset(self) -> int: ...
     @property
     def tp(self) -> Any: ...  # topic and partition, as the consumer commits them
+    @property
+    def timestamp(self) -> float | None: ...  # epoch seconds: ingest's receipt of an event
 
 
 class CaseStore(Protocol):
@@ -210,7 +213,7 @@ async def apply_batch(
     partition_of: dict[bytes, int] = {}
     unwritten_alerts: dict[bytes, int] = {}
     writes: list[Awaitable[Any]] = []
-    alerts: list[tuple[bytes, dict[str, Any]]] = []
+    alerts: list[tuple[bytes, dict[str, Any], float | None]] = []
     dead_letters = 0
     for message in messages:
         try:
@@ -256,7 +259,7 @@ async def apply_batch(
                 ",".join(map(str, outcome.released)),
                 gap_timeout,
             )
-        alerts.extend((key, alert) for alert in outcome.alerts)
+        alerts.extend((key, alert, message.timestamp) for alert in outcome.alerts)
         if not outcome.changed:
             continue
         states[key] = outcome.state
@@ -291,9 +294,9 @@ async def apply_batch(
         live.keep(key, value, states[key])
     for message in messages:  # offsets up to here may now be committed
         on_durable(message)
-    for key, alert in alerts:
+    for key, alert, received_at in alerts:
         await send(topics.alerts, key=key, value=orjson.dumps(alert), partition=None)
-        count_alert(alert, now)
+        count_alert(alert, received_at=received_at, raised_at=time.time())
     return AppliedBatch(len(messages), len(values), len(alerts), dead_letters)
 
 

@@ -1,7 +1,7 @@
-"""Publish ledgered events to Kafka, keyed by case and sealed, and relay whatever is left
-behind. The seal (services/wire.py EventSeal) is what tells the worker a record came
-from the ingest ledger; only this publisher (and the worker, for its own commands)
-makes it."""
+"""Publish ledgered events to Kafka, keyed by case, sealed and timestamped with their
+receipt, and relay whatever is left behind. The seal (services/wire.py EventSeal) is what
+tells the worker a record came from the ingest ledger; only this publisher (and the
+worker, for its own commands) makes it."""
 
 from __future__ import annotations
 
@@ -105,8 +105,11 @@ class EventPublisher:
             in_batch: list[Accepted] = []
             for item in items:
                 headers = seal.headers(item.key, item.value, item.case_seq)
+                timestamp = record_timestamp(item)
                 while (
-                    batch.append(key=item.key, value=item.value, timestamp=None, headers=headers)
+                    batch.append(
+                        key=item.key, value=item.value, timestamp=timestamp, headers=headers
+                    )
                     is None
                 ):
                     if not in_batch:
@@ -131,6 +134,14 @@ class EventPublisher:
                 "broker refused %d of %d events; the relay will retry", failed, len(accepted)
             )
         return done
+
+
+def record_timestamp(item: Accepted) -> int | None:
+    """The record's timestamp (ms): when ingest received the event, so that a relayed or
+    replayed event still counts from its receipt (the worker's event-to-alert delay)."""
+    if item.received_at is None:
+        return None
+    return round(item.received_at.timestamp() * 1000)
 
 
 async def publish_durable(publisher: EventPublisher, accepted: Sequence[Accepted]) -> None:
@@ -167,6 +178,7 @@ async def relay_once(
                     LedgerEntry.case_id,
                     LedgerEntry.payload,
                     LedgerEntry.case_seq,
+                    LedgerEntry.received_at,
                 )
                 .where(LedgerEntry.published.is_(False), LedgerEntry.received_at <= cutoff)
                 .order_by(LedgerEntry.seq)
@@ -181,6 +193,7 @@ async def relay_once(
                 key=wire.case_key(row.hospital_id, row.case_id),
                 value=row.payload.encode(),
                 case_seq=row.case_seq,
+                received_at=row.received_at,
             )
             for row in rows
         ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.alerting.batch import LiveStates, Topics, apply_batch, decode
 from services.alerting.exceptions import UnprocessableEvent
@@ -36,6 +38,7 @@ class Message:
     offset: int
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     partition: int = 0
+    timestamp: float | None = None  # epoch seconds, as the consumer gives a record's
 
     @property
     def tp(self) -> tuple[str, int]:
@@ -120,6 +123,38 @@ async def test_a_batch_writes_each_changed_case_once_and_then_reports_every_mess
     state = state_data(store[KEY])
     assert state["total_cost"] == "300.00" and state["events_applied"] == 31
     assert store[KEY] == changelog[0][1]
+
+
+def delays_observed() -> tuple[float, float]:
+    """The count and the sum of the level alerts' delays observed so far."""
+    labels = {"kind": "level"}
+    count = REGISTRY.get_sample_value("drgwatch_event_to_alert_seconds_count", labels) or 0.0
+    total = REGISTRY.get_sample_value("drgwatch_event_to_alert_seconds_sum", labels) or 0.0
+    return count, total
+
+
+async def test_an_alert_counts_its_delay_from_the_receipt_of_the_event_that_raised_it() -> None:
+    # the events occurred days before this run; ingest received the charge 2 s ago
+    received = time.time() - 2.0
+    admitted, charge = messages(admitted_raw(), cost_raw("c1", "9500.00"))
+    charge.timestamp = received
+    count, total = delays_observed()
+    sink = Sink()
+    await run([admitted, charge], {}, sink)
+    alerts = [orjson.loads(value or b"") for _, value in sink.on(TOPICS.alerts)]
+    assert [alert["level"] for alert in alerts if alert["kind"] == "level"] == ["yellow"]
+    assert NOW.timestamp() < received - 86400, "the event is dated days before its receipt"
+    new_count, new_total = delays_observed()
+    assert new_count - count == 1
+    assert 2.0 <= new_total - total < 60
+
+
+async def test_an_alert_from_a_record_without_a_timestamp_has_no_delay() -> None:
+    count, _ = delays_observed()
+    sink = Sink()
+    await run(messages(admitted_raw(), cost_raw("c1", "9500.00")), {}, sink)
+    assert sink.on(TOPICS.alerts), "an alert was raised"
+    assert delays_observed()[0] == count
 
 
 async def test_a_batch_the_broker_does_not_acknowledge_leaves_the_table_as_it_was() -> None:
