@@ -46,6 +46,7 @@ from services.casecost.apply import Release, Reprice, new_case, receive, release
 from services.casecost.events import Event, fast_event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState, state_data
+from services.logs import ids_of
 from services.metrics import (
     EVENTS_UNSEALED,
     SEQUENCE_GAPS_RELEASED,
@@ -233,6 +234,13 @@ async def apply_batch(
             )
             dead_letters += 1
             WORKER_DEAD_LETTERS.inc()
+            # the reason stays in the dead letter: it may quote the record's content
+            log.warning(
+                "events record %d:%d not applied; sent to the dead-letter topic",
+                message.partition,
+                message.offset,
+                extra=ids_of(message.value),
+            )
             continue
         if needs_version > reference.price_book.version or not reference.loaded:
             await reference.refresh_until_done()
@@ -258,6 +266,11 @@ async def apply_batch(
                 key.decode(),
                 ",".join(map(str, outcome.released)),
                 gap_timeout,
+                extra={
+                    "hospital_id": event.hospital_id,
+                    "case_id": event.case_id,
+                    "case_key": key.decode(),
+                },
             )
         alerts.extend((key, alert, message.timestamp) for alert in outcome.alerts)
         if not outcome.changed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,6 +13,7 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from services import logs
 from services.alerting.batch import LiveStates, Topics, apply_batch, decode
 from services.alerting.exceptions import UnprocessableEvent
 from services.casecost.pricing import PriceBook
@@ -193,6 +195,43 @@ async def test_an_unprocessable_message_becomes_a_dead_letter_and_the_batch_goes
     decoded = orjson.loads(letter[1] or b"")
     assert decoded["source"] == "0:1" and decoded["reason"].startswith("not JSON")
     assert state_data(store[KEY])["level"] == "yellow"
+
+
+def json_lines_of(logger_name: str) -> tuple[logging.Handler, list[str]]:
+    """A handler writing the logger's records as production JSON lines into a list."""
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Lines()
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger(logger_name).addHandler(handler)
+    return handler, lines
+
+
+async def test_a_dead_letters_line_carries_the_event_and_case_ids_and_nothing_of_the_event() -> (
+    None
+):
+    # a charge the contract refuses (a negative quantity), naming an item and a patient
+    refused = cost_raw("c9", "9500.00", item_code="STENT") | {
+        "quantity": "-1",
+        "item_name": "Qorvexa imported stent 88317",
+        "patient_name": "Lin Meixiu-Zqa",
+    }
+    handler, lines = json_lines_of("services.alerting.batch")
+    try:
+        await run(messages(admitted_raw(), refused, b"{not json"), {}, Sink())
+    finally:
+        logging.getLogger("services.alerting.batch").removeHandler(handler)
+    first, second = (orjson.loads(line) for line in lines)
+    assert first["level"] == "WARNING" and first["message"].startswith("events record 0:1 ")
+    assert (first["event_id"], first["hospital_id"], first["case_id"]) == ("c9", "H1", "C1")
+    # a record that is not JSON names no ids
+    assert second["message"].startswith("events record 0:2 ")
+    assert not {"event_id", "hospital_id", "case_id"} & set(second)
+    assert "Qorvexa" not in "".join(lines) and "Meixiu" not in "".join(lines)
 
 
 def unsealed(message: Message, how: str) -> Message:

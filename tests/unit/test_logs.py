@@ -190,3 +190,21 @@ def test_json_lines_and_debug_keep_the_kafka_clients_info_lines(
     console = console_of(log_format, level)
     assert "Joined group" in console and "BrokerConnection" in console
     assert "Heartbeat failed" in console and "restoring the fresh broker" in console
+
+
+@pytest.mark.parametrize(
+    ("document", "ids"),
+    [
+        (
+            b'{"event_id":"E-1.a","hospital_id":"H1","case_id":"C:7","item_name":"stent"}',
+            {"event_id": "E-1.a", "hospital_id": "H1", "case_id": "C:7"},
+        ),
+        # a value that is no identifier of the contract (a name, a sentence) stays out
+        ({"event_id": "Lin Meixiu", "case_id": "C1", "hospital_id": 7}, {"case_id": "C1"}),
+        ({"event_id": "e" * 65, "case_id": "-C1"}, {}),
+        (b"{not json", {}),
+        (b"[1, 2]", {}),
+    ],
+)
+def test_ids_of_a_document_are_its_identifiers_only(document: object, ids: dict[str, str]) -> None:
+    assert logs.ids_of(document) == ids
