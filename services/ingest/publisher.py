@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,10 +29,18 @@ PUBLISH_WAIT_SECONDS = 2.0
 
 
 class EventPublisher:
-    """One producer per process; sends a batch, sealed, and waits for the broker's acks."""
+    """One producer per process; sends a batch, sealed, and waits for the broker's acks.
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    Each record is stamped with its event's receipt while that is younger than half the
+    topic's `retention`; an older one (a relay after a long outage, a replayed ledger)
+    takes the producer's clock, as a record stamped older could be deleted by the
+    broker's time-based retention before the worker reads it."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, *, retention: timedelta = timedelta(hours=1)
+    ) -> None:
         self.topic = topic
+        self.stamped_within_ms = retention.total_seconds() * 1000 / 2
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self._seal: wire.EventSeal | None = None
@@ -100,12 +109,13 @@ class EventPublisher:
             partition = self._partitioner(item.key, partitions, partitions)
             by_partition.setdefault(partition, []).append(item)
         sent: list[tuple[list[Accepted], asyncio.Future[Any]]] = []
+        oldest_ms = time.time() * 1000 - self.stamped_within_ms
         for partition, items in by_partition.items():
             batch = producer.create_batch()
             in_batch: list[Accepted] = []
             for item in items:
                 headers = seal.headers(item.key, item.value, item.case_seq)
-                timestamp = record_timestamp(item)
+                timestamp = record_timestamp(item, oldest_ms)
                 while (
                     batch.append(
                         key=item.key, value=item.value, timestamp=timestamp, headers=headers
@@ -136,12 +146,14 @@ class EventPublisher:
         return done
 
 
-def record_timestamp(item: Accepted) -> int | None:
-    """The record's timestamp (ms): when ingest received the event, so that a relayed or
-    replayed event still counts from its receipt (the worker's event-to-alert delay)."""
+def record_timestamp(item: Accepted, oldest_ms: float) -> int | None:
+    """The record's timestamp (ms): when ingest received the event, so that a relayed
+    event still counts from its receipt (the worker's event-to-alert delay); None (the
+    producer's clock) for a receipt before `oldest_ms`."""
     if item.received_at is None:
         return None
-    return round(item.received_at.timestamp() * 1000)
+    received_ms = round(item.received_at.timestamp() * 1000)
+    return received_ms if received_ms >= oldest_ms else None
 
 
 async def publish_durable(publisher: EventPublisher, accepted: Sequence[Accepted]) -> None:

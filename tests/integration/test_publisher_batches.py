@@ -23,7 +23,10 @@ from services.wire import CASE_SEQUENCE_HEADER, EventSeal, case_key
 pytestmark = pytest.mark.integration
 
 SEAL = EventSeal(b"\x05" * 32)
-RECEIVED = datetime(2026, 11, 30, 4, 0, 0, 123000, tzinfo=UTC)
+# a receipt of a few minutes ago stamps the record; one older than half the topic's
+# retention does not (the publisher's default retention: an hour)
+RECEIVED = datetime.now(UTC).replace(microsecond=123000) - timedelta(minutes=5)
+LONG_AGO = RECEIVED - timedelta(hours=1)
 
 
 def accepted(count: int) -> list[Accepted]:
@@ -38,7 +41,8 @@ def accepted(count: int) -> list[Accepted]:
                 key=case_key("H1", case_id),
                 value=value,
                 case_seq=number,
-                received_at=RECEIVED + timedelta(milliseconds=number),
+                received_at=(LONG_AGO if number == 0 else RECEIVED)
+                + timedelta(milliseconds=number),
             )
         )
     return events
@@ -103,7 +107,10 @@ def test_batches_land_where_single_records_would_in_order_and_sealed(tmp_path: P
         assert SEAL.verify(record.key, record.value, headers)  # type: ignore[attr-defined]
         assert dict(headers)[CASE_SEQUENCE_HEADER] == str(event.case_seq).encode()
         # the ledger's received_at, from which the worker counts the delay to an alert
-        assert record.timestamp == RECEIVED.timestamp() * 1000 + event.seq - 1  # type: ignore[attr-defined]
+        if event.seq == 1:  # received long ago: the producer's clock
+            assert record.timestamp > RECEIVED.timestamp() * 1000  # type: ignore[attr-defined]
+        else:
+            assert record.timestamp == RECEIVED.timestamp() * 1000 + event.seq - 1  # type: ignore[attr-defined]
         seen_per_partition.setdefault(partition, []).append(event.seq)
     for seqs in seen_per_partition.values():
         assert seqs == sorted(seqs)
