@@ -110,12 +110,17 @@ class EventPublisher:
             by_partition.setdefault(partition, []).append(item)
         sent: list[tuple[list[Accepted], asyncio.Future[Any]]] = []
         oldest_ms = time.time() * 1000 - self.stamped_within_ms
+        # a submission's events share one receipt (the same object): converted once
+        received: datetime | None = None
+        timestamp: int | None = None
         for partition, items in by_partition.items():
             batch = producer.create_batch()
             in_batch: list[Accepted] = []
             for item in items:
                 headers = seal.headers(item.key, item.value, item.case_seq)
-                timestamp = record_timestamp(item, oldest_ms)
+                if item.received_at is not received:
+                    received = item.received_at
+                    timestamp = record_timestamp(item, oldest_ms)
                 while (
                     batch.append(
                         key=item.key, value=item.value, timestamp=timestamp, headers=headers
