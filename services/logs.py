@@ -1,12 +1,17 @@
 """How every drgwatch process logs: one JSON object a line, or lines for people.
 
 A JSON line has `level`, `time` (ISO-8601, UTC), `logger` and `message`, and, where the
-code knows them, `event_id`, `case_key`, `hospital_id` and `trace_id` (the request's
-W3C `traceparent` trace id or its `X-Request-ID`). Nothing else of a record is written:
-the arguments a caller passes as `extra` are taken from a fixed list, so an event's
-item names, a patient's fields or a key never reach a line by way of a record's
-attributes. Messages themselves are the callers' duty: drgwatch logs ids and counts,
-never payloads.
+code knows them, `event_id`, `case_key`, `case_id`, `hospital_id`, `alert_id` and
+`trace_id` (the request's W3C `traceparent` trace id or its `X-Request-ID`). A line about
+one event passes its ids as `extra` (`ids_of` takes them from a record's bytes, which may
+be anyone's). Nothing else of a record is written: the arguments a caller passes as
+`extra` are taken from a fixed list, so an event's item names, a patient's fields or a
+key never reach a line by way of a record's attributes. Messages themselves are the
+callers' duty: drgwatch logs ids and counts, never payloads.
+
+Lines for people (the embedded console) leave out the Kafka clients' INFO lines (group
+joins, connections): the console carries drgwatch's own lines and anyone's warnings.
+JSON lines keep them, and so does DEBUG.
 
 uvicorn's access lines are rewritten to name the path without its query string (a
 query may carry a token), in both forms.
@@ -24,11 +29,19 @@ from typing import Any, Literal
 
 import orjson
 
+from services.casecost.events import IDENTIFIER_PATTERN
+
 LogFormat = Literal["json", "text"]
 
 # the fields a record may carry into a JSON line beside its message (`extra=`)
-CONTEXT_FIELDS = ("event_id", "case_key", "case_id", "hospital_id")
+CONTEXT_FIELDS = ("event_id", "case_key", "case_id", "hospital_id", "alert_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# libraries whose INFO lines are chatter on a console
+CONSOLE_QUIET = ("aiokafka", "kafka")
+
+# the ids `ids_of` takes from a document, each only when it is an identifier of the contract
+ID_FIELDS = ("event_id", "hospital_id", "case_id")
+IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 # a client's request id is written as it came only when it looks like one
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
@@ -94,7 +107,7 @@ def handler(log_format: LogFormat) -> logging.Handler:
 
 def configure(log_format: LogFormat, level: str | int) -> None:
     """The root logger writes `log_format` lines at `level`; uvicorn's loggers and
-    Faust's go through it."""
+    Faust's go through it (the Kafka clients' at WARNING and above in text lines)."""
     root = logging.getLogger()
     ours = [h for h in root.handlers if getattr(h, "drgwatch", False)]
     for old in ours:
@@ -104,6 +117,9 @@ def configure(log_format: LogFormat, level: str | int) -> None:
     if not root.handlers:
         root.addHandler(handler(log_format))
     root.setLevel(level)
+    quiet = log_format == "text" and root.level > logging.DEBUG
+    for name in CONSOLE_QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessPathFilter) for f in access.filters):
         access.addFilter(AccessPathFilter())
@@ -111,6 +127,25 @@ def configure(log_format: LogFormat, level: str | int) -> None:
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
+
+
+def ids_of(document: bytes | str | Any) -> dict[str, str]:
+    """`extra` for a line about one event or alert: the event_id, hospital_id and case_id
+    it names, as far as they are identifiers (at most 64 characters of A-Z a-z 0-9 . _ : -);
+    nothing else of it. A document is JSON (bytes or text) or already decoded."""
+    if isinstance(document, bytes | str):
+        try:
+            document = orjson.loads(document)
+        except orjson.JSONDecodeError:
+            return {}
+    if not isinstance(document, dict):
+        return {}
+    ids = {}
+    for name in ID_FIELDS:
+        value = document.get(name)
+        if isinstance(value, str) and len(value) <= 64 and IDENTIFIER.fullmatch(value):
+            ids[name] = value
+    return ids
 
 
 def trace_of(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -7,7 +7,6 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,9 +181,10 @@ ALERTS_RAISED = Counter(
 )
 EVENT_TO_ALERT_SECONDS = Histogram(
     "drgwatch_event_to_alert_seconds",
-    "From an event's occurred_at to the alert it raised, by alert kind",
+    "From ingest's receipt of an event (its record's timestamp, the ledger's received_at)"
+    " to the alert it raised being sent, by alert kind",
     ["kind"],
-    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 # the label sets an alert may carry; anything else is counted as "other"
 ALERT_KINDS = frozenset({"level", "forecast", "rule"})
@@ -192,21 +192,17 @@ ALERT_LEVELS = frozenset({"none", "blue", "yellow", "red"})
 ALERT_TRANSITIONS = frozenset({"escalated", "de-escalated", "resolved", "projected", "raised"})
 
 
-def count_alert(alert: Mapping[str, Any], raised_at: datetime) -> None:
-    """Count one alert the worker sends, and its delay from the event that raised it."""
+def count_alert(alert: Mapping[str, Any], *, received_at: float | None, raised_at: float) -> None:
+    """Count one alert the worker sends, and its delay since ingest received the event
+    that raised it (both epoch seconds; a record without a timestamp has no delay)."""
     kind = _known(alert.get("kind"), ALERT_KINDS)
     ALERTS_RAISED.labels(
         kind=kind,
         level=_known(alert.get("level"), ALERT_LEVELS),
         transition=_known(alert.get("transition"), ALERT_TRANSITIONS),
     ).inc()
-    occurred = alert.get("occurred_at")
-    if isinstance(occurred, str):
-        try:
-            delay = (raised_at - datetime.fromisoformat(occurred)).total_seconds()
-        except (TypeError, ValueError):
-            return
-        EVENT_TO_ALERT_SECONDS.labels(kind=kind).observe(max(0.0, delay))
+    if received_at is not None:
+        EVENT_TO_ALERT_SECONDS.labels(kind=kind).observe(max(0.0, raised_at - received_at))
 
 
 def _known(value: Any, values: frozenset[str]) -> str:

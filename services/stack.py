@@ -35,6 +35,7 @@ from services.ports import PortInUse, listening_socket, owns_listener, spare_por
 from services.reference import service as catalogue_service
 from services.reference.chargemaster import service as chargemaster_service
 from services.settings import CommonSettings
+from services.stopping import supervisor_stop_seconds
 from services.storage import schema
 from services.storage.engine import make_engine, session_factory
 from services.storage.models import LedgerEntry
@@ -260,6 +261,8 @@ def _supervised_stack(
         }
     )
     python = sys.executable
+    # the worker, the API and the intake read the same DRGWATCH_SHUTDOWN_SECONDS from `env`
+    stop_seconds = supervisor_stop_seconds(settings.shutdown_seconds)
 
     def launch_broker() -> subprocess.Popen[bytes]:
         try:
@@ -288,6 +291,7 @@ def _supervised_stack(
         lambda: start_child([python, "-m", "services.cli", "worker"], env, logs / "worker.log"),
         logs / "worker.log",
         bound_to=broker,
+        stop_timeout=stop_seconds,
     )
     # the API keeps accepting events into the ledger while the broker is down; only
     # while a new broker starts is it stopped, for the same reason as the worker (its
@@ -301,7 +305,7 @@ def _supervised_stack(
         logs / "api.log",
         bound_to=broker,
         runs_alone=True,
-        stop_timeout=5.0,
+        stop_timeout=stop_seconds,
     )
     # the Kafka intake: its consumer and producers need the topics of the broker it
     # started with, like the worker; its offsets are in that broker too, so a new broker
@@ -313,6 +317,7 @@ def _supervised_stack(
         lambda: start_child(intake_argv, env, logs / "intake.log"),
         logs / "intake.log",
         bound_to=broker,
+        stop_timeout=stop_seconds,
     )
     supervisor = Supervisor(
         [broker, worker, api, intake],

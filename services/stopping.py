@@ -9,6 +9,16 @@ import threading
 log = logging.getLogger(__name__)
 
 EX_OVERDUE = 75  # a stop that outlasted its bound (EX_TEMPFAIL)
+# what a supervisor allows a child beyond the child's own bound: the bound's timer fires,
+# then the process logs, flushes and exits, which takes a moment more
+SUPERVISOR_MARGIN_SECONDS = 5.0
+
+
+def supervisor_stop_seconds(shutdown_seconds: float) -> float:
+    """How long a supervisor waits after SIGTERM before SIGKILL: the child's own bound
+    (DRGWATCH_SHUTDOWN_SECONDS) and a margin, so a child still draining within its bound
+    is never killed."""
+    return shutdown_seconds + SUPERVISOR_MARGIN_SECONDS
 
 
 def exit_unless_stopped_within(seconds: float, process: str) -> threading.Timer:

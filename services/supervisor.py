@@ -35,10 +35,15 @@ from pathlib import Path
 
 from services.errors import DrgwatchError
 from services.metrics import ComponentState, write_supervisor_state
+from services.settings import CommonSettings
+from services.stopping import supervisor_stop_seconds
 
 PR_SET_PDEATHSIG = 1
 LOG_TAIL_LINES = 12
 FOLLOWER_STOP_SECONDS = 1.0
+# a child's wait after SIGTERM when its caller names none: past the children's default bound
+DEFAULT_SHUTDOWN_SECONDS: float = CommonSettings.model_fields["shutdown_seconds"].default
+STOP_SECONDS = supervisor_stop_seconds(DEFAULT_SHUTDOWN_SECONDS)
 
 
 class SupervisionError(DrgwatchError):
@@ -138,7 +143,7 @@ def _copy_lines(process: subprocess.Popen[bytes], log_path: Path) -> None:
             sys.stdout.flush()
 
 
-def stop_child(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def stop_child(process: subprocess.Popen[bytes], timeout: float = STOP_SECONDS) -> None:
     """SIGTERM to the child's process group; SIGKILL if it has not exited by `timeout`."""
     if process.poll() is not None:
         return
@@ -172,7 +177,8 @@ class Child:
     log_path: Path
     bound_to: Child | None = None
     runs_alone: bool = False  # may run while `bound_to` is down (not across its start)
-    stop_timeout: float = 10.0
+    # after SIGTERM, until SIGKILL: drgwatch's own processes get their bound and a margin
+    stop_timeout: float = STOP_SECONDS
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0  # monotonic
     started_wall: float | None = None

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from services.casecost.apply import Release, Reprice, new_case, receive, release
 from services.casecost.events import Event, fast_event, parse_event
 from services.casecost.pricing import PriceBook
 from services.casecost.state import MAX_ALERTS_KEPT, CaseState, state_data
+from services.logs import ids_of
 from services.metrics import (
     EVENTS_UNSEALED,
     SEQUENCE_GAPS_RELEASED,
@@ -83,6 +85,8 @@ class Message(Protocol):
     def offset(self) -> int: ...
     @property
     def tp(self) -> Any: ...  # topic and partition, as the consumer commits them
+    @property
+    def timestamp(self) -> float | None: ...  # epoch seconds: ingest's receipt of an event
 
 
 class CaseStore(Protocol):
@@ -210,7 +214,7 @@ async def apply_batch(
     partition_of: dict[bytes, int] = {}
     unwritten_alerts: dict[bytes, int] = {}
     writes: list[Awaitable[Any]] = []
-    alerts: list[tuple[bytes, dict[str, Any]]] = []
+    alerts: list[tuple[bytes, dict[str, Any], float | None]] = []
     dead_letters = 0
     for message in messages:
         try:
@@ -230,6 +234,13 @@ async def apply_batch(
             )
             dead_letters += 1
             WORKER_DEAD_LETTERS.inc()
+            # the reason stays in the dead letter: it may quote the record's content
+            log.warning(
+                "events record %d:%d not applied; sent to the dead-letter topic",
+                message.partition,
+                message.offset,
+                extra=ids_of(message.value),
+            )
             continue
         if needs_version > reference.price_book.version or not reference.loaded:
             await reference.refresh_until_done()
@@ -255,8 +266,13 @@ async def apply_batch(
                 key.decode(),
                 ",".join(map(str, outcome.released)),
                 gap_timeout,
+                extra={
+                    "hospital_id": event.hospital_id,
+                    "case_id": event.case_id,
+                    "case_key": key.decode(),
+                },
             )
-        alerts.extend((key, alert) for alert in outcome.alerts)
+        alerts.extend((key, alert, message.timestamp) for alert in outcome.alerts)
         if not outcome.changed:
             continue
         states[key] = outcome.state
@@ -291,9 +307,9 @@ async def apply_batch(
         live.keep(key, value, states[key])
     for message in messages:  # offsets up to here may now be committed
         on_durable(message)
-    for key, alert in alerts:
+    for key, alert, received_at in alerts:
         await send(topics.alerts, key=key, value=orjson.dumps(alert), partition=None)
-        count_alert(alert, now)
+        count_alert(alert, received_at=received_at, raised_at=time.time())
     return AppliedBatch(len(messages), len(values), len(alerts), dead_letters)
 
 

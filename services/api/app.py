@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -80,7 +81,11 @@ def create_app(
     serve HL7 v2 over MLLP on, beside HTTP)."""
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
-    publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    publisher = EventPublisher(
+        settings.kafka_bootstrap,
+        settings.events_topic,
+        retention=timedelta(hours=settings.topic_retention_hours),
+    )
     webhook_targets = TargetPolicy.of(
         production=settings.mode == "production", allowed_targets=settings.webhook_allowed_targets
     )

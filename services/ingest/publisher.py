@@ -1,12 +1,13 @@
-"""Publish ledgered events to Kafka, keyed by case and sealed, and relay whatever is left
-behind. The seal (services/wire.py EventSeal) is what tells the worker a record came
-from the ingest ledger; only this publisher (and the worker, for its own commands)
-makes it."""
+"""Publish ledgered events to Kafka, keyed by case, sealed and timestamped with their
+receipt, and relay whatever is left behind. The seal (services/wire.py EventSeal) is what
+tells the worker a record came from the ingest ledger; only this publisher (and the
+worker, for its own commands) makes it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,10 +29,18 @@ PUBLISH_WAIT_SECONDS = 2.0
 
 
 class EventPublisher:
-    """One producer per process; sends a batch, sealed, and waits for the broker's acks."""
+    """One producer per process; sends a batch, sealed, and waits for the broker's acks.
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    Each record is stamped with its event's receipt while that is younger than half the
+    topic's `retention`; an older one (a relay after a long outage, a replayed ledger)
+    takes the producer's clock, as a record stamped older could be deleted by the
+    broker's time-based retention before the worker reads it."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, *, retention: timedelta = timedelta(hours=1)
+    ) -> None:
         self.topic = topic
+        self.stamped_within_ms = retention.total_seconds() * 1000 / 2
         self.bootstrap = bootstrap
         self._producer: AIOKafkaProducer | None = None
         self._seal: wire.EventSeal | None = None
@@ -100,13 +109,22 @@ class EventPublisher:
             partition = self._partitioner(item.key, partitions, partitions)
             by_partition.setdefault(partition, []).append(item)
         sent: list[tuple[list[Accepted], asyncio.Future[Any]]] = []
+        oldest_ms = time.time() * 1000 - self.stamped_within_ms
+        # a submission's events share one receipt (the same object): converted once
+        received: datetime | None = None
+        timestamp: int | None = None
         for partition, items in by_partition.items():
             batch = producer.create_batch()
             in_batch: list[Accepted] = []
             for item in items:
                 headers = seal.headers(item.key, item.value, item.case_seq)
+                if item.received_at is not received:
+                    received = item.received_at
+                    timestamp = record_timestamp(item, oldest_ms)
                 while (
-                    batch.append(key=item.key, value=item.value, timestamp=None, headers=headers)
+                    batch.append(
+                        key=item.key, value=item.value, timestamp=timestamp, headers=headers
+                    )
                     is None
                 ):
                     if not in_batch:
@@ -131,6 +149,16 @@ class EventPublisher:
                 "broker refused %d of %d events; the relay will retry", failed, len(accepted)
             )
         return done
+
+
+def record_timestamp(item: Accepted, oldest_ms: float) -> int | None:
+    """The record's timestamp (ms): when ingest received the event, so that a relayed
+    event still counts from its receipt (the worker's event-to-alert delay); None (the
+    producer's clock) for a receipt before `oldest_ms`."""
+    if item.received_at is None:
+        return None
+    received_ms = round(item.received_at.timestamp() * 1000)
+    return received_ms if received_ms >= oldest_ms else None
 
 
 async def publish_durable(publisher: EventPublisher, accepted: Sequence[Accepted]) -> None:
@@ -167,6 +195,7 @@ async def relay_once(
                     LedgerEntry.case_id,
                     LedgerEntry.payload,
                     LedgerEntry.case_seq,
+                    LedgerEntry.received_at,
                 )
                 .where(LedgerEntry.published.is_(False), LedgerEntry.received_at <= cutoff)
                 .order_by(LedgerEntry.seq)
@@ -181,6 +210,7 @@ async def relay_once(
                 key=wire.case_key(row.hospital_id, row.case_id),
                 value=row.payload.encode(),
                 case_seq=row.case_seq,
+                received_at=row.received_at,
             )
             for row in rows
         ]

@@ -96,6 +96,9 @@ class Accepted:
     key: bytes
     value: bytes
     case_seq: int | None = None
+    # the ledger's received_at: the record's timestamp, from which the worker counts the
+    # delay to an alert (None: the producer's clock when it sends)
+    received_at: datetime | None = None
 
 
 def decode_body(raw: bytes) -> Any:
@@ -329,6 +332,7 @@ async def record_group(
                             key=case_key(*_case_of(submission, identity)),
                             value=wire,
                             case_seq=case_seq_of[seq],
+                            received_at=submission.now,
                         )
                     )
                 elif first == number:

@@ -111,6 +111,7 @@ class TransportMessage:
     headers: list[tuple[str, bytes]]
     offset: int
     partition: int = 0
+    timestamp: float | None = None
 
     @property
     def tp(self) -> TP:

@@ -4,7 +4,9 @@ intake (not from a list kept by hand), and the rules pass `promtool check rules`
 
 The scrape is of a real stack (tansu, PostgreSQL, the worker's Faust web server): one case
 posted to it goes over the red line, so that the worker's alert, lag and apply figures
-and the API's open-case gauge are shown with values, not only declared.
+and the API's open-case gauge are shown with values, not only declared. Its events
+occurred days before they are posted: the worker's event-to-alert delay counts from
+ingest's receipt, not from then.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +98,14 @@ def wait_for_scrape(url: str, ready: Any, timeout: float = 60) -> Scrape:
     raise AssertionError(f"{url}: not as expected in {timeout}s; last scrape {scrape!r}")
 
 
+# the case's events occurred this long before they are posted
+CLINICAL_AGE = timedelta(days=3)
+
+
 def red_case() -> list[dict[str, Any]]:
     hospital, case = f"H{uuid.uuid4().hex[:6]}", "C1"
-    at = "2026-11-20T08:00:00+08:00"
+    admitted = datetime.now(UTC).astimezone(timezone(timedelta(hours=8))) - CLINICAL_AGE
+    at = admitted.isoformat(timespec="seconds")
     common = {"hospital_id": hospital, "case_id": case, "department": "CARDIO"}
     return [
         {
@@ -113,7 +121,7 @@ def red_case() -> list[dict[str, Any]]:
             **common,
             "event_id": "c1",
             "type": "charge",
-            "occurred_at": "2026-11-20T10:00:00+08:00",
+            "occurred_at": (admitted + timedelta(hours=2)).isoformat(timespec="seconds"),
             "item_code": "STENT",
             "item_name": "stent",
             "category": "consumable",
@@ -185,8 +193,16 @@ def test_the_worker_exports_the_pipeline_figures(scrapes: dict[str, Scrape]) -> 
         for labels, value in worker.samples("drgwatch_alerts_raised_total")
     }
     assert raised.get(("level", "red", "escalated")) == 1, raised
-    # the event's occurred_at lies in the past: its delay is counted, not dropped
+    # the charge occurred days ago, was posted a moment ago: the delay counted is the
+    # pipeline's, from ingest's receipt to the alert (well under a minute), not the days
     assert worker.samples("drgwatch_event_to_alert_seconds_count") == [({"kind": "level"}, 1.0)]
+    [(_, delay)] = worker.samples("drgwatch_event_to_alert_seconds_sum")
+    assert 0 <= delay < 60, delay
+    within = {
+        labels["le"]: value
+        for labels, value in worker.samples("drgwatch_event_to_alert_seconds_bucket")
+    }
+    assert within["60.0"] == 1 and within["+Inf"] == 1, within
     applied = worker.samples("drgwatch_worker_events_applied_total")
     assert applied and applied[0][1] >= 2, applied
     lags = worker.samples("drgwatch_worker_consumer_lag")

@@ -4,6 +4,7 @@ alone would take, in order, sealed, with more than one batch when a partition's 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -22,6 +23,10 @@ from services.wire import CASE_SEQUENCE_HEADER, EventSeal, case_key
 pytestmark = pytest.mark.integration
 
 SEAL = EventSeal(b"\x05" * 32)
+# a receipt of a few minutes ago stamps the record; one older than half the topic's
+# retention does not (the publisher's default retention: an hour)
+RECEIVED = datetime.now(UTC).replace(microsecond=123000) - timedelta(minutes=5)
+LONG_AGO = RECEIVED - timedelta(hours=1)
 
 
 def accepted(count: int) -> list[Accepted]:
@@ -31,7 +36,14 @@ def accepted(count: int) -> list[Accepted]:
         case_id = "HOT" if number % 2 else f"C{number % 7}"
         value = orjson.dumps({"event_id": f"e{number}", "note": "x" * 600})
         events.append(
-            Accepted(seq=number + 1, key=case_key("H1", case_id), value=value, case_seq=number)
+            Accepted(
+                seq=number + 1,
+                key=case_key("H1", case_id),
+                value=value,
+                case_seq=number,
+                received_at=(LONG_AGO if number == 0 else RECEIVED)
+                + timedelta(milliseconds=number),
+            )
         )
     return events
 
@@ -94,6 +106,11 @@ def test_batches_land_where_single_records_would_in_order_and_sealed(tmp_path: P
         headers = list(record.headers)  # type: ignore[attr-defined]
         assert SEAL.verify(record.key, record.value, headers)  # type: ignore[attr-defined]
         assert dict(headers)[CASE_SEQUENCE_HEADER] == str(event.case_seq).encode()
+        # the ledger's received_at, from which the worker counts the delay to an alert
+        if event.seq == 1:  # received long ago: the producer's clock
+            assert record.timestamp > RECEIVED.timestamp() * 1000  # type: ignore[attr-defined]
+        else:
+            assert record.timestamp == RECEIVED.timestamp() * 1000 + event.seq - 1  # type: ignore[attr-defined]
         seen_per_partition.setdefault(partition, []).append(event.seq)
     for seqs in seen_per_partition.values():
         assert seqs == sorted(seqs)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
+from services import logs
 from services.alerting.batch import LiveStates, Topics, apply_batch, decode
 from services.alerting.exceptions import UnprocessableEvent
 from services.casecost.pricing import PriceBook
@@ -36,6 +40,7 @@ class Message:
     offset: int
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     partition: int = 0
+    timestamp: float | None = None  # epoch seconds, as the consumer gives a record's
 
     @property
     def tp(self) -> tuple[str, int]:
@@ -122,6 +127,38 @@ async def test_a_batch_writes_each_changed_case_once_and_then_reports_every_mess
     assert store[KEY] == changelog[0][1]
 
 
+def delays_observed() -> tuple[float, float]:
+    """The count and the sum of the level alerts' delays observed so far."""
+    labels = {"kind": "level"}
+    count = REGISTRY.get_sample_value("drgwatch_event_to_alert_seconds_count", labels) or 0.0
+    total = REGISTRY.get_sample_value("drgwatch_event_to_alert_seconds_sum", labels) or 0.0
+    return count, total
+
+
+async def test_an_alert_counts_its_delay_from_the_receipt_of_the_event_that_raised_it() -> None:
+    # the events occurred days before this run; ingest received the charge 2 s ago
+    received = time.time() - 2.0
+    admitted, charge = messages(admitted_raw(), cost_raw("c1", "9500.00"))
+    charge.timestamp = received
+    count, total = delays_observed()
+    sink = Sink()
+    await run([admitted, charge], {}, sink)
+    alerts = [orjson.loads(value or b"") for _, value in sink.on(TOPICS.alerts)]
+    assert [alert["level"] for alert in alerts if alert["kind"] == "level"] == ["yellow"]
+    assert NOW.timestamp() < received - 86400, "the event is dated days before its receipt"
+    new_count, new_total = delays_observed()
+    assert new_count - count == 1
+    assert 2.0 <= new_total - total < 60
+
+
+async def test_an_alert_from_a_record_without_a_timestamp_has_no_delay() -> None:
+    count, _ = delays_observed()
+    sink = Sink()
+    await run(messages(admitted_raw(), cost_raw("c1", "9500.00")), {}, sink)
+    assert sink.on(TOPICS.alerts), "an alert was raised"
+    assert delays_observed()[0] == count
+
+
 async def test_a_batch_the_broker_does_not_acknowledge_leaves_the_table_as_it_was() -> None:
     store: dict[bytes, bytes] = {}
     await run(messages(admitted_raw()), store, Sink())
@@ -158,6 +195,43 @@ async def test_an_unprocessable_message_becomes_a_dead_letter_and_the_batch_goes
     decoded = orjson.loads(letter[1] or b"")
     assert decoded["source"] == "0:1" and decoded["reason"].startswith("not JSON")
     assert state_data(store[KEY])["level"] == "yellow"
+
+
+def json_lines_of(logger_name: str) -> tuple[logging.Handler, list[str]]:
+    """A handler writing the logger's records as production JSON lines into a list."""
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Lines()
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger(logger_name).addHandler(handler)
+    return handler, lines
+
+
+async def test_a_dead_letters_line_carries_the_event_and_case_ids_and_nothing_of_the_event() -> (
+    None
+):
+    # a charge the contract refuses (a negative quantity), naming an item and a patient
+    refused = cost_raw("c9", "9500.00", item_code="STENT") | {
+        "quantity": "-1",
+        "item_name": "Qorvexa imported stent 88317",
+        "patient_name": "Lin Meixiu-Zqa",
+    }
+    handler, lines = json_lines_of("services.alerting.batch")
+    try:
+        await run(messages(admitted_raw(), refused, b"{not json"), {}, Sink())
+    finally:
+        logging.getLogger("services.alerting.batch").removeHandler(handler)
+    first, second = (orjson.loads(line) for line in lines)
+    assert first["level"] == "WARNING" and first["message"].startswith("events record 0:1 ")
+    assert (first["event_id"], first["hospital_id"], first["case_id"]) == ("c9", "H1", "C1")
+    # a record that is not JSON names no ids
+    assert second["message"].startswith("events record 0:2 ")
+    assert not {"event_id", "hospital_id", "case_id"} & set(second)
+    assert "Qorvexa" not in "".join(lines) and "Meixiu" not in "".join(lines)
 
 
 def unsealed(message: Message, how: str) -> Message:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 
@@ -148,3 +149,62 @@ def test_configure_replaces_its_own_handler_and_keeps_anyone_elses() -> None:
     finally:
         root.handlers = kept
         root.setLevel(level)
+
+
+def console_of(log_format: logs.LogFormat, level: str) -> str:
+    """What drgwatch's handler writes, configured as a command configures it, for a Kafka
+    client's INFO and WARNING lines and one of drgwatch's own."""
+    root = logging.getLogger()
+    kept, kept_level = list(root.handlers), root.level
+    console = io.StringIO()
+    try:
+        root.handlers = []
+        logs.configure(log_format, level)
+        [ours] = root.handlers
+        assert isinstance(ours, logging.StreamHandler)
+        ours.setStream(console)
+        coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+        coordinator.info("Joined group 'drgwatch-restore' (generation 1)")
+        logging.getLogger("kafka.conn").info("<BrokerConnection> connecting")
+        coordinator.warning("Heartbeat failed for group drgwatch-restore")
+        logging.getLogger("services.stack").info("restoring the fresh broker")
+    finally:
+        root.handlers = kept
+        root.setLevel(kept_level)
+        for name in logs.CONSOLE_QUIET:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    return console.getvalue()
+
+
+def test_the_console_in_lines_for_people_leaves_out_the_kafka_clients_info_lines() -> None:
+    console = console_of("text", "INFO")
+    assert "Joined group" not in console and "BrokerConnection" not in console
+    assert "WARNING aiokafka.consumer.group_coordinator: Heartbeat failed" in console
+    assert "INFO services.stack: restoring the fresh broker" in console
+
+
+@pytest.mark.parametrize(("log_format", "level"), [("json", "INFO"), ("text", "DEBUG")])
+def test_json_lines_and_debug_keep_the_kafka_clients_info_lines(
+    log_format: logs.LogFormat, level: str
+) -> None:
+    console = console_of(log_format, level)
+    assert "Joined group" in console and "BrokerConnection" in console
+    assert "Heartbeat failed" in console and "restoring the fresh broker" in console
+
+
+@pytest.mark.parametrize(
+    ("document", "ids"),
+    [
+        (
+            b'{"event_id":"E-1.a","hospital_id":"H1","case_id":"C:7","item_name":"stent"}',
+            {"event_id": "E-1.a", "hospital_id": "H1", "case_id": "C:7"},
+        ),
+        # a value that is no identifier of the contract (a name, a sentence) stays out
+        ({"event_id": "Lin Meixiu", "case_id": "C1", "hospital_id": 7}, {"case_id": "C1"}),
+        ({"event_id": "e" * 65, "case_id": "-C1"}, {}),
+        (b"{not json", {}),
+        (b"[1, 2]", {}),
+    ],
+)
+def test_ids_of_a_document_are_its_identifiers_only(document: object, ids: dict[str, str]) -> None:
+    assert logs.ids_of(document) == ids

@@ -25,18 +25,23 @@ def test_an_alert_is_counted_with_its_delay() -> None:
             "kind": "level",
             "level": "red",
             "transition": "escalated",
-            "occurred_at": "2026-11-30T19:59:30+08:00",
+            "occurred_at": "2026-11-20T08:00:00+08:00",  # days before: not what counts
         },
-        RAISED,
+        received_at=RAISED.timestamp() - 0.25,
+        raised_at=RAISED.timestamp(),
     )
     after = value("drgwatch_alerts_raised_total", kind="level", level="red", transition="escalated")
     assert after - before == 1
-    assert value("drgwatch_event_to_alert_seconds_sum", kind="level") - delays == 30
+    assert value("drgwatch_event_to_alert_seconds_sum", kind="level") - delays == 0.25
 
 
 def test_unknown_label_values_are_other() -> None:
     before = value("drgwatch_alerts_raised_total", kind="other", level="other", transition="other")
-    count_alert({"kind": "case-C1", "level": "purple", "transition": None}, RAISED)
+    count_alert(
+        {"kind": "case-C1", "level": "purple", "transition": None},
+        received_at=None,
+        raised_at=RAISED.timestamp(),
+    )
     after = value("drgwatch_alerts_raised_total", kind="other", level="other", transition="other")
     assert after - before == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from services.metrics import read_supervisor_state
+from services.stack import _supervised_stack
+from services.stopping import supervisor_stop_seconds
 from services.supervisor import (
+    DEFAULT_SHUTDOWN_SECONDS,
     Child,
     ExitHistory,
     GaveUp,
@@ -185,3 +189,65 @@ def test_a_follower_that_runs_alone_serves_on_while_its_broker_fails_to_start(
         assert any("failed to start: port 9092 is already in use" in line for line in lines)
     finally:
         supervisor.stop()
+
+
+# installs its SIGTERM handler, says so, then on SIGTERM takes `DRAIN` seconds to finish
+DRAINING_CHILD = """
+import pathlib, signal, sys, time
+def drain(signum, frame):
+    time.sleep(float(sys.argv[2]))
+    print("drained", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, drain)
+pathlib.Path(sys.argv[1]).touch()
+time.sleep(120)
+"""
+
+
+def draining_child(tmp_path: Path, drain_seconds: float, stop_timeout: float) -> Child:
+    log_path = tmp_path / "worker.log"
+    ready = tmp_path / "ready"
+    argv = [sys.executable, "-c", DRAINING_CHILD, str(ready), str(drain_seconds)]
+    return Child(
+        "worker", lambda: start_child(argv, {}, log_path), log_path, stop_timeout=stop_timeout
+    )
+
+
+@pytest.mark.parametrize(
+    ("stop_timeout", "exit_code"),
+    [
+        (supervisor_stop_seconds(2.5), 0),  # its bound and the margin: it finishes
+        (0.5, -9),  # less than it needs: SIGKILL
+    ],
+)
+def test_a_child_draining_within_its_bound_is_not_killed(
+    tmp_path: Path, stop_timeout: float, exit_code: int
+) -> None:
+    worker = draining_child(tmp_path, drain_seconds=2.0, stop_timeout=stop_timeout)
+    supervisor = Supervisor([worker], state_file=tmp_path / "state.json", echo=lambda _: None)
+    supervisor.start()
+    process = worker.process
+    assert process is not None
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists():
+        assert time.monotonic() < deadline and process.poll() is None, "the child did not start"
+        time.sleep(0.02)
+    supervisor.stop()
+    assert process.returncode == exit_code
+    assert ("drained" in (tmp_path / "worker.log").read_text()) == (exit_code == 0)
+
+
+def test_the_stack_waits_for_its_children_past_their_own_shutdown_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRGWATCH_SHUTDOWN_SECONDS", "42")
+    with socket.socket() as http, socket.socket() as mllp:
+        supervisor, settings = _supervised_stack(
+            http, mllp, broker_port=1, data_dir=tmp_path, partitions=1, intake_metrics_port=1
+        )
+    assert settings.shutdown_seconds == 42
+    waits = {child.name: child.stop_timeout for child in supervisor.children}
+    assert waits["worker"] == waits["api"] == waits["intake"] == supervisor_stop_seconds(42)
+    assert supervisor_stop_seconds(42) > 42
+    # a child built without a wait of its own still outlasts the default bound
+    assert Child("x", lambda: None, tmp_path / "x.log").stop_timeout > DEFAULT_SHUTDOWN_SECONDS  # type: ignore[arg-type,return-value]

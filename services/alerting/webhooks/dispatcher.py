@@ -147,6 +147,7 @@ class Claimed:
     id: str
     subscription_id: str
     kind: str
+    alert_id: str | None  # None for a digest or a test message
     payload: str
     attempts: int
     url: str
@@ -538,6 +539,7 @@ class Dispatcher:
                         WebhookDelivery.seq,
                         WebhookDelivery.id,
                         WebhookDelivery.kind,
+                        WebhookDelivery.alert_id,
                         WebhookDelivery.payload,
                         WebhookDelivery.attempts,
                         WebhookDelivery.subscription_id,
@@ -561,6 +563,7 @@ class Dispatcher:
                 id=row.id,
                 subscription_id=row.subscription_id,
                 kind=row.kind,
+                alert_id=row.alert_id,
                 payload=row.payload,
                 attempts=row.attempts,
                 url=targets[row.subscription_id].url,
@@ -575,7 +578,12 @@ class Dispatcher:
         try:
             answer = await self._post(delivery)
         except Exception as error:  # noqa: BLE001 - the lease expires and it is sent again
-            log.warning("webhook send %s failed: %s", delivery.id, type(error).__name__)
+            log.warning(
+                "webhook send %s failed: %s",
+                delivery.id,
+                type(error).__name__,
+                extra={"alert_id": delivery.alert_id},
+            )
             return
         finally:
             # no answer at all (a timeout, no connection) is what the breaker counts
@@ -585,7 +593,13 @@ class Dispatcher:
         try:
             await self._record(delivery, answer)
         except Exception as error:  # noqa: BLE001 - the lease expires and it is sent again
-            log.warning("recording webhook attempt %s failed: %s", delivery.id, error)
+            # the error's type only: a database error's text quotes the statement's values
+            log.warning(
+                "recording webhook attempt %s failed: %s",
+                delivery.id,
+                type(error).__name__,
+                extra={"alert_id": delivery.alert_id},
+            )
 
     async def _post(self, delivery: Claimed) -> Answer:
         """One signed POST: the stored bytes, a fresh timestamp and signature."""

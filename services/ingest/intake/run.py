@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 from prometheus_client import start_http_server
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,7 +45,11 @@ async def serve(settings: IntakeSettings) -> None:
     profiles = load_profiles(settings.hl7_profiles)  # an invalid one stops it here
     engine = make_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
-    publisher = EventPublisher(settings.kafka_bootstrap, settings.events_topic)
+    publisher = EventPublisher(
+        settings.kafka_bootstrap,
+        settings.events_topic,
+        retention=timedelta(hours=settings.topic_retention_hours),
+    )
     producer = make_results_producer(settings)
     consumer = make_consumer(settings)
     try:
