@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -47,16 +45,21 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.bench import fullpath  # noqa: E402
-from services.bench import workload as bench_workload  # noqa: E402
+from services.bench.measure import (  # noqa: E402
+    LOOKUP_HOSPITAL,
+    Database,
+    EmbeddedStack,
+    admission,
+    charge,
+    cpu_seconds,
+    embedded_stack,
+    loadgen,
+    open_lookup_cases,
+    paced_load,
+)
 from services.casecost.state import state_data  # noqa: E402
-from services.ports import listening_socket, on_a_free_port  # noqa: E402
-from services.settings import CommonSettings  # noqa: E402
-from services.stack import prepare_database, start_broker, wait_ready  # noqa: E402
 from services.storage.engine import make_engine  # noqa: E402
 from services.storage.models import CaseRecord  # noqa: E402
-from services.supervisor import start_child, stop_child  # noqa: E402
-from services.topics import create_topics  # noqa: E402
 
 HOSPITAL = "HPROBE"
 HOPS = [
@@ -78,31 +81,17 @@ def probe_posting(number: int) -> tuple[str, list[dict[str, Any]]]:
     now = datetime.now(UTC).isoformat()
     charge_id = f"{case_id}-c"
     return charge_id, [
-        {
-            "event_id": f"{case_id}-a",
-            "type": "admitted",
-            "hospital_id": HOSPITAL,
-            "case_id": case_id,
-            "occurred_at": now,
-            "department": "CARDIO",
-            "drg_code": "FM15",
-            "insurance_scheme": "employee",
-            "admitted_at": now,
-        },
-        {
-            "event_id": charge_id,
-            "type": "charge",
-            "hospital_id": HOSPITAL,
-            "case_id": case_id,
-            "occurred_at": now,
-            "department": "CARDIO",
-            "item_code": "P-PCI",
-            "item_name": "PCI",
-            "category": "procedure",
-            "quantity": "1",
-            "unit_price": "45000.00",
-            "amount": "45000.00",
-        },
+        admission(HOSPITAL, case_id, at=now),
+        charge(
+            HOSPITAL,
+            case_id,
+            charge_id,
+            at=now,
+            item_code="P-PCI",
+            item_name="PCI",
+            category="procedure",
+            unit_price="45000.00",
+        ),
     ]
 
 
@@ -219,12 +208,6 @@ async def projected_times(url: str) -> dict[str, float]:
         await engine.dispose()
 
 
-def cpu_seconds(pid: int) -> float:
-    """The process's CPU time so far (user and system, its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def report(probes: list[dict[str, float]]) -> None:
     print(f"{'hop':28} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}")
     for name, start, end in HOPS:
@@ -253,192 +236,119 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="drgwatch-hops-"))
-    http_socket = listening_socket()
-    port = http_socket.getsockname()[1]
-    broker_port, broker = on_a_free_port(lambda p: start_broker(p, work / "broker.log"))
-    url = f"http://127.0.0.1:{port}"
-    bootstrap = f"127.0.0.1:{broker_port}"
-    env = dict(os.environ)
-    env.update(
-        DRGWATCH_MODE="embedded",
-        DRGWATCH_DATA_DIR=str(work),
-        DRGWATCH_KAFKA_BOOTSTRAP=bootstrap,
-        DRGWATCH_TOPIC_PARTITIONS=str(args.partitions),
-        DRGWATCH_TOPIC_PREFIX="hops",
-    )
-    settings = CommonSettings().model_copy(
-        update={
-            "data_dir": work,
-            "kafka_bootstrap": bootstrap,
-            "topic_partitions": args.partitions,
-            "topic_prefix": "hops",
-        }
-    )
-    children = [broker]
-    python = sys.executable
-    try:
-        asyncio.run(create_topics(settings))
-        asyncio.run(prepare_database(settings, replay_ledger=False))
-        worker = start_child([python, "-m", "services.cli", "worker"], env, work / "worker.log")
-        children.append(worker)
-        api_argv = [python, "-m", "services.cli", "api", "--fd", str(http_socket.fileno())]
-        api = start_child(api_argv, env, work / "api.log", pass_fds=[http_socket.fileno()])
-        children.append(api)
-        wait_ready(url, 120, children)
-        stream = Stream(url)
-        watch = (
-            CommitWatch(settings.resolved_database_url)
-            if settings.resolved_database_url.startswith("sqlite")
-            else None
-        )
-        stream.ready.wait(10)
-        time.sleep(2)
-        processes = {
-            "api": api.pid,
-            "worker": worker.pid,
-            "broker": broker.pid,
-        }
-        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
-        load_thread = None
-        load_result: dict[str, Any] = {}
-        if args.load:
-            paced = bench_workload.generate(
-                int(args.load * args.load_seconds), 300, seed=12, hospital="HLAT"
-            )
-            (work / "paced.json").write_bytes(orjson.dumps(paced.postings))
+    with embedded_stack("hops", partitions=args.partitions) as stack:
+        try:
+            measured(args, stack)
+        finally:
+            print(f"logs: {stack.work}")
 
-            def run_load() -> None:
-                load_result.update(
-                    fullpath.loadgen(
-                        "paced",
-                        {
-                            "url": url,
-                            "postings_file": str(work / "paced.json"),
-                            "seconds": args.load_seconds,
-                            "hospital_id": "HLAT",
-                        },
-                        work,
-                        timeout=args.load_seconds + 120,
-                    )
-                )
 
-            load_thread = threading.Thread(target=run_load)
-            load_thread.start()
-            time.sleep(1.5)
-        probes: dict[str, dict[str, Any]] = {}
-        with httpx.Client(base_url=url, timeout=30) as http:
-            for number in range(args.probes):
-                charge_id, posting = probe_posting(number)
-                sent = time.time()
-                answer = http.post("/v1/events", json={"events": posting})
-                answered = time.time()
-                if answer.status_code == 202:
-                    probes[charge_id] = {
-                        "case_id": posting[0]["case_id"],
-                        "sent": sent,
-                        "answered": answered,
-                    }
-                time.sleep(args.gap * (0.5 + (number * 0.618) % 1))  # spread over poll phases
-        deadline = time.time() + 15
-        while time.time() < deadline and not all(e in stream.arrived for e in probes):
-            time.sleep(0.1)
-        if load_thread is not None:
-            load_thread.join()
-        if watch is not None:
-            watch.stop.set()
-        cpu_after = {name: cpu_seconds(p) for name, p in processes.items()}
-        on_events = asyncio.run(
-            topic_times(bootstrap, settings.events_topic, event_ids_of_event, args.partitions)
-        )
-        in_changelog = asyncio.run(
-            topic_times(
-                bootstrap, settings.case_changelog_topic, event_ids_of_state, args.partitions
-            )
-        )
-        on_alerts = asyncio.run(
-            topic_times(bootstrap, settings.alerts_topic, event_ids_of_alert, args.partitions)
-        )
-        projected = asyncio.run(projected_times(settings.resolved_database_url))
-        timed = []
-        for charge_id, probe in probes.items():
-            times = {k: v for k, v in probe.items() if k != "case_id"}
-            for name, source in (
-                ("on_events", on_events),
-                ("in_changelog", in_changelog),
-                ("on_alerts", on_alerts),
-                ("on_stream", stream.arrived),
-                ("committed", watch.seen if watch is not None else {}),
-            ):
-                if charge_id in source:
-                    times[name] = source[charge_id]
-            if probe["case_id"] in projected:
-                times["projected"] = projected[probe["case_id"]]
-            timed.append(times)
+def measured(args: argparse.Namespace, stack: EmbeddedStack) -> None:
+    url, work, settings, bootstrap = stack.url, stack.work, stack.settings, stack.bootstrap
+    assert stack.api is not None and stack.worker is not None
+    stream = Stream(url)
+    watch = (
+        CommitWatch(settings.resolved_database_url)
+        if settings.resolved_database_url.startswith("sqlite")
+        else None
+    )
+    stream.ready.wait(10)
+    time.sleep(2)
+    processes = {
+        "api": stack.api.pid,
+        "worker": stack.worker.pid,
+        "broker": stack.broker.pid,
+    }
+    cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
+    load_thread = None
+    load_result: dict[str, Any] = {}
+    if args.load:
+
+        def run_load() -> None:
+            load_result.update(paced_load(url, work, args.load, args.load_seconds)[0])
+
+        load_thread = threading.Thread(target=run_load)
+        load_thread.start()
+        time.sleep(1.5)
+    probes: dict[str, dict[str, Any]] = {}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for number in range(args.probes):
+            charge_id, posting = probe_posting(number)
+            sent = time.time()
+            answer = http.post("/v1/events", json={"events": posting})
+            answered = time.time()
+            if answer.status_code == 202:
+                probes[charge_id] = {
+                    "case_id": posting[0]["case_id"],
+                    "sent": sent,
+                    "answered": answered,
+                }
+            time.sleep(args.gap * (0.5 + (number * 0.618) % 1))  # spread over poll phases
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(e in stream.arrived for e in probes):
+        time.sleep(0.1)
+    if load_thread is not None:
+        load_thread.join()
+    if watch is not None:
+        watch.stop.set()
+    cpu_after = {name: cpu_seconds(p) for name, p in processes.items()}
+    on_events = asyncio.run(
+        topic_times(bootstrap, settings.events_topic, event_ids_of_event, args.partitions)
+    )
+    in_changelog = asyncio.run(
+        topic_times(bootstrap, settings.case_changelog_topic, event_ids_of_state, args.partitions)
+    )
+    on_alerts = asyncio.run(
+        topic_times(bootstrap, settings.alerts_topic, event_ids_of_alert, args.partitions)
+    )
+    projected = asyncio.run(projected_times(settings.resolved_database_url))
+    timed = []
+    for charge_id, probe in probes.items():
+        times = {k: v for k, v in probe.items() if k != "case_id"}
+        for name, source in (
+            ("on_events", on_events),
+            ("in_changelog", in_changelog),
+            ("on_alerts", on_alerts),
+            ("on_stream", stream.arrived),
+            ("committed", watch.seen if watch is not None else {}),
+        ):
+            if charge_id in source:
+                times[name] = source[charge_id]
+        if probe["case_id"] in projected:
+            times["projected"] = projected[probe["case_id"]]
+        timed.append(times)
+    print(f"probes: {len(probes)} accepted, {sum('on_stream' in t for t in timed)} on the stream")
+    report(timed)
+    spent = {name: round(cpu_after[name] - cpu_before[name], 2) for name in processes}
+    print(f"CPU s during the probes: {spent}")
+    if load_result:
         print(
-            f"probes: {len(probes)} accepted, {sum('on_stream' in t for t in timed)} on the stream"
+            f"paced load: {load_result['offered_lines_per_s']} lines/s offered,"
+            f" {load_result['alerts']} alerts; sent -> alert {load_result['sent_to_alert_ms']};"
+            f" 202 -> alert {load_result['latency_ms']}; answers {load_result['answer_ms']}"
         )
-        report(timed)
-        spent = {name: round(cpu_after[name] - cpu_before[name], 2) for name in processes}
-        print(f"CPU s during the probes: {spent}")
-        if load_result:
-            print(
-                f"paced load: {load_result['offered_lines_per_s']} lines/s offered,"
-                f" {load_result['alerts']} alerts; sent -> alert {load_result['sent_to_alert_ms']};"
-                f" 202 -> alert {load_result['latency_ms']}; answers {load_result['answer_ms']}"
-            )
-        if args.idle:
-            time.sleep(5)
-            before = {name: cpu_seconds(p) for name, p in processes.items()}
-            time.sleep(args.idle)
-            after = {name: cpu_seconds(p) for name, p in processes.items()}
-            idle = {name: round(after[name] - before[name], 2) for name in processes}
-            print(f"CPU s over {args.idle:.0f} idle s (one stream open): {idle}")
-        if args.open_cases:
-            lookups(args, url, work, processes["api"], settings.resolved_database_url)
-    finally:
-        for child in reversed(children):
-            stop_child(child)
-        http_socket.close()
-    print(f"logs: {work}")
+    if args.idle:
+        time.sleep(5)
+        before = {name: cpu_seconds(p) for name, p in processes.items()}
+        time.sleep(args.idle)
+        after = {name: cpu_seconds(p) for name, p in processes.items()}
+        idle = {name: round(after[name] - before[name], 2) for name in processes}
+        print(f"CPU s over {args.idle:.0f} idle s (one stream open): {idle}")
+    if args.open_cases:
+        lookups(args, url, work, processes["api"], settings.resolved_database_url)
 
 
 def lookups(args: argparse.Namespace, url: str, work: Path, api: int, database_url: str) -> None:
-    admissions = [
-        {
-            "event_id": f"L{number:07d}-a",
-            "type": "admitted",
-            "hospital_id": "HLOOK",
-            "case_id": f"L{number:07d}",
-            "occurred_at": "2026-11-02T08:00:00+00:00",
-            "department": "CARDIO",
-            "drg_code": "FM15",
-            "insurance_scheme": "employee",
-            "admitted_at": "2026-11-02T08:00:00+00:00",
-        }
-        for number in range(args.open_cases)
-    ]
-    bodies = [
-        orjson.dumps({"events": admissions[start : start + 500]})
-        for start in range(0, len(admissions), 500)
-    ]
-    (work / "admissions.jsonl").write_bytes(b"\n".join(bodies))
-    fullpath.loadgen(
-        "post",
-        {"url": url, "batches_file": str(work / "admissions.jsonl"), "concurrency": 4},
-        work,
-        timeout=900,
-    )
-    fullpath.Database(database_url).wait_for("HLOOK", args.open_cases, timeout=900)
+    open_lookup_cases(url, work, Database(database_url), args.open_cases)
     time.sleep(2)
     cases = [f"L{n:07d}" for n in range(args.open_cases)]
     for run in range(args.lookup_runs):
         before = cpu_seconds(api)
-        result = fullpath.loadgen(
+        result = loadgen(
             "lookup",
             {
                 "url": url,
-                "hospital_id": "HLOOK",
+                "hospital_id": LOOKUP_HOSPITAL,
                 "cases": cases,
                 "rate": 200.0,
                 "seconds": args.lookup_seconds,

@@ -50,6 +50,7 @@ class Record:
     headers: list[tuple[str, bytes]]
     offset: int
     partition: int
+    timestamp: float | None = None  # epoch seconds of the receipt: none, as for a relay
 
     @property
     def tp(self) -> tuple[str, int]:
@@ -73,6 +74,54 @@ class Reference:
 
     async def refresh_until_done(self) -> None:
         pass
+
+
+def sealed(messages: list[tuple[bytes, bytes, int | None]], first: int = 0) -> list[Record]:
+    """(key, value, case sequence) as events records sealed by the ledger's publisher,
+    at offsets from `first`, each on its key's partition."""
+    return [
+        Record(
+            key,
+            value,
+            SEAL.headers(key, value, sequence),
+            first + offset,
+            int.from_bytes(hashlib.sha1(key).digest()[:4]) % PARTITIONS,
+        )
+        for offset, (key, value, sequence) in enumerate(messages)
+    ]
+
+
+async def apply_in_batches(
+    records: list[Record],
+    size: int,
+    *,
+    store: Any,
+    reference: Reference,
+    live: LiveStates,
+    send: Any = send,
+    topics: Topics = TOPICS,
+    before_each: Any = None,
+) -> int:
+    """The records through `apply_batch` `size` at a time (`before_each()` ahead of each
+    batch), as the worker applies them; the dead letters sent."""
+    dead_letters = 0
+    for start in range(0, len(records), size):
+        if before_each is not None:
+            before_each()
+        applied = await apply_batch(
+            records[start : start + size],
+            store=store,
+            send=send,
+            reference=reference,
+            live=live,
+            topics=topics,
+            seal=SEAL,
+            gap_timeout=timedelta(minutes=5),
+            now=NOW,
+            on_durable=lambda record: None,
+        )
+        dead_letters += applied.dead_letters
+    return dead_letters
 
 
 def sample_price_book() -> PriceBook:
@@ -107,16 +156,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load = bench_workload.generate(args.lines, args.cases, seed=11)
-    records = [
-        Record(
-            message.key,
-            message.value,
-            SEAL.headers(message.key, message.value, message.case_seq),
-            offset,
-            int.from_bytes(hashlib.sha1(message.key).digest()[:4]) % PARTITIONS,
-        )
-        for offset, message in enumerate(load.messages)
-    ]
+    records = sealed([(m.key, m.value, m.case_seq) for m in load.messages])
     reference = Reference(sample_price_book())
     gc.collect()
     gc.freeze()  # what was built so far is not the batch path's garbage
@@ -129,29 +169,13 @@ def main() -> None:
     store: dict[bytes, bytes] = {}
     live = LiveStates(20_000)
 
-    async def apply_all() -> int:
-        dead_letters = 0
-        for start in range(0, len(records), args.batch):
-            applied = await apply_batch(
-                records[start : start + args.batch],
-                store=store,
-                send=send,
-                reference=reference,
-                live=live,
-                topics=TOPICS,
-                seal=SEAL,
-                gap_timeout=timedelta(minutes=5),
-                now=NOW,
-                on_durable=lambda record: None,
-            )
-            dead_letters += applied.dead_letters
-        return dead_letters
-
     profiler = cProfile.Profile() if args.profile else None
     started = time.process_time()
     if profiler is not None:
         profiler.enable()
-    dead_letters = asyncio.run(apply_all())
+    dead_letters = asyncio.run(
+        apply_in_batches(records, args.batch, store=store, reference=reference, live=live)
+    )
     batch_cpu = time.process_time() - started
     if profiler is not None:
         profiler.disable()

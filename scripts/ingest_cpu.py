@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import sys
 import tempfile
@@ -23,13 +24,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.api.app import create_app  # noqa: E402
 from services.api.settings import ApiSettings  # noqa: E402
+from services.bench.measure import admission, charge, scratch_postgres  # noqa: E402
 
 DATABASE = "drgwatch_ingest_cpu"
 WARM_UP = 50
@@ -37,91 +38,57 @@ WARM_UP = 50
 
 def posting(number: int, run: str) -> dict[str, Any]:
     case = f"{run}-C{number}"
-    common = {"hospital_id": "H001", "case_id": case}
-    admitted = {
-        **common,
-        "event_id": f"{case}-a",
-        "type": "admitted",
-        "occurred_at": "2026-03-02T08:00:00+08:00",
-        "department": "CARD",
-        "drg_code": "FM15",
-        "insurance_scheme": "employee",
-        "admitted_at": "2026-03-02T08:00:00+08:00",
-    }
+    at = "2026-03-02T09:00:00+08:00"
+    admitted = admission("H001", case, at="2026-03-02T08:00:00+08:00", department="CARD")
     charges = [
-        {
-            **common,
-            "event_id": f"{case}-c{k}",
-            "type": "charge",
-            "occurred_at": "2026-03-02T09:00:00+08:00",
-            "department": "CARD",
-            "item_code": f"LAB00{k}",
-            "item_name": "Blood panel",
-            "category": "lab",
-            "quantity": "2",
-            "unit_price": "12.50",
-            "amount": "25.00",
-        }
+        charge(
+            "H001",
+            case,
+            f"{case}-c{k}",
+            at=at,
+            department="CARD",
+            item_code=f"LAB00{k}",
+            quantity="2",
+        )
         for k in range(3)
     ]
     return {"events": [admitted, *charges]}
 
 
-async def admin(sql: str) -> None:
-    connection = await asyncpg.connect(
-        host="127.0.0.1", port=5432, user="postgres", database="postgres"
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-async def measure(database: str, postings: int, clients: int) -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="drgwatch-ingest-cpu-"))
-    if database == "postgresql":
-        await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin(f'CREATE DATABASE "{DATABASE}"')
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
-    else:
-        url = f"sqlite+aiosqlite:///{data_dir / 'drgwatch.db'}"
+async def measure(database: str, url: str, data_dir: Path, postings: int, clients: int) -> None:
     settings = ApiSettings(
         database_url=url, topic_prefix="ingest-cpu", data_dir=data_dir, webhooks=False
     )
     app = create_app(settings, connect_broker=False, import_rule_files=False)
     run = uuid.uuid4().hex[:6]
     bodies = [posting(n, run) for n in range(postings + WARM_UP)]
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-                for body in bodies[postings:]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            for body in bodies[postings:]:
+                response = await client.post("/v1/events", json=body)
+                assert response.status_code == 202, response.text
+            queue = iter(bodies[:postings])
+            statuses: dict[int, int] = {}
+
+            async def caller() -> None:
+                for body in queue:
                     response = await client.post("/v1/events", json=body)
-                    assert response.status_code == 202, response.text
-                queue = iter(bodies[:postings])
-                statuses: dict[int, int] = {}
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-                async def caller() -> None:
-                    for body in queue:
-                        response = await client.post("/v1/events", json=body)
-                        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-                before = resource.getrusage(resource.RUSAGE_SELF)
-                cpu, wall = time.process_time(), time.perf_counter()
-                await asyncio.gather(*(caller() for _ in range(clients)))
-                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                after = resource.getrusage(resource.RUSAGE_SELF)
-        assert statuses == {202: postings}, statuses
-        user = after.ru_utime - before.ru_utime
-        system = after.ru_stime - before.ru_stime
-        print(
-            f"{database}: {postings} postings of 4 events, {clients} clients:"
-            f" {1000 * cpu / postings:.2f} ms CPU a posting (user {1000 * user / postings:.2f},"
-            f" system {1000 * system / postings:.2f}); {postings / wall:.0f} postings/s"
-        )
-    finally:
-        if database == "postgresql":
-            await admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(clients)))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            after = resource.getrusage(resource.RUSAGE_SELF)
+    assert statuses == {202: postings}, statuses
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    print(
+        f"{database}: {postings} postings of 4 events, {clients} clients:"
+        f" {1000 * cpu / postings:.2f} ms CPU a posting (user {1000 * user / postings:.2f},"
+        f" system {1000 * system / postings:.2f}); {postings / wall:.0f} postings/s"
+    )
 
 
 def main() -> None:
@@ -130,7 +97,15 @@ def main() -> None:
     parser.add_argument("--postings", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=16)
     arguments = parser.parse_args()
-    asyncio.run(measure(arguments.database, arguments.postings, arguments.clients))
+    data_dir = Path(tempfile.mkdtemp(prefix="drgwatch-ingest-cpu-"))
+    with (
+        scratch_postgres(DATABASE)
+        if arguments.database == "postgresql"
+        else contextlib.nullcontext(f"sqlite+aiosqlite:///{data_dir / 'drgwatch.db'}")
+    ) as url:
+        asyncio.run(
+            measure(arguments.database, url, data_dir, arguments.postings, arguments.clients)
+        )
 
 
 if __name__ == "__main__":

@@ -23,38 +23,22 @@ the way it stretches the wall-clock figures.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import httpx
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.bench import workload as bench_workload  # noqa: E402
-from services.bench.fullpath import REQUEST_EVENTS, loadgen  # noqa: E402
-from services.ports import listening_socket, on_a_free_port  # noqa: E402
-from services.settings import CommonSettings  # noqa: E402
-from services.stack import prepare_database, start_broker, wait_ready  # noqa: E402
-from services.supervisor import start_child, stop_child  # noqa: E402
-from services.topics import create_topics  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int, thread: int | None = None) -> tuple[float, float]:
-    """(user, system) CPU time of the process `pid` (every thread), or of one `thread`."""
-    where = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
-    fields = Path(where).read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+from services.bench.measure import (  # noqa: E402
+    REQUEST_EVENTS,
+    cpu_times,
+    embedded_stack,
+    paced_load,
+    post_events,
+)
 
 
 class CpuClock:
@@ -62,12 +46,12 @@ class CpuClock:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.start = cpu_seconds(pid)
-        self.main_start = cpu_seconds(pid, pid)
+        self.start = cpu_times(pid)
+        self.main_start = cpu_times(pid, pid)
 
     def report(self, per: int, unit: str, scale: float) -> str:
-        user, system = (b - a for a, b in zip(self.start, cpu_seconds(self.pid), strict=True))
-        main = sum(cpu_seconds(self.pid, self.pid)) - sum(self.main_start)
+        user, system = (b - a for a, b in zip(self.start, cpu_times(self.pid), strict=True))
+        main = sum(cpu_times(self.pid, self.pid)) - sum(self.main_start)
         total = user + system
         return (
             f"API CPU {total:.2f} s (user {user:.2f}, system {system:.2f}; event loop thread"
@@ -105,18 +89,6 @@ def stopped(spy: subprocess.Popen[bytes] | None) -> None:
         spy.wait(30)
 
 
-def wait_serving(url: str, timeout: float) -> None:
-    """Until the API answers with its database and broker ready (no worker is asked for)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            checks = httpx.get(f"{url}/readyz", timeout=2).json()["checks"]
-            if checks["database"] == "ok" and checks["broker"] == "ok":
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"the API was not serving after {timeout:.0f}s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--phase", choices=["paced", "post", "both"], default="both")
@@ -129,100 +101,47 @@ def main() -> None:
     )
     arguments = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="drgwatch-ingest-load-"))
-    http = listening_socket()
-    url = f"http://127.0.0.1:{http.getsockname()[1]}"
-    broker_port, broker = on_a_free_port(lambda port: start_broker(port, work / "broker.log"))
-    env = dict(os.environ)
-    env.update(
-        DRGWATCH_MODE="embedded",
-        DRGWATCH_DATA_DIR=str(work),
-        DRGWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
-        DRGWATCH_TOPIC_PREFIX="ingestload",
-    )
-    settings = CommonSettings().model_copy(
-        update={
-            "data_dir": work,
-            "kafka_bootstrap": f"127.0.0.1:{broker_port}",
-            "topic_prefix": "ingestload",
-        }
-    )
-    children = [broker]
-    python = sys.executable
-    try:
-        asyncio.run(create_topics(settings))
-        asyncio.run(prepare_database(settings, replay_ledger=False))
-        if arguments.worker:
-            children.append(
-                start_child([python, "-m", "services.cli", "worker"], env, work / "worker.log")
-            )
-        api = start_child(
-            [python, "-m", "services.cli", "api", "--fd", str(http.fileno())],
-            env,
-            work / "api.log",
-            pass_fds=[http.fileno()],
+    with embedded_stack("ingestload", worker=arguments.worker, ready=arguments.worker) as stack:
+        assert stack.api is not None
+        measured(arguments, stack.url, stack.work, stack.api.pid)
+
+
+def measured(arguments: argparse.Namespace, url: str, work: Path, api: int) -> None:
+    time.sleep(2)
+    if arguments.phase in ("paced", "both"):
+        spy = record_with(arguments.py_spy, api, work / "paced.spy")
+        clock = CpuClock(api)
+        report, postings = paced_load(
+            url,
+            work,
+            arguments.rate,
+            arguments.seconds,
+            timeout=300,
+            drain_seconds=3.0 if arguments.worker else 0.5,
         )
-        children.append(api)
+        used = clock.report(postings, "ms a posting", 1000)
+        stopped(spy)
+        print(
+            f"paced: {postings} postings ({report['lines']} lines) offered at"
+            f" {report['offered_lines_per_s']} lines/s; answers from send (ms)"
+            f" {report['answer_ms']}; {used}"
+        )
         if arguments.worker:
-            wait_ready(url, 120, children)
-        else:
-            wait_serving(url, 120)
-        time.sleep(2)
-        if arguments.phase in ("paced", "both"):
-            paced = bench_workload.generate(
-                int(arguments.rate * arguments.seconds), 300, seed=12, hospital="HLAT"
-            )
-            (work / "paced.json").write_bytes(orjson.dumps(paced.postings))
-            spy = record_with(arguments.py_spy, api.pid, work / "paced.spy")
-            clock = CpuClock(api.pid)
-            report: dict[str, Any] = loadgen(
-                "paced",
-                {
-                    "url": url,
-                    "postings_file": str(work / "paced.json"),
-                    "seconds": arguments.seconds,
-                    "hospital_id": "HLAT",
-                    "drain_seconds": 3.0 if arguments.worker else 0.5,
-                },
-                work,
-                timeout=arguments.seconds + 300,
-            )
-            used = clock.report(len(paced.postings), "ms a posting", 1000)
-            stopped(spy)
-            print(
-                f"paced: {len(paced.postings)} postings ({report['lines']} lines) offered at"
-                f" {report['offered_lines_per_s']} lines/s; answers from send (ms)"
-                f" {report['answer_ms']}; {used}"
-            )
-            if arguments.worker:
-                print(f"  sent -> alert (ms) {report['sent_to_alert_ms']}")
-        if arguments.phase in ("post", "both"):
-            load = bench_workload.generate(arguments.lines, arguments.lines // 40, hospital="HP")
-            flat = [event for posting in load.postings for event in posting]
-            bodies = [
-                orjson.dumps({"events": flat[start : start + REQUEST_EVENTS]})
-                for start in range(0, len(flat), REQUEST_EVENTS)
-            ]
-            (work / "batches.jsonl").write_bytes(b"\n".join(bodies))
-            spy = record_with(arguments.py_spy, api.pid, work / "post.spy")
-            clock = CpuClock(api.pid)
-            posted = loadgen(
-                "post",
-                {"url": url, "batches_file": str(work / "batches.jsonl"), "concurrency": 4},
-                work,
-                timeout=900,
-            )
-            used = clock.report(load.lines, "us a line", 1e6)
-            stopped(spy)
-            seconds = posted["last_answer_at"] - posted["first_post_at"]
-            print(
-                f"post: {load.lines} lines ({len(flat)} events) in {len(bodies)} postings:"
-                f" {load.lines / seconds:.0f} lines/s, answers {posted['answers']}; {used}"
-            )
-    finally:
-        for child in reversed(children):
-            stop_child(child)
-        http.close()
+            print(f"  sent -> alert (ms) {report['sent_to_alert_ms']}")
+    if arguments.phase in ("post", "both"):
+        load = bench_workload.generate(arguments.lines, arguments.lines // 40, hospital="HP")
+        flat = [event for posting in load.postings for event in posting]
+        spy = record_with(arguments.py_spy, api, work / "post.spy")
+        clock = CpuClock(api)
+        posted = post_events(url, work, flat, "batches", REQUEST_EVENTS)
+        used = clock.report(load.lines, "us a line", 1e6)
+        stopped(spy)
+        seconds = posted["last_answer_at"] - posted["first_post_at"]
+        requests = -(-len(flat) // REQUEST_EVENTS)
+        print(
+            f"post: {load.lines} lines ({len(flat)} events) in {requests} postings:"
+            f" {load.lines / seconds:.0f} lines/s, answers {posted['answers']}; {used}"
+        )
 
 
 if __name__ == "__main__":

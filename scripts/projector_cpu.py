@@ -18,62 +18,25 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.alerting.batch import state_bytes  # noqa: E402
 from services.alerting.projector import write_batch  # noqa: E402
-from services.casecost.apply import new_case, receive  # noqa: E402
-from services.casecost.events import parse_event  # noqa: E402
-from services.casecost.pricing import PriceBook  # noqa: E402
+from services.bench.measure import case_events, folded_state, scratch_postgres  # noqa: E402
 from services.casecost.state import state_data  # noqa: E402
 from services.storage import schema  # noqa: E402
 from services.storage.engine import make_engine, session_factory  # noqa: E402
 
 DATABASE = "drgwatch_projector_cpu"
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def case_state(case_id: str) -> bytes:
-    state = new_case("H001", case_id)
-    common = {"hospital_id": "H001", "case_id": case_id, "department": "CARD"}
-    events: list[dict[str, Any]] = [
-        {
-            **common,
-            "event_id": f"{case_id}-a",
-            "type": "admitted",
-            "occurred_at": "2026-03-02T08:00:00+08:00",
-            "drg_code": "FM15",
-            "insurance_scheme": "employee",
-            "admitted_at": "2026-03-02T08:00:00+08:00",
-        }
-    ]
-    events += [
-        {
-            **common,
-            "event_id": f"{case_id}-c{n}",
-            "type": "charge",
-            "occurred_at": "2026-03-02T10:00:00+08:00",
-            "item_code": f"LAB{n:03d}",
-            "item_name": "Blood panel",
-            "category": "lab",
-            "quantity": "1",
-            "unit_price": "12.50",
-            "amount": "12.50",
-        }
-        for n in range(1, 10)
-    ]
-    for sequence, event in enumerate(events, start=1):
-        receive(state, parse_event(event), sequence, PriceBook(), NOW)
-    return state_bytes(state)
+    """A case of ten events (an admission, nine lab charges of as many items), folded."""
+    return folded_state("H001", case_id, case_events("H001", case_id, 10, items=10), NOW)
 
 
-async def measure(cases: int, batches: int) -> None:
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
+async def measure(url: str, cases: int, batches: int) -> None:
     await schema.upgrade(url)
     engine = make_engine(url)
     sessions = session_factory(engine)
@@ -99,26 +62,13 @@ async def measure(cases: int, batches: int) -> None:
         )
 
 
-async def recreate(drop_only: bool = False) -> None:
-    connection = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        if not drop_only:
-            await connection.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await connection.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args()
-    asyncio.run(recreate())
-    try:
-        asyncio.run(measure(args.cases, args.batches))
-    finally:
-        asyncio.run(recreate(drop_only=True))
+    with scratch_postgres(DATABASE) as url:
+        asyncio.run(measure(url, args.cases, args.batches))
 
 
 if __name__ == "__main__":

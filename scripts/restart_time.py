@@ -17,67 +17,47 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from services.bench.fullpath import Database, rss_mb
-from services.ports import listening_socket, on_a_free_port
+from services.bench.measure import (
+    Database,
+    admission,
+    charge,
+    cpu_seconds,
+    embedded_stack,
+    rss_mb,
+)
 from services.settings import CommonSettings
-from services.stack import prepare_database, start_broker, wait_ready
 from services.storage.engine import make_engine, session_factory
 from services.storage.seal import load_seal
-from services.supervisor import start_child, stop_child
-from services.topics import create_topics
 from services.wire import case_key
 
 HOSPITAL = "HRST"
 
 
-def event(kind: str, case_id: str, event_id: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "type": kind,
-        "hospital_id": HOSPITAL,
-        "case_id": case_id,
-        "occurred_at": "2026-11-03T08:00:00+00:00",
-        **fields,
-    }
-
-
 def admitted(case_id: str) -> dict[str, Any]:
-    return event(
-        "admitted",
+    return admission(
+        HOSPITAL,
         case_id,
-        f"{case_id}-adm",
-        department="CARDIO",
-        drg_code="FM15",
-        insurance_scheme="employee",
+        event_id=f"{case_id}-adm",
+        at="2026-11-03T08:00:00+00:00",
         admitted_at="2026-11-01T08:00:00+00:00",
     )
 
 
-def charge(case_id: str, number: int) -> dict[str, Any]:
-    return event(
-        "charge",
+def charged(case_id: str, number: int) -> dict[str, Any]:
+    return charge(
+        HOSPITAL,
         case_id,
         f"{case_id}-c{number}",
-        department="CARDIO",
         item_code=f"ITEM{number % 7}",
         item_name="test item",
         category=("drug", "lab", "exam", "consumable")[number % 4],
-        quantity="1",
-        unit_price="12.50",
-        amount="12.50",
     )
 
 
@@ -95,7 +75,7 @@ async def produce_rounds(settings: CommonSettings, cases: int, updates: int, db:
                 case_id = f"R{number:07d}"
                 key = case_key(HOSPITAL, case_id)
                 batch = [admitted(case_id)] if round_number == 0 else []
-                batch.append(charge(case_id, round_number))
+                batch.append(charged(case_id, round_number))
                 for body in batch:
                     value = orjson.dumps(body)
                     # the ledger's sequence of the case: 1 the admission, then the charges
@@ -116,12 +96,6 @@ async def produce_rounds(settings: CommonSettings, cases: int, updates: int, db:
     return produced
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=20_000)
@@ -131,76 +105,41 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="drgwatch-restart-"))
-    http = listening_socket()
-    url = f"http://127.0.0.1:{http.getsockname()[1]}"
-    broker_port, broker = on_a_free_port(lambda port: start_broker(port, work / "broker.log"))
-    env = {k: v for k, v in os.environ.items() if k != "DRGWATCH_DATABASE_URL"}
-    env.update(
-        DRGWATCH_MODE="embedded",
-        DRGWATCH_DATA_DIR=str(work),
-        DRGWATCH_KAFKA_BOOTSTRAP=f"127.0.0.1:{broker_port}",
-        DRGWATCH_TOPIC_PARTITIONS=str(args.partitions),
-        DRGWATCH_TOPIC_PREFIX="restart",
-        DRGWATCH_WORKER_STORE=args.store,
-    )
-    settings = CommonSettings(
-        data_dir=work,
-        kafka_bootstrap=f"127.0.0.1:{broker_port}",
-        topic_partitions=args.partitions,
-        topic_prefix="restart",
-    )
-    db = Database(settings.resolved_database_url)
-    python = sys.executable
-    children: list[subprocess.Popen[bytes]] = [broker]
     result: dict[str, Any] = {"store": args.store, "cases": args.cases, "updates": args.updates}
-    try:
-        asyncio.run(create_topics(settings))
-        asyncio.run(prepare_database(settings, replay_ledger=False))
-        worker = start_child([python, "-m", "services.cli", "worker"], env, work / "worker.log")
-        children.append(worker)
-        api_argv = [python, "-m", "services.cli", "api", "--fd", str(http.fileno())]
-        children.append(start_child(api_argv, env, work / "api.log", pass_fds=[http.fileno()]))
-        wait_ready(url, 120, children)
+    with embedded_stack(
+        "restart",
+        partitions=args.partitions,
+        own_database=True,
+        DRGWATCH_WORKER_STORE=args.store,
+    ) as stack:
+        db = Database(stack.settings.resolved_database_url)
         print(f"{args.store}: {args.cases:,} cases x {args.updates} updates ...", flush=True)
         produce_rounds_started = time.time()
-        produced = asyncio.run(produce_rounds(settings, args.cases, args.updates, db))
+        produced = asyncio.run(produce_rounds(stack.settings, args.cases, args.updates, db))
         result["load_s"] = round(time.time() - produce_rounds_started, 1)
-        result["rss_mb_before"] = round(rss_mb(worker.pid))
+        assert stack.worker is not None
+        result["rss_mb_before"] = round(rss_mb(stack.worker.pid))
         restarts = []
         for attempt in range(args.restarts):
-            os.killpg(worker.pid, signal.SIGKILL)
-            killed = time.time()
-            worker.wait()
-            children.remove(worker)
-            worker = start_child(
-                [python, "-m", "services.cli", "worker"], env, work / f"worker{attempt}.log"
-            )
-            children.append(worker)
-            while not db.worker_ready(worker.pid) and time.time() < killed + 600:
-                time.sleep(0.1)
-            ready = time.time() - killed
-            cpu = cpu_seconds(worker.pid)
-            probe = charge(f"P{attempt:07d}", 1)  # a case of its own: the ledger numbers it
-            answer = httpx.post(f"{url}/v1/events", json=probe, timeout=30)
+            killed, ready_at = stack.restart_worker(timeout=600, log=f"worker{attempt}.log")
+            assert stack.worker is not None
+            cpu = cpu_seconds(stack.worker.pid)
+            probe = charged(f"P{attempt:07d}", 1)  # a case of its own: the ledger numbers it
+            answer = httpx.post(f"{stack.url}/v1/events", json=probe, timeout=30)
             answer.raise_for_status()
             produced += 1
             visible = db.wait_for(HOSPITAL, produced, timeout=600) - killed
             restarts.append(
                 {
-                    "ready_s": round(ready, 1),
+                    "ready_s": round(ready_at - killed, 1),
                     "worker_cpu_s_until_ready": round(cpu, 1),
                     "fresh_event_visible_s": round(visible, 1),
-                    "rss_mb": round(rss_mb(worker.pid)),
+                    "rss_mb": round(rss_mb(stack.worker.pid)),
                 }
             )
             print(f"  restart {attempt + 1}: {restarts[-1]}", flush=True)
         result["restarts"] = restarts
         print(orjson.dumps(result).decode(), flush=True)
-    finally:
-        for child in reversed(children):
-            stop_child(child)
-        http.close()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import sys
@@ -40,61 +41,30 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.alerting.batch import state_bytes  # noqa: E402
 from services.alerting.restore import restore_from_snapshots  # noqa: E402
-from services.casecost.apply import new_case, receive  # noqa: E402
-from services.casecost.events import parse_event  # noqa: E402
-from services.casecost.pricing import PriceBook  # noqa: E402
+from services.bench.measure import (  # noqa: E402
+    case_events,
+    charge,
+    cpu_seconds,
+    folded_state,
+    python_child,
+    scratch_postgres,
+)
 from services.ports import listening_socket, spare_port  # noqa: E402
 from services.settings import CommonSettings  # noqa: E402
 from services.stack import prepare_database, start_broker  # noqa: E402
-from services.supervisor import start_child, stop_child  # noqa: E402
+from services.supervisor import stop_child  # noqa: E402
 from services.topics import create_topics  # noqa: E402
 
 DATABASE = "drgwatch_restore_time"
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOSPITAL = "H001"
 TEMPLATE = "CASE-TEMPLATE"
 RECEIVED = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 
 
-def events_of(case_id: str, count: int) -> list[dict[str, Any]]:
-    common = {"hospital_id": HOSPITAL, "case_id": case_id, "department": "CARD"}
-    events: list[dict[str, Any]] = [
-        {
-            **common,
-            "event_id": f"{case_id}-a",
-            "type": "admitted",
-            "occurred_at": "2026-03-02T08:00:00+08:00",
-            "drg_code": "FM15",
-            "insurance_scheme": "employee",
-            "admitted_at": "2026-03-02T08:00:00+08:00",
-        }
-    ]
-    for n in range(1, count):
-        events.append(
-            {
-                **common,
-                "event_id": f"{case_id}-c{n}",
-                "type": "charge",
-                "occurred_at": f"2026-03-02T{9 + n % 12:02d}:00:00+08:00",
-                "item_code": f"LAB{n % 7:03d}",
-                "item_name": "Blood panel",
-                "category": "lab",
-                "quantity": "1",
-                "unit_price": "12.50",
-                "amount": "12.50",
-            }
-        )
-    return events
-
-
 def template_state(count: int) -> bytes:
     """One case folded by the cost core, as its changelog value."""
-    state = new_case(HOSPITAL, TEMPLATE)
-    for sequence, event in enumerate(events_of(TEMPLATE, count), start=1):
-        receive(state, parse_event(event), sequence, PriceBook(), RECEIVED)
-    return state_bytes(state)
+    return folded_state(HOSPITAL, TEMPLATE, case_events(HOSPITAL, TEMPLATE, count), RECEIVED)
 
 
 async def build(
@@ -110,7 +80,7 @@ async def build(
             ids = [f"C{n:07d}" for n in range(start, min(start + chunk, cases))]
             ledger = []
             for case_id in ids:
-                for sequence, event in enumerate(events_of(case_id, count), start=1):
+                for sequence, event in enumerate(case_events(HOSPITAL, case_id, count), start=1):
                     payload = orjson.dumps(event).decode()
                     digest = hashlib.sha256(payload.encode()).hexdigest()
                     ledger.append(
@@ -165,11 +135,6 @@ async def build(
         await connection.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(
     database_url: str, cases: int, count: int, mode: str, partitions: int, run: int
 ) -> None:
@@ -192,7 +157,6 @@ def measure(
         DRGWATCH_TOPIC_PARTITIONS=str(partitions),
         DRGWATCH_DATA_DIR=str(workdir),
     )
-    python = sys.executable
     children: dict[str, Any] = {}
     cpu_before = time.process_time()
     started = time.monotonic()
@@ -208,35 +172,27 @@ def measure(
             what = f"{queued} entries queued"
         restore_done = time.monotonic() - started
         restore_cpu = time.process_time() - cpu_before
-        children["worker"] = start_child(
-            [python, "-m", "services.cli", "worker"], env, workdir / "worker.log"
-        )
-        argv = [python, "-m", "services.cli", "api", "--fd", str(http.fileno())]
-        children["api"] = start_child(argv, env, workdir / "api.log", pass_fds=[http.fileno()])
+        children["worker"] = python_child("worker", env, workdir / "worker.log")
+        children["api"] = python_child("api", env, workdir / "api.log", http)
         base = f"http://127.0.0.1:{api_port}"
-        while True:
-            try:
+        while True:  # polled often: the time to ready is one of the figures
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             time.sleep(0.1)
         ready = time.monotonic() - started
         last = f"C{cases - 1:07d}"
-        fresh = {
-            "hospital_id": HOSPITAL,
-            "case_id": last,
-            "event_id": f"{last}-fresh{run}",
-            "type": "charge",
-            "occurred_at": "2026-03-03T10:00:00+08:00",
-            "department": "CARD",
-            "item_code": "FRESH",
-            "item_name": "Fresh item",
-            "category": "other",
-            "quantity": "1",
-            "unit_price": "1.00",
-            "amount": "1.00",
-        }
+        fresh = charge(
+            HOSPITAL,
+            last,
+            f"{last}-fresh{run}",
+            at="2026-03-03T10:00:00+08:00",
+            department="CARD",
+            item_code="FRESH",
+            item_name="Fresh item",
+            category="other",
+            unit_price="1.00",
+        )
         response = httpx.post(f"{base}/v1/events", json=fresh, timeout=30)
         assert response.status_code == 202, response.text
         deadline = time.monotonic() + 1800
@@ -267,16 +223,6 @@ def measure(
         http.close()
 
 
-async def recreate(drop_only: bool = False) -> None:
-    connection = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        if not drop_only:
-            await connection.execute(f"CREATE DATABASE {DATABASE}")
-    finally:
-        await connection.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
@@ -288,17 +234,13 @@ def main() -> None:
         "--behind", type=int, default=0, help="snapshots lag this many events behind the ledger"
     )
     args = parser.parse_args()
-    asyncio.run(recreate())
-    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
-    try:
+    with scratch_postgres(DATABASE) as database_url:
         built = time.monotonic()
         snapshots = args.mode == "snapshots"
         asyncio.run(build(database_url, args.cases, args.events, snapshots, args.behind))
         print(f"built in {time.monotonic() - built:.0f} s", flush=True)
         for run in range(args.runs):
             measure(database_url, args.cases, args.events, args.mode, args.partitions, run)
-    finally:
-        asyncio.run(recreate(drop_only=True))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import hashlib
 import subprocess
 import sys
 import tempfile
-from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -28,18 +26,16 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.batch_cpu import (  # noqa: E402
-    NOW,
-    PARTITIONS,
-    SEAL,
-    TOPICS,
     Record,
     Reference,
+    apply_in_batches,
     sample_price_book,
-    send,
+    sealed,
 )
-from services.alerting.batch import LiveStates, apply_batch  # noqa: E402
+from services.alerting.batch import LiveStates  # noqa: E402
 from services.alerting.settings import WorkerSettings  # noqa: E402
 from services.bench import workload as bench_workload  # noqa: E402
+from services.bench.measure import lookup_admissions  # noqa: E402
 from services.casecost.state import CaseState, state_data  # noqa: E402
 
 
@@ -50,34 +46,9 @@ def rss_mb() -> float:
 
 def admissions(count: int) -> list[tuple[bytes, bytes]]:
     """Admitted events of new cases, as the bench's full path opens them."""
-    events = []
-    for number in range(count):
-        case_id = f"L{number:07d}"
-        event = {
-            "event_id": f"{case_id}-a",
-            "type": "admitted",
-            "hospital_id": "HLOOK",
-            "case_id": case_id,
-            "occurred_at": "2026-11-02T08:00:00+00:00",
-            "department": "CARDIO",
-            "drg_code": "FM15",
-            "insurance_scheme": "employee",
-            "admitted_at": "2026-11-02T08:00:00+00:00",
-        }
-        events.append((f"HLOOK/{case_id}".encode(), orjson.dumps(event)))
-    return events
-
-
-def sealed(messages: list[tuple[bytes, bytes, int | None]], first: int) -> list[Record]:
     return [
-        Record(
-            key,
-            value,
-            SEAL.headers(key, value, sequence),
-            first + offset,
-            int.from_bytes(hashlib.sha1(key).digest()[:4]) % PARTITIONS,
-        )
-        for offset, (key, value, sequence) in enumerate(messages)
+        (f"{event['hospital_id']}/{event['case_id']}".encode(), orjson.dumps(event))
+        for event in lookup_admissions(count)
     ]
 
 
@@ -96,29 +67,17 @@ def main() -> None:
     store: dict[bytes, bytes] = {}
     live = LiveStates(WorkerSettings().live_states)
 
-    async def apply_all(records: list[Record]) -> None:
-        for start in range(0, len(records), 25_000):
-            await apply_batch(
-                records[start : start + 25_000],
-                store=store,
-                send=send,
-                reference=reference,
-                live=live,
-                topics=TOPICS,
-                seal=SEAL,
-                gap_timeout=timedelta(minutes=5),
-                now=NOW,
-                on_durable=lambda record: None,
-            )
+    def apply_all(records: list[Record]) -> None:
+        asyncio.run(apply_in_batches(records, 25_000, store=store, reference=reference, live=live))
 
     load = bench_workload.generate(args.lines, args.cases, seed=11)
     records = sealed([(m.key, m.value, m.case_seq) for m in load.messages], 0)
     del load
-    asyncio.run(apply_all(records))
+    apply_all(records)
     opened = max(0, args.open - len(store))
     more = sealed([(key, value, 1) for key, value in admissions(opened)], len(records))
     del records
-    asyncio.run(apply_all(more))
+    apply_all(more)
     del more
     held = sum(len(key) + len(value) for key, value in store.items())
     print(

@@ -20,24 +20,22 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from batch_cpu import (  # noqa: E402
-    NOW,
     PARTITIONS,
-    SEAL,
     TOPICS,
-    Record,
     Reference,
+    apply_in_batches,
     sample_price_book,
+    sealed,
     send,
 )
 
-from services.alerting.batch import LiveStates, apply_batch  # noqa: E402
+from services.alerting.batch import LiveStates  # noqa: E402
 from services.alerting.settings import WorkerSettings  # noqa: E402
 from services.alerting.worker import create_worker  # noqa: E402
 from services.bench import workload as bench_workload  # noqa: E402
@@ -60,40 +58,26 @@ def main() -> None:
     worker.app.finalize()
     table = worker.case_table
     load = bench_workload.generate(args.lines, args.cases, seed=11)
-    records = [
-        Record(
-            message.key,
-            message.value,
-            SEAL.headers(message.key, message.value, message.case_seq),
-            offset,
-            int.from_bytes(hashlib.sha1(message.key).digest()[:4]) % PARTITIONS,
-        )
-        for offset, message in enumerate(load.messages)
-    ]
+    records = sealed([(m.key, m.value, m.case_seq) for m in load.messages])
     reference = Reference(sample_price_book())
     live = LiveStates(settings.live_states)
     tapped = table.tap(send)
     gc.collect()
     gc.freeze()
 
-    async def apply_all() -> None:
-        for start in range(0, len(records), args.batch):
-            table.begin_batch()
-            await apply_batch(
-                records[start : start + args.batch],
-                store=table,
-                send=tapped,
-                reference=reference,
-                live=live,
-                topics=replace(TOPICS, changelog=worker.topics.changelog),
-                seal=SEAL,
-                gap_timeout=timedelta(minutes=5),
-                now=NOW,
-                on_durable=lambda record: None,
-            )
-
     started = time.process_time()
-    asyncio.run(apply_all())
+    asyncio.run(
+        apply_in_batches(
+            records,
+            args.batch,
+            store=table,
+            reference=reference,
+            live=live,
+            send=tapped,
+            topics=replace(TOPICS, changelog=worker.topics.changelog),
+            before_each=table.begin_batch,
+        )
+    )
     cpu = time.process_time() - started
     states = hashlib.sha256(b"".join(key + value for key, value in sorted(table.items())))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

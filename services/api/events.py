@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,10 +19,12 @@ from services.ingest.exceptions import LedgerUnavailable, PayloadRejected, Paylo
 from services.ingest.group_commit import GroupCommit
 from services.ingest.publisher import publish_durable
 from services.ingest.schemas import IngestResult
+from services.logs import ids_of
 from services.metrics import EVENTS_BACKDATED, INGEST_UNAVAILABLE, count_ingested, count_rejected
 from services.storage import dead_letters
 from services.validation import FieldError
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["ingest"])
 
 _request_body: dict[str, Any] = {
@@ -175,12 +178,35 @@ async def keep_refused(
         letters = ingest_service.refusal_letters(
             items=items, raw_body=raw, refusal=refusal, now=now
         )
-    count_rejected("json", refusal_reason(refusal), max(1, len(letters)))
+    reason = refusal_reason(refusal)
+    count_rejected("json", reason, max(1, len(letters)))
+    # the refusal's message stays in the dead letters: it may quote the posting's content
+    log.warning(
+        "posting refused (%s): %d events, kept as %d dead letters",
+        reason,
+        len(items),
+        len(letters),
+        extra=posting_ids(items),
+    )
     try:
         db_session.add_all(letters)
         await db_session.commit()
     except Exception:  # noqa: BLE001 - the caller still gets its refusal
         await db_session.rollback()
+
+
+def posting_ids(items: list[Any]) -> dict[str, str]:
+    """`extra` for the line of a refused posting: a single event's ids; of a batch, the
+    ids its events all share (the hospital, a case) and nothing else."""
+    if not items:
+        return {}
+    shared = ids_of(items[0])
+    for item in items[1:]:
+        ids = ids_of(item)
+        shared = {name: value for name, value in shared.items() if ids.get(name) == value}
+    if len(items) > 1:
+        shared.pop("event_id", None)
+    return shared
 
 
 def refusal_reason(refusal: PayloadRejected | NotPermitted) -> str:

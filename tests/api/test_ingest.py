@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
+from services import logs
 from services.ingest.service import MAX_BATCH
 from tests.api.conftest import Api
 from tests.api.helpers import HOSPITAL, admitted, charge
@@ -442,3 +444,72 @@ async def test_a_batch_over_the_event_limit_is_kept_as_a_dead_letter(api: Api) -
     assert response.status_code == 413
     (letter,) = await dead_letters(api)
     assert letter["reason"].startswith("events: more than")
+
+
+def refusal_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The refusal lines POST /v1/events wrote, as production JSON lines."""
+    formatter = logs.JsonFormatter()
+    return [
+        orjson.loads(formatter.format(record))
+        for record in caplog.records
+        if record.name == "services.api.events"
+    ]
+
+
+async def test_a_refused_event_is_one_warning_line_with_its_ids_and_nothing_of_its_content(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.api.events")
+    refused = charge(
+        "bad-9",
+        "C77",
+        quantity="Qorvexa-88317",
+        item_name="Qorvexa imported stent 88317",
+        patient_name="Lin Meixiu-Zqa",
+    )
+    response = await api.client.post("/v1/events", json=refused)
+    assert response.status_code == 422, response.text
+    (letter,) = await dead_letters(api)
+
+    (line,) = refusal_lines(caplog)
+    assert line["level"] == "WARNING"
+    assert (line["event_id"], line["hospital_id"], line["case_id"]) == ("bad-9", HOSPITAL, "C77")
+    written = orjson.dumps(line).decode()
+    assert "Qorvexa" not in written and "Meixiu" not in written
+    # the reason is the dead letter's, not the line's
+    assert "patient_name" in letter["reason"] and "patient_name" not in written
+
+
+async def test_a_refused_batchs_line_carries_the_ids_its_events_share(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.api.events")
+    batch = {"events": [charge("b-1", "C5", amount="9.99"), charge("b-2", "C5", category="x")]}
+    response = await api.client.post("/v1/events", json=batch)
+    assert response.status_code == 422, response.text
+
+    (line,) = refusal_lines(caplog)
+    assert (line["hospital_id"], line["case_id"]) == (HOSPITAL, "C5")
+    assert "event_id" not in line  # two events: neither one is the posting's
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        orjson.dumps(charge("Lin Meixiu-Zqa stent", "Lin Meixiu-Zqa", amount="9.99")),
+    ],
+)
+async def test_a_refused_postings_line_names_no_id_that_is_not_shaped_like_one(
+    api: Api, caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.api.events")
+    response = await api.client.post(
+        "/v1/events", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+
+    (line,) = refusal_lines(caplog)
+    assert line["level"] == "WARNING"
+    assert "event_id" not in line and "case_id" not in line
+    assert "Meixiu" not in orjson.dumps(line).decode()

@@ -8,6 +8,7 @@ dead letters, and what it recorded from the ledger and the cases' API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -441,30 +442,59 @@ async def _answers_of(stack: Stack, record_id: str, count: int) -> list[dict[str
     return of_record(await _answers(stack, lambda found: len(of_record(found)) >= count))
 
 
+def charged_cases(
+    h: str, cases: list[str], charges: int, *, modulus: int
+) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:
+    """Each case admitted, then `charges` charges of varied amounts spread over them; the
+    events and the total each case should reach."""
+    events = [admitted(h, c) for c in cases]
+    expected: dict[str, Decimal] = {}
+    for n in range(charges):
+        c = cases[n % len(cases)]
+        amount = f"{(n % modulus) + 1}.{n % 100:02d}"
+        events.append(charge(h, c, n, amount))
+        expected[c] = expected.get(c, Decimal(0)) + Decimal(amount)
+    return events, expected
+
+
+@contextlib.contextmanager
+def fed_while_the_intake_is_stopped(
+    stack: Stack, path: Path, output: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The file fed (`drgwatch feed --wait`, its output to `output`) while no intake runs,
+    so that it is in the topic before an intake reads any of it; then an intake started.
+    The body works on the intake; on leaving, the feed must end with every record
+    answered."""
+    Stack.kill(stack.intake)
+    feeding = start_feed(stack, path, output)
+    try:
+        time.sleep(3)  # the sends end well within this
+        assert feeding.poll() is None, output.read_text()  # it waits for the answers
+        stack.start_intake()
+        yield feeding
+        assert feeding.wait(150) == 0, output.read_text()
+    finally:
+        if feeding.poll() is None:
+            feeding.kill()
+
+
+def assert_recorded_once(
+    stack: Stack, h: str, events: list[dict[str, Any]], expected: dict[str, Decimal]
+) -> None:
+    """Every event ledgered once (no event id twice), and each case at its expected total."""
+    assert ledger_counts(stack, h) == (len(events), len(events))
+    for c, total in expected.items():
+        wait_total(stack, h, c, total, timeout=90)
+
+
 def test_an_intake_killed_while_consuming_records_every_event_exactly_once(
     stack: Stack, tmp_path: Path
 ) -> None:
     h = HOSPITALS[4]
-    cases = [f"K{n}" for n in range(20)]
-    events: list[dict[str, Any]] = []
-    expected: dict[str, Decimal] = {}
-    for c in cases:
-        events.append(admitted(h, c))
-    for n in range(2000):
-        c = cases[n % len(cases)]
-        amount = f"{(n % 97) + 1}.{n % 100:02d}"
-        events.append(charge(h, c, n, amount))
-        expected[c] = expected.get(c, Decimal(0)) + Decimal(amount)
+    events, expected = charged_cases(h, [f"K{n}" for n in range(20)], 2000, modulus=97)
     path = ndjson(tmp_path / "big.ndjson", events)
-
-    # the file is in the topic before the intake reads any of it
-    Stack.kill(stack.intake)
     output = tmp_path / "feed.out"
-    feeding = start_feed(stack, path, output)
-    try:
-        time.sleep(3)  # the sends end well within this
-        assert feeding.poll() is None, output.read_text()
-        stack.start_intake()
+    with fed_while_the_intake_is_stopped(stack, path, output):
         # killed twice while it works through the file, wherever it is in a batch
         for recorded in (200, 1200):
             stack.wait_for(
@@ -476,19 +506,13 @@ def test_an_intake_killed_while_consuming_records_every_event_exactly_once(
             os.killpg(intake.pid, signal.SIGKILL)
             intake.wait(10)
             stack.start_intake()
-        assert feeding.wait(150) == 0, output.read_text()
-    finally:
-        if feeding.poll() is None:
-            feeding.kill()
     summary = output.read_text()
     counted = re.search(r"accepted (\d+), duplicate (\d+), refused 0", summary)
     assert counted, summary
     # a record whose events were ledgered before a kill, but not answered, is answered
     # `duplicate` when read again
     assert int(counted.group(1)) + int(counted.group(2)) == len(events), summary
-    assert ledger_counts(stack, h) == (len(events), len(events))
-    for c in cases:
-        wait_total(stack, h, c, expected[c], timeout=90)
+    assert_recorded_once(stack, h, events, expected)
     [row] = query(
         stack,
         "SELECT count(*) AS letters FROM dead_letters WHERE hospital_id = $1",
@@ -503,21 +527,10 @@ def test_an_intake_stopped_by_sigterm_answers_every_record_once(
     """SIGTERM: the records in hand are recorded, answered and committed, then the intake
     exits 0 within DRGWATCH_SHUTDOWN_SECONDS; the next one reads none of them again."""
     h = HOSPITALS[8]
-    cases = [f"T{n}" for n in range(10)]
-    events = [admitted(h, c) for c in cases]
-    expected: dict[str, Decimal] = {}
-    for n in range(1500):
-        c = cases[n % len(cases)]
-        amount = f"{(n % 89) + 1}.{n % 100:02d}"
-        events.append(charge(h, c, n, amount))
-        expected[c] = expected.get(c, Decimal(0)) + Decimal(amount)
+    events, expected = charged_cases(h, [f"T{n}" for n in range(10)], 1500, modulus=89)
     path = ndjson(tmp_path / "stopped.ndjson", events)
-    Stack.kill(stack.intake)
     output = tmp_path / "feed.out"
-    feeding = start_feed(stack, path, output)
-    try:
-        time.sleep(3)
-        stack.start_intake()
+    with fed_while_the_intake_is_stopped(stack, path, output):
         stack.wait_for(lambda: ledger_counts(stack, h)[0] > 300, timeout=60, interval=0.02)
         intake = stack.intake
         assert intake is not None
@@ -528,13 +541,7 @@ def test_an_intake_stopped_by_sigterm_answers_every_record_once(
         assert took < 20, f"the intake took {took:.1f} s to stop"
         assert ledger_counts(stack, h)[0] < len(events), "the intake finished first"
         stack.start_intake()
-        assert feeding.wait(150) == 0, output.read_text()
-    finally:
-        if feeding.poll() is None:
-            feeding.kill()
     summary = output.read_text()
     # nothing read again: every record was answered once, none as a duplicate
     assert f"accepted {len(events)}, duplicate 0, refused 0" in summary, summary
-    assert ledger_counts(stack, h) == (len(events), len(events))
-    for c in cases:
-        wait_total(stack, h, c, expected[c], timeout=90)
+    assert_recorded_once(stack, h, events, expected)
