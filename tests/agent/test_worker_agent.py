@@ -507,3 +507,14 @@ def test_the_fetch_loop_followed_is_the_installed_fausts() -> None:
     assert hashlib.sha256(source.encode()).hexdigest() == transport.FAUST_FETCH_LOOP_SHA256, (
         "Faust's fetch loop changed: compare it with transport._Consumer._drain_messages"
     )
+
+
+async def test_a_fetch_hands_over_at_most_a_batch_of_events(worker: WorkerApp) -> None:
+    # the aiokafka consumer the worker fetches with, as its consumer thread creates it
+    thread = worker.app.consumer._thread
+    fetching = thread._create_worker_consumer(worker.app.consumer.transport)
+    try:
+        assert isinstance(fetching, AIOKafkaConsumer)
+        assert fetching._max_poll_records == worker.settings.batch_max_events == 1000
+    finally:
+        await fetching.stop()
