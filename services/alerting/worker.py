@@ -51,13 +51,15 @@ from services.wire import (
 log = logging.getLogger(__name__)
 
 # per changelog partition's RocksDB database: Faust's defaults (a 2 GB block cache and up
-# to three 64 MB write buffers each) would let eight partitions take gigabytes; a case
-# state is a few kilobytes, and most cases a batch reads are among those the worker
-# keeps decoded anyway (DRGWATCH_LIVE_STATES)
+# to three 64 MB write buffers each) would let eight partitions take gigabytes. A case
+# state is about a kilobyte (snappy makes 100,000 of them 16 MB on disk); most cases a
+# batch reads are among those the worker keeps decoded (DRGWATCH_LIVE_STATES), and a
+# block read again comes from the page cache. So at most 8 MB a partition: a 2 MB write
+# buffer (two while one is flushed) and a 4 MB block cache.
 ROCKSDB_OPTIONS = {
-    "write_buffer_size": 8 * 1024 * 1024,
+    "write_buffer_size": 2 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_size": 4 * 1024 * 1024,
 }
 
 # the worker's malloc arenas (heap.py): the event loop's thread and one shared by the
