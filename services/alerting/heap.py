@@ -3,10 +3,10 @@
 A case state is about a kilobyte, past the size Python's own allocator serves, so every
 state, fetched record and produced record the worker handles is a malloc block. glibc
 gives each thread that allocates its own arena (up to eight per core) and keeps what is
-freed for reuse: after a backlog of 100,000 cases the worker held about 200 MB of
-freed blocks, most of them in the arena of the consumer's thread (which decodes the
-fetched records). Two arenas, and a periodic `malloc_trim`, which returns the free
-pages inside every arena, keep the resident memory to what is in use.
+freed for reuse: a quarter of the way into a load of 100,000 cases, 195 MB of the
+507 MB malloc held were freed blocks, 133 MB of them in one thread's arena (not the
+event loop's). Two arenas, and a periodic `malloc_trim`, which returns the free pages
+inside every arena, keep the resident memory close to what is in use.
 
 Elsewhere than glibc (musl, macOS) both are no-ops.
 """
