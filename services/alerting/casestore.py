@@ -26,7 +26,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Protocol
 
-from rocksdict import WriteBatch
+from rocksdict import ReadOptions, WriteBatch
 
 from services.alerting import transport
 from services.alerting.batch import RecordSink
@@ -167,14 +167,18 @@ class RocksCases:
         them: active and standby), a partition at a time.
 
         The caller awaits between items: no database is referenced meanwhile, so one
-        revoked in a rebalance is closed and can be opened again if it comes back."""
+        revoked in a rebalance is closed and can be opened again if it comes back. The
+        scan (every gap check's) leaves the block caches to the batches' reads: filled
+        by it, they would soon hold every state of the table."""
         offset_key = self._store.offset_key
+        scan = ReadOptions()
+        scan.fill_cache(False)  # type: ignore[call-arg]  # rocksdict's stub omits the flag
         dbs = transport.partition_dbs(self._store)
         for partition in list(dbs):
             db = dbs.get(partition)
             if db is None:
                 continue
-            states = [(key, value) for key, value in db.items() if key != offset_key]
+            states = [(key, value) for key, value in db.items(read_opt=scan) if key != offset_key]
             del db
             yield from states
 

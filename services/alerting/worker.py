@@ -25,7 +25,7 @@ import faust
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.alerting import projector, rulewatch, targetwatch, transport
+from services.alerting import heap, projector, rulewatch, targetwatch, transport
 from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
 from services.alerting.casestore import CaseTable, MemoryCases, RocksCases, claim_directory
 from services.alerting.settings import WorkerSettings, worker_tables_dir
@@ -51,14 +51,22 @@ from services.wire import (
 log = logging.getLogger(__name__)
 
 # per changelog partition's RocksDB database: Faust's defaults (a 2 GB block cache and up
-# to three 64 MB write buffers each) would let eight partitions take gigabytes; a case
-# state is a few kilobytes, and most cases a batch reads are among those the worker
-# keeps decoded anyway (DRGWATCH_LIVE_STATES)
+# to three 64 MB write buffers each) would let eight partitions take gigabytes. A case
+# state is about a kilobyte (snappy makes 100,000 of them 16 MB on disk); most cases a
+# batch reads are among those the worker keeps decoded (DRGWATCH_LIVE_STATES), and a
+# block read again comes from the page cache. So at most 8 MB a partition: a 2 MB write
+# buffer (two while one is flushed) and a 4 MB block cache.
 ROCKSDB_OPTIONS = {
-    "write_buffer_size": 8 * 1024 * 1024,
+    "write_buffer_size": 2 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_size": 4 * 1024 * 1024,
 }
+
+# the worker's malloc arenas (heap.py): the event loop's thread and one shared by the
+# consumer's, the producer's and RocksDB's threads
+MALLOC_ARENAS = 2
+# how often the free pages of the malloc arenas go back to the system (heap.py)
+HEAP_TRIM_SECONDS = 5.0
 
 
 @dataclass
@@ -351,6 +359,9 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
         broker_commit_every=settings.commit_every,
         broker_commit_interval=settings.commit_interval,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        # a fetch hands over at most this many records, so a backlog is applied a bounded
+        # batch at a time rather than every prefetched record at once
+        broker_max_poll_records=settings.batch_max_events,
         web_enabled=settings.web_enabled,
         web_bind="127.0.0.1" if settings.mode == "embedded" else "0.0.0.0",
         web_port=settings.web_port,
@@ -478,6 +489,11 @@ def create_worker(settings: WorkerSettings) -> WorkerApp:
                 ),
             )
 
+    @app.timer(HEAP_TRIM_SECONDS)
+    async def _release_free_memory() -> None:
+        # in a thread: a trim walks every arena (milliseconds), the loop carries on
+        await asyncio.to_thread(heap.release_free_memory)
+
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     @app.timer(settings.heartbeat_seconds)
@@ -496,6 +512,7 @@ def run(worker_app: WorkerApp, loglevel: str = "WARNING") -> None:
     """Run the worker until it is stopped (as `drgwatch worker` does)."""
     from services.alerting.stopping import BoundedWorker
 
+    heap.limit_arenas(MALLOC_ARENAS)  # before the consumer's and RocksDB's threads start
     settings = worker_app.settings
     worker = BoundedWorker(
         worker_app.app,

@@ -508,3 +508,36 @@ def test_the_fetch_loop_followed_is_the_installed_fausts() -> None:
     assert hashlib.sha256(source.encode()).hexdigest() == transport.FAUST_FETCH_LOOP_SHA256, (
         "Faust's fetch loop changed: compare it with transport._Consumer._drain_messages"
     )
+
+
+async def test_a_fetch_hands_over_at_most_a_batch_of_events(worker: WorkerApp) -> None:
+    # the aiokafka consumer the worker fetches with, as its consumer thread creates it
+    thread = worker.app.consumer._thread
+    fetching = thread._create_worker_consumer(worker.app.consumer.transport)
+    try:
+        assert isinstance(fetching, AIOKafkaConsumer)
+        assert fetching._max_poll_records == worker.settings.batch_max_events == 1000
+    finally:
+        await fetching.stop()
+
+
+def test_a_scan_of_the_rocksdb_table_leaves_its_block_cache_to_the_batches(
+    settings: WorkerSettings,
+) -> None:
+    worker = create_worker(settings)
+    worker.app.finalize()
+    if not isinstance(worker.case_table, RocksCases):
+        pytest.skip("a RocksDB store's block cache")
+    db = transport.partition_db(worker.cases.data, 0)
+    states = {f"H1/C{number}".encode(): b"[" + bytes(900) + b"]" for number in range(2000)}
+    for key, value in states.items():
+        worker.case_table.put(key, value, partition=0)
+    db.flush()  # into a table file, read through the block cache from now on
+
+    def cached() -> int:
+        return int(db.property_int_value("rocksdb.block-cache-usage") or 0)
+
+    assert dict(worker.case_table.items()) == states
+    scanned = cached()
+    assert worker.case_table.get(b"H1/C7") == states[b"H1/C7"]
+    assert scanned < 1000 < cached()  # a batch's read is cached: a block of states
