@@ -26,7 +26,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerting import heap, projector, rulewatch, targetwatch, transport
-from services.alerting.batch import LiveStates, Message, RecordSink, Topics, apply_batch
+from services.alerting.batch import (
+    LiveStates,
+    Message,
+    RecordSink,
+    Topics,
+    apply_batch,
+    settle_collector,
+)
 from services.alerting.casestore import CaseTable, MemoryCases, RocksCases, claim_directory
 from services.alerting.settings import WorkerSettings, worker_tables_dir
 from services.casecost.pricing import PriceBook
@@ -526,4 +533,5 @@ def run(worker_app: WorkerApp, loglevel: str = "WARNING") -> None:
     # every record: every library's debug call on the hot path then builds a record
     # (about 4% of the worker's time). Logs go to the handlers at `loglevel` only.
     worker.spinner = None
+    settle_collector()
     worker.execute_from_commandline()
