@@ -23,14 +23,16 @@ from services.wire import CASE_SEQUENCE_HEADER, EventSeal, case_key
 pytestmark = pytest.mark.integration
 
 SEAL = EventSeal(b"\x05" * 32)
-# a receipt of a few minutes ago stamps the record; one older than half the topic's
-# retention does not (the publisher's default retention: an hour)
-RECEIVED = datetime.now(UTC).replace(microsecond=123000) - timedelta(minutes=5)
-LONG_AGO = RECEIVED - timedelta(hours=1)
 
 
-def accepted(count: int) -> list[Accepted]:
-    """`count` events over a few cases; the hot case's alone fill more than one batch."""
+def accepted(count: int, received: datetime) -> list[Accepted]:
+    """`count` events over a few cases; the hot case's alone fill more than one batch.
+
+    The first was received an hour before `received`: a receipt older than half the
+    topic's retention (the publisher's default retention: an hour) does not stamp its
+    record; the others do, each a millisecond after the one before.
+    """
+    long_ago = received - timedelta(hours=1)
     events = []
     for number in range(count):
         case_id = "HOT" if number % 2 else f"C{number % 7}"
@@ -41,7 +43,7 @@ def accepted(count: int) -> list[Accepted]:
                 key=case_key("H1", case_id),
                 value=value,
                 case_seq=number,
-                received_at=(LONG_AGO if number == 0 else RECEIVED)
+                received_at=(long_ago if number == 0 else received)
                 + timedelta(milliseconds=number),
             )
         )
@@ -70,7 +72,9 @@ async def read_back(bootstrap: str, topic: str, expected: int) -> list[tuple[int
 def test_batches_land_where_single_records_would_in_order_and_sealed(tmp_path: Path) -> None:
     port, broker = on_a_free_port(lambda port: start_broker(port, tmp_path / "broker.log"))
     settings = CommonSettings(kafka_bootstrap=f"127.0.0.1:{port}", topic_partitions=6)
-    events = accepted(1200)  # ~400 KB on the hot case's partition: more than one batch
+    # a receipt of a few minutes ago, taken when the test runs (not when it is collected)
+    received = datetime.now(UTC).replace(microsecond=123000) - timedelta(minutes=5)
+    events = accepted(1200, received)  # ~400 KB on the hot case's partition: more than one batch
 
     async def run() -> tuple[list[int], list[tuple[int, object]], dict[bytes, int]]:
         await create_topics(settings)
@@ -108,9 +112,9 @@ def test_batches_land_where_single_records_would_in_order_and_sealed(tmp_path: P
         assert dict(headers)[CASE_SEQUENCE_HEADER] == str(event.case_seq).encode()
         # the ledger's received_at, from which the worker counts the delay to an alert
         if event.seq == 1:  # received long ago: the producer's clock
-            assert record.timestamp > RECEIVED.timestamp() * 1000  # type: ignore[attr-defined]
+            assert record.timestamp > received.timestamp() * 1000  # type: ignore[attr-defined]
         else:
-            assert record.timestamp == RECEIVED.timestamp() * 1000 + event.seq - 1  # type: ignore[attr-defined]
+            assert record.timestamp == received.timestamp() * 1000 + event.seq - 1  # type: ignore[attr-defined]
         seen_per_partition.setdefault(partition, []).append(event.seq)
     for seqs in seen_per_partition.values():
         assert seqs == sorted(seqs)
