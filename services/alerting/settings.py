@@ -37,7 +37,9 @@ class WorkerSettings(CommonSettings):
     # a partition's end offset with the base offset of its last record batch + 1, and
     # Faust recovers a table only up to that end; so after each batch the worker closes
     # every changelog partition it wrote with a one-record batch (a tombstone of
-    # END_MARKER_KEY, see worker.py), which makes the reported end the true one.
+    # END_MARKER_KEY, see worker.py), which makes the reported end the true one. A worker
+    # killed between its states and its marker leaves a batch unclosed: recovery confirms
+    # every end with a fetch as well (transport.confirmed_ends).
     producer_batch_bytes: int = Field(default=524288, ge=1)
     # case states kept decoded between batches (see worker.LiveStates)
     live_states: int = Field(default=4096, ge=0)

@@ -53,8 +53,9 @@ BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 class PrivateName:
     """A name below a library's public API that this module depends on.
 
-    `owner` is "module:Class"; `use` says how: a method overridden here, a class
-    attribute or method read or called, or an attribute its instances carry.
+    `owner` is "module:Class", or "module" for a function of the module; `use` says how:
+    a method overridden here, a class attribute or method read or called, or an attribute
+    its instances carry.
     """
 
     owner: str
@@ -102,6 +103,15 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "_new_consumer_thread",
         "overridden",
         "our consumer thread (shorter fetch wait)",
+    ),
+    PrivateName(
+        "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
+        "highwaters",
+        "overridden",
+        "the end offsets recovery reads to, confirmed by a fetch",
+    ),
+    PrivateName(
+        "faust.transport.drivers.aiokafka", "server_list", "called", "the broker addresses"
     ),
     PrivateName(
         "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
@@ -180,6 +190,69 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by aiokafka at start()
         return consumer
+
+    async def highwaters(self, *partitions: Any) -> Mapping[Any, int]:
+        """The end offsets, each confirmed by a fetch (see `confirmed_ends`): what table
+        recovery reads the changelog up to, and holds a table's own offsets against."""
+        ends = await super().highwaters(*partitions)
+        transport: Any = self.transport
+        servers = faust_aiokafka.server_list(transport.url, transport.default_port)
+        timeout = self.app.conf.broker_request_timeout
+        confirmed: Mapping[Any, int] = await self.call_thread(
+            confirmed_ends, servers, ends, timeout
+        )
+        return confirmed
+
+
+async def confirmed_ends(
+    servers: Sequence[str], ends: Mapping[Any, int | None], timeout: float
+) -> dict[Any, int | None]:
+    """`ends` (a partition's end offset as ListOffsets answered it), raised to the high
+    watermark a fetch of the partition's last batch reports.
+
+    The embedded tansu broker answers ListOffsets with one past the first offset of a
+    partition's last record batch, not of its last record (seen here: a batch at 6-8
+    gave an end of 7). Table recovery read only that far, losing the states of the rest
+    of that batch, and a worker whose table had written the batch itself stopped at its
+    next rebalance ("persisted offset ... higher than the last offset in that topic").
+    A fetch from the reported end less one answers with the true high watermark; on a
+    broker that answers ListOffsets right this confirms the same end.
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    asked = {tp: end for tp, end in ends.items() if end}
+    if not asked:
+        return dict(ends)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=list(servers),
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        max_partition_fetch_bytes=64 * 1024,
+    )
+    await reader.start()
+    try:
+        reader.assign(list(asked))
+        for tp, end in asked.items():
+            reader.seek(tp, end - 1)
+        found: dict[Any, int] = {}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(found) < len(asked):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            batches = await reader.getmany(timeout_ms=min(int(left * 1000), 200))
+            for tp, records in batches.items():
+                if records:
+                    found[tp] = max(found.get(tp, 0), records[-1].offset + 1)
+            for tp in asked:
+                high = reader.highwater(tp)
+                if high is not None and tp not in found:
+                    found[tp] = high
+                elif high is not None:
+                    found[tp] = max(found[tp], high)
+    finally:
+        await reader.stop()
+    return {tp: max(end, found.get(tp, 0)) if end else end for tp, end in ends.items()}
 
 
 class DurableOffsets:

@@ -464,10 +464,11 @@ def test_the_worker_runs_on_the_offset_guarding_consumer(worker: WorkerApp) -> N
     assert consumer.batch_handlers == {worker.settings.events_topic: worker.deliver}
 
 
-def _owner(path: str) -> type:
+def _owner(path: str) -> Any:
+    """The class "module:Class" names, or the module a bare "module" names."""
     module, _, name = path.partition(":")
-    owner: type = getattr(importlib.import_module(module), name)
-    return owner
+    found = importlib.import_module(module)
+    return getattr(found, name) if name else found
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,7 @@ HL7_PER_SECOND = 20.0  # offered by the engines together
 FHIR_BUNDLES = 200
 FHIR_PER_SECOND = 12.0
 SENDING_TIMEOUT = 90.0
+HELD_SECONDS = 0.5  # durable and unanswered this long with the broker paused
 CATCH_UP_TIMEOUT = 45.0
 HL7_CODING_SYSTEMS = ["DRUG", "CONS", "LAB", "EXAM", "PROC", "BED", "NURS"]
 FHIR_HOSPITAL = f"HF{uuid.uuid4().hex[:6]}"
@@ -232,21 +233,34 @@ def kill_once_durable_but_unanswered(stack: Stack, senders: Sequence[Sender]) ->
 
     With the broker paused, the API answers a message only after waiting
     PUBLISH_WAIT_SECONDS (2 s) to publish it: the window between durable and answered
-    that a kill can otherwise only hit by chance.
+    that a kill can otherwise only hit by chance. A message counts once it has been seen
+    durable and unanswered for HELD_SECONDS: one committed and published just before the
+    pause is answered at once and would be seen durable for a moment only.
     """
     assert stack.broker is not None
     os.kill(stack.broker.pid, signal.SIGSTOP)
     try:
+        first_seen: dict[str, float] = {}
         found: list[str] = []
 
         def durable_in_flight() -> bool:
-            flying = [s.current for s in senders if s.in_flight and s.current is not None]
-            first_events = {m.event_ids[0]: m.key for m in flying}
+            flying = {
+                s.current.event_ids[0]: s.current.key
+                for s in senders
+                if s.in_flight and s.current is not None
+            }
             rows = stack.query(
                 "SELECT event_id FROM ingest_ledger WHERE event_id = ANY($1::text[])",
-                list(first_events),
+                list(flying),
             )
-            found.extend(first_events[row["event_id"]] for row in rows)
+            now = time.monotonic()
+            durable = {flying[row["event_id"]] for row in rows}
+            for key in list(first_seen):
+                if key not in durable:
+                    del first_seen[key]  # answered meanwhile
+            for key in durable:
+                first_seen.setdefault(key, now)
+            found.extend(key for key, seen in first_seen.items() if now - seen >= HELD_SECONDS)
             return bool(found)
 
         stack.wait_for(durable_in_flight, timeout=30, interval=0.01)
