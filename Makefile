@@ -35,7 +35,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check services tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs --durations=25 $(PYTEST_ARGS)
 
 # the dashboard: install the pinned Node packages and build services/api/ui/dist (committed,
 # so running drgwatch needs no Node); run after changing anything under services/api/ui
