@@ -114,6 +114,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "faust.transport.drivers.aiokafka", "server_list", "called", "the broker addresses"
     ),
     PrivateName(
+        "faust.transport.drivers.aiokafka",
+        "credentials_to_aiokafka_auth",
+        "called",
+        "the broker credentials, as Faust's consumer has them",
+    ),
+    PrivateName(
         "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread",
         "_create_worker_consumer",
         "overridden",
@@ -196,16 +202,22 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         recovery reads the changelog up to, and holds a table's own offsets against."""
         ends = await super().highwaters(*partitions)
         transport: Any = self.transport
-        servers = faust_aiokafka.server_list(transport.url, transport.default_port)
-        timeout = self.app.conf.broker_request_timeout
+        conf = self.app.conf
+        client = {  # the broker, and how to reach it, as for the worker's own consumer
+            "bootstrap_servers": faust_aiokafka.server_list(transport.url, transport.default_port),
+            "client_id": conf.broker_client_id,
+            **faust_aiokafka.credentials_to_aiokafka_auth(
+                conf.broker_credentials, conf.ssl_context
+            ),
+        }
         confirmed: Mapping[Any, int] = await self.call_thread(
-            confirmed_ends, servers, ends, timeout
+            confirmed_ends, client, ends, conf.broker_request_timeout
         )
         return confirmed
 
 
 async def confirmed_ends(
-    servers: Sequence[str], ends: Mapping[Any, int | None], timeout: float
+    client: Mapping[str, Any], ends: Mapping[Any, int | None], timeout: float
 ) -> dict[Any, int | None]:
     """`ends` (a partition's end offset as ListOffsets answered it), raised to the high
     watermark a fetch of the partition's last batch reports.
@@ -224,7 +236,7 @@ async def confirmed_ends(
     if not asked:
         return dict(ends)
     reader = AIOKafkaConsumer(
-        bootstrap_servers=list(servers),
+        **client,
         enable_auto_commit=False,
         auto_offset_reset="latest",
         max_partition_fetch_bytes=64 * 1024,

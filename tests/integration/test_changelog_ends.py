@@ -72,7 +72,9 @@ def test_recovery_reads_to_the_last_record_of_the_last_batch(tmp_path: Path) -> 
         expected = {TopicPartition(topic, p): last + 1 for p, last in LAST_OFFSETS.items()}
         expected[TopicPartition(topic, len(BATCHES))] = 0
         # what the worker's recovery gets: every end one past the last acknowledged record
-        confirmed = asyncio.run(transport.confirmed_ends([bootstrap], listed, timeout=10))
+        confirmed = asyncio.run(
+            transport.confirmed_ends({"bootstrap_servers": bootstrap}, listed, timeout=10)
+        )
         assert confirmed == expected, f"ListOffsets answered {listed}"
 
         # and through the worker's own consumer thread, which table recovery asks
