@@ -216,6 +216,12 @@ class Dispatcher:
             await self._finish_sends()
             await self._client.aclose()
 
+    @property
+    def active(self) -> bool:
+        """Whether its last look found something to send; while not, it asks the database
+        only every `idle_check_seconds` whether there is."""
+        return self._active
+
     def wake(self) -> None:
         """Something to send may have been made in this process (a subscription created
         or enabled, a test message or a retry queued): look now, not at the next check."""
